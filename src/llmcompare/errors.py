@@ -1,0 +1,180 @@
+"""The exception tree of llmcompare.
+
+Every error the library raises on purpose derives from :class:`LLMCompareError`, so callers
+can catch one class. Backend failures carry the model id and say whether retrying could help; the
+SDK's own exception stays reachable as ``__cause__``. No message or repr ever holds a secret:
+header values that carry credentials are dropped and key-shaped strings are masked by
+:func:`redact`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+__all__ = [
+    "BackendError",
+    "BudgetExceeded",
+    "ConfigurationError",
+    "LLMCompareError",
+    "PluginLoadError",
+    "ProviderHTTPError",
+    "RateLimitError",
+    "UnknownModelError",
+    "redact",
+]
+
+# Header names whose values are credentials or session state; they never leave an error object.
+_SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "api-key",
+        "x-api-key",
+        "openai-api-key",
+        "cookie",
+        "set-cookie",
+        "openai-organization",
+        "openai-project",
+    }
+)
+
+# Key-shaped tokens: OpenAI-style "sk-..." keys and bearer tokens. Masking them in every message is
+# cheap insurance against a provider echoing the key back in an error body.
+_SECRET_PATTERN = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9_\-\.=]{6,})")
+
+
+def redact(text: str) -> str:
+    """Mask anything in ``text`` that looks like an API key or a bearer token.
+
+    Args:
+        text: Any message that may have come from a provider or the user's configuration.
+
+    Returns:
+        The text with each key-shaped token replaced by ``"[REDACTED]"``.
+    """
+    return _SECRET_PATTERN.sub("[REDACTED]", text)
+
+
+class LLMCompareError(Exception):
+    """Base class of every error llmcompare raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
+    @property
+    def message(self) -> str:
+        """The human-readable message (already redacted)."""
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigurationError(LLMCompareError):
+    """Something the user must set up is missing or wrong; the message says how to fix it."""
+
+
+class UnknownModelError(LLMCompareError, LookupError):
+    """No registered model matches the requested name.
+
+    Attributes:
+        name: The name that was asked for.
+        suggestions: Registered names close to it, best first.
+    """
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        import difflib
+
+        known_list = sorted(set(known))
+        self.name = name
+        self.suggestions: tuple[str, ...] = tuple(
+            difflib.get_close_matches(name, known_list, n=3, cutoff=0.5)
+        )
+        if self.suggestions:
+            hint = "did you mean " + " or ".join(repr(s) for s in self.suggestions) + "?"
+        elif known_list:
+            hint = "known models: " + ", ".join(known_list)
+        else:
+            hint = "no models are registered (is a backend plugin installed?)"
+        super().__init__(f"unknown model {name!r}: {hint}")
+
+    def __str__(self) -> str:
+        # LookupError's KeyError-like quoting does not apply: show the message as written.
+        return self.message
+
+
+class PluginLoadError(LLMCompareError):
+    """A backend plugin failed to import or to register its models.
+
+    Attributes:
+        plugin: The entry point name of the plugin.
+        distribution: The distribution (package) that declares it, when known.
+    """
+
+    def __init__(self, message: str, *, plugin: str, distribution: str | None = None) -> None:
+        self.plugin = plugin
+        self.distribution = distribution
+        super().__init__(message)
+
+
+class BudgetExceeded(LLMCompareError):
+    """A request was refused before it was sent because it could exceed a budget."""
+
+
+class BackendError(LLMCompareError):
+    """A model backend failed to produce a completion.
+
+    Attributes:
+        model_id: The llmcompare id of the model that failed (``"provider:name"``).
+        retryable: Whether sending the same request again may succeed (timeouts, resets, 429, 5xx).
+    """
+
+    def __init__(self, message: str, *, model_id: str, retryable: bool = False) -> None:
+        self.model_id = model_id
+        self.retryable = retryable
+        super().__init__(f"{model_id}: {message}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only constructors do not survive the default pickling (used by multiprocessing).
+        return (_rebuild, (type(self), self.__dict__, self.args))
+
+
+class ProviderHTTPError(BackendError):
+    """The provider answered with an HTTP error status.
+
+    Attributes:
+        status: The HTTP status code.
+        headers: Response headers, names lower-cased, credential headers removed.
+        retry_after: Seconds the provider asked the client to wait, when it said so.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model_id: str,
+        status: int,
+        headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        retry_after: float | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        self.status = status
+        items = headers.items() if isinstance(headers, Mapping) else (headers or ())
+        self.headers: dict[str, str] = {
+            k.lower(): redact(v) for k, v in items if k.lower() not in _SECRET_HEADERS
+        }
+        self.retry_after = retry_after
+        if retryable is None:
+            retryable = status in (408, 409, 429) or status >= 500
+        super().__init__(f"HTTP {status}: {message}", model_id=model_id, retryable=retryable)
+
+
+class RateLimitError(ProviderHTTPError):
+    """The provider refused the request for exceeding a rate limit or quota (HTTP 429)."""
+
+
+def _rebuild(
+    cls: type[BackendError], state: dict[str, object], args: tuple[object, ...]
+) -> BackendError:
+    err = Exception.__new__(cls)
+    err.args = args
+    err.__dict__.update(state)
+    return err

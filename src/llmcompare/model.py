@@ -1,0 +1,510 @@
+"""The :class:`Model` protocol every backend satisfies, and :class:`ModelBase`, which derives it.
+
+A backend writer subclasses :class:`ModelBase` and implements ONE of ``_generate`` (sync) or
+``_agenerate`` (async). The base class then provides the whole protocol: sync and async calls,
+streaming (a one-chunk fallback unless the backend implements ``_stream`` or ``_astream``) and
+``generate_batch`` (request by request unless the backend implements ``_generate_batch``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from types import TracebackType
+from typing import Protocol, TypeVar, runtime_checkable
+
+from typing_extensions import Self, Unpack
+
+from llmcompare.errors import LLMCompareError
+from llmcompare.types import (
+    Chunk,
+    Completion,
+    FinishReason,
+    ModelInfo,
+    Prompt,
+    Request,
+    Result,
+    Settings,
+    Usage,
+)
+
+__all__ = ["AsyncStream", "Model", "ModelBase", "Stream"]
+
+_T = TypeVar("_T")
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What every llmcompare model offers, whatever runs it.
+
+    Every call takes a prompt (a string, a list of messages or a :class:`~llmcompare.Request`)
+    plus keyword settings (``max_tokens``, ``temperature``, ``top_p``, ``stop``, ``seed``).
+    """
+
+    @property
+    def id(self) -> str:
+        """The stable model id, ``"provider:name"``."""
+        ...
+
+    @property
+    def info(self) -> ModelInfo:
+        """Static facts about the model."""
+        ...
+
+    def generate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
+        """Generate one answer and wait for it."""
+        ...
+
+    async def agenerate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
+        """Generate one answer without blocking the event loop."""
+        ...
+
+    def stream(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Stream:
+        """Stream one answer chunk by chunk."""
+        ...
+
+    def astream(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> AsyncStream:
+        """Stream one answer chunk by chunk, asynchronously."""
+        ...
+
+    def generate_batch(
+        self, prompts: Sequence[Prompt], /, **settings: Unpack[Settings]
+    ) -> list[Result]:
+        """Answer many prompts; one result per prompt, in order, failures kept."""
+        ...
+
+    def close(self) -> None:
+        """Release clients, threads or weights held by the model."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release resources held by the model, asynchronously."""
+        ...
+
+
+class _StreamState:
+    """What a stream has seen so far; turns into the final :class:`Completion`."""
+
+    __slots__ = (
+        "finish_reason",
+        "model",
+        "parts",
+        "request_id",
+        "response_model",
+        "started",
+        "ttft",
+        "usage",
+    )
+
+    def __init__(self, model: ModelBase) -> None:
+        self.model = model
+        self.parts: list[str] = []
+        self.started = 0.0
+        self.ttft: float | None = None
+        self.finish_reason: FinishReason | None = None
+        self.usage: Usage | None = None
+        self.request_id: str | None = None
+        self.response_model: str | None = None
+
+    def start(self) -> None:
+        self.started = time.perf_counter()
+
+    def see(self, chunk: Chunk) -> None:
+        if chunk.text:
+            if self.ttft is None:
+                self.ttft = time.perf_counter() - self.started
+            self.parts.append(chunk.text)
+        if chunk.finish_reason is not None:
+            self.finish_reason = chunk.finish_reason
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.request_id is not None:
+            self.request_id = chunk.request_id
+        if chunk.response_model is not None:
+            self.response_model = chunk.response_model
+
+    def completion(self) -> Completion:
+        latency = time.perf_counter() - self.started
+        # A backend that ends a stream without usage has not counted anything: say so rather
+        # than report a silent zero.
+        usage = self.usage if self.usage is not None else Usage(estimated=True)
+        built = Completion(
+            text="".join(self.parts),
+            finish_reason=self.finish_reason or "stop",
+            usage=usage,
+            model=self.model.id,
+            response_model=self.response_model,
+            request_id=self.request_id,
+            latency_s=latency,
+            ttft_s=self.ttft if self.ttft is not None else latency,
+        )
+        return self.model._finalize_stream(built)
+
+
+class Stream(Iterator[Chunk]):
+    """A synchronous stream of :class:`~llmcompare.Chunk`; also a context manager.
+
+    Iterate it to receive chunks as they are generated. When it is exhausted,
+    :attr:`completion` holds the whole answer with its usage and timings. Closing it early
+    (``close()``, leaving a ``with`` block, or ``break`` then garbage collection) stops the backend.
+    """
+
+    def __init__(self, model: ModelBase, chunks: Iterator[Chunk]) -> None:
+        self._chunks = chunks
+        self._state = _StreamState(model)
+        self._completion: Completion | None = None
+        self._begun = False
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> Chunk:
+        if not self._begun:
+            self._begun = True
+            self._state.start()
+        try:
+            chunk = next(self._chunks)
+        except StopIteration:
+            if self._completion is None:
+                self._completion = self._state.completion()
+            raise
+        self._state.see(chunk)
+        return chunk
+
+    @property
+    def completion(self) -> Completion:
+        """The whole answer, once the stream has been read to its end.
+
+        Raises:
+            LLMCompareError: When the stream has not ended yet.
+        """
+        if self._completion is None:
+            raise LLMCompareError("the stream has not ended: read it to its end first")
+        return self._completion
+
+    def until_done(self) -> Completion:
+        """Read the rest of the stream and return the whole answer."""
+        for _ in self:
+            pass
+        return self.completion
+
+    def close(self) -> None:
+        """Stop the stream; the backend stops generating."""
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncStream(AsyncIterator[Chunk]):
+    """An asynchronous stream of :class:`~llmcompare.Chunk`; also an async context manager.
+
+    The async twin of :class:`Stream`.
+    """
+
+    def __init__(self, model: ModelBase, chunks: AsyncIterator[Chunk]) -> None:
+        self._chunks = chunks
+        self._state = _StreamState(model)
+        self._completion: Completion | None = None
+        self._begun = False
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Chunk:
+        if not self._begun:
+            self._begun = True
+            self._state.start()
+        try:
+            chunk = await self._chunks.__anext__()
+        except StopAsyncIteration:
+            if self._completion is None:
+                self._completion = self._state.completion()
+            raise
+        self._state.see(chunk)
+        return chunk
+
+    @property
+    def completion(self) -> Completion:
+        """The whole answer, once the stream has been read to its end.
+
+        Raises:
+            LLMCompareError: When the stream has not ended yet.
+        """
+        if self._completion is None:
+            raise LLMCompareError("the stream has not ended: read it to its end first")
+        return self._completion
+
+    async def until_done(self) -> Completion:
+        """Read the rest of the stream and return the whole answer."""
+        async for _ in self:
+            pass
+        return self.completion
+
+    async def aclose(self) -> None:
+        """Stop the stream; the backend stops generating."""
+        aclose = getattr(self._chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def _run_coroutine_sync(make: Callable[[], Awaitable[_T]]) -> _T:
+    """Run a coroutine to completion from synchronous code, inside an event loop or not."""
+
+    async def main() -> _T:
+        return await make()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    # Called from inside a running loop (a notebook, say): blocking it would deadlock, so the
+    # coroutine gets a loop of its own on a worker thread.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, main()).result()
+
+
+class ModelBase:
+    """Base class that turns one generate method into the whole :class:`Model` protocol.
+
+    Subclasses call ``super().__init__(info)`` and override at least one of :meth:`_generate` or
+    :meth:`_agenerate`. They may also override :meth:`_stream` / :meth:`_astream` for real
+    streaming, :meth:`_generate_batch` for real batching, :meth:`_finalize_stream` to add
+    backend facts to a streamed completion, and :meth:`close` / :meth:`aclose`.
+
+    Args:
+        info: Static facts about the model; ``info.id`` becomes the model id.
+    """
+
+    def __init__(self, info: ModelInfo) -> None:
+        self._info = info
+        self._id = info.id
+        cls = type(self)
+        # Which hooks the subclass really implements decides how each public call is derived.
+        self._has_sync = cls._generate is not ModelBase._generate
+        self._has_async = cls._agenerate is not ModelBase._agenerate
+        self._has_stream = cls._stream is not ModelBase._stream
+        self._has_astream = cls._astream is not ModelBase._astream
+        if not (self._has_sync or self._has_async):
+            raise TypeError(f"{cls.__name__} must override _generate or _agenerate")
+
+    @property
+    def id(self) -> str:
+        """The stable model id, ``"provider:name"``."""
+        return self._id
+
+    @property
+    def info(self) -> ModelInfo:
+        """Static facts about the model."""
+        return self._info
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._id}>"
+
+    # -- hooks for backend writers --------------------------------------------------------------
+
+    def _generate(self, request: Request) -> Completion:
+        """Answer one request synchronously. Override this or :meth:`_agenerate`."""
+        return _run_coroutine_sync(lambda: self._agenerate(request))
+
+    async def _agenerate(self, request: Request) -> Completion:
+        """Answer one request asynchronously. Override this or :meth:`_generate`."""
+        return await asyncio.to_thread(self._generate, request)
+
+    def _stream(self, request: Request) -> Iterator[Chunk]:
+        """Yield chunks of the answer; the last carries finish_reason and usage.
+
+        The default answers in one chunk.
+        """
+        completion = self._generate(request)
+        yield _chunk_of(completion)
+
+    async def _astream(self, request: Request) -> AsyncIterator[Chunk]:
+        """Yield chunks of the answer asynchronously; the default derives from the sync hooks."""
+        if self._has_stream:
+            chunks = self._stream(request)
+            done = object()
+            try:
+                while True:
+                    # Each step of a sync stream may block on compute: keep it off the loop.
+                    chunk = await asyncio.to_thread(next, chunks, done)
+                    if chunk is done:
+                        return
+                    assert isinstance(chunk, Chunk)
+                    yield chunk
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    await asyncio.to_thread(close)
+        else:
+            completion = await self._agenerate(request)
+            yield _chunk_of(completion)
+
+    def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
+        """Answer requests in order, one entry per request; errors are returned, not raised."""
+        out: list[Completion | Exception] = []
+        for request in requests:
+            try:
+                out.append(self._timed(request))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    def _finalize_stream(self, completion: Completion) -> Completion:
+        """Add backend facts (compute time, device, ...) to a completion built from a stream."""
+        return completion
+
+    # -- the public protocol --------------------------------------------------------------------
+
+    def _timed(self, request: Request) -> Completion:
+        start = time.perf_counter()
+        completion = self._generate(request)
+        if completion.latency_s:
+            return completion
+        return completion.model_copy(update={"latency_s": time.perf_counter() - start})
+
+    def generate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
+        """Generate one answer and wait for it.
+
+        Args:
+            prompt: A string, a list of messages or a :class:`~llmcompare.Request`.
+            **settings: Generation settings; see :class:`~llmcompare.Settings`.
+
+        Returns:
+            The completion, with ``latency_s`` measured around the call.
+
+        Raises:
+            pydantic.ValidationError: When the prompt or a setting is invalid.
+            BackendError: When the backend fails.
+        """
+        return self._timed(Request.of(prompt, **settings))
+
+    async def agenerate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
+        """Generate one answer without blocking the event loop; see :meth:`generate`."""
+        request = Request.of(prompt, **settings)
+        start = time.perf_counter()
+        completion = await self._agenerate(request)
+        if completion.latency_s:
+            return completion
+        return completion.model_copy(update={"latency_s": time.perf_counter() - start})
+
+    def stream(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Stream:
+        """Stream one answer; see :class:`Stream`.
+
+        Backends without streaming answer in a single chunk, so the same code works everywhere.
+        """
+        request = Request.of(prompt, **settings)
+        if self._has_stream or not self._has_astream:
+            return Stream(self, self._stream(request))
+        return Stream(self, _sync_iter(self._astream(request)))
+
+    def astream(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> AsyncStream:
+        """Stream one answer asynchronously; see :class:`AsyncStream`."""
+        return AsyncStream(self, self._astream(Request.of(prompt, **settings)))
+
+    def generate_batch(
+        self, prompts: Sequence[Prompt], /, **settings: Unpack[Settings]
+    ) -> list[Result]:
+        """Answer many prompts; one :class:`~llmcompare.Result` per prompt, in input order.
+
+        Every prompt is validated before anything is generated, so bad input fails the whole
+        call at once. After that, a request that fails is recorded in its result and the others
+        still complete. Backends with real batching (the Llama backend) run tensors in batches.
+
+        Args:
+            prompts: The prompts, in any accepted form.
+            **settings: Settings applied to every prompt.
+
+        Returns:
+            One result per prompt, in order.
+        """
+        requests = [Request.of(p, **settings) for p in prompts]
+        outputs = self._generate_batch(requests) if requests else []
+        if len(outputs) != len(requests):
+            raise LLMCompareError(
+                f"{self._id}: backend returned {len(outputs)} results for {len(requests)} requests"
+            )
+        return [
+            Result(i, req, error=out)
+            if isinstance(out, BaseException)
+            else Result(i, req, completion=out)
+            for i, (req, out) in enumerate(zip(requests, outputs, strict=True))
+        ]
+
+    def close(self) -> None:
+        """Release resources held by the model. The default holds none."""
+
+    async def aclose(self) -> None:
+        """Release resources asynchronously. The default calls :meth:`close` off the loop."""
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def _chunk_of(completion: Completion) -> Chunk:
+    return Chunk(
+        text=completion.text,
+        finish_reason=completion.finish_reason,
+        usage=completion.usage,
+        request_id=completion.request_id,
+        response_model=completion.response_model,
+    )
+
+
+def _sync_iter(chunks: AsyncIterator[Chunk]) -> Iterator[Chunk]:
+    """Drive an async-only stream from sync code on a private event loop."""
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(chunks.__anext__())
+            except StopAsyncIteration:
+                return
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            loop.run_until_complete(aclose())
+        loop.close()

@@ -1,0 +1,333 @@
+"""Value types shared by every backend: messages, requests, completions, usage and results.
+
+All of them are pydantic v2 models that are frozen and refuse unknown fields, so a typo is an
+error at the boundary rather than a silently ignored setting, and every value round-trips through
+JSON (``model_dump_json`` / ``model_validate_json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing_extensions import Self, TypedDict
+
+__all__ = [
+    "Chunk",
+    "Completion",
+    "FinishReason",
+    "Message",
+    "ModelInfo",
+    "Prompt",
+    "Request",
+    "Result",
+    "Role",
+    "Settings",
+    "Usage",
+]
+
+Role: TypeAlias = Literal["system", "user", "assistant"]
+"""Who speaks a message."""
+
+FinishReason: TypeAlias = Literal["stop", "length", "content_filter", "error"]
+"""Why generation ended: natural end or stop string, token limit, provider filter, or failure."""
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class Message(BaseModel):
+    """One turn of a conversation.
+
+    Attributes:
+        role: ``"system"``, ``"user"`` or ``"assistant"``.
+        content: The text of the turn.
+    """
+
+    model_config = _FROZEN
+
+    role: Role
+    content: str
+
+    @classmethod
+    def system(cls, content: str) -> Message:
+        """Build a system message."""
+        return cls(role="system", content=content)
+
+    @classmethod
+    def user(cls, content: str) -> Message:
+        """Build a user message."""
+        return cls(role="user", content=content)
+
+    @classmethod
+    def assistant(cls, content: str) -> Message:
+        """Build an assistant message."""
+        return cls(role="assistant", content=content)
+
+
+class Settings(TypedDict, total=False):
+    """Generation settings accepted as keyword arguments by every ``generate``-like call.
+
+    Each key has the meaning of the :class:`Request` field of the same name.
+    """
+
+    max_tokens: int | None
+    temperature: float | None
+    top_p: float | None
+    stop: Sequence[str]
+    seed: int | None
+
+
+class Request(BaseModel):
+    """A conversation plus the settings to generate the next assistant turn with.
+
+    ``None`` for a setting means "the backend's default". Build one from any accepted prompt form
+    with :meth:`Request.of`.
+
+    Attributes:
+        messages: The conversation, at least one message.
+        max_tokens: Upper bound on generated tokens.
+        temperature: Sampling temperature in [0, 2]; 0 means greedy decoding.
+        top_p: Nucleus sampling mass in (0, 1].
+        stop: Strings that end generation; the text is cut before the first one found.
+        seed: Seed for reproducible sampling where the backend supports it.
+    """
+
+    model_config = _FROZEN
+
+    messages: Annotated[tuple[Message, ...], Field(min_length=1)]
+    max_tokens: Annotated[int, Field(gt=0)] | None = None
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_as_tuple(cls, value: Any) -> Any:
+        # A single string is a common slip; treat it as one stop string, not its characters.
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_not_empty(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(s == "" for s in value):
+            raise ValueError("stop strings must not be empty")
+        return value
+
+    @classmethod
+    def of(cls, prompt: Prompt, /, **settings: Any) -> Request:
+        """Normalise any accepted prompt form plus keyword settings into one request.
+
+        Args:
+            prompt: A plain string (one user message), a sequence of :class:`Message` (or dicts
+                with ``role`` and ``content``), or a :class:`Request`.
+            **settings: Settings (see :class:`Settings`); they override those of a given request.
+
+        Returns:
+            The validated request.
+
+        Raises:
+            pydantic.ValidationError: When the prompt or a setting is invalid; the error names
+                the field.
+        """
+        if isinstance(prompt, Request):
+            if not settings:
+                return prompt
+            return cls.model_validate({**prompt.model_dump(), **settings})
+        if isinstance(prompt, str):
+            messages: Any = ({"role": "user", "content": prompt},)
+        elif isinstance(prompt, (bytes, bytearray)):  # type: ignore[unreachable]
+            # bytes are a Sequence too, and would otherwise become a list of ints.
+            raise TypeError("prompt must be a str, a sequence of messages or a Request")
+        else:
+            messages = tuple(prompt)
+        return cls.model_validate({"messages": messages, **settings})
+
+
+Prompt: TypeAlias = str | Sequence[Message] | Request
+"""Anything a model call accepts as its prompt; see :meth:`Request.of`."""
+
+
+class Usage(BaseModel):
+    """Token counts of one call, or a sum of calls.
+
+    The buckets are inclusive, as providers report them: ``cache_read_tokens`` are counted inside
+    ``input_tokens`` and ``reasoning_tokens`` inside ``output_tokens``.
+
+    Attributes:
+        input_tokens: Prompt tokens, cached ones included.
+        output_tokens: Generated tokens, reasoning ones included.
+        cache_read_tokens: Prompt tokens served from the provider's cache.
+        reasoning_tokens: Generated tokens spent on hidden reasoning.
+        estimated: True when any count was estimated rather than reported or counted exactly
+            (for example a stream that ended without a usage report).
+    """
+
+    model_config = _FROZEN
+
+    input_tokens: Annotated[int, Field(ge=0)] = 0
+    output_tokens: Annotated[int, Field(ge=0)] = 0
+    cache_read_tokens: Annotated[int, Field(ge=0)] = 0
+    reasoning_tokens: Annotated[int, Field(ge=0)] = 0
+    estimated: bool = False
+
+    @model_validator(mode="after")
+    def _inclusive(self) -> Self:
+        if self.cache_read_tokens > self.input_tokens:
+            raise ValueError(
+                f"cache_read_tokens ({self.cache_read_tokens}) is counted inside input_tokens "
+                f"({self.input_tokens}) and cannot exceed it"
+            )
+        if self.reasoning_tokens > self.output_tokens:
+            raise ValueError(
+                f"reasoning_tokens ({self.reasoning_tokens}) is counted inside output_tokens "
+                f"({self.output_tokens}) and cannot exceed it"
+            )
+        return self
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        """Return a new usage with every bucket summed; estimated if either side was."""
+        if not isinstance(other, Usage):
+            return NotImplemented
+        # model_construct skips re-validation: sums of valid inclusive buckets stay valid.
+        return Usage.model_construct(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            estimated=self.estimated or other.estimated,
+        )
+
+    def __radd__(self, other: object) -> Usage:
+        # Lets sum(usages) work with its default start of 0.
+        if other == 0:
+            return self
+        return NotImplemented
+
+
+class Completion(BaseModel):
+    """The answer of one model call and what it took to get it.
+
+    Attributes:
+        text: The generated text.
+        finish_reason: Why generation ended.
+        usage: Token counts.
+        model: The llmcompare id of the model that answered (``"provider:name"``).
+        response_model: The model name the provider reported, when it differs or is more precise.
+        request_id: The provider's request id, for support tickets and logs.
+        latency_s: Wall-clock seconds from the call to the full answer.
+        ttft_s: Seconds to the first streamed token, for streamed calls.
+        compute_s: Local compute seconds spent on this request (local backends), the basis of
+            local cost accounting. In a batch, the batch's time shared out by tokens.
+        device: Where a local model ran (``"cpu"``, ``"cuda:0"``, ...).
+        attempts: How many attempts the call took (more than 1 after retries).
+        retry_wait_s: Seconds spent waiting between attempts.
+    """
+
+    model_config = _FROZEN
+
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+    model: str
+    response_model: str | None = None
+    request_id: str | None = None
+    latency_s: Annotated[float, Field(ge=0.0)] = 0.0
+    ttft_s: Annotated[float, Field(ge=0.0)] | None = None
+    compute_s: Annotated[float, Field(ge=0.0)] | None = None
+    device: str | None = None
+    attempts: Annotated[int, Field(ge=1)] = 1
+    retry_wait_s: Annotated[float, Field(ge=0.0)] = 0.0
+
+
+class Chunk(BaseModel):
+    """One piece of a streamed answer.
+
+    The last chunk of a stream carries ``finish_reason`` and, when known, ``usage``.
+
+    Attributes:
+        text: The text added by this chunk.
+        finish_reason: Set on the last chunk.
+        usage: Set on the last chunk when the backend knows it.
+        request_id: The provider's request id, when known.
+        response_model: The model name the provider reported, when known.
+    """
+
+    model_config = _FROZEN
+
+    text: str = ""
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    request_id: str | None = None
+    response_model: str | None = None
+
+
+class ModelInfo(BaseModel):
+    """Static facts about a model, known without loading it or calling it.
+
+    Attributes:
+        provider: The backend name (``"llama"``, ``"chatgpt"``, ...); the first part of the id.
+        name: The model's name within the backend; the second part of the id.
+        open_weights: Whether the weights are open (run it yourself) or only behind an API.
+        context_window: Maximum tokens of prompt plus answer, when known.
+        parameters: Number of parameters, when known.
+        description: One line for listings.
+    """
+
+    model_config = _FROZEN
+
+    provider: str = Field(min_length=1, pattern=r"^[^:\s]+$")
+    name: str = Field(min_length=1)
+    open_weights: bool
+    context_window: Annotated[int, Field(gt=0)] | None = None
+    parameters: Annotated[int, Field(gt=0)] | None = None
+    description: str = ""
+
+    @property
+    def id(self) -> str:
+        """The stable model id, ``"provider:name"``."""
+        return f"{self.provider}:{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The outcome of one request in a batch: a completion or the error that stopped it.
+
+    Attributes:
+        index: Position of the request in the input.
+        request: The request as sent.
+        completion: The completion, when the request succeeded.
+        error: The exception, when it failed.
+    """
+
+    index: int
+    request: Request
+    completion: Completion | None = None
+    error: BaseException | None = None
+
+    def __post_init__(self) -> None:
+        if (self.completion is None) == (self.error is None):
+            raise ValueError("a Result holds exactly one of completion and error")
+
+    @property
+    def ok(self) -> bool:
+        """True when the request succeeded."""
+        return self.completion is not None
+
+    def unwrap(self) -> Completion:
+        """Return the completion, or raise the stored error.
+
+        Raises:
+            BaseException: The error the request failed with.
+        """
+        if self.completion is None:
+            assert self.error is not None
+            raise self.error
+        return self.completion

@@ -1,0 +1,109 @@
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from llmcompare import Completion, Message, Request, Usage
+
+
+def test_every_prompt_form_normalises_to_the_same_request() -> None:
+    expected = Request(messages=(Message.user("hi"),), max_tokens=5, temperature=0.0)
+    assert Request.of("hi", max_tokens=5, temperature=0.0) == expected
+    assert Request.of([Message.user("hi")], max_tokens=5, temperature=0.0) == expected
+    assert Request.of([{"role": "user", "content": "hi"}], max_tokens=5, temperature=0) == expected
+    assert Request.of(Request.of("hi"), max_tokens=5, temperature=0.0) == expected
+    # A request passed with no settings is returned as it is.
+    assert Request.of(expected) is expected
+
+
+def test_settings_override_those_of_a_given_request() -> None:
+    base = Request.of("hi", max_tokens=5, seed=1)
+    assert Request.of(base, max_tokens=9).max_tokens == 9
+    assert Request.of(base, max_tokens=9).seed == 1
+
+
+@pytest.mark.parametrize(
+    ("prompt", "settings", "field"),
+    [
+        ([], {}, "messages"),
+        ([{"role": "robot", "content": "x"}], {}, "role"),
+        ("x", {"max_tokens": 0}, "max_tokens"),
+        ("x", {"max_tokens": -3}, "max_tokens"),
+        ("x", {"temperature": 3}, "temperature"),
+        ("x", {"top_p": 0}, "top_p"),
+        ("x", {"stop": [""]}, "stop"),
+        ("x", {"max_token": 5}, "max_token"),
+    ],
+)
+def test_bad_input_names_the_field(prompt: object, settings: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        Request.of(prompt, **settings)  # type: ignore[arg-type]
+    assert field in str(info.value)
+
+
+def test_a_single_stop_string_is_one_stop_string() -> None:
+    assert Request.of("x", stop="END").stop == ("END",)
+
+
+def test_bytes_are_refused() -> None:
+    with pytest.raises(TypeError):
+        Request.of(b"hi")  # type: ignore[arg-type]
+
+
+def test_usage_buckets_are_inclusive() -> None:
+    with pytest.raises(ValidationError, match="cache_read_tokens"):
+        Usage(input_tokens=1, cache_read_tokens=2)
+    with pytest.raises(ValidationError, match="reasoning_tokens"):
+        Usage(output_tokens=1, reasoning_tokens=2)
+
+
+def test_usage_is_frozen_and_adds_into_a_new_value() -> None:
+    a = Usage(input_tokens=10, output_tokens=5, cache_read_tokens=4, reasoning_tokens=1)
+    b = Usage(input_tokens=1, output_tokens=2, estimated=True)
+    c = a + b
+    assert c == Usage(
+        input_tokens=11, output_tokens=7, cache_read_tokens=4, reasoning_tokens=1, estimated=True
+    )
+    assert a.input_tokens == 10
+    assert sum([a, a, a]) == Usage(
+        input_tokens=30, output_tokens=15, cache_read_tokens=12, reasoning_tokens=3
+    )
+    assert c.total_tokens == 18
+    with pytest.raises(ValidationError):
+        a.input_tokens = 3  # type: ignore[misc]
+
+
+usages = st.builds(
+    lambda i, o, c, r: Usage(
+        input_tokens=i, output_tokens=o, cache_read_tokens=min(c, i), reasoning_tokens=min(r, o)
+    ),
+    st.integers(0, 10**9),
+    st.integers(0, 10**9),
+    st.integers(0, 10**9),
+    st.integers(0, 10**9),
+)
+
+
+@given(usages, usages, usages)
+def test_usage_addition_associates_and_stays_valid(a: Usage, b: Usage, c: Usage) -> None:
+    assert (a + b) + c == a + (b + c)
+    # The sum re-validates: inclusive buckets of valid parts stay inclusive.
+    Usage.model_validate((a + b).model_dump())
+
+
+def test_values_round_trip_through_json() -> None:
+    completion = Completion(
+        text="Paris.",
+        finish_reason="stop",
+        usage=Usage(input_tokens=3, output_tokens=2, cache_read_tokens=1),
+        model="fake:x",
+        request_id="req_1",
+        latency_s=0.5,
+        ttft_s=0.1,
+        attempts=2,
+    )
+    assert Completion.model_validate_json(completion.model_dump_json()) == completion
+    request = Request.of([Message.system("be brief"), Message.user("hi")], stop=["\n"], seed=3)
+    assert Request.model_validate(json.loads(request.model_dump_json())) == request
