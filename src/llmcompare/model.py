@@ -369,7 +369,7 @@ class ModelBase:
         for request in requests:
             try:
                 out.append(self._timed(request))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - one failure must not lose the others
                 out.append(exc)
         return out
 

@@ -1,0 +1,217 @@
+"""Prompt sets: the items a comparison runs, loaded from JSONL, CSV or YAML, or the built-in suite.
+
+Each item has a prompt (a string) or messages, an optional reference answer, optional scorer names
+for that item, and tags. Files are validated line by line: an error names the file and the line.
+
+JSONL, one object per line::
+
+    {"id": "capital", "prompt": "Capital of France?", "reference": "Paris", "scorers": ["contains"]}
+
+CSV with a header row: ``id,prompt,reference,scorers,tags`` (``scorers`` and ``tags`` separated
+by ``|``). YAML (needs PyYAML): a list of mappings with the JSONL fields.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from typing_extensions import Self
+
+from llmcompare.errors import ConfigurationError, LLMCompareError
+from llmcompare.types import Message
+
+__all__ = ["PromptFileError", "PromptItem", "builtin_suite", "load_prompts"]
+
+
+class PromptFileError(LLMCompareError):
+    """A prompt file could not be read; the message names the file and the line.
+
+    Attributes:
+        path: The file.
+        line: The 1-based line (or CSV row, or YAML item) at fault, when known.
+    """
+
+    def __init__(self, message: str, *, path: str, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}")
+
+
+class PromptItem(BaseModel):
+    """One item of a prompt set.
+
+    Attributes:
+        id: A unique id within the set.
+        prompt: The prompt as a single user message (give this or ``messages``).
+        messages: The conversation to answer (give this or ``prompt``).
+        reference: The expected answer, for scorers that compare against one.
+        scorers: Scorer names for this item (see :func:`llmcompare.scorers.scorer_from_name`);
+            ``None`` uses the comparison's scorers.
+        tags: Free labels, for grouping in reports.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1)
+    prompt: str | None = None
+    messages: tuple[Message, ...] | None = None
+    reference: str | None = None
+    scorers: tuple[str, ...] | None = None
+    tags: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_prompt(self) -> Self:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of 'prompt' and 'messages'")
+        if self.messages is not None and not self.messages:
+            raise ValueError("'messages' must not be empty")
+        return self
+
+    def conversation(self) -> tuple[Message, ...]:
+        """The messages to send: ``messages``, or ``prompt`` as one user message."""
+        if self.messages is not None:
+            return self.messages
+        assert self.prompt is not None
+        return (Message.user(self.prompt),)
+
+    @classmethod
+    def of(cls, value: PromptItem | str | Mapping[str, Any], *, index: int) -> PromptItem:
+        """Turn a string, a mapping or an item into an item; strings get the id ``item-<index>``."""
+        if isinstance(value, PromptItem):
+            return value
+        if isinstance(value, str):
+            return cls(id=f"item-{index + 1}", prompt=value)
+        data = dict(value)
+        data.setdefault("id", f"item-{index + 1}")
+        return cls.model_validate(data)
+
+
+def _check_unique(items: list[PromptItem], path: str) -> list[PromptItem]:
+    seen: dict[str, int] = {}
+    for n, item in enumerate(items, 1):
+        if item.id in seen:
+            raise PromptFileError(
+                f"duplicate id {item.id!r} (first at item {seen[item.id]})", path=path, line=n
+            )
+        seen[item.id] = n
+    if not items:
+        raise PromptFileError("no prompts in the file", path=path)
+    return items
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+    return "; ".join(parts)
+
+
+def _from_rows(rows: Iterable[tuple[int, Any]], path: str) -> list[PromptItem]:
+    items = []
+    for index, (line, row) in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise PromptFileError("each item must be an object/mapping", path=path, line=line)
+        try:
+            items.append(PromptItem.of(row, index=index))
+        except ValidationError as exc:
+            raise PromptFileError(_validation_message(exc), path=path, line=line) from None
+    return _check_unique(items, path)
+
+
+def _jsonl_rows(text: str, path: str) -> Iterable[tuple[int, Any]]:
+    for line_no, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            yield line_no, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise PromptFileError(f"invalid JSON: {exc.msg}", path=path, line=line_no) from None
+
+
+def _csv_rows(text: str, path: str) -> Iterable[tuple[int, Any]]:
+    reader = csv.DictReader(io.StringIO(text))
+    known = set(PromptItem.model_fields)
+    unknown = set(reader.fieldnames or ()) - known
+    if unknown:
+        raise PromptFileError(
+            f"unknown column(s) {sorted(unknown)}; use {sorted(known - {'messages'})}",
+            path=path,
+            line=1,
+        )
+    for row in reader:
+        data: dict[str, Any] = {k: v for k, v in row.items() if v not in (None, "")}
+        for key in ("scorers", "tags"):
+            if key in data:
+                data[key] = [s.strip() for s in data[key].split("|") if s.strip()]
+        # The header is line 1; DictReader counts physical lines read so far.
+        yield reader.line_num, data
+
+
+def _yaml_rows(text: str, path: str) -> Iterable[tuple[int, Any]]:
+    try:
+        import yaml
+    except ImportError:
+        raise ConfigurationError(
+            f"{path}: reading YAML prompt files needs PyYAML: pip install 'llmcompare[report]'"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise PromptFileError(f"invalid YAML: {exc}", path=path, line=line) from None
+    if isinstance(data, Mapping) and "prompts" in data:
+        data = data["prompts"]
+    if not isinstance(data, list):
+        raise PromptFileError("expected a list of items (or a 'prompts:' list)", path=path)
+    return enumerate(data, 1)
+
+
+def load_prompts(path: str | Path) -> list[PromptItem]:
+    """Load a prompt set from a ``.jsonl``, ``.csv`` or ``.yaml``/``.yml`` file.
+
+    Args:
+        path: The file.
+
+    Returns:
+        The items, in file order.
+
+    Raises:
+        PromptFileError: When the file is missing, malformed, or an item is invalid; the message
+            names the line.
+    """
+    p = Path(path)
+    name = str(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PromptFileError("no such file", path=name) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PromptFileError(f"cannot read: {exc}", path=name) from None
+    suffix = p.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return _from_rows(_jsonl_rows(text, name), name)
+    if suffix == ".csv":
+        return _from_rows(_csv_rows(text, name), name)
+    if suffix in (".yaml", ".yml"):
+        return _from_rows(_yaml_rows(text, name), name)
+    raise PromptFileError("unknown format: use .jsonl, .csv, .yaml or .yml", path=name)
+
+
+def builtin_suite() -> list[PromptItem]:
+    """The small suite that ships with llmcompare: 20 items with references.
+
+    Facts, arithmetic, following a format, JSON output and summarising, each with its scorers,
+    so a comparison runs with no files at all.
+    """
+    text = resources.files("llmcompare").joinpath("data/suite.jsonl").read_text(encoding="utf-8")
+    return _from_rows(_jsonl_rows(text, "<builtin suite>"), "<builtin suite>")

@@ -1,0 +1,284 @@
+"""Scorers: how good an answer is, as a number in [0, 1].
+
+A scorer is any callable ``scorer(completion, item) -> float | bool | None`` with a ``name``
+attribute (or a ``__name__``): ``True``/``1.0`` is fully right, ``False``/``0.0`` fully wrong,
+``None`` means "does not apply" (for example no reference answer) and is left out of averages.
+
+Built in: :class:`Exact`, :class:`Contains`, :class:`Regex`, :class:`Numeric`, :class:`JsonValid`
+(optionally against a pydantic model), :class:`MaxLength`, and :class:`Judge`, which asks any
+:class:`~llmcompare.Model` to grade the answer with a rubric. Prompt files name scorers with
+:func:`scorer_from_name` (``"exact"``, ``"contains"``, ``"regex"``, ``"numeric"``, ``"json"``,
+``"max_words:25"``, ``"max_chars:200"``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ValidationError
+
+from llmcompare.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from llmcompare.model import Model
+    from llmcompare.prompts import PromptItem
+    from llmcompare.types import Completion
+
+__all__ = [
+    "Contains",
+    "Exact",
+    "Judge",
+    "JsonValid",
+    "MaxLength",
+    "Numeric",
+    "Regex",
+    "Scorer",
+    "normalise",
+    "scorer_from_name",
+    "scorer_name",
+]
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """The signature of a scorer: ``(completion, item) -> float | bool | None``."""
+
+    def __call__(self, completion: Completion, item: PromptItem) -> float | bool | None:
+        """Score one answer."""
+        ...
+
+
+def scorer_name(scorer: object) -> str:
+    """The name a scorer is reported under: its ``name`` attribute, else its ``__name__``."""
+    name = getattr(scorer, "name", None) or getattr(scorer, "__name__", None)
+    return str(name) if name else type(scorer).__name__
+
+
+_PUNCT_EDGES = " \t\n\r\"'`.,;:!?()[]{}*_"
+
+
+def normalise(text: str) -> str:
+    """Lower-case, fold Unicode, collapse white space and trim punctuation at both ends."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(text.split()).strip(_PUNCT_EDGES)
+
+
+class Exact:
+    """1.0 when the answer equals the reference after :func:`normalise` (or exactly)."""
+
+    def __init__(self, *, normalised: bool = True) -> None:
+        self.name = "exact"
+        self._normalised = normalised
+
+    def __call__(self, completion: Completion, item: PromptItem) -> bool | None:
+        """Compare the answer with the reference."""
+        if item.reference is None:
+            return None
+        if self._normalised:
+            return normalise(completion.text) == normalise(item.reference)
+        return completion.text == item.reference
+
+
+class Contains:
+    """1.0 when the normalised reference appears in the normalised answer."""
+
+    name = "contains"
+
+    def __call__(self, completion: Completion, item: PromptItem) -> bool | None:
+        """Look for the reference inside the answer."""
+        if item.reference is None:
+            return None
+        return normalise(item.reference) in normalise(completion.text)
+
+
+class Regex:
+    """1.0 when a regular expression matches the answer.
+
+    Args:
+        pattern: The expression; by default the item's reference is the pattern.
+    """
+
+    def __init__(self, pattern: str | None = None) -> None:
+        self.name = "regex"
+        self._pattern = re.compile(pattern) if pattern is not None else None
+
+    def __call__(self, completion: Completion, item: PromptItem) -> bool | None:
+        """Search the answer."""
+        pattern = self._pattern
+        if pattern is None:
+            if item.reference is None:
+                return None
+            pattern = re.compile(item.reference)
+        return pattern.search(completion.text) is not None
+
+
+_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def _numbers(text: str) -> list[float]:
+    return [float(m.group().replace(",", "")) for m in _NUMBER.finditer(text)]
+
+
+class Numeric:
+    """1.0 when the last number in the answer equals the reference within a tolerance.
+
+    The last number is taken because answers often show their working ("17 + 25 = 42").
+
+    Args:
+        rel_tol: Relative tolerance.
+        abs_tol: Absolute tolerance.
+    """
+
+    def __init__(self, *, rel_tol: float = 1e-6, abs_tol: float = 1e-9) -> None:
+        self.name = "numeric"
+        self._rel, self._abs = rel_tol, abs_tol
+
+    def __call__(self, completion: Completion, item: PromptItem) -> bool | None:
+        """Compare numbers."""
+        if item.reference is None:
+            return None
+        expected = _numbers(item.reference)
+        if not expected:
+            raise ConfigurationError(
+                f"item {item.id!r}: reference {item.reference!r} has no number"
+            )
+        found = _numbers(completion.text)
+        return bool(found) and math.isclose(
+            found[-1], expected[-1], rel_tol=self._rel, abs_tol=self._abs
+        )
+
+
+def extract_json(text: str) -> Any:
+    """Parse the first JSON value in ``text``, also inside a Markdown code fence.
+
+    Raises:
+        ValueError: When no JSON value can be parsed.
+    """
+    fenced = re.search(r"```(?:json)?\s*(.*?)```", text, re.DOTALL)
+    candidates = [fenced.group(1)] if fenced else []
+    candidates.append(text)
+    decoder = json.JSONDecoder()
+    for candidate in candidates:
+        stripped = candidate.strip()
+        for start, ch in enumerate(stripped):
+            if ch in "[{":
+                try:
+                    value, _ = decoder.raw_decode(stripped[start:])
+                except json.JSONDecodeError:
+                    continue
+                return value
+    raise ValueError("no JSON value found")
+
+
+class JsonValid:
+    """1.0 when the answer holds valid JSON, and (if a schema is given) it validates.
+
+    Args:
+        schema: A pydantic model the JSON must validate against.
+    """
+
+    def __init__(self, schema: type[BaseModel] | None = None) -> None:
+        self.name = "json" if schema is None else f"json:{schema.__name__}"
+        self._schema = schema
+
+    def __call__(self, completion: Completion, item: PromptItem) -> bool:
+        """Parse and validate."""
+        try:
+            value = extract_json(completion.text)
+        except ValueError:
+            return False
+        if self._schema is None:
+            return True
+        try:
+            self._schema.model_validate(value)
+        except ValidationError:
+            return False
+        return True
+
+
+class MaxLength:
+    """1.0 when the answer is within a length limit in words or characters.
+
+    Args:
+        max_words: Most words allowed.
+        max_chars: Most characters allowed.
+    """
+
+    def __init__(self, *, max_words: int | None = None, max_chars: int | None = None) -> None:
+        if (max_words is None) == (max_chars is None):
+            raise ValueError("give exactly one of max_words and max_chars")
+        self._words, self._chars = max_words, max_chars
+        self.name = f"max_words:{max_words}" if max_words is not None else f"max_chars:{max_chars}"
+
+    def __call__(self, completion: Completion, item: PromptItem) -> bool:
+        """Measure the answer."""
+        if self._words is not None:
+            return len(completion.text.split()) <= self._words
+        assert self._chars is not None
+        return len(completion.text.strip()) <= self._chars
+
+
+DEFAULT_RUBRIC = (
+    "You are grading an answer to a question. Judge correctness first, then whether it follows "
+    "the instructions in the question, then clarity."
+)
+
+
+class Judge:
+    """Ask a model to grade each answer from 1 to 10; the score is ``(grade - 1) / 9``.
+
+    Args:
+        model: Any model; a strong one grades better. It is called with temperature 0.
+        rubric: What the grader should value.
+        name: The name the score is reported under.
+    """
+
+    def __init__(self, model: Model, *, rubric: str = DEFAULT_RUBRIC, name: str = "judge") -> None:
+        self.name = name
+        self._model = model
+        self._rubric = rubric
+
+    def __call__(self, completion: Completion, item: PromptItem) -> float | None:
+        """Grade one answer; ``None`` when the grader's reply holds no grade."""
+        question = "\n".join(f"{m.role}: {m.content}" for m in item.conversation())
+        reference = f"\nReference answer: {item.reference}" if item.reference else ""
+        prompt = (
+            f"{self._rubric}\n\nQuestion:\n{question}{reference}\n\nAnswer to grade:\n"
+            f"{completion.text}\n\nReply with a single integer grade from 1 (worst) to 10 "
+            "(best) and nothing else."
+        )
+        reply = self._model.generate(prompt, temperature=0.0, max_tokens=8).text
+        match = re.search(r"\b(10|[1-9])\b", reply)
+        if match is None:
+            return None
+        return (int(match.group(1)) - 1) / 9
+
+
+def scorer_from_name(spec: str) -> Scorer:
+    """Build a built-in scorer from its name in a prompt file.
+
+    Args:
+        spec: ``"exact"``, ``"contains"``, ``"regex"``, ``"numeric"``, ``"json"``,
+            ``"max_words:N"`` or ``"max_chars:N"``.
+
+    Raises:
+        ConfigurationError: For an unknown name or a malformed limit.
+    """
+    name, _, arg = spec.strip().partition(":")
+    simple: dict[str, type[Exact | Contains | Regex | Numeric | JsonValid]] = {
+        "exact": Exact,
+        "contains": Contains,
+        "regex": Regex,
+        "numeric": Numeric,
+        "json": JsonValid,
+    }
+    if name in simple and not arg:
+        return simple[name]()
+    if name in ("max_words", "max_chars") and arg.isdigit():
+        return MaxLength(**{name: int(arg)})
+    known = [*simple, "max_words:N", "max_chars:N"]
+    raise ConfigurationError(f"unknown scorer {spec!r}; built-in scorers: {', '.join(known)}")
