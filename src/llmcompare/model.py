@@ -83,6 +83,32 @@ class Model(Protocol):
         """Release resources held by the model, asynchronously."""
         ...
 
+    def __enter__(self) -> Self:
+        """Use the model in a ``with`` block; :meth:`close` runs at its end."""
+        ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the model."""
+        ...
+
+    async def __aenter__(self) -> Self:
+        """Use the model in an ``async with`` block; :meth:`aclose` runs at its end."""
+        ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the model asynchronously."""
+        ...
+
 
 class _StreamState:
     """What a stream has seen so far; turns into the final :class:`Completion`."""

@@ -16,8 +16,10 @@ group that implements the :func:`register_models` hook::
 
 The built-in backends (``fake``, ``llama``, ``chatgpt``) are registered the same way, through
 llmcompare's own entry points. Factories must be cheap: no weights loaded and no network at
-registration. Each plugin loads on its own: one that fails to import or raises in its hook becomes
-a :class:`PluginWarning` and an entry in :func:`list_plugins`, and the others still load.
+registration. Backends that call the network call :func:`check_network` first, so the
+no-network switch of :mod:`llmcompare.testing` covers them. Each plugin loads on its own: one
+that fails to import or raises in its hook becomes a :class:`PluginWarning` and an entry in
+:func:`list_plugins`, and the others still load.
 
 Environment:
     ``LLMCOMPARE_LOAD_PLUGINS``: comma-separated distribution names to load besides the built-ins;
@@ -40,6 +42,7 @@ from typing import Any, Protocol
 import pluggy
 from pydantic import BaseModel, ConfigDict
 
+from llmcompare._network import check_network
 from llmcompare.errors import PluginLoadError, UnknownModelError
 from llmcompare.model import Model
 
@@ -52,6 +55,7 @@ __all__ = [
     "PluginWarning",
     "Register",
     "Registry",
+    "check_network",
     "get_model",
     "hookimpl",
     "hookspec",

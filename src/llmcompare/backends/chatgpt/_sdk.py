@@ -1,0 +1,188 @@
+"""Everything that touches the openai SDK: building clients and translating its exceptions.
+
+This is the only module of the backend that imports ``openai`` at module level; the rest of the
+package imports it on first use, so ``import llmcompare`` and ``get_model("chatgpt")`` stay cheap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import openai
+
+from llmcompare.backends.chatgpt._retry_headers import parse_retry_after
+from llmcompare.errors import BackendError, LLMCompareError, ProviderHTTPError, RateLimitError
+
+__all__ = ["ERRORS", "make_async_client", "make_sync_client", "map_error"]
+
+ERRORS: tuple[type[BaseException], ...] = (openai.OpenAIError, json.JSONDecodeError)
+"""Exceptions a call can raise that :func:`map_error` turns into llmcompare errors."""
+
+_MESSAGE_LIMIT = 500
+
+
+def _client_kwargs(
+    *,
+    api_key: str,
+    base_url: str | None,
+    organization: str | None,
+    project: str | None,
+    timeout: float | None,
+    headers: Mapping[str, str],
+) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "api_key": api_key,
+        "base_url": base_url,
+        "organization": organization,
+        "project": project,
+        # Retries happen once, in llmcompare.retry, where they are counted and bounded; the SDK
+        # retrying underneath would multiply attempts and hide the wait from our accounting.
+        "max_retries": 0,
+        "default_headers": dict(headers) or None,
+    }
+    if timeout is not None:
+        kwargs["timeout"] = timeout
+    return kwargs
+
+
+def make_sync_client(**settings: Any) -> openai.OpenAI:
+    """Build the synchronous client of one model (keyword arguments as in ``_client_kwargs``)."""
+    return openai.OpenAI(**_client_kwargs(**settings))
+
+
+def make_async_client(**settings: Any) -> openai.AsyncOpenAI:
+    """Build the asynchronous client of one model (keyword arguments as in ``_client_kwargs``)."""
+    return openai.AsyncOpenAI(**_client_kwargs(**settings))
+
+
+def _clean(text: str, secret: str | None) -> str:
+    """Trim a provider message and remove the key, should the provider have echoed it."""
+    text = " ".join(text.split())
+    if secret and len(secret) >= 4:
+        text = text.replace(secret, "[REDACTED]")
+    if len(text) > _MESSAGE_LIMIT:
+        text = text[:_MESSAGE_LIMIT] + "..."
+    return text
+
+
+def _detail(exc: openai.APIError, secret: str | None) -> str:
+    """The provider's own explanation: ``error.message`` of the body, else the raw body text."""
+    body = exc.body
+    if isinstance(body, Mapping):
+        # OpenAI writes {"error": {"message": ...}} (the SDK unwraps "error"); FastAPI-based
+        # servers such as transformers serve write {"detail": ...}.
+        for key in ("message", "detail"):
+            message = body.get(key)
+            if isinstance(message, str) and message:
+                return _clean(message, secret)
+        return _clean(json.dumps(body, default=str), secret)
+    if isinstance(body, str) and body:
+        return _clean(body, secret)
+    return _clean(exc.message, secret)
+
+
+def _status_error(
+    exc: openai.APIStatusError, *, model_id: str, model: str, base_url: str, secret: str | None
+) -> ProviderHTTPError:
+    status = exc.status_code
+    headers = {k.lower(): _clean(v, secret) for k, v in exc.response.headers.items()}
+    detail = _detail(exc, secret)
+    retry_after = parse_retry_after(headers)
+    common: dict[str, Any] = {"model_id": model_id, "status": status, "headers": headers}
+    if status == 429:
+        # "insufficient_quota" is also a 429, but no amount of waiting fixes an empty balance.
+        quota = exc.code == "insufficient_quota" or exc.type == "insufficient_quota"
+        hint = "out of quota: check billing" if quota else "rate limited"
+        wait = "" if retry_after is None else f" (retry after {retry_after:.3g}s)"
+        return RateLimitError(
+            f"{hint}{wait}: {detail}", retry_after=retry_after, retryable=not quota, **common
+        )
+    if status == 401:
+        return ProviderHTTPError(
+            "authentication failed: check the API key (the api_key option or OPENAI_API_KEY) "
+            f"for {base_url}: {detail}",
+            retryable=False,
+            **common,
+        )
+    if status == 403:
+        return ProviderHTTPError(
+            f"permission denied: check that the API key, organization and project may use "
+            f"{model!r} at {base_url}: {detail}",
+            retryable=False,
+            **common,
+        )
+    if status == 404:
+        return ProviderHTTPError(
+            f"not found: check the model name {model!r} and base_url {base_url}: {detail}",
+            retryable=False,
+            **common,
+        )
+    if status in (400, 413, 422):
+        return ProviderHTTPError(f"request rejected: {detail}", retryable=False, **common)
+    # 408, 409 and 5xx are transient by nature; ProviderHTTPError decides from the status.
+    return ProviderHTTPError(detail, retry_after=retry_after, **common)
+
+
+def map_error(
+    exc: BaseException,
+    *,
+    model_id: str,
+    model: str,
+    base_url: str,
+    secret: str | None,
+    timeout: float | None,
+) -> LLMCompareError:
+    """Translate an SDK or decoding exception into the llmcompare error tree.
+
+    Args:
+        exc: What the SDK raised.
+        model_id: The llmcompare id, for the message.
+        model: The OpenAI model name, for hints.
+        base_url: Where the request went, for hints.
+        secret: The API key, removed from any provider text that echoes it.
+        timeout: The configured timeout, for the timeout message.
+
+    Returns:
+        The error to raise (``raise mapped from exc`` keeps the SDK's exception as the cause).
+    """
+    if isinstance(exc, openai.APIStatusError):
+        return _status_error(exc, model_id=model_id, model=model, base_url=base_url, secret=secret)
+    if isinstance(exc, openai.APITimeoutError):
+        limit = "the SDK default" if timeout is None else f"{timeout:g}s"
+        return BackendError(
+            f"request to {base_url} timed out (timeout: {limit}); raise the timeout option "
+            "for slow models",
+            model_id=model_id,
+            retryable=True,
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        why = f"{type(cause).__name__}: {_clean(str(cause), secret)}" if cause else exc.message
+        return BackendError(
+            f"connection to {base_url} failed: {why}", model_id=model_id, retryable=True
+        )
+    if isinstance(exc, openai.APIResponseValidationError):
+        return BackendError(
+            f"unexpected response from {base_url}: {_detail(exc, secret)}",
+            model_id=model_id,
+            retryable=False,
+        )
+    if isinstance(exc, openai.APIError):
+        # An error event inside a 200 stream: the server failed after it started answering.
+        transient = exc.type not in ("invalid_request_error",)
+        return BackendError(
+            f"the server reported an error while answering: {_detail(exc, secret)}",
+            model_id=model_id,
+            retryable=transient,
+        )
+    if isinstance(exc, json.JSONDecodeError):
+        return BackendError(
+            f"the response from {base_url} is not valid JSON: {exc.msg}",
+            model_id=model_id,
+            retryable=False,
+        )
+    return BackendError(
+        f"{type(exc).__name__}: {_clean(str(exc), secret)}", model_id=model_id, retryable=False
+    )

@@ -1,0 +1,643 @@
+"""Run many prompts through any :class:`~llmcompare.Model`: concurrent, limited, resumable.
+
+:func:`generate_many` (and its async twin :func:`agenerate_many`) returns exactly one
+:class:`~llmcompare.Result` per prompt, in input order, holding the completion or the error: one
+failure never loses the others. Optional parts, each off by default:
+
+- ``retry``: a :class:`~llmcompare.retry.RetryPolicy` for transient failures;
+- ``rpm`` / ``tpm``: a token bucket (:class:`RateLimiter`) that keeps requests and tokens per
+  minute under your provider's limits;
+- ``tracker``: a :class:`~llmcompare.cost.CostTracker` that records cost and enforces a budget;
+- ``results_file``: a JSONL file each finished request is written to at once, so a run that
+  was killed resumes where it stopped;
+- ``progress``: a progress bar on stderr (tqdm when installed), on by default in a terminal.
+
+A model with its own batching (the Llama backend batches tensors) is driven through its
+``generate_batch`` in chunks of ``concurrency`` requests, on a worker thread.
+
+Example:
+    >>> from llmcompare.backends.fake import ScriptedModel
+    >>> from llmcompare.batch import generate_many
+    >>> model = ScriptedModel(default=lambda request: request.messages[-1].content.upper())
+    >>> [r.unwrap().text for r in generate_many(model, ["a", "b", "c"], concurrency=2)]
+    ['A', 'B', 'C']
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import importlib
+import json
+import logging
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from typing_extensions import Unpack
+
+from llmcompare.errors import BackendError, ConfigurationError, redact
+from llmcompare.model import Model, ModelBase, _run_coroutine_sync
+from llmcompare.retry import RetryPolicy, _native_batching, with_retry
+from llmcompare.types import Completion, Prompt, Request, Result, Settings
+
+if TYPE_CHECKING:
+    from llmcompare.cost import CostTracker
+
+__all__ = ["RateLimiter", "agenerate_many", "generate_many", "read_results"]
+
+logger = logging.getLogger("llmcompare.batch")
+
+
+# -- rate limits -----------------------------------------------------------------------------------
+
+
+class _Bucket:
+    __slots__ = ("capacity", "last", "level", "rate")
+
+    def __init__(self, per_minute: float, burst_s: float, now: float) -> None:
+        # rate * (60 + burst_s) == per_minute: a full bucket plus one minute of refill never
+        # admits more than the limit in any 60-second window.
+        self.rate = per_minute / (60.0 + burst_s)
+        self.capacity = self.rate * burst_s
+        self.level = self.capacity
+        self.last = now
+
+    def take(self, now: float, amount: float) -> float:
+        """Refill to ``now``; return the wait for ``amount`` (0.0: there is room)."""
+        if now > self.last:
+            level = self.level + (now - self.last) * self.rate
+            self.level = level if level < self.capacity else self.capacity
+            self.last = now
+        # A request larger than the bucket goes when the bucket is full and leaves a debt, so
+        # it is never stuck; the debt delays the ones after it.
+        need = amount if amount < self.capacity else self.capacity
+        short = need - self.level
+        # A shortfall within float rounding counts as none: else a waiter could be told to wait
+        # a few femtoseconds again and again.
+        return 0.0 if short <= 1e-9 * need else short / self.rate
+
+
+class RateLimiter:
+    """A token bucket for requests per minute and tokens per minute, shared by many callers.
+
+    Each request takes one request token and its estimated tokens before it is sent; once its
+    real usage is known, :meth:`settle` gives back (or takes) the difference. The buckets
+    refill at ``limit / (60 + burst_s)`` per second and hold ``burst_s`` seconds' worth, so in
+    any 60-second window at most ``limit`` is admitted, requests arrive smoothly rather than in
+    one burst per minute, and a request larger than a bucket still goes (when the bucket is
+    full) instead of waiting forever. Thread- and task-safe.
+
+    Example:
+        >>> from llmcompare.batch import RateLimiter
+        >>> now = [0.0]
+        >>> limiter = RateLimiter(rpm=61, clock=lambda: now[0])
+        >>> limiter.reserve(), limiter.reserve()  # the second must wait one second
+        (0.0, 1.0)
+
+    Args:
+        rpm: Requests per minute, or None.
+        tpm: Tokens per minute (input plus output), or None.
+        burst_s: Seconds' worth of the limit that may go at once.
+        clock: Monotonic seconds; inject a fake clock in tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        burst_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        for name, value in (("rpm", rpm), ("tpm", tpm)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+        if not burst_s > 0:
+            raise ValueError(f"burst_s must be positive, got {burst_s}")
+        self._clock = clock
+        now = clock()
+        self._requests = None if rpm is None else _Bucket(rpm, burst_s, now)
+        self._tokens = None if tpm is None else _Bucket(tpm, burst_s, now)
+        self._lock = threading.Lock()
+
+    @property
+    def limits_tokens(self) -> bool:
+        """Whether a tokens-per-minute limit is set (so token estimates matter)."""
+        return self._tokens is not None
+
+    def reserve(self, tokens: int = 0, *, requests: int = 1) -> float:
+        """Take capacity for requests now if there is room, without waiting.
+
+        Args:
+            tokens: Estimated tokens of the requests.
+            requests: Number of requests.
+
+        Returns:
+            0.0 when the capacity was taken; else the seconds to wait before trying again
+            (nothing was taken).
+        """
+        requests_bucket, tokens_bucket = self._requests, self._tokens
+        with self._lock:
+            now = self._clock()
+            wait = 0.0 if requests_bucket is None else requests_bucket.take(now, requests)
+            if tokens_bucket is not None:
+                wait = max(wait, tokens_bucket.take(now, tokens))
+            if wait > 0.0:
+                return wait
+            if requests_bucket is not None:
+                requests_bucket.level -= requests
+            if tokens_bucket is not None:
+                tokens_bucket.level -= tokens
+            return 0.0
+
+    def settle(self, reserved: int, actual: int) -> None:
+        """Correct the token bucket once a request's real usage is known.
+
+        Args:
+            reserved: The tokens reserved for it.
+            actual: The tokens it really used.
+        """
+        if self._tokens is None or reserved == actual:
+            return
+        with self._lock:
+            bucket = self._tokens
+            bucket.take(self._clock(), 0)
+            bucket.level = min(bucket.capacity, bucket.level + reserved - actual)
+
+    async def acquire(self, tokens: int = 0, *, requests: int = 1) -> None:
+        """Wait (asynchronously) until the capacity is available, then take it."""
+        # Sleeping the computed wait is the point of a token bucket; no event to wait for.
+        while (wait := self.reserve(tokens, requests=requests)) > 0.0:  # noqa: ASYNC110
+            await asyncio.sleep(wait)
+
+    def acquire_blocking(self, tokens: int = 0, *, requests: int = 1) -> None:
+        """Wait (blocking the thread) until the capacity is available, then take it."""
+        while (wait := self.reserve(tokens, requests=requests)) > 0.0:
+            time.sleep(wait)
+
+
+def _estimate_tokens(request: Request) -> int:
+    # A typical count (about 4 characters per token, plus OpenAI's chat framing) and the output
+    # cap; the limiter corrects it with the real usage afterwards.
+    chars = sum(len(m.content) for m in request.messages)
+    return math.ceil(chars / 4) + 4 * len(request.messages) + 3 + (request.max_tokens or 0)
+
+
+class _RateLimited(ModelBase):
+    """Takes capacity from a :class:`RateLimiter` before each call (each attempt, under retry)."""
+
+    def __init__(self, inner: Model, limiter: RateLimiter) -> None:
+        super().__init__(inner.info)
+        self._inner = inner
+        self._limiter = limiter
+        self._count = limiter.limits_tokens
+        self.native_batching = _native_batching(inner)
+
+    def _tokens(self, request: Request) -> int:
+        return _estimate_tokens(request) if self._count else 0
+
+    def generate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
+        """Generate one answer through the inner model; see :meth:`Model.generate`."""
+        # A Request passes straight through: validated once, timed once (by the inner model).
+        if settings or not isinstance(prompt, Request):
+            prompt = Request.of(prompt, **settings)
+        return self._generate(prompt)
+
+    async def agenerate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
+        """Generate one answer asynchronously through the inner model."""
+        if settings or not isinstance(prompt, Request):
+            prompt = Request.of(prompt, **settings)
+        return await self._agenerate(prompt)
+
+    def _generate(self, request: Request) -> Completion:
+        tokens = self._tokens(request)
+        self._limiter.acquire_blocking(tokens)
+        completion = self._inner.generate(request)
+        if self._count:
+            self._limiter.settle(tokens, completion.usage.total_tokens)
+        return completion
+
+    async def _agenerate(self, request: Request) -> Completion:
+        tokens = self._tokens(request)
+        await self._limiter.acquire(tokens)
+        completion = await self._inner.agenerate(request)
+        if self._count:
+            self._limiter.settle(tokens, completion.usage.total_tokens)
+        return completion
+
+    def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
+        tokens = sum(self._tokens(r) for r in requests)
+        self._limiter.acquire_blocking(tokens, requests=len(requests))
+        outs: list[Completion | Exception] = []
+        used = 0
+        for r in self._inner.generate_batch(requests):
+            if r.completion is not None:
+                used += r.completion.usage.total_tokens
+                outs.append(r.completion)
+            elif isinstance(r.error, Exception):
+                outs.append(r.error)
+            else:
+                assert r.error is not None
+                raise r.error
+        if self._count:
+            self._limiter.settle(tokens, used)
+        return outs
+
+    def close(self) -> None:
+        self._inner.close()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+# -- results file ----------------------------------------------------------------------------------
+
+
+def _request_hash(model_id: str, request: Request) -> str:
+    payload = json.dumps(
+        {"model": model_id, "request": request.model_dump(mode="json")},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def _error_record(error: BaseException) -> dict[str, Any]:
+    cls = type(error)
+    return {
+        "type": f"{cls.__module__}.{cls.__qualname__}",
+        "message": redact(str(error)),
+        "retryable": bool(getattr(error, "retryable", False))
+        if isinstance(error, BackendError)
+        else isinstance(error, (TimeoutError, ConnectionError)),
+    }
+
+
+class _ResultsFile:
+    """The JSONL results of one run: successful lines are kept and skipped on the next run."""
+
+    def __init__(self, path: str | os.PathLike[str], model_id: str, requests: Sequence[Request]):
+        self.path = Path(path)
+        self.hashes = [_request_hash(model_id, r) for r in requests]
+        self._file: TextIO | None = None
+
+    def load(self, requests: Sequence[Request]) -> dict[int, Result]:
+        """Read finished results, then rewrite the file with only them (crash debris dropped)."""
+        done: dict[int, Result] = {}
+        kept: list[str] = []
+        if self.path.exists():
+            text = self.path.read_text("utf-8")
+            for number, line in enumerate(text.splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    index, digest = int(record["index"]), str(record["hash"])
+                except (ValueError, KeyError, TypeError):
+                    # A line cut short by a kill in mid-write: that request simply runs again.
+                    logger.warning("%s:%d: unreadable line dropped", self.path, number)
+                    continue
+                if not 0 <= index < len(self.hashes) or self.hashes[index] != digest:
+                    raise ConfigurationError(
+                        f"results file {self.path} holds results of other requests (line "
+                        f"{number}, index {index}); give another file or delete it to start over"
+                    )
+                if "completion" not in record or index in done:
+                    continue  # failures run again; a duplicate line changes nothing
+                completion = Completion.model_validate(record["completion"])
+                done[index] = Result(index, requests[index], completion=completion)
+                kept.append(line)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text("".join(k + "\n" for k in kept), "utf-8")
+            os.replace(tmp, self.path)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", encoding="utf-8")
+        return done
+
+    def write(self, result: Result) -> None:
+        record: dict[str, Any] = {"index": result.index, "hash": self.hashes[result.index]}
+        if result.completion is not None:
+            record["completion"] = result.completion.model_dump(mode="json")
+        else:
+            assert result.error is not None
+            record["error"] = _error_record(result.error)
+        assert self._file is not None
+        # One write and a flush per result: a kill loses at most the line being written.
+        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a results file's records (for inspection), skipping unreadable lines.
+
+    Args:
+        path: The JSONL file written by :func:`generate_many`.
+
+    Returns:
+        One dict per line: ``index``, ``hash`` and ``completion`` or ``error``.
+    """
+    out = []
+    for line in Path(path).read_text("utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+# -- progress --------------------------------------------------------------------------------------
+
+
+class _Progress:
+    """tqdm when installed, else one plain status line on stderr; nothing when disabled."""
+
+    def __init__(self, total: int, initial: int, enabled: bool | None, label: str) -> None:
+        if enabled is None:
+            stream = sys.stderr  # None under pythonw
+            enabled = stream is not None and stream.isatty()
+        self.enabled = enabled
+        self.total = total
+        self.done = initial
+        self.failed = 0
+        self.label = label
+        self._bar: Any = None
+        self._last = 0.0
+        if not enabled:
+            return
+        try:
+            # tqdm is optional (and untyped): look it up at run time only.
+            tqdm = importlib.import_module("tqdm").tqdm
+        except ImportError:
+            self._write()
+        else:
+            self._bar = tqdm(total=total, initial=initial, desc=label, unit="req", file=sys.stderr)
+
+    def update(self, ok: bool) -> None:
+        if not self.enabled:
+            return
+        self.done += 1
+        if not ok:
+            self.failed += 1
+        if self._bar is not None:
+            self._bar.update(1)
+            if not ok:
+                self._bar.set_postfix(failed=self.failed, refresh=False)
+        else:
+            now = time.monotonic()
+            if now - self._last >= 0.2 or self.done == self.total:
+                self._last = now
+                self._write()
+
+    def _write(self) -> None:
+        sys.stderr.write(f"\r{self.label}: {self.done}/{self.total} done, {self.failed} failed")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.close()
+        else:
+            self._write()
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+# -- the runs --------------------------------------------------------------------------------------
+
+
+def _compose(
+    model: Model,
+    retry: RetryPolicy | None,
+    rpm: float | None,
+    tpm: float | None,
+    tracker: CostTracker | None,
+) -> Model:
+    # Innermost first: the limiter gates every attempt, retries happen under one budget
+    # reservation, and the tracker sees each logical request once.
+    runner = model
+    if rpm is not None or tpm is not None:
+        runner = _RateLimited(runner, RateLimiter(rpm=rpm, tpm=tpm))
+    if retry is not None:
+        runner = with_retry(runner, retry)
+    if tracker is not None:
+        runner = tracker.wrap(runner)
+    return runner
+
+
+async def agenerate_many(
+    model: Model,
+    prompts: Sequence[Prompt],
+    *,
+    concurrency: int = 8,
+    retry: RetryPolicy | None = None,
+    rpm: float | None = None,
+    tpm: float | None = None,
+    tracker: CostTracker | None = None,
+    progress: bool | None = None,
+    results_file: str | os.PathLike[str] | None = None,
+    **settings: Unpack[Settings],
+) -> list[Result]:
+    """Answer many prompts concurrently; the async twin of :func:`generate_many`.
+
+    Cancelling the task stops cleanly: requests in flight are cancelled, and results already
+    finished are in the results file.
+
+    Args:
+        model: Any model.
+        prompts: The prompts, in any accepted form; all are validated before anything is sent.
+        concurrency: Requests in flight at once (for a model with its own batching: the batch
+            size).
+        retry: Retry transient failures with this policy.
+        rpm: Requests-per-minute limit.
+        tpm: Tokens-per-minute limit (estimated before sending, corrected after).
+        tracker: Record costs and enforce its budget (refused requests get a
+            :class:`~llmcompare.BudgetExceeded` result).
+        progress: Show a progress bar on stderr; None shows it when stderr is a terminal.
+        results_file: A JSONL file to write each finished request to, and to resume from:
+            requests that succeeded in an earlier run with the same model, prompts and settings
+            are not sent again (failed ones are).
+        **settings: Generation settings applied to every prompt.
+
+    Returns:
+        One result per prompt, in input order.
+
+    Raises:
+        ValueError: When ``concurrency`` is below 1.
+        pydantic.ValidationError: When a prompt or setting is invalid (nothing was sent).
+        ConfigurationError: When ``results_file`` holds results of other requests.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    requests = [Request.of(p, **settings) for p in prompts]
+    results: list[Result | None] = [None] * len(requests)
+    store = None if results_file is None else _ResultsFile(results_file, model.id, requests)
+    if store is not None:
+        for index, result in store.load(requests).items():
+            results[index] = result
+    todo = [i for i, r in enumerate(results) if r is None]
+    bar = _Progress(len(requests), len(requests) - len(todo), progress, model.id)
+    try:
+        if todo:
+            runner = _compose(model, retry, rpm, tpm, tracker)
+            if _native_batching(runner):
+                await _run_batches(runner, requests, todo, concurrency, results, store, bar)
+            else:
+                await _run_each(runner, requests, todo, concurrency, results, store, bar)
+    finally:
+        bar.close()
+        if store is not None:
+            store.close()
+    return [r for r in results if r is not None]
+
+
+async def _run_each(
+    runner: Model,
+    requests: list[Request],
+    todo: list[int],
+    concurrency: int,
+    results: list[Result | None],
+    store: _ResultsFile | None,
+    bar: _Progress,
+) -> None:
+    pending = iter(todo)
+
+    async def worker() -> None:
+        # A fixed pool of workers pulling from one iterator: no task per request, and never
+        # more than `concurrency` requests in flight.
+        for i in pending:
+            request = requests[i]
+            try:
+                result = Result(i, request, completion=await runner.agenerate(request))
+            except Exception as exc:  # noqa: BLE001 - the error is the result (not cancellation)
+                result = Result(i, request, error=exc)
+            results[i] = result
+            if store is not None:
+                store.write(result)
+            bar.update(result.completion is not None)
+
+    workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(todo)))]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        for w in workers:
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
+
+
+async def _run_batches(
+    runner: Model,
+    requests: list[Request],
+    todo: list[int],
+    size: int,
+    results: list[Result | None],
+    store: _ResultsFile | None,
+    bar: _Progress,
+) -> None:
+    for start in range(0, len(todo), size):
+        chunk = todo[start : start + size]
+        batch = [requests[i] for i in chunk]
+        try:
+            # The backend batches tensors on a worker thread; the event loop stays free.
+            outs: Sequence[Result] = await asyncio.to_thread(runner.generate_batch, batch)
+        except Exception as exc:  # noqa: BLE001 - a whole failed batch: each request gets it
+            outs = [Result(k, r, error=exc) for k, r in enumerate(batch)]
+        for i, out in zip(chunk, outs, strict=True):
+            result = (
+                Result(i, requests[i], completion=out.completion)
+                if out.completion is not None
+                else Result(i, requests[i], error=out.error)
+            )
+            results[i] = result
+            if store is not None:
+                store.write(result)
+            bar.update(result.completion is not None)
+
+
+def generate_many(
+    model: Model,
+    prompts: Sequence[Prompt],
+    *,
+    concurrency: int = 8,
+    retry: RetryPolicy | None = None,
+    rpm: float | None = None,
+    tpm: float | None = None,
+    tracker: CostTracker | None = None,
+    progress: bool | None = None,
+    results_file: str | os.PathLike[str] | None = None,
+    **settings: Unpack[Settings],
+) -> list[Result]:
+    """Answer many prompts concurrently: one result per prompt, in order, failures kept.
+
+    Runs :func:`agenerate_many` on a private event loop (also when called from inside one, as in
+    a notebook), with a thread pool of ``concurrency`` threads for models that only have a
+    synchronous ``generate``.
+
+    Example:
+        >>> from llmcompare.backends.fake import ScriptedModel
+        >>> from llmcompare.batch import generate_many
+        >>> results = generate_many(ScriptedModel(default="ok"), ["a", "b"], max_tokens=5)
+        >>> [r.ok for r in results]
+        [True, True]
+
+    Args:
+        model: Any model.
+        prompts: The prompts, in any accepted form; all are validated before anything is sent.
+        concurrency: Requests in flight at once (for a model with its own batching: the batch
+            size).
+        retry: Retry transient failures with this policy.
+        rpm: Requests-per-minute limit.
+        tpm: Tokens-per-minute limit (estimated before sending, corrected after).
+        tracker: Record costs and enforce its budget (refused requests get a
+            :class:`~llmcompare.BudgetExceeded` result).
+        progress: Show a progress bar on stderr; None shows it when stderr is a terminal.
+        results_file: A JSONL file to write each finished request to, and to resume from.
+        **settings: Generation settings applied to every prompt.
+
+    Returns:
+        One result per prompt, in input order.
+
+    Raises:
+        ValueError: When ``concurrency`` is below 1.
+        pydantic.ValidationError: When a prompt or setting is invalid (nothing was sent).
+        ConfigurationError: When ``results_file`` holds results of other requests.
+    """
+
+    async def main() -> list[Result]:
+        loop = asyncio.get_running_loop()
+        # Sync-only models run on threads via asyncio.to_thread: give it enough of them.
+        loop.set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(
+                max_workers=concurrency, thread_name_prefix="llmcompare-batch"
+            )
+        )
+        return await agenerate_many(
+            model,
+            prompts,
+            concurrency=concurrency,
+            retry=retry,
+            rpm=rpm,
+            tpm=tpm,
+            tracker=tracker,
+            progress=progress,
+            results_file=results_file,
+            **settings,
+        )
+
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    return _run_coroutine_sync(main)

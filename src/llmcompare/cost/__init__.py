@@ -1,0 +1,64 @@
+"""What model calls cost: API dollars, local compute, energy and CO2, with budgets.
+
+- Prices: :class:`Price` per million tokens as :class:`~decimal.Decimal`, each with its source and
+  date. The current OpenAI chat models ship as package data (``prices.json``); add your own with
+  :func:`register_price` or :func:`load_prices` (which also reads the common per-token layout,
+  ``input_cost_per_token`` / ``output_cost_per_token`` / ``cache_read_input_token_cost``).
+- :func:`cost_of` turns a :class:`~llmcompare.Completion` into a :class:`Cost` that says how it
+  was obtained: ``"priced"``, ``"estimated"`` or ``"unpriced"`` (never a silent $0). Local models
+  are costed from their measured compute time on :class:`LocalHardware`, with energy and CO2.
+- :class:`CostTracker` sums usage and cost per model and enforces a :class:`Budget` before each
+  request is sent.
+
+Example:
+    >>> from llmcompare import Completion, Usage
+    >>> from llmcompare.cost import cost_of
+    >>> done = Completion(text="...", finish_reason="stop", model="chatgpt:gpt-4o-mini",
+    ...                   usage=Usage(input_tokens=2000, cache_read_tokens=1000, output_tokens=100))
+    >>> cost = cost_of(done)
+    >>> cost.usd, cost.status
+    (Decimal('0.000285000'), 'priced')
+
+Money is Decimal end to end: amounts are never floats, and sums are exact.
+"""
+
+from llmcompare.cost._cost import (
+    GENERIC_CLOUD_VM,
+    Cost,
+    CostStatus,
+    EnergyMeter,
+    LocalHardware,
+    UnpricedModelWarning,
+    cost_of,
+    read_energy_uj,
+)
+from llmcompare.cost._prices import (
+    Price,
+    get_price,
+    load_prices,
+    prices,
+    register_price,
+    reset_prices,
+)
+from llmcompare.cost._tracker import Budget, CostTracker, Totals, input_token_bound
+
+__all__ = [
+    "GENERIC_CLOUD_VM",
+    "Budget",
+    "Cost",
+    "CostStatus",
+    "CostTracker",
+    "EnergyMeter",
+    "LocalHardware",
+    "Price",
+    "Totals",
+    "UnpricedModelWarning",
+    "cost_of",
+    "get_price",
+    "input_token_bound",
+    "load_prices",
+    "prices",
+    "read_energy_uj",
+    "register_price",
+    "reset_prices",
+]

@@ -1,0 +1,433 @@
+"""What one completion cost: API dollars from the price table, or local compute, energy and CO2."""
+
+from __future__ import annotations
+
+import re
+import threading
+import warnings
+from decimal import Decimal
+from pathlib import Path
+from types import TracebackType
+from typing import Annotated, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import Self
+
+from llmcompare.cost._prices import get_price
+from llmcompare.types import Completion
+
+__all__ = [
+    "GENERIC_CLOUD_VM",
+    "Cost",
+    "CostStatus",
+    "EnergyMeter",
+    "LocalHardware",
+    "UnpricedModelWarning",
+    "cost_of",
+    "read_energy_uj",
+]
+
+CostStatus: TypeAlias = Literal["priced", "unpriced", "estimated"]
+"""How much a cost can be trusted:
+
+- ``"priced"``: exact token counts (or measured compute time) times a known price or rate;
+- ``"estimated"``: some count was estimated, or a generic default rate was assumed;
+- ``"unpriced"``: no price is known, so ``usd`` is missing that part (never a silent zero).
+"""
+
+_RANK: dict[str, int] = {"priced": 0, "estimated": 1, "unpriced": 2}
+_STATUSES: tuple[CostStatus, ...] = ("priced", "estimated", "unpriced")
+
+# Every amount is kept to a fixed number of places so that sums are exact and associative.
+_USD_PLACES = Decimal("1e-12")  # a millionth of a millionth of a dollar
+_KWH_PLACES = Decimal("1e-12")  # 3.6 millijoules
+_G_PLACES = Decimal("1e-9")
+_ZERO = Decimal(0)
+
+
+def _fixed(value: Decimal, places: Decimal) -> Decimal:
+    """Round to ``places`` only when there are more digits than that (exact values stay as is)."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < _EXPONENT[places]:
+        return value.quantize(places)
+    return value
+
+
+_EXPONENT = {p: int(p.as_tuple().exponent) for p in (_USD_PLACES, _KWH_PLACES, _G_PLACES)}
+
+
+def _merge(a: str, b: str) -> str:
+    """Ordered union of newline-separated notes: associative, so sums of costs are too."""
+    if not b or a == b:
+        return a
+    if not a:
+        return b
+    seen = a.split("\n")
+    extra = [line for line in b.split("\n") if line not in seen]
+    return "\n".join(seen + extra) if extra else a
+
+
+def _add_opt(a: Decimal | None, b: Decimal | None) -> Decimal | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
+class Cost(BaseModel):
+    """The cost of one request, or a sum of them, with where the numbers come from.
+
+    Money is :class:`~decimal.Decimal` throughout: adding costs never drifts. ``a + b`` adds the
+    amounts, keeps the worse status (``priced`` < ``estimated`` < ``unpriced``) and joins the
+    sources and assumptions; ``sum(costs)`` works.
+
+    Attributes:
+        usd: US dollars.
+        status: ``"priced"``, ``"estimated"`` or ``"unpriced"`` (see :data:`CostStatus`).
+        kwh: Energy in kilowatt-hours, when known (local models).
+        g_co2: Grams of CO2-equivalent for that energy, when known.
+        source: Where the prices or rates come from (one per line).
+        assumptions: What was assumed to get the numbers (one per line).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    usd: Decimal = _ZERO
+    status: CostStatus = "priced"
+    kwh: Annotated[Decimal, Field(ge=0)] | None = None
+    g_co2: Annotated[Decimal, Field(ge=0)] | None = None
+    source: str = ""
+    assumptions: str = ""
+
+    def __add__(self, other: Cost) -> Cost:
+        """Add two costs; the status of the sum is the worse of the two."""
+        if not isinstance(other, Cost):
+            return NotImplemented
+        # model_construct: the sum of two valid costs is valid, no need to validate again.
+        return Cost.model_construct(
+            usd=self.usd + other.usd,
+            status=_STATUSES[max(_RANK[self.status], _RANK[other.status])],
+            kwh=_add_opt(self.kwh, other.kwh),
+            g_co2=_add_opt(self.g_co2, other.g_co2),
+            source=_merge(self.source, other.source),
+            assumptions=_merge(self.assumptions, other.assumptions),
+        )
+
+    def __radd__(self, other: object) -> Cost:
+        # Lets sum(costs) start from its default 0.
+        if other == 0:
+            return self
+        return NotImplemented
+
+    def per_1k_tokens(self, tokens: int) -> Decimal | None:
+        """Dollars per 1,000 tokens for ``tokens`` tokens, or None when there were none."""
+        if tokens <= 0:
+            return None
+        return self.usd * 1000 / tokens
+
+
+class UnpricedModelWarning(UserWarning):
+    """Warned once per model when a completion's model has no known price."""
+
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_unpriced(model: str) -> None:
+    with _warned_lock:
+        if model in _warned:
+            return
+        _warned.add(model)
+    warnings.warn(
+        f"no price known for model {model!r}: its cost is reported as 'unpriced', not $0. "
+        "Register one with llmcompare.cost.register_price(...) or load_prices(...).",
+        UnpricedModelWarning,
+        stacklevel=3,
+    )
+
+
+# -- local hardware --------------------------------------------------------------------------------
+
+_Rate = Annotated[Decimal, Field(ge=0)]
+
+
+class LocalHardware(BaseModel):
+    """The machine a local model runs on, and what its time and energy cost.
+
+    A local completion costs ``compute_s / 3600 * usd_per_hour`` plus ``kWh * usd_per_kwh``,
+    where kWh comes from measured energy when available (RAPL), else ``watts * compute_s``; CO2
+    is ``kWh * g_co2_per_kwh``.
+
+    The defaults (:data:`GENERIC_CLOUD_VM`) describe a generic 2-vCPU cloud CPU VM:
+
+    - ``usd_per_hour`` 0.0816: AWS EC2 m7g.large (2 vCPU, 8 GiB) Linux on-demand in us-east-1,
+      June 2026 (https://www.factualminds.com/blog/amazon-ec2-on-demand-pricing-instance-families-2026/).
+    - ``watts`` 11.5: Cloud Carbon Footprint's AWS coefficients
+      (https://www.cloudcarbonfootprint.org/docs/methodology/, Appendix I): 3.5 W per vCPU at
+      100% CPU (inference keeps the CPU busy) for 2 vCPUs, plus 0.392 W per GB of memory for
+      8 GB, times the average AWS PUE of 1.135: (7 + 3.136) x 1.135 = 11.50 W.
+    - ``usd_per_kwh`` 0: a cloud VM's electricity is included in its hourly price.
+    - ``g_co2_per_kwh`` 436: world average carbon intensity of electricity generation in 2022,
+      Ember Global Electricity Review 2023
+      (https://ember-climate.org/insights/research/global-electricity-review-2023/).
+
+    For your own machine, set ``usd_per_hour`` to its amortised cost (or 0), ``watts`` to its
+    draw under load, ``usd_per_kwh`` to your tariff and ``g_co2_per_kwh`` to your grid's.
+
+    Attributes:
+        name: A label for reports.
+        usd_per_hour: What an hour of the machine costs.
+        watts: Its average power draw while generating.
+        usd_per_kwh: What a kilowatt-hour of electricity costs on top of ``usd_per_hour``.
+        g_co2_per_kwh: Grams of CO2-equivalent per kilowatt-hour of the grid it draws from.
+        notes: Where the numbers come from.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = "generic 2-vCPU cloud VM"
+    usd_per_hour: _Rate = Decimal("0.0816")
+    watts: _Rate = Decimal("11.5")
+    usd_per_kwh: _Rate = Decimal(0)
+    g_co2_per_kwh: _Rate = Decimal(436)
+    notes: str = (
+        "$0.0816/h: AWS m7g.large on-demand, us-east-1, June 2026; "
+        "11.5 W: Cloud Carbon Footprint AWS coefficients (2 vCPU at 100% CPU, 8 GB, PUE 1.135); "
+        "$0/kWh: electricity included in the hourly price; "
+        "436 gCO2/kWh: world average 2022, Ember Global Electricity Review 2023"
+    )
+
+
+GENERIC_CLOUD_VM = LocalHardware()
+"""The default hardware: a generic 2-vCPU cloud CPU VM (see :class:`LocalHardware`)."""
+
+
+POWERCAP_ROOT = Path("/sys/class/powercap")
+_ZONE = re.compile(r"^[a-z]+-rapl:\d+$")
+
+
+def _zones(root: Path) -> list[Path]:
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return []
+    zones = []
+    for zone in entries:
+        if not _ZONE.match(zone.name):
+            continue
+        try:
+            # Package zones only: "psys" (whole platform) would count the packages twice.
+            if (zone / "name").read_text().strip().startswith("package"):
+                zones.append(zone)
+        except OSError:
+            continue
+    return zones
+
+
+def _read_zones(zones: list[Path]) -> list[tuple[int, int]] | None:
+    readings = []
+    for zone in zones:
+        try:
+            value = int((zone / "energy_uj").read_text())
+        except (OSError, ValueError):
+            return None  # unreadable (often root-only since 2020 kernels): no measurement
+        try:
+            wrap = int((zone / "max_energy_range_uj").read_text())
+        except (OSError, ValueError):
+            wrap = 0
+        readings.append((value, wrap))
+    return readings or None
+
+
+def _joules(start: list[tuple[int, int]], end: list[tuple[int, int]]) -> float | None:
+    if len(start) != len(end):
+        return None
+    total = 0
+    for (v0, _), (v1, wrap) in zip(start, end, strict=True):
+        # The counter wraps around at max_energy_range_uj.
+        total += v1 - v0 if v1 >= v0 else v1 + (wrap - v0) + 1
+    return total / 1e6
+
+
+def read_energy_uj(root: Path = POWERCAP_ROOT) -> int | None:
+    """Read the CPU packages' cumulative energy counter (RAPL), in microjoules.
+
+    Args:
+        root: The powercap directory (``/sys/class/powercap``).
+
+    Returns:
+        The sum over CPU packages, or None when RAPL is absent or not readable.
+    """
+    readings = _read_zones(_zones(root))
+    return None if readings is None else sum(v for v, _ in readings)
+
+
+class EnergyMeter:
+    """Measure the CPU packages' energy between ``start()`` and ``stop()`` with RAPL.
+
+    The counter is machine-wide: everything running on the CPU is measured, not only the model.
+    Where RAPL is not readable (most VMs, non-root users), :attr:`available` is False and
+    :meth:`stop` returns None; costs then use the configured watts.
+
+    Example:
+        >>> from llmcompare.cost import EnergyMeter
+        >>> with EnergyMeter() as meter:
+        ...     pass  # run the model
+        >>> meter.joules is None or meter.joules >= 0
+        True
+
+    Args:
+        root: The powercap directory.
+    """
+
+    def __init__(self, root: Path = POWERCAP_ROOT) -> None:
+        self._zones = _zones(root)
+        self._start: list[tuple[int, int]] | None = None
+        self.joules: float | None = None
+        """The energy measured by the last start/stop, or None."""
+
+    @property
+    def available(self) -> bool:
+        """Whether RAPL counters are present and readable."""
+        return _read_zones(self._zones) is not None
+
+    def start(self) -> None:
+        """Take the starting reading."""
+        self._start = _read_zones(self._zones)
+        self.joules = None
+
+    def stop(self) -> float | None:
+        """Take the final reading.
+
+        Returns:
+            Joules since :meth:`start`, or None when not measurable.
+        """
+        end = _read_zones(self._zones)
+        self.joules = None if self._start is None or end is None else _joules(self._start, end)
+        return self.joules
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# -- the cost of one completion --------------------------------------------------------------------
+
+
+def _decimal(x: float) -> Decimal:
+    # repr() gives the float's shortest decimal form: 0.1 becomes Decimal("0.1"), not 0.1000...055.
+    return Decimal(repr(x))
+
+
+_Assessed: TypeAlias = tuple[Decimal, CostStatus, Decimal | None, Decimal | None, str, str]
+"""usd, status, kwh, g_co2, source, assumptions: a cost before it becomes a :class:`Cost`."""
+
+
+def _local_cost(
+    completion: Completion, hardware: LocalHardware, energy_j: float | None, default_hw: bool
+) -> _Assessed:
+    assert completion.compute_s is not None
+    seconds = _decimal(completion.compute_s)
+    if energy_j is not None:
+        kwh = _decimal(energy_j) / 3_600_000
+        energy = "energy measured with RAPL (whole CPU packages)"
+    else:
+        kwh = hardware.watts * seconds / 3_600_000
+        energy = f"energy: {hardware.watts} W x compute time"
+    kwh = _fixed(kwh, _KWH_PLACES)
+    usd = _fixed(seconds * hardware.usd_per_hour / 3600 + kwh * hardware.usd_per_kwh, _USD_PLACES)
+    g_co2 = _fixed(kwh * hardware.g_co2_per_kwh, _G_PLACES)
+    assumptions = [
+        f"local compute on {hardware.name}: ${hardware.usd_per_hour}/h, "
+        f"${hardware.usd_per_kwh}/kWh, {hardware.g_co2_per_kwh} gCO2/kWh",
+        energy,
+    ]
+    if default_hw:
+        assumptions.append(f"default hardware rates ({hardware.notes})")
+    estimated = default_hw or completion.usage.estimated
+    return (
+        usd,
+        "estimated" if estimated else "priced",
+        kwh,
+        g_co2,
+        f"local hardware: {hardware.name}",
+        "\n".join(assumptions),
+    )
+
+
+def _assess(
+    completion: Completion, hardware: LocalHardware | None, energy_j: float | None
+) -> _Assessed:
+    """The numbers of :func:`cost_of` without building a model (the tracker's hot path)."""
+    if completion.compute_s is not None:
+        return _local_cost(completion, hardware or GENERIC_CLOUD_VM, energy_j, hardware is None)
+    price = get_price(completion.model, completion.response_model)
+    if price is None:
+        name = completion.response_model or completion.model
+        _warn_unpriced(name)
+        return (_ZERO, "unpriced", None, None, "", f"no price known for {name}")
+    usage = completion.usage
+    cached = usage.cache_read_tokens
+    cached_price = price.cached_input
+    assumptions = ""
+    if cached_price is None:
+        cached_price = price.input
+        if cached:
+            assumptions = (
+                f"cached input charged at the input price ({price.model} has no cached price)"
+            )
+    usd = (
+        (usage.input_tokens - cached) * price.input
+        + cached * cached_price
+        + usage.output_tokens * price.output
+    ).scaleb(-6)
+    status: CostStatus = "estimated" if usage.estimated else "priced"
+    return (_fixed(usd, _USD_PLACES), status, None, None, price.citation, assumptions)
+
+
+def cost_of(
+    completion: Completion,
+    *,
+    hardware: LocalHardware | None = None,
+    energy_j: float | None = None,
+) -> Cost:
+    """The cost of one completion.
+
+    - A completion with ``compute_s`` (a local model) costs its compute time on ``hardware``,
+      plus energy and CO2 (see :class:`LocalHardware`); with the default hardware its status is
+      ``"estimated"``.
+    - Any other completion is priced from the price table (:func:`get_price`): uncached input
+      at the input price, cached input at the cached price, output (reasoning included) at the
+      output price. Estimated usage gives status ``"estimated"``. An unknown model gives status
+      ``"unpriced"`` with ``usd`` 0 and a warning, once per model.
+
+    Example:
+        >>> from llmcompare import Completion, Usage
+        >>> from llmcompare.cost import cost_of
+        >>> done = Completion(text="hi", finish_reason="stop", model="chatgpt:gpt-4o-mini",
+        ...                   usage=Usage(input_tokens=1000, output_tokens=500))
+        >>> cost_of(done).usd
+        Decimal('0.000450000')
+
+    Args:
+        completion: The completion.
+        hardware: The machine a local model ran on (default :data:`GENERIC_CLOUD_VM`).
+        energy_j: Measured energy of the request in joules, replacing the configured watts.
+
+    Returns:
+        The cost with its status, source and assumptions.
+    """
+    usd, status, kwh, g_co2, source, assumptions = _assess(completion, hardware, energy_j)
+    return Cost.model_construct(
+        usd=usd, status=status, kwh=kwh, g_co2=g_co2, source=source, assumptions=assumptions
+    )

@@ -1,0 +1,296 @@
+"""Token prices: the table shipped as package data, prices users register, and the lookup."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from datetime import date
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmcompare.errors import ConfigurationError
+
+__all__ = ["Price", "get_price", "load_prices", "prices", "register_price", "reset_prices"]
+
+_PER_MILLION = 6  # prices are per 1,000,000 tokens: scaleb(6) / scaleb(-6) convert exactly
+
+USD = Annotated[Decimal, Field(ge=0)]
+
+
+class Price(BaseModel):
+    """What one model's tokens cost, in US dollars per million tokens.
+
+    Attributes:
+        model: The provider's model name (``"gpt-4o-mini"``) or an llmcompare id
+            (``"chatgpt:my-finetune"``).
+        input: Price of uncached input (prompt) tokens.
+        cached_input: Price of input tokens served from the provider's prompt cache; None when
+            the model has no cached price (cached tokens are then charged as input).
+        output: Price of output tokens, reasoning tokens included.
+        source: Where the price comes from (a URL, or a note for your own prices).
+        as_of: When the price was read from the source.
+        note: Anything else worth knowing about the entry.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(min_length=1)
+    input: USD
+    cached_input: USD | None = None
+    output: USD
+    source: str = ""
+    as_of: date = Field(default_factory=date.today)
+    note: str = ""
+
+    @property
+    def citation(self) -> str:
+        """``"<source> (as of <date>)"``, as costs cite it."""
+        return f"{self.source or 'user-registered price'} (as of {self.as_of.isoformat()})"
+
+
+_DATED = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")
+
+
+def _key(name: str) -> str:
+    return name.strip().lower()
+
+
+def _undated(name: str) -> str:
+    # OpenAI snapshots end in -YYYY-MM-DD (gpt-4o-mini-2024-07-18) or -MMDD (gpt-4-0613).
+    return _DATED.sub("", name)
+
+
+class _Table:
+    """The built-in and registered prices, with a memo of resolved lookups."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._builtin: dict[str, Price] | None = None
+        self.user: dict[str, Price] = {}
+        self.memo: dict[tuple[str, str | None], Price | None] = {}
+
+    @property
+    def builtin(self) -> dict[str, Price]:
+        if self._builtin is None:
+            # Read once, on first use: importing llmcompare.cost stays free of file I/O.
+            text = resources.files("llmcompare.cost").joinpath("prices.json").read_text("utf-8")
+            self._builtin = {_key(p.model): p for p in _parse_own(json.loads(text)["prices"])}
+        return self._builtin
+
+    def find(self, name: str) -> Price | None:
+        key = _key(name)
+        if key.startswith("openai/"):
+            key = key[len("openai/") :]
+        for k in (key, _undated(key)) if _DATED.search(key) else (key,):
+            price = self.user.get(k) or self.builtin.get(k)
+            if price is not None:
+                return price
+        return None
+
+    def resolve(self, model: str, response_model: str | None) -> Price | None:
+        memo_key = (model, response_model)
+        try:
+            return self.memo[memo_key]
+        except KeyError:
+            pass
+        found = self.user.get(_key(model))  # a price registered for this very llmcompare id
+        if found is None and response_model:
+            found = self.find(response_model)  # the provider's exact (dated) name is most precise
+        if found is None:
+            found = self.find(model.split(":", 1)[1] if ":" in model else model)
+        with self.lock:
+            self.memo[memo_key] = found
+        return found
+
+    def add(self, items: Iterable[Price]) -> None:
+        with self.lock:
+            for p in items:
+                self.user[_key(p.model)] = p
+            self.memo.clear()
+
+
+_table = _Table()
+
+
+def get_price(model: str, response_model: str | None = None) -> Price | None:
+    """Find the price of a model.
+
+    Looked up, in order: a price registered for the exact llmcompare id
+    (``"chatgpt:gpt-4o-mini"``); the provider's reported model name (a dated snapshot such as
+    ``"gpt-4o-mini-2024-07-18"`` matches its own entry, else the undated ``"gpt-4o-mini"``); the
+    name part of the id, likewise. Registered prices win over the built-in table. Lookups are
+    memoised, so calling this per request costs a dictionary lookup.
+
+    Args:
+        model: An llmcompare id (``"chatgpt:gpt-4o-mini"``) or a bare model name.
+        response_model: The model name the provider reported, when known.
+
+    Returns:
+        The price, or None when the model is unknown.
+    """
+    return _table.resolve(model, response_model)
+
+
+def prices() -> list[Price]:
+    """Every known price: the built-in table with registered prices replacing its entries."""
+    merged = dict(_table.builtin)
+    merged.update(_table.user)
+    return sorted(merged.values(), key=lambda p: p.model)
+
+
+def register_price(
+    model: str | Price,
+    /,
+    *,
+    input: Decimal | str | int | None = None,
+    output: Decimal | str | int | None = None,
+    cached_input: Decimal | str | int | None = None,
+    source: str = "",
+    as_of: date | None = None,
+    note: str = "",
+) -> Price:
+    """Add or replace the price of a model (USD per million tokens).
+
+    Example:
+        >>> from llmcompare.cost import register_price
+        >>> register_price("chatgpt:my-finetune", input="0.30", output="1.20").output
+        Decimal('1.20')
+
+    Args:
+        model: The model name or llmcompare id, or a complete :class:`Price`.
+        input: Price of uncached input tokens.
+        output: Price of output tokens.
+        cached_input: Price of cached input tokens, when the model has one.
+        source: Where the price comes from.
+        as_of: When it was read (default: today).
+        note: Anything else worth keeping with it.
+
+    Returns:
+        The registered price.
+
+    Raises:
+        pydantic.ValidationError: When a price is missing or negative.
+    """
+    if isinstance(model, Price):
+        price = model
+    else:
+        fields: dict[str, Any] = {
+            "model": model,
+            "input": input,
+            "output": output,
+            "cached_input": cached_input,
+            "source": source,
+            "note": note,
+        }
+        if as_of is not None:
+            fields["as_of"] = as_of
+        price = Price.model_validate(fields)
+    _table.add([price])
+    return price
+
+
+def reset_prices() -> None:
+    """Forget every registered or loaded price; the built-in table stays."""
+    with _table.lock:
+        _table.user.clear()
+        _table.memo.clear()
+
+
+def _per_million(per_token: Any) -> Decimal:
+    # Common tables store USD per token as JSON floats (2.5e-06); going through repr() keeps
+    # their shortest decimal form, so 2.5e-06 becomes exactly 2.50 per million.
+    if isinstance(per_token, Decimal):
+        value = per_token
+    elif isinstance(per_token, str):
+        value = Decimal(per_token)
+    elif isinstance(per_token, (int, float)) and not isinstance(per_token, bool):
+        value = Decimal(repr(per_token))
+    else:
+        raise ConfigurationError(f"a token price must be a number, got {per_token!r}")
+    scaled = value.scaleb(_PER_MILLION)
+    # Plain digits for display ("10", "0.15"), never "1E+1"; the value is unchanged.
+    return scaled.quantize(Decimal(1)) if scaled == scaled.to_integral() else scaled.normalize()
+
+
+def _parse_own(entries: Iterable[Mapping[str, Any]]) -> list[Price]:
+    return [Price.model_validate(e) for e in entries]
+
+
+def _parse_common(table: Mapping[str, Any], *, source: str, as_of: date | None) -> list[Price]:
+    out: list[Price] = []
+    for name, entry in table.items():
+        if not isinstance(entry, Mapping) or name == "sample_spec":
+            continue
+        if "input_cost_per_token" not in entry or "output_cost_per_token" not in entry:
+            continue  # image, audio or embedding entries priced by other units
+        fields: dict[str, Any] = {
+            "model": name,
+            "input": _per_million(entry["input_cost_per_token"]),
+            "output": _per_million(entry["output_cost_per_token"]),
+            "source": str(entry.get("source") or source),
+        }
+        cached = entry.get("cache_read_input_token_cost")
+        if cached is not None:
+            fields["cached_input"] = _per_million(cached)
+        if as_of is not None:
+            fields["as_of"] = as_of
+        out.append(Price.model_validate(fields))
+    return out
+
+
+def load_prices(
+    table: str | os.PathLike[str] | Mapping[str, Any],
+    /,
+    *,
+    source: str | None = None,
+    as_of: date | None = None,
+) -> list[Price]:
+    """Register every price of a table, a JSON file or an already parsed mapping.
+
+    Two layouts are understood:
+
+    - the common per-token layout of public price tables: ``{"<model>": {"input_cost_per_token":
+      2.5e-06, "output_cost_per_token": 1e-05, "cache_read_input_token_cost": 1.25e-06}, ...}``
+      (entries without both token prices, such as image models, are skipped);
+    - llmcompare's own layout (as in the package's ``prices.json``): ``{"prices": [{"model": ...,
+      "input": "2.50", "cached_input": "1.25", "output": "10.00", "source": ..., "as_of":
+      ...}]}``, prices per million tokens.
+
+    Args:
+        table: A path to a JSON file, or the parsed mapping.
+        source: Source recorded on each price of the common layout that names none (default:
+            the file path, or ``"user table"``).
+        as_of: Date recorded on prices of the common layout (default: today).
+
+    Returns:
+        The prices registered.
+
+    Raises:
+        ConfigurationError: When the file cannot be read or parsed.
+        pydantic.ValidationError: When an entry has a negative or malformed price.
+    """
+    if isinstance(table, Mapping):
+        data: Any = table
+        label = source or "user table"
+    else:
+        path = Path(table)
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"cannot read price table {path}: {exc}") from exc
+        label = source or str(path)
+    if not isinstance(data, Mapping):
+        raise ConfigurationError("a price table must be a JSON object")
+    if isinstance(data.get("prices"), list):
+        loaded = _parse_own(data["prices"])
+    else:
+        loaded = _parse_common(data, source=label, as_of=as_of)
+    _table.add(loaded)
+    return loaded

@@ -1,0 +1,708 @@
+"""Running totals of usage and cost, and budgets enforced before a request is sent."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
+from decimal import Decimal
+from types import TracebackType
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import Self, Unpack
+
+from llmcompare.cost._cost import (
+    _RANK,
+    _STATUSES,
+    POWERCAP_ROOT,
+    Cost,
+    LocalHardware,
+    _assess,
+    _Assessed,
+    _joules,
+    _read_zones,
+    _zones,
+)
+from llmcompare.cost._prices import get_price
+from llmcompare.errors import BudgetExceeded
+from llmcompare.model import AsyncStream, Model, ModelBase, Stream
+from llmcompare.types import Chunk, Completion, Prompt, Request, Result, Settings, Usage
+
+__all__ = ["Budget", "CostTracker", "Totals", "input_token_bound"]
+
+logger = logging.getLogger("llmcompare.cost")
+
+_ZERO = Decimal(0)
+
+
+def input_token_bound(request: Request) -> int:
+    """An upper bound on the input tokens of a request, computed without a tokenizer.
+
+    UTF-8 bytes of every message plus 8 tokens per message and 32 per request: byte-level BPE
+    tokenizers (OpenAI's, Llama's) never produce more tokens than bytes, and the margins cover
+    chat-format tokens (OpenAI adds 3 per message and 3 per reply). Real counts are usually
+    about a quarter of this; budgets reserve it and give the rest back once the real usage is
+    known.
+
+    Args:
+        request: The request.
+
+    Returns:
+        The bound, in tokens.
+    """
+    total = 32
+    for message in request.messages:
+        text = message.content
+        total += 8 + (len(text) if text.isascii() else len(text.encode("utf-8")))
+    return total
+
+
+class Budget(BaseModel):
+    """Limits a :class:`CostTracker` enforces before each request is sent.
+
+    Each request reserves its worst case: :func:`input_token_bound` input tokens plus its
+    ``max_tokens`` output tokens (``default_max_tokens`` when the request sets none), priced at
+    the model's uncached input and output prices. A request whose worst case does not fit next to
+    what is already spent and reserved raises :class:`~llmcompare.BudgetExceeded` and is not
+    sent. After it returns, the reservation is replaced by the real usage and cost, so the rest
+    becomes available again. Under any concurrency the totals never pass a limit, as long as
+    providers respect ``max_tokens``.
+
+    For a USD limit the model must have a known price (a request to an unpriced API model is
+    refused, since its cost could not be bounded). A local model's dollar cost is known only
+    after it ran; its requests are refused once the dollars spent reach ``max_usd``.
+
+    Attributes:
+        max_usd: Most dollars to spend.
+        max_tokens: Most tokens (input plus output) to use.
+        max_requests: Most requests to send (failed ones count: they were sent).
+        default_max_tokens: Output tokens assumed for a request without ``max_tokens``. Set
+            ``max_tokens`` on requests for a strict guarantee: a provider may generate more.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_usd: Annotated[Decimal, Field(ge=0)] | None = None
+    max_tokens: Annotated[int, Field(ge=0)] | None = None
+    max_requests: Annotated[int, Field(ge=0)] | None = None
+    default_max_tokens: Annotated[int, Field(gt=0)] = 4096
+
+
+class Totals(BaseModel):
+    """Usage and cost summed over requests.
+
+    Attributes:
+        requests: Requests sent, failed ones included.
+        failed: Requests sent that raised an error.
+        refused: Requests refused by the budget (not sent).
+        usage: Summed token usage of the successful requests.
+        cost: Summed cost of the successful requests.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    requests: int = 0
+    failed: int = 0
+    refused: int = 0
+    usage: Usage = Usage()
+    cost: Cost = Cost()
+
+
+class _Sum:
+    """Mutable running sums; turned into :class:`Totals` only when read (cheap to update)."""
+
+    __slots__ = (
+        "assumptions",
+        "cache",
+        "estimated",
+        "failed",
+        "g_co2",
+        "input",
+        "kwh",
+        "output",
+        "reasoning",
+        "refused",
+        "requests",
+        "sources",
+        "status",
+        "usd",
+    )
+
+    def __init__(self) -> None:
+        self.requests = self.failed = self.refused = 0
+        self.input = self.output = self.cache = self.reasoning = 0
+        self.estimated = False
+        self.usd = _ZERO
+        self.kwh: Decimal | None = None
+        self.g_co2: Decimal | None = None
+        self.status = 0
+        self.sources: dict[str, None] = {}
+        self.assumptions: dict[str, None] = {}
+
+    def add(self, completion: Completion, cost: _Assessed) -> None:
+        usd, status, kwh, g_co2, source, assumptions = cost
+        u = completion.usage
+        self.requests += 1
+        self.input += u.input_tokens
+        self.output += u.output_tokens
+        self.cache += u.cache_read_tokens
+        self.reasoning += u.reasoning_tokens
+        self.estimated = self.estimated or u.estimated
+        self.usd += usd
+        if kwh is not None:
+            self.kwh = kwh if self.kwh is None else self.kwh + kwh
+        if g_co2 is not None:
+            self.g_co2 = g_co2 if self.g_co2 is None else self.g_co2 + g_co2
+        rank = _RANK[status]
+        self.status = max(self.status, rank)
+        if source and source not in self.sources:
+            for line in source.split("\n"):
+                self.sources[line] = None
+        if assumptions and assumptions not in self.assumptions:
+            for line in assumptions.split("\n"):
+                self.assumptions[line] = None
+
+    def totals(self) -> Totals:
+        return Totals(
+            requests=self.requests,
+            failed=self.failed,
+            refused=self.refused,
+            usage=Usage.model_construct(
+                input_tokens=self.input,
+                output_tokens=self.output,
+                cache_read_tokens=self.cache,
+                reasoning_tokens=self.reasoning,
+                estimated=self.estimated,
+            ),
+            cost=Cost.model_construct(
+                usd=self.usd,
+                status=_STATUSES[self.status],
+                kwh=self.kwh,
+                g_co2=self.g_co2,
+                source="\n".join(self.sources),
+                assumptions="\n".join(self.assumptions),
+            ),
+        )
+
+
+class _Reservation:
+    __slots__ = ("tokens", "usd")
+
+    def __init__(self, tokens: int, usd: Decimal) -> None:
+        self.tokens = tokens
+        self.usd = usd
+
+
+class CostTracker:
+    """Sum usage and cost by model, and enforce a :class:`Budget` before requests are sent.
+
+    Wrap models with :meth:`wrap` so every call of every kind (sync, async, streaming, batch)
+    is counted and checked against the budget; or pass the tracker to
+    :func:`llmcompare.batch.generate_many`. Completions obtained elsewhere can be added with
+    :meth:`record`. Safe to share between threads and asyncio tasks.
+
+    Example:
+        >>> from llmcompare.backends.fake import ScriptedModel
+        >>> from llmcompare.cost import Budget, CostTracker
+        >>> with CostTracker(Budget(max_requests=2)) as tracker:
+        ...     model = tracker.wrap(ScriptedModel(default="ok", name="gpt-4o-mini"))
+        ...     _ = [model.generate("hi") for _ in range(2)]
+        >>> tracker.total.requests, tracker.total.cost.status
+        (2, 'priced')
+
+    Args:
+        budget: Limits enforced before each request; None for no limit.
+        hardware: The machine local models run on, for their cost (see
+            :class:`~llmcompare.cost.LocalHardware`).
+        measure_energy: Measure local models' energy with RAPL where readable (calls that
+            overlap another call of the same model fall back to the configured watts).
+    """
+
+    def __init__(
+        self,
+        budget: Budget | None = None,
+        *,
+        hardware: LocalHardware | None = None,
+        measure_energy: bool = True,
+    ) -> None:
+        self.budget = budget
+        self.hardware = hardware
+        self.measure_energy = measure_energy
+        self._lock = threading.Lock()
+        self._total = _Sum()
+        self._by_model: dict[str, _Sum] = {}
+        self._spent_usd = _ZERO
+        self._spent_tokens = 0
+        self._sent = 0
+        self._held_usd = _ZERO
+        self._held_tokens = 0
+        self._held_requests = 0
+
+    # -- reading -------------------------------------------------------------------------------
+
+    @property
+    def total(self) -> Totals:
+        """Totals over every model."""
+        with self._lock:
+            return self._total.totals()
+
+    @property
+    def by_model(self) -> dict[str, Totals]:
+        """Totals per model id."""
+        with self._lock:
+            return {model: s.totals() for model, s in self._by_model.items()}
+
+    @property
+    def spent_usd(self) -> Decimal:
+        """Dollars spent so far (priced and estimated costs; unpriced ones count as 0)."""
+        with self._lock:
+            return self._spent_usd
+
+    @property
+    def remaining_usd(self) -> Decimal | None:
+        """Dollars of the budget neither spent nor reserved by requests in flight."""
+        if self.budget is None or self.budget.max_usd is None:
+            return None
+        with self._lock:
+            return self.budget.max_usd - self._spent_usd - self._held_usd
+
+    def summary(self) -> str:
+        """A few lines for humans: totals per model and overall."""
+        lines = []
+        for model, t in sorted(self.by_model.items()):
+            lines.append(_line(model, t))
+        lines.append(_line("total", self.total))
+        return "\n".join(lines)
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def record(self, completion: Completion, *, energy_j: float | None = None) -> Cost:
+        """Add a completion obtained without :meth:`wrap` to the totals.
+
+        Args:
+            completion: The completion.
+            energy_j: Measured energy of the request, for a local model.
+
+        Returns:
+            Its cost.
+        """
+        usd, status, kwh, g_co2, source, assumptions = self._settle(None, completion, energy_j)
+        return Cost.model_construct(
+            usd=usd, status=status, kwh=kwh, g_co2=g_co2, source=source, assumptions=assumptions
+        )
+
+    def wrap(self, model: Model) -> Model:
+        """A model whose every call goes through this tracker.
+
+        Each request is checked against the budget before it is sent (raising
+        :class:`~llmcompare.BudgetExceeded` when it does not fit) and recorded when it returns.
+        In ``generate_batch``, refused requests get a ``BudgetExceeded`` result and the others
+        are sent. A stream reserves when it is created and settles when it ends; close streams
+        you do not read to the end (``with model.stream(...) as s:``).
+
+        Args:
+            model: Any model.
+
+        Returns:
+            The tracked model, with the same id and info.
+        """
+        return _TrackedModel(model, self)
+
+    # -- budget book-keeping -------------------------------------------------------------------
+
+    def _reserve(self, model_id: str, local: bool, request: Request) -> _Reservation | None:
+        budget = self.budget
+        if budget is None:
+            return None
+        max_out = request.max_tokens or budget.default_max_tokens
+        bound = input_token_bound(request)
+        tokens = bound + max_out
+        usd = _ZERO
+        if budget.max_usd is not None and not local:
+            price = get_price(model_id)
+            if price is None:
+                self._refuse(model_id)
+                raise BudgetExceeded(
+                    f"{model_id}: refused before sending: no price is known for this model, so "
+                    "its cost cannot be bounded against max_usd; register one with "
+                    "llmcompare.cost.register_price(...)"
+                )
+            usd = (bound * price.input + max_out * price.output).scaleb(-6)
+        with self._lock:
+            why = None
+            if (
+                budget.max_requests is not None
+                and self._sent + self._held_requests + 1 > budget.max_requests
+            ):
+                why = f"max_requests={budget.max_requests} reached"
+            elif (
+                budget.max_tokens is not None
+                and self._spent_tokens + self._held_tokens + tokens > budget.max_tokens
+            ):
+                why = (
+                    f"its worst case of {tokens} tokens does not fit in max_tokens="
+                    f"{budget.max_tokens} ({self._spent_tokens} used, {self._held_tokens} "
+                    "reserved by requests in flight)"
+                )
+            elif budget.max_usd is not None and (
+                self._spent_usd + self._held_usd + usd > budget.max_usd
+                or (local and self._spent_usd + self._held_usd >= budget.max_usd)
+            ):
+                why = (
+                    f"its worst case of ${usd} does not fit in max_usd=${budget.max_usd} "
+                    f"(${self._spent_usd} spent, ${self._held_usd} reserved by requests in "
+                    "flight)"
+                )
+            if why is None:
+                self._held_requests += 1
+                self._held_tokens += tokens
+                self._held_usd += usd
+                return _Reservation(tokens, usd)
+            self._sum(model_id).refused += 1
+            self._total.refused += 1
+        raise BudgetExceeded(f"{model_id}: refused before sending: {why}")
+
+    def _refuse(self, model_id: str) -> None:
+        with self._lock:
+            self._sum(model_id).refused += 1
+            self._total.refused += 1
+
+    def _sum(self, model_id: str) -> _Sum:
+        s = self._by_model.get(model_id)
+        if s is None:
+            s = self._by_model[model_id] = _Sum()
+        return s
+
+    def _unhold(self, reservation: _Reservation | None) -> None:
+        if reservation is not None:
+            self._held_requests -= 1
+            self._held_tokens -= reservation.tokens
+            self._held_usd -= reservation.usd
+
+    def _settle(
+        self, reservation: _Reservation | None, completion: Completion, energy_j: float | None
+    ) -> _Assessed:
+        cost = _assess(completion, self.hardware, energy_j)
+        with self._lock:
+            self._unhold(reservation)
+            self._sent += 1
+            self._spent_tokens += completion.usage.input_tokens + completion.usage.output_tokens
+            self._spent_usd += cost[0]
+            self._sum(completion.model).add(completion, cost)
+            self._total.add(completion, cost)
+        return cost
+
+    def _release(self, reservation: _Reservation | None, model_id: str) -> None:
+        with self._lock:
+            self._unhold(reservation)
+            self._sent += 1
+            s = self._sum(model_id)
+            s.requests += 1
+            s.failed += 1
+            self._total.requests += 1
+            self._total.failed += 1
+
+    # -- context manager -----------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("cost summary:\n%s", self.summary())
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def _line(name: str, t: Totals) -> str:
+    energy = f", {t.cost.kwh} kWh, {t.cost.g_co2} gCO2" if t.cost.kwh is not None else ""
+    return (
+        f"{name}: {t.requests} requests ({t.failed} failed, {t.refused} refused), "
+        f"{t.usage.input_tokens} in / {t.usage.output_tokens} out tokens, "
+        f"${t.cost.usd} ({t.cost.status}){energy}"
+    )
+
+
+def _native_batching(model: Model) -> bool:
+    flag = getattr(model, "native_batching", None)
+    if isinstance(flag, bool):
+        return flag
+    return (
+        isinstance(model, ModelBase)
+        and type(model)._generate_batch is not ModelBase._generate_batch
+    )
+
+
+class _TrackedModel(ModelBase):
+    """A model whose calls are checked against a budget and recorded; see CostTracker.wrap."""
+
+    def __init__(self, inner: Model, tracker: CostTracker) -> None:
+        super().__init__(inner.info)
+        self._inner = inner
+        self._tracker = tracker
+        self._local = inner.info.open_weights
+        self.native_batching = _native_batching(inner)
+        """Whether the inner model batches natively (used by generate_many)."""
+        # Energy is measured only for local models, only where RAPL is readable, and only for a
+        # call that had the model to itself (the counter is machine-wide).
+        zones = _zones(POWERCAP_ROOT) if tracker.measure_energy and self._local else []
+        self._zones = zones if zones and _read_zones(zones) is not None else []
+        self._flight = threading.Lock()
+        self._in_flight = 0
+        self._starts = 0
+
+    @property
+    def inner(self) -> Model:
+        """The wrapped model."""
+        return self._inner
+
+    def __repr__(self) -> str:
+        return f"<tracked {self._inner!r}>"
+
+    def _reserve(self, request: Request) -> _Reservation | None:
+        return self._tracker._reserve(self._id, self._local, request)
+
+    def _begin(self) -> tuple[int, bool, list[tuple[int, int]] | None] | None:
+        if not self._zones:
+            return None
+        with self._flight:
+            self._starts += 1
+            self._in_flight += 1
+            alone = self._in_flight == 1
+            starts = self._starts
+        return starts, alone, _read_zones(self._zones)
+
+    def _end(self, token: tuple[int, bool, list[tuple[int, int]] | None] | None) -> float | None:
+        if token is None:
+            return None
+        end = _read_zones(self._zones)
+        with self._flight:
+            self._in_flight -= 1
+            isolated = token[1] and self._starts == token[0]
+        if not isolated or token[2] is None or end is None:
+            return None
+        return _joules(token[2], end)
+
+    def generate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
+        """Generate one answer through the inner model; see :meth:`Model.generate`."""
+        # A Request passes straight through: validated once, timed once (by the inner model).
+        if settings or not isinstance(prompt, Request):
+            prompt = Request.of(prompt, **settings)
+        return self._generate(prompt)
+
+    async def agenerate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
+        """Generate one answer asynchronously through the inner model."""
+        if settings or not isinstance(prompt, Request):
+            prompt = Request.of(prompt, **settings)
+        return await self._agenerate(prompt)
+
+    def _generate(self, request: Request) -> Completion:
+        reservation = self._reserve(request)
+        token = self._begin()
+        try:
+            completion = self._inner.generate(request)
+        except BaseException:
+            self._end(token)
+            self._tracker._release(reservation, self._id)
+            raise
+        self._tracker._settle(reservation, completion, self._end(token))
+        return completion
+
+    async def _agenerate(self, request: Request) -> Completion:
+        reservation = self._reserve(request)
+        token = self._begin()
+        try:
+            completion = await self._inner.agenerate(request)
+        except BaseException:
+            self._end(token)
+            self._tracker._release(reservation, self._id)
+            raise
+        self._tracker._settle(reservation, completion, self._end(token))
+        return completion
+
+    def stream(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Stream:
+        """Stream one answer; reserved now, recorded when the stream ends.
+
+        Raises:
+            BudgetExceeded: When the request does not fit in the budget (nothing is sent).
+        """
+        request = Request.of(prompt, **settings)
+        return _TrackedStream(self, request, self._reserve(request))
+
+    def astream(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> AsyncStream:
+        """Stream one answer asynchronously; reserved now, recorded when the stream ends.
+
+        Raises:
+            BudgetExceeded: When the request does not fit in the budget (nothing is sent).
+        """
+        request = Request.of(prompt, **settings)
+        return _TrackedAsyncStream(self, request, self._reserve(request))
+
+    def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
+        outs: list[Completion | Exception | None] = [None] * len(requests)
+        accepted: list[tuple[int, _Reservation | None]] = []
+        for i, request in enumerate(requests):
+            try:
+                accepted.append((i, self._reserve(request)))
+            except BudgetExceeded as exc:
+                outs[i] = exc
+        if accepted:
+            token = self._begin()
+            try:
+                results = self._inner.generate_batch([requests[i] for i, _ in accepted])
+            except BaseException:
+                self._end(token)
+                for _, reservation in accepted:
+                    self._tracker._release(reservation, self._id)
+                raise
+            shares = _shares(results, self._end(token))
+            for (i, reservation), result, energy in zip(accepted, results, shares, strict=True):
+                if result.completion is not None:
+                    self._tracker._settle(reservation, result.completion, energy)
+                    outs[i] = result.completion
+                else:
+                    self._tracker._release(reservation, self._id)
+                    error = result.error
+                    if not isinstance(error, Exception):
+                        assert error is not None
+                        raise error
+                    outs[i] = error
+        return [o for o in outs if o is not None]
+
+    def close(self) -> None:
+        """Close the inner model."""
+        self._inner.close()
+
+    async def aclose(self) -> None:
+        """Close the inner model asynchronously."""
+        await self._inner.aclose()
+
+
+def _shares(results: Sequence[Result], joules: float | None) -> list[float | None]:
+    """Split a batch's measured energy by each completion's share of compute time."""
+    if joules is None:
+        return [None] * len(results)
+    seconds = [
+        r.completion.compute_s if r.completion is not None and r.completion.compute_s else 0.0
+        for r in results
+    ]
+    total = sum(seconds)
+    if total <= 0:
+        return [None] * len(results)
+    return [joules * s / total if s else None for s in seconds]
+
+
+class _TrackedStream(Stream):
+    def __init__(
+        self, model: _TrackedModel, request: Request, reservation: _Reservation | None
+    ) -> None:
+        self._model = model
+        self._request = request
+        self._reservation = reservation
+        self._final: Completion | None = None
+        self._open = True
+        super().__init__(model, self._produce())
+
+    def _finish(self, completion: Completion | None, energy: float | None) -> None:
+        if not self._open:
+            return
+        self._open = False
+        tracker = self._model._tracker
+        if completion is None:
+            tracker._release(self._reservation, self._model.id)
+        else:
+            tracker._settle(self._reservation, completion, energy)
+
+    def _produce(self) -> Iterator[Chunk]:
+        token = self._model._begin()
+        done: Completion | None = None
+        stream = self._model.inner.stream(self._request)
+        try:
+            yield from stream
+            done = stream.completion
+        finally:
+            energy = self._model._end(token)
+            stream.close()
+            self._final = done
+            self._finish(done, energy)
+
+    def __next__(self) -> Chunk:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        """Stop the stream; an unfinished request is released from the budget as failed."""
+        super().close()
+        self._finish(None, None)
+
+    @property
+    def completion(self) -> Completion:
+        """The whole answer, once the stream has ended."""
+        if self._final is None:
+            return super().completion  # raises: not ended
+        return self._final
+
+
+class _TrackedAsyncStream(AsyncStream):
+    def __init__(
+        self, model: _TrackedModel, request: Request, reservation: _Reservation | None
+    ) -> None:
+        self._model = model
+        self._request = request
+        self._reservation = reservation
+        self._final: Completion | None = None
+        self._open = True
+        super().__init__(model, self._produce())
+
+    def _finish(self, completion: Completion | None, energy: float | None) -> None:
+        if not self._open:
+            return
+        self._open = False
+        tracker = self._model._tracker
+        if completion is None:
+            tracker._release(self._reservation, self._model.id)
+        else:
+            tracker._settle(self._reservation, completion, energy)
+
+    async def _produce(self) -> AsyncIterator[Chunk]:
+        token = self._model._begin()
+        done: Completion | None = None
+        stream = self._model.inner.astream(self._request)
+        try:
+            async for chunk in stream:
+                yield chunk
+            done = stream.completion
+        finally:
+            energy = self._model._end(token)
+            await stream.aclose()
+            self._final = done
+            self._finish(done, energy)
+
+    async def __anext__(self) -> Chunk:
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop the stream; an unfinished request is released from the budget as failed."""
+        await super().aclose()
+        self._finish(None, None)
+
+    @property
+    def completion(self) -> Completion:
+        """The whole answer, once the stream has ended."""
+        if self._final is None:
+            return super().completion  # raises: not ended
+        return self._final

@@ -1,0 +1,391 @@
+"""Reports from one Comparison: terminal table, JSON, CSV, HTML and charts.
+
+- :func:`print_report`: aggregates per model and the answers side by side, in the terminal (rich).
+- :func:`write_csv`: one row per prompt and model.
+- :func:`write_html`: one self-contained page (tables and charts inline; opens with no network).
+- :func:`charts`: quality vs cost, latency distribution, tokens/s (matplotlib, PNG or SVG).
+- :func:`write_report`: any of the above into a folder, plus the JSON record.
+
+Every report carries the stamp of the run: llmcompare version, model ids and revisions, hardware,
+price-table date and time.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from llmcompare.compare import Comparison, ModelSummary
+from llmcompare.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = [
+    "FORMATS",
+    "Format",
+    "charts",
+    "print_report",
+    "stamp",
+    "summary_table_rows",
+    "write_csv",
+    "write_html",
+    "write_report",
+]
+
+Format = Literal["json", "csv", "html", "png", "svg"]
+"""A report format :func:`write_report` can write."""
+FORMATS: tuple[Format, ...] = ("json", "csv", "html", "png", "svg")
+"""Every format :func:`write_report` knows."""
+
+
+def _fmt(value: float | Decimal | None, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, Decimal):
+        return f"{value:.6f}" if value < 1 else f"{value:.2f}"
+    return f"{value:.{digits}f}"
+
+
+def _cost_cell(s: ModelSummary) -> str:
+    if s.cost.status == "unpriced":
+        return "unpriced"
+    mark = "~" if s.cost.status == "estimated" else ""
+    return mark + _fmt(s.cost.usd)
+
+
+def summary_table_rows(comparison: Comparison) -> list[list[str]]:
+    """The aggregate table as strings: a header row of model ids, then one row per metric.
+
+    Models are columns so two or three of them sit side by side in a narrow terminal.
+    """
+    sums = comparison.summaries
+
+    def row(label: str, cells: Iterable[str]) -> list[str]:
+        return [label, *cells]
+
+    score_names: dict[str, None] = {}
+    for s in sums:
+        score_names.update(dict.fromkeys(s.mean_scores))
+    rows = [
+        row("model", (s.model for s in sums)),
+        row("kind", ("open weights" if s.open_weights else "API" for s in sums)),
+        row("answered", (f"{s.succeeded}/{s.requests}" for s in sums)),
+        row("score (mean)", (_fmt(s.score) for s in sums)),
+    ]
+    rows += [row(f"  {n}", (_fmt(s.mean_scores.get(n)) for s in sums)) for n in score_names]
+    rows += [
+        row("latency p50 (s)", (_fmt(s.latency_p50_s) for s in sums)),
+        row("latency p95 (s)", (_fmt(s.latency_p95_s) for s in sums)),
+        row("first token p50 (s)", (_fmt(s.ttft_p50_s) for s in sums)),
+        row("output tokens/s", (_fmt(s.output_tokens_per_s, 1) for s in sums)),
+        row("input tokens", (str(s.usage.input_tokens) for s in sums)),
+        row("output tokens", (str(s.usage.output_tokens) for s in sums)),
+        row("cost ($)", (_cost_cell(s) for s in sums)),
+        row(
+            "$ per 1K tokens",
+            ("-" if s.usd_per_1k_tokens is None else _fmt(s.usd_per_1k_tokens) for s in sums),
+        ),
+        row("energy (kWh)", ("-" if s.cost.kwh is None else _fmt(s.cost.kwh) for s in sums)),
+        row("CO2 (g)", ("-" if s.cost.g_co2 is None else _fmt(s.cost.g_co2) for s in sums)),
+        row("retries", (str(s.retries) for s in sums)),
+        row("run time (s)", (_fmt(s.wall_s, 1) for s in sums)),
+    ]
+    return rows
+
+
+def stamp(comparison: Comparison) -> str:
+    """One line saying what the run was: version, models, hardware, price date, time."""
+    run = comparison.run
+    revisions = {s.model: s.revisions for s in comparison.summaries}
+    models = ", ".join(
+        m + (f" ({', '.join(revisions[m])})" if revisions.get(m) else "") for m in run.models
+    )
+    hardware = run.cpu + (f", GPU {run.gpu}" if run.gpu else "")
+    prices = run.price_table_date.isoformat() if run.price_table_date else "n/a"
+    return (
+        f"llmcompare {run.llmcompare_version} | models: {models} | hardware: {hardware} | "
+        f"prices as of {prices} | {run.finished_at:%Y-%m-%d %H:%M:%S} UTC"
+    )
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def print_report(
+    comparison: Comparison, console: Console | None = None, *, answer_width: int = 60
+) -> None:
+    """Print the aggregate table and the answers side by side.
+
+    Args:
+        comparison: The record to show.
+        console: A rich console; by default one on stdout.
+        answer_width: Characters of each answer to show.
+    """
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = console or Console()
+    header, *body = summary_table_rows(comparison)
+    table = Table(title="Models", title_justify="left")
+    for i, col in enumerate(header):
+        table.add_column(col, justify="left" if i == 0 else "right", overflow="fold")
+    for line in body:
+        table.add_row(*(escape(cell) for cell in line))
+    console.print(table)
+
+    answers = Table(title="Answers", title_justify="left", show_lines=True)
+    answers.add_column("item")
+    for model in comparison.run.models:
+        answers.add_column(model)
+    for item in comparison.items:
+        cells = [escape(item.id)]
+        for model in comparison.run.models:
+            row = comparison.row(item.id, model)
+            if row.completion is None:
+                assert row.error is not None
+                message = escape(_clip(row.error.message, 40))
+                cells.append(f"[red]{row.error.type}[/red]: {message}")
+            else:
+                scores = " ".join(
+                    f"{k}={'-' if v is None else f'{v:.2f}'}" for k, v in row.scores.items()
+                )
+                cells.append(
+                    escape(_clip(row.completion.text, answer_width))
+                    + (f"\n[dim]{escape(scores)}[/dim]" if scores else "")
+                )
+        answers.add_row(*cells)
+    console.print(answers)
+    for s in comparison.summaries:
+        if s.cost.assumptions:
+            console.print(f"[dim]{s.model}: {s.cost.assumptions}[/dim]")
+    console.print(f"[dim]{stamp(comparison)}[/dim]")
+
+
+_CSV_FIELDS = (
+    "item_id",
+    "model",
+    "ok",
+    "text",
+    "finish_reason",
+    "error_type",
+    "error",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "reasoning_tokens",
+    "usage_estimated",
+    "latency_s",
+    "ttft_s",
+    "compute_s",
+    "attempts",
+    "cost_usd",
+    "cost_status",
+    "kwh",
+    "g_co2",
+)
+
+
+def write_csv(comparison: Comparison, path: str | Path) -> Path:
+    """Write one CSV row per prompt and model, with a column per scorer."""
+    score_names: dict[str, None] = {}
+    for row in comparison.rows:
+        score_names.update(dict.fromkeys(row.scores))
+    p = Path(path)
+    with p.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow([*_CSV_FIELDS, *(f"score:{n}" for n in score_names)])
+        for row in comparison.rows:
+            c = row.completion
+            cost = row.cost
+            writer.writerow(
+                [
+                    row.item_id,
+                    row.model,
+                    c is not None,
+                    c.text if c else "",
+                    c.finish_reason if c else "error",
+                    row.error.type if row.error else "",
+                    row.error.message if row.error else "",
+                    c.usage.input_tokens if c else "",
+                    c.usage.output_tokens if c else "",
+                    c.usage.cache_read_tokens if c else "",
+                    c.usage.reasoning_tokens if c else "",
+                    c.usage.estimated if c else "",
+                    c.latency_s if c else "",
+                    "" if c is None or c.ttft_s is None else c.ttft_s,
+                    "" if c is None or c.compute_s is None else c.compute_s,
+                    c.attempts if c else "",
+                    cost.usd if cost else "",
+                    cost.status if cost else "",
+                    "" if cost is None or cost.kwh is None else cost.kwh,
+                    "" if cost is None or cost.g_co2 is None else cost.g_co2,
+                    *("" if row.scores.get(n) is None else row.scores[n] for n in score_names),
+                ]
+            )
+    return p
+
+
+def charts(comparison: Comparison, *, fmt: Literal["png", "svg"] = "png") -> dict[str, bytes]:
+    """Draw the report's charts.
+
+    Returns:
+        Image bytes by chart name: ``quality_vs_cost`` (mean score against dollars per 1K
+        tokens), ``latency`` (latency distribution per model), ``throughput`` (tokens/s).
+
+    Raises:
+        ConfigurationError: When matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigurationError(
+            "charts need matplotlib: pip install 'llmcompare[report]'"
+        ) from None
+
+    def render(fig: object) -> bytes:
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, bbox_inches="tight", dpi=110)  # type: ignore[attr-defined]
+        plt.close(fig)  # type: ignore[arg-type]
+        return buf.getvalue()
+
+    sums = comparison.summaries
+    names = [s.model for s in sums]
+    out: dict[str, bytes] = {}
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for s in sums:
+        x = float(s.usd_per_1k_tokens) if s.usd_per_1k_tokens is not None else 0.0
+        ax.scatter([x], [s.score or 0.0], s=80)
+        label = s.model + ("" if s.usd_per_1k_tokens is not None else " (unpriced)")
+        ax.annotate(label, (x, s.score or 0.0), textcoords="offset points", xytext=(6, 6))
+    ax.set_xlabel("dollars per 1K tokens")
+    ax.set_ylabel("mean score")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title("Quality vs cost")
+    out["quality_vs_cost"] = render(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    data = [
+        [r.completion.latency_s for r in comparison.rows if r.model == n and r.completion]
+        for n in names
+    ]
+    ax.boxplot([d or [0.0] for d in data], tick_labels=names)
+    ax.set_ylabel("latency (s)")
+    ax.set_title("Latency per request")
+    out["latency"] = render(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.bar(names, [s.output_tokens_per_s or 0.0 for s in sums])
+    ax.set_ylabel("output tokens / s")
+    ax.set_title("Throughput")
+    out["throughput"] = render(fig)
+    return out
+
+
+def _html_table(rows: Sequence[Sequence[str]]) -> str:
+    head, *body = rows
+    parts = ["<table><thead><tr>"]
+    parts += [f"<th>{html.escape(h)}</th>" for h in head]
+    parts.append("</tr></thead><tbody>")
+    for row in body:
+        parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+    parts.append("</tbody></table>")
+    return "".join(parts)
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
+th,td{border:1px solid #ccc;padding:.3rem .5rem;vertical-align:top;text-align:left}
+th{background:#f3f3f3}.err{color:#b00}.dim{color:#777;font-size:.8rem}
+img{max-width:32%;margin-right:1%}
+"""
+
+
+def write_html(comparison: Comparison, path: str | Path) -> Path:
+    """Write one self-contained HTML page: stamp, tables, charts (inline images), answers."""
+    try:
+        images = charts(comparison, fmt="png")
+    except ConfigurationError as exc:
+        images = {}
+        chart_note = f"<p class='dim'>{html.escape(str(exc))}</p>"
+    else:
+        chart_note = ""
+    imgs = "".join(
+        f"<img alt='{name}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
+        for name, data in images.items()
+    )
+    answer_rows: list[list[str]] = [["item", *comparison.run.models]]
+    for item in comparison.items:
+        cells = [item.id]
+        for model in comparison.run.models:
+            row = comparison.row(item.id, model)
+            if row.completion is not None:
+                scores = ", ".join(
+                    f"{k}={'-' if v is None else f'{v:.2f}'}" for k, v in row.scores.items()
+                )
+                cells.append(row.completion.text + (f"\n[{scores}]" if scores else ""))
+            else:
+                assert row.error is not None
+                cells.append(f"ERROR {row.error.type}: {row.error.message}")
+        answer_rows.append(cells)
+    assumptions = "".join(
+        f"<p class='dim'>{html.escape(s.model)}: {html.escape(s.cost.assumptions)}</p>"
+        for s in comparison.summaries
+        if s.cost.assumptions
+    )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>llmcompare report</title>"
+        f"<style>{_CSS}</style></head><body><h1>llmcompare report</h1>"
+        f"<p class='dim'>{html.escape(stamp(comparison))}</p>"
+        f"<h2>Models</h2>{_html_table(summary_table_rows(comparison))}{assumptions}"
+        f"<h2>Charts</h2>{imgs}{chart_note}"
+        f"<h2>Answers</h2>{_html_table(answer_rows)}</body></html>"
+    )
+    p = Path(path)
+    p.write_text(page, encoding="utf-8")
+    return p
+
+
+def write_report(
+    comparison: Comparison, out_dir: str | Path, formats: Iterable[Format] = ("json", "csv", "html")
+) -> list[Path]:
+    """Write the chosen formats into ``out_dir`` (created if needed).
+
+    Files: ``comparison.json``, ``comparison.csv``, ``report.html``, and one image per chart
+    for ``png``/``svg``.
+
+    Returns:
+        The files written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for fmt in dict.fromkeys(formats):
+        if fmt == "json":
+            written.append(comparison.save(out / "comparison.json"))
+        elif fmt == "csv":
+            written.append(write_csv(comparison, out / "comparison.csv"))
+        elif fmt == "html":
+            written.append(write_html(comparison, out / "report.html"))
+        elif fmt in ("png", "svg"):
+            for name, data in charts(comparison, fmt=fmt).items():
+                p = out / f"{name}.{fmt}"
+                p.write_bytes(data)
+                written.append(p)
+        else:
+            raise ConfigurationError(f"unknown report format {fmt!r}; use {', '.join(FORMATS)}")
+    return written

@@ -1,0 +1,517 @@
+"""generate_many: order, one result per prompt, limits, native batching, cancellation, resume."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import pydantic
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmcompare import (
+    BackendError,
+    Completion,
+    ConfigurationError,
+    ModelBase,
+    ModelInfo,
+    ProviderHTTPError,
+    Request,
+    Usage,
+)
+from llmcompare.backends.fake import FunctionModel, ScriptedModel
+from llmcompare.batch import RateLimiter, agenerate_many, generate_many, read_results
+from llmcompare.retry import RetryPolicy, no_wait
+
+
+def echo(request: Request) -> str:
+    return "echo " + request.messages[-1].content
+
+
+class Flaky:
+    """A reply function failing a given share of calls with a retryable error (thread-safe)."""
+
+    def __init__(self, rate: float, seed: int = 7) -> None:
+        self.rate = rate
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.failures = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def __call__(self, request: Request) -> str:
+        with self.lock:
+            self.calls += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            fail = self.rng.random() < self.rate
+            if fail:
+                self.failures += 1
+        try:
+            await asyncio.sleep(0)  # let other requests start: real overlap
+            if fail:
+                raise BackendError("transient", model_id="fake:flaky", retryable=True)
+            return echo(request)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+# -- order and completeness ----------------------------------------------------------------------
+
+
+def test_one_result_per_prompt_in_order_with_failures_kept() -> None:
+    bad = ProviderHTTPError("bad request", model_id="fake:scripted", status=400)
+
+    def reply(request: Request) -> str:
+        if request.messages[-1].content == "p3":
+            raise bad
+        return echo(request)
+
+    model = ScriptedModel(default=reply)
+    results = generate_many(model, [f"p{i}" for i in range(8)], concurrency=3, progress=False)
+    assert [r.index for r in results] == list(range(8))
+    assert [r.request.messages[-1].content for r in results] == [f"p{i}" for i in range(8)]
+    assert results[3].error is bad
+    assert [r.unwrap().text for r in results if r.ok] == [f"echo p{i}" for i in range(8) if i != 3]
+
+
+def test_500_requests_at_concurrency_32_with_20_percent_transient_failures() -> None:
+    prompts = [f"prompt {i}" for i in range(500)]
+
+    flaky = Flaky(0.2)
+    results = generate_many(FunctionModel(flaky), prompts, concurrency=32, progress=False)
+    assert len(results) == 500
+    assert [r.index for r in results] == list(range(500))
+    failed = [r for r in results if not r.ok]
+    assert len(failed) == flaky.failures > 50  # about 20%, each one kept
+    assert all(isinstance(r.error, BackendError) for r in failed)
+    assert 1 < flaky.max_in_flight <= 32
+
+    flaky = Flaky(0.2, seed=11)
+    with no_wait() as waits:
+        results = generate_many(
+            FunctionModel(flaky),
+            prompts,
+            concurrency=32,
+            retry=RetryPolicy(attempts=10),
+            progress=False,
+        )
+    assert len(results) == 500
+    assert all(r.ok for r in results)
+    assert [r.unwrap().text for r in results] == [f"echo prompt {i}" for i in range(500)]
+    assert flaky.calls == 500 + flaky.failures
+    assert len(waits.waits) == flaky.failures
+    assert sum(r.unwrap().attempts - 1 for r in results) == flaky.failures
+    assert flaky.max_in_flight <= 32
+
+
+async def test_async_twin_has_the_same_behaviour() -> None:
+    model = FunctionModel(Flaky(0.0))
+    results = await agenerate_many(model, ["a", "b", "c"], concurrency=2, max_tokens=8)
+    assert [r.unwrap().text for r in results] == ["echo a", "echo b", "echo c"]
+    assert all(r.request.max_tokens == 8 for r in results)
+
+
+class SyncOnly(ModelBase):
+    """A backend with only a blocking _generate, like a simple third-party plugin."""
+
+    def __init__(self, barrier: threading.Barrier) -> None:
+        super().__init__(ModelInfo(provider="test", name="sync", open_weights=False))
+        self.barrier = barrier
+
+    def _generate(self, request: Request) -> Completion:
+        self.barrier.wait()  # returns only once `parties` calls are in flight together
+        return Completion(text=echo(request), finish_reason="stop", usage=Usage(), model=self.id)
+
+
+def test_sync_only_models_run_concurrently_on_threads() -> None:
+    model = SyncOnly(threading.Barrier(16, timeout=10))
+    results = generate_many(model, [str(i) for i in range(32)], concurrency=16)
+    assert [r.unwrap().text for r in results] == [f"echo {i}" for i in range(32)]
+
+
+def test_bad_input_is_refused_before_anything_is_sent() -> None:
+    model = ScriptedModel(default="never")
+    with pytest.raises(pydantic.ValidationError):
+        generate_many(model, ["fine", "also fine"], temperature=9.0)
+    with pytest.raises(ValueError, match="concurrency"):
+        generate_many(model, ["fine"], concurrency=0)
+    assert model.history == []
+    assert generate_many(model, []) == []
+
+
+async def test_sync_call_from_inside_an_event_loop() -> None:
+    # As in a notebook: the sync function must not deadlock the running loop.
+    results = generate_many(ScriptedModel(default="ok"), ["a", "b"])
+    assert [r.unwrap().text for r in results] == ["ok", "ok"]
+
+
+# -- backends with their own batching ------------------------------------------------------------
+
+
+class BatchingModel(ModelBase):
+    """Answers through _generate_batch, recording the batch sizes (like the Llama backend)."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        super().__init__(ModelInfo(provider="test", name="batcher", open_weights=True))
+        self.batches: list[int] = []
+        self.singles = 0
+        self.threads: set[str] = set()
+        self.fail_on = fail_on
+
+    def _generate(self, request: Request) -> Completion:
+        self.singles += 1
+        return self._answer(request)
+
+    def _answer(self, request: Request) -> Completion:
+        text = request.messages[-1].content
+        return Completion(
+            text=text.upper(),
+            finish_reason="stop",
+            usage=Usage(input_tokens=1, output_tokens=1),
+            model=self.id,
+            compute_s=0.5,
+        )
+
+    def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
+        self.batches.append(len(requests))
+        self.threads.add(threading.current_thread().name)
+        return [
+            BackendError("no", model_id=self.id)
+            if r.messages[-1].content == self.fail_on
+            else self._answer(r)
+            for r in requests
+        ]
+
+
+def test_native_batching_is_driven_in_chunks_of_concurrency() -> None:
+    model = BatchingModel(fail_on="p5")
+    results = generate_many(model, [f"p{i}" for i in range(10)], concurrency=4, progress=False)
+    assert model.batches == [4, 4, 2]
+    assert model.singles == 0
+    assert threading.main_thread().name not in model.threads
+    assert [r.index for r in results] == list(range(10))
+    assert isinstance(results[5].error, BackendError)
+    assert [r.unwrap().text for r in results if r.ok] == [f"P{i}" for i in range(10) if i != 5]
+
+
+def test_native_batching_is_kept_under_retry_limits_and_tracker() -> None:
+    from llmcompare.cost import CostTracker
+
+    model = BatchingModel()
+    tracker = CostTracker()
+    results = generate_many(
+        model,
+        [f"p{i}" for i in range(6)],
+        concurrency=3,
+        retry=RetryPolicy(),
+        rpm=600_000,
+        tpm=10_000_000,
+        tracker=tracker,
+    )
+    assert model.batches == [3, 3]
+    assert all(r.ok for r in results)
+    assert tracker.total.requests == 6
+
+
+# -- rate limits ---------------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def admit(limiter: RateLimiter, clock: FakeClock, tokens: int) -> float:
+    """Wait on the fake clock until the limiter admits the request; return the admission time."""
+    while (wait := limiter.reserve(tokens)) > 0:
+        clock.now += wait
+    return clock.now
+
+
+def max_in_window(events: list[tuple[float, int]], window: float = 60.0) -> int:
+    """The largest total of events whose times fall in any window of ``window`` seconds."""
+    best = 0
+    for i, (start, _) in enumerate(events):
+        total = sum(n for t, n in events[i:] if t < start + window)
+        best = max(best, total)
+    return best
+
+
+@settings(max_examples=40, deadline=None)
+@given(rpm=st.integers(min_value=61, max_value=600), n=st.integers(min_value=50, max_value=400))
+def test_token_bucket_never_admits_more_than_rpm_in_any_minute(rpm: int, n: int) -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rpm=rpm, clock=clock)
+    events = [(admit(limiter, clock, 0), 1) for _ in range(n)]
+    assert max_in_window(events) <= rpm
+    if n > 2 * rpm:  # sustained: close to the limit, not far below it
+        assert max_in_window(events[n // 2 :]) >= rpm * 0.95
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    tpm=st.integers(min_value=6_100, max_value=100_000),
+    sizes=st.lists(st.integers(min_value=1, max_value=100), min_size=20, max_size=200),
+    seed=st.integers(min_value=0, max_value=1000),
+)
+def test_token_bucket_counts_estimates_and_corrects_with_real_usage(
+    tpm: int, sizes: list[int], seed: int
+) -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(tpm=tpm, clock=clock)
+    rng = random.Random(seed)
+    events = []
+    for estimate in sizes:
+        at = admit(limiter, clock, estimate)
+        actual = max(0, estimate + rng.randint(-estimate, 20))  # real usage differs either way
+        limiter.settle(estimate, actual)
+        events.append((at, actual))
+    # The real usage stays under the limit, give or take the underestimate of one request
+    # in flight.
+    assert max_in_window(events) <= tpm + 20
+
+
+def test_a_request_larger_than_the_bucket_still_goes_when_the_bucket_is_full() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(tpm=6100, clock=clock)  # 100 tokens per second, 100 at once
+    assert limiter.reserve(500) == 0.0  # full bucket: goes, leaving a debt of 400
+    assert limiter.reserve(50) == pytest.approx(4.5)  # 400 of debt + 50, at 100 per second
+    clock.now += 4.5
+    assert limiter.reserve(50) == 0.0
+
+
+def test_limiter_rejects_bad_limits() -> None:
+    with pytest.raises(ValueError, match="rpm"):
+        RateLimiter(rpm=0)
+    with pytest.raises(ValueError, match="burst_s"):
+        RateLimiter(tpm=10, burst_s=0)
+
+
+def test_generate_many_with_limits_sends_everything() -> None:
+    model = ScriptedModel(default=echo)
+    results = generate_many(model, ["a", "b", "c"], rpm=60_000, tpm=1_000_000, max_tokens=4)
+    assert [r.unwrap().text for r in results] == ["echo a", "echo b", "echo c"]
+
+
+# -- cancellation and resume ---------------------------------------------------------------------
+
+
+async def test_cancellation_stops_cleanly_and_keeps_finished_results(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    started: list[str] = []
+    cancelled: list[str] = []
+
+    async def slow(request: Request) -> str:
+        text = request.messages[-1].content
+        started.append(text)
+        try:
+            await asyncio.sleep(0.001 if int(text) < 6 else 30)
+        except asyncio.CancelledError:
+            cancelled.append(text)
+            raise
+        return text
+
+    prompts = [str(i) for i in range(40)]
+    task = asyncio.create_task(
+        agenerate_many(FunctionModel(slow), prompts, concurrency=4, results_file=path)
+    )
+    while len(started) < 10:  # noqa: ASYNC110 - the quick ones done, four slow ones in flight
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sorted(cancelled) == sorted(started[6:])  # in flight: cancelled
+    count = len(started)
+    await asyncio.sleep(0.05)
+    assert len(started) == count  # nothing new starts after the cancellation
+    finished = read_results(path)
+    assert sorted(r["index"] for r in finished) == list(range(6))
+
+    # A rerun picks up where it stopped.
+    rerun: list[str] = []
+
+    def quick(request: Request) -> str:
+        rerun.append(request.messages[-1].content)
+        return request.messages[-1].content
+
+    results = await agenerate_many(FunctionModel(quick), prompts, concurrency=4, results_file=path)
+    assert [r.unwrap().text for r in results] == prompts
+    assert sorted(rerun, key=int) == prompts[6:]
+    assert sorted(r["index"] for r in read_results(path)) == list(range(40))
+
+
+KILLED_RUN = """
+import os, signal, sys
+from llmcompare.backends.fake import FunctionModel
+from llmcompare.batch import generate_many
+
+calls = 0
+def reply(request):
+    global calls
+    calls += 1
+    if calls == 31:
+        os.kill(os.getpid(), signal.SIGKILL)  # as if the machine pulled the plug
+    return "answer " + request.messages[-1].content
+
+generate_many(FunctionModel(reply), [f"q{i}" for i in range(100)], concurrency=1,
+              results_file=sys.argv[1], progress=False, max_tokens=16)
+"""
+
+
+def test_resume_after_a_kill_has_no_duplicates_and_loses_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    script = tmp_path / "killed.py"
+    script.write_text(textwrap.dedent(KILLED_RUN))
+    proc = subprocess.run(
+        [sys.executable, str(script), str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == -9, proc.stderr
+    survived = read_results(path)
+    assert [r["index"] for r in survived] == list(range(30))
+    # A kill in mid-write leaves half a line: it must not break the rerun.
+    with path.open("a") as f:
+        f.write('{"index": 30, "hash": "abc')
+
+    sent: list[str] = []
+
+    def reply(request: Request) -> str:
+        sent.append(request.messages[-1].content)
+        return "answer " + request.messages[-1].content
+
+    prompts = [f"q{i}" for i in range(100)]
+    results = generate_many(
+        FunctionModel(reply), prompts, concurrency=8, results_file=path, max_tokens=16
+    )
+    assert sorted(sent, key=lambda q: int(q[1:])) == prompts[30:]  # only the unfinished ones
+    assert [r.unwrap().text for r in results] == [f"answer {p}" for p in prompts]
+    lines = path.read_text().splitlines()
+    indices = [json.loads(line)["index"] for line in lines]
+    assert sorted(indices) == list(range(100))  # every line valid, no duplicates
+
+    # A third run sends nothing at all.
+    again = generate_many(FunctionModel(reply), prompts, results_file=path, max_tokens=16)
+    assert len(sent) == 70
+    assert [r.unwrap() for r in again] == [r.unwrap() for r in results]
+
+
+def test_failed_requests_run_again_on_resume(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    prompts = ["a", "b", "c"]
+
+    def failing_b(request: Request) -> str:
+        if request.messages[-1].content == "b":
+            raise BackendError("overloaded", model_id="fake:f", retryable=True)
+        return echo(request)
+
+    first = generate_many(FunctionModel(failing_b), prompts, results_file=path)
+    assert [r.ok for r in first] == [True, False, True]
+    error_line = next(r for r in read_results(path) if "error" in r)
+    assert error_line["error"] == {
+        "type": "llmcompare.errors.BackendError",
+        "message": "fake:f: overloaded",
+        "retryable": True,
+    }
+
+    sent: list[str] = []
+
+    def fixed(request: Request) -> str:
+        sent.append(request.messages[-1].content)
+        return echo(request)
+
+    second = generate_many(FunctionModel(fixed), prompts, results_file=path)
+    assert sent == ["b"]
+    assert [r.unwrap().text for r in second] == ["echo a", "echo b", "echo c"]
+    assert sorted(r["index"] for r in read_results(path)) == [0, 1, 2]
+
+
+def test_changed_prompts_or_settings_do_not_resume_from_another_run(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    model = ScriptedModel(default=echo)
+    generate_many(model, ["a", "b"], results_file=path)
+    with pytest.raises(ConfigurationError, match="other requests"):
+        generate_many(model, ["a", "b"], results_file=path, temperature=0.5)
+    with pytest.raises(ConfigurationError, match="other requests"):
+        generate_many(model, ["x", "b"], results_file=path)
+
+
+# -- progress ------------------------------------------------------------------------------------
+
+
+def test_progress_bar_on_stderr_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    generate_many(ScriptedModel(default="ok"), ["a", "b", "c"], progress=True)
+    err = capsys.readouterr().err
+    assert "3/3" in err
+
+
+def test_plain_progress_line_without_tqdm(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm now raises ImportError
+    model = ScriptedModel(default="ok")
+    generate_many(model, ["a", "b"], progress=True)
+    err = capsys.readouterr().err
+    assert "2/2 done, 0 failed" in err
+
+
+def test_no_progress_when_off_or_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    generate_many(ScriptedModel(default="ok"), ["a"], progress=False)
+    generate_many(ScriptedModel(default="ok"), ["a"])  # stderr is captured: not a terminal
+    assert capsys.readouterr().err == ""
+
+
+def test_results_file_directory_is_created(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "dir" / "r.jsonl"
+    generate_many(ScriptedModel(default="ok"), ["a"], results_file=os.fspath(path))
+    assert read_results(path)[0]["completion"]["text"] == "ok"
+
+
+@pytest.mark.slow
+def test_the_llama_backend_is_driven_through_its_own_batching(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("torch")
+    from llmcompare import get_model
+    from llmcompare.cost import CostTracker
+
+    model = get_model("llama")
+    batches: list[int] = []
+    real = model._generate_batch  # type: ignore[attr-defined]
+
+    def spy(requests: Sequence[Request]) -> list[Completion | Exception]:
+        batches.append(len(requests))
+        return real(requests)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(model, "_generate_batch", spy)
+    tracker = CostTracker()
+    prompts = ["What is 2+2?", "Name a colour.", "Capital of France?", "Say hi.", "Count to 3."]
+    with model:
+        results = generate_many(
+            model, prompts, concurrency=4, tracker=tracker, max_tokens=4, temperature=0
+        )
+    assert batches == [4, 1]
+    assert [r.index for r in results] == list(range(5))
+    assert all(r.ok for r in results)
+    assert all(r.unwrap().compute_s for r in results)  # local cost has what it needs
+    total = tracker.total
+    assert total.requests == 5
+    assert total.cost.kwh is not None
+    assert total.cost.kwh > 0

@@ -1,0 +1,142 @@
+"""The `llmcompare` command, through its real entry point in a subprocess."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from openai_server import OpenAIServer
+
+EXE = shutil.which("llmcompare") or ""
+
+
+def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LLMCOMPARE_"))}
+    return subprocess.run(
+        [EXE, *args] if EXE else [sys.executable, "-m", "llmcompare", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1200,
+        env={**base, "COLUMNS": "160", **env},
+    )
+
+
+@pytest.fixture
+def prompts(tmp_path: Path) -> Path:
+    path = tmp_path / "p.jsonl"
+    path.write_text(
+        '{"id": "a", "prompt": "say yes", "reference": "yes", "scorers": ["contains"]}\n'
+        '{"id": "b", "prompt": "say 42", "reference": "42", "scorers": ["numeric"]}\n'
+    )
+    return path
+
+
+def test_the_entry_point_is_installed() -> None:
+    if not EXE and os.environ.get("CI"):
+        pytest.fail("the llmcompare command is not on PATH in CI")
+    out = run("--version")
+    assert out.returncode == 0
+    assert "version" in out.stdout
+
+
+def test_python_dash_m_is_the_same_command() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "llmcompare", "models"], capture_output=True, text=True, check=True
+    )
+    assert "fake" in out.stdout
+    assert "chatgpt" in out.stdout
+
+
+def test_models_and_plugins() -> None:
+    models = run("models")
+    assert models.returncode == 0
+    assert "chatgpt" in models.stdout
+    plugins = run("plugins")
+    assert plugins.returncode == 0
+    assert "built-in" in plugins.stdout
+    assert "llmcompare" in plugins.stdout
+
+
+def test_compare_over_http_writes_reports(prompts: Path, tmp_path: Path) -> None:
+    with OpenAIServer() as server:
+        out = run(
+            "compare",
+            str(prompts),
+            "-m",
+            "chatgpt:gpt-4o-mini",
+            "-m",
+            "fake",
+            "--out",
+            str(tmp_path / "out"),
+            "--format",
+            "json",
+            "--format",
+            "csv",
+            "--no-progress",
+            OPENAI_BASE_URL=server.url,
+        )
+        assert out.returncode == 0, out.stderr
+        sent = [r.body for r in server.chat_requests]
+    assert "chatgpt:gpt-4o-mini" in out.stdout
+    assert "fake:echo" in out.stdout
+    assert (tmp_path / "out" / "comparison.json").exists()
+    assert (tmp_path / "out" / "comparison.csv").exists()
+    assert {b["messages"][-1]["content"] for b in sent} == {"say yes", "say 42"}
+    assert all(b["temperature"] == 0.0 for b in sent)
+
+
+def test_failed_requests_exit_1(prompts: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on: every request fails to connect
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = run(
+        "compare",
+        str(prompts),
+        "-m",
+        "chatgpt:gpt-4o-mini",
+        "--no-progress",
+        OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1",
+        LLMCOMPARE_RETRY_NO_WAIT="1",
+    )
+    assert out.returncode == 1, out.stderr
+    assert "0/2" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("compare", "{bad}", "-m", "fake"), "bad.jsonl:2"),
+        (("compare", "{missing}", "-m", "fake"), "no such file"),
+        (("compare", "-m", "lama"), "did you mean 'llama'"),
+        (("compare", "-m", "fake", "--temperature", "3"), "temperature"),
+        (("generate", "nope", "hi"), "unknown model 'nope'"),
+    ],
+)
+def test_usage_errors_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "prompt": "x"}\n{"id": "b"}\n')
+    paths = {"bad": str(bad), "missing": str(tmp_path / "missing.jsonl")}
+    out = run(*(a.format(**paths) for a in args))
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_unconfigured_chatgpt_is_refused_with_its_hint() -> None:
+    out = run("generate", "chatgpt", "hi")
+    assert out.returncode == 2
+    assert "OPENAI_API_KEY" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_generate_streams_then_prints_usage_and_cost() -> None:
+    out = run("generate", "fake", "hello there")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "hello there"
+    assert "2 in / 2 out tokens" in out.stderr
+    assert "unpriced" in out.stderr

@@ -1,0 +1,214 @@
+"""The comparison runner, scorers and reports, on fakes and on the real ChatGPT client over HTTP."""
+
+import csv
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+import llmcompare
+from llmcompare import BackendError, Completion, Request, Usage
+from llmcompare.backends.fake import FunctionModel, ScriptedModel
+from llmcompare.compare import Comparison, compare
+from llmcompare.prompts import PromptItem
+from llmcompare.report import print_report, summary_table_rows, write_report
+from llmcompare.retry import RetryPolicy, no_wait
+from llmcompare.scorers import JsonValid, Judge
+from openai_server import OpenAIServer, ok
+
+ITEMS = [
+    PromptItem(id="capital", prompt="Capital of France?", reference="Paris", scorers=("contains",)),
+    PromptItem(id="sum", prompt="17 + 25?", reference="42", scorers=("numeric",)),
+    PromptItem(id="json", prompt="A JSON list", scorers=("json", "max_words:5")),
+]
+ANSWERS = {"Capital of France?": "Paris.", "17 + 25?": "It is 42", "A JSON list": "[1, 2, 3]"}
+
+
+def oracle(request: Request) -> str:
+    return ANSWERS[request.messages[-1].content]
+
+
+def local_model() -> FunctionModel:
+    """Stands in for a local model: open weights, reports compute seconds."""
+
+    def fn(request: Request) -> Completion:
+        text = oracle(request)
+        return Completion(
+            text=text,
+            finish_reason="stop",
+            usage=Usage(input_tokens=10, output_tokens=len(text.split())),
+            model="fake:local",
+            compute_s=0.5,
+            device="cpu",
+        )
+
+    return FunctionModel(fn, name="local", open_weights=True)
+
+
+def test_compare_gathers_answers_scores_and_aggregates() -> None:
+    wrong = FunctionModel(lambda r: "I do not know", name="wrong")
+    result = compare([local_model(), wrong], ITEMS, progress=False)
+
+    assert result.run.models == ("fake:local", "fake:wrong")
+    assert len(result.rows) == 6
+    good = result.row("sum", "fake:local")
+    assert good.scores == {"numeric": 1.0}
+    assert result.row("json", "fake:local").scores == {"json": 1.0, "max_words:5": 1.0}
+    assert result.row("capital", "fake:wrong").scores == {"contains": 0.0}
+
+    local, bad = result.summaries
+    assert (local.succeeded, local.success_rate, local.score) == (3, 1.0, 1.0)
+    # Its only point: "I do not know" is within max_words:5 (half of the json item's score).
+    assert bad.score == pytest.approx((0 + 0 + 0.5) / 3)
+    assert local.open_weights
+    assert local.usage.input_tokens == 30
+    # Local cost: compute seconds priced on the default hardware, with energy and CO2.
+    assert local.cost.status == "priced"
+    assert local.cost.usd > 0
+    assert local.cost.kwh is not None
+    assert local.cost.kwh > 0
+    assert local.usd_per_1k_tokens == local.cost.usd * 1000 / local.usage.total_tokens
+    # An unpriced API model is said to be unpriced, never $0.
+    assert bad.cost.status == "unpriced"
+    assert bad.usd_per_1k_tokens is None
+    assert result.failed == 0
+    # Shared settings default to greedy and reach every request.
+    assert result.run.settings == {"temperature": 0.0, "max_tokens": 256}
+
+
+def test_settings_merge_with_defaults_and_per_model_overrides() -> None:
+    a = ScriptedModel(default="Paris", name="a")
+    b = ScriptedModel(default="Paris", name="b")
+    compare([a, b], ITEMS[:1], max_tokens=5, overrides={"fake:b": {"temperature": 0.7}})
+    assert (a.history[0].max_tokens, a.history[0].temperature) == (5, 0.0)
+    assert (b.history[0].max_tokens, b.history[0].temperature) == (5, 0.7)
+
+
+def test_a_model_failing_every_request_does_not_stop_the_comparison() -> None:
+    def broken(request: Request) -> str:
+        raise BackendError("HTTP 400: bad request", model_id="fake:broken")
+
+    result = compare([FunctionModel(broken, name="broken"), local_model()], ITEMS, progress=False)
+    broken_summary, local = result.summaries
+    assert broken_summary.succeeded == 0
+    assert broken_summary.score is None
+    assert local.succeeded == 3
+    row = result.row("capital", "fake:broken")
+    assert row.completion is None
+    assert row.error is not None
+    assert row.error.type == "BackendError"
+    assert row.error.retryable is False
+    assert result.failed == 3
+
+
+def test_transient_failures_are_retried_and_counted() -> None:
+    flaky = ScriptedModel(
+        [BackendError("reset", model_id="fake:flaky", retryable=True), "Paris"], name="flaky"
+    )
+    with no_wait():
+        result = compare([flaky], ITEMS[:1], retry=RetryPolicy(attempts=3), progress=False)
+    assert result.summaries[0].retries == 1
+    assert result.row("capital", "fake:flaky").completion is not None
+
+
+def test_judge_and_schema_scorers_run_on_every_item() -> None:
+    judge = Judge(ScriptedModel(default="7", name="judge"))
+    result = compare([local_model()], ITEMS, scorers=[judge, JsonValid()], progress=False)
+    assert result.row("capital", "fake:local").scores == {
+        "contains": 1.0,
+        "judge": pytest.approx(6 / 9),
+        "json": 0.0,
+    }
+
+
+def test_unknown_scorer_fails_before_any_model_runs() -> None:
+    model = ScriptedModel(default="x")
+    bad = PromptItem(id="x", prompt="p", scorers=("fuzzy",))
+    with pytest.raises(llmcompare.ConfigurationError, match="fuzzy"):
+        compare([model], [bad])
+    assert model.history == []
+
+
+def test_builtin_suite_runs_with_no_prompts() -> None:
+    result = compare([ScriptedModel(default="Paris 42", name="s")], progress=False)
+    assert len(result.items) == 20
+    assert result.summaries[0].requests == 20
+
+
+def _scripted_server_answers(server: OpenAIServer) -> None:
+    server.script(
+        *(
+            ok(ANSWERS[i.prompt or ""], prompt_tokens=12, completion_tokens=3, cached_tokens=4)
+            for i in ITEMS
+        )
+    )
+
+
+def test_full_comparison_with_the_chatgpt_backend_over_http(tmp_path: Path) -> None:
+    """ChatGPT over real HTTP against a local local model stand-in; every report written."""
+    with OpenAIServer() as server:
+        _scripted_server_answers(server)
+        gpt = llmcompare.get_model(
+            "chatgpt:gpt-4o-mini", base_url=server.url, api_key="sk-test-secret-key-123456"
+        )
+        with gpt:
+            # concurrency=1 keeps the scripted replies in item order.
+            result = compare([gpt, local_model()], ITEMS, concurrency=1, progress=False)
+
+    api = result.summaries[0]
+    assert api.succeeded == 3
+    assert api.score == 1.0
+    assert api.usage == Usage(input_tokens=36, output_tokens=9, cache_read_tokens=12)
+    assert api.cost.status == "priced"
+    # gpt-4o-mini: 0.15 per million uncached input, 0.075 cached, 0.60 output.
+    expected = (Decimal(24) * Decimal("0.15") + 12 * Decimal("0.075") + 9 * Decimal("0.60")) / 10**6
+    assert api.cost.usd == expected
+    assert api.revisions
+
+    written = write_report(result, tmp_path, ["json", "csv", "html", "png", "svg"])
+    names = {p.name for p in written}
+    assert {
+        "comparison.json",
+        "comparison.csv",
+        "report.html",
+        "latency.png",
+        "latency.svg",
+    } <= names
+    assert Comparison.load(tmp_path / "comparison.json") == result
+
+    with (tmp_path / "comparison.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6
+    assert {r["model"] for r in rows} == {"chatgpt:gpt-4o-mini", "fake:local"}
+    assert rows[0]["score:contains"] == "1.0"
+
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<table>") == 2
+    assert page.count("data:image/png;base64,") == 3
+    assert "llmcompare " + llmcompare.__version__ in page
+    assert "sk-test-secret-key-123456" not in page
+    assert "sk-test-secret-key-123456" not in (tmp_path / "comparison.json").read_text()
+    assert (tmp_path / "latency.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_terminal_report_shows_models_side_by_side() -> None:
+    from rich.console import Console
+
+    result = compare([local_model(), FunctionModel(lambda r: "[x] nope", name="w")], ITEMS)
+    header, *body = summary_table_rows(result)
+    assert header == ["model", "fake:local", "fake:w"]
+    labels = [r[0] for r in body]
+    assert {"latency p50 (s)", "output tokens/s", "cost ($)", "energy (kWh)"} <= set(labels)
+    console = Console(record=True, width=120)
+    print_report(result, console)
+    text = console.export_text()
+    assert "[x] nope" in text  # answers are shown as text, not read as markup
+    assert "llmcompare " + llmcompare.__version__ in text
+
+
+def test_comparison_json_is_plain_json() -> None:
+    result = compare([local_model()], ITEMS)
+    data = json.loads(result.model_dump_json())
+    assert data["summaries"][0]["model"] == "fake:local"
+    assert isinstance(data["summaries"][0]["cost"]["usd"], str)  # Decimal kept exact

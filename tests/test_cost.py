@@ -1,0 +1,608 @@
+"""Cost accounting: the price table, cost_of, local costs, RAPL, the tracker and budgets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from datetime import date
+from decimal import Decimal
+from functools import reduce
+from pathlib import Path
+
+import pydantic
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from llmcompare import (
+    BackendError,
+    BudgetExceeded,
+    Completion,
+    ConfigurationError,
+    ModelBase,
+    ModelInfo,
+    Request,
+    Usage,
+)
+from llmcompare.backends.fake import FunctionModel, ScriptedModel
+from llmcompare.batch import generate_many
+from llmcompare.cost import (
+    GENERIC_CLOUD_VM,
+    Budget,
+    Cost,
+    CostTracker,
+    EnergyMeter,
+    LocalHardware,
+    Price,
+    UnpricedModelWarning,
+    cost_of,
+    get_price,
+    input_token_bound,
+    load_prices,
+    prices,
+    read_energy_uj,
+    register_price,
+    reset_prices,
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_prices() -> Iterator[None]:
+    reset_prices()
+    yield
+    reset_prices()
+
+
+def done(
+    model: str = "chatgpt:gpt-4o-mini",
+    response_model: str | None = None,
+    compute_s: float | None = None,
+    **usage: int | bool,
+) -> Completion:
+    return Completion(
+        text="answer",
+        finish_reason="stop",
+        usage=Usage(**usage),
+        model=model,
+        response_model=response_model,
+        compute_s=compute_s,
+    )
+
+
+# -- the price table -----------------------------------------------------------------------------
+
+
+def test_builtin_prices_cover_the_current_openai_chat_models_with_sources() -> None:
+    table = {p.model: p for p in prices()}
+    for name in (
+        "gpt-4o",
+        "gpt-4o-mini",
+        "gpt-4.1",
+        "gpt-4.1-mini",
+        "gpt-4.1-nano",
+        "o1",
+        "o3",
+        "o3-mini",
+        "o4-mini",
+        "gpt-5",
+        "gpt-5-mini",
+        "gpt-5-nano",
+    ):
+        price = table[name]
+        assert price.source.startswith("https://")
+        assert isinstance(price.as_of, date)
+        for amount in (price.input, price.output, price.cached_input):
+            assert amount is None or isinstance(amount, Decimal)
+        assert price.output >= price.input > 0
+        assert price.cached_input is None or price.cached_input < price.input
+    assert table["gpt-4o-mini"].input == Decimal("0.15")
+    assert table["gpt-4o-mini"].cached_input == Decimal("0.075")
+    assert table["gpt-4o-mini"].output == Decimal("0.60")
+
+
+def test_lookup_by_llmcompare_id_and_by_dated_provider_name() -> None:
+    assert get_price("chatgpt:gpt-4o-mini").model == "gpt-4o-mini"  # type: ignore[union-attr]
+    by_snapshot = get_price("chatgpt:gpt-4o-mini", "gpt-4o-mini-2024-07-18")
+    assert by_snapshot is not None
+    assert by_snapshot.model == "gpt-4o-mini"
+    assert get_price("chatgpt:gpt-4-0613").model == "gpt-4"  # type: ignore[union-attr]
+    # A snapshot with a price of its own is not confused with the current one.
+    assert get_price("chatgpt:gpt-4o", "gpt-4o-2024-05-13").input == Decimal(5)  # type: ignore[union-attr]
+    assert get_price("chatgpt:gpt-4o", "gpt-4o-2024-08-06").input == Decimal("2.50")  # type: ignore[union-attr]
+    # Names that merely start like a priced model are not priced as it.
+    assert get_price("chatgpt:gpt-4o-mini-search-preview") is None
+    assert get_price("llama:smollm2-135m") is None
+
+
+def test_registered_prices_win_and_can_target_one_llmcompare_id() -> None:
+    register_price("gpt-4o-mini", input="1", output="2", source="my contract")
+    assert get_price("chatgpt:gpt-4o-mini").input == Decimal(1)  # type: ignore[union-attr]
+    register_price("chatgpt:my-finetune", input="0.30", output="1.20", cached_input="0.15")
+    price = get_price("chatgpt:my-finetune", "ft:gpt-4o-mini:acme::abc")
+    assert price is not None
+    assert (price.input, price.cached_input, price.output) == (
+        Decimal("0.30"),
+        Decimal("0.15"),
+        Decimal("1.20"),
+    )
+    assert price.as_of == date.today()
+    reset_prices()
+    assert get_price("chatgpt:gpt-4o-mini").input == Decimal("0.15")  # type: ignore[union-attr]
+    assert get_price("chatgpt:my-finetune") is None
+
+
+def test_register_refuses_bad_prices() -> None:
+    with pytest.raises(pydantic.ValidationError):
+        register_price("m", input="-1", output="1")
+    with pytest.raises(pydantic.ValidationError):
+        register_price("m", input="1")  # no output price
+    with pytest.raises(pydantic.ValidationError):
+        Price(model="m", input=Decimal(1), output=Decimal(1), surprise=1)  # type: ignore[call-arg]
+
+
+def test_load_prices_in_the_common_per_token_layout(tmp_path: Path) -> None:
+    table = {
+        "sample_spec": {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0},
+        "acme-large": {
+            "input_cost_per_token": 2.5e-06,
+            "output_cost_per_token": 1e-05,
+            "cache_read_input_token_cost": 1.25e-06,
+            "litellm_provider": "acme",
+            "mode": "chat",
+        },
+        "acme-small": {"input_cost_per_token": 1.5e-07, "output_cost_per_token": 6e-07},
+        "acme-image": {"output_cost_per_image": 0.04, "mode": "image_generation"},
+    }
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps(table))
+    loaded = load_prices(path, as_of=date(2026, 1, 2))
+    assert sorted(p.model for p in loaded) == ["acme-large", "acme-small"]
+    large = get_price("chatgpt:acme-large")
+    assert large is not None
+    # Floats become exact decimals per million tokens.
+    assert (large.input, large.cached_input, large.output) == (
+        Decimal("2.5"),
+        Decimal("1.25"),
+        Decimal(10),
+    )
+    assert str(large.output) == "10"
+    assert large.source == str(path)
+    assert large.as_of == date(2026, 1, 2)
+    small = get_price("x:acme-small")
+    assert small is not None
+    assert (small.input, small.output) == (Decimal("0.15"), Decimal("0.6"))
+
+
+def test_load_prices_in_llmcompare_layout_and_bad_files(tmp_path: Path) -> None:
+    loaded = load_prices(
+        {"prices": [{"model": "mine", "input": "1", "output": "3", "source": "me"}]}
+    )
+    assert loaded[0].output == Decimal(3)
+    assert get_price("fake:mine") == loaded[0]
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        load_prices(bad)
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        load_prices(tmp_path / "missing.json")
+
+
+# -- cost_of -------------------------------------------------------------------------------------
+
+
+def test_cached_input_at_the_cached_price_and_reasoning_as_output() -> None:
+    cost = cost_of(
+        done(input_tokens=2000, cache_read_tokens=1000, output_tokens=500, reasoning_tokens=400)
+    )
+    # gpt-4o-mini: 1000 x 0.15 + 1000 x 0.075 + 500 x 0.60, per million tokens.
+    assert cost.usd == Decimal("0.000525")
+    assert isinstance(cost.usd, Decimal)
+    assert cost.status == "priced"
+    assert cost.kwh is None
+    assert "CommitBrief" in cost.source
+    assert "as of 2026-11-22" in cost.source
+
+
+def test_the_dated_response_model_decides_the_price() -> None:
+    old = cost_of(done("chatgpt:gpt-4o", "gpt-4o-2024-05-13", input_tokens=1000, output_tokens=0))
+    new = cost_of(done("chatgpt:gpt-4o", "gpt-4o-2024-11-20", input_tokens=1000, output_tokens=0))
+    assert (old.usd, new.usd) == (Decimal("0.005"), Decimal("0.0025"))
+
+
+def test_cached_tokens_of_a_model_without_cached_price_are_charged_as_input() -> None:
+    cost = cost_of(done("chatgpt:gpt-4", input_tokens=1000, cache_read_tokens=500))
+    assert cost.usd == Decimal("0.03")
+    assert "no cached price" in cost.assumptions
+
+
+def test_estimated_usage_gives_an_estimated_cost() -> None:
+    cost = cost_of(done(input_tokens=100, output_tokens=10, estimated=True))
+    assert cost.status == "estimated"
+    assert cost.usd > 0
+
+
+def test_unknown_model_is_unpriced_with_one_warning_never_a_silent_zero() -> None:
+    with pytest.warns(UnpricedModelWarning, match="chatgpt:mystery-1"):
+        cost = cost_of(done("chatgpt:mystery-1", input_tokens=100))
+    assert cost.status == "unpriced"
+    assert cost.usd == 0
+    assert "no price known" in cost.assumptions
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cost_of(done("chatgpt:mystery-1")).status == "unpriced"  # warned once only
+    register_price("mystery-1", input="1", output="1")
+    assert cost_of(done("chatgpt:mystery-1", input_tokens=10**6)).usd == Decimal(1)
+
+
+def test_cost_is_linear_in_usage() -> None:
+    a = Usage(input_tokens=1234, cache_read_tokens=1000, output_tokens=77, reasoning_tokens=7)
+    b = Usage(input_tokens=99, output_tokens=1001)
+    cost_a = cost_of(done(input_tokens=0).model_copy(update={"usage": a}))
+    cost_b = cost_of(done(input_tokens=0).model_copy(update={"usage": b}))
+    cost_ab = cost_of(done(input_tokens=0).model_copy(update={"usage": a + b}))
+    assert (cost_a + cost_b).usd == cost_ab.usd
+
+
+# -- Cost arithmetic (property tests) ------------------------------------------------------------
+
+amounts = st.decimals(
+    min_value=0, max_value=10**6, places=12, allow_nan=False, allow_infinity=False
+)
+costs = st.builds(
+    Cost,
+    usd=amounts,
+    status=st.sampled_from(["priced", "estimated", "unpriced"]),
+    kwh=st.none() | amounts,
+    g_co2=st.none() | amounts,
+    source=st.sampled_from(["", "https://a", "https://b", "local hardware: x"]),
+    assumptions=st.sampled_from(["", "cached as input", "default hardware rates"]),
+)
+
+
+@given(costs, costs, costs)
+def test_cost_sums_associate_and_commute_exactly(a: Cost, b: Cost, c: Cost) -> None:
+    left, right = (a + b) + c, a + (b + c)
+    assert left == right
+    assert (a + b).usd == (b + a).usd
+    assert (a + b).status == (b + a).status
+    for total in (left, right):
+        assert isinstance(total.usd, Decimal)
+        assert total.usd == a.usd + b.usd + c.usd  # exact: no float anywhere
+
+
+@given(st.lists(costs, max_size=8))
+def test_sum_of_costs_keeps_the_worst_status(items: list[Cost]) -> None:
+    total = sum(items, Cost())
+    assert total == reduce(lambda x, y: x + y, items, Cost())
+    assert sum(items) == total if items else True
+    ranks = ["priced", "estimated", "unpriced"]
+    worst = max((ranks.index(c.status) for c in items), default=0)
+    assert total.status == ranks[worst]
+    known = [c.kwh for c in items if c.kwh is not None]
+    assert total.kwh == (sum(known, Decimal(0)) if known else None)
+
+
+@given(st.integers(0, 10**7), st.integers(0, 10**7), st.integers(0, 10**7), st.integers(0, 10**6))
+def test_api_costs_are_exact_decimals(inp: int, cached: int, out: int, reasoning: int) -> None:
+    usage = Usage(
+        input_tokens=inp + cached,
+        cache_read_tokens=cached,
+        output_tokens=out + reasoning,
+        reasoning_tokens=reasoning,
+    )
+    cost = cost_of(done(input_tokens=0).model_copy(update={"usage": usage}))
+    expected = (
+        Decimal(inp) * Decimal("0.15")
+        + Decimal(cached) * Decimal("0.075")
+        + Decimal(out + reasoning) * Decimal("0.60")
+    ) / Decimal(10**6)
+    assert cost.usd == expected
+
+
+# -- local models --------------------------------------------------------------------------------
+
+
+def test_local_cost_from_compute_time_on_the_default_vm() -> None:
+    cost = cost_of(done("llama:smollm2", compute_s=36.0, input_tokens=10, output_tokens=5))
+    assert cost.status == "estimated"  # generic default rates are an assumption
+    assert cost.usd == Decimal("0.0816") * 36 / 3600
+    assert cost.kwh == Decimal("11.5") * 36 / 3_600_000
+    assert cost.g_co2 == cost.kwh * 436
+    assert "2-vCPU" in cost.source
+    assert "11.5 W" in cost.assumptions
+    assert "m7g.large" in cost.assumptions
+    assert GENERIC_CLOUD_VM.usd_per_hour == Decimal("0.0816")
+
+
+def test_local_cost_on_your_own_hardware_is_priced() -> None:
+    laptop = LocalHardware(
+        name="laptop", usd_per_hour=0, watts=45, usd_per_kwh="0.30", g_co2_per_kwh=250
+    )
+    cost = cost_of(done("llama:smollm2", compute_s=80_000.0), hardware=laptop)  # 45 W x 80000 s
+    assert cost.status == "priced"
+    assert cost.kwh == Decimal(1)
+    assert cost.usd == Decimal("0.30")
+    assert cost.g_co2 == Decimal(250)
+    assert "default hardware" not in cost.assumptions
+
+
+def test_measured_energy_replaces_the_configured_watts() -> None:
+    cost = cost_of(done("llama:smollm2", compute_s=10.0), energy_j=7200.0)
+    assert cost.kwh == Decimal("0.002")
+    assert "RAPL" in cost.assumptions
+
+
+def test_local_and_api_costs_compare_per_1k_tokens() -> None:
+    api = cost_of(done(input_tokens=1000, output_tokens=1000))
+    assert api.per_1k_tokens(2000) == Decimal("0.000375")
+    assert Cost().per_1k_tokens(0) is None
+
+
+def write_zone(root: Path, name: str, label: str, energy_uj: int, wrap: int) -> None:
+    zone = root / name
+    zone.mkdir(parents=True, exist_ok=True)
+    (zone / "name").write_text(label + "\n")
+    (zone / "energy_uj").write_text(f"{energy_uj}\n")
+    (zone / "max_energy_range_uj").write_text(f"{wrap}\n")
+
+
+def test_rapl_counters_of_cpu_packages_are_read_with_wraparound(tmp_path: Path) -> None:
+    write_zone(tmp_path, "intel-rapl:0", "package-0", 1_000_000, 10_000_000)
+    write_zone(tmp_path, "intel-rapl:1", "package-1", 9_500_000, 10_000_000)
+    write_zone(tmp_path, "intel-rapl:2", "psys", 5_000_000, 10_000_000)  # would double count
+    write_zone(tmp_path, "intel-rapl:0:0", "core", 1, 10_000_000)  # a sub-zone
+    assert read_energy_uj(tmp_path) == 10_500_000
+    meter = EnergyMeter(tmp_path)
+    assert meter.available
+    meter.start()
+    write_zone(tmp_path, "intel-rapl:0", "package-0", 3_000_000, 10_000_000)  # +2 J
+    write_zone(tmp_path, "intel-rapl:1", "package-1", 499_999, 10_000_000)  # wrapped: +1 J
+    assert meter.stop() == pytest.approx(3.0)
+
+
+def test_rapl_absent_or_unreadable_means_no_measurement(tmp_path: Path) -> None:
+    assert read_energy_uj(tmp_path / "nothing") is None
+    with EnergyMeter(tmp_path / "nothing") as meter:
+        pass
+    assert meter.joules is None
+    assert not meter.available
+
+
+# -- the tracker ---------------------------------------------------------------------------------
+
+
+def priced_model(name: str = "gpt-4o-mini", reply: str = "four words of reply") -> ScriptedModel:
+    return ScriptedModel(default=reply, name=name)
+
+
+def test_tracker_totals_by_model_and_overall() -> None:
+    tracker = CostTracker()
+    mini = tracker.wrap(priced_model("gpt-4o-mini"))
+    big = tracker.wrap(priced_model("gpt-4o"))
+    for _ in range(3):
+        mini.generate("one two")
+    big.generate("one two three")
+    by_model = tracker.by_model
+    assert by_model["fake:gpt-4o-mini"].requests == 3
+    assert by_model["fake:gpt-4o-mini"].usage == Usage(input_tokens=6, output_tokens=12)
+    assert by_model["fake:gpt-4o"].usage == Usage(input_tokens=3, output_tokens=4)
+    total = tracker.total
+    assert total.requests == 4
+    assert total.usage == Usage(input_tokens=9, output_tokens=16)
+    assert (
+        total.cost.usd == by_model["fake:gpt-4o-mini"].cost.usd + by_model["fake:gpt-4o"].cost.usd
+    )
+    assert total.cost.usd == tracker.spent_usd
+    assert total.cost.status == "priced"
+    assert "fake:gpt-4o-mini: 3 requests" in tracker.summary()
+
+
+def test_tracker_is_thread_safe() -> None:
+    tracker = CostTracker(Budget(max_usd=Decimal(1000)))
+    model = tracker.wrap(priced_model())
+
+    def work() -> None:
+        for _ in range(100):
+            model.generate("one two three")
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    total = tracker.total
+    assert total.requests == 800
+    assert total.usage == Usage(input_tokens=2400, output_tokens=3200)
+    assert total.cost.usd == (2400 * Decimal("0.15") + 3200 * Decimal("0.60")) / 10**6
+    assert tracker.remaining_usd == Decimal(1000) - total.cost.usd
+
+
+def test_record_adds_completions_from_elsewhere() -> None:
+    with CostTracker() as tracker:
+        cost = tracker.record(done(input_tokens=10**6))
+    assert cost.usd == Decimal("0.15")
+    assert tracker.total.cost.usd == Decimal("0.15")
+    assert tracker.by_model["chatgpt:gpt-4o-mini"].requests == 1
+
+
+def test_failed_requests_count_as_sent_and_cost_nothing() -> None:
+    tracker = CostTracker(Budget(max_requests=3))
+    model = tracker.wrap(
+        ScriptedModel(
+            [BackendError("boom", model_id="fake:x", retryable=True), "ok", "ok", "ok"],
+            name="gpt-4o-mini",
+        )
+    )
+    with pytest.raises(BackendError):
+        model.generate("hi")
+    model.generate("hi")
+    model.generate("hi")
+    with pytest.raises(BudgetExceeded, match="max_requests=3"):
+        model.generate("hi")
+    total = tracker.total
+    assert (total.requests, total.failed, total.refused) == (3, 1, 1)
+
+
+def test_over_budget_request_is_refused_before_it_is_sent() -> None:
+    inner = priced_model()
+    tracker = CostTracker(Budget(max_tokens=100))
+    model = tracker.wrap(inner)
+    with pytest.raises(BudgetExceeded, match="does not fit in max_tokens=100"):
+        model.generate("hi")  # no max_tokens: the 4096-token default assumption does not fit
+    assert inner.history == []
+    model.generate("hi", max_tokens=10)
+    assert len(inner.history) == 1
+
+
+def test_a_usd_budget_refuses_models_without_a_price() -> None:
+    inner = ScriptedModel(default="ok", name="mystery-2")
+    model = CostTracker(Budget(max_usd="1")).wrap(inner)
+    with pytest.raises(BudgetExceeded, match="no price is known"):
+        model.generate("hi")
+    assert inner.history == []
+
+
+def bounded_usage(request: Request, text: str) -> Usage:
+    # Real usage equal to the worst case the tracker reserves: the tightest budget test.
+    assert request.max_tokens is not None
+    return Usage(input_tokens=input_token_bound(request), output_tokens=request.max_tokens)
+
+
+def test_budget_holds_under_200_concurrent_requests_when_50_fit() -> None:
+    request_cost = (
+        input_token_bound(Request.of("q")) * Decimal("0.15") + 100 * Decimal("0.60")
+    ) / 10**6
+    budget = Budget(max_usd=request_cost * 50)
+    tracker = CostTracker(budget)
+    sent: list[Decimal] = []
+    lock = threading.Lock()
+
+    async def reply(request: Request) -> str:
+        with lock:
+            sent.append(tracker.spent_usd)
+            assert tracker.spent_usd <= budget.max_usd  # type: ignore[operator]
+        await asyncio.sleep(0.001)
+        return "answer"
+
+    model = FunctionModel(reply, name="gpt-4o-mini", usage=bounded_usage)
+    results = generate_many(
+        model, ["q"] * 200, concurrency=200, tracker=tracker, max_tokens=100, progress=False
+    )
+    assert len(sent) == 50  # exactly what fits, as usage equals the worst case
+    assert sum(r.ok for r in results) == 50
+    refused = [r.error for r in results if not r.ok]
+    assert all(isinstance(e, BudgetExceeded) for e in refused)
+    assert tracker.spent_usd == budget.max_usd
+    assert tracker.total.refused == 150
+
+
+async def test_budget_holds_for_concurrent_async_calls_with_smaller_real_usage() -> None:
+    budget = Budget(max_tokens=50 * (input_token_bound(Request.of("q")) + 20))
+    tracker = CostTracker(budget)
+    inner = ScriptedModel(default="short reply", name="gpt-4o-mini")
+    model = tracker.wrap(inner)
+
+    async def one() -> bool:
+        try:
+            await model.agenerate("q", max_tokens=20)
+        except BudgetExceeded:
+            return False
+        return True
+
+    outcome = await asyncio.gather(*(one() for _ in range(200)))
+    assert sum(outcome) == len(inner.history) <= 200
+    assert sum(outcome) >= 50  # reservations came back as real (smaller) usage settled
+    total = tracker.total.usage
+    assert total.input_tokens + total.output_tokens <= budget.max_tokens  # type: ignore[operator]
+
+
+def test_streams_reserve_at_creation_and_settle_or_release() -> None:
+    tracker = CostTracker(Budget(max_usd="1"))
+    model = tracker.wrap(priced_model())
+    full = tracker.remaining_usd
+    with model.stream("hi there", max_tokens=50) as stream:
+        assert tracker.remaining_usd is not None
+        assert full is not None
+        assert tracker.remaining_usd < full  # reserved while in flight
+        text = "".join(c.text for c in stream)
+    assert text == "four words of reply"
+    assert stream.completion.text == text
+    assert tracker.total.requests == 1
+    spent = tracker.spent_usd
+    assert tracker.remaining_usd == Decimal(1) - spent
+
+    stream = model.stream("never read", max_tokens=50)
+    stream.close()  # closed unread: the reservation is given back
+    assert tracker.remaining_usd == Decimal(1) - spent
+    assert tracker.total.failed == 1
+
+
+async def test_async_streams_are_tracked() -> None:
+    tracker = CostTracker()
+    model = tracker.wrap(priced_model())
+    stream = model.astream("hi")
+    chunks = [c.text async for c in stream]
+    assert "".join(chunks) == "four words of reply"
+    assert tracker.total.usage.output_tokens == 4
+
+
+class LocalBatcher(ModelBase):
+    """A local model with its own batching that reports compute time."""
+
+    def __init__(self) -> None:
+        super().__init__(ModelInfo(provider="llama", name="tiny", open_weights=True))
+        self.sent = 0
+
+    def _generate(self, request: Request) -> Completion:
+        return self._generate_batch([request])[0]  # type: ignore[return-value]
+
+    def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
+        self.sent += len(requests)
+        return [
+            Completion(
+                text="ok",
+                finish_reason="stop",
+                usage=Usage(input_tokens=5, output_tokens=1),
+                model=self.id,
+                compute_s=3.6,
+            )
+            for _ in requests
+        ]
+
+
+def test_batch_through_the_tracker_refuses_what_does_not_fit() -> None:
+    tracker = CostTracker(Budget(max_requests=3))
+    inner = LocalBatcher()
+    results = tracker.wrap(inner).generate_batch(["a", "b", "c", "d", "e"])
+    assert inner.sent == 3
+    assert [r.ok for r in results] == [True, True, True, False, False]
+    assert isinstance(results[4].error, BudgetExceeded)
+    total = tracker.total
+    assert total.cost.kwh == Decimal("11.5") * Decimal("3.6") * 3 / 3_600_000
+    assert total.cost.status == "estimated"
+
+
+def test_local_usd_budget_stops_once_spent() -> None:
+    hardware = LocalHardware(usd_per_hour=3600)  # a dollar per second, to make it obvious
+    tracker = CostTracker(Budget(max_usd="10"), hardware=hardware)
+    inner = LocalBatcher()
+    model = tracker.wrap(inner)
+    model.generate("a")  # 3.6 $
+    model.generate("b")  # 7.2 $
+    model.generate("c")  # 10.8 $: a local cost is known only afterwards
+    with pytest.raises(BudgetExceeded):
+        model.generate("d")
+    assert inner.sent == 3
+    assert tracker.spent_usd == Decimal("10.8")
+    assert tracker.total.cost.status == "priced"
+
+
+def test_budget_values_are_decimal_and_validated() -> None:
+    assert Budget(max_usd="0.10").max_usd == Decimal("0.10")
+    with pytest.raises(pydantic.ValidationError):
+        Budget(max_usd=-1)
+    with pytest.raises(pydantic.ValidationError):
+        Budget(max_requests=5, surprise=1)  # type: ignore[call-arg]
