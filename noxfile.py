@@ -56,9 +56,20 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """The main job on a fresh machine: the quickstart on the embedded model."""
+    """The main job: compare models on the built-in suite (the embedded Llama; ChatGPT too when
+    OPENAI_API_KEY or OPENAI_BASE_URL is set), print the table and write reports to out/."""
     install_project(session)
-    session.run("python", "examples/quickstart.py", env={"OMP_NUM_THREADS": "1"})
+    session.run(
+        "llmcompare", "compare", "--out", "out", *session.posargs, env={"OMP_NUM_THREADS": "1"}
+    )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Speed and memory targets: ratios measured side by side in one run, PASS/FAIL per line."""
+    install_project(session, "test")
+    for script in ("benchmarks/llama_throughput.py", "benchmarks/api_overhead.py"):
+        session.run("python", script, *session.posargs)
 
 
 @nox.session

@@ -140,3 +140,15 @@ def test_generate_streams_then_prints_usage_and_cost() -> None:
     assert out.stdout.strip() == "hello there"
     assert "2 in / 2 out tokens" in out.stderr
     assert "unpriced" in out.stderr
+
+
+@pytest.mark.slow
+def test_bare_compare_runs_the_embedded_llama_and_hints_at_chatgpt(
+    llama_backend: None, tmp_path: Path
+) -> None:
+    out = run("compare", "--max-tokens", "16", "--no-progress", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "chatgpt: not configured; set OPENAI_API_KEY" in out.stdout
+    assert "llama:smollm2-135m-instruct" in out.stdout
+    assert "20/20" in out.stdout
+    assert (tmp_path / "report.html").exists()

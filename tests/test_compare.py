@@ -1,11 +1,15 @@
 """The comparison runner, scorers and reports, on fakes and on the real ChatGPT client over HTTP."""
 
+from __future__ import annotations
+
 import csv
 import json
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from pydantic import BaseModel
 
 import llmcompare
 from llmcompare import BackendError, Completion, Request, Usage
@@ -16,6 +20,9 @@ from llmcompare.report import print_report, summary_table_rows, write_report
 from llmcompare.retry import RetryPolicy, no_wait
 from llmcompare.scorers import JsonValid, Judge
 from openai_server import OpenAIServer, ok
+
+if TYPE_CHECKING:
+    from llmcompare.backends.llama import LlamaModel
 
 ITEMS = [
     PromptItem(id="capital", prompt="Capital of France?", reference="Paris", scorers=("contains",)),
@@ -212,3 +219,70 @@ def test_comparison_json_is_plain_json() -> None:
     data = json.loads(result.model_dump_json())
     assert data["summaries"][0]["model"] == "fake:local"
     assert isinstance(data["summaries"][0]["cost"]["usd"], str)  # Decimal kept exact
+
+
+class Person(BaseModel):
+    name: str
+    age: int
+
+
+@pytest.mark.slow
+def test_real_llama_against_chatgpt_over_http(llama: LlamaModel, tmp_path: Path) -> None:
+    """The main job end to end: the embedded Llama vs the ChatGPT backend on a local server."""
+    judge = Judge(ScriptedModel(default="6", name="judge"))
+    with OpenAIServer() as server:
+        gpt = llmcompare.get_model(
+            "chatgpt:gpt-4o-mini", base_url=server.url, api_key="sk-test-secret-key-123456"
+        )
+        with gpt:
+            result = compare(
+                [llama, gpt],
+                scorers=[judge, JsonValid(Person)],
+                max_tokens=48,
+                progress=False,
+            )
+
+    local, api = result.summaries
+    assert (local.model, api.model) == ("llama:smollm2-135m-instruct", "chatgpt:gpt-4o-mini")
+    assert local.succeeded == api.succeeded == 20
+    assert local.latency_p50_s is not None
+    assert local.latency_p50_s > 0
+    assert local.output_tokens_per_s is not None
+    # Every built-in scorer ran, plus the judge and the schema scorer.
+    assert set(local.mean_scores) == {
+        "contains",
+        "numeric",
+        "exact",
+        "regex",
+        "json",
+        "max_words:25",
+        "max_words:20",
+        "judge",
+        "json:Person",
+    }
+    assert result.row("fact-capital-france", local.model).scores["contains"] == 1.0
+    # Local cost comes from measured compute time on the stated hardware.
+    assert local.open_weights
+    assert local.cost.status == "priced"
+    assert local.cost.kwh is not None
+    assert local.cost.kwh > 0
+    assert "gCO2" in local.cost.assumptions or "CO2" in local.cost.assumptions
+    assert all(
+        r.completion is None or r.completion.compute_s
+        for r in result.rows
+        if r.model == local.model
+    )
+    assert api.cost.status == "priced"
+    assert result.run.hardware is not None
+    # Exact token counts from the tokenizer, summed.
+    first = result.row("fact-capital-france", local.model).completion
+    assert first is not None
+    assert first.usage.input_tokens == llama.count_tokens(result.items[0].conversation())
+
+    written = write_report(result, tmp_path, ["json", "csv", "html", "png"])
+    assert len(written) == 6
+    assert Comparison.load(tmp_path / "comparison.json") == result
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<table>") == 2
+    assert page.count("data:image/png;base64,") == 3
+    assert "Paris" in page

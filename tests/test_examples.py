@@ -19,10 +19,10 @@ SCRIPTS = sorted(EXAMPLES.glob("*.py"))
 # Text each example's output must contain. Pick lines that only a working run prints.
 EXPECTED: dict[str, tuple[str, ...]] = {
     "quickstart.py": (
-        "fake:reply",
-        "The capital of France is Paris.",
-        "streamed usage",
-        "batch[2]",
+        "llama:smollm2-135m-instruct",
+        "Paris",
+        "streamed: first token",
+        "batch[2] ok=True",
     ),
     "batch_generate.py": (
         "without retry: 200 results",

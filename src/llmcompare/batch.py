@@ -226,7 +226,10 @@ class _RateLimited(ModelBase):
 
     async def _agenerate(self, request: Request) -> Completion:
         tokens = self._tokens(request)
-        await self._limiter.acquire(tokens)
+        # Under the limits the capacity is taken at once; only a request that must wait pays
+        # for the waiting coroutine.
+        if self._limiter.reserve(tokens) > 0.0:
+            await self._limiter.acquire(tokens)
         completion = await self._inner.agenerate(request)
         if self._count:
             self._limiter.settle(tokens, completion.usage.total_tokens)

@@ -383,6 +383,8 @@ def compare(
         for model in built:
             merged = {**shared, **dict((overrides or {}).get(model.id, {}))}
             requests = [Request.of(item.conversation(), **merged) for item in items]
+            # Loading weights is not answering: keep it out of the first request's latency.
+            model.warm_up()
             t0 = time.perf_counter()
             results = generate_many(
                 model,

@@ -8,8 +8,6 @@ streaming (a one-chunk fallback unless the backend implements ``_stream`` or ``_
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from types import TracebackType
@@ -73,6 +71,10 @@ class Model(Protocol):
         self, prompts: Sequence[Prompt], /, **settings: Unpack[Settings]
     ) -> list[Result]:
         """Answer many prompts; one result per prompt, in order, failures kept."""
+        ...
+
+    def warm_up(self) -> None:
+        """Get ready for the first call (load weights, say); comparisons call it before timing."""
         ...
 
     def close(self) -> None:
@@ -299,6 +301,10 @@ class AsyncStream(AsyncIterator[Chunk]):
 
 def _run_coroutine_sync(make: Callable[[], Awaitable[_T]]) -> _T:
     """Run a coroutine to completion from synchronous code, inside an event loop or not."""
+    # asyncio and concurrent.futures are imported here, not at module level: together they
+    # are a third of the time of `import llmcompare`, and most programs never need them.
+    import asyncio
+    import concurrent.futures
 
     async def main() -> _T:
         return await make()
@@ -358,6 +364,8 @@ class ModelBase:
 
     async def _agenerate(self, request: Request) -> Completion:
         """Answer one request asynchronously. Override this or :meth:`_generate`."""
+        import asyncio  # already loaded: an event loop runs (see _run_coroutine_sync)
+
         return await asyncio.to_thread(self._generate, request)
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
@@ -370,6 +378,8 @@ class ModelBase:
 
     async def _astream(self, request: Request) -> AsyncIterator[Chunk]:
         """Yield chunks of the answer asynchronously; the default derives from the sync hooks."""
+        import asyncio  # already loaded: an event loop runs
+
         if self._has_stream:
             chunks = self._stream(request)
             done = object()
@@ -480,11 +490,19 @@ class ModelBase:
             for i, (req, out) in enumerate(zip(requests, outputs, strict=True))
         ]
 
+    def warm_up(self) -> None:
+        """Get ready for the first call (load weights, say) so that it is not slower than the rest.
+
+        Comparisons call it before timing anything. The default does nothing.
+        """
+
     def close(self) -> None:
         """Release resources held by the model. The default holds none."""
 
     async def aclose(self) -> None:
         """Release resources asynchronously. The default calls :meth:`close` off the loop."""
+        import asyncio  # already loaded: an event loop runs
+
         await asyncio.to_thread(self.close)
 
     def __enter__(self) -> Self:
@@ -522,6 +540,8 @@ def _chunk_of(completion: Completion) -> Chunk:
 
 def _sync_iter(chunks: AsyncIterator[Chunk]) -> Iterator[Chunk]:
     """Drive an async-only stream from sync code on a private event loop."""
+    import asyncio
+
     loop = asyncio.new_event_loop()
     try:
         while True:

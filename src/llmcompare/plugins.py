@@ -30,14 +30,13 @@ Environment:
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import re
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 from pydantic import BaseModel, ConfigDict
@@ -45,6 +44,11 @@ from pydantic import BaseModel, ConfigDict
 from llmcompare._network import check_network
 from llmcompare.errors import PluginLoadError, UnknownModelError
 from llmcompare.model import Model
+
+if TYPE_CHECKING:
+    # Imported where entry points are read, not here: it is a sizeable part of
+    # `import llmcompare`, and the registry loads only on first use.
+    import importlib.metadata
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -85,7 +89,8 @@ class PluginWarning(UserWarning):
 class NoOptions(BaseModel):
     """Options model for backends that take no options: any option given is an error."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: its validator is built on first use, not during `import llmcompare`.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 ModelFactory = Callable[[str | None, Any], Model]
@@ -356,6 +361,8 @@ def _normalise(distribution: str) -> str:
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
+    import importlib.metadata
+
     seen: set[tuple[str, str]] = set()
     out: list[importlib.metadata.EntryPoint] = []
     eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)

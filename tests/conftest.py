@@ -1,0 +1,62 @@
+"""Fixtures shared by the tests.
+
+``llama``: ONE real Llama model object (the embedded SmolLM2-135M-Instruct) for the whole test
+session, so its weights load once. Its GGUF is converted into a session-private cache directory
+(``llama_cache``), which keeps the tests off the user's own cache and shows a real first load.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from llmcompare.backends.llama import LlamaModel
+
+
+def _llama_ready() -> str | None:
+    """Why the real Llama model cannot run here, or ``None`` when it can."""
+    for module in ("torch", "transformers", "gguf"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed (pip install 'llmcompare[llama]')"
+    from llmcompare.backends.llama import EMBEDDED_INSTALL
+    from llmcompare.backends.llama._locate import embedded_gguf
+    from llmcompare.errors import ConfigurationError
+
+    try:
+        embedded_gguf()
+    except ConfigurationError:
+        return f"the embedded model is missing ({EMBEDDED_INSTALL})"
+    return None
+
+
+@pytest.fixture(scope="session")
+def llama_backend() -> None:
+    """Skip a test that needs the real Llama backend where it cannot run; fail instead in CI."""
+    reason = _llama_ready()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"the llama backend cannot run in CI: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def llama_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache directory private to this session; the shared model converts its GGUF here."""
+    return tmp_path_factory.mktemp("llama-cache")
+
+
+@pytest.fixture(scope="session")
+def llama(llama_backend: None, llama_cache: Path) -> Iterator[LlamaModel]:
+    """The embedded Llama model, loaded once per session (its GGUF converted on this load)."""
+    from llmcompare.backends.llama import LlamaModel, LlamaOptions
+
+    model = LlamaModel(options=LlamaOptions(cache_dir=llama_cache))
+    model.warm_up()
+    yield model
+    model.close()
