@@ -14,7 +14,8 @@ from pydantic import BaseModel
 import llmcompare
 from llmcompare import BackendError, Completion, Request, Usage
 from llmcompare.backends.fake import FunctionModel, ScriptedModel
-from llmcompare.compare import Comparison, compare
+from llmcompare.comparison import Comparison, compare
+from llmcompare.cost import LocalHardware
 from llmcompare.prompts import PromptItem
 from llmcompare.report import print_report, summary_table_rows, write_report
 from llmcompare.retry import RetryPolicy, no_wait
@@ -70,9 +71,12 @@ def test_compare_gathers_answers_scores_and_aggregates() -> None:
     assert bad.score == pytest.approx((0 + 0 + 0.5) / 3)
     assert local.open_weights
     assert local.usage.input_tokens == 30
-    # Local cost: compute seconds priced on the default hardware, with energy and CO2.
-    assert local.cost.status == "priced"
-    assert local.cost.usd > 0
+    # Local cost: compute seconds on the generic default hardware, with energy and CO2;
+    # assumed hardware makes it an estimate.
+    assert local.cost.status == "estimated"
+    # 3 x 0.5 s at $0.0816/h; each request's cost is rounded to 12 decimal places.
+    assert abs(local.cost.usd - Decimal("0.0816") * Decimal("1.5") / 3600) < Decimal("1e-11")
+    assert result.run.hardware is not None
     assert local.cost.kwh is not None
     assert local.cost.kwh > 0
     assert local.usd_per_1k_tokens == local.cost.usd * 1000 / local.usage.total_tokens
@@ -263,10 +267,10 @@ def test_real_llama_against_chatgpt_over_http(llama: LlamaModel, tmp_path: Path)
     assert result.row("fact-capital-france", local.model).scores["contains"] == 1.0
     # Local cost comes from measured compute time on the stated hardware.
     assert local.open_weights
-    assert local.cost.status == "priced"
+    assert local.cost.status == "estimated"  # the generic hardware was assumed
     assert local.cost.kwh is not None
     assert local.cost.kwh > 0
-    assert "gCO2" in local.cost.assumptions or "CO2" in local.cost.assumptions
+    assert "CO2" in local.cost.assumptions
     assert all(
         r.completion is None or r.completion.compute_s
         for r in result.rows
@@ -286,3 +290,51 @@ def test_real_llama_against_chatgpt_over_http(llama: LlamaModel, tmp_path: Path)
     assert page.count("<table>") == 2
     assert page.count("data:image/png;base64,") == 3
     assert "Paris" in page
+
+
+def test_stated_hardware_makes_local_cost_priced() -> None:
+    hardware = LocalHardware(usd_per_hour=Decimal("3.60"), watts=Decimal(100))
+    result = compare([local_model()], ITEMS, hardware=hardware)
+    local = result.summaries[0]
+    assert local.cost.status == "priced"
+    assert abs(local.cost.usd - Decimal("3.60") * Decimal("1.5") / 3600) < Decimal("1e-11")
+    assert local.cost.kwh is not None
+    assert abs(local.cost.kwh - Decimal(100) * Decimal("1.5") / 3600 / 1000) < Decimal("1e-11")
+    assert result.run.hardware == hardware
+
+
+def test_a_model_that_cannot_load_becomes_error_rows() -> None:
+    class Unloadable(FunctionModel):
+        def warm_up(self) -> None:
+            raise llmcompare.ConfigurationError("weights missing: pip install the model")
+
+    result = compare([Unloadable(oracle, name="unloadable"), local_model()], ITEMS)
+    broken, local = result.summaries
+    assert broken.succeeded == 0
+    assert local.succeeded == 3
+    error = result.row("sum", "fake:unloadable").error
+    assert error is not None
+    assert error.type == "ConfigurationError"
+
+
+def test_duplicate_models_and_a_bare_string_are_refused() -> None:
+    model = local_model()
+    with pytest.raises(llmcompare.ConfigurationError, match="once"):
+        compare([model, model], ITEMS)
+    with pytest.raises(llmcompare.ConfigurationError, match="pass a list"):
+        compare([model], "What is 2 + 2?")
+
+
+def test_errors_from_any_backend_are_redacted_in_the_record() -> None:
+    def leaky(request: Request) -> str:
+        raise RuntimeError("auth failed for key sk-proj-abcdefghijklmnop1234")
+
+    result = compare([FunctionModel(leaky, name="leaky")], ITEMS[:1])
+    assert "sk-proj" not in result.model_dump_json()
+    assert "[REDACTED]" in result.rows[0].error.message  # type: ignore[union-attr]
+
+
+def test_top_level_exports_are_lazy_and_work() -> None:
+    assert llmcompare.compare is compare
+    assert callable(llmcompare.generate_many)
+    assert llmcompare.CostTracker.__name__ == "CostTracker"

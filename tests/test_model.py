@@ -2,7 +2,7 @@
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -212,3 +212,67 @@ def test_model_is_a_context_manager() -> None:
             return m
 
     assert asyncio.run(main()).closed == 1
+
+
+class AsyncStreaming(ModelBase):
+    def __init__(self) -> None:
+        super().__init__(INFO)
+        self.closed = False
+
+    async def _agenerate(self, request: Request) -> Completion:
+        return _answer(self, request, "")
+
+    async def _astream(self, request: Request) -> AsyncIterator[Chunk]:
+        try:
+            for word in ["x", "y"]:
+                yield Chunk(text=word)
+            yield Chunk(finish_reason="stop", usage=Usage(input_tokens=1, output_tokens=2))
+        finally:
+            self.closed = True
+
+
+def test_sync_stream_of_an_async_only_backend_inside_and_outside_a_loop() -> None:
+    model = AsyncStreaming()
+    stream = model.stream("p")
+    assert [c.text for c in stream] == ["x", "y", ""]
+    assert stream.completion.usage.output_tokens == 2
+
+    async def inside_a_loop() -> str:
+        with model.stream("p") as inner:
+            return "".join(c.text for c in inner)
+
+    assert asyncio.run(inside_a_loop()) == "xy"
+    assert model.closed
+
+
+class SlowStreaming(Streaming):
+    def _stream(self, request: Request) -> Iterator[Chunk]:
+        import time
+
+        try:
+            for word in ["a", "b", "c"]:
+                self.produced += 1
+                time.sleep(0.2)  # a generation step, still running when the task is cancelled
+                yield Chunk(text=word)
+            yield Chunk(finish_reason="stop", usage=Usage())
+        finally:
+            self.closed = True
+
+
+def test_cancelling_an_async_stream_of_a_sync_backend_stops_it_cleanly() -> None:
+    model = SlowStreaming()
+
+    async def consume() -> None:
+        async for _ in model.astream("x"):
+            pass
+
+    async def main() -> None:
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.05)  # cancel while the first step runs on its thread
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert model.closed
+    assert model.produced < 3  # generation stopped early

@@ -13,6 +13,8 @@ Example:
 Importing this package is light: torch, transformers and openai load only when a backend needs them.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from llmcompare._version import __version__
 from llmcompare.errors import (
     BackendError,
@@ -40,10 +42,46 @@ from llmcompare.types import (
     Usage,
 )
 
+if TYPE_CHECKING:
+    from llmcompare.batch import agenerate_many, generate_many
+    from llmcompare.comparison import Comparison, compare
+    from llmcompare.cost import Budget, CostTracker, cost_of
+    from llmcompare.retry import RetryPolicy, with_retry
+
+# The helpers and the runner load on first use: `import llmcompare` stays light for code that
+# only calls a model (tenacity, the price table and the comparison machinery wait until needed).
+_LAZY = {
+    "agenerate_many": "llmcompare.batch",
+    "generate_many": "llmcompare.batch",
+    "Comparison": "llmcompare.comparison",
+    "compare": "llmcompare.comparison",
+    "Budget": "llmcompare.cost",
+    "CostTracker": "llmcompare.cost",
+    "cost_of": "llmcompare.cost",
+    "RetryPolicy": "llmcompare.retry",
+    "with_retry": "llmcompare.retry",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'llmcompare' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
 __all__ = [
     "AsyncStream",
     "BackendError",
+    "Budget",
     "BudgetExceeded",
+    "Comparison",
+    "CostTracker",
+    "RetryPolicy",
     "Chunk",
     "Completion",
     "ConfigurationError",
@@ -65,7 +103,12 @@ __all__ = [
     "UnknownModelError",
     "Usage",
     "__version__",
+    "agenerate_many",
+    "compare",
+    "cost_of",
+    "generate_many",
     "get_model",
     "list_models",
     "list_plugins",
+    "with_retry",
 ]

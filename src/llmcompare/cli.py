@@ -109,7 +109,7 @@ def compare_cmd(
     """Run PROMPTS (JSONL, CSV or YAML; default: the built-in suite) on every model."""
     from rich.console import Console
 
-    from llmcompare.compare import DEFAULT_SETTINGS, compare
+    from llmcompare.comparison import compare
     from llmcompare.cost import Budget
     from llmcompare.plugins import get_model
     from llmcompare.prompts import builtin_suite, load_prompts
@@ -126,7 +126,7 @@ def compare_cmd(
         built = [get_model(n) for n in names]
     except (LLMCompareError, LookupError, ValueError) as exc:
         _fail(str(exc))
-    settings = {**DEFAULT_SETTINGS, **_settings(max_tokens, temperature, seed)}
+    settings = _settings(max_tokens, temperature, seed)
     budget = Budget(max_usd=budget_usd) if budget_usd is not None else None
     try:
         result = compare(
@@ -137,7 +137,7 @@ def compare_cmd(
             progress=progress,
             **settings,
         )
-    except ConfigurationError as exc:
+    except (ConfigurationError, ValueError) as exc:
         _fail(str(exc))
     finally:
         for model in built:

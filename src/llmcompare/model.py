@@ -381,20 +381,25 @@ class ModelBase:
         import asyncio  # already loaded: an event loop runs
 
         if self._has_stream:
+            from concurrent.futures import ThreadPoolExecutor
+
             chunks = self._stream(request)
             done = object()
-            try:
-                while True:
-                    # Each step of a sync stream may block on compute: keep it off the loop.
-                    chunk = await asyncio.to_thread(next, chunks, done)
-                    if chunk is done:
-                        return
-                    assert isinstance(chunk, Chunk)
-                    yield chunk
-            finally:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    await asyncio.to_thread(close)
+            # Each step of a sync stream may block on compute, so it runs off the loop, always on
+            # the same single thread: a close() after a cancellation then queues behind the step
+            # still running, instead of hitting a generator that is already executing.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmcompare-stream") as pool:
+                try:
+                    while True:
+                        chunk = await asyncio.wrap_future(pool.submit(next, chunks, done))
+                        if chunk is done:
+                            return
+                        assert isinstance(chunk, Chunk)
+                        yield chunk
+                finally:
+                    close = getattr(chunks, "close", None)
+                    if close is not None:
+                        await asyncio.wrap_future(pool.submit(close))
         else:
             completion = await self._agenerate(request)
             yield _chunk_of(completion)
@@ -539,18 +544,31 @@ def _chunk_of(completion: Completion) -> Chunk:
 
 
 def _sync_iter(chunks: AsyncIterator[Chunk]) -> Iterator[Chunk]:
-    """Drive an async-only stream from sync code on a private event loop."""
+    """Drive an async-only stream from sync code, on a private event loop in its own thread.
+
+    The loop has a thread of its own so that this works whether or not the calling thread is
+    already running an event loop (as in a notebook).
+    """
     import asyncio
+    import threading
 
     loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever, name="llmcompare-astream", daemon=True)
+    runner.start()
     try:
         while True:
             try:
-                yield loop.run_until_complete(chunks.__anext__())
+                yield asyncio.run_coroutine_threadsafe(_anext(chunks), loop).result()
             except StopAsyncIteration:
                 return
     finally:
         aclose = getattr(chunks, "aclose", None)
         if aclose is not None:
-            loop.run_until_complete(aclose())
+            asyncio.run_coroutine_threadsafe(aclose(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join()
         loop.close()
+
+
+async def _anext(chunks: AsyncIterator[Chunk]) -> Chunk:
+    return await chunks.__anext__()

@@ -42,7 +42,7 @@ import pluggy
 from pydantic import BaseModel, ConfigDict
 
 from llmcompare._network import check_network
-from llmcompare.errors import PluginLoadError, UnknownModelError
+from llmcompare.errors import PluginLoadError, UnknownModelError, redact
 from llmcompare.model import Model
 
 if TYPE_CHECKING:
@@ -335,7 +335,7 @@ class Registry:
         except Exception as exc:
             if pm.get_plugin(plugin_name) is not None:
                 pm.unregister(name=plugin_name)
-            error = f"{type(exc).__name__}: {exc}"
+            error = redact(f"{type(exc).__name__}: {exc}")
             self._plugins.append(PluginInfo(ep.name, dist, version, (), error, builtin))
             source = dist or "an unknown distribution"
             message = f"llmcompare plugin {ep.name!r} from {source} failed to load: {error}"

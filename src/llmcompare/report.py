@@ -21,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from llmcompare.compare import Comparison, ModelSummary
+from llmcompare.comparison import Comparison, ModelSummary
 from llmcompare.errors import ConfigurationError
 
 if TYPE_CHECKING:

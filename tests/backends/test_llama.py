@@ -365,9 +365,6 @@ def test_batched_greedy_equals_sequential(llama: LlamaModel) -> None:
         assert got.compute_s > 0
         # Latency runs to the end of the request's bucket: at least its own compute time.
         assert got.latency_s >= got.compute_s
-    # The batch's compute time is shared out, so a batched answer costs less than one alone.
-    batched_total = sum(r.unwrap().compute_s or 0 for r in results)
-    assert batched_total < sum(c.compute_s or 0 for c in sequential)
 
 
 def test_over_long_prompt_fails_alone(llama: LlamaModel) -> None:

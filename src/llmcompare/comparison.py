@@ -26,8 +26,16 @@ from typing_extensions import Unpack
 
 from llmcompare._version import __version__
 from llmcompare.batch import generate_many
-from llmcompare.cost import Budget, Cost, CostTracker, LocalHardware, cost_of, prices
-from llmcompare.errors import BackendError, LLMCompareError
+from llmcompare.cost import (
+    GENERIC_CLOUD_VM,
+    Budget,
+    Cost,
+    CostTracker,
+    LocalHardware,
+    cost_of,
+    prices,
+)
+from llmcompare.errors import BackendError, ConfigurationError, LLMCompareError, redact
 from llmcompare.model import Model
 from llmcompare.plugins import get_model
 from llmcompare.prompts import PromptItem, builtin_suite, load_prompts
@@ -62,7 +70,8 @@ class ErrorInfo(BaseModel):
     def of(cls, exc: BaseException) -> ErrorInfo:
         """Describe an exception."""
         retryable = exc.retryable if isinstance(exc, BackendError) else None
-        return cls(type=type(exc).__name__, message=str(exc), retryable=retryable)
+        # llmcompare's own errors are redacted already; a third-party backend's may not be.
+        return cls(type=type(exc).__name__, message=redact(str(exc)), retryable=retryable)
 
 
 class Row(BaseModel):
@@ -343,7 +352,9 @@ def compare(
         concurrency: Requests in flight per model (API models); local models batch instead.
         retry: Retry policy for transient failures; ``None`` uses the default bounded policy.
         budget: Limits on dollars, tokens or requests across the run, enforced before sending.
-        hardware: Local cost assumptions (dollars per hour, watts, grid carbon) for open models.
+        hardware: Local cost assumptions (dollars per hour, watts, grid carbon) for open models;
+            without it the generic cloud VM of :class:`~llmcompare.cost.LocalHardware` is
+            assumed and local costs are marked ``"estimated"``.
         progress: Show a progress bar; ``None`` shows one when stderr is a terminal.
         overrides: Settings per model id that replace the shared ones for that model.
         **settings: Generation settings shared by every model, on top of the defaults
@@ -359,8 +370,13 @@ def compare(
         raise LLMCompareError("compare needs at least one model")
     if prompts is None:
         items = builtin_suite()
-    elif isinstance(prompts, (str, Path)):
+    elif isinstance(prompts, Path) or (isinstance(prompts, str) and _looks_like_file(prompts)):
         items = load_prompts(prompts)
+    elif isinstance(prompts, str):
+        raise ConfigurationError(
+            f"prompts={prompts[:40]!r} is neither a list of prompts nor a prompt file "
+            '(.jsonl, .csv, .yaml): to run one prompt, pass a list: ["..."]'
+        )
     else:
         items = [PromptItem.of(p, index=i) for i, p in enumerate(prompts)]
     if not items:
@@ -370,12 +386,14 @@ def compare(
     # Validate every item's scorers before any model runs: a typo should not cost a whole run.
     for item in items:
         scoring.for_item(item)
-    hw = hardware or LocalHardware()
-    tracker = CostTracker(budget=budget, hardware=hw)
+    tracker = CostTracker(budget=budget, hardware=hardware)
     policy = retry if retry is not None else RetryPolicy()
 
     built = [get_model(m) if isinstance(m, str) else m for m in models]
     owned = [m for m, given in zip(built, models, strict=True) if isinstance(given, str)]
+    ids = [m.id for m in built]
+    if len(set(ids)) != len(ids):
+        raise ConfigurationError(f"each model must appear once; got {ids}")
     started = datetime.now(timezone.utc)
     rows: list[Row] = []
     summaries: list[ModelSummary] = []
@@ -383,20 +401,25 @@ def compare(
         for model in built:
             merged = {**shared, **dict((overrides or {}).get(model.id, {}))}
             requests = [Request.of(item.conversation(), **merged) for item in items]
-            # Loading weights is not answering: keep it out of the first request's latency.
-            model.warm_up()
             t0 = time.perf_counter()
-            results = generate_many(
-                model,
-                requests,
-                concurrency=concurrency,
-                retry=policy,
-                tracker=tracker,
-                progress=progress,
-            )
+            try:
+                # Loading weights is not answering: keep it out of the first request's latency.
+                model.warm_up()
+            except Exception as exc:  # noqa: BLE001 - one model that cannot load must not lose the others
+                results = [Result(i, r, error=exc) for i, r in enumerate(requests)]
+            else:
+                t0 = time.perf_counter()
+                results = generate_many(
+                    model,
+                    requests,
+                    concurrency=concurrency,
+                    retry=policy,
+                    tracker=tracker,
+                    progress=progress,
+                )
             wall = time.perf_counter() - t0
             model_rows = [
-                _row(item, model, result, scoring, hw)
+                _row(item, model, result, scoring, hardware)
                 for item, result in zip(items, results, strict=True)
             ]
             rows.extend(model_rows)
@@ -413,7 +436,9 @@ def compare(
         cpu=cpu_name(),
         gpu=_gpu_name(),
         price_table_date=max((p.as_of for p in prices()), default=None),
-        hardware=hw if any(m.info.open_weights for m in built) else None,
+        hardware=(hardware or GENERIC_CLOUD_VM)
+        if any(m.info.open_weights for m in built)
+        else None,
         settings=shared,
         models=tuple(m.id for m in built),
     )
@@ -421,7 +446,11 @@ def compare(
 
 
 def _row(
-    item: PromptItem, model: Model, result: Result, scoring: _Scoring, hw: LocalHardware
+    item: PromptItem,
+    model: Model,
+    result: Result,
+    scoring: _Scoring,
+    hardware: LocalHardware | None,
 ) -> Row:
     if result.completion is None:
         assert result.error is not None
@@ -432,5 +461,11 @@ def _row(
         model=model.id,
         completion=completion,
         scores=scoring.score(item, completion),
-        cost=cost_of(completion, hardware=hw),
+        cost=cost_of(completion, hardware=hardware),
+    )
+
+
+def _looks_like_file(text: str) -> bool:
+    return Path(text).suffix.lower() in (".jsonl", ".ndjson", ".csv", ".yaml", ".yml") or (
+        "\n" not in text and Path(text).is_file()
     )
