@@ -35,6 +35,23 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "refused before sending",
         "local (priced)",
     ),
+    "streaming.py": (
+        "sync: ttft=",
+        "finish=stop usage=input_tokens=",
+        "async: ttft=",
+        "closed early after 5 chunks",
+    ),
+    "custom_scorer.py": (
+        "poem     contains=- brevity=-",  # None: the scorer did not apply to that item
+        "per-scorer means for llama:smollm2-135m-instruct",
+        "  contains: ",
+        "  brevity: ",
+    ),
+    "compare_models.py": (
+        "No OPENAI_API_KEY: ChatGPT's place is taken by transformers serve",
+        "answered: 10/10",
+        "comparison.csv, comparison.json, latency.png, quality_vs_cost.png, report.html",
+    ),
 }
 
 # Loading the embedded model and generating on two shared CPU cores is slow; a fake example
@@ -48,7 +65,7 @@ def _needs_embedded_model(script: Path) -> bool:
     return any(marker in source for marker in ('"llama', "'llama", "compare("))
 
 
-def _env(tmp_path: Path) -> dict[str, str]:
+def _env(tmp_path: Path, model_cache: Path) -> dict[str, str]:
     env = dict(os.environ)
     # Like CI: no key and no remote server, so nothing reaches beyond this machine.
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LLMCOMPARE_LOAD_PLUGINS"):
@@ -61,6 +78,9 @@ def _env(tmp_path: Path) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
             # Examples that cache or write reports keep them out of the checkout.
             "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", str(tmp_path / "cache")),
+            # One converted copy of the embedded model serves every example (and the session's
+            # shared model): converting the GGUF again per example would cost ~15 s each.
+            "LLMCOMPARE_CACHE_DIR": str(model_cache),
         }
     )
     return env
@@ -90,14 +110,14 @@ def test_every_example_says_what_it_prints() -> None:
 
 
 @pytest.mark.parametrize("script", _params())
-def test_example_runs(script: Path, tmp_path: Path) -> None:
+def test_example_runs(script: Path, tmp_path: Path, llama_cache: Path) -> None:
     timeout = MODEL_TIMEOUT_S if _needs_embedded_model(script) else QUICK_TIMEOUT_S
 
     # Run from a scratch directory: examples that write files (reports, results) write there.
     proc = subprocess.run(
         [sys.executable, str(script)],
         cwd=tmp_path,
-        env=_env(tmp_path),
+        env=_env(tmp_path, llama_cache),
         capture_output=True,
         text=True,
         timeout=timeout,

