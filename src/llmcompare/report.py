@@ -268,9 +268,10 @@ def charts(comparison: Comparison, *, fmt: Literal["png", "svg"] = "png") -> dic
     fig, ax = plt.subplots(figsize=(6, 4))
     for s in sums:
         x = float(s.usd_per_1k_tokens) if s.usd_per_1k_tokens is not None else 0.0
-        ax.scatter([x], [s.score or 0.0], s=80)
         label = s.model + ("" if s.usd_per_1k_tokens is not None else " (unpriced)")
-        ax.annotate(label, (x, s.score or 0.0), textcoords="offset points", xytext=(6, 6))
+        # A legend rather than labels beside the points: long model ids would overlap.
+        ax.scatter([x], [s.score or 0.0], s=80, label=label)
+    ax.legend(loc="best", fontsize="small")
     ax.set_xlabel("dollars per 1K tokens")
     ax.set_ylabel("mean score")
     ax.set_ylim(-0.05, 1.05)
