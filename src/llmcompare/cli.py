@@ -175,11 +175,13 @@ def generate_cmd(
         _fail(str(exc))
     messages = ([Message.system(system)] if system else []) + [Message.user(prompt)]
     try:
+        m.warm_up()  # loading weights is not answering: keep it out of the timings shown
         with m, m.stream(messages, **_settings(max_tokens, temperature, seed)) as stream:
             for chunk in stream:
                 click.echo(chunk.text, nl=False)
             completion = stream.completion
-    except ConfigurationError as exc:
+    except (ConfigurationError, ImportError, ValueError) as exc:
+        # Missing setup (a key, the model package, an extra) or a bad setting: a usage error.
         _fail(str(exc))
     except LLMCompareError as exc:
         click.echo(f"\nllmcompare: {exc}", err=True)
@@ -228,4 +230,4 @@ def plugins_cmd() -> None:
         origin = f"{p.distribution or '?'} {p.version or ''}".strip()
         kind = "built-in" if p.builtin else "third-party"
         status = f"ERROR {p.error}" if p.error else "models: " + (", ".join(p.models) or "none")
-        click.echo(f"{p.name:<12} {origin:<24} {kind:<12} {status}")
+        click.echo(f"{p.name:<12} {origin:<32} {kind:<12} {status}")
