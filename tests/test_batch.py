@@ -302,6 +302,73 @@ def test_limiter_rejects_bad_limits() -> None:
         RateLimiter(tpm=10, burst_s=0)
 
 
+@pytest.fixture
+def frozen_limiters(monkeypatch: pytest.MonkeyPatch) -> list[RateLimiter]:
+    """The limiters generate_many builds from here on, on a clock that never moves.
+
+    With time standing still nothing refills, so what is left in a bucket after a run is
+    exactly what the run kept taken.
+    """
+    import llmcompare.batch
+
+    made: list[RateLimiter] = []
+
+    def build(**limits: float | None) -> RateLimiter:
+        limiter = RateLimiter(**limits, clock=FakeClock())  # type: ignore[arg-type]
+        made.append(limiter)
+        return limiter
+
+    monkeypatch.setattr(llmcompare.batch, "RateLimiter", build)
+    return made
+
+
+# tpm=61_000 holds 1000 tokens at once; each prompt below is estimated at ~210 (its max_tokens
+# included), so four of them fit without any wait.
+FULL_BUCKET = 1000
+
+
+def test_failed_requests_give_their_tokens_back_to_the_limiter(
+    frozen_limiters: list[RateLimiter],
+) -> None:
+    error = BackendError("bad request", model_id="fake:scripted", retryable=False)
+    model = ScriptedModel([error] * 4)
+    results = generate_many(model, ["a", "b", "c", "d"], tpm=61_000, max_tokens=200)
+    assert not any(r.ok for r in results)
+    (limiter,) = frozen_limiters
+    # Nothing was generated, so the whole bucket is free again.
+    assert limiter.reserve(FULL_BUCKET) == 0.0
+
+
+def test_failed_retry_attempts_give_their_tokens_back_to_the_limiter(
+    frozen_limiters: list[RateLimiter],
+) -> None:
+    busy = BackendError("busy", model_id="fake:scripted", retryable=True)
+    usage = Usage(input_tokens=10, output_tokens=5)
+    model = ScriptedModel([busy, busy, busy, "ok"], usage=usage)
+    with no_wait():
+        (result,) = generate_many(
+            model, ["a"], tpm=61_000, max_tokens=200, retry=RetryPolicy(attempts=4)
+        )
+    assert result.unwrap().attempts == 4
+    (limiter,) = frozen_limiters
+    # Four attempts, ~840 tokens estimated; only the 15 really used stay taken.
+    assert limiter.reserve(FULL_BUCKET - 15) == 0.0
+    assert limiter.reserve(1) > 0.0
+
+
+def test_a_failed_native_batch_gives_its_tokens_back_to_the_limiter(
+    frozen_limiters: list[RateLimiter],
+) -> None:
+    class Broken(BatchingModel):
+        def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
+            raise BackendError("out of memory", model_id=self.id)
+
+    results = generate_many(Broken(), ["a", "b"], tpm=61_000, max_tokens=200, concurrency=2)
+    assert not any(r.ok for r in results)
+    (limiter,) = frozen_limiters
+    assert limiter.reserve(FULL_BUCKET) == 0.0
+
+
 def test_generate_many_with_limits_sends_everything() -> None:
     model = ScriptedModel(default=echo)
     results = generate_many(model, ["a", "b", "c"], rpm=60_000, tpm=1_000_000, max_tokens=4)
@@ -441,6 +508,29 @@ def test_failed_requests_run_again_on_resume(tmp_path: Path) -> None:
     assert sent == ["b"]
     assert [r.unwrap().text for r in second] == ["echo a", "echo b", "echo c"]
     assert sorted(r["index"] for r in read_results(path)) == [0, 1, 2]
+
+
+def test_results_file_classifies_errors_as_the_retry_layer_does(tmp_path: Path) -> None:
+    from llmcompare.retry import is_retryable
+
+    errors: list[Exception] = [
+        BackendError("busy", model_id="fake:f", retryable=True),
+        BackendError("bad", model_id="fake:f"),
+        ProviderHTTPError("down", model_id="fake:f", status=503),
+        ProviderHTTPError("no", model_id="fake:f", status=400),
+        TimeoutError("slow"),
+        asyncio.TimeoutError(),
+        ConnectionResetError("reset"),
+        ValueError("a bug"),
+    ]
+    path = tmp_path / "r.jsonl"
+    model = ScriptedModel(list(errors))
+    generate_many(model, [str(i) for i in range(len(errors))], results_file=path, concurrency=1)
+    records = sorted(read_results(path), key=lambda r: r["index"])
+    assert [r["error"]["retryable"] for r in records] == [is_retryable(e) for e in errors]
+    assert [r["error"]["retryable"] for r in records] == [
+        True, False, True, False, True, True, True, False
+    ]  # fmt: skip
 
 
 def test_changed_prompts_or_settings_do_not_resume_from_another_run(tmp_path: Path) -> None:

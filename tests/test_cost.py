@@ -277,7 +277,9 @@ def test_cost_sums_associate_and_commute_exactly(a: Cost, b: Cost, c: Cost) -> N
 def test_sum_of_costs_keeps_the_worst_status(items: list[Cost]) -> None:
     total = sum(items, Cost())
     assert total == reduce(lambda x, y: x + y, items, Cost())
-    assert sum(items) == total if items else True
+    # sum() without a start value begins at the int 0, which Cost must absorb; the leading
+    # zero Cost keeps the check meaningful for an empty list too.
+    assert sum([Cost(), *items]) == total
     ranks = ["priced", "estimated", "unpriced"]
     worst = max((ranks.index(c.status) for c in items), default=0)
     assert total.status == ranks[worst]
@@ -571,6 +573,29 @@ class LocalBatcher(ModelBase):
             )
             for _ in requests
         ]
+
+
+def test_a_tracked_model_passes_warm_up_and_close_through() -> None:
+    class Warming(ScriptedModel):
+        warmed = 0
+        closed = 0
+
+        def warm_up(self) -> None:
+            self.warmed += 1
+
+        def close(self) -> None:
+            self.closed += 1
+
+    inner = Warming(default="ok")
+    with CostTracker() as tracker:
+        model = tracker.wrap(inner)
+        assert repr(model) == f"<tracked {inner!r}>"
+        model.warm_up()  # a comparison warms the raw model; a user may well warm the wrapper
+        assert inner.warmed == 1
+        with model:
+            model.generate("hi")
+        assert inner.closed == 1
+        assert tracker.total.requests == 1
 
 
 def test_batch_through_the_tracker_refuses_what_does_not_fit() -> None:

@@ -191,6 +191,66 @@ def test_retry_after_as_an_http_date() -> None:
     assert retry_after_of(http(429, headers={"retry-after": date})) == pytest.approx(30, abs=2)
 
 
+BAD_HINTS = [
+    {"retry-after": "nan"},
+    {"retry-after": "NaN"},
+    {"retry-after": "inf"},
+    {"retry-after": "-4"},
+    {"retry-after": "1_0"},
+    {"retry-after-ms": "nan"},
+    {"retry-after-ms": "-100"},
+    {"retry-after": "9" * 400},  # overflows to inf
+    # An HTTP date without a time zone: which clock it means is unknown.
+    {"retry-after": email.utils.formatdate(time.time() + 3600, localtime=False)[:-6]},
+    {"retry-after": "Tue, 14 Nov 2093 22:13:40"},
+    {"x-ratelimit-reset-tokens": "nans"},
+    {"x-ratelimit-reset-requests": "-1s"},
+]
+
+
+@pytest.mark.parametrize("headers", BAD_HINTS)
+def test_a_bad_server_hint_is_ignored_not_fatal(headers: dict[str, str]) -> None:
+    assert retry_after_of(http(429, headers=headers)) is None
+    # Really sleeping (no no_wait here): a NaN wait made time.sleep raise ValueError. With the
+    # hint ignored, the backoff (0 s here) is used.
+    policy = RetryPolicy(jitter=False, initial_wait_s=0.0)
+    completion = with_retry(ScriptedModel([http(429, headers=headers), "ok"]), policy).generate(
+        "hi"
+    )
+    assert (completion.text, completion.attempts, completion.retry_wait_s) == ("ok", 2, 0.0)
+
+
+@pytest.mark.parametrize("given", [float("nan"), float("inf"), -3.0])
+def test_a_bad_retry_after_attribute_falls_back_to_the_headers(given: float) -> None:
+    error = http(429, retry_after=given, headers={"retry-after": "2"})
+    assert retry_after_of(error) == 2.0
+    with no_wait() as waits:
+        with_retry(
+            ScriptedModel([http(429, retry_after=given), "ok"]),
+            RetryPolicy(jitter=False, initial_wait_s=0.25),
+        ).generate("hi")
+    assert waits.waits == [0.25]
+
+
+def test_a_bad_hint_falls_through_to_the_next_header() -> None:
+    headers = {"retry-after-ms": "nan", "retry-after": "-1", "x-ratelimit-reset-tokens": "3s"}
+    assert retry_after_of(http(429, headers=headers)) == 3.0
+
+
+def test_the_exhausted_limit_decides_the_wait_as_in_the_chatgpt_backend() -> None:
+    from llmcompare.backends.chatgpt import parse_retry_after
+
+    headers = {
+        "x-ratelimit-reset-requests": "1s",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-tokens": "6m0s",
+        "x-ratelimit-remaining-tokens": "5000",
+    }
+    # Waiting six minutes for a token limit that is not exhausted would be wasted time.
+    assert retry_after_of(http(429, headers=headers)) == 1.0
+    assert parse_retry_after(headers) == 1.0
+
+
 def test_backoff_is_exponential_with_full_jitter() -> None:
     policy = RetryPolicy(attempts=8, initial_wait_s=0.5, multiplier=2.0, max_wait_s=5.0)
     bounds = [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
@@ -449,3 +509,57 @@ def test_concurrent_no_wait_blocks_record_from_every_thread() -> None:
 def _give_up(model: Model) -> None:
     with pytest.raises(RateLimitError):
         with_retry(model, RetryPolicy(attempts=2)).generate("hi")
+
+
+def test_a_nan_retry_after_over_http_falls_back_to_the_reset_header(openai_server: object) -> None:
+    import openai_server as srv
+
+    server = openai_server
+    headers = {
+        "retry-after": "nan",
+        "x-ratelimit-reset-requests": "2s",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-tokens": "30s",
+        "x-ratelimit-remaining-tokens": "900",
+    }
+    server.script(srv.error(429, "slow down", headers=headers), srv.ok("fine"))  # type: ignore[attr-defined]
+    with no_wait() as waits, _chatgpt(server) as model:
+        completion = with_retry(model).generate("hi")
+    assert completion.text == "fine"
+    # The backend's retry_after and the retry layer's reading of the headers are one parser:
+    # the exhausted request limit's 2 s, not NaN and not the token limit's 30 s.
+    assert waits.waits == [2.0]
+
+
+# -- the wrapper ---------------------------------------------------------------------------------
+
+
+class Warming(ModelBase):
+    def __init__(self) -> None:
+        super().__init__(ModelInfo(provider="test", name="warming", open_weights=True))
+        self.warmed = 0
+        self.closed = 0
+
+    def _generate(self, request: Request) -> Completion:
+        return Completion(text="ok", finish_reason="stop", usage=Usage(), model=self.id)
+
+    def warm_up(self) -> None:
+        self.warmed += 1
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_the_retrying_wrapper_passes_warm_up_and_close_through() -> None:
+    inner = Warming()
+    model = with_retry(inner)
+    assert isinstance(model, Model)
+    assert (model.id, model.info) == (inner.id, inner.info)
+    assert repr(model) == f"<retrying {inner!r}>"
+    model.warm_up()
+    assert inner.warmed == 1
+    with model:
+        pass
+    assert inner.closed == 1
+    asyncio.run(model.aclose())
+    assert inner.closed == 2

@@ -42,9 +42,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from typing_extensions import Unpack
 
-from llmcompare.errors import BackendError, ConfigurationError, redact
-from llmcompare.model import Model, ModelBase, _run_coroutine_sync
-from llmcompare.retry import RetryPolicy, _native_batching, with_retry
+from llmcompare.errors import ConfigurationError, redact
+from llmcompare.model import Model, _has_native_batching, _run_coroutine_sync, _WrappedModel
+from llmcompare.retry import RetryPolicy, is_retryable, with_retry
 from llmcompare.types import Completion, Prompt, Request, Result, Settings
 
 if TYPE_CHECKING:
@@ -190,37 +190,33 @@ def _estimate_tokens(request: Request) -> int:
     return math.ceil(chars / 4) + 4 * len(request.messages) + 3 + (request.max_tokens or 0)
 
 
-class _RateLimited(ModelBase):
+class _RateLimited(_WrappedModel):
     """Takes capacity from a :class:`RateLimiter` before each call (each attempt, under retry)."""
 
+    _label = "rate-limited"
+
     def __init__(self, inner: Model, limiter: RateLimiter) -> None:
-        super().__init__(inner.info)
-        self._inner = inner
+        super().__init__(inner)
         self._limiter = limiter
         self._count = limiter.limits_tokens
-        self.native_batching = _native_batching(inner)
 
     def _tokens(self, request: Request) -> int:
         return _estimate_tokens(request) if self._count else 0
 
-    def generate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
-        """Generate one answer through the inner model; see :meth:`Model.generate`."""
-        # A Request passes straight through: validated once, timed once (by the inner model).
-        if settings or not isinstance(prompt, Request):
-            prompt = Request.of(prompt, **settings)
-        return self._generate(prompt)
-
-    async def agenerate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
-        """Generate one answer asynchronously through the inner model."""
-        if settings or not isinstance(prompt, Request):
-            prompt = Request.of(prompt, **settings)
-        return await self._agenerate(prompt)
+    # A failed attempt (or a cancelled one) used no tokens we know of: its whole estimate goes
+    # back to the token bucket, else every failure and retry would eat TPM capacity for good.
+    # The request itself stays counted: it was sent.
 
     def _generate(self, request: Request) -> Completion:
         tokens = self._tokens(request)
         self._limiter.acquire_blocking(tokens)
-        completion = self._inner.generate(request)
-        if self._count:
+        try:
+            completion = self._inner.generate(request)
+        except BaseException:
+            if tokens:
+                self._limiter.settle(tokens, 0)
+            raise
+        if tokens:
             self._limiter.settle(tokens, completion.usage.total_tokens)
         return completion
 
@@ -230,8 +226,13 @@ class _RateLimited(ModelBase):
         # for the waiting coroutine.
         if self._limiter.reserve(tokens) > 0.0:
             await self._limiter.acquire(tokens)
-        completion = await self._inner.agenerate(request)
-        if self._count:
+        try:
+            completion = await self._inner.agenerate(request)
+        except BaseException:
+            if tokens:
+                self._limiter.settle(tokens, 0)
+            raise
+        if tokens:
             self._limiter.settle(tokens, completion.usage.total_tokens)
         return completion
 
@@ -239,25 +240,27 @@ class _RateLimited(ModelBase):
         tokens = sum(self._tokens(r) for r in requests)
         self._limiter.acquire_blocking(tokens, requests=len(requests))
         outs: list[Completion | Exception] = []
-        used = 0
-        for r in self._inner.generate_batch(requests):
+        used = 0  # failed requests of the batch add nothing: their estimates go back
+        try:
+            results = self._inner.generate_batch(requests)
+        except BaseException:
+            if tokens:
+                self._limiter.settle(tokens, 0)
+            raise
+        for r in results:
             if r.completion is not None:
                 used += r.completion.usage.total_tokens
                 outs.append(r.completion)
             elif isinstance(r.error, Exception):
                 outs.append(r.error)
             else:
+                if tokens:
+                    self._limiter.settle(tokens, used)
                 assert r.error is not None
                 raise r.error
-        if self._count:
+        if tokens:
             self._limiter.settle(tokens, used)
         return outs
-
-    def close(self) -> None:
-        self._inner.close()
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
 
 
 # -- results file ----------------------------------------------------------------------------------
@@ -277,9 +280,7 @@ def _error_record(error: BaseException) -> dict[str, Any]:
     return {
         "type": f"{cls.__module__}.{cls.__qualname__}",
         "message": redact(str(error)),
-        "retryable": bool(getattr(error, "retryable", False))
-        if isinstance(error, BackendError)
-        else isinstance(error, (TimeoutError, ConnectionError)),
+        "retryable": is_retryable(error),
     }
 
 
@@ -496,7 +497,7 @@ async def agenerate_many(
     try:
         if todo:
             runner = _compose(model, retry, rpm, tpm, tracker)
-            if _native_batching(runner):
+            if _has_native_batching(runner):
                 await _run_batches(runner, requests, todo, concurrency, results, store, bar)
             else:
                 await _run_each(runner, requests, todo, concurrency, results, store, bar)

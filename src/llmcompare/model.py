@@ -533,6 +533,75 @@ class ModelBase:
         await self.aclose()
 
 
+def _has_native_batching(model: Model) -> bool:
+    """Whether a model batches requests itself (its ``generate_batch`` is more than a loop).
+
+    A model may say so with a boolean ``native_batching`` attribute (the wrappers below do, for
+    the model they wrap); otherwise a :class:`ModelBase` subclass that overrides
+    ``_generate_batch`` does.
+    """
+    flag = getattr(model, "native_batching", None)
+    if isinstance(flag, bool):
+        return flag
+    return (
+        isinstance(model, ModelBase)
+        and type(model)._generate_batch is not ModelBase._generate_batch
+    )
+
+
+class _WrappedModel(ModelBase):
+    """Base of the models that wrap another one (retrying, rate limits, cost tracking).
+
+    It keeps the inner model's id and info and passes through what a wrapper does not change:
+    ``warm_up``, ``close`` and ``aclose``. ``generate`` / ``agenerate`` hand a
+    :class:`~llmcompare.Request` straight to the subclass's ``_generate`` / ``_agenerate``:
+    validated once and timed once, by the innermost model, so stacked wrappers cost no extra
+    validation or timing.
+
+    Subclasses set :attr:`_label` (for ``repr``) and override ``_generate`` and ``_agenerate``.
+    """
+
+    _label = "wrapped"
+
+    def __init__(self, inner: Model) -> None:
+        super().__init__(inner.info)
+        self._inner = inner
+        self.native_batching = _has_native_batching(inner)
+        """Whether the inner model batches natively (used by generate_many)."""
+
+    @property
+    def inner(self) -> Model:
+        """The wrapped model."""
+        return self._inner
+
+    def __repr__(self) -> str:
+        return f"<{self._label} {self._inner!r}>"
+
+    def generate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
+        """Generate one answer through the inner model; see :meth:`Model.generate`."""
+        if settings or not isinstance(prompt, Request):
+            prompt = Request.of(prompt, **settings)
+        return self._generate(prompt)
+
+    async def agenerate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
+        """Generate one answer asynchronously through the inner model."""
+        if settings or not isinstance(prompt, Request):
+            prompt = Request.of(prompt, **settings)
+        return await self._agenerate(prompt)
+
+    def warm_up(self) -> None:
+        """Warm up the inner model (load its weights, say)."""
+        self._inner.warm_up()
+
+    def close(self) -> None:
+        """Close the inner model."""
+        self._inner.close()
+
+    async def aclose(self) -> None:
+        """Close the inner model asynchronously."""
+        await self._inner.aclose()
+
+
 def _chunk_of(completion: Completion) -> Chunk:
     return Chunk(
         text=completion.text,

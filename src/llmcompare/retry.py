@@ -24,14 +24,13 @@ nothing more; tenacity takes over only after a retryable failure.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
+import math
 import os
 import random
-import re
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -39,8 +38,9 @@ from typing import TypeVar
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 from typing_extensions import Unpack
 
+from llmcompare._retry_after import parse_retry_after
 from llmcompare.errors import BackendError, ProviderHTTPError, redact
-from llmcompare.model import AsyncStream, Model, ModelBase, Stream
+from llmcompare.model import AsyncStream, Model, Stream, _WrappedModel
 from llmcompare.types import Chunk, Completion, Prompt, Request, Result, Settings
 
 __all__ = [
@@ -112,7 +112,7 @@ class RetryPolicy:
         if self.honour_retry_after and error is not None:
             asked = retry_after_of(error)
             if asked is not None:
-                return min(max(float(asked), 0.0), self.max_wait_s)
+                return min(asked, self.max_wait_s)
         bound = min(self.max_wait_s, self.initial_wait_s * self.multiplier ** (attempt - 1))
         return random.uniform(0.0, bound) if self.jitter else bound
 
@@ -139,75 +139,31 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, (TimeoutError, ConnectionError, asyncio.TimeoutError))
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def _parse_duration(value: str) -> float | None:
-    """Parse ``"1s"``, ``"6m0s"``, ``"20ms"`` or plain seconds as OpenAI's reset headers send."""
-    value = value.strip()
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    parts = _DURATION.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
-        return None
-    return sum(float(n) * _UNIT_S[u] for n, u in parts)
-
-
-def _parse_retry_after(value: str) -> float | None:
-    """``Retry-After`` is either delta-seconds or an HTTP date."""
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def retry_after_of(exc: BaseException) -> float | None:
     """The wait a server asked for on this error, in seconds, when it said so.
 
-    Uses :attr:`~llmcompare.ProviderHTTPError.retry_after` when the backend parsed it, else reads
-    the headers: ``retry-after-ms``, ``retry-after`` (seconds or an HTTP date), then the longer of
-    ``x-ratelimit-reset-requests`` and ``x-ratelimit-reset-tokens``.
+    Uses :attr:`~llmcompare.ProviderHTTPError.retry_after` when the backend set it, else reads
+    the headers: ``retry-after-ms``, ``retry-after`` (seconds or an HTTP date with a time zone),
+    then ``x-ratelimit-reset-requests`` / ``x-ratelimit-reset-tokens`` (the exhausted limit's,
+    else the longer). The chatgpt backend parses its headers with the same code, so both agree.
+    A value that is not a finite, non-negative number of seconds counts as no hint.
 
     Args:
         exc: Any error.
 
     Returns:
-        Seconds, or None when the server gave no hint.
+        Seconds (finite, never negative), or None when the server gave no usable hint.
     """
     if not isinstance(exc, ProviderHTTPError):
         return None
-    if exc.retry_after is not None:
-        return exc.retry_after
-    headers: Mapping[str, str] = exc.headers
-    ms = headers.get("retry-after-ms")
-    if ms is not None:
-        try:
-            return float(ms) / 1000.0
-        except ValueError:
-            pass
-    ra = headers.get("retry-after")
-    if ra is not None:
-        parsed = _parse_retry_after(ra)
-        if parsed is not None:
-            return parsed
-    resets = [
-        d
-        for d in (
-            _parse_duration(headers[k])
-            for k in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
-            if k in headers
-        )
-        if d is not None
-    ]
-    return max(resets) if resets else None
+    given = exc.retry_after
+    # A third-party backend may set anything here; only a real wait is honoured.
+    if isinstance(given, (int, float)) and math.isfinite(given) and given >= 0:
+        return float(given)
+    try:
+        return parse_retry_after(exc.headers)
+    except Exception:  # noqa: BLE001 - a malformed hint must never break the retry loop
+        return None
 
 
 # -- the switch for tests --------------------------------------------------------------------------
@@ -431,51 +387,19 @@ async def _acall(
 # -- the wrapper -----------------------------------------------------------------------------------
 
 
-def _native_batching(model: Model) -> bool:
-    flag = getattr(model, "native_batching", None)
-    if isinstance(flag, bool):
-        return flag
-    return (
-        isinstance(model, ModelBase)
-        and type(model)._generate_batch is not ModelBase._generate_batch
-    )
-
-
-class _RetryingModel(ModelBase):
+class _RetryingModel(_WrappedModel):
     """A model that retries its inner model's transient failures; see :func:`with_retry`."""
 
-    def __init__(self, inner: Model, policy: RetryPolicy) -> None:
-        super().__init__(inner.info)
-        self._inner = inner
-        self._policy = policy
-        self.native_batching = _native_batching(inner)
-        """Whether the inner model batches natively (used by generate_many)."""
+    _label = "retrying"
 
-    @property
-    def inner(self) -> Model:
-        """The wrapped model."""
-        return self._inner
+    def __init__(self, inner: Model, policy: RetryPolicy) -> None:
+        super().__init__(inner)
+        self._policy = policy
 
     @property
     def policy(self) -> RetryPolicy:
         """The retry policy."""
         return self._policy
-
-    def __repr__(self) -> str:
-        return f"<retrying {self._inner!r}>"
-
-    def generate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
-        """Generate one answer through the inner model; see :meth:`Model.generate`."""
-        # A Request passes straight through: validated once, timed once (by the inner model).
-        if settings or not isinstance(prompt, Request):
-            prompt = Request.of(prompt, **settings)
-        return self._generate(prompt)
-
-    async def agenerate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
-        """Generate one answer asynchronously through the inner model."""
-        if settings or not isinstance(prompt, Request):
-            prompt = Request.of(prompt, **settings)
-        return await self._agenerate(prompt)
 
     def _generate(self, request: Request) -> Completion:
         completion, run = _call(self._policy, self._id, lambda: self._inner.generate(request))
@@ -533,14 +457,6 @@ class _RetryingModel(ModelBase):
             else o
             for i, o in enumerate(outs)
         ]
-
-    def close(self) -> None:
-        """Close the inner model."""
-        self._inner.close()
-
-    async def aclose(self) -> None:
-        """Close the inner model asynchronously."""
-        await self._inner.aclose()
 
 
 def _outputs(results: Sequence[Result]) -> list[Completion | Exception]:

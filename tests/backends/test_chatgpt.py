@@ -43,6 +43,7 @@ from llmcompare.backends.chatgpt import (
     DEFAULT_MODEL,
     QUIRKS,
     ChatGPTModel,
+    ChatGPTOptions,
     ParameterDroppedWarning,
     TokenEstimateWarning,
     parse_duration,
@@ -167,8 +168,27 @@ def test_unknown_and_invalid_options_are_refused(server: srv.OpenAIServer) -> No
         get_model("chatgpt:gpt-4o", base_url=server.url, max_retries=3)
     with pytest.raises(pydantic.ValidationError, match="timeout"):
         get_model("chatgpt:gpt-4o", base_url=server.url, timeout=-1)
-    with pytest.raises(ValueError, match="unknown model family"):
+    with pytest.raises(ConfigurationError, match="unknown model family 'gpt-99'") as info:
         get_model("chatgpt:x", base_url=server.url, family="gpt-99")
+    assert "gpt-5" in str(info.value)
+    assert "gpt-4o" in str(info.value)
+    with pytest.raises(ConfigurationError, match="use one of"):
+        quirks_for("x", family="nope")
+
+
+def test_header_values_are_hidden_in_repr_and_dumps_but_sent(server: srv.OpenAIServer) -> None:
+    secret = "azure-secret-4f9a"
+    options = ChatGPTOptions(base_url=server.url, headers={"api-key": secret, "X-Team": "evals"})
+    dumps = (repr(options), str(options), options.model_dump_json(), str(options.model_dump()))
+    for shown in dumps:
+        assert secret not in shown
+        assert "evals" not in shown
+        assert "api-key" in shown  # the names stay visible, for debugging
+    server.script(srv.ok("hi"))
+    with ChatGPTModel("gpt-4o-mini", options) as m:
+        m.generate("hi")
+    sent = server.chat_requests[-1].headers
+    assert (sent["api-key"], sent["x-team"]) == (secret, "evals")
 
 
 def test_network_switch_refuses_remote_calls_before_sending(server: srv.OpenAIServer) -> None:
@@ -761,6 +781,24 @@ def test_token_count_falls_back_to_an_estimate_with_a_warning_offline(tmp_path: 
     assert out.stdout.split() == ["10", "3", "10"]
 
 
+def test_a_missing_openai_sdk_names_the_extra_to_install() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['openai'] = None  # as if the SDK were not installed: import openai fails\n"
+        "from llmcompare import get_model\n"
+        "model = get_model('chatgpt:gpt-4o-mini', base_url='http://127.0.0.1:9/v1')  # cheap\n"
+        "try:\n"
+        "    model.generate('hi')\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, exc, '|', type(exc.__cause__).__name__)\n"
+    )
+    out = _run(code, {})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ImportError the chatgpt backend needs the openai SDK")
+    assert 'pip install "llmcompare[openai]"' in out.stdout
+    assert "ModuleNotFoundError" in out.stdout  # the original error is kept as the cause
+
+
 def _seed_tiktoken_cache(cache: Path) -> bool:
     """Write cl100k_base / o200k_base into a tiktoken cache from the quicktok-v1 wheel's tables."""
     import base64
@@ -863,6 +901,10 @@ def test_every_quirks_row_cites_its_source() -> None:
         ("", None),
         ("soon", None),
         ("5x", None),
+        ("nan", None),
+        ("-1s", None),
+        ("inf", None),
+        ("1.5µs", 1.5e-6),
     ],
 )
 def test_parse_duration(text: str, seconds: float | None) -> None:
@@ -876,7 +918,11 @@ def test_parse_retry_after_precedence_and_dates() -> None:
     assert parse_retry_after({"retry-after": "Tue, 14 Nov 2023 22:00:00 GMT"}, now=now) == 0.0
     assert parse_retry_after({"retry-after": "nonsense"}) is None
     assert parse_retry_after({"retry-after-ms": "10", "retry-after": "3"}) == pytest.approx(0.01)
-    assert parse_retry_after({"retry-after": "-4"}) == 0.0
+    # Not a finite, non-negative wait, or a date without a zone: no hint at all.
+    assert parse_retry_after({"retry-after": "-4"}) is None
+    assert parse_retry_after({"retry-after": "nan"}) is None
+    assert parse_retry_after({"retry-after-ms": "inf", "retry-after": "3"}) == 3.0
+    assert parse_retry_after({"retry-after": "Tue, 14 Nov 2023 22:13:40"}, now=now) is None
     assert parse_retry_after({}) is None
 
 

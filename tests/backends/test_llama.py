@@ -15,6 +15,7 @@ import sysconfig
 import textwrap
 import threading
 from pathlib import Path
+from typing import Any
 
 import pydantic
 import pytest
@@ -458,6 +459,77 @@ def test_gguf_is_converted_once_then_loaded_from_cache(
         )
     finally:
         again.close()
+
+
+def _cache_copy(llama: LlamaModel, llama_cache: Path, to: Path) -> Path:
+    """A copy of the session's cache (hard links: instant, no disk); returns its converted folder.
+
+    Files are only ever replaced or unlinked in the copy, never written through, so the
+    session's own cache stays intact.
+    """
+    import shutil
+
+    shutil.copytree(llama_cache / "llama", to / "llama", copy_function=os.link)
+    return to / Path(llama.weights_folder or "").relative_to(llama_cache)
+
+
+def _fail_folder_loads(monkeypatch: pytest.MonkeyPatch, *, gguf_too: bool) -> None:
+    """Make transformers fail to read weights, as a damaged disk would (nothing real can)."""
+    import transformers
+
+    real = transformers.AutoModelForCausalLM.from_pretrained
+
+    def from_pretrained(*args: Any, **kwargs: Any) -> Any:
+        if gguf_too or "gguf_file" not in kwargs:
+            raise OSError("Unable to load weights from model.safetensors (simulated I/O error)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", from_pretrained)
+
+
+def test_a_damaged_cached_conversion_is_converted_again(
+    llama: LlamaModel, llama_cache: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = _cache_copy(llama, llama_cache, tmp_path)
+    weights = folder / "model.safetensors"
+    weights.unlink()
+    weights.write_bytes(b"truncated")  # safetensors raises its own SafetensorError on this
+    model = LlamaModel(options=LlamaOptions(cache_dir=tmp_path))
+    try:
+        with caplog.at_level("WARNING"):
+            answer = model.generate(FRANCE, max_tokens=16)
+        assert model.converted is True
+        assert answer.text == llama.generate(FRANCE, max_tokens=16).text
+        assert any("converting again" in r.getMessage() for r in caplog.records)
+    finally:
+        model.close()
+
+
+def test_a_conversion_that_cannot_be_loaded_names_the_folder_to_delete(
+    llama: LlamaModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fail_folder_loads(monkeypatch, gguf_too=False)
+    model = LlamaModel(options=LlamaOptions(cache_dir=tmp_path))  # empty cache: converts
+    with pytest.raises(ConfigurationError) as info:
+        model.warm_up()
+    folder = next((tmp_path / "llama" / "gguf").iterdir())
+    message = str(info.value)
+    assert f"in {folder} cannot be loaded" in message
+    assert "delete that folder" in message
+    assert "simulated I/O error" in message
+    assert isinstance(info.value.__cause__, OSError)
+
+
+def test_a_failed_reconversion_of_a_damaged_cache_is_a_configuration_error(
+    llama: LlamaModel, llama_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _cache_copy(llama, llama_cache, tmp_path)
+    _fail_folder_loads(monkeypatch, gguf_too=True)
+    model = LlamaModel(options=LlamaOptions(cache_dir=tmp_path))
+    with pytest.raises(ConfigurationError, match="could not convert the GGUF file") as info:
+        model.warm_up()
+    assert isinstance(info.value.__cause__, OSError)
+    assert not model.loaded
 
 
 def test_two_processes_converting_at_once_leave_one_good_cache(tmp_path: Path) -> None:

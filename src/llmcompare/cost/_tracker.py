@@ -26,7 +26,7 @@ from llmcompare.cost._cost import (
 )
 from llmcompare.cost._prices import get_price
 from llmcompare.errors import BudgetExceeded
-from llmcompare.model import AsyncStream, Model, ModelBase, Stream
+from llmcompare.model import AsyncStream, Model, Stream, _WrappedModel
 from llmcompare.types import Chunk, Completion, Prompt, Request, Result, Settings, Usage
 
 __all__ = ["Budget", "CostTracker", "Totals", "input_token_bound"]
@@ -438,26 +438,15 @@ def _line(name: str, t: Totals) -> str:
     )
 
 
-def _native_batching(model: Model) -> bool:
-    flag = getattr(model, "native_batching", None)
-    if isinstance(flag, bool):
-        return flag
-    return (
-        isinstance(model, ModelBase)
-        and type(model)._generate_batch is not ModelBase._generate_batch
-    )
-
-
-class _TrackedModel(ModelBase):
+class _TrackedModel(_WrappedModel):
     """A model whose calls are checked against a budget and recorded; see CostTracker.wrap."""
 
+    _label = "tracked"
+
     def __init__(self, inner: Model, tracker: CostTracker) -> None:
-        super().__init__(inner.info)
-        self._inner = inner
+        super().__init__(inner)
         self._tracker = tracker
         self._local = inner.info.open_weights
-        self.native_batching = _native_batching(inner)
-        """Whether the inner model batches natively (used by generate_many)."""
         # Energy is measured only for local models, only where RAPL is readable, and only for a
         # call that had the model to itself (the counter is machine-wide).
         zones = _zones(POWERCAP_ROOT) if tracker.measure_energy and self._local else []
@@ -465,14 +454,6 @@ class _TrackedModel(ModelBase):
         self._flight = threading.Lock()
         self._in_flight = 0
         self._starts = 0
-
-    @property
-    def inner(self) -> Model:
-        """The wrapped model."""
-        return self._inner
-
-    def __repr__(self) -> str:
-        return f"<tracked {self._inner!r}>"
 
     def _reserve(self, request: Request) -> _Reservation | None:
         return self._tracker._reserve(self._id, self._local, request)
@@ -497,19 +478,6 @@ class _TrackedModel(ModelBase):
         if not isolated or token[2] is None or end is None:
             return None
         return _joules(token[2], end)
-
-    def generate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
-        """Generate one answer through the inner model; see :meth:`Model.generate`."""
-        # A Request passes straight through: validated once, timed once (by the inner model).
-        if settings or not isinstance(prompt, Request):
-            prompt = Request.of(prompt, **settings)
-        return self._generate(prompt)
-
-    async def agenerate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
-        """Generate one answer asynchronously through the inner model."""
-        if settings or not isinstance(prompt, Request):
-            prompt = Request.of(prompt, **settings)
-        return await self._agenerate(prompt)
 
     def _generate(self, request: Request) -> Completion:
         reservation = self._reserve(request)
@@ -584,14 +552,6 @@ class _TrackedModel(ModelBase):
                     outs[i] = error
         return [o for o in outs if o is not None]
 
-    def close(self) -> None:
-        """Close the inner model."""
-        self._inner.close()
-
-    async def aclose(self) -> None:
-        """Close the inner model asynchronously."""
-        await self._inner.aclose()
-
 
 def _shares(results: Sequence[Result], joules: float | None) -> list[float | None]:
     """Split a batch's measured energy by each completion's share of compute time."""
@@ -607,16 +567,12 @@ def _shares(results: Sequence[Result], joules: float | None) -> list[float | Non
     return [joules * s / total if s else None for s in seconds]
 
 
-class _TrackedStream(Stream):
-    def __init__(
-        self, model: _TrackedModel, request: Request, reservation: _Reservation | None
-    ) -> None:
-        self._model = model
-        self._request = request
-        self._reservation = reservation
-        self._final: Completion | None = None
-        self._open = True
-        super().__init__(model, self._produce())
+class _Settling:
+    """What both tracked streams share: settling their reservation exactly once."""
+
+    _model: _TrackedModel
+    _reservation: _Reservation | None
+    _open: bool
 
     def _finish(self, completion: Completion | None, energy: float | None) -> None:
         if not self._open:
@@ -627,6 +583,18 @@ class _TrackedStream(Stream):
             tracker._release(self._reservation, self._model.id)
         else:
             tracker._settle(self._reservation, completion, energy)
+
+
+class _TrackedStream(_Settling, Stream):
+    def __init__(
+        self, model: _TrackedModel, request: Request, reservation: _Reservation | None
+    ) -> None:
+        self._model = model
+        self._request = request
+        self._reservation = reservation
+        self._final: Completion | None = None
+        self._open = True
+        super().__init__(model, self._produce())
 
     def _produce(self) -> Iterator[Chunk]:
         token = self._model._begin()
@@ -657,7 +625,7 @@ class _TrackedStream(Stream):
         return self._final
 
 
-class _TrackedAsyncStream(AsyncStream):
+class _TrackedAsyncStream(_Settling, AsyncStream):
     def __init__(
         self, model: _TrackedModel, request: Request, reservation: _Reservation | None
     ) -> None:
@@ -667,16 +635,6 @@ class _TrackedAsyncStream(AsyncStream):
         self._final: Completion | None = None
         self._open = True
         super().__init__(model, self._produce())
-
-    def _finish(self, completion: Completion | None, energy: float | None) -> None:
-        if not self._open:
-            return
-        self._open = False
-        tracker = self._model._tracker
-        if completion is None:
-            tracker._release(self._reservation, self._model.id)
-        else:
-            tracker._settle(self._reservation, completion, energy)
 
     async def _produce(self) -> AsyncIterator[Chunk]:
         token = self._model._begin()

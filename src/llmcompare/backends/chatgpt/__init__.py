@@ -14,6 +14,7 @@ and tiktoken when tokens are first counted. Install both with ``pip install "llm
 
 from __future__ import annotations
 
+from llmcompare._retry_after import parse_duration, parse_retry_after
 from llmcompare.backends.chatgpt._model import (
     DEFAULT_MODEL,
     ChatGPTModel,
@@ -21,7 +22,6 @@ from llmcompare.backends.chatgpt._model import (
     ParameterDroppedWarning,
 )
 from llmcompare.backends.chatgpt._quirks import COMPATIBLE, QUIRKS, Quirks, quirks_for
-from llmcompare.backends.chatgpt._retry_headers import parse_duration, parse_retry_after
 from llmcompare.backends.chatgpt._tokens import (
     TokenEstimateWarning,
     count_text_tokens,

@@ -71,7 +71,9 @@ class ChatGPTOptions(BaseModel):
         organization: OpenAI organization id (default: ``OPENAI_ORG_ID``).
         project: OpenAI project id (default: ``OPENAI_PROJECT_ID``).
         timeout: Seconds before a request times out (default: the SDK's, 600 s).
-        headers: Extra HTTP headers sent with every request.
+        headers: Extra HTTP headers sent with every request. They often carry credentials
+            (Azure's ``api-key``, a gateway token), so their values are kept as secrets:
+            ``repr``, ``str`` and JSON dumps show only the header names.
         family: Force a row of the quirks table (e.g. ``"gpt-5"`` for a deployment whose name
             does not say what it serves); see :data:`llmcompare.backends.chatgpt.QUIRKS`.
         reasoning_effort: ``reasoning_effort`` sent to reasoning models (default: the model's).
@@ -84,7 +86,7 @@ class ChatGPTOptions(BaseModel):
     organization: str | None = None
     project: str | None = None
     timeout: float | None = Field(default=None, gt=0)
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
     family: str | None = None
     reasoning_effort: ReasoningEffort | None = None
 
@@ -245,7 +247,7 @@ class ChatGPTModel(ModelBase):
     Raises:
         ConfigurationError: When neither an API key nor a base_url is given (as an option or
             through ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``). Nothing is sent before this check.
-        ValueError: When ``options.family`` names no row of the quirks table.
+            Also when ``options.family`` names no row of the quirks table.
     """
 
     def __init__(self, name: str, options: ChatGPTOptions | None = None) -> None:
@@ -338,7 +340,7 @@ class ChatGPTModel(ModelBase):
             "organization": self._options.organization,
             "project": self._options.project,
             "timeout": self._timeout,
-            "headers": self._options.headers,
+            "headers": {k: v.get_secret_value() for k, v in self._options.headers.items()},
         }
 
     def _client(self) -> openai.OpenAI:

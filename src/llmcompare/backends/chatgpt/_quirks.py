@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from llmcompare.errors import ConfigurationError
+
 __all__ = ["COMPATIBLE", "QUIRKS", "Quirks", "quirks_for"]
 
 _SDK_PARAMS = "openai 3.54 SDK docstrings, resources/chat/completions/completions.py"
@@ -249,14 +251,17 @@ def quirks_for(model: str, family: str | None = None) -> Quirks:
         The matching row, or :data:`COMPATIBLE` when none matches.
 
     Raises:
-        ValueError: When ``family`` names no row.
+        ConfigurationError: When ``family`` names no row (the message lists those that exist).
     """
     if family is not None:
         try:
             return _BY_NAME[family]
         except KeyError:
             known = ", ".join(sorted(_BY_NAME))
-            raise ValueError(f"unknown model family {family!r}; known: {known}") from None
+            raise ConfigurationError(
+                f"unknown model family {family!r} for {model!r}: use one of {known} "
+                "(the family option), or leave it out to match the model name"
+            ) from None
     name = model.strip().lower()
     for prefix in ("chatgpt:", "openai/"):
         name = name.removeprefix(prefix)

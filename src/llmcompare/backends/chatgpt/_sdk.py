@@ -10,10 +10,17 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import openai
-
-from llmcompare.backends.chatgpt._retry_headers import parse_retry_after
+from llmcompare._retry_after import parse_retry_after
 from llmcompare.errors import BackendError, LLMCompareError, ProviderHTTPError, RateLimitError
+
+try:
+    import openai
+except ImportError as exc:
+    # The openai SDK is an optional extra: name the fix, not just the missing module.
+    raise ImportError(
+        f'the chatgpt backend needs the openai SDK: pip install "llmcompare[openai]" ({exc})',
+        name=exc.name,
+    ) from exc
 
 __all__ = ["ERRORS", "make_async_client", "make_sync_client", "map_error"]
 

@@ -272,6 +272,27 @@ def _from_hub(model_id: str, hub_id: str, dtype: torch.dtype, options: LlamaOpti
         ) from exc
 
 
+def _convert_or_explain(gguf: Path, folder: Path, dtype: torch.dtype) -> None:
+    try:
+        _convert_gguf(gguf, folder, dtype)
+    except ImportError:
+        raise
+    except Exception as exc:  # the GGUF readers fail in many ways on a bad file
+        raise ConfigurationError(
+            f"could not convert the GGUF file {gguf} ({type(exc).__name__}: {exc}); "
+            "is it a complete GGUF file of a transformers-supported architecture?"
+        ) from exc
+
+
+def _unloadable(gguf: Path, folder: Path, exc: BaseException) -> ConfigurationError:
+    return ConfigurationError(
+        f"the converted copy of {gguf} in {folder} cannot be loaded "
+        f"({type(exc).__name__}: {exc}); delete that folder (it is only a cache: the next load "
+        "converts the GGUF file again) and check that its disk has room; if a fresh conversion "
+        f"fails the same way, transformers {transformers.__version__} cannot load this model"
+    )
+
+
 def load(model_id: str, source: Source, options: LlamaOptions) -> Loaded:
     """Load the weights and tokenizer of a source and build its engine.
 
@@ -284,7 +305,8 @@ def load(model_id: str, source: Source, options: LlamaOptions) -> Loaded:
         The engine and facts about the load.
 
     Raises:
-        ConfigurationError: For an unavailable device, an offline hub id or a broken file.
+        ConfigurationError: For an unavailable device, an offline hub id, a broken file, or a
+            converted GGUF copy that cannot be loaded (the message names the folder to delete).
         ImportError: When loading a GGUF file and ``gguf`` or ``accelerate`` is missing.
     """
     start = time.perf_counter()
@@ -301,29 +323,30 @@ def load(model_id: str, source: Source, options: LlamaOptions) -> Loaded:
             cache_root = options.cache_dir or default_cache_dir()
             folder = gguf_cache_folder(gguf, cache_root, dtype)
             if not _complete(folder):
-                try:
-                    _convert_gguf(gguf, folder, dtype)
-                except ImportError:
-                    raise
-                except Exception as exc:  # the GGUF readers fail in many ways on a bad file
-                    raise ConfigurationError(
-                        f"could not convert the GGUF file {gguf} ({type(exc).__name__}: {exc}); "
-                        "is it a complete GGUF file of a transformers-supported architecture?"
-                    ) from exc
+                _convert_or_explain(gguf, folder, dtype)
                 converted = True
             try:
                 model, tokenizer = _from_folder(folder, dtype, options, local_files_only=True)
-            except (OSError, ValueError, RuntimeError) as exc:
+            except ImportError:
+                raise
+            # Any error: a damaged safetensors file raises safetensors' own SafetensorError,
+            # which is none of OSError, ValueError or RuntimeError.
+            except Exception as exc:  # each way is explained or retried below
                 if converted:
-                    raise
+                    raise _unloadable(gguf, folder, exc) from exc
                 # A damaged cache entry (disk full, edited by hand): convert again, once.
                 log.warning(
                     "cached conversion %s is unreadable (%s); converting again", folder, exc
                 )
                 _discard(folder)
-                _convert_gguf(gguf, folder, dtype)
+                _convert_or_explain(gguf, folder, dtype)
                 converted = True
-                model, tokenizer = _from_folder(folder, dtype, options, local_files_only=True)
+                try:
+                    model, tokenizer = _from_folder(folder, dtype, options, local_files_only=True)
+                except ImportError:
+                    raise
+                except Exception as again:
+                    raise _unloadable(gguf, folder, again) from again
         elif source.kind == "folder":
             folder = Path(source.location)
             try:
