@@ -152,3 +152,22 @@ def test_bare_compare_runs_the_embedded_llama_and_hints_at_chatgpt(
     assert "llama:smollm2-135m-instruct" in out.stdout
     assert "20/20" in out.stdout
     assert (tmp_path / "report.html").exists()
+
+
+def test_budget_refuses_requests_before_sending(prompts: Path) -> None:
+    with OpenAIServer() as server:
+        out = run(
+            "compare",
+            str(prompts),
+            "-m",
+            "chatgpt:gpt-4o-mini",
+            "--budget-usd",
+            "0.0000001",
+            "--no-progress",
+            OPENAI_BASE_URL=server.url,
+        )
+        sent = len(server.chat_requests)
+    assert out.returncode == 1, out.stderr
+    assert "0/2" in out.stdout
+    assert "BudgetExceeded" in out.stdout
+    assert sent == 0  # refused before anything reached the server
