@@ -302,9 +302,16 @@ def _html_table(rows: Sequence[Sequence[str]]) -> str:
     parts += [f"<th>{html.escape(h)}</th>" for h in head]
     parts.append("</tr></thead><tbody>")
     for row in body:
-        parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
+        cells = "".join(f"<td>{_html_cell(c)}</td>" for c in row)
+        parts.append(f"<tr>{cells}</tr>")
     parts.append("</tbody></table>")
     return "".join(parts)
+
+
+def _html_cell(text: str) -> str:
+    # Leading spaces mark sub-rows (scores under "score (mean)"); HTML would collapse them.
+    stripped = text.lstrip(" ")
+    return "&nbsp;" * (2 * (len(text) - len(stripped))) + html.escape(stripped)
 
 
 _CSS = """
