@@ -2,7 +2,8 @@
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import pytest
 
@@ -247,8 +248,6 @@ def test_sync_stream_of_an_async_only_backend_inside_and_outside_a_loop() -> Non
 
 class SlowStreaming(Streaming):
     def _stream(self, request: Request) -> Iterator[Chunk]:
-        import time
-
         try:
             for word in ["a", "b", "c"]:
                 self.produced += 1
@@ -276,3 +275,13 @@ def test_cancelling_an_async_stream_of_a_sync_backend_stops_it_cleanly() -> None
     asyncio.run(main())
     assert model.closed
     assert model.produced < 3  # generation stopped early
+
+
+def test_a_backend_batch_without_latency_gets_the_call_time() -> None:
+    class Batching(SyncOnly):
+        def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
+            time.sleep(0.01)
+            return [_answer(self, r, "b:") for r in requests]  # latency_s left at 0
+
+    results = Batching().generate_batch(["a", "b"])
+    assert all(r.unwrap().latency_s >= 0.01 for r in results)

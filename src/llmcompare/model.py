@@ -422,10 +422,7 @@ class ModelBase:
 
     def _timed(self, request: Request) -> Completion:
         start = time.perf_counter()
-        completion = self._generate(request)
-        if completion.latency_s:
-            return completion
-        return completion.model_copy(update={"latency_s": time.perf_counter() - start})
+        return _with_latency(self._generate(request), start)
 
     def generate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
         """Generate one answer and wait for it.
@@ -447,10 +444,7 @@ class ModelBase:
         """Generate one answer without blocking the event loop; see :meth:`generate`."""
         request = Request.of(prompt, **settings)
         start = time.perf_counter()
-        completion = await self._agenerate(request)
-        if completion.latency_s:
-            return completion
-        return completion.model_copy(update={"latency_s": time.perf_counter() - start})
+        return _with_latency(await self._agenerate(request), start)
 
     def stream(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Stream:
         """Stream one answer; see :class:`Stream`.
@@ -483,6 +477,7 @@ class ModelBase:
             One result per prompt, in order.
         """
         requests = [Request.of(p, **settings) for p in prompts]
+        start = time.perf_counter()
         outputs = self._generate_batch(requests) if requests else []
         if len(outputs) != len(requests):
             raise LLMCompareError(
@@ -491,7 +486,7 @@ class ModelBase:
         return [
             Result(i, req, error=out)
             if isinstance(out, BaseException)
-            else Result(i, req, completion=out)
+            else Result(i, req, completion=_with_latency(out, start))
             for i, (req, out) in enumerate(zip(requests, outputs, strict=True))
         ]
 
@@ -600,6 +595,17 @@ class _WrappedModel(ModelBase):
     async def aclose(self) -> None:
         """Close the inner model asynchronously."""
         await self._inner.aclose()
+
+
+def _with_latency(completion: Completion, start: float) -> Completion:
+    """Fill in ``latency_s`` measured from ``start`` unless the backend measured it itself.
+
+    A backend's own batching that leaves latency unset gets the whole call's time: when its
+    answers arrived, as far as the caller can tell.
+    """
+    if completion.latency_s:
+        return completion
+    return completion.model_copy(update={"latency_s": time.perf_counter() - start})
 
 
 def _chunk_of(completion: Completion) -> Chunk:
