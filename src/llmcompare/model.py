@@ -116,6 +116,7 @@ class _StreamState:
     """What a stream has seen so far; turns into the final :class:`Completion`."""
 
     __slots__ = (
+        "done",
         "finish_reason",
         "model",
         "parts",
@@ -135,9 +136,12 @@ class _StreamState:
         self.usage: Usage | None = None
         self.request_id: str | None = None
         self.response_model: str | None = None
+        self.done: Completion | None = None
 
-    def start(self) -> None:
-        self.started = time.perf_counter()
+    def begin(self) -> None:
+        """Start the clock at the first read, not at creation: a stream may wait to be read."""
+        if not self.started:
+            self.started = time.perf_counter()
 
     def see(self, chunk: Chunk) -> None:
         if chunk.text:
@@ -153,7 +157,16 @@ class _StreamState:
         if chunk.response_model is not None:
             self.response_model = chunk.response_model
 
-    def completion(self) -> Completion:
+    def end(self) -> None:
+        if self.done is None:
+            self.done = self.build()
+
+    def result(self) -> Completion:
+        if self.done is None:
+            raise LLMCompareError("the stream has not ended: read it to its end first")
+        return self.done
+
+    def build(self) -> Completion:
         latency = time.perf_counter() - self.started
         # A backend that ends a stream without usage has not counted anything: say so rather
         # than report a silent zero.
@@ -182,21 +195,16 @@ class Stream(Iterator[Chunk]):
     def __init__(self, model: ModelBase, chunks: Iterator[Chunk]) -> None:
         self._chunks = chunks
         self._state = _StreamState(model)
-        self._completion: Completion | None = None
-        self._begun = False
 
     def __iter__(self) -> Self:
         return self
 
     def __next__(self) -> Chunk:
-        if not self._begun:
-            self._begun = True
-            self._state.start()
+        self._state.begin()
         try:
             chunk = next(self._chunks)
         except StopIteration:
-            if self._completion is None:
-                self._completion = self._state.completion()
+            self._state.end()
             raise
         self._state.see(chunk)
         return chunk
@@ -208,9 +216,7 @@ class Stream(Iterator[Chunk]):
         Raises:
             LLMCompareError: When the stream has not ended yet.
         """
-        if self._completion is None:
-            raise LLMCompareError("the stream has not ended: read it to its end first")
-        return self._completion
+        return self._state.result()
 
     def until_done(self) -> Completion:
         """Read the rest of the stream and return the whole answer."""
@@ -245,21 +251,16 @@ class AsyncStream(AsyncIterator[Chunk]):
     def __init__(self, model: ModelBase, chunks: AsyncIterator[Chunk]) -> None:
         self._chunks = chunks
         self._state = _StreamState(model)
-        self._completion: Completion | None = None
-        self._begun = False
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> Chunk:
-        if not self._begun:
-            self._begun = True
-            self._state.start()
+        self._state.begin()
         try:
             chunk = await self._chunks.__anext__()
         except StopAsyncIteration:
-            if self._completion is None:
-                self._completion = self._state.completion()
+            self._state.end()
             raise
         self._state.see(chunk)
         return chunk
@@ -271,9 +272,7 @@ class AsyncStream(AsyncIterator[Chunk]):
         Raises:
             LLMCompareError: When the stream has not ended yet.
         """
-        if self._completion is None:
-            raise LLMCompareError("the stream has not ended: read it to its end first")
-        return self._completion
+        return self._state.result()
 
     async def until_done(self) -> Completion:
         """Read the rest of the stream and return the whole answer."""
