@@ -38,7 +38,7 @@ from llmcompare.cost import (
 from llmcompare.errors import BackendError, ConfigurationError, LLMCompareError, redact
 from llmcompare.model import Model
 from llmcompare.plugins import get_model
-from llmcompare.prompts import PromptItem, builtin_suite, load_prompts
+from llmcompare.prompts import PROMPT_FILE_SUFFIXES, PromptItem, builtin_suite, load_prompts
 from llmcompare.retry import RetryPolicy
 from llmcompare.scorers import Contains, Scorer, scorer_from_name, scorer_name
 from llmcompare.types import Completion, Request, Result, Settings, Usage
@@ -466,6 +466,6 @@ def _row(
 
 
 def _looks_like_file(text: str) -> bool:
-    return Path(text).suffix.lower() in (".jsonl", ".ndjson", ".csv", ".yaml", ".yml") or (
+    return Path(text).suffix.lower() in PROMPT_FILE_SUFFIXES or (
         "\n" not in text and Path(text).is_file()
     )

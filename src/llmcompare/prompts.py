@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,13 @@ from typing_extensions import Self
 from llmcompare.errors import ConfigurationError, LLMCompareError
 from llmcompare.types import Message
 
-__all__ = ["PromptFileError", "PromptItem", "builtin_suite", "load_prompts"]
+__all__ = [
+    "PROMPT_FILE_SUFFIXES",
+    "PromptFileError",
+    "PromptItem",
+    "builtin_suite",
+    "load_prompts",
+]
 
 
 class PromptFileError(LLMCompareError):
@@ -176,6 +182,18 @@ def _yaml_rows(text: str, path: str) -> Iterable[tuple[int, Any]]:
     return enumerate(data, 1)
 
 
+_READERS: dict[str, Callable[[str, str], Iterable[tuple[int, Any]]]] = {
+    ".jsonl": _jsonl_rows,
+    ".ndjson": _jsonl_rows,
+    ".csv": _csv_rows,
+    ".yaml": _yaml_rows,
+    ".yml": _yaml_rows,
+}
+
+PROMPT_FILE_SUFFIXES = frozenset(_READERS)
+"""File name endings :func:`load_prompts` reads."""
+
+
 def load_prompts(path: str | Path) -> list[PromptItem]:
     """Load a prompt set from a ``.jsonl``, ``.csv`` or ``.yaml``/``.yml`` file.
 
@@ -197,14 +215,10 @@ def load_prompts(path: str | Path) -> list[PromptItem]:
         raise PromptFileError("no such file", path=name) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PromptFileError(f"cannot read: {exc}", path=name) from None
-    suffix = p.suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        return _from_rows(_jsonl_rows(text, name), name)
-    if suffix == ".csv":
-        return _from_rows(_csv_rows(text, name), name)
-    if suffix in (".yaml", ".yml"):
-        return _from_rows(_yaml_rows(text, name), name)
-    raise PromptFileError("unknown format: use .jsonl, .csv, .yaml or .yml", path=name)
+    reader = _READERS.get(p.suffix.lower())
+    if reader is None:
+        raise PromptFileError("unknown format: use .jsonl, .csv, .yaml or .yml", path=name)
+    return _from_rows(reader(text, name), name)
 
 
 def builtin_suite() -> list[PromptItem]:
