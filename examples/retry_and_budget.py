@@ -11,7 +11,8 @@ from decimal import Decimal
 from llmcompare import BudgetExceeded, Completion, RateLimitError, Usage
 from llmcompare.backends.fake import ScriptedModel
 from llmcompare.cost import Budget, CostTracker, LocalHardware, cost_of
-from llmcompare.retry import RetryPolicy, no_wait, with_retry
+from llmcompare.retry import RetryPolicy, with_retry
+from llmcompare.testing import no_wait
 
 # Each retry is logged on "llmcompare.retry" (INFO): model, attempt, wait and cause.
 logging.basicConfig(level=logging.INFO, format="  log: %(message)s")

@@ -52,8 +52,8 @@ __all__ = [
     "drop_connection",
     "error",
     "ok",
-    "raw",
     "rate_limited",
+    "raw",
     "slow",
     "stream_break",
     "stream_error_event",
@@ -368,6 +368,7 @@ class RecordedRequest:
         headers: Headers with lower-cased names.
         body: Parsed JSON body (``None`` when empty or not JSON).
         raw: The raw body bytes.
+        at: ``time.monotonic()`` when the request arrived (to check request rates).
     """
 
     method: str
@@ -375,6 +376,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     raw: bytes
+    at: float = field(default_factory=time.monotonic)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ from llmcompare.comparison import Comparison, compare
 from llmcompare.cost import LocalHardware
 from llmcompare.prompts import PromptItem
 from llmcompare.report import print_report, summary_table_rows, write_report
-from llmcompare.retry import RetryPolicy, no_wait
+from llmcompare.retry import RetryPolicy
 from llmcompare.scorers import JsonValid, Judge
+from llmcompare.testing import no_wait
 from openai_server import OpenAIServer, ok
 
 if TYPE_CHECKING:

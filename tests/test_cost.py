@@ -34,7 +34,6 @@ from llmcompare.cost import (
     Budget,
     Cost,
     CostTracker,
-    EnergyMeter,
     LocalHardware,
     Price,
     UnpricedModelWarning,
@@ -43,10 +42,10 @@ from llmcompare.cost import (
     input_token_bound,
     load_prices,
     prices,
-    read_energy_uj,
     register_price,
     reset_prices,
 )
+from llmcompare.energy import EnergyMeter, read_energy_uj
 
 
 @pytest.fixture(autouse=True)

@@ -26,14 +26,8 @@ from llmcompare import (
     Usage,
 )
 from llmcompare.backends.fake import ScriptedModel
-from llmcompare.retry import (
-    RetryPolicy,
-    is_retryable,
-    no_wait,
-    recorded_waits,
-    retry_after_of,
-    with_retry,
-)
+from llmcompare.retry import RetryPolicy, is_retryable, retry_after_of, with_retry
+from llmcompare.testing import no_wait, recorded_waits
 
 MODEL = "fake:scripted"
 

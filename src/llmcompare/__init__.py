@@ -46,7 +46,9 @@ if TYPE_CHECKING:
     from llmcompare.batch import agenerate_many, generate_many
     from llmcompare.comparison import Comparison, compare
     from llmcompare.cost import Budget, CostTracker, cost_of
+    from llmcompare.ratelimit import RateLimiter, with_rate_limit
     from llmcompare.retry import RetryPolicy, with_retry
+    from llmcompare.wrapper import ModelWrapper
 
 # The helpers and the runner load on first use: `import llmcompare` stays light for code that
 # only calls a model (tenacity, the price table and the comparison machinery wait until needed).
@@ -58,6 +60,9 @@ _LAZY = {
     "Budget": "llmcompare.cost",
     "CostTracker": "llmcompare.cost",
     "cost_of": "llmcompare.cost",
+    "ModelWrapper": "llmcompare.wrapper",
+    "RateLimiter": "llmcompare.ratelimit",
+    "with_rate_limit": "llmcompare.ratelimit",
     "RetryPolicy": "llmcompare.retry",
     "with_retry": "llmcompare.retry",
 }
@@ -79,24 +84,26 @@ __all__ = [
     "BackendError",
     "Budget",
     "BudgetExceeded",
-    "Comparison",
-    "CostTracker",
-    "RetryPolicy",
     "Chunk",
+    "Comparison",
     "Completion",
     "ConfigurationError",
+    "CostTracker",
     "FinishReason",
     "LLMCompareError",
     "Message",
     "Model",
     "ModelBase",
     "ModelInfo",
+    "ModelWrapper",
     "PluginLoadError",
     "Prompt",
     "ProviderHTTPError",
     "RateLimitError",
+    "RateLimiter",
     "Request",
     "Result",
+    "RetryPolicy",
     "Role",
     "Settings",
     "Stream",
@@ -110,5 +117,6 @@ __all__ = [
     "get_model",
     "list_models",
     "list_plugins",
+    "with_rate_limit",
     "with_retry",
 ]

@@ -4,16 +4,20 @@
 :class:`~llmcompare.Result` per prompt, in input order, holding the completion or the error: one
 failure never loses the others. Optional parts, each off by default:
 
-- ``retry``: a :class:`~llmcompare.retry.RetryPolicy` for transient failures;
-- ``rpm`` / ``tpm``: a token bucket (:class:`RateLimiter`) that keeps requests and tokens per
-  minute under your provider's limits;
+- ``retry``: a :class:`~llmcompare.retry.RetryPolicy` for transient failures (``None``, the
+  default, retries nothing, as everywhere in llmcompare);
+- ``rpm`` / ``tpm``: a token bucket (:class:`~llmcompare.ratelimit.RateLimiter`) that keeps
+  requests and tokens per minute under your provider's limits;
 - ``tracker``: a :class:`~llmcompare.cost.CostTracker` that records cost and enforces a budget;
 - ``results_file``: a JSONL file each finished request is written to at once, so a run that
   was killed resumes where it stopped;
 - ``progress``: a progress bar on stderr (tqdm when installed), on by default in a terminal.
 
-A model with its own batching (the Llama backend batches tensors) is driven through its
-``generate_batch`` in chunks of ``concurrency`` requests, on a worker thread.
+A model with its own batching (:attr:`~llmcompare.ModelBase.native_batching`: the Llama backend
+batches tensors) is driven through its ``generate_batch`` in chunks of ``concurrency`` requests,
+on a worker thread. The helpers are the same wrappers you can use alone:
+:func:`~llmcompare.with_rate_limit`, :func:`~llmcompare.with_retry` and
+:meth:`~llmcompare.CostTracker.wrap`.
 
 Example:
     >>> from llmcompare.backends.fake import ScriptedModel
@@ -31,236 +35,28 @@ import hashlib
 import importlib
 import json
 import logging
-import math
 import os
 import sys
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from typing_extensions import Unpack
 
 from llmcompare.errors import ConfigurationError, redact
-from llmcompare.model import Model, _has_native_batching, _run_coroutine_sync, _WrappedModel
+from llmcompare.model import Model, _run_coroutine_sync
+from llmcompare.ratelimit import with_rate_limit
 from llmcompare.retry import RetryPolicy, is_retryable, with_retry
 from llmcompare.types import Completion, Prompt, Request, Result, Settings
+from llmcompare.wrapper import _native_batching
 
 if TYPE_CHECKING:
     from llmcompare.cost import CostTracker
 
-__all__ = ["RateLimiter", "agenerate_many", "generate_many", "read_results"]
+__all__ = ["agenerate_many", "generate_many", "read_results"]
 
 logger = logging.getLogger("llmcompare.batch")
-
-
-# -- rate limits -----------------------------------------------------------------------------------
-
-
-class _Bucket:
-    __slots__ = ("capacity", "last", "level", "rate")
-
-    def __init__(self, per_minute: float, burst_s: float, now: float) -> None:
-        # rate * (60 + burst_s) == per_minute: a full bucket plus one minute of refill never
-        # admits more than the limit in any 60-second window.
-        self.rate = per_minute / (60.0 + burst_s)
-        self.capacity = self.rate * burst_s
-        self.level = self.capacity
-        self.last = now
-
-    def take(self, now: float, amount: float) -> float:
-        """Refill to ``now``; return the wait for ``amount`` (0.0: there is room)."""
-        if now > self.last:
-            level = self.level + (now - self.last) * self.rate
-            self.level = level if level < self.capacity else self.capacity
-            self.last = now
-        # A request larger than the bucket goes when the bucket is full and leaves a debt, so
-        # it is never stuck; the debt delays the ones after it.
-        need = amount if amount < self.capacity else self.capacity
-        short = need - self.level
-        # A shortfall within float rounding counts as none: else a waiter could be told to wait
-        # a few femtoseconds again and again.
-        return 0.0 if short <= 1e-9 * need else short / self.rate
-
-
-class RateLimiter:
-    """A token bucket for requests per minute and tokens per minute, shared by many callers.
-
-    Each request takes one request token and its estimated tokens before it is sent; once its
-    real usage is known, :meth:`settle` gives back (or takes) the difference. The buckets
-    refill at ``limit / (60 + burst_s)`` per second and hold ``burst_s`` seconds' worth, so in
-    any 60-second window at most ``limit`` is admitted, requests arrive smoothly rather than in
-    one burst per minute, and a request larger than a bucket still goes (when the bucket is
-    full) instead of waiting forever. Thread- and task-safe.
-
-    Example:
-        >>> from llmcompare.batch import RateLimiter
-        >>> now = [0.0]
-        >>> limiter = RateLimiter(rpm=61, clock=lambda: now[0])
-        >>> limiter.reserve(), limiter.reserve()  # the second must wait one second
-        (0.0, 1.0)
-
-    Args:
-        rpm: Requests per minute, or None.
-        tpm: Tokens per minute (input plus output), or None.
-        burst_s: Seconds' worth of the limit that may go at once.
-        clock: Monotonic seconds; inject a fake clock in tests.
-    """
-
-    def __init__(
-        self,
-        *,
-        rpm: float | None = None,
-        tpm: float | None = None,
-        burst_s: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        for name, value in (("rpm", rpm), ("tpm", tpm)):
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be positive, got {value}")
-        if not burst_s > 0:
-            raise ValueError(f"burst_s must be positive, got {burst_s}")
-        self._clock = clock
-        now = clock()
-        self._requests = None if rpm is None else _Bucket(rpm, burst_s, now)
-        self._tokens = None if tpm is None else _Bucket(tpm, burst_s, now)
-        self._lock = threading.Lock()
-
-    @property
-    def limits_tokens(self) -> bool:
-        """Whether a tokens-per-minute limit is set (so token estimates matter)."""
-        return self._tokens is not None
-
-    def reserve(self, tokens: int = 0, *, requests: int = 1) -> float:
-        """Take capacity for requests now if there is room, without waiting.
-
-        Args:
-            tokens: Estimated tokens of the requests.
-            requests: Number of requests.
-
-        Returns:
-            0.0 when the capacity was taken; else the seconds to wait before trying again
-            (nothing was taken).
-        """
-        requests_bucket, tokens_bucket = self._requests, self._tokens
-        with self._lock:
-            now = self._clock()
-            wait = 0.0 if requests_bucket is None else requests_bucket.take(now, requests)
-            if tokens_bucket is not None:
-                wait = max(wait, tokens_bucket.take(now, tokens))
-            if wait > 0.0:
-                return wait
-            if requests_bucket is not None:
-                requests_bucket.level -= requests
-            if tokens_bucket is not None:
-                tokens_bucket.level -= tokens
-            return 0.0
-
-    def settle(self, reserved: int, actual: int) -> None:
-        """Correct the token bucket once a request's real usage is known.
-
-        Args:
-            reserved: The tokens reserved for it.
-            actual: The tokens it really used.
-        """
-        if self._tokens is None or reserved == actual:
-            return
-        with self._lock:
-            bucket = self._tokens
-            bucket.take(self._clock(), 0)
-            bucket.level = min(bucket.capacity, bucket.level + reserved - actual)
-
-    async def acquire(self, tokens: int = 0, *, requests: int = 1) -> None:
-        """Wait (asynchronously) until the capacity is available, then take it."""
-        # Sleeping the computed wait is the point of a token bucket; no event to wait for.
-        while (wait := self.reserve(tokens, requests=requests)) > 0.0:  # noqa: ASYNC110
-            await asyncio.sleep(wait)
-
-    def acquire_blocking(self, tokens: int = 0, *, requests: int = 1) -> None:
-        """Wait (blocking the thread) until the capacity is available, then take it."""
-        while (wait := self.reserve(tokens, requests=requests)) > 0.0:
-            time.sleep(wait)
-
-
-def _estimate_tokens(request: Request) -> int:
-    # A typical count (about 4 characters per token, plus OpenAI's chat framing) and the output
-    # cap; the limiter corrects it with the real usage afterwards.
-    chars = sum(len(m.content) for m in request.messages)
-    return math.ceil(chars / 4) + 4 * len(request.messages) + 3 + (request.max_tokens or 0)
-
-
-class _RateLimited(_WrappedModel):
-    """Takes capacity from a :class:`RateLimiter` before each call (each attempt, under retry)."""
-
-    _label = "rate-limited"
-
-    def __init__(self, inner: Model, limiter: RateLimiter) -> None:
-        super().__init__(inner)
-        self._limiter = limiter
-        self._count = limiter.limits_tokens
-
-    def _tokens(self, request: Request) -> int:
-        return _estimate_tokens(request) if self._count else 0
-
-    # A failed attempt (or a cancelled one) used no tokens we know of: its whole estimate goes
-    # back to the token bucket, else every failure and retry would eat TPM capacity for good.
-    # The request itself stays counted: it was sent.
-
-    def _generate(self, request: Request) -> Completion:
-        tokens = self._tokens(request)
-        self._limiter.acquire_blocking(tokens)
-        try:
-            completion = self._inner.generate(request)
-        except BaseException:
-            if tokens:
-                self._limiter.settle(tokens, 0)
-            raise
-        if tokens:
-            self._limiter.settle(tokens, completion.usage.total_tokens)
-        return completion
-
-    async def _agenerate(self, request: Request) -> Completion:
-        tokens = self._tokens(request)
-        # Under the limits the capacity is taken at once; only a request that must wait pays
-        # for the waiting coroutine.
-        if self._limiter.reserve(tokens) > 0.0:
-            await self._limiter.acquire(tokens)
-        try:
-            completion = await self._inner.agenerate(request)
-        except BaseException:
-            if tokens:
-                self._limiter.settle(tokens, 0)
-            raise
-        if tokens:
-            self._limiter.settle(tokens, completion.usage.total_tokens)
-        return completion
-
-    def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
-        tokens = sum(self._tokens(r) for r in requests)
-        self._limiter.acquire_blocking(tokens, requests=len(requests))
-        outs: list[Completion | Exception] = []
-        used = 0  # failed requests of the batch add nothing: their estimates go back
-        try:
-            results = self._inner.generate_batch(requests)
-        except BaseException:
-            if tokens:
-                self._limiter.settle(tokens, 0)
-            raise
-        for r in results:
-            if r.completion is not None:
-                used += r.completion.usage.total_tokens
-                outs.append(r.completion)
-            elif isinstance(r.error, Exception):
-                outs.append(r.error)
-            else:
-                if tokens:
-                    self._limiter.settle(tokens, used)
-                assert r.error is not None
-                raise r.error
-        if tokens:
-            self._limiter.settle(tokens, used)
-        return outs
 
 
 # -- results file ----------------------------------------------------------------------------------
@@ -434,7 +230,7 @@ def _compose(
     # reservation, and the tracker sees each logical request once.
     runner = model
     if rpm is not None or tpm is not None:
-        runner = _RateLimited(runner, RateLimiter(rpm=rpm, tpm=tpm))
+        runner = with_rate_limit(runner, rpm=rpm, tpm=tpm)
     if retry is not None:
         runner = with_retry(runner, retry)
     if tracker is not None:
@@ -465,7 +261,7 @@ async def agenerate_many(
         prompts: The prompts, in any accepted form; all are validated before anything is sent.
         concurrency: Requests in flight at once (for a model with its own batching: the batch
             size).
-        retry: Retry transient failures with this policy.
+        retry: Retry transient failures with this policy; ``None`` retries nothing.
         rpm: Requests-per-minute limit.
         tpm: Tokens-per-minute limit (estimated before sending, corrected after).
         tracker: Record costs and enforce its budget (refused requests get a
@@ -497,7 +293,7 @@ async def agenerate_many(
     try:
         if todo:
             runner = _compose(model, retry, rpm, tpm, tracker)
-            if _has_native_batching(runner):
+            if _native_batching(runner):
                 await _run_batches(runner, requests, todo, concurrency, results, store, bar)
             else:
                 await _run_each(runner, requests, todo, concurrency, results, store, bar)
@@ -603,7 +399,7 @@ def generate_many(
         prompts: The prompts, in any accepted form; all are validated before anything is sent.
         concurrency: Requests in flight at once (for a model with its own batching: the batch
             size).
-        retry: Retry transient failures with this policy.
+        retry: Retry transient failures with this policy; ``None`` retries nothing.
         rpm: Requests-per-minute limit.
         tpm: Tokens-per-minute limit (estimated before sending, corrected after).
         tracker: Record costs and enforce its budget (refused requests get a

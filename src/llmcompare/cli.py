@@ -93,6 +93,16 @@ def main() -> None:
 @click.option("--seed", type=int, help="Sampling seed.")
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--budget-usd", type=Decimal, help="Refuse requests beyond this many dollars.")
+@click.option(
+    "--rpm",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Requests per minute, at most, for each model.",
+)
+@click.option(
+    "--tpm",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Tokens per minute (input plus output), at most, for each model.",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
 def compare_cmd(
     prompts: Path | None,
@@ -104,6 +114,8 @@ def compare_cmd(
     seed: int | None,
     concurrency: int,
     budget_usd: Decimal | None,
+    rpm: float | None,
+    tpm: float | None,
     progress: bool | None,
 ) -> None:
     """Run PROMPTS (JSONL, CSV or YAML; default: the built-in suite) on every model."""
@@ -133,6 +145,8 @@ def compare_cmd(
             built,
             items,
             concurrency=concurrency,
+            rpm=rpm,
+            tpm=tpm,
             budget=budget,
             progress=progress,
             **settings,

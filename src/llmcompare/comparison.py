@@ -39,7 +39,7 @@ from llmcompare.errors import BackendError, ConfigurationError, LLMCompareError,
 from llmcompare.model import Model
 from llmcompare.plugins import get_model
 from llmcompare.prompts import PROMPT_FILE_SUFFIXES, PromptItem, builtin_suite, load_prompts
-from llmcompare.retry import RetryPolicy
+from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.scorers import Contains, Scorer, scorer_from_name, scorer_name
 from llmcompare.types import Completion, Request, Result, Settings, Usage
 
@@ -335,7 +335,9 @@ def compare(
     *,
     scorers: Sequence[Scorer] = (),
     concurrency: int = 8,
-    retry: RetryPolicy | None = None,
+    retry: RetryPolicy | None = DEFAULT_POLICY,
+    rpm: float | None = None,
+    tpm: float | None = None,
     budget: Budget | None = None,
     hardware: LocalHardware | None = None,
     progress: bool | None = None,
@@ -350,7 +352,10 @@ def compare(
         prompts: Items, strings, mappings, or a prompt file path; ``None`` runs the built-in suite.
         scorers: Scorers applied to every item, besides each item's own.
         concurrency: Requests in flight per model (API models); local models batch instead.
-        retry: Retry policy for transient failures; ``None`` uses the default bounded policy.
+        retry: Retry policy for transient failures (the default: 4 attempts within 60 s);
+            ``None`` retries nothing, as everywhere in llmcompare.
+        rpm: Requests-per-minute limit, applied to each model on its own.
+        tpm: Tokens-per-minute limit, applied to each model on its own.
         budget: Limits on dollars, tokens or requests across the run, enforced before sending.
         hardware: Local cost assumptions (dollars per hour, watts, grid carbon) for open models;
             without it the generic cloud VM of :class:`~llmcompare.cost.LocalHardware` is
@@ -387,7 +392,6 @@ def compare(
     for item in items:
         scoring.for_item(item)
     tracker = CostTracker(budget=budget, hardware=hardware)
-    policy = retry if retry is not None else RetryPolicy()
 
     built = [get_model(m) if isinstance(m, str) else m for m in models]
     owned = [m for m, given in zip(built, models, strict=True) if isinstance(given, str)]
@@ -413,7 +417,9 @@ def compare(
                     model,
                     requests,
                     concurrency=concurrency,
-                    retry=policy,
+                    retry=retry,
+                    rpm=rpm,
+                    tpm=tpm,
                     tracker=tracker,
                     progress=progress,
                 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from types import TracebackType
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from typing_extensions import Self, Unpack
 
@@ -117,6 +117,7 @@ class _StreamState:
 
     __slots__ = (
         "done",
+        "finish",
         "finish_reason",
         "model",
         "parts",
@@ -127,8 +128,9 @@ class _StreamState:
         "usage",
     )
 
-    def __init__(self, model: ModelBase) -> None:
+    def __init__(self, model: ModelBase, finish: Callable[[Completion], Completion] | None) -> None:
         self.model = model
+        self.finish = finish
         self.parts: list[str] = []
         self.started = 0.0
         self.ttft: float | None = None
@@ -159,7 +161,8 @@ class _StreamState:
 
     def end(self) -> None:
         if self.done is None:
-            self.done = self.build()
+            built = self.build()
+            self.done = built if self.finish is None else self.finish(built)
 
     def result(self) -> Completion:
         if self.done is None:
@@ -190,11 +193,27 @@ class Stream(Iterator[Chunk]):
     Iterate it to receive chunks as they are generated. When it is exhausted,
     :attr:`completion` holds the whole answer with its usage and timings. Closing it early
     (``close()``, leaving a ``with`` block, or ``break`` then garbage collection) stops the backend.
+
+    Args:
+        model: The model the stream belongs to (its id goes on the completion).
+        chunks: The chunks, as the backend yields them.
+        finish: Turns the completion built from the chunks into the final one (a wrapper uses it
+            to hand back its inner model's completion with the wrapper's own timings).
+        abandon: Called when the stream is closed, read to its end or not (a wrapper uses it to
+            settle a request that never finished); it must be safe to call more than once.
     """
 
-    def __init__(self, model: ModelBase, chunks: Iterator[Chunk]) -> None:
+    def __init__(
+        self,
+        model: ModelBase,
+        chunks: Iterator[Chunk],
+        *,
+        finish: Callable[[Completion], Completion] | None = None,
+        abandon: Callable[[], None] | None = None,
+    ) -> None:
         self._chunks = chunks
-        self._state = _StreamState(model)
+        self._state = _StreamState(model, finish)
+        self._abandon = abandon
 
     def __iter__(self) -> Self:
         return self
@@ -229,6 +248,8 @@ class Stream(Iterator[Chunk]):
         close = getattr(self._chunks, "close", None)
         if close is not None:
             close()
+        if self._abandon is not None:
+            self._abandon()
 
     def __enter__(self) -> Self:
         return self
@@ -248,9 +269,17 @@ class AsyncStream(AsyncIterator[Chunk]):
     The async twin of :class:`Stream`.
     """
 
-    def __init__(self, model: ModelBase, chunks: AsyncIterator[Chunk]) -> None:
+    def __init__(
+        self,
+        model: ModelBase,
+        chunks: AsyncIterator[Chunk],
+        *,
+        finish: Callable[[Completion], Completion] | None = None,
+        abandon: Callable[[], None] | None = None,
+    ) -> None:
         self._chunks = chunks
-        self._state = _StreamState(model)
+        self._state = _StreamState(model, finish)
+        self._abandon = abandon
 
     def __aiter__(self) -> Self:
         return self
@@ -285,6 +314,8 @@ class AsyncStream(AsyncIterator[Chunk]):
         aclose = getattr(self._chunks, "aclose", None)
         if aclose is not None:
             await aclose()
+        if self._abandon is not None:
+            self._abandon()
 
     async def __aenter__(self) -> Self:
         return self
@@ -329,6 +360,26 @@ class ModelBase:
     Args:
         info: Static facts about the model; ``info.id`` becomes the model id.
     """
+
+    native_batching: bool = False
+    """Whether ``generate_batch`` runs requests together (tensor batching, say) rather than one
+    after another; :func:`~llmcompare.generate_many` then hands the model whole batches. True by
+    default for a subclass that overrides :meth:`_generate_batch`; a subclass may set it itself."""
+
+    native_streaming: bool = False
+    """Whether the model streams for real (chunk by chunk as generated) rather than in a single
+    chunk at the end. True by default for a subclass that overrides :meth:`_stream` or
+    :meth:`_astream`; a subclass may set it itself."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A subclass that states a fact keeps it; otherwise what it overrides tells.
+        if "native_batching" not in cls.__dict__ and "_generate_batch" in cls.__dict__:
+            cls.native_batching = True
+        if "native_streaming" not in cls.__dict__ and (
+            "_stream" in cls.__dict__ or "_astream" in cls.__dict__
+        ):
+            cls.native_streaming = True
 
     def __init__(self, info: ModelInfo) -> None:
         self._info = info
@@ -525,75 +576,6 @@ class ModelBase:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-def _has_native_batching(model: Model) -> bool:
-    """Whether a model batches requests itself (its ``generate_batch`` is more than a loop).
-
-    A model may say so with a boolean ``native_batching`` attribute (the wrappers below do, for
-    the model they wrap); otherwise a :class:`ModelBase` subclass that overrides
-    ``_generate_batch`` does.
-    """
-    flag = getattr(model, "native_batching", None)
-    if isinstance(flag, bool):
-        return flag
-    return (
-        isinstance(model, ModelBase)
-        and type(model)._generate_batch is not ModelBase._generate_batch
-    )
-
-
-class _WrappedModel(ModelBase):
-    """Base of the models that wrap another one (retrying, rate limits, cost tracking).
-
-    It keeps the inner model's id and info and passes through what a wrapper does not change:
-    ``warm_up``, ``close`` and ``aclose``. ``generate`` / ``agenerate`` hand a
-    :class:`~llmcompare.Request` straight to the subclass's ``_generate`` / ``_agenerate``:
-    validated once and timed once, by the innermost model, so stacked wrappers cost no extra
-    validation or timing.
-
-    Subclasses set :attr:`_label` (for ``repr``) and override ``_generate`` and ``_agenerate``.
-    """
-
-    _label = "wrapped"
-
-    def __init__(self, inner: Model) -> None:
-        super().__init__(inner.info)
-        self._inner = inner
-        self.native_batching = _has_native_batching(inner)
-        """Whether the inner model batches natively (used by generate_many)."""
-
-    @property
-    def inner(self) -> Model:
-        """The wrapped model."""
-        return self._inner
-
-    def __repr__(self) -> str:
-        return f"<{self._label} {self._inner!r}>"
-
-    def generate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
-        """Generate one answer through the inner model; see :meth:`Model.generate`."""
-        if settings or not isinstance(prompt, Request):
-            prompt = Request.of(prompt, **settings)
-        return self._generate(prompt)
-
-    async def agenerate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
-        """Generate one answer asynchronously through the inner model."""
-        if settings or not isinstance(prompt, Request):
-            prompt = Request.of(prompt, **settings)
-        return await self._agenerate(prompt)
-
-    def warm_up(self) -> None:
-        """Warm up the inner model (load its weights, say)."""
-        self._inner.warm_up()
-
-    def close(self) -> None:
-        """Close the inner model."""
-        self._inner.close()
-
-    async def aclose(self) -> None:
-        """Close the inner model asynchronously."""
-        await self._inner.aclose()
 
 
 def _with_latency(completion: Completion, start: float) -> Completion:

@@ -9,7 +9,8 @@ once. Waits grow exponentially with full jitter, and a server's own ``Retry-Afte
 Example:
     >>> from llmcompare import BackendError
     >>> from llmcompare.backends.fake import ScriptedModel
-    >>> from llmcompare.retry import RetryPolicy, no_wait, with_retry
+    >>> from llmcompare.retry import RetryPolicy, with_retry
+    >>> from llmcompare.testing import no_wait
     >>> flaky = ScriptedModel([BackendError("busy", model_id="fake:s", retryable=True), "ok"])
     >>> model = with_retry(flaky, RetryPolicy(attempts=3))
     >>> with no_wait() as waits:
@@ -17,8 +18,10 @@ Example:
     >>> completion.text, completion.attempts, len(waits.waits)
     ('ok', 2, 1)
 
-The first attempt runs outside tenacity, so a call that succeeds at once costs a ``try`` block and
-nothing more; tenacity takes over only after a retryable failure.
+The wrapper is a :class:`~llmcompare.wrapper.ModelWrapper` whose ``_around`` hooks run the
+attempts, so every call path is retried the same way. The first attempt runs outside tenacity: a
+call that succeeds at once costs a ``try`` block and nothing more; tenacity takes over only after
+a retryable failure.
 """
 
 from __future__ import annotations
@@ -30,25 +33,22 @@ import os
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
-from typing_extensions import Unpack
 
 from llmcompare._retry_after import parse_retry_after
 from llmcompare.errors import BackendError, ProviderHTTPError, redact
-from llmcompare.model import AsyncStream, Model, Stream, _WrappedModel
-from llmcompare.types import Chunk, Completion, Prompt, Request, Result, Settings
+from llmcompare.model import Model
+from llmcompare.types import Completion, Request
+from llmcompare.wrapper import ModelWrapper, Outputs, _shifted
 
 __all__ = [
+    "DEFAULT_POLICY",
     "RetryPolicy",
-    "WaitLog",
     "is_retryable",
-    "no_wait",
-    "recorded_waits",
     "retry_after_of",
     "with_retry",
 ]
@@ -58,7 +58,8 @@ _T = TypeVar("_T")
 logger = logging.getLogger("llmcompare.retry")
 
 NO_WAIT_ENV = "LLMCOMPARE_RETRY_NO_WAIT"
-"""Environment variable that, set to ``1``, turns retry waits off for the whole process."""
+"""Environment variable that, set to ``1``, turns retry waits off for the whole process (see
+:func:`llmcompare.testing.no_wait`)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -117,7 +118,9 @@ class RetryPolicy:
         return random.uniform(0.0, bound) if self.jitter else bound
 
 
-_DEFAULT_POLICY = RetryPolicy()
+DEFAULT_POLICY = RetryPolicy()
+"""The policy :func:`with_retry` and :func:`~llmcompare.compare` use unless given another: 4
+attempts within 60 seconds."""
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -166,103 +169,84 @@ def retry_after_of(exc: BaseException) -> float | None:
         return None
 
 
-# -- the switch for tests --------------------------------------------------------------------------
+# -- the switch for tests (llmcompare.testing.no_wait sets it) ------------------------------------
 
-
-class WaitLog:
-    """The waits retrying asked for while waits were switched off (see :func:`no_wait`).
-
-    Attributes:
-        waits: Seconds of each wait that would have been slept, in order.
-    """
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    @property
-    def total(self) -> float:
-        """Sum of the recorded waits."""
-        return sum(self.waits)
-
-    def __len__(self) -> int:
-        return len(self.waits)
-
-    def __repr__(self) -> str:
-        return f"WaitLog({self.waits!r})"
-
-
-_logs_lock = threading.Lock()
-_active_logs: list[WaitLog] = []
-_env_log = WaitLog()
-
-
-@contextmanager
-def no_wait() -> Iterator[WaitLog]:
-    """Turn retry waits off inside the block and record what they would have been.
-
-    Retries still happen, and in the same order; only the sleeping is skipped, so a test of
-    retrying code runs at full speed and can assert the waits it asked for. Deadlines count the
-    skipped waits as if they had passed. Works across threads and event loops of the process.
-    For a whole test session, set ``LLMCOMPARE_RETRY_NO_WAIT=1`` instead (see
-    :func:`recorded_waits`).
-
-    Example:
-        >>> from llmcompare.retry import no_wait
-        >>> with no_wait() as log:
-        ...     pass  # code that retries
-        >>> log.waits
-        []
-
-    Yields:
-        The log the skipped waits are appended to.
-    """
-    log = WaitLog()
-    with _logs_lock:
-        _active_logs.append(log)
-    try:
-        yield log
-    finally:
-        with _logs_lock:
-            _active_logs.remove(log)
-
-
-def recorded_waits() -> list[float]:
-    """Waits skipped because ``LLMCOMPARE_RETRY_NO_WAIT=1`` was set, in order, since start-up."""
-    with _logs_lock:
-        return list(_env_log.waits)
+_waits_lock = threading.Lock()
+_active_waits: list[list[float]] = []  # the logs of the no_wait() blocks now open
+_env_waits: list[float] = []  # waits skipped under LLMCOMPARE_RETRY_NO_WAIT=1
 
 
 def _skip_wait(seconds: float) -> bool:
     """Record the wait and return True when waits are switched off; else return False."""
-    with _logs_lock:
-        if _active_logs:
-            for log in _active_logs:
-                log.waits.append(seconds)
+    with _waits_lock:
+        if _active_waits:
+            for log in _active_waits:
+                log.append(seconds)
             return True
         if os.environ.get(NO_WAIT_ENV) == "1":
-            _env_log.waits.append(seconds)
+            _env_waits.append(seconds)
             return True
     return False
 
 
-# -- one call's retry loop -------------------------------------------------------------------------
+# -- one call's attempts ---------------------------------------------------------------------------
 
 
 class _Run:
     """Book-keeping of one retried call: attempts, waits, and the (possibly virtual) clock."""
 
-    __slots__ = ("attempts", "model_id", "policy", "skipped", "start", "waited")
+    __slots__ = ("attempts", "first", "model_id", "policy", "skipped", "start", "waited")
 
-    def __init__(self, policy: RetryPolicy, model_id: str, start: float) -> None:
+    def __init__(self, policy: RetryPolicy, model_id: str) -> None:
         self.policy = policy
         self.model_id = model_id
-        self.start = start
+        self.start = 0.0
         self.attempts = 1
         self.waited = 0.0
         self.skipped = 0.0  # waits not slept (no_wait): they still count against the deadline
+        self.first: BaseException | None = None
+
+    def begin(self) -> None:
+        self.start = time.monotonic()
+
+    def worth_retrying(self, error: Exception) -> bool:
+        """Whether to go on after the first attempt failed with ``error``."""
+        if self.policy.attempts == 1 or not is_retryable(error):
+            return False
+        self.first = error
+        return True
+
+    def next_attempt(self) -> None:
+        # tenacity replays the first failure instead of calling the backend again, so its
+        # attempt numbers, waits and stop rules line up with the call that already happened.
+        if self.first is not None:
+            failed, self.first = self.first, None
+            raise failed
+        self.attempts += 1
 
     def elapsed(self) -> float:
         return time.monotonic() - self.start + self.skipped
+
+    def retrying(self) -> Retrying:
+        return Retrying(
+            stop=self.stop,
+            wait=self.wait,
+            retry=retry_if_exception(is_retryable),
+            before_sleep=self.before_sleep,
+            sleep=self.sleep,
+            reraise=True,
+        )
+
+    def aretrying(self) -> AsyncRetrying:
+        # The same rules as `retrying`, with an awaitable sleep.
+        return AsyncRetrying(
+            stop=self.stop,
+            wait=self.wait,
+            retry=retry_if_exception(is_retryable),
+            before_sleep=self.before_sleep,
+            sleep=self.asleep,
+            reraise=True,
+        )
 
     # tenacity callbacks -----------------------------------------------------------------------
 
@@ -297,13 +281,6 @@ class _Run:
         else:
             await asyncio.sleep(seconds)
 
-    def stamp(self, completion: Completion) -> Completion:
-        if self.attempts == 1:
-            return completion
-        return completion.model_copy(
-            update={"attempts": self.attempts, "retry_wait_s": self.waited}
-        )
-
 
 def _log_retry(model_id: str, attempt: int, wait: float, error: BaseException | None) -> None:
     if logger.isEnabledFor(logging.INFO):
@@ -313,84 +290,13 @@ def _log_retry(model_id: str, attempt: int, wait: float, error: BaseException | 
         )
 
 
-def _retrying(run: _Run) -> Retrying:
-    return Retrying(
-        stop=run.stop,
-        wait=run.wait,
-        retry=retry_if_exception(is_retryable),
-        before_sleep=run.before_sleep,
-        sleep=run.sleep,
-        reraise=True,
-    )
-
-
-def _aretrying(run: _Run) -> AsyncRetrying:
-    return AsyncRetrying(
-        stop=run.stop,
-        wait=run.wait,
-        retry=retry_if_exception(is_retryable),
-        before_sleep=run.before_sleep,
-        sleep=run.asleep,
-        reraise=True,
-    )
-
-
-def _call(policy: RetryPolicy, model_id: str, attempt: Callable[[], _T]) -> tuple[_T, _Run | None]:
-    """Run ``attempt`` until it succeeds or the policy gives up; the run is None if no retry."""
-    start = time.monotonic()
-    try:
-        return attempt(), None
-    except Exception as exc:
-        if policy.attempts == 1 or not is_retryable(exc):
-            raise
-        first: BaseException | None = exc
-    run = _Run(policy, model_id, start)
-
-    def again() -> _T:
-        # tenacity replays the first failure instead of calling the backend again, so its
-        # attempt numbers, waits and stop rules line up with the call that already happened.
-        nonlocal first
-        if first is not None:
-            failed, first = first, None
-            raise failed
-        run.attempts += 1
-        return attempt()
-
-    return _retrying(run)(again), run
-
-
-async def _acall(
-    policy: RetryPolicy, model_id: str, attempt: Callable[[], Awaitable[_T]]
-) -> tuple[_T, _Run | None]:
-    """The async twin of :func:`_call`."""
-    start = time.monotonic()
-    try:
-        return await attempt(), None
-    except Exception as exc:
-        if policy.attempts == 1 or not is_retryable(exc):
-            raise
-        first: BaseException | None = exc
-    run = _Run(policy, model_id, start)
-
-    async def again() -> _T:
-        nonlocal first
-        if first is not None:
-            failed, first = first, None
-            raise failed
-        run.attempts += 1
-        return await attempt()
-
-    result: _T = await _aretrying(run)(again)
-    return result, run
-
-
 # -- the wrapper -----------------------------------------------------------------------------------
 
 
-class _RetryingModel(_WrappedModel):
+class _RetryingModel(ModelWrapper[_Run]):
     """A model that retries its inner model's transient failures; see :func:`with_retry`."""
 
-    _label = "retrying"
+    label = "retrying"
 
     def __init__(self, inner: Model, policy: RetryPolicy) -> None:
         super().__init__(inner)
@@ -401,35 +307,48 @@ class _RetryingModel(_WrappedModel):
         """The retry policy."""
         return self._policy
 
-    def _generate(self, request: Request) -> Completion:
-        completion, run = _call(self._policy, self._id, lambda: self._inner.generate(request))
-        return completion if run is None else run.stamp(completion)
+    def _before(self, request: Request) -> _Run:
+        return _Run(self._policy, self._id)
 
-    async def _agenerate(self, request: Request) -> Completion:
-        inner = self._inner
-        completion, run = await _acall(self._policy, self._id, lambda: inner.agenerate(request))
-        return completion if run is None else run.stamp(completion)
+    # The two shells below differ only in `await`; the rules live in _Run.
 
-    def stream(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Stream:
-        """Stream one answer, retrying failures that happen before the first chunk arrives.
+    def _around(self, ticket: _Run, call: Callable[[], _T]) -> _T:
+        ticket.begin()
+        try:
+            return call()
+        except Exception as exc:
+            if not ticket.worth_retrying(exc):
+                raise
+        for attempt in ticket.retrying():
+            with attempt:
+                ticket.next_attempt()
+                result = call()
+        return result
 
-        Once a chunk has been handed to the caller, a failure is raised as is: replaying the
-        answer from the start would repeat text the caller already has.
-        """
-        return _RetryingStream(self, Request.of(prompt, **settings))
+    async def _aaround(self, ticket: _Run, call: Callable[[], Awaitable[_T]]) -> _T:
+        ticket.begin()
+        try:
+            return await call()
+        except Exception as exc:
+            if not ticket.worth_retrying(exc):
+                raise
+        async for attempt in ticket.aretrying():
+            with attempt:
+                ticket.next_attempt()
+                result = await call()
+        return result
 
-    def astream(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> AsyncStream:
-        """Stream one answer asynchronously; retries only before the first chunk, as in stream."""
-        return _RetryingAsyncStream(self, Request.of(prompt, **settings))
-
-    def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
+    def _around_batch(
+        self,
+        requests: Sequence[Request],
+        tickets: Sequence[_Run],
+        call: Callable[[Sequence[Request]], Outputs],
+    ) -> Outputs:
         # The inner model's own batching runs first; only the retryable failures go again, in
         # rounds, each round waiting the longest wait any of its failures asked for.
         policy = self._policy
-        start = time.monotonic()
-        outs = _outputs(self._inner.generate_batch(requests))
-        attempts = [1] * len(outs)
-        waited = [0.0] * len(outs)
+        start, clock = time.monotonic(), time.perf_counter()
+        outs = call(requests)
         skipped = 0.0
         for attempt in range(1, policy.attempts):
             failed = {
@@ -446,146 +365,51 @@ class _RetryingModel(_WrappedModel):
             else:
                 time.sleep(wait)
             pending = list(failed)
-            again = _outputs(self._inner.generate_batch([requests[i] for i in pending]))
+            offset = time.perf_counter() - clock  # a retried answer waited for earlier rounds
+            again = call([requests[i] for i in pending])
             for i, out in zip(pending, again, strict=True):
-                outs[i] = out
-                attempts[i] = attempt + 1
-                waited[i] += wait
-        return [
-            o.model_copy(update={"attempts": attempts[i], "retry_wait_s": waited[i]})
-            if isinstance(o, Completion) and attempts[i] > 1
-            else o
-            for i, o in enumerate(outs)
-        ]
+                outs[i] = _shifted(out, offset) if isinstance(out, Completion) else out
+                tickets[i].attempts = attempt + 1
+                tickets[i].waited += wait
+        return outs
+
+    def _after(self, request: Request, completion: Completion, ticket: _Run) -> Completion:
+        if ticket.attempts == 1:
+            return completion
+        return completion.model_copy(
+            update={"attempts": ticket.attempts, "retry_wait_s": ticket.waited}
+        )
 
 
-def _outputs(results: Sequence[Result]) -> list[Completion | Exception]:
-    out: list[Completion | Exception] = []
-    for r in results:
-        if r.completion is not None:
-            out.append(r.completion)
-        elif isinstance(r.error, Exception):
-            out.append(r.error)
-        else:  # KeyboardInterrupt and friends are not results: let them stop the program
-            assert r.error is not None
-            raise r.error
-    return out
-
-
-class _RetryingStream(Stream):
-    """A stream that reopens the inner stream while no chunk has reached the caller yet."""
-
-    def __init__(self, model: _RetryingModel, request: Request) -> None:
-        self._model = model
-        self._request = request
-        self._inner_stream: Stream | None = None
-        self._run: _Run | None = None
-        self._final: Completion | None = None
-        super().__init__(model, self._produce())
-
-    def _open(self) -> tuple[Stream, Chunk | None]:
-        stream = self._model.inner.stream(self._request)
-        try:
-            return stream, next(stream)
-        except StopIteration:
-            return stream, None
-        except BaseException:
-            stream.close()
-            raise
-
-    def _produce(self) -> Iterator[Chunk]:
-        (stream, first), self._run = _call(self._model.policy, self._model.id, self._open)
-        self._inner_stream = stream
-        try:
-            if first is None:
-                return
-            yield first
-            yield from stream
-        finally:
-            stream.close()
-
-    def __next__(self) -> Chunk:
-        return next(self._chunks)
-
-    @property
-    def completion(self) -> Completion:
-        """The whole answer, with the attempts it took, once the stream has ended."""
-        if self._final is None:
-            if self._inner_stream is None:
-                return super().completion  # raises: not ended
-            done = self._inner_stream.completion
-            self._final = done if self._run is None else self._run.stamp(done)
-        return self._final
-
-
-class _RetryingAsyncStream(AsyncStream):
-    """The async twin of :class:`_RetryingStream`."""
-
-    def __init__(self, model: _RetryingModel, request: Request) -> None:
-        self._model = model
-        self._request = request
-        self._inner_stream: AsyncStream | None = None
-        self._run: _Run | None = None
-        self._final: Completion | None = None
-        super().__init__(model, self._produce())
-
-    async def _open(self) -> tuple[AsyncStream, Chunk | None]:
-        stream = self._model.inner.astream(self._request)
-        try:
-            return stream, await stream.__anext__()
-        except StopAsyncIteration:
-            return stream, None
-        except BaseException:
-            await stream.aclose()
-            raise
-
-    async def _produce(self) -> AsyncIterator[Chunk]:
-        (stream, first), self._run = await _acall(self._model.policy, self._model.id, self._open)
-        self._inner_stream = stream
-        try:
-            if first is None:
-                return
-            yield first
-            async for chunk in stream:
-                yield chunk
-        finally:
-            await stream.aclose()
-
-    async def __anext__(self) -> Chunk:
-        return await self._chunks.__anext__()
-
-    @property
-    def completion(self) -> Completion:
-        """The whole answer, with the attempts it took, once the stream has ended."""
-        if self._final is None:
-            if self._inner_stream is None:
-                return super().completion  # raises: not ended
-            done = self._inner_stream.completion
-            self._final = done if self._run is None else self._run.stamp(done)
-        return self._final
-
-
-def with_retry(model: Model, policy: RetryPolicy | None = None) -> Model:
+def with_retry(model: Model, policy: RetryPolicy = DEFAULT_POLICY) -> Model:
     """Wrap a model so its transient failures are retried.
 
     The returned model keeps the inner model's id and info, and offers the whole
     :class:`~llmcompare.Model` protocol:
 
     - ``generate`` / ``agenerate``: retried as a whole.
-    - ``stream`` / ``astream``: retried only until the first chunk reaches the caller.
+    - ``stream`` / ``astream``: retried only until the first chunk reaches the caller (replaying
+      an answer from the start would repeat text the caller already has).
     - ``generate_batch``: the inner model's ``generate_batch`` runs (its own batching, if it has
       any), then only the retryable failures are sent again, in rounds.
 
     Every retry is logged on the ``llmcompare.retry`` logger at INFO (model, attempt, wait,
     cause). A completion that took more than one attempt carries ``attempts`` and
-    ``retry_wait_s`` (the waits asked for; under :func:`no_wait` nothing was slept). When the
-    policy gives up, the last error is raised unchanged.
+    ``retry_wait_s`` (the waits asked for; under :func:`llmcompare.testing.no_wait` nothing was
+    slept), and its ``latency_s`` runs from the call to the answer, waits and failed attempts
+    included. When the policy gives up, the last error is raised unchanged.
 
     Args:
         model: Any model.
-        policy: The limits; the defaults of :class:`RetryPolicy` when omitted.
+        policy: The limits; :data:`DEFAULT_POLICY` when omitted. (To turn retrying off, do not
+            wrap, or pass ``RetryPolicy(attempts=1)``.)
 
     Returns:
         The retrying model.
+
+    Raises:
+        TypeError: When ``policy`` is not a :class:`RetryPolicy`.
     """
-    return _RetryingModel(model, policy or _DEFAULT_POLICY)
+    if not isinstance(policy, RetryPolicy):
+        raise TypeError(f"policy must be a RetryPolicy, got {type(policy).__name__}")
+    return _RetryingModel(model, policy)

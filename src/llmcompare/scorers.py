@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Contains",
     "Exact",
-    "Judge",
     "JsonValid",
+    "Judge",
     "MaxLength",
     "Numeric",
     "Regex",

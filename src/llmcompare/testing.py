@@ -1,8 +1,13 @@
 """Helpers for testing code that uses llmcompare.
 
+Every switch for tests is here:
+
 - :func:`isolated_registry`: a fresh model registry for one test, with only the models you
   register (and, if asked, the built-ins), restored afterwards.
 - :func:`no_network`: makes every real backend refuse calls to anything but this machine.
+- :func:`no_wait`: retries happen without sleeping, and the waits they asked for are recorded
+  (:class:`WaitLog`); :func:`recorded_waits` reads those skipped under
+  ``LLMCOMPARE_RETRY_NO_WAIT=1``.
 
 The test doubles themselves live in :mod:`llmcompare.backends.fake`
 (:class:`~llmcompare.backends.fake.ScriptedModel`,
@@ -17,7 +22,7 @@ from contextlib import contextmanager
 from llmcompare import _network
 from llmcompare.plugins import Registry, reset_registry
 
-__all__ = ["isolated_registry", "no_network"]
+__all__ = ["WaitLog", "isolated_registry", "no_network", "no_wait", "recorded_waits"]
 
 
 @contextmanager
@@ -61,3 +66,66 @@ def no_network() -> Iterator[None]:
         yield
     finally:
         _network.block(-1)
+
+
+class WaitLog:
+    """The waits retrying asked for while waits were switched off (see :func:`no_wait`).
+
+    Attributes:
+        waits: Seconds of each wait that would have been slept, in order.
+    """
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    @property
+    def total(self) -> float:
+        """Sum of the recorded waits."""
+        return sum(self.waits)
+
+    def __len__(self) -> int:
+        return len(self.waits)
+
+    def __repr__(self) -> str:
+        return f"WaitLog({self.waits!r})"
+
+
+@contextmanager
+def no_wait() -> Iterator[WaitLog]:
+    """Turn retry waits off inside the block and record what they would have been.
+
+    Retries still happen, and in the same order; only the sleeping is skipped, so a test of
+    retrying code runs at full speed and can assert the waits it asked for. Deadlines count the
+    skipped waits as if they had passed; latencies do not (nothing was waited). Works across
+    threads and event loops of the process. For a whole test session, set
+    ``LLMCOMPARE_RETRY_NO_WAIT=1`` instead (see :func:`recorded_waits`).
+
+    Example:
+        >>> from llmcompare.testing import no_wait
+        >>> with no_wait() as log:
+        ...     pass  # code that retries
+        >>> log.waits
+        []
+
+    Yields:
+        The log the skipped waits are appended to.
+    """
+    from llmcompare import retry
+
+    log = WaitLog()
+    with retry._waits_lock:
+        retry._active_waits.append(log.waits)
+    try:
+        yield log
+    finally:
+        with retry._waits_lock:
+            # By identity: two open blocks may hold equal lists.
+            retry._active_waits[:] = [w for w in retry._active_waits if w is not log.waits]
+
+
+def recorded_waits() -> list[float]:
+    """Waits skipped because ``LLMCOMPARE_RETRY_NO_WAIT=1`` was set, in order, since start-up."""
+    from llmcompare import retry
+
+    with retry._waits_lock:
+        return list(retry._env_waits)

@@ -26,11 +26,9 @@ from llmcompare.cost._cost import (
     GENERIC_CLOUD_VM,
     Cost,
     CostStatus,
-    EnergyMeter,
     LocalHardware,
     UnpricedModelWarning,
     cost_of,
-    read_energy_uj,
 )
 from llmcompare.cost._prices import (
     Price,
@@ -48,7 +46,6 @@ __all__ = [
     "Cost",
     "CostStatus",
     "CostTracker",
-    "EnergyMeter",
     "LocalHardware",
     "Price",
     "Totals",
@@ -58,7 +55,6 @@ __all__ = [
     "input_token_bound",
     "load_prices",
     "prices",
-    "read_energy_uj",
     "register_price",
     "reset_prices",
 ]

@@ -4,30 +4,30 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from types import TracebackType
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from typing_extensions import Self, Unpack
+from typing_extensions import Self
 
 from llmcompare.cost._cost import (
     _RANK,
     _STATUSES,
-    POWERCAP_ROOT,
     Cost,
     LocalHardware,
     _assess,
     _Assessed,
-    _joules,
-    _read_zones,
-    _zones,
 )
 from llmcompare.cost._prices import get_price
+from llmcompare.energy import POWERCAP_ROOT, _joules, _read_zones, _zones
 from llmcompare.errors import BudgetExceeded
-from llmcompare.model import AsyncStream, Model, Stream, _WrappedModel
-from llmcompare.types import Chunk, Completion, Prompt, Request, Result, Settings, Usage
+from llmcompare.model import Model
+from llmcompare.types import Completion, Request, Usage
+from llmcompare.wrapper import ModelWrapper, Outputs
+
+_T = TypeVar("_T")
 
 __all__ = ["Budget", "CostTracker", "Totals", "input_token_bound"]
 
@@ -438,10 +438,25 @@ def _line(name: str, t: Totals) -> str:
     )
 
 
-class _TrackedModel(_WrappedModel):
+_Reading = list[tuple[int, int]]
+
+
+class _Ticket:
+    """One tracked request: its budget reservation and, for a local model, its energy reading."""
+
+    __slots__ = ("energy", "reservation", "start", "starts")
+
+    def __init__(self, reservation: _Reservation | None) -> None:
+        self.reservation = reservation
+        self.start: _Reading | None = None  # RAPL at the start, when this call had the model alone
+        self.starts = 0
+        self.energy: float | None = None  # joules, set by a batch that measured them
+
+
+class _TrackedModel(ModelWrapper[_Ticket]):
     """A model whose calls are checked against a budget and recorded; see CostTracker.wrap."""
 
-    _label = "tracked"
+    label = "tracked"
 
     def __init__(self, inner: Model, tracker: CostTracker) -> None:
         super().__init__(inner)
@@ -455,212 +470,64 @@ class _TrackedModel(_WrappedModel):
         self._in_flight = 0
         self._starts = 0
 
-    def _reserve(self, request: Request) -> _Reservation | None:
-        return self._tracker._reserve(self._id, self._local, request)
+    def _before(self, request: Request) -> _Ticket:
+        ticket = _Ticket(self._tracker._reserve(self._id, self._local, request))
+        if self._zones:
+            with self._flight:
+                self._starts += 1
+                self._in_flight += 1
+                alone = self._in_flight == 1
+                ticket.starts = self._starts
+            if alone:
+                ticket.start = _read_zones(self._zones)
+        return ticket
 
-    def _begin(self) -> tuple[int, bool, list[tuple[int, int]] | None] | None:
+    def _measured(self, ticket: _Ticket) -> float | None:
         if not self._zones:
-            return None
-        with self._flight:
-            self._starts += 1
-            self._in_flight += 1
-            alone = self._in_flight == 1
-            starts = self._starts
-        return starts, alone, _read_zones(self._zones)
-
-    def _end(self, token: tuple[int, bool, list[tuple[int, int]] | None] | None) -> float | None:
-        if token is None:
             return None
         end = _read_zones(self._zones)
         with self._flight:
             self._in_flight -= 1
-            isolated = token[1] and self._starts == token[0]
-        if not isolated or token[2] is None or end is None:
+            isolated = self._starts == ticket.starts
+        if ticket.energy is not None:
+            return ticket.energy
+        if not isolated or ticket.start is None or end is None:
             return None
-        return _joules(token[2], end)
+        return _joules(ticket.start, end)
 
-    def _generate(self, request: Request) -> Completion:
-        reservation = self._reserve(request)
-        token = self._begin()
-        try:
-            completion = self._inner.generate(request)
-        except BaseException:
-            self._end(token)
-            self._tracker._release(reservation, self._id)
-            raise
-        self._tracker._settle(reservation, completion, self._end(token))
+    def _around_batch(
+        self,
+        requests: Sequence[Request],
+        tickets: Sequence[_Ticket],
+        call: Callable[[Sequence[Request]], Outputs],
+    ) -> Outputs:
+        # The requests of one batch share the model: measure the batch as a whole, then share
+        # its energy out by each answer's compute time.
+        start = _read_zones(self._zones) if self._zones else None
+        with self._flight:
+            alone = self._in_flight == len(tickets)
+        outs = call(requests)
+        end = _read_zones(self._zones) if start is not None else None
+        if alone and start is not None and end is not None:
+            for ticket, share in zip(tickets, _shares(outs, _joules(start, end)), strict=True):
+                ticket.energy = share
+        return outs
+
+    def _after(self, request: Request, completion: Completion, ticket: _Ticket) -> Completion:
+        self._tracker._settle(ticket.reservation, completion, self._measured(ticket))
         return completion
 
-    async def _agenerate(self, request: Request) -> Completion:
-        reservation = self._reserve(request)
-        token = self._begin()
-        try:
-            completion = await self._inner.agenerate(request)
-        except BaseException:
-            self._end(token)
-            self._tracker._release(reservation, self._id)
-            raise
-        self._tracker._settle(reservation, completion, self._end(token))
-        return completion
-
-    def stream(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Stream:
-        """Stream one answer; reserved now, recorded when the stream ends.
-
-        Raises:
-            BudgetExceeded: When the request does not fit in the budget (nothing is sent).
-        """
-        request = Request.of(prompt, **settings)
-        return _TrackedStream(self, request, self._reserve(request))
-
-    def astream(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> AsyncStream:
-        """Stream one answer asynchronously; reserved now, recorded when the stream ends.
-
-        Raises:
-            BudgetExceeded: When the request does not fit in the budget (nothing is sent).
-        """
-        request = Request.of(prompt, **settings)
-        return _TrackedAsyncStream(self, request, self._reserve(request))
-
-    def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
-        outs: list[Completion | Exception | None] = [None] * len(requests)
-        accepted: list[tuple[int, _Reservation | None]] = []
-        for i, request in enumerate(requests):
-            try:
-                accepted.append((i, self._reserve(request)))
-            except BudgetExceeded as exc:
-                outs[i] = exc
-        if accepted:
-            token = self._begin()
-            try:
-                results = self._inner.generate_batch([requests[i] for i, _ in accepted])
-            except BaseException:
-                self._end(token)
-                for _, reservation in accepted:
-                    self._tracker._release(reservation, self._id)
-                raise
-            shares = _shares(results, self._end(token))
-            for (i, reservation), result, energy in zip(accepted, results, shares, strict=True):
-                if result.completion is not None:
-                    self._tracker._settle(reservation, result.completion, energy)
-                    outs[i] = result.completion
-                else:
-                    self._tracker._release(reservation, self._id)
-                    error = result.error
-                    if not isinstance(error, Exception):
-                        assert error is not None
-                        raise error
-                    outs[i] = error
-        return [o for o in outs if o is not None]
+    def _failed(self, request: Request, error: BaseException, ticket: _Ticket) -> None:
+        self._measured(ticket)
+        self._tracker._release(ticket.reservation, self._id)
 
 
-def _shares(results: Sequence[Result], joules: float | None) -> list[float | None]:
+def _shares(outs: Outputs, joules: float | None) -> list[float | None]:
     """Split a batch's measured energy by each completion's share of compute time."""
     if joules is None:
-        return [None] * len(results)
-    seconds = [
-        r.completion.compute_s if r.completion is not None and r.completion.compute_s else 0.0
-        for r in results
-    ]
+        return [None] * len(outs)
+    seconds = [o.compute_s if isinstance(o, Completion) and o.compute_s else 0.0 for o in outs]
     total = sum(seconds)
     if total <= 0:
-        return [None] * len(results)
+        return [None] * len(outs)
     return [joules * s / total if s else None for s in seconds]
-
-
-class _Settling:
-    """What both tracked streams share: settling their reservation exactly once."""
-
-    _model: _TrackedModel
-    _reservation: _Reservation | None
-    _open: bool
-
-    def _finish(self, completion: Completion | None, energy: float | None) -> None:
-        if not self._open:
-            return
-        self._open = False
-        tracker = self._model._tracker
-        if completion is None:
-            tracker._release(self._reservation, self._model.id)
-        else:
-            tracker._settle(self._reservation, completion, energy)
-
-
-class _TrackedStream(_Settling, Stream):
-    def __init__(
-        self, model: _TrackedModel, request: Request, reservation: _Reservation | None
-    ) -> None:
-        self._model = model
-        self._request = request
-        self._reservation = reservation
-        self._final: Completion | None = None
-        self._open = True
-        super().__init__(model, self._produce())
-
-    def _produce(self) -> Iterator[Chunk]:
-        token = self._model._begin()
-        done: Completion | None = None
-        stream = self._model.inner.stream(self._request)
-        try:
-            yield from stream
-            done = stream.completion
-        finally:
-            energy = self._model._end(token)
-            stream.close()
-            self._final = done
-            self._finish(done, energy)
-
-    def __next__(self) -> Chunk:
-        return next(self._chunks)
-
-    def close(self) -> None:
-        """Stop the stream; an unfinished request is released from the budget as failed."""
-        super().close()
-        self._finish(None, None)
-
-    @property
-    def completion(self) -> Completion:
-        """The whole answer, once the stream has ended."""
-        if self._final is None:
-            return super().completion  # raises: not ended
-        return self._final
-
-
-class _TrackedAsyncStream(_Settling, AsyncStream):
-    def __init__(
-        self, model: _TrackedModel, request: Request, reservation: _Reservation | None
-    ) -> None:
-        self._model = model
-        self._request = request
-        self._reservation = reservation
-        self._final: Completion | None = None
-        self._open = True
-        super().__init__(model, self._produce())
-
-    async def _produce(self) -> AsyncIterator[Chunk]:
-        token = self._model._begin()
-        done: Completion | None = None
-        stream = self._model.inner.astream(self._request)
-        try:
-            async for chunk in stream:
-                yield chunk
-            done = stream.completion
-        finally:
-            energy = self._model._end(token)
-            await stream.aclose()
-            self._final = done
-            self._finish(done, energy)
-
-    async def __anext__(self) -> Chunk:
-        return await self._chunks.__anext__()
-
-    async def aclose(self) -> None:
-        """Stop the stream; an unfinished request is released from the budget as failed."""
-        await super().aclose()
-        self._finish(None, None)
-
-    @property
-    def completion(self) -> Completion:
-        """The whole answer, once the stream has ended."""
-        if self._final is None:
-            return super().completion  # raises: not ended
-        return self._final
