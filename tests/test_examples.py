@@ -76,6 +76,8 @@ def _env(tmp_path: Path, model_cache: Path) -> dict[str, str]:
             "HF_HUB_OFFLINE": "1",
             "OMP_NUM_THREADS": "1",
             "PYTHONUNBUFFERED": "1",
+            # As in the tests themselves (pyproject's filterwarnings): a deprecation fails.
+            "PYTHONWARNINGS": "error::DeprecationWarning,error::FutureWarning",
             # Examples that cache or write reports keep them out of the checkout.
             "XDG_CACHE_HOME": os.environ.get("XDG_CACHE_HOME", str(tmp_path / "cache")),
             # One converted copy of the embedded model serves every example (and the session's

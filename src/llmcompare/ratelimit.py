@@ -10,7 +10,7 @@ Example:
     >>> from llmcompare.ratelimit import with_rate_limit
     >>> model = with_rate_limit(ScriptedModel(default="one two three"), rpm=600)
     >>> [chunk.text for chunk in model.stream("hi")]
-    ['one', ' two', ' three', '']
+    ['one ', 'two ', 'three', '']
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ Example:
     >>> model = Logged(ScriptedModel(default="one two three"))
     >>> [chunk.text for chunk in model.stream("hi")]
     sending hi
-    ['one', ' two', ' three', '']
+    ['one ', 'two ', 'three', '']
 """
 
 from __future__ import annotations
@@ -386,3 +386,8 @@ def _waited(completion: Completion, start: float) -> Completion:
 def _native_batching(model: Model) -> bool:
     """Whether a model batches requests itself (:attr:`~llmcompare.ModelBase.native_batching`)."""
     return isinstance(model, ModelBase) and model.native_batching
+
+
+def _native_streaming(model: Model) -> bool:
+    """Whether a model streams as it generates (:attr:`~llmcompare.ModelBase.native_streaming`)."""
+    return isinstance(model, ModelBase) and model.native_streaming

@@ -409,6 +409,79 @@ def test_small_batch_bounds_give_the_same_answers(llama: LlamaModel, llama_cache
         small.close()
 
 
+# -- transformers versions ---------------------------------------------------------------------
+
+
+class _PastKeyValuesOnly:
+    """The session's model behind a forward that takes the KV cache as ``past_key_values`` only.
+
+    That is the forward of the transformers releases before the argument was renamed ``cache``
+    (and of a model class not migrated yet): the engine must still pass the cache by that name.
+    """
+
+    def __init__(self, model: Any, cache_arg: str) -> None:
+        self._model = model
+        self._cache_arg = cache_arg
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def __call__(self, **kwargs: Any) -> Any:
+        return self.forward(**kwargs)
+
+    def forward(
+        self,
+        input_ids: Any = None,
+        attention_mask: Any = None,
+        position_ids: Any = None,
+        past_key_values: Any = None,
+        use_cache: bool | None = None,
+        return_dict: bool | None = None,
+        logits_to_keep: int = 0,
+    ) -> Any:
+        assert past_key_values is not None, "the engine did not pass its KV cache"
+        self.calls += 1
+        return self._model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=use_cache,
+            return_dict=return_dict,
+            logits_to_keep=logits_to_keep,
+            **{self._cache_arg: past_key_values},
+        )
+
+
+def test_the_kv_cache_goes_by_the_name_the_forward_takes(llama: LlamaModel) -> None:
+    import inspect
+
+    from llmcompare.backends.llama._engine import Engine
+
+    engine = llama._engine()
+    forward = inspect.signature(llama.hf_model.forward).parameters
+    # The name of the installed transformers: `cache` where it has it (its forward then warns
+    # that `past_key_values` goes, and warnings fail these tests), `past_key_values` before.
+    assert engine._cache_arg == ("cache" if "cache" in forward else "past_key_values")
+
+    old = _PastKeyValuesOnly(llama.hf_model, engine._cache_arg)
+    legacy = Engine(
+        engine.model_id,
+        old,
+        llama.tokenizer,
+        max_batch_size=engine.max_batch_size,
+        max_batch_tokens=engine.max_batch_tokens,
+        response_model=engine.response_model,
+    )
+    assert legacy._cache_arg == "past_key_values"
+    prompts = PROMPTS[:4]
+    jobs = [legacy.job(i, Request.of(p, max_tokens=16)) for i, p in enumerate(prompts)]
+    legacy.run(jobs)
+    assert old.calls > 1  # the prefill and the decoding steps all went through it
+    expected = [r.unwrap().text for r in llama.generate_batch(prompts, max_tokens=16)]
+    assert [legacy.final_text(j) for j in jobs] == expected
+
+
 # -- loading: once, lazily, cached -------------------------------------------------------------
 
 

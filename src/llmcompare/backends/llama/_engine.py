@@ -11,6 +11,7 @@ output is the same token for token as one request at a time.
 
 from __future__ import annotations
 
+import inspect
 import random
 import threading
 import time
@@ -123,6 +124,8 @@ class Engine:
         supports = getattr(model, "_supports_logits_to_keep", None)
         # Only the last position's logits are needed: skip the vocabulary projection elsewhere.
         self._keep: dict[str, int] = {"logits_to_keep": 1} if supports and supports() else {}
+        # The keyword the forward takes the KV cache by, found once per model.
+        self._cache_arg = _cache_argument(model)
         # One forward pass at a time: concurrent requests interleave step by step instead of
         # oversubscribing the cores, and each step's time is charged to the rows it served.
         self._lock = threading.Lock()
@@ -342,6 +345,21 @@ def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
     return frozenset(ids)
 
 
+def _cache_argument(model: Any) -> str:
+    """The keyword argument the model's forward takes its KV cache by.
+
+    transformers renamed ``past_key_values`` to ``cache``: recent releases (5.24, for one) warn
+    with a FutureWarning that the old name goes in 5.40, while the earlier 5.x releases (and a
+    model class not migrated yet) know only the old one. The forward's signature says which it
+    takes: transformers' decorators keep ``__wrapped__``, so ``inspect.signature`` sees it.
+    """
+    try:
+        parameters = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # no introspectable signature: the name every 5.x accepts
+        return "past_key_values"
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
 def _shared_prefix(prompts: Sequence[list[int]]) -> int:
     first = prompts[0]
     # Every row keeps at least one token of its own, whose logits start its answer.
@@ -363,8 +381,10 @@ class _Batch:
         self.last_pos: torch.Tensor | None = None
         self.logits: torch.Tensor | None = None
 
-    def _forward(self, **inputs: Any) -> torch.Tensor:
-        out = self.engine.model(**inputs, use_cache=True, return_dict=True, **self.engine._keep)
+    def _forward(self, cache: Any, **inputs: Any) -> torch.Tensor:
+        engine = self.engine
+        inputs[engine._cache_arg] = cache
+        out = engine.model(**inputs, use_cache=True, return_dict=True, **engine._keep)
         logits: torch.Tensor = out.logits[:, -1, :]
         return logits
 
@@ -386,7 +406,7 @@ class _Batch:
             if shared:
                 prefix = torch.tensor([prompts[0][:shared]], dtype=torch.long, device=device)
                 positions = torch.arange(shared, device=device).unsqueeze(0)
-                self._forward(input_ids=prefix, position_ids=positions, past_key_values=cache)
+                self._forward(cache, input_ids=prefix, position_ids=positions)
                 cache.batch_repeat_interleave(rows)
             width = max(len(p) for p in prompts) - shared
             ids = torch.full((rows, width), engine.pad_id, dtype=torch.long)
@@ -399,10 +419,10 @@ class _Batch:
             # Positions count real tokens only, so padding never shifts a row's positions.
             positions = (mask.cumsum(-1) - 1).clamp_(min=0)
             self.logits = self._forward(
+                cache,
                 input_ids=ids.to(device),
                 attention_mask=mask,
                 position_ids=positions[:, shared:],
-                past_key_values=cache,
             )
             self.cache, self.mask, self.last_pos = cache, mask, positions[:, -1:]
             elapsed = time.perf_counter() - start
@@ -439,10 +459,7 @@ class _Batch:
                 mask = torch.cat([mask, mask.new_ones((len(keep), 1))], dim=1)
                 last_pos = last_pos + 1
                 self.logits = self._forward(
-                    input_ids=nxt,
-                    attention_mask=mask,
-                    position_ids=last_pos,
-                    past_key_values=self.cache,
+                    self.cache, input_ids=nxt, attention_mask=mask, position_ids=last_pos
                 )
                 self.mask, self.last_pos = mask, last_pos
             elapsed = time.perf_counter() - start
