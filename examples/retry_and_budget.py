@@ -60,7 +60,7 @@ print(f"  refusal: {last_refusal[:70]}...")
 local = Completion(
     text="...",
     finish_reason="stop",
-    model="llama:SmolLM2-135M-Instruct",
+    model="llama:smollm2-135m-instruct",
     usage=Usage(input_tokens=40, output_tokens=60),
     compute_s=4.0,
 )
