@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pydantic
 import pytest
 from pydantic import BaseModel
 
@@ -21,7 +23,7 @@ from llmcompare.report import print_report, summary_table_rows, write_report
 from llmcompare.retry import RetryPolicy
 from llmcompare.scorers import JsonValid, Judge
 from llmcompare.testing import no_wait
-from openai_server import OpenAIServer, ok
+from openai_server import OpenAIServer, ok, rate_limited
 
 if TYPE_CHECKING:
     from llmcompare.backends.llama import LlamaModel
@@ -194,6 +196,14 @@ def test_full_comparison_with_the_chatgpt_backend_over_http(tmp_path: Path) -> N
     assert len(rows) == 6
     assert {r["model"] for r in rows} == {"chatgpt:gpt-4o-mini", "fake:local"}
     assert rows[0]["score:contains"] == "1.0"
+    with (tmp_path / "summary.csv").open() as f:
+        summary = list(csv.DictReader(f))
+    assert [s["model"] for s in summary] == list(result.run.models)
+    assert all(s["score_ci_low"] and s["score_ci_high"] for s in summary)
+    with (tmp_path / "pairs.csv").open() as f:
+        (pair,) = list(csv.DictReader(f))
+    assert (pair["model_a"], pair["model_b"]) == result.run.models
+    assert pair["verdict"] == result.differences[0].verdict()
 
     page = (tmp_path / "report.html").read_text()
     assert page.count("<table>") == 2
@@ -285,7 +295,8 @@ def test_real_llama_against_chatgpt_over_http(llama: LlamaModel, tmp_path: Path)
     assert first.usage.input_tokens == llama.count_tokens(result.items[0].conversation())
 
     written = write_report(result, tmp_path, ["json", "csv", "html", "png"])
-    assert len(written) == 6
+    # json, three CSVs (answers, summary, pairs), html, and three charts.
+    assert len(written) == 8
     assert Comparison.load(tmp_path / "comparison.json") == result
     page = (tmp_path / "report.html").read_text()
     assert page.count("<table>") == 2
@@ -339,3 +350,213 @@ def test_top_level_exports_are_lazy_and_work() -> None:
     assert llmcompare.compare is compare
     assert callable(llmcompare.generate_many)
     assert llmcompare.CostTracker.__name__ == "CostTracker"
+
+
+# -- numbers a team can decide on -------------------------------------------------------------
+
+
+N_ITEMS = 200
+# A right on 140, B on 110: both right on 100, A alone on 40, B alone on 10, neither on 50.
+A_RIGHT = set(range(0, 140))
+B_RIGHT = set(range(0, 100)) | set(range(140, 150))
+
+
+def yes_on(right: set[int], name: str) -> FunctionModel:
+    def answer(request: Request) -> str:
+        index = int(request.messages[-1].content.split()[-1])
+        return "yes" if index in right else "no"
+
+    return FunctionModel(answer, name=name)
+
+
+def yes_items(n: int = N_ITEMS) -> list[dict[str, object]]:
+    return [{"id": f"q{i}", "prompt": f"question {i}", "reference": "yes"} for i in range(n)]
+
+
+def exact_mcnemar(wins: int, losses: int) -> float:
+    """The two-sided exact binomial p-value for p = 0.5, from the binomial coefficients."""
+    n = wins + losses
+    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def test_a_paired_difference_against_the_exact_binomial() -> None:
+    result = compare([yes_on(A_RIGHT, "a"), yes_on(B_RIGHT, "b")], yes_items(), progress=False)
+    (pair,) = result.differences
+    d = pair.difference
+    assert (pair.model_a, pair.model_b) == ("fake:a", "fake:b")
+    assert (d.n, d.wins, d.ties, d.losses) == (200, 40, 150, 10)
+    assert d.delta == pytest.approx(0.15)
+    assert d.p_value == pytest.approx(exact_mcnemar(40, 10), rel=1e-9)
+    assert d.ci_low < 0.15 < d.ci_high
+    assert d.ci_low > 0  # 40 against 10: a real difference, and the interval says so
+    assert "fake:a \u2212 fake:b = +0.15" in pair.line()
+    assert "40 wins / 10 losses / 150 ties" in pair.line()
+    a, b = result.summaries
+    assert (a.score, b.score) == (pytest.approx(0.70), pytest.approx(0.55))
+    assert a.n_scored == b.n_scored == 200
+    assert a.score_ci_method == "wilson"
+    assert a.score_ci is not None
+    # The Wilson interval, computed from its formula.
+    z, p, n = 1.959963984540054, 0.70, 200
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert a.score_ci == (pytest.approx(centre - half), pytest.approx(centre + half))
+    # The same pair, asked for by name and by scorer.
+    again = result.difference("fake:a", "fake:b", scorer="contains")
+    assert again.difference == d
+
+
+def test_identical_models_differ_by_nothing_and_reruns_repeat_exactly() -> None:
+    first = compare([yes_on(A_RIGHT, "a"), yes_on(A_RIGHT, "b")], yes_items(), progress=False)
+    d = first.differences[0].difference
+    assert (d.delta, d.p_value, d.ties) == (0.0, 1.0, 200)
+    graded = [FunctionModel(lambda r: "yes no", name=n) for n in ("x", "y")]
+    items = [{**i, "scorers": ["max_words:1", "contains"]} for i in yes_items(30)]
+    one = compare(graded, items, progress=False)
+    two = compare(graded, items, progress=False)
+    assert one.differences == two.differences
+    assert one.summaries[0].score_ci == two.summaries[0].score_ci
+
+
+def test_a_model_that_fails_half_the_items_is_scored_on_the_common_items_and_flagged() -> None:
+    def half(request: Request) -> str:
+        index = int(request.messages[-1].content.split()[-1])
+        if index % 2:
+            raise BackendError("HTTP 400: refused", model_id="fake:half")
+        return "yes" if index < 4 else "no"  # right on 0 and 2 only
+
+    right = {0, 1, 2, 3, 5, 7}
+    result = compare([yes_on(right, "a"), FunctionModel(half, name="half")], yes_items(10))
+    a, b = result.summaries
+    common = [0, 2, 4, 6, 8]  # the items both answered
+    assert a.n_scored == b.n_scored == len(common)
+    assert a.score == pytest.approx(sum(i in right for i in common) / len(common))
+    assert b.score == pytest.approx(2 / 5)
+    assert b.score_failures_as_zero == pytest.approx(2 / 10)
+    assert b.failed == 5
+    assert result.differences[0].difference.n == len(common)
+    from llmcompare.report import notes
+
+    assert any(line.startswith("! fake:half failed 5 of 10") for line in notes(result))
+
+
+def test_samples_repeat_each_item_with_their_own_recorded_seed() -> None:
+    model = ScriptedModel(default="yes", name="s")
+    result = compare([model], yes_items(3), samples=3, seed=10, progress=False)
+    assert len(result.rows) == 9
+    assert sorted((r.item_id, r.sample, r.seed) for r in result.rows) == [
+        (f"q{i}", s, 10 + s) for i in range(3) for s in range(3)
+    ]
+    assert sorted(r.seed for r in model.history) == [10, 10, 10, 11, 11, 11, 12, 12, 12]
+    assert result.run.samples == 3
+    assert result.summaries[0].n_scored == 3  # three items, not nine: samples are one cluster
+
+
+@pytest.mark.parametrize(
+    ("item", "scorers", "match"),
+    [
+        ({"reference": "(unclosed", "scorers": ["regex"]}, (), "does not compile"),
+        ({"reference": "about ten", "scorers": ["numeric"]}, (), "has no number"),
+        ({"reference": "  ", "scorers": ["contains"]}, (), "non-empty reference"),
+        ({"reference": "x"}, ("not a scorer",), "callables"),
+    ],
+)
+def test_a_reference_a_scorer_cannot_use_is_refused_before_anything_is_sent(
+    item: dict[str, object], scorers: tuple[object, ...], match: str
+) -> None:
+    model = ScriptedModel(default="yes")
+    with pytest.raises(llmcompare.ConfigurationError, match=match):
+        compare([model], [{"id": "i", "prompt": "p", **item}], scorers=scorers)  # type: ignore[arg-type]
+    assert model.history == []
+
+
+def test_duplicate_ids_and_unknown_overrides_are_refused_before_anything_is_sent() -> None:
+    model = ScriptedModel(default="yes", name="s")
+    with pytest.raises(llmcompare.ConfigurationError, match=r"unique.*\['x'\]"):
+        compare([model], [{"id": "x", "prompt": "a"}, {"id": "x", "prompt": "b"}])
+    with pytest.raises(llmcompare.ConfigurationError, match="fake:typo"):
+        compare([model], ["a"], overrides={"fake:typo": {"temperature": 1.0}})
+    with pytest.raises(pydantic.ValidationError):
+        compare([model], ["a"], overrides={"fake:s": {"temperature": -1.0}})
+    assert model.history == []
+
+
+def chatgpt(server: OpenAIServer, name: str = "gpt-4o-mini") -> llmcompare.Model:
+    from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
+
+    return ChatGPTModel(name, ChatGPTOptions(base_url=server.url, api_key="sk-test-0"))
+
+
+def test_a_gpt5_row_records_that_temperature_was_not_sent() -> None:
+    with OpenAIServer() as server, chatgpt(server, "gpt-5.4-mini") as model:
+        with pytest.warns(UserWarning, match="temperature"):
+            result = compare([model], ["Say hi"], progress=False)
+        (body,) = [r.body for r in server.chat_requests]
+    assert "temperature" not in body
+    assert body["max_completion_tokens"] == 256
+    sent = result.rows[0].completion.sent  # type: ignore[union-attr]
+    assert sent is not None
+    assert "temperature" not in sent.params
+    assert sent.params["max_completion_tokens"] == 256
+    assert any("temperature=0.0 not sent" in n for n in sent.notes)
+    summary = result.summaries[0]
+    assert any("temperature" in n for n in summary.adjustments)
+    from llmcompare.report import notes
+
+    assert any("temperature=0.0 not sent" in line for line in notes(result))
+
+
+def test_compare_streams_api_models_so_every_row_has_a_first_token_time() -> None:
+    with OpenAIServer() as server, chatgpt(server) as model:
+        result = compare([model], ["one", "two", "three"], progress=False)
+        assert all(r.body.get("stream") is True for r in server.chat_requests)
+    for row in result.rows:
+        c = row.completion
+        assert c is not None
+        assert c.ttft_s is not None
+        assert 0 < c.ttft_s <= c.latency_s
+        assert c.sent is not None
+        assert c.sent.params["temperature"] == 0.0  # a classic model gets the shared setting
+    assert result.summaries[0].ttft_p50_s is not None
+
+
+def test_a_retried_request_in_a_comparison_reports_its_wait() -> None:
+    with OpenAIServer() as server, chatgpt(server) as model:
+        server.script(rate_limited(retry_after="1"), ok("hello"))
+        result = compare([model], ["hi"], progress=False)
+    c = result.rows[0].completion
+    assert c is not None
+    assert c.attempts == 2
+    assert c.latency_s >= 1.0
+    assert result.summaries[0].retries == 1
+
+
+def test_a_score_outside_0_1_is_dropped_with_a_warning_not_a_lost_run() -> None:
+    def length(completion: Completion, item: PromptItem) -> float:
+        return float(len(completion.text))
+
+    model = ScriptedModel(default="eleven char", name="s")
+    with pytest.warns(RuntimeWarning, match=r"must be in \[0, 1\]"):
+        result = compare([model], ["a", "b"], scorers=[length], progress=False)
+    assert result.rows[0].completion is not None
+    assert result.rows[0].scores == {"length": None}
+    with pytest.raises(llmcompare.ConfigurationError, match="stats_seed"):
+        compare([model], ["a"], stats_seed=-1)
+
+
+def test_a_model_that_answered_nothing_does_not_blank_the_others() -> None:
+    def broken(request: Request) -> str:
+        raise BackendError("HTTP 400: bad request", model_id="fake:broken")
+
+    result = compare(
+        [yes_on(A_RIGHT, "a"), FunctionModel(broken, name="broken"), yes_on(B_RIGHT, "b")],
+        yes_items(),
+        progress=False,
+    )
+    a, dead, b = result.summaries
+    assert (a.n_scored, b.n_scored) == (200, 200)
+    assert (a.score, b.score) == (pytest.approx(0.70), pytest.approx(0.55))
+    assert dead.score is None
+    assert dead.n_scored == 0
+    assert [(p.model_a, p.model_b) for p in result.differences] == [("fake:a", "fake:b")]

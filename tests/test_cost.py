@@ -1,16 +1,13 @@
-"""Cost accounting: the price table, cost_of, local costs, RAPL, the tracker and budgets."""
+"""Cost accounting: cost_of, local costs, RAPL, the tracker and budgets (prices: test_prices.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
-from datetime import date
 from decimal import Decimal
 from functools import reduce
-from pathlib import Path
 
 import pydantic
 import pytest
@@ -21,7 +18,6 @@ from llmcompare import (
     BackendError,
     BudgetExceeded,
     Completion,
-    ConfigurationError,
     ModelBase,
     ModelInfo,
     Request,
@@ -35,17 +31,12 @@ from llmcompare.cost import (
     Cost,
     CostTracker,
     LocalHardware,
-    Price,
     UnpricedModelWarning,
     cost_of,
-    get_price,
     input_token_bound,
-    load_prices,
-    prices,
     register_price,
     reset_prices,
 )
-from llmcompare.energy import EnergyMeter, read_energy_uj
 
 
 @pytest.fixture(autouse=True)
@@ -71,124 +62,6 @@ def done(
     )
 
 
-# -- the price table -----------------------------------------------------------------------------
-
-
-def test_builtin_prices_cover_the_current_openai_chat_models_with_sources() -> None:
-    table = {p.model: p for p in prices()}
-    for name in (
-        "gpt-4o",
-        "gpt-4o-mini",
-        "gpt-4.1",
-        "gpt-4.1-mini",
-        "gpt-4.1-nano",
-        "o1",
-        "o3",
-        "o3-mini",
-        "o4-mini",
-        "gpt-5",
-        "gpt-5-mini",
-        "gpt-5-nano",
-    ):
-        price = table[name]
-        assert price.source.startswith("https://")
-        assert isinstance(price.as_of, date)
-        for amount in (price.input, price.output, price.cached_input):
-            assert amount is None or isinstance(amount, Decimal)
-        assert price.output >= price.input > 0
-        assert price.cached_input is None or price.cached_input < price.input
-    assert table["gpt-4o-mini"].input == Decimal("0.15")
-    assert table["gpt-4o-mini"].cached_input == Decimal("0.075")
-    assert table["gpt-4o-mini"].output == Decimal("0.60")
-
-
-def test_lookup_by_llmcompare_id_and_by_dated_provider_name() -> None:
-    assert get_price("chatgpt:gpt-4o-mini").model == "gpt-4o-mini"  # type: ignore[union-attr]
-    by_snapshot = get_price("chatgpt:gpt-4o-mini", "gpt-4o-mini-2024-07-18")
-    assert by_snapshot is not None
-    assert by_snapshot.model == "gpt-4o-mini"
-    assert get_price("chatgpt:gpt-4-0613").model == "gpt-4"  # type: ignore[union-attr]
-    # A snapshot with a price of its own is not confused with the current one.
-    assert get_price("chatgpt:gpt-4o", "gpt-4o-2024-05-13").input == Decimal(5)  # type: ignore[union-attr]
-    assert get_price("chatgpt:gpt-4o", "gpt-4o-2024-08-06").input == Decimal("2.50")  # type: ignore[union-attr]
-    # Names that merely start like a priced model are not priced as it.
-    assert get_price("chatgpt:gpt-4o-mini-search-preview") is None
-    assert get_price("llama:smollm2-135m") is None
-
-
-def test_registered_prices_win_and_can_target_one_llmcompare_id() -> None:
-    register_price("gpt-4o-mini", input="1", output="2", source="my contract")
-    assert get_price("chatgpt:gpt-4o-mini").input == Decimal(1)  # type: ignore[union-attr]
-    register_price("chatgpt:my-finetune", input="0.30", output="1.20", cached_input="0.15")
-    price = get_price("chatgpt:my-finetune", "ft:gpt-4o-mini:acme::abc")
-    assert price is not None
-    assert (price.input, price.cached_input, price.output) == (
-        Decimal("0.30"),
-        Decimal("0.15"),
-        Decimal("1.20"),
-    )
-    assert price.as_of == date.today()
-    reset_prices()
-    assert get_price("chatgpt:gpt-4o-mini").input == Decimal("0.15")  # type: ignore[union-attr]
-    assert get_price("chatgpt:my-finetune") is None
-
-
-def test_register_refuses_bad_prices() -> None:
-    with pytest.raises(pydantic.ValidationError):
-        register_price("m", input="-1", output="1")
-    with pytest.raises(pydantic.ValidationError):
-        register_price("m", input="1")  # no output price
-    with pytest.raises(pydantic.ValidationError):
-        Price(model="m", input=Decimal(1), output=Decimal(1), surprise=1)  # type: ignore[call-arg]
-
-
-def test_load_prices_in_the_common_per_token_layout(tmp_path: Path) -> None:
-    table = {
-        "sample_spec": {"input_cost_per_token": 0.0, "output_cost_per_token": 0.0},
-        "acme-large": {
-            "input_cost_per_token": 2.5e-06,
-            "output_cost_per_token": 1e-05,
-            "cache_read_input_token_cost": 1.25e-06,
-            "litellm_provider": "acme",
-            "mode": "chat",
-        },
-        "acme-small": {"input_cost_per_token": 1.5e-07, "output_cost_per_token": 6e-07},
-        "acme-image": {"output_cost_per_image": 0.04, "mode": "image_generation"},
-    }
-    path = tmp_path / "prices.json"
-    path.write_text(json.dumps(table))
-    loaded = load_prices(path, as_of=date(2026, 1, 2))
-    assert sorted(p.model for p in loaded) == ["acme-large", "acme-small"]
-    large = get_price("chatgpt:acme-large")
-    assert large is not None
-    # Floats become exact decimals per million tokens.
-    assert (large.input, large.cached_input, large.output) == (
-        Decimal("2.5"),
-        Decimal("1.25"),
-        Decimal(10),
-    )
-    assert str(large.output) == "10"
-    assert large.source == str(path)
-    assert large.as_of == date(2026, 1, 2)
-    small = get_price("x:acme-small")
-    assert small is not None
-    assert (small.input, small.output) == (Decimal("0.15"), Decimal("0.6"))
-
-
-def test_load_prices_in_llmcompare_layout_and_bad_files(tmp_path: Path) -> None:
-    loaded = load_prices(
-        {"prices": [{"model": "mine", "input": "1", "output": "3", "source": "me"}]}
-    )
-    assert loaded[0].output == Decimal(3)
-    assert get_price("fake:mine") == loaded[0]
-    bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
-    with pytest.raises(ConfigurationError, match="cannot read"):
-        load_prices(bad)
-    with pytest.raises(ConfigurationError, match="cannot read"):
-        load_prices(tmp_path / "missing.json")
-
-
 # -- cost_of -------------------------------------------------------------------------------------
 
 
@@ -202,13 +75,7 @@ def test_cached_input_at_the_cached_price_and_reasoning_as_output() -> None:
     assert cost.status == "priced"
     assert cost.kwh is None
     assert "CommitBrief" in cost.source
-    assert "as of 2026-11-22" in cost.source
-
-
-def test_the_dated_response_model_decides_the_price() -> None:
-    old = cost_of(done("chatgpt:gpt-4o", "gpt-4o-2024-05-13", input_tokens=1000, output_tokens=0))
-    new = cost_of(done("chatgpt:gpt-4o", "gpt-4o-2024-11-20", input_tokens=1000, output_tokens=0))
-    assert (old.usd, new.usd) == (Decimal("0.005"), Decimal("0.0025"))
+    assert "as of 2026-05-01" in cost.source
 
 
 def test_cached_tokens_of_a_model_without_cached_price_are_charged_as_input() -> None:
@@ -340,39 +207,6 @@ def test_local_and_api_costs_compare_per_1k_tokens() -> None:
     api = cost_of(done(input_tokens=1000, output_tokens=1000))
     assert api.per_1k_tokens(2000) == Decimal("0.000375")
     assert Cost().per_1k_tokens(0) is None
-
-
-def write_zone(root: Path, name: str, label: str, energy_uj: int, wrap: int) -> None:
-    zone = root / name
-    zone.mkdir(parents=True, exist_ok=True)
-    (zone / "name").write_text(label + "\n")
-    (zone / "energy_uj").write_text(f"{energy_uj}\n")
-    (zone / "max_energy_range_uj").write_text(f"{wrap}\n")
-
-
-def test_rapl_counters_of_cpu_packages_are_read_with_wraparound(tmp_path: Path) -> None:
-    write_zone(tmp_path, "intel-rapl:0", "package-0", 1_000_000, 10_000_000)
-    write_zone(tmp_path, "intel-rapl:1", "package-1", 9_500_000, 10_000_000)
-    write_zone(tmp_path, "intel-rapl:2", "psys", 5_000_000, 10_000_000)  # would double count
-    write_zone(tmp_path, "intel-rapl:0:0", "core", 1, 10_000_000)  # a sub-zone
-    assert read_energy_uj(tmp_path) == 10_500_000
-    meter = EnergyMeter(tmp_path)
-    assert meter.available
-    meter.start()
-    write_zone(tmp_path, "intel-rapl:0", "package-0", 3_000_000, 10_000_000)  # +2 J
-    write_zone(tmp_path, "intel-rapl:1", "package-1", 499_999, 10_000_000)  # wrapped: +1 J
-    assert meter.stop() == pytest.approx(3.0)
-
-
-def test_rapl_absent_or_unreadable_means_no_measurement(tmp_path: Path) -> None:
-    assert read_energy_uj(tmp_path / "nothing") is None
-    with EnergyMeter(tmp_path / "nothing") as meter:
-        pass
-    assert meter.joules is None
-    assert not meter.available
-
-
-# -- the tracker ---------------------------------------------------------------------------------
 
 
 def priced_model(name: str = "gpt-4o-mini", reply: str = "four words of reply") -> ScriptedModel:
@@ -520,15 +354,17 @@ async def test_budget_holds_for_concurrent_async_calls_with_smaller_real_usage()
     assert total.input_tokens + total.output_tokens <= budget.max_tokens  # type: ignore[operator]
 
 
-def test_streams_reserve_at_creation_and_settle_or_release() -> None:
+def test_streams_reserve_at_their_first_read_and_settle_or_release() -> None:
     tracker = CostTracker(Budget(max_usd="1"))
     model = tracker.wrap(priced_model())
     full = tracker.remaining_usd
     with model.stream("hi there", max_tokens=50) as stream:
+        assert tracker.remaining_usd == full  # nothing is sent before the first read
+        first = next(stream).text
         assert tracker.remaining_usd is not None
         assert full is not None
         assert tracker.remaining_usd < full  # reserved while in flight
-        text = "".join(c.text for c in stream)
+        text = first + "".join(c.text for c in stream)
     assert text == "four words of reply"
     assert stream.completion.text == text
     assert tracker.total.requests == 1
@@ -536,9 +372,66 @@ def test_streams_reserve_at_creation_and_settle_or_release() -> None:
     assert tracker.remaining_usd == Decimal(1) - spent
 
     stream = model.stream("never read", max_tokens=50)
-    stream.close()  # closed unread: the reservation is given back
+    stream.close()  # closed unread: nothing was sent, nothing is counted
+    assert tracker.remaining_usd == Decimal(1) - spent
+    assert tracker.total.requests == 1
+    assert tracker.total.failed == 0
+
+    stream = model.stream("read once", max_tokens=50)
+    next(stream)
+    stream.close()  # closed after the first chunk: sent, so counted as failed, and released
     assert tracker.remaining_usd == Decimal(1) - spent
     assert tracker.total.failed == 1
+
+
+def test_an_unread_stream_cannot_hold_a_local_probe() -> None:
+    tracker = CostTracker(Budget(max_usd="1000"), hardware=LocalHardware(usd_per_hour=3600))
+    model = tracker.wrap(LocalBatcher())
+    idle = model.stream("a", max_tokens=1)  # created, never read: it holds nothing
+    assert model.generate("b", max_tokens=1).text == "ok"
+    del idle
+
+
+def test_a_probe_that_fails_is_followed_by_another_not_by_lost_rows() -> None:
+    class FirstFails(LocalBatcher):
+        def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
+            if self.sent == 0:
+                self.sent += len(requests)
+                return [BackendError("out of memory", model_id=self.id) for _ in requests]
+            return super()._generate_batch(requests)
+
+    tracker = CostTracker(Budget(max_usd="1000"), hardware=LocalHardware(usd_per_hour=3600))
+    results = generate_many(
+        FirstFails(), list("abcdef"), concurrency=3, tracker=tracker, max_tokens=1
+    )
+    assert [r.ok for r in results] == [False, True, True, True, True, True]
+
+
+def test_a_short_probe_does_not_let_long_answers_overrun_the_budget() -> None:
+    class Decoder(ModelBase):
+        """Local: the prompt is nearly free, each output token costs 0.02 s of compute."""
+
+        def __init__(self) -> None:
+            super().__init__(ModelInfo(provider="llama", name="decoder", open_weights=True))
+
+        def _generate(self, request: Request) -> Completion:
+            out = request.max_tokens or 1
+            return Completion(
+                text="x " * out,
+                finish_reason="length",
+                usage=Usage(input_tokens=5, output_tokens=out),
+                model=self.id,
+                compute_s=0.001 + 0.02 * out,
+            )
+
+    hardware = LocalHardware(usd_per_hour=3600)  # a dollar per second
+    tracker = CostTracker(Budget(max_usd="0.1"), hardware=hardware)
+    model = tracker.wrap(Decoder())
+    model.generate("probe", max_tokens=1)  # 0.021 $, one token: the rate per output token
+    prompts = ["long answer please"] * 16
+    generate_many(model, prompts, concurrency=8, max_tokens=200, progress=False)
+    # Each long answer costs ~4 $: none fits next to the probe, so none is sent.
+    assert tracker.spent_usd <= Decimal("0.1")
 
 
 async def test_async_streams_are_tracked() -> None:
@@ -609,19 +502,50 @@ def test_batch_through_the_tracker_refuses_what_does_not_fit() -> None:
     assert total.cost.status == "estimated"
 
 
-def test_local_usd_budget_stops_once_spent() -> None:
+def test_local_usd_budget_holds_after_a_probe_measures_the_cost() -> None:
     hardware = LocalHardware(usd_per_hour=3600)  # a dollar per second, to make it obvious
-    tracker = CostTracker(Budget(max_usd="10"), hardware=hardware)
-    inner = LocalBatcher()
+    tracker = CostTracker(Budget(max_usd="400"), hardware=hardware)
+    inner = LocalBatcher()  # 3.6 s of compute and one output token a request: $3.60 a token
     model = tracker.wrap(inner)
-    model.generate("a")  # 3.6 $
-    model.generate("b")  # 7.2 $
-    model.generate("c")  # 10.8 $: a local cost is known only afterwards
-    with pytest.raises(BudgetExceeded):
-        model.generate("d")
-    assert inner.sent == 3
-    assert tracker.spent_usd == Decimal("10.8")
+    # The first request runs alone (a probe): nothing bounds a local cost before it is measured.
+    assert tracker.needs_probe(model.id)
+    model.generate("a", max_tokens=1)
+    assert not tracker.needs_probe(model.id)
+    # From then on each request reserves $3.60 x (its input bound + max_tokens) before it goes.
+    worst = Decimal("3.6") * (input_token_bound(Request.of("b")) + 1)
+    sent = 1
+    for _ in range(100):
+        try:
+            model.generate("b", max_tokens=1)
+        except BudgetExceeded:
+            break
+        sent += 1
+    else:
+        pytest.fail("the budget never refused a request")
+    assert inner.sent == sent
+    assert tracker.spent_usd == Decimal("3.6") * sent
+    assert tracker.spent_usd <= Decimal(400)  # the budget held
+    assert tracker.spent_usd + worst > Decimal(400)  # and only what could not fit was refused
     assert tracker.total.cost.status == "priced"
+
+
+def test_a_local_probe_goes_alone_and_the_rest_of_its_batch_is_not_sent() -> None:
+    tracker = CostTracker(Budget(max_usd="1000"), hardware=LocalHardware(usd_per_hour=3600))
+    inner = LocalBatcher()
+    results = tracker.wrap(inner).generate_batch(["a", "b", "c"], max_tokens=1)
+    assert inner.sent == 1
+    assert [r.ok for r in results] == [True, False, False]
+    assert "runs alone" in str(results[1].error)
+    assert tracker.total.refused == 0  # waiting for a probe is not a refusal by the budget
+
+
+def test_generate_many_sends_a_local_probe_first_then_batches() -> None:
+    tracker = CostTracker(Budget(max_usd="1000"), hardware=LocalHardware(usd_per_hour=3600))
+    inner = LocalBatcher()
+    results = generate_many(inner, ["a", "b", "c", "d"], tracker=tracker, max_tokens=1)
+    assert all(r.ok for r in results)
+    assert inner.sent == 4
+    assert tracker.spent_usd == Decimal("3.6") * 4
 
 
 def test_budget_values_are_decimal_and_validated() -> None:
@@ -630,3 +554,28 @@ def test_budget_values_are_decimal_and_validated() -> None:
         Budget(max_usd=-1)
     with pytest.raises(pydantic.ValidationError):
         Budget(max_requests=5, surprise=1)  # type: ignore[call-arg]
+
+
+def test_measured_energy_on_a_completion_reaches_its_cost_with_the_method() -> None:
+    measured = Completion(
+        text="ok",
+        finish_reason="stop",
+        usage=Usage(input_tokens=5, output_tokens=1),
+        model="llama:tiny",
+        compute_s=2.0,
+        energy_j=7200.0,  # 2 Wh
+        energy_method="measured-nvml",
+    )
+    cost = cost_of(measured)
+    assert cost.kwh == Decimal("0.002")
+    assert cost.energy == "measured-nvml"
+    assert "NVML" in cost.assumptions
+    estimated = cost_of(measured.model_copy(update={"energy_j": None, "energy_method": None}))
+    assert estimated.energy == "estimated"
+    assert estimated.kwh == pytest.approx(Decimal("11.5") * 2 / 3_600_000, abs=Decimal("1e-12"))
+    assert (cost + estimated).energy == "mixed"
+    assert (cost + cost).energy == "measured-nvml"
+    tracker = CostTracker()
+    tracker.record(measured)
+    assert tracker.total.cost.kwh == Decimal("0.002")
+    assert tracker.total.cost.energy == "measured-nvml"

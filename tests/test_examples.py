@@ -50,7 +50,8 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "compare_models.py": (
         "No OPENAI_API_KEY: ChatGPT's place is taken by transformers serve",
         "answered: 10/10",
-        "comparison.csv, comparison.json, latency.png, quality_vs_cost.png, report.html",
+        "comparison.csv, comparison.json, latency.png, pairs.csv, quality_vs_cost.png, "
+        "report.html, summary.csv",
     ),
 }
 

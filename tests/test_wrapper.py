@@ -170,7 +170,7 @@ def test_hooks_see_failures_and_streams_closed_early() -> None:
     stream = model.stream("three")
     next(stream)
     stream.close()
-    model.stream("four").close()  # never read
+    model.stream("four").close()  # never read: nothing was sent, no hook runs
     with model.stream("five") as s:
         assert "".join(c.text for c in s) == "fine"
     assert s.completion.text == "fine!"
@@ -178,7 +178,6 @@ def test_hooks_see_failures_and_streams_closed_early() -> None:
         "failed one ValueError",
         "after two",
         "failed three GeneratorExit",
-        "failed four GeneratorExit",
         "after five",
     ]
 
@@ -217,13 +216,13 @@ def test_a_retried_stream_counts_its_first_token_from_the_call() -> None:
 
 
 def test_a_rate_limit_wait_counts_in_the_latency() -> None:
-    # 100 per minute: the bucket refills 1.64 a second and starts full (1.64), so the second
-    # request waits (1 - 0.64) / 1.64 = 0.22 s.
-    model = with_rate_limit(ScriptedModel(default="ok"), rpm=100)
+    # 60 per minute: the bucket holds 0.98 of a request and refills 0.98 a second, so the second
+    # request waits about a second after the first (less only by the time the first took).
+    model = with_rate_limit(ScriptedModel(default="ok"), rpm=60)
     first = model.generate("a")
     second = model.generate("b")
-    assert first.latency_s < 0.1
-    assert second.latency_s >= 0.2
+    assert first.latency_s < 0.5
+    assert second.latency_s >= 0.5
 
 
 # -- rate limits reach compare() and the CLI ----------------------------------------------------

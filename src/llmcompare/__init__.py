@@ -38,6 +38,7 @@ from llmcompare.types import (
     Request,
     Result,
     Role,
+    Sent,
     Settings,
     Usage,
 )
@@ -105,6 +106,7 @@ __all__ = [
     "Result",
     "RetryPolicy",
     "Role",
+    "Sent",
     "Settings",
     "Stream",
     "UnknownModelError",

@@ -249,6 +249,7 @@ async def agenerate_many(
     tracker: CostTracker | None = None,
     progress: bool | None = None,
     results_file: str | os.PathLike[str] | None = None,
+    stream: bool = False,
     **settings: Unpack[Settings],
 ) -> list[Result]:
     """Answer many prompts concurrently; the async twin of :func:`generate_many`.
@@ -270,6 +271,9 @@ async def agenerate_many(
         results_file: A JSONL file to write each finished request to, and to resume from:
             requests that succeeded in an earlier run with the same model, prompts and settings
             are not sent again (failed ones are).
+        stream: Read each answer as a stream, so its time to first token (``ttft_s``) is
+            measured; the completion is the same. (A model with its own batching is driven
+            through its batches, which report each row's first token anyway.)
         **settings: Generation settings applied to every prompt.
 
     Returns:
@@ -294,9 +298,20 @@ async def agenerate_many(
         if todo:
             runner = _compose(model, retry, rpm, tpm, tracker)
             if _native_batching(runner):
+                # A dollar budget on a local model: requests run alone until one has succeeded
+                # (the probe), so its measured cost bounds what each row of the batches after it
+                # reserves. A probe that fails is followed by another, never by a lost batch.
+                while (
+                    todo
+                    and tracker is not None
+                    and model.info.open_weights
+                    and tracker.needs_probe(model.id)
+                ):
+                    await _run_batches(runner, requests, todo[:1], 1, results, store, bar)
+                    todo = todo[1:]
                 await _run_batches(runner, requests, todo, concurrency, results, store, bar)
             else:
-                await _run_each(runner, requests, todo, concurrency, results, store, bar)
+                await _run_each(runner, requests, todo, concurrency, results, store, bar, stream)
     finally:
         bar.close()
         if store is not None:
@@ -312,6 +327,7 @@ async def _run_each(
     results: list[Result | None],
     store: _ResultsFile | None,
     bar: _Progress,
+    stream: bool,
 ) -> None:
     pending = iter(todo)
 
@@ -321,7 +337,12 @@ async def _run_each(
         for i in pending:
             request = requests[i]
             try:
-                result = Result(i, request, completion=await runner.agenerate(request))
+                if stream:
+                    async with runner.astream(request) as answer:
+                        completion = await answer.until_done()
+                else:
+                    completion = await runner.agenerate(request)
+                result = Result(i, request, completion=completion)
             except Exception as exc:  # noqa: BLE001 - the error is the result (not cancellation)
                 result = Result(i, request, error=exc)
             results[i] = result
@@ -379,6 +400,7 @@ def generate_many(
     tracker: CostTracker | None = None,
     progress: bool | None = None,
     results_file: str | os.PathLike[str] | None = None,
+    stream: bool = False,
     **settings: Unpack[Settings],
 ) -> list[Result]:
     """Answer many prompts concurrently: one result per prompt, in order, failures kept.
@@ -406,6 +428,7 @@ def generate_many(
             :class:`~llmcompare.BudgetExceeded` result).
         progress: Show a progress bar on stderr; None shows it when stderr is a terminal.
         results_file: A JSONL file to write each finished request to, and to resume from.
+        stream: Read each answer as a stream, to measure its time to first token.
         **settings: Generation settings applied to every prompt.
 
     Returns:
@@ -435,6 +458,7 @@ def generate_many(
             tracker=tracker,
             progress=progress,
             results_file=results_file,
+            stream=stream,
             **settings,
         )
 

@@ -92,6 +92,13 @@ def main() -> None:
 @click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature.")
 @click.option("--seed", type=int, help="Sampling seed.")
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--samples",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Run each item this many times per model (sample s gets seed base + s).",
+)
 @click.option("--budget-usd", type=Decimal, help="Refuse requests beyond this many dollars.")
 @click.option(
     "--rpm",
@@ -113,6 +120,7 @@ def compare_cmd(
     temperature: float | None,
     seed: int | None,
     concurrency: int,
+    samples: int,
     budget_usd: Decimal | None,
     rpm: float | None,
     tpm: float | None,
@@ -145,6 +153,7 @@ def compare_cmd(
             built,
             items,
             concurrency=concurrency,
+            samples=samples,
             rpm=rpm,
             tpm=tpm,
             budget=budget,

@@ -1,8 +1,9 @@
-"""Measured energy: the CPU packages' RAPL counters, read from Linux's powercap interface.
+"""Measured energy: the CPU packages' RAPL counters (Linux powercap) and NVIDIA GPUs' NVML counter.
 
 The cost math (:mod:`llmcompare.cost`) turns joules into kWh, dollars and CO2; this module only
 reads them. RAPL is machine-wide (everything on the CPU is measured, not only the model), often
-readable by root only, and absent in most VMs: every reader says None rather than guess.
+readable by root only, and absent in most VMs; NVML needs ``nvidia-ml-py`` and a Volta or later
+GPU. Every reader says None rather than guess.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from typing_extensions import Self
 
-__all__ = ["POWERCAP_ROOT", "EnergyMeter", "read_energy_uj"]
+from llmcompare.types import EnergyMethod
+
+__all__ = ["POWERCAP_ROOT", "EnergyCounter", "EnergyMeter", "energy_counter", "read_energy_uj"]
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
 """Where Linux exposes the RAPL counters."""
@@ -131,3 +135,127 @@ class EnergyMeter:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class EnergyCounter:
+    """A machine's cumulative energy counter for one device: read it, subtract two readings.
+
+    Backends measure their own compute with it (the Llama backend reads it around every batch
+    step and shares each step's joules out among its rows, as it does compute time). Get one
+    with :func:`energy_counter`.
+
+    Attributes:
+        method: How it measures: ``"measured-rapl"`` (CPU packages) or ``"measured-nvml"`` (an
+            NVIDIA GPU's own counter).
+    """
+
+    method: EnergyMethod
+
+    def read(self) -> object | None:
+        """Take a reading (opaque); None when the counter cannot be read right now."""
+        raise NotImplementedError
+
+    def joules(self, start: object, end: object) -> float | None:
+        """Joules between two readings, or None when either is missing."""
+        raise NotImplementedError
+
+
+class _Rapl(EnergyCounter):
+    method: EnergyMethod = "measured-rapl"
+
+    def __init__(self, zones: list[Path]) -> None:
+        self._zones = zones
+
+    def read(self) -> object | None:
+        return _read_zones(self._zones)
+
+    def joules(self, start: object, end: object) -> float | None:
+        if not isinstance(start, list) or not isinstance(end, list):
+            return None
+        return _joules(start, end)
+
+
+class _Nvml(EnergyCounter):
+    method: EnergyMethod = "measured-nvml"
+
+    def __init__(self, nvml: Any, handle: Any) -> None:
+        self._nvml = nvml
+        self._handle = handle
+
+    def read(self) -> object | None:
+        try:
+            # Millijoules since the driver loaded (Volta and later).
+            return int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle))
+        except Exception:  # noqa: BLE001 - an unreadable counter is no measurement, never an error
+            return None
+
+    def joules(self, start: object, end: object) -> float | None:
+        if not isinstance(start, int) or not isinstance(end, int) or end < start:
+            return None
+        return (end - start) / 1000.0
+
+
+def energy_counter(device: str, root: Path = POWERCAP_ROOT) -> EnergyCounter | None:
+    """The energy counter for a device, when this machine lets it be read.
+
+    ``"cuda"`` / ``"cuda:N"``: the GPU's NVML counter (needs ``nvidia-ml-py``, part of the
+    ``llama`` extra, and a Volta or later GPU). ``"cpu"``: the CPU packages' RAPL counters
+    (machine-wide: other programs' work counts too). Anything else, or a counter that cannot be
+    read (most VMs, non-root users), gives None, and costs estimate energy from watts instead.
+
+    Args:
+        device: A torch device string.
+        root: The powercap directory, for RAPL.
+
+    Returns:
+        A counter, or None.
+    """
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        return _nvml_counter(int(index) if index.isdigit() else 0)
+    if kind == "cpu":
+        zones = _zones(root)
+        if zones and _read_zones(zones) is not None:
+            return _Rapl(zones)
+    return None
+
+
+def _nvml_counter(index: int) -> EnergyCounter | None:
+    try:
+        import pynvml  # nvidia-ml-py: optional, and untyped
+
+        pynvml.nvmlInit()
+        handle = _nvml_handle(pynvml, index)
+        pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+    except Exception:  # noqa: BLE001 - no library, no driver or an older GPU: no measurement
+        return None
+    return _Nvml(pynvml, handle)
+
+
+def _nvml_handle(pynvml: Any, index: int) -> Any:
+    """The NVML handle of torch's ``cuda:index``.
+
+    torch numbers the GPUs that ``CUDA_VISIBLE_DEVICES`` leaves visible; NVML numbers them all.
+    The GPU's UUID names the same device in both; without torch's answer, the variable itself
+    says which physical GPU ``cuda:index`` is.
+    """
+    import os
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            uuid = str(torch.cuda.get_device_properties(index).uuid)
+        except Exception:  # noqa: BLE001 - an older torch without .uuid: use the variable below
+            uuid = ""
+        if uuid:
+            return pynvml.nvmlDeviceGetHandleByUUID(
+                uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}"
+            )
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v]
+    if index < len(visible):
+        chosen = visible[index]
+        if chosen.isdigit():
+            return pynvml.nvmlDeviceGetHandleByIndex(int(chosen))
+        return pynvml.nvmlDeviceGetHandleByUUID(chosen)
+    return pynvml.nvmlDeviceGetHandleByIndex(index)

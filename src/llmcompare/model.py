@@ -174,7 +174,7 @@ class _StreamState:
         # A backend that ends a stream without usage has not counted anything: say so rather
         # than report a silent zero.
         usage = self.usage if self.usage is not None else Usage(estimated=True)
-        built = Completion(
+        return Completion(
             text="".join(self.parts),
             finish_reason=self.finish_reason or "stop",
             usage=usage,
@@ -184,7 +184,6 @@ class _StreamState:
             latency_s=latency,
             ttft_s=self.ttft if self.ttft is not None else latency,
         )
-        return self.model._finalize_stream(built)
 
 
 class Stream(Iterator[Chunk]):
@@ -464,8 +463,13 @@ class ModelBase:
                 out.append(exc)
         return out
 
-    def _finalize_stream(self, completion: Completion) -> Completion:
-        """Add backend facts (compute time, device, ...) to a completion built from a stream."""
+    def _finalize_stream(self, completion: Completion, request: Request) -> Completion:
+        """Add backend facts (compute time, device, what was sent) to a streamed completion.
+
+        Args:
+            completion: The completion built from the chunks, with the stream's timings.
+            request: The request the stream answered.
+        """
         return completion
 
     # -- the public protocol --------------------------------------------------------------------
@@ -502,13 +506,15 @@ class ModelBase:
         Backends without streaming answer in a single chunk, so the same code works everywhere.
         """
         request = Request.of(prompt, **settings)
+        finish = _Finisher(self, request)
         if self._has_stream or not self._has_astream:
-            return Stream(self, self._stream(request))
-        return Stream(self, _sync_iter(self._astream(request)))
+            return Stream(self, self._stream(request), finish=finish)
+        return Stream(self, _sync_iter(self._astream(request)), finish=finish)
 
     def astream(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> AsyncStream:
         """Stream one answer asynchronously; see :class:`AsyncStream`."""
-        return AsyncStream(self, self._astream(Request.of(prompt, **settings)))
+        request = Request.of(prompt, **settings)
+        return AsyncStream(self, self._astream(request), finish=_Finisher(self, request))
 
     def generate_batch(
         self, prompts: Sequence[Prompt], /, **settings: Unpack[Settings]
@@ -576,6 +582,19 @@ class ModelBase:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class _Finisher:
+    """Calls a backend's ``_finalize_stream`` with the request its stream answered."""
+
+    __slots__ = ("model", "request")
+
+    def __init__(self, model: ModelBase, request: Request) -> None:
+        self.model = model
+        self.request = request
+
+    def __call__(self, completion: Completion) -> Completion:
+        return self.model._finalize_stream(completion, self.request)
 
 
 def _with_latency(completion: Completion, start: float) -> Completion:

@@ -1,7 +1,9 @@
 """Reports from one Comparison: terminal table, JSON, CSV, HTML and charts.
 
 - :func:`print_report`: aggregates per model and the answers side by side, in the terminal (rich).
-- :func:`write_csv`: one row per prompt and model.
+- :func:`write_csv`: one row per prompt, model and sample; :func:`write_summary_csv` one per
+  model; :func:`write_pairs_csv` one per pair of models.
+- :func:`notes`: the paired differences, failures and settings a model did not get as asked.
 - :func:`write_html`: one self-contained page (tables and charts inline; opens with no network).
 - :func:`charts`: quality vs cost, latency distribution, tokens/s (matplotlib, PNG or SVG).
 - :func:`write_report`: any of the above into a folder, plus the JSON record.
@@ -16,6 +18,7 @@ import base64
 import csv
 import html
 import io
+import json
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -31,12 +34,15 @@ __all__ = [
     "FORMATS",
     "Format",
     "charts",
+    "notes",
     "print_report",
     "stamp",
     "summary_table_rows",
     "write_csv",
     "write_html",
+    "write_pairs_csv",
     "write_report",
+    "write_summary_csv",
 ]
 
 Format = Literal["json", "csv", "html", "png", "svg"]
@@ -60,6 +66,42 @@ def _cost_cell(s: ModelSummary) -> str:
     return mark + _fmt(s.cost.usd)
 
 
+def _score_cell(s: ModelSummary) -> str:
+    if s.score is None:
+        return "-"
+    if s.score_ci is None:
+        return _fmt(s.score)
+    low, high = s.score_ci
+    return f"{s.score:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def notes(comparison: Comparison) -> list[str]:
+    """What a reader must know to trust the table: failures, pairs, settings not sent as asked.
+
+    Returns:
+        Lines for humans, in order: each pair of models' difference and verdict, then each
+        model with failures (its headline score leaves out what it failed), then each model
+        whose settings differ from the shared ones and why, then cost assumptions.
+    """
+    lines: list[str] = []
+    for pair in comparison.differences:
+        lines.append(f"{pair.line()}: {pair.verdict()}")
+    common = max((s.n_scored for s in comparison.summaries), default=0)
+    for s in comparison.summaries:
+        if s.failed:
+            lines.append(
+                f"! {s.model} failed {s.failed} of {s.requests} requests: scores are over the "
+                f"{common} items every model answered; 'failures as 0' counts each as wrong"
+            )
+    for s in comparison.summaries:
+        for note in s.adjustments:
+            lines.append(f"! {s.model}: {note}")
+    for s in comparison.summaries:
+        if s.cost.assumptions:
+            lines.append(f"{s.model}: {s.cost.assumptions}")
+    return lines
+
+
 def summary_table_rows(comparison: Comparison) -> list[list[str]]:
     """The aggregate table as strings: a header row of model ids, then one row per metric.
 
@@ -73,13 +115,18 @@ def summary_table_rows(comparison: Comparison) -> list[list[str]]:
     score_names: dict[str, None] = {}
     for s in sums:
         score_names.update(dict.fromkeys(s.mean_scores))
+    common = max((s.n_scored for s in sums), default=0)
+    level = f"{comparison.run.confidence:.0%}"
     rows = [
         row("model", (s.model for s in sums)),
         row("kind", ("open weights" if s.open_weights else "API" for s in sums)),
-        row("answered", (f"{s.succeeded}/{s.requests}" for s in sums)),
-        row("score (mean)", (_fmt(s.score) for s in sums)),
+        row("answered", (f"{s.succeeded}/{s.requests}" + (" !" if s.failed else "") for s in sums)),
+        row(f"score [{level} CI], {common} common items", (_score_cell(s) for s in sums)),
     ]
     rows += [row(f"  {n}", (_fmt(s.mean_scores.get(n)) for s in sums)) for n in score_names]
+    rows.append(
+        row("score, failures as 0", (_fmt(s.score_failures_as_zero) for s in sums)),
+    )
     rows += [
         row("latency p50 (s)", (_fmt(s.latency_p50_s) for s in sums)),
         row("latency p95 (s)", (_fmt(s.latency_p95_s) for s in sums)),
@@ -165,15 +212,17 @@ def print_report(
                 )
         answers.add_row(*cells)
     console.print(answers)
-    for s in comparison.summaries:
-        if s.cost.assumptions:
-            console.print(f"[dim]{s.model}: {s.cost.assumptions}[/dim]")
-    console.print(f"[dim]{stamp(comparison)}[/dim]")
+    for note in notes(comparison):
+        style = "yellow" if note.startswith("!") else "dim"
+        console.print(f"[{style}]{escape(note)}[/{style}]")
+    console.print(f"[dim]{escape(stamp(comparison))}[/dim]")
 
 
 _CSV_FIELDS = (
     "item_id",
     "model",
+    "sample",
+    "seed",
     "ok",
     "text",
     "finish_reason",
@@ -186,12 +235,17 @@ _CSV_FIELDS = (
     "usage_estimated",
     "latency_s",
     "ttft_s",
+    "queue_s",
     "compute_s",
+    "energy_j",
+    "energy_method",
     "attempts",
     "cost_usd",
     "cost_status",
     "kwh",
     "g_co2",
+    "sent",
+    "sent_notes",
 )
 
 
@@ -211,6 +265,8 @@ def write_csv(comparison: Comparison, path: str | Path) -> Path:
                 [
                     row.item_id,
                     row.model,
+                    row.sample,
+                    "" if row.seed is None else row.seed,
                     c is not None,
                     c.text if c else "",
                     c.finish_reason if c else "error",
@@ -222,15 +278,141 @@ def write_csv(comparison: Comparison, path: str | Path) -> Path:
                     c.usage.reasoning_tokens if c else "",
                     c.usage.estimated if c else "",
                     c.latency_s if c else "",
-                    "" if c is None or c.ttft_s is None else c.ttft_s,
-                    "" if c is None or c.compute_s is None else c.compute_s,
+                    _opt(c and c.ttft_s),
+                    _opt(c and c.queue_s),
+                    _opt(c and c.compute_s),
+                    _opt(c and c.energy_j),
+                    _opt(c and c.energy_method),
                     c.attempts if c else "",
                     cost.usd if cost else "",
                     cost.status if cost else "",
                     "" if cost is None or cost.kwh is None else cost.kwh,
                     "" if cost is None or cost.g_co2 is None else cost.g_co2,
+                    "" if c is None or c.sent is None else json.dumps(c.sent.params),
+                    "" if c is None or c.sent is None else " | ".join(c.sent.notes),
                     *("" if row.scores.get(n) is None else row.scores[n] for n in score_names),
                 ]
+            )
+    return p
+
+
+def _opt(value: object) -> object:
+    return "" if value is None else value
+
+
+_SUMMARY_FIELDS = (
+    "model",
+    "open_weights",
+    "requests",
+    "succeeded",
+    "score",
+    "score_ci_low",
+    "score_ci_high",
+    "score_ci_method",
+    "n_scored",
+    "score_failures_as_zero",
+    "latency_p50_s",
+    "latency_p95_s",
+    "ttft_p50_s",
+    "output_tokens_per_s",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "cost_status",
+    "usd_per_1k_tokens",
+    "kwh",
+    "g_co2",
+    "retries",
+    "wall_s",
+    "adjustments",
+)
+
+_PAIR_FIELDS = (
+    "model_a",
+    "model_b",
+    "scorer",
+    "n",
+    "mean_a",
+    "mean_b",
+    "delta",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "wins",
+    "ties",
+    "losses",
+    "method",
+    "verdict",
+)
+
+
+def write_summary_csv(comparison: Comparison, path: str | Path) -> Path:
+    """Write one CSV row per model: the aggregates, with the score's interval."""
+    p = Path(path)
+    with p.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(_SUMMARY_FIELDS)
+        for s in comparison.summaries:
+            low, high = s.score_ci if s.score_ci is not None else (None, None)
+            writer.writerow(
+                _opt(v)
+                for v in (
+                    s.model,
+                    s.open_weights,
+                    s.requests,
+                    s.succeeded,
+                    s.score,
+                    low,
+                    high,
+                    s.score_ci_method,
+                    s.n_scored,
+                    s.score_failures_as_zero,
+                    s.latency_p50_s,
+                    s.latency_p95_s,
+                    s.ttft_p50_s,
+                    s.output_tokens_per_s,
+                    s.usage.input_tokens,
+                    s.usage.output_tokens,
+                    s.cost.usd,
+                    s.cost.status,
+                    s.usd_per_1k_tokens,
+                    s.cost.kwh,
+                    s.cost.g_co2,
+                    s.retries,
+                    s.wall_s,
+                    " | ".join(s.adjustments),
+                )
+            )
+    return p
+
+
+def write_pairs_csv(comparison: Comparison, path: str | Path) -> Path:
+    """Write one CSV row per pair of models: the paired difference and its verdict."""
+    p = Path(path)
+    with p.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(_PAIR_FIELDS)
+        for pair in comparison.differences:
+            d = pair.difference
+            writer.writerow(
+                _opt(v)
+                for v in (
+                    pair.model_a,
+                    pair.model_b,
+                    pair.scorer,
+                    d.n,
+                    d.mean_a,
+                    d.mean_b,
+                    d.delta,
+                    d.ci_low,
+                    d.ci_high,
+                    d.p_value,
+                    d.wins,
+                    d.ties,
+                    d.losses,
+                    d.method,
+                    pair.verdict(),
+                )
             )
     return p
 
@@ -269,11 +451,14 @@ def charts(comparison: Comparison, *, fmt: Literal["png", "svg"] = "png") -> dic
     for s in sums:
         x = float(s.usd_per_1k_tokens) if s.usd_per_1k_tokens is not None else 0.0
         label = s.model + ("" if s.usd_per_1k_tokens is not None else " (unpriced)")
+        y = s.score or 0.0
+        # The whisker is the score's interval: two points whose whiskers overlap may not differ.
+        err = None if s.score_ci is None else [[y - s.score_ci[0]], [s.score_ci[1] - y]]
         # A legend rather than labels beside the points: long model ids would overlap.
-        ax.scatter([x], [s.score or 0.0], s=80, label=label)
+        ax.errorbar([x], [y], yerr=err, fmt="o", markersize=8, capsize=4, label=label)
     ax.legend(loc="best", fontsize="small")
     ax.set_xlabel("dollars per 1K tokens")
-    ax.set_ylabel("mean score")
+    ax.set_ylabel(f"score, {comparison.run.confidence:.0%} interval")
     ax.set_ylim(-0.05, 1.05)
     ax.set_title("Quality vs cost")
     out["quality_vs_cost"] = render(fig)
@@ -318,7 +503,7 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
 table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
 th,td{border:1px solid #ccc;padding:.3rem .5rem;vertical-align:top;text-align:left}
-th{background:#f3f3f3}.err{color:#b00}.dim{color:#777;font-size:.8rem}
+th{background:#f3f3f3}.err{color:#b00}.dim{color:#777;font-size:.8rem}.warn{color:#a60}
 img{max-width:32%;margin-right:1%}
 """
 
@@ -351,9 +536,8 @@ def write_html(comparison: Comparison, path: str | Path) -> Path:
                 cells.append(f"ERROR {row.error.type}: {row.error.message}")
         answer_rows.append(cells)
     assumptions = "".join(
-        f"<p class='dim'>{html.escape(s.model)}: {html.escape(s.cost.assumptions)}</p>"
-        for s in comparison.summaries
-        if s.cost.assumptions
+        f"<p class='{'warn' if line.startswith('!') else 'dim'}'>{html.escape(line)}</p>"
+        for line in notes(comparison)
     )
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>llmcompare report</title>"
@@ -373,8 +557,9 @@ def write_report(
 ) -> list[Path]:
     """Write the chosen formats into ``out_dir`` (created if needed).
 
-    Files: ``comparison.json``, ``comparison.csv``, ``report.html``, and one image per chart
-    for ``png``/``svg``.
+    Files: ``comparison.json``, ``comparison.csv`` (one row per answer) with ``summary.csv``
+    (one per model) and ``pairs.csv`` (one per pair of models), ``report.html``, and one image
+    per chart for ``png``/``svg``.
 
     Returns:
         The files written.
@@ -387,6 +572,8 @@ def write_report(
             written.append(comparison.save(out / "comparison.json"))
         elif fmt == "csv":
             written.append(write_csv(comparison, out / "comparison.csv"))
+            written.append(write_summary_csv(comparison, out / "summary.csv"))
+            written.append(write_pairs_csv(comparison, out / "pairs.csv"))
         elif fmt == "html":
             written.append(write_html(comparison, out / "report.html"))
         elif fmt in ("png", "svg"):

@@ -3,6 +3,9 @@
 A scorer is any callable ``scorer(completion, item) -> float | bool | None`` with a ``name``
 attribute (or a ``__name__``): ``True``/``1.0`` is fully right, ``False``/``0.0`` fully wrong,
 ``None`` means "does not apply" (for example no reference answer) and is left out of averages.
+A scorer may also have a ``check(item)`` method: :func:`~llmcompare.compare` calls it for every
+item before any request is sent, so a reference the scorer cannot use (a broken regular
+expression, a numeric reference without a number) is refused before the run is paid for.
 
 Built in: :class:`Exact`, :class:`Contains`, :class:`Regex`, :class:`Numeric`, :class:`JsonValid`
 (optionally against a pydantic model), :class:`MaxLength`, and :class:`Judge`, which asks any
@@ -37,6 +40,7 @@ __all__ = [
     "Numeric",
     "Regex",
     "Scorer",
+    "check_item",
     "normalise",
     "scorer_from_name",
     "scorer_name",
@@ -50,6 +54,20 @@ class Scorer(Protocol):
     def __call__(self, completion: Completion, item: PromptItem) -> float | bool | None:
         """Score one answer."""
         ...
+
+
+def check_item(scorer: object, item: PromptItem) -> None:
+    """Ask a scorer whether it can score an item, before anything is sent.
+
+    Calls the scorer's ``check(item)`` when it has one; built-in scorers refuse references they
+    cannot use.
+
+    Raises:
+        ConfigurationError: When the scorer cannot score the item; the message names both.
+    """
+    check = getattr(scorer, "check", None)
+    if callable(check):
+        check(item)
 
 
 def scorer_name(scorer: object) -> str:
@@ -88,6 +106,14 @@ class Contains:
 
     name = "contains"
 
+    def check(self, item: PromptItem) -> None:
+        """Refuse a reference that every answer contains (empty after normalising)."""
+        if item.reference is not None and not normalise(item.reference):
+            raise ConfigurationError(
+                f"item {item.id!r}: the contains scorer needs a non-empty reference, got "
+                f"{item.reference!r} (every answer would contain it)"
+            )
+
     def __call__(self, completion: Completion, item: PromptItem) -> bool | None:
         """Look for the reference inside the answer."""
         if item.reference is None:
@@ -105,6 +131,21 @@ class Regex:
     def __init__(self, pattern: str | None = None) -> None:
         self.name = "regex"
         self._pattern = re.compile(pattern) if pattern is not None else None
+
+    def check(self, item: PromptItem) -> None:
+        """Refuse a reference that is not a regular expression, or one that matches anything."""
+        if self._pattern is not None or item.reference is None:
+            return
+        try:
+            compiled = re.compile(item.reference)
+        except re.error as exc:
+            raise ConfigurationError(
+                f"item {item.id!r}: the regex reference {item.reference!r} does not compile: {exc}"
+            ) from None
+        if compiled.search("") is not None and compiled.pattern in ("", ".*", "^", "$"):
+            raise ConfigurationError(
+                f"item {item.id!r}: the regex reference {item.reference!r} matches every answer"
+            )
 
     def __call__(self, completion: Completion, item: PromptItem) -> bool | None:
         """Search the answer."""
@@ -137,15 +178,19 @@ class Numeric:
         self.name = "numeric"
         self._rel, self._abs = rel_tol, abs_tol
 
+    def check(self, item: PromptItem) -> None:
+        """Refuse a reference without a number."""
+        if item.reference is not None and not _numbers(item.reference):
+            raise ConfigurationError(
+                f"item {item.id!r}: the numeric scorer's reference {item.reference!r} has no number"
+            )
+
     def __call__(self, completion: Completion, item: PromptItem) -> bool | None:
         """Compare numbers."""
         if item.reference is None:
             return None
+        self.check(item)
         expected = _numbers(item.reference)
-        if not expected:
-            raise ConfigurationError(
-                f"item {item.id!r}: reference {item.reference!r} has no number"
-            )
         found = _numbers(completion.text)
         return bool(found) and math.isclose(
             found[-1], expected[-1], rel_tol=self._rel, abs_tol=self._abs

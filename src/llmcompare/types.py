@@ -17,6 +17,7 @@ from typing_extensions import Self, TypedDict
 __all__ = [
     "Chunk",
     "Completion",
+    "EnergyMethod",
     "FinishReason",
     "Message",
     "ModelInfo",
@@ -24,6 +25,7 @@ __all__ = [
     "Request",
     "Result",
     "Role",
+    "Sent",
     "Settings",
     "Usage",
 ]
@@ -214,6 +216,31 @@ class Usage(BaseModel):
         return NotImplemented
 
 
+EnergyMethod: TypeAlias = Literal["measured-rapl", "measured-nvml"]
+"""How a completion's ``energy_j`` was measured: the CPU packages' RAPL counters, or the GPU's
+NVML energy counter. A completion without a measurement has ``energy_j=None``, and its cost
+estimates energy from the configured watts instead."""
+
+
+class Sent(BaseModel):
+    """The generation parameters as the provider actually received them.
+
+    A comparison promises the same settings to every model; this is how each row shows what its
+    model really got.
+
+    Attributes:
+        params: The parameters sent, under the provider's own names (messages left out), e.g.
+            ``{"max_completion_tokens": 256, "seed": 1}``.
+        notes: How they differ from the request's settings, and why: a setting the model does
+            not accept, one sent under another name, one applied by llmcompare instead.
+    """
+
+    model_config = _FROZEN
+
+    params: dict[str, Any] = Field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
 class Completion(BaseModel):
     """The answer of one model call and what it took to get it.
 
@@ -224,11 +251,19 @@ class Completion(BaseModel):
         model: The llmcompare id of the model that answered (``"provider:name"``).
         response_model: The model name the provider reported, when it differs or is more precise.
         request_id: The provider's request id, for support tickets and logs.
-        latency_s: Wall-clock seconds from the call to the full answer.
-        ttft_s: Seconds to the first streamed token, for streamed calls.
+        latency_s: Wall-clock seconds from the call to the full answer: what the caller waited,
+            queueing, rate-limit waits and retries included.
+        ttft_s: Seconds from the call to the first token: for streamed calls, and for each row
+            of a local batch.
+        queue_s: Seconds the request waited before its computation started (a local batch's
+            later rows wait for earlier ones), when the backend knows.
         compute_s: Local compute seconds spent on this request (local backends), the basis of
-            local cost accounting. In a batch, the batch's time shared out by tokens.
+            local cost accounting. In a batch, each step's time shared out among its rows.
         device: Where a local model ran (``"cpu"``, ``"cuda:0"``, ...).
+        energy_j: Measured energy of this request in joules (its share of a batch's), when the
+            machine lets it be measured; see ``energy_method``.
+        energy_method: How ``energy_j`` was measured.
+        sent: The parameters the provider received, and how they differ from the settings.
         attempts: How many attempts the call took (more than 1 after retries).
         retry_wait_s: Seconds spent waiting between attempts.
     """
@@ -243,8 +278,12 @@ class Completion(BaseModel):
     request_id: str | None = None
     latency_s: Annotated[float, Field(ge=0.0)] = 0.0
     ttft_s: Annotated[float, Field(ge=0.0)] | None = None
+    queue_s: Annotated[float, Field(ge=0.0)] | None = None
     compute_s: Annotated[float, Field(ge=0.0)] | None = None
     device: str | None = None
+    energy_j: Annotated[float, Field(ge=0.0)] | None = None
+    energy_method: EnergyMethod | None = None
+    sent: Sent | None = None
     attempts: Annotated[int, Field(ge=1)] = 1
     retry_wait_s: Annotated[float, Field(ge=0.0)] = 0.0
 

@@ -67,13 +67,13 @@ class ModelWrapper(ModelBase, Generic[TicketT]):
 
     - ``generate``: ``_before``, then ``_around`` the inner ``generate``, then ``_after`` (or
       ``_failed``). ``agenerate`` is the same with ``_abefore`` and ``_aaround``.
-    - ``stream``: ``_before`` when the stream is created (in the caller's thread: nothing is sent
-      yet); ``_around`` the opening of the inner stream up to its first chunk; ``_after`` when it
-      ends, ``_failed`` when it fails or is closed early. ``astream`` runs ``_abefore`` at its
-      first read (creating an async stream cannot wait) and ``_aaround``.
-    - ``generate_batch``: ``_before`` for each request (a request whose ``_before`` raises gets
-      that error as its result and is not sent), ``_around_batch`` around the inner
-      ``generate_batch`` of the others, then ``_after`` or ``_failed`` for each.
+    - ``stream``: ``_before`` at the stream's first read (nothing happens before: a stream that
+      is never read runs no hook); ``_around`` the opening of the inner stream up to its first
+      chunk; ``_after`` when it ends, ``_failed`` when it fails or is closed early. ``astream`` is
+      the same with ``_abefore`` and ``_aaround``.
+    - ``generate_batch``: ``_before_batch`` (by default ``_before`` for each request; a request
+      whose ``_before`` raises gets that error as its result and is not sent), ``_around_batch``
+      around the inner ``generate_batch`` of the others, then ``_after`` or ``_failed`` for each.
 
     ``_before`` may block (sync paths) or await (``_abefore``) to hold a request back; the wait
     counts in the request's latency.
@@ -113,6 +113,21 @@ class ModelWrapper(ModelBase, Generic[TicketT]):
     async def _abefore(self, request: Request) -> TicketT:
         """Run before a request is sent (async paths); the default calls :meth:`_before`."""
         return self._before(request)
+
+    def _before_batch(self, requests: Sequence[Request]) -> list[TicketT | Exception]:
+        """Run before a batch is sent: a ticket per request, or the error that refuses it.
+
+        The default calls :meth:`_before` for each request. Override it when ``_before`` may
+        wait for another request to finish: the rows of a batch are all admitted before any is
+        sent, so one row cannot wait for another.
+        """
+        out: list[TicketT | Exception] = []
+        for request in requests:
+            try:
+                out.append(self._before(request))
+            except Exception as exc:  # noqa: BLE001 - refused: this request's result is the error
+                out.append(exc)
+        return out
 
     def _around(self, ticket: TicketT, call: Callable[[], _T]) -> _T:
         """Run the call to the inner model (sync paths); the default calls it once."""
@@ -177,16 +192,12 @@ class ModelWrapper(ModelBase, Generic[TicketT]):
 
     def stream(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Stream:
         """Stream one answer through the inner model; see :class:`~llmcompare.Stream`."""
-        request = _request(prompt, settings)
-        start = time.perf_counter()
-        flow = _Flow(self, request, self._before(request))
-        flow.before_s = time.perf_counter() - start
+        flow: _Flow[TicketT] = _Flow(self, _request(prompt, settings))
         return Stream(self, flow.chunks(), finish=flow.finish, abandon=flow.abandon)
 
     def astream(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> AsyncStream:
         """Stream one answer asynchronously through the inner model."""
-        # The ticket comes from _abefore at the first read: creating the stream cannot wait.
-        flow: _Flow[TicketT] = _Flow(self, _request(prompt, settings), None)  # type: ignore[arg-type]
+        flow: _Flow[TicketT] = _Flow(self, _request(prompt, settings))
         return AsyncStream(self, flow.achunks(), finish=flow.finish, abandon=flow.abandon)
 
     def _generate_batch(self, requests: Sequence[Request]) -> Outputs:
@@ -206,11 +217,11 @@ class ModelWrapper(ModelBase, Generic[TicketT]):
     def _batch(self, requests: Sequence[Request], start: float) -> Outputs:
         outs: list[Completion | Exception | None] = [None] * len(requests)
         admitted: list[tuple[int, TicketT]] = []
-        for i, request in enumerate(requests):
-            try:
-                admitted.append((i, self._before(request)))
-            except Exception as exc:  # noqa: BLE001 - refused: this request's result is the error
-                outs[i] = exc
+        for i, ticket in enumerate(self._before_batch(requests)):
+            if isinstance(ticket, Exception):
+                outs[i] = ticket
+            else:
+                admitted.append((i, ticket))
         if admitted:
             sent = [requests[i] for i, _ in admitted]
             tickets = [t for _, t in admitted]
@@ -246,40 +257,45 @@ class ModelWrapper(ModelBase, Generic[TicketT]):
 
 
 class _Flow(Generic[TicketT]):
-    """One wrapped stream: opens the inner stream, settles the request exactly once."""
+    """One wrapped stream: admits the request at the first read, settles it exactly once.
 
-    __slots__ = ("before_s", "inner", "request", "settled", "ticket", "wrapper")
+    Nothing happens before the caller reads: a stream created and dropped, or closed unread,
+    never ran its before hook, so no hook runs for it at all.
+    """
 
-    def __init__(self, wrapper: ModelWrapper[TicketT], request: Request, ticket: TicketT) -> None:
+    __slots__ = ("admitted", "inner", "request", "settled", "ticket", "wrapper")
+
+    def __init__(self, wrapper: ModelWrapper[TicketT], request: Request) -> None:
         self.wrapper = wrapper
         self.request = request
-        self.ticket = ticket
-        self.before_s = 0.0  # time spent in the before hook, outside the stream's own clock
+        self.ticket: TicketT | None = None
+        self.admitted = False
         self.inner: Stream | AsyncStream | None = None
         self.settled = False
 
+    def _admit(self, ticket: TicketT) -> TicketT:
+        self.ticket = ticket
+        self.admitted = True
+        return ticket
+
     def fail(self, error: BaseException) -> None:
-        if not self.settled:
+        if self.admitted and not self.settled:
             self.settled = True
-            self.wrapper._failed(self.request, error, self.ticket)
+            self.wrapper._failed(self.request, error, self.ticket)  # type: ignore[arg-type]
 
     def abandon(self) -> None:
         self.fail(GeneratorExit())
 
     def finish(self, built: Completion) -> Completion:
         # The inner stream's completion carries the backend's facts (compute time, attempts);
-        # the timings are this stream's, which started when the caller first read it.
+        # the timings are this stream's, which started when the caller first read it (the before
+        # hook's waits included).
         assert self.inner is not None
-        inner = self.inner.completion
-        shift = self.before_s
-        completion = inner.model_copy(
-            update={
-                "latency_s": built.latency_s + shift,
-                "ttft_s": None if built.ttft_s is None else built.ttft_s + shift,
-            }
+        completion = self.inner.completion.model_copy(
+            update={"latency_s": built.latency_s, "ttft_s": built.ttft_s}
         )
         self.settled = True
-        return self.wrapper._after(self.request, completion, self.ticket)
+        return self.wrapper._after(self.request, completion, self.ticket)  # type: ignore[arg-type]
 
     def _open(self) -> tuple[Stream, Chunk | None]:
         stream = self.wrapper.inner.stream(self.request)
@@ -301,9 +317,12 @@ class _Flow(Generic[TicketT]):
             await stream.aclose()
             raise
 
+    # The two generators below differ only in `await`: the rules live in the methods above.
+
     def chunks(self) -> Iterator[Chunk]:
+        ticket = self._admit(self.wrapper._before(self.request))
         try:
-            stream, first = self.wrapper._around(self.ticket, self._open)
+            stream, first = self.wrapper._around(ticket, self._open)
         except BaseException as exc:
             self.fail(exc)
             raise
@@ -318,14 +337,9 @@ class _Flow(Generic[TicketT]):
             raise
 
     async def achunks(self) -> AsyncIterator[Chunk]:
-        # The before hook runs inside the stream's own clock (it started at this first read).
+        ticket = self._admit(await self.wrapper._abefore(self.request))
         try:
-            self.ticket = await self.wrapper._abefore(self.request)
-        except BaseException:
-            self.settled = True  # refused before anything was sent: nothing to settle
-            raise
-        try:
-            stream, first = await self.wrapper._aaround(self.ticket, self._aopen)
+            stream, first = await self.wrapper._aaround(ticket, self._aopen)
         except BaseException as exc:
             self.fail(exc)
             raise

@@ -7,6 +7,7 @@ other options build their own from the same converted cache, which loads in abou
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -364,8 +365,72 @@ def test_batched_greedy_equals_sequential(llama: LlamaModel) -> None:
         assert got.device == "cpu"
         assert got.compute_s is not None
         assert got.compute_s > 0
-        # Latency runs to the end of the request's bucket: at least its own compute time.
+        # Latency runs from the call to the row's own last token: at least its compute time.
         assert got.latency_s >= got.compute_s
+
+
+def test_each_row_of_a_batch_has_its_own_latency_and_first_token_time(llama: LlamaModel) -> None:
+    # 16 rows in one batch that end at different steps: a row's latency runs to its own last
+    # token, not to the slowest row's.
+    story = "Tell me a long story about a dragon who learns to bake bread."
+    requests = [Request.of(story, max_tokens=2 + 3 * i) for i in range(16)]
+    results = [r.unwrap() for r in llama.generate_batch(requests)]
+    latencies = [c.latency_s for c in results]
+    assert len(set(latencies)) > 1
+    for earlier, later in itertools.pairwise(results):
+        if earlier.usage.output_tokens < later.usage.output_tokens:
+            assert earlier.latency_s <= later.latency_s
+    shortest, longest = results[0], max(results, key=lambda c: c.usage.output_tokens)
+    assert shortest.latency_s < longest.latency_s
+    for c in results:
+        assert c.ttft_s is not None
+        assert 0 < c.ttft_s <= c.latency_s
+        assert c.queue_s is not None  # one bucket: no row waited for another batch
+        assert c.queue_s < c.ttft_s
+        # Each row's compute is its share of the steps it was in: the short rows spent less.
+        assert c.compute_s is not None
+    assert shortest.compute_s < longest.compute_s  # type: ignore[operator]
+    # What was sent is recorded under transformers' names.
+    assert results[0].sent is not None
+    assert results[0].sent.params == {"max_new_tokens": 2, "do_sample": False}
+
+
+def test_energy_is_measured_where_readable_and_said_so(llama: LlamaModel) -> None:
+    from llmcompare.energy import energy_counter
+
+    done = llama.generate(FRANCE, max_tokens=4)
+    counter = energy_counter("cpu")
+    if counter is None:  # RAPL is not readable here: no number is made up
+        assert done.energy_j is None
+        assert done.energy_method is None
+    else:
+        assert done.energy_j is not None
+        assert done.energy_j > 0
+        assert done.energy_method == "measured-rapl"
+
+
+def test_a_dollar_budget_holds_for_the_real_local_model(llama: LlamaModel) -> None:
+    from llmcompare import compare
+    from llmcompare.cost import Budget
+
+    items = [f"Count from 1 to {n}." for n in range(3, 11)]
+    # A budget of a few requests: measured by the probe, then reserved before each batch row.
+    probe = compare([llama], items[:1], max_tokens=24, progress=False)
+    one = probe.rows[0].cost
+    assert one is not None
+    budget = one.usd * 3
+    result = compare([llama], items, max_tokens=24, budget=Budget(max_usd=budget), progress=False)
+    spent = sum((r.cost.usd for r in result.rows if r.cost is not None), start=one.usd * 0)
+    biggest = max(r.cost.usd for r in result.rows if r.cost is not None)
+    assert 0 < sum(r.completion is not None for r in result.rows) < len(items)
+    assert spent <= budget + biggest  # never more than one request's worth over
+    refused = [r for r in result.rows if r.error is not None]
+    assert all(r.error.type == "BudgetExceeded" for r in refused)  # type: ignore[union-attr]
+    tiny = compare(
+        [llama], items, max_tokens=24, budget=Budget(max_usd="0.000000001"), progress=False
+    )
+    answered = [r for r in tiny.rows if r.cost is not None]
+    assert len(answered) == 1  # the probe, and nothing after it
 
 
 def test_over_long_prompt_fails_alone(llama: LlamaModel) -> None:

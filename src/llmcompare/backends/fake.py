@@ -92,6 +92,7 @@ class _FakeBase(ModelBase):
         self._lock = threading.Lock()
         self.history: list[Request] = []
         """Every request received, in arrival order."""
+        self._streamed: dict[int, Completion] = {}
 
     def _next_latency(self, request: Request) -> float:
         with self._lock:
@@ -114,12 +115,34 @@ class _FakeBase(ModelBase):
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         completion = self._generate(request)
+        self._keep(request, completion)
         yield from _word_chunks(completion)
 
     async def _astream(self, request: Request) -> AsyncIterator[Chunk]:
         completion = await self._agenerate(request)
+        self._keep(request, completion)
         for chunk in _word_chunks(completion):
             yield chunk
+
+    def _keep(self, request: Request, completion: Completion) -> None:
+        # A scripted completion's facts (compute time, device, what was sent) are not in the
+        # chunks: kept here until the stream's completion is built.
+        with self._lock:
+            self._streamed[id(request)] = completion
+            while len(self._streamed) > 1024:
+                self._streamed.pop(next(iter(self._streamed)))
+
+    def _finalize_stream(self, completion: Completion, request: Request) -> Completion:
+        with self._lock:
+            scripted = self._streamed.pop(id(request), None)
+        if scripted is None:
+            return completion
+        return completion.model_copy(
+            update={
+                name: getattr(scripted, name)
+                for name in ("compute_s", "device", "energy_j", "energy_method", "sent", "queue_s")
+            }
+        )
 
 
 def _word_chunks(completion: Completion) -> Iterator[Chunk]:

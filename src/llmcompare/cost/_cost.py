@@ -9,7 +9,7 @@ from typing import Annotated, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmcompare.cost._prices import get_price
+from llmcompare.cost._prices import match_price
 from llmcompare.types import Completion
 
 __all__ = [
@@ -28,6 +28,11 @@ CostStatus: TypeAlias = Literal["priced", "unpriced", "estimated"]
 - ``"estimated"``: some count was estimated, or a generic default rate was assumed;
 - ``"unpriced"``: no price is known, so ``usd`` is missing that part (never a silent zero).
 """
+
+EnergySource: TypeAlias = Literal["measured-rapl", "measured-nvml", "estimated", "mixed"]
+"""Where a cost's energy comes from: measured by the CPU packages' RAPL counters or the GPU's
+NVML counter, ``"estimated"`` from the configured watts times compute time, or ``"mixed"`` for a
+sum of costs whose energy came from more than one of these."""
 
 _RANK: dict[str, int] = {"priced": 0, "estimated": 1, "unpriced": 2}
 _STATUSES: tuple[CostStatus, ...] = ("priced", "estimated", "unpriced")
@@ -83,6 +88,7 @@ class Cost(BaseModel):
         g_co2: Grams of CO2-equivalent for that energy, when known.
         source: Where the prices or rates come from (one per line).
         assumptions: What was assumed to get the numbers (one per line).
+        energy: Where ``kwh`` comes from (see :data:`EnergySource`), when there is energy.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -93,6 +99,7 @@ class Cost(BaseModel):
     g_co2: Annotated[Decimal, Field(ge=0)] | None = None
     source: str = ""
     assumptions: str = ""
+    energy: EnergySource | None = None
 
     def __add__(self, other: Cost) -> Cost:
         """Add two costs; the status of the sum is the worse of the two."""
@@ -106,6 +113,7 @@ class Cost(BaseModel):
             g_co2=_add_opt(self.g_co2, other.g_co2),
             source=_merge(self.source, other.source),
             assumptions=_merge(self.assumptions, other.assumptions),
+            energy=_energy_sum(self.energy, other.energy),
         )
 
     def __radd__(self, other: object) -> Cost:
@@ -119,6 +127,14 @@ class Cost(BaseModel):
         if tokens <= 0:
             return None
         return self.usd * 1000 / tokens
+
+
+def _energy_sum(a: EnergySource | None, b: EnergySource | None) -> EnergySource | None:
+    if a is None or a == b:
+        return b
+    if b is None:
+        return a
+    return "mixed"
 
 
 class UnpricedModelWarning(UserWarning):
@@ -206,8 +222,16 @@ def _decimal(x: float) -> Decimal:
     return Decimal(repr(x))
 
 
-_Assessed: TypeAlias = tuple[Decimal, CostStatus, Decimal | None, Decimal | None, str, str]
-"""usd, status, kwh, g_co2, source, assumptions: a cost before it becomes a :class:`Cost`."""
+_Assessed: TypeAlias = tuple[
+    Decimal, CostStatus, Decimal | None, Decimal | None, str, str, EnergySource | None
+]
+"""usd, status, kwh, g_co2, source, assumptions, energy: a cost before it becomes a
+:class:`Cost`."""
+
+_MEASURED = {
+    "measured-rapl": "energy measured with RAPL (the CPU packages, machine-wide)",
+    "measured-nvml": "energy measured with NVML (the GPU's own counter)",
+}
 
 
 def _local_cost(
@@ -215,12 +239,19 @@ def _local_cost(
 ) -> _Assessed:
     assert completion.compute_s is not None
     seconds = _decimal(completion.compute_s)
+    source: EnergySource
+    if energy_j is None and completion.energy_j is not None:
+        energy_j = completion.energy_j
+        source = completion.energy_method or "measured-rapl"
+    else:
+        source = "measured-rapl"  # energy_j given by the caller: an EnergyMeter's reading
     if energy_j is not None:
         kwh = _decimal(energy_j) / 3_600_000
-        energy = "energy measured with RAPL (whole CPU packages)"
+        energy = _MEASURED[source]
     else:
         kwh = hardware.watts * seconds / 3_600_000
-        energy = f"energy: {hardware.watts} W x compute time"
+        energy = f"energy estimated: {hardware.watts} W x compute time"
+        source = "estimated"
     kwh = _fixed(kwh, _KWH_PLACES)
     usd = _fixed(seconds * hardware.usd_per_hour / 3600 + kwh * hardware.usd_per_kwh, _USD_PLACES)
     g_co2 = _fixed(kwh * hardware.g_co2_per_kwh, _G_PLACES)
@@ -239,6 +270,7 @@ def _local_cost(
         g_co2,
         f"local hardware: {hardware.name}",
         "\n".join(assumptions),
+        source,
     )
 
 
@@ -248,19 +280,20 @@ def _assess(
     """The numbers of :func:`cost_of` without building a model (the tracker's hot path)."""
     if completion.compute_s is not None:
         return _local_cost(completion, hardware or GENERIC_CLOUD_VM, energy_j, hardware is None)
-    price = get_price(completion.model, completion.response_model)
-    if price is None:
+    found = match_price(completion.model, completion.response_model)
+    if found is None:
         name = completion.response_model or completion.model
         _warn_unpriced(name)
-        return (_ZERO, "unpriced", None, None, "", f"no price known for {name}")
+        return (_ZERO, "unpriced", None, None, "", f"no price known for {name}", None)
+    price = found.price
     usage = completion.usage
     cached = usage.cache_read_tokens
     cached_price = price.cached_input
-    assumptions = ""
+    assumptions = [found.assumption] if found.assumption else []
     if cached_price is None:
         cached_price = price.input
         if cached:
-            assumptions = (
+            assumptions.append(
                 f"cached input charged at the input price ({price.model} has no cached price)"
             )
     usd = (
@@ -268,8 +301,11 @@ def _assess(
         + cached * cached_price
         + usage.output_tokens * price.output
     ).scaleb(-6)
-    status: CostStatus = "estimated" if usage.estimated else "priced"
-    return (_fixed(usd, _USD_PLACES), status, None, None, price.citation, assumptions)
+    # A snapshot charged at its family's price is an estimate: it may have cost something else.
+    estimated = usage.estimated or found.snapshot is not None
+    status: CostStatus = "estimated" if estimated else "priced"
+    citation = price.citation
+    return (_fixed(usd, _USD_PLACES), status, None, None, citation, "\n".join(assumptions), None)
 
 
 def cost_of(
@@ -283,9 +319,15 @@ def cost_of(
     - A completion with ``compute_s`` (a local model) costs its compute time on ``hardware``,
       plus energy and CO2 (see :class:`LocalHardware`); with the default hardware its status is
       ``"estimated"``.
-    - Any other completion is priced from the price table (:func:`get_price`): uncached input
-      at the input price, cached input at the cached price, output (reasoning included) at the
-      output price. Estimated usage gives status ``"estimated"``. An unknown model gives status
+    - Any other completion is priced from the price table (:func:`get_price`): uncached
+      input at the input price, cached input at the cached price, output (reasoning included)
+      at the output price. The price is the model's own entry when either the requested model
+      (``completion.model``, ``"chatgpt:gpt-4o-mini"``) or the name the provider reported
+      (``completion.response_model``, ``"gpt-4o-mini-2024-07-18"``) has one, the reported name
+      first; a reported snapshot without an entry never downgrades a requested model that has
+      one. A dated snapshot with no entry of its own (``gpt-3.5-turbo-1106``) is charged at its
+      family's price (``gpt-3.5-turbo``) with status ``"estimated"`` and an assumption saying
+      so. Estimated usage also gives ``"estimated"``. An unknown model gives status
       ``"unpriced"`` with ``usd`` 0 and a warning, once per model.
 
     Example:
@@ -300,11 +342,23 @@ def cost_of(
         completion: The completion.
         hardware: The machine a local model ran on (default :data:`GENERIC_CLOUD_VM`).
         energy_j: Measured energy of the request in joules, replacing the configured watts.
+            By default the completion's own ``energy_j``, measured by its backend.
 
     Returns:
         The cost with its status, source and assumptions.
     """
-    usd, status, kwh, g_co2, source, assumptions = _assess(completion, hardware, energy_j)
+    return _as_cost(_assess(completion, hardware, energy_j))
+
+
+def _as_cost(assessed: _Assessed) -> Cost:
+    usd, status, kwh, g_co2, source, assumptions, energy = assessed
+    # model_construct: the parts were computed from valid values; no second validation.
     return Cost.model_construct(
-        usd=usd, status=status, kwh=kwh, g_co2=g_co2, source=source, assumptions=assumptions
+        usd=usd,
+        status=status,
+        kwh=kwh,
+        g_co2=g_co2,
+        source=source,
+        assumptions=assumptions,
+        energy=energy,
     )

@@ -11,13 +11,23 @@ from datetime import date
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmcompare.errors import ConfigurationError
 
-__all__ = ["Price", "get_price", "load_prices", "prices", "register_price", "reset_prices"]
+__all__ = [
+    "Price",
+    "PriceMatch",
+    "get_price",
+    "load_prices",
+    "match_price",
+    "oldest_price_date",
+    "prices",
+    "register_price",
+    "reset_prices",
+]
 
 _PER_MILLION = 6  # prices are per 1,000,000 tokens: scaleb(6) / scaleb(-6) convert exactly
 
@@ -55,16 +65,35 @@ class Price(BaseModel):
         return f"{self.source or 'user-registered price'} (as of {self.as_of.isoformat()})"
 
 
-_DATED = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4})$")
+# OpenAI snapshots end in -YYYY-MM-DD (gpt-4o-mini-2024-07-18) or -MMDD (gpt-4-0613,
+# gpt-3.5-turbo-1106). Month and day must be plausible, so that a name merely ending in four
+# digits (acme-2048) is not taken for a snapshot of acme.
+_MONTH, _DAY = r"(?:0[1-9]|1[0-2])", r"(?:0[1-9]|[12]\d|3[01])"
+_DATED = re.compile(rf"-(?:20\d\d-{_MONTH}-{_DAY}|{_MONTH}{_DAY})$")
 
 
 def _key(name: str) -> str:
     return name.strip().lower()
 
 
-def _undated(name: str) -> str:
-    # OpenAI snapshots end in -YYYY-MM-DD (gpt-4o-mini-2024-07-18) or -MMDD (gpt-4-0613).
-    return _DATED.sub("", name)
+class PriceMatch(NamedTuple):
+    """A price found for a model, and whether it is the model's own.
+
+    Attributes:
+        price: The price to charge.
+        snapshot: The dated snapshot name that has no price entry of its own and is charged at
+            ``price`` (its family's price), or None when ``price`` is the model's own entry.
+    """
+
+    price: Price
+    snapshot: str | None = None
+
+    @property
+    def assumption(self) -> str:
+        """What charging this price assumes (empty when the price is the model's own)."""
+        if self.snapshot is None:
+            return ""
+        return f"priced as {self.price.model}: no price entry for the snapshot {self.snapshot}"
 
 
 class _Table:
@@ -74,7 +103,7 @@ class _Table:
         self.lock = threading.Lock()
         self._builtin: dict[str, Price] | None = None
         self.user: dict[str, Price] = {}
-        self.memo: dict[tuple[str, str | None], Price | None] = {}
+        self.memo: dict[tuple[str, str | None], PriceMatch | None] = {}
 
     @property
     def builtin(self) -> dict[str, Price]:
@@ -84,27 +113,40 @@ class _Table:
             self._builtin = {_key(p.model): p for p in _parse_own(json.loads(text)["prices"])}
         return self._builtin
 
-    def find(self, name: str) -> Price | None:
+    def own(self, name: str) -> Price | None:
+        """The entry of exactly this name: registered first, then built-in."""
         key = _key(name)
-        if key.startswith("openai/"):
+        if key.startswith("openai/"):  # as gateways name OpenAI's models
             key = key[len("openai/") :]
-        for k in (key, _undated(key)) if _DATED.search(key) else (key,):
-            price = self.user.get(k) or self.builtin.get(k)
-            if price is not None:
-                return price
-        return None
+        return self.user.get(key) or self.builtin.get(key)
 
-    def resolve(self, model: str, response_model: str | None) -> Price | None:
+    def family(self, name: str) -> PriceMatch | None:
+        """A dated snapshot charged at its undated family's entry, marked as such."""
+        key = _key(name)
+        if not _DATED.search(key):
+            return None
+        price = self.own(_DATED.sub("", key))
+        return None if price is None else PriceMatch(price, name)
+
+    def resolve(self, model: str, response_model: str | None) -> PriceMatch | None:
         memo_key = (model, response_model)
         try:
             return self.memo[memo_key]
         except KeyError:
             pass
-        found = self.user.get(_key(model))  # a price registered for this very llmcompare id
-        if found is None and response_model:
-            found = self.find(response_model)  # the provider's exact (dated) name is most precise
+        name = model.split(":", 1)[1] if ":" in model else model
+        # Own entries first, most precise first: one registered for this very llmcompare id,
+        # the provider's reported (dated) name, then the requested name. A reported snapshot
+        # without an entry of its own does not downgrade a requested model that has one.
+        own = (
+            self.user.get(_key(model))
+            or (self.own(response_model) if response_model else None)
+            or self.own(name)
+        )
+        found = PriceMatch(own) if own is not None else None
         if found is None:
-            found = self.find(model.split(":", 1)[1] if ":" in model else model)
+            # Only then a snapshot's family, said so: a legacy snapshot may cost more or less.
+            found = self.family(name) or (self.family(response_model) if response_model else None)
         with self.lock:
             self.memo[memo_key] = found
         return found
@@ -119,14 +161,39 @@ class _Table:
 _table = _Table()
 
 
+def match_price(model: str, response_model: str | None = None) -> PriceMatch | None:
+    """Find the price of a model as :func:`get_price` does, saying whether it is the model's own.
+
+    Args:
+        model: An llmcompare id (``"chatgpt:gpt-4o-mini"``) or a bare model name.
+        response_model: The model name the provider reported, when known.
+
+    Returns:
+        The price with the snapshot it stands in for, if any; None when the model is unknown.
+    """
+    return _table.resolve(model, response_model)
+
+
 def get_price(model: str, response_model: str | None = None) -> Price | None:
     """Find the price of a model.
 
-    Looked up, in order: a price registered for the exact llmcompare id
-    (``"chatgpt:gpt-4o-mini"``); the provider's reported model name (a dated snapshot such as
-    ``"gpt-4o-mini-2024-07-18"`` matches its own entry, else the undated ``"gpt-4o-mini"``); the
-    name part of the id, likewise. Registered prices win over the built-in table. Lookups are
-    memoised, so calling this per request costs a dictionary lookup.
+    Looked up, in order:
+
+    1. a price registered for the exact llmcompare id (``"chatgpt:gpt-4o-mini"``);
+    2. the entry of the model name the provider reported, when it has one
+       (``"gpt-4o-2024-05-13"`` keeps its launch price);
+    3. the entry of the requested name, the part of the id after ``provider:``
+       (``"gpt-4o-mini"``). So a request for ``gpt-4o-mini`` answered by the snapshot
+       ``gpt-4o-mini-2024-07-18`` is charged at ``gpt-4o-mini``'s own price;
+    4. only when neither name has an entry: a dated snapshot (``-YYYY-MM-DD`` or ``-MMDD``, as
+       in ``gpt-4o-2024-08-06`` or ``gpt-3.5-turbo-1106``), requested first, then reported,
+       gets its family's entry (``gpt-4o``, ``gpt-3.5-turbo``). An old snapshot may have cost
+       something else, so :func:`~llmcompare.cost.cost_of` marks such a cost ``"estimated"``,
+       with an assumption naming the snapshot.
+
+    Registered prices win over the built-in table; an ``openai/`` prefix is ignored. Names that
+    merely start like a priced model (``gpt-4o-mini-search-preview``) are not priced as it.
+    Lookups are memoised, so calling this per request costs a dictionary lookup.
 
     Args:
         model: An llmcompare id (``"chatgpt:gpt-4o-mini"``) or a bare model name.
@@ -135,7 +202,36 @@ def get_price(model: str, response_model: str | None = None) -> Price | None:
     Returns:
         The price, or None when the model is unknown.
     """
-    return _table.resolve(model, response_model)
+    found = _table.resolve(model, response_model)
+    return None if found is None else found.price
+
+
+def oldest_price_date(models: Iterable[str | tuple[str, str | None]]) -> date | None:
+    """The oldest ``as_of`` among the prices that cost these models: the date to stamp a report.
+
+    Each model is priced as :func:`get_price` prices it, so the date is that of the entries
+    actually used (a family's entry for a snapshot without one), not of the whole table.
+
+    Example:
+        >>> from llmcompare.cost import oldest_price_date
+        >>> oldest_price_date(["llama:smollm2-135m"]) is None  # local models use no price
+        True
+
+    Args:
+        models: llmcompare ids (``"chatgpt:gpt-4o-mini"``), or ``(id, response_model)`` pairs
+            when the provider reported a more precise name. Unknown and local models are
+            skipped.
+
+    Returns:
+        The oldest date, or None when none of the models has a price.
+    """
+    dates = []
+    for item in models:
+        model, response_model = (item, None) if isinstance(item, str) else item
+        found = _table.resolve(model, response_model)
+        if found is not None:
+            dates.append(found.price.as_of)
+    return min(dates, default=None)
 
 
 def prices() -> list[Price]:

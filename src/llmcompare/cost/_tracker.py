@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Sequence
 from decimal import Decimal
 from types import TracebackType
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import Self
@@ -16,18 +18,18 @@ from llmcompare.cost._cost import (
     _RANK,
     _STATUSES,
     Cost,
+    EnergySource,
     LocalHardware,
+    _as_cost,
     _assess,
     _Assessed,
+    _energy_sum,
 )
 from llmcompare.cost._prices import get_price
-from llmcompare.energy import POWERCAP_ROOT, _joules, _read_zones, _zones
 from llmcompare.errors import BudgetExceeded
 from llmcompare.model import Model
 from llmcompare.types import Completion, Request, Usage
-from llmcompare.wrapper import ModelWrapper, Outputs
-
-_T = TypeVar("_T")
+from llmcompare.wrapper import ModelWrapper
 
 __all__ = ["Budget", "CostTracker", "Totals", "input_token_bound"]
 
@@ -66,12 +68,20 @@ class Budget(BaseModel):
     the model's uncached input and output prices. A request whose worst case does not fit next to
     what is already spent and reserved raises :class:`~llmcompare.BudgetExceeded` and is not
     sent. After it returns, the reservation is replaced by the real usage and cost, so the rest
-    becomes available again. Under any concurrency the totals never pass a limit, as long as
-    providers respect ``max_tokens``.
+    becomes available again. For API models, under any concurrency the totals never pass a
+    limit, as long as providers respect ``max_tokens``.
 
     For a USD limit the model must have a known price (a request to an unpriced API model is
     refused, since its cost could not be bounded). A local model's dollar cost is known only
-    after it ran; its requests are refused once the dollars spent reach ``max_usd``.
+    after it ran, so the first request of each local model runs alone, as a probe, while the
+    others wait (or, in a batch, are refused): its measured cost per token then bounds the
+    next ones, each reserving ``highest cost per output token seen x (input bound +
+    max_tokens)`` (the whole cost, prompt included, over the output tokens: a probe that
+    answered in one token gives a high rate, never a low one). Before a probe has been measured
+    nothing bounds its cost: that one request is what a run can pass ``max_usd`` by. The bound
+    after it is an estimate from measurements, conservative (a request alone costs more per
+    token than a row of a batch, and the input bound is about four times the real count), not
+    a guarantee as an API price is.
 
     Attributes:
         max_usd: Most dollars to spend.
@@ -115,6 +125,7 @@ class _Sum:
     __slots__ = (
         "assumptions",
         "cache",
+        "energy",
         "estimated",
         "failed",
         "g_co2",
@@ -139,9 +150,11 @@ class _Sum:
         self.status = 0
         self.sources: dict[str, None] = {}
         self.assumptions: dict[str, None] = {}
+        self.energy: EnergySource | None = None
 
     def add(self, completion: Completion, cost: _Assessed) -> None:
-        usd, status, kwh, g_co2, source, assumptions = cost
+        usd, status, kwh, g_co2, source, assumptions, energy = cost
+        self.energy = _energy_sum(self.energy, energy)
         u = completion.usage
         self.requests += 1
         self.input += u.input_tokens
@@ -182,16 +195,29 @@ class _Sum:
                 g_co2=self.g_co2,
                 source="\n".join(self.sources),
                 assumptions="\n".join(self.assumptions),
+                energy=self.energy,
             ),
         )
 
 
 class _Reservation:
-    __slots__ = ("tokens", "usd")
+    __slots__ = ("local", "model_id", "probe", "tokens", "usd")
 
-    def __init__(self, tokens: int, usd: Decimal) -> None:
+    def __init__(
+        self, tokens: int, usd: Decimal, model_id: str, *, probe: bool, local: bool
+    ) -> None:
         self.tokens = tokens
         self.usd = usd
+        self.model_id = model_id  # the wrapped model's id: a local rate is kept under it
+        self.probe = probe
+        self.local = local
+
+
+_PROBING = "a probe of this local model is in flight"
+
+
+class _ProbeInFlight(BudgetExceeded):
+    """A local model's request that must wait for its probe: not a refusal, a wait."""
 
 
 class CostTracker:
@@ -214,9 +240,8 @@ class CostTracker:
     Args:
         budget: Limits enforced before each request; None for no limit.
         hardware: The machine local models run on, for their cost (see
-            :class:`~llmcompare.cost.LocalHardware`).
-        measure_energy: Measure local models' energy with RAPL where readable (calls that
-            overlap another call of the same model fall back to the configured watts).
+            :class:`~llmcompare.cost.LocalHardware`). Energy comes with each completion, as
+            measured by its backend (``energy_j``), else from the configured watts.
     """
 
     def __init__(
@@ -224,12 +249,14 @@ class CostTracker:
         budget: Budget | None = None,
         *,
         hardware: LocalHardware | None = None,
-        measure_energy: bool = True,
     ) -> None:
         self.budget = budget
         self.hardware = hardware
-        self.measure_energy = measure_energy
         self._lock = threading.Lock()
+        # Local models: the highest dollars per token measured so far, and the models whose
+        # probe (their first request, alone) is in flight.
+        self._local_rate: dict[str, Decimal] = {}
+        self._probing: set[str] = set()
         self._total = _Sum()
         self._by_model: dict[str, _Sum] = {}
         self._spent_usd = _ZERO
@@ -287,10 +314,7 @@ class CostTracker:
         Returns:
             Its cost.
         """
-        usd, status, kwh, g_co2, source, assumptions = self._settle(None, completion, energy_j)
-        return Cost.model_construct(
-            usd=usd, status=status, kwh=kwh, g_co2=g_co2, source=source, assumptions=assumptions
-        )
+        return _as_cost(self._settle(None, completion, energy_j))
 
     def wrap(self, model: Model) -> Model:
         """A model whose every call goes through this tracker.
@@ -298,7 +322,7 @@ class CostTracker:
         Each request is checked against the budget before it is sent (raising
         :class:`~llmcompare.BudgetExceeded` when it does not fit) and recorded when it returns.
         In ``generate_batch``, refused requests get a ``BudgetExceeded`` result and the others
-        are sent. A stream reserves when it is created and settles when it ends; close streams
+        are sent. A stream reserves at its first read and settles when it ends; close streams
         you do not read to the end (``with model.stream(...) as s:``).
 
         Args:
@@ -319,6 +343,7 @@ class CostTracker:
         bound = input_token_bound(request)
         tokens = bound + max_out
         usd = _ZERO
+        probe = False
         if budget.max_usd is not None and not local:
             price = get_price(model_id)
             if price is None:
@@ -331,7 +356,17 @@ class CostTracker:
             usd = (bound * price.input + max_out * price.output).scaleb(-6)
         with self._lock:
             why = None
-            if (
+            if budget.max_usd is not None and local:
+                rate = self._local_rate.get(model_id)
+                if rate is not None:
+                    usd = rate * tokens
+                elif model_id in self._probing:
+                    why = _PROBING
+                else:
+                    probe = True
+            if why is not None:
+                pass
+            elif (
                 budget.max_requests is not None
                 and self._sent + self._held_requests + 1 > budget.max_requests
             ):
@@ -347,7 +382,7 @@ class CostTracker:
                 )
             elif budget.max_usd is not None and (
                 self._spent_usd + self._held_usd + usd > budget.max_usd
-                or (local and self._spent_usd + self._held_usd >= budget.max_usd)
+                or (probe and self._spent_usd + self._held_usd >= budget.max_usd)
             ):
                 why = (
                     f"its worst case of ${usd} does not fit in max_usd=${budget.max_usd} "
@@ -358,10 +393,28 @@ class CostTracker:
                 self._held_requests += 1
                 self._held_tokens += tokens
                 self._held_usd += usd
-                return _Reservation(tokens, usd)
-            self._sum(model_id).refused += 1
-            self._total.refused += 1
+                if probe:
+                    self._probing.add(model_id)
+                return _Reservation(tokens, usd, model_id, probe=probe, local=local)
+            if why is not _PROBING:
+                self._sum(model_id).refused += 1
+                self._total.refused += 1
+        if why is _PROBING:
+            raise _ProbeInFlight(
+                f"{model_id}: not sent yet: its first request runs alone to measure what a "
+                "request of this local model costs, against max_usd"
+            )
         raise BudgetExceeded(f"{model_id}: refused before sending: {why}")
+
+    def needs_probe(self, model_id: str) -> bool:
+        """Whether a local model's next request must run alone to measure its cost first."""
+        budget = self.budget
+        with self._lock:
+            return (
+                budget is not None
+                and budget.max_usd is not None
+                and model_id not in self._local_rate
+            )
 
     def _refuse(self, model_id: str) -> None:
         with self._lock:
@@ -379,12 +432,22 @@ class CostTracker:
             self._held_requests -= 1
             self._held_tokens -= reservation.tokens
             self._held_usd -= reservation.usd
+            if reservation.probe:
+                self._probing.discard(reservation.model_id)
 
     def _settle(
         self, reservation: _Reservation | None, completion: Completion, energy_j: float | None
     ) -> _Assessed:
         cost = _assess(completion, self.hardware, energy_j)
         with self._lock:
+            if reservation is not None and reservation.local:
+                # The whole cost (prompt included) per OUTPUT token, the highest seen, bounds the
+                # next requests: a probe that answered in one token gives a high rate, never a
+                # low one, and a row of a batch costs less per token than a request alone.
+                rate = cost[0] / max(completion.usage.output_tokens, 1)
+                known = self._local_rate.get(reservation.model_id)
+                if known is None or rate > known:
+                    self._local_rate[reservation.model_id] = rate
             self._unhold(reservation)
             self._sent += 1
             self._spent_tokens += completion.usage.input_tokens + completion.usage.output_tokens
@@ -438,22 +501,7 @@ def _line(name: str, t: Totals) -> str:
     )
 
 
-_Reading = list[tuple[int, int]]
-
-
-class _Ticket:
-    """One tracked request: its budget reservation and, for a local model, its energy reading."""
-
-    __slots__ = ("energy", "reservation", "start", "starts")
-
-    def __init__(self, reservation: _Reservation | None) -> None:
-        self.reservation = reservation
-        self.start: _Reading | None = None  # RAPL at the start, when this call had the model alone
-        self.starts = 0
-        self.energy: float | None = None  # joules, set by a batch that measured them
-
-
-class _TrackedModel(ModelWrapper[_Ticket]):
+class _TrackedModel(ModelWrapper["_Reservation | None"]):
     """A model whose calls are checked against a budget and recorded; see CostTracker.wrap."""
 
     label = "tracked"
@@ -462,72 +510,58 @@ class _TrackedModel(ModelWrapper[_Ticket]):
         super().__init__(inner)
         self._tracker = tracker
         self._local = inner.info.open_weights
-        # Energy is measured only for local models, only where RAPL is readable, and only for a
-        # call that had the model to itself (the counter is machine-wide).
-        zones = _zones(POWERCAP_ROOT) if tracker.measure_energy and self._local else []
-        self._zones = zones if zones and _read_zones(zones) is not None else []
-        self._flight = threading.Lock()
-        self._in_flight = 0
-        self._starts = 0
 
-    def _before(self, request: Request) -> _Ticket:
-        ticket = _Ticket(self._tracker._reserve(self._id, self._local, request))
-        if self._zones:
-            with self._flight:
-                self._starts += 1
-                self._in_flight += 1
-                alone = self._in_flight == 1
-                ticket.starts = self._starts
-            if alone:
-                ticket.start = _read_zones(self._zones)
-        return ticket
+    def _before(self, request: Request) -> _Reservation | None:
+        deadline = time.monotonic() + _PROBE_WAIT_S
+        while True:
+            try:
+                return self._tracker._reserve(self._id, self._local, request)
+            except _ProbeInFlight as exc:
+                if time.monotonic() > deadline:
+                    raise _probe_timeout(self._id) from exc
+                time.sleep(_PROBE_POLL_S)
 
-    def _measured(self, ticket: _Ticket) -> float | None:
-        if not self._zones:
-            return None
-        end = _read_zones(self._zones)
-        with self._flight:
-            self._in_flight -= 1
-            isolated = self._starts == ticket.starts
-        if ticket.energy is not None:
-            return ticket.energy
-        if not isolated or ticket.start is None or end is None:
-            return None
-        return _joules(ticket.start, end)
+    def _before_batch(self, requests: Sequence[Request]) -> list[_Reservation | Exception | None]:
+        # No waiting here: a batch's rows are admitted together, so a row waiting for the probe
+        # of its own batch would wait forever. Rows behind a probe are not sent (their error
+        # says why); generate_many sends a local model's probe on its own first.
+        out: list[_Reservation | Exception | None] = []
+        for request in requests:
+            try:
+                out.append(self._tracker._reserve(self._id, self._local, request))
+            except BudgetExceeded as exc:
+                out.append(exc)
+        return out
 
-    def _around_batch(
-        self,
-        requests: Sequence[Request],
-        tickets: Sequence[_Ticket],
-        call: Callable[[Sequence[Request]], Outputs],
-    ) -> Outputs:
-        # The requests of one batch share the model: measure the batch as a whole, then share
-        # its energy out by each answer's compute time.
-        start = _read_zones(self._zones) if self._zones else None
-        with self._flight:
-            alone = self._in_flight == len(tickets)
-        outs = call(requests)
-        end = _read_zones(self._zones) if start is not None else None
-        if alone and start is not None and end is not None:
-            for ticket, share in zip(tickets, _shares(outs, _joules(start, end)), strict=True):
-                ticket.energy = share
-        return outs
+    async def _abefore(self, request: Request) -> _Reservation | None:
+        deadline = time.monotonic() + _PROBE_WAIT_S
+        while True:
+            try:
+                return self._tracker._reserve(self._id, self._local, request)
+            except _ProbeInFlight as exc:
+                if time.monotonic() > deadline:
+                    raise _probe_timeout(self._id) from exc
+                await asyncio.sleep(_PROBE_POLL_S)
 
-    def _after(self, request: Request, completion: Completion, ticket: _Ticket) -> Completion:
-        self._tracker._settle(ticket.reservation, completion, self._measured(ticket))
+    def _after(
+        self, request: Request, completion: Completion, ticket: _Reservation | None
+    ) -> Completion:
+        self._tracker._settle(ticket, completion, None)
         return completion
 
-    def _failed(self, request: Request, error: BaseException, ticket: _Ticket) -> None:
-        self._measured(ticket)
-        self._tracker._release(ticket.reservation, self._id)
+    def _failed(self, request: Request, error: BaseException, ticket: _Reservation | None) -> None:
+        self._tracker._release(ticket, self._id)
 
 
-def _shares(outs: Outputs, joules: float | None) -> list[float | None]:
-    """Split a batch's measured energy by each completion's share of compute time."""
-    if joules is None:
-        return [None] * len(outs)
-    seconds = [o.compute_s if isinstance(o, Completion) and o.compute_s else 0.0 for o in outs]
-    total = sum(seconds)
-    if total <= 0:
-        return [None] * len(outs)
-    return [joules * s / total if s else None for s in seconds]
+# How often a local model's request checks whether the probe that measures its cost is done,
+# and how long it waits at most (a probe held by a stream nobody reads must not hang the rest).
+_PROBE_POLL_S = 0.02
+_PROBE_WAIT_S = 600.0
+
+
+def _probe_timeout(model_id: str) -> BudgetExceeded:
+    return BudgetExceeded(
+        f"{model_id}: refused before sending: the request measuring this local model's cost "
+        f"did not finish within {_PROBE_WAIT_S:.0f} s (a stream left unread?), so no cost "
+        "bound is known"
+    )

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -24,7 +24,7 @@ from llmcompare.backends.chatgpt._quirks import COMPATIBLE, Quirks, quirks_for
 from llmcompare.backends.chatgpt._tokens import count_text_tokens, count_tokens, user_stacklevel
 from llmcompare.errors import BackendError, ConfigurationError, LLMCompareError
 from llmcompare.model import ModelBase
-from llmcompare.types import Chunk, Completion, FinishReason, ModelInfo, Request, Usage
+from llmcompare.types import Chunk, Completion, FinishReason, ModelInfo, Request, Sent, Usage
 
 if TYPE_CHECKING:
     import openai
@@ -430,7 +430,7 @@ class ChatGPTModel(ModelBase):
             return stop
         return ()
 
-    def _params(self, request: Request) -> dict[str, Any]:
+    def _params(self, request: Request, *, warn: bool = True) -> dict[str, Any]:
         quirks = self._quirks
         params: dict[str, Any] = {
             "model": self._name,
@@ -441,12 +441,12 @@ class ChatGPTModel(ModelBase):
         if request.temperature is not None:
             if self._sampling:
                 params["temperature"] = request.temperature
-            else:
+            elif warn:
                 self._warn_dropped("temperature")
         if request.top_p is not None:
             if self._sampling:
                 params["top_p"] = request.top_p
-            else:
+            elif warn:
                 self._warn_dropped("top_p")
         if request.stop and not self._client_stops(request):
             params["stop"] = list(request.stop)
@@ -455,6 +455,41 @@ class ChatGPTModel(ModelBase):
         if self._extra:
             params.update(self._extra)
         return params
+
+    def _sent(self, request: Request, params: Mapping[str, Any]) -> Sent:
+        """What the provider received, and how it differs from the request's settings."""
+        quirks = self._quirks
+        notes: list[str] = []
+        field = quirks.max_tokens_field
+        if request.max_tokens is not None and field != "max_tokens":
+            notes.append(
+                f"max_tokens sent as {field} (family {quirks.family}): it also counts the "
+                "model's hidden reasoning tokens, so the visible answer can be shorter"
+            )
+        for name in ("temperature", "top_p"):
+            value = getattr(request, name)
+            if value is not None and name not in params:
+                notes.append(
+                    f"{name}={value} not sent: {self._name} (family {quirks.family}) accepts "
+                    "only its default, so it samples at the provider's default"
+                )
+        if request.stop and "stop" not in params:
+            notes.append(
+                "stop strings applied by llmcompare to the answer, not sent: "
+                + (
+                    f"{self._name} does not take stop"
+                    if not quirks.stop
+                    else f"more than {_MAX_OPENAI_STOPS} stop strings"
+                )
+            )
+        shown = {k: v for k, v in params.items() if k not in ("messages", "stream_options")}
+        # Built without validation: the per-request path stays cheap, and these are plain values.
+        return Sent.model_construct(params=shown, notes=tuple(notes))
+
+    def _finalize_stream(self, completion: Completion, request: Request) -> Completion:
+        return completion.model_copy(
+            update={"sent": self._sent(request, self._params(request, warn=False))}
+        )
 
     def _error(self, exc: BaseException) -> LLMCompareError:
         from llmcompare.backends.chatgpt import _sdk
@@ -475,7 +510,13 @@ class ChatGPTModel(ModelBase):
             estimated=True,
         )
 
-    def _completion(self, response: ChatCompletion, request: Request, start: float) -> Completion:
+    def _completion(
+        self,
+        response: ChatCompletion,
+        request: Request,
+        params: Mapping[str, Any],
+        start: float,
+    ) -> Completion:
         choices = getattr(response, "choices", None)
         if not choices:
             raise BackendError(
@@ -506,6 +547,7 @@ class ChatGPTModel(ModelBase):
             # Measured here rather than by the base class, which would otherwise copy the
             # finished completion once more just to add it.
             latency_s=time.perf_counter() - start,
+            sent=self._sent(request, params),
         )
 
     def _check_network(self) -> None:
@@ -516,21 +558,23 @@ class ChatGPTModel(ModelBase):
         start = time.perf_counter()
         self._check_network()
         client = self._client()
+        params = self._params(request)
         try:
-            response = client.chat.completions.create(**self._params(request))
+            response = client.chat.completions.create(**params)
         except self._errors as exc:
             raise self._error(exc) from exc
-        return self._completion(response, request, start)
+        return self._completion(response, request, params, start)
 
     async def _agenerate(self, request: Request) -> Completion:
         start = time.perf_counter()
         self._check_network()
         client = await self._aclient()
+        params = self._params(request)
         try:
-            response = await client.chat.completions.create(**self._params(request))
+            response = await client.chat.completions.create(**params)
         except self._errors as exc:
             raise self._error(exc) from exc
-        return self._completion(response, request, start)
+        return self._completion(response, request, params, start)
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         self._check_network()

@@ -21,8 +21,9 @@ from typing import Any
 import torch
 
 from llmcompare.backends.llama._options import DEFAULT_MAX_TOKENS
+from llmcompare.energy import EnergyCounter, energy_counter
 from llmcompare.errors import BackendError
-from llmcompare.types import Chunk, Completion, FinishReason, Request, Usage
+from llmcompare.types import Chunk, Completion, FinishReason, Request, Sent, Usage
 
 __all__ = ["Engine", "Job"]
 
@@ -37,13 +38,17 @@ class Job:
 
     __slots__ = (
         "compute_s",
+        "done_at",
+        "energy_j",
         "finish",
+        "first_at",
         "generator",
         "index",
         "max_new",
         "out",
         "prompt",
         "request",
+        "started_at",
         "stop_at",
         "stops",
         "temperature",
@@ -75,6 +80,12 @@ class Job:
         self.stop_at: int | None = None
         self.text: str | None = None
         self.compute_s = 0.0
+        # This row's share of the measured energy (None: not measurable here).
+        self.energy_j: float | None = None
+        # perf_counter() times: its computation started, its first token, its last token.
+        self.started_at: float | None = None
+        self.first_at: float | None = None
+        self.done_at: float | None = None
 
 
 class Engine:
@@ -132,6 +143,9 @@ class Engine:
         # Fast tokenizers are not safe to call from two threads at once ("Already borrowed").
         self._tok_lock = threading.Lock()
         self.tokens_generated = 0
+        # Measured energy per step, where the device lets it be read (RAPL on a CPU, NVML on an
+        # NVIDIA GPU): each step's joules are shared out among its rows, like its time.
+        self.energy: EnergyCounter | None = energy_counter(self.device_name)
 
     # -- requests -> jobs ---------------------------------------------------------------------
 
@@ -221,9 +235,27 @@ class Engine:
         while batch.alive:
             batch.step()
 
-    def completion(self, job: Job, request_id: str | None = None) -> Completion:
-        """The completion of a finished job."""
+    def completion(
+        self, job: Job, request_id: str | None = None, *, since: float | None = None
+    ) -> Completion:
+        """The completion of a finished job.
+
+        Args:
+            job: The job.
+            request_id: Its request id.
+            since: When the request was handed to the engine (``perf_counter``): latency, time
+                to first token and queue wait are counted from it, row by row.
+        """
         assert job.finish is not None
+        timings: dict[str, float] = {}
+        if since is not None:
+            if job.done_at is not None:
+                timings["latency_s"] = job.done_at - since
+            if job.first_at is not None:
+                timings["ttft_s"] = job.first_at - since
+            if job.started_at is not None:
+                timings["queue_s"] = max(0.0, job.started_at - since)
+        counter = self.energy
         return Completion(
             text=self.final_text(job),
             finish_reason=job.finish,
@@ -233,7 +265,38 @@ class Engine:
             request_id=request_id,
             compute_s=job.compute_s,
             device=self.device_name,
+            energy_j=job.energy_j,
+            energy_method=counter.method
+            if counter is not None and job.energy_j is not None
+            else None,
+            sent=self.sent(job),
+            **timings,
         )
+
+    def sent(self, job: Job) -> Sent:
+        """The settings the job ran with, under transformers' names, and how they differ."""
+        params: dict[str, Any] = {"max_new_tokens": job.max_new}
+        notes: list[str] = []
+        request = job.request
+        if job.temperature > 0:
+            params.update(do_sample=True, temperature=job.temperature, top_p=job.top_p)
+            if request.seed is not None:
+                params["seed"] = request.seed
+            else:
+                notes.append("no seed given: a random seed was drawn, so reruns differ")
+        else:
+            params["do_sample"] = False
+            if request.top_p is not None and request.top_p < 1.0:
+                notes.append(f"top_p={request.top_p} has no effect: temperature 0 is greedy")
+        if request.stop:
+            params["stop_strings"] = list(request.stop)
+        if request.max_tokens is not None and job.max_new < request.max_tokens:
+            notes.append(
+                f"max_tokens={request.max_tokens} cut to {job.max_new}: the context window ends"
+            )
+        if request.temperature is None:
+            notes.append(f"no temperature given: the model's default ({job.temperature}) was used")
+        return Sent.model_construct(params=params, notes=tuple(notes))
 
     def stream(self, job: Job, request_id: str) -> Iterator[Chunk]:
         """Yield a job's text as it is generated; the last chunk has finish_reason and usage.
@@ -298,13 +361,17 @@ class Engine:
 
     # -- one row's next token -----------------------------------------------------------------
 
-    def accept(self, job: Job, token: int) -> bool:
-        """Record a generated token; return True when the job is finished."""
+    def accept(self, job: Job, token: int, now: float) -> bool:
+        """Record a generated token (available at ``now``); return True when the job is finished."""
         job.out.append(token)
+        if job.first_at is None:
+            job.first_at = now
         if token in self.eos_ids or (job.stops and self._check_stop(job)):
             job.finish = "stop"
         elif len(job.out) >= job.max_new:
             job.finish = "length"
+        if job.finish is not None:
+            job.done_at = now
         return job.finish is not None
 
     def pick(self, logits: torch.Tensor, jobs: Sequence[Job]) -> list[int]:
@@ -329,6 +396,14 @@ def _sample(logits: torch.Tensor, job: Job) -> int:
         choice = torch.multinomial(sorted_probs, 1, generator=job.generator)
         return int(order[choice].item())
     return int(torch.multinomial(probs, 1, generator=job.generator).item())
+
+
+def _spent(counter: EnergyCounter | None, start: object | None) -> float | None:
+    """Joules since ``start`` on the engine's counter, or None when not measurable."""
+    if counter is None or start is None:
+        return None
+    end = counter.read()
+    return None if end is None else counter.joules(start, end)
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
@@ -399,6 +474,9 @@ class _Batch:
         rows = len(prompts)
         with engine._lock, torch.inference_mode():
             start = time.perf_counter()
+            reading = engine.energy.read() if engine.energy is not None else None
+            for job in jobs:
+                job.started_at = start
             cache = DynamicCache(config=engine.model.config)
             shared = _shared_prefix(prompts) if rows > 1 else 0
             if shared < _MIN_SHARED_PREFIX or shared * (rows - 1) < _MIN_PREFIX_SAVING:
@@ -426,9 +504,12 @@ class _Batch:
             )
             self.cache, self.mask, self.last_pos = cache, mask, positions[:, -1:]
             elapsed = time.perf_counter() - start
+            joules = _spent(engine.energy, reading)
         total = sum(len(p) for p in prompts)
         for job in jobs:
             job.compute_s += elapsed * len(job.prompt) / total
+            if joules is not None:
+                job.energy_j = (job.energy_j or 0.0) + joules * len(job.prompt) / total
 
     def step(self) -> None:
         """Pick every live row's next token, retire finished rows, and run the next forward."""
@@ -439,11 +520,14 @@ class _Batch:
         assert self.last_pos is not None
         with engine._lock, torch.inference_mode():
             start = time.perf_counter()
+            reading = engine.energy.read() if engine.energy is not None else None
             tokens = engine.pick(self.logits, jobs)
+            # The tokens exist from here on: the time a row's first and last tokens arrive.
+            now = time.perf_counter()
             keep = [
                 row
                 for row, (job, t) in enumerate(zip(jobs, tokens, strict=True))
-                if not engine.accept(job, t)
+                if not engine.accept(job, t, now)
             ]
             engine.tokens_generated += len(jobs)
             if keep:
@@ -463,9 +547,12 @@ class _Batch:
                 )
                 self.mask, self.last_pos = mask, last_pos
             elapsed = time.perf_counter() - start
+            joules = _spent(engine.energy, reading)
         share = elapsed / len(jobs)
         for job in jobs:
             job.compute_s += share
+            if joules is not None:
+                job.energy_j = (job.energy_j or 0.0) + joules / len(jobs)
         self.alive = [jobs[r] for r in keep]
         if not keep:
             self.cache = self.logits = self.mask = self.last_pos = None

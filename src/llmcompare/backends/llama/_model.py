@@ -17,7 +17,7 @@ from llmcompare.model import ModelBase
 from llmcompare.types import Chunk, Completion, ModelInfo, Prompt, Request
 
 if TYPE_CHECKING:
-    from llmcompare.backends.llama._engine import Engine
+    from llmcompare.backends.llama._engine import Engine, Job
     from llmcompare.backends.llama._load import Loaded
 
 __all__ = ["LlamaModel"]
@@ -85,7 +85,7 @@ class LlamaModel(ModelBase):
         self._source = source
         self._load_lock = threading.Lock()
         self._loaded: Loaded | None = None
-        self._pending: OrderedDict[str, float] = OrderedDict()
+        self._pending: OrderedDict[str, Job] = OrderedDict()
         self._pending_lock = threading.Lock()
 
     # -- facts --------------------------------------------------------------------------------
@@ -210,12 +210,13 @@ class LlamaModel(ModelBase):
 
     def _generate(self, request: Request) -> Completion:
         engine = self._engine()
+        since = time.perf_counter()
         job = engine.job(0, request)
         try:
             engine.run([job])
         except Exception as exc:
             raise _backend_error(self.id, exc) from exc
-        return engine.completion(job, _request_id())
+        return engine.completion(job, _request_id(), since=since)
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         engine = self._engine()
@@ -224,21 +225,34 @@ class LlamaModel(ModelBase):
         try:
             for chunk in engine.stream(job, request_id):
                 if chunk.finish_reason is not None:
-                    self._remember(request_id, job.compute_s)
+                    self._remember(request_id, job)
                 yield chunk
         except Exception as exc:
             raise _backend_error(self.id, exc) from exc
 
-    def _remember(self, request_id: str, compute_s: float) -> None:
+    def _remember(self, request_id: str, job: Job) -> None:
         with self._pending_lock:
-            self._pending[request_id] = compute_s
+            self._pending[request_id] = job
             while len(self._pending) > _PENDING_LIMIT:
                 self._pending.popitem(last=False)
 
-    def _finalize_stream(self, completion: Completion) -> Completion:
+    def _finalize_stream(self, completion: Completion, request: Request) -> Completion:
         with self._pending_lock:
-            compute_s = self._pending.pop(completion.request_id or "", None)
-        return completion.model_copy(update={"compute_s": compute_s, "device": self.device})
+            job = self._pending.pop(completion.request_id or "", None)
+        if job is None:
+            return completion.model_copy(update={"device": self.device})
+        # The engine's own completion has the facts a stream's chunks do not carry; the
+        # timings stay the stream's, measured from its first read.
+        facts = self._engine().completion(job)
+        return completion.model_copy(
+            update={
+                "compute_s": facts.compute_s,
+                "device": facts.device,
+                "energy_j": facts.energy_j,
+                "energy_method": facts.energy_method,
+                "sent": facts.sent,
+            }
+        )
 
     def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
         engine = self._engine()
@@ -258,12 +272,11 @@ class LlamaModel(ModelBase):
                 for job in bucket:
                     out[job.index] = error
                 continue
-            # A request's latency runs from the call to the end of its bucket, when its answer
-            # exists: later buckets wait for earlier ones, as they would in a queue.
-            latency = time.perf_counter() - started
+            # Each row's latency runs from the call to its own last token, and its first-token
+            # time to its first: a short answer is not charged the slowest row's time. Later
+            # buckets wait for earlier ones, as in a queue (queue_s says how long).
             for job in bucket:
-                done = engine.completion(job, _request_id())
-                out[job.index] = done.model_copy(update={"latency_s": latency})
+                out[job.index] = engine.completion(job, _request_id(), since=started)
         return [o if o is not None else BackendError("no result", model_id=self.id) for o in out]
 
 
