@@ -59,8 +59,16 @@ def demo(session: nox.Session) -> None:
     """The main job: compare models on the built-in suite (the embedded Llama; ChatGPT too when
     OPENAI_API_KEY or OPENAI_BASE_URL is set), print the table and write reports to out/."""
     install_project(session)
+    # --force-new: each demo is a fresh run (ChatGPT may have joined since the last one); the
+    # response cache still answers what an earlier demo already asked.
     session.run(
-        "llmcompare", "compare", "--out", "out", *session.posargs, env={"OMP_NUM_THREADS": "1"}
+        "llmcompare",
+        "compare",
+        "--out",
+        "out",
+        "--force-new",
+        *session.posargs,
+        env={"OMP_NUM_THREADS": "1"},
     )
 
 

@@ -35,6 +35,24 @@ def _llama_ready() -> str | None:
     return None
 
 
+@pytest.fixture(autouse=True)
+def _private_response_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each test gets its own response cache: answers never leak from one test to another, and
+    the user's own cache is never touched. Subprocesses inherit it through the environment."""
+    from llmcompare.runs import CACHE_DIR_ENV
+
+    folder = tmp_path_factory.mktemp("response-cache")
+    before = os.environ.get(CACHE_DIR_ENV)
+    os.environ[CACHE_DIR_ENV] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(CACHE_DIR_ENV, None)
+        else:
+            os.environ[CACHE_DIR_ENV] = before
+
+
 @pytest.fixture(scope="session")
 def llama_backend() -> None:
     """Skip a test that needs the real Llama backend where it cannot run; fail instead in CI."""

@@ -539,3 +539,145 @@ def test_the_llama_backend_is_driven_through_its_own_batching(
     assert total.requests == 5
     assert total.cost.kwh is not None
     assert total.cost.kwh > 0
+
+
+# -- damaged results files -----------------------------------------------------------------------
+
+DAMAGE_PROMPTS = [f"q{i}" for i in range(6)]
+
+
+def accented(request: Request) -> str:
+    # Non-ASCII answers, so a line can be cut inside a multi-byte character.
+    return "réponse 日本 " + request.messages[-1].content
+
+
+def first_run(path: Path) -> list[bytes]:
+    # concurrency=1: line k of the file holds request k.
+    generate_many(FunctionModel(accented), DAMAGE_PROMPTS, results_file=path, concurrency=1)
+    lines = path.read_bytes().splitlines()
+    assert [json.loads(line)["index"] for line in lines] == list(range(len(DAMAGE_PROMPTS)))
+    return lines
+
+
+def resume(path: Path) -> list[str]:
+    sent: list[str] = []
+
+    def counting(request: Request) -> str:
+        sent.append(request.messages[-1].content)
+        return accented(request)
+
+    results = generate_many(FunctionModel(counting), DAMAGE_PROMPTS, results_file=path)
+    assert [r.index for r in results] == list(range(len(DAMAGE_PROMPTS)))
+    assert [r.unwrap().text for r in results] == [f"réponse 日本 {p}" for p in DAMAGE_PROMPTS]
+    # The file is whole again: one valid line per request, nothing dropped, nothing twice.
+    assert sorted(r["index"] for r in read_results(path)) == list(range(len(DAMAGE_PROMPTS)))
+    assert len(path.read_bytes().splitlines()) == len(DAMAGE_PROMPTS)
+    return sent
+
+
+def damage_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "llmcompare.batch" and r.levelname == "WARNING"
+    ]
+
+
+def test_resume_skips_a_last_line_cut_inside_a_utf8_character(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "r.jsonl"
+    lines = first_run(path)
+    # Rewrite the lines as raw UTF-8 (json.dumps escapes non-ASCII), then cut the last one
+    # after the first byte of "日", as a kill in mid-write would, without its newline.
+    raw = [json.dumps(json.loads(line), ensure_ascii=False).encode() for line in lines]
+    cut = raw[-1][: raw[-1].index("日".encode()) + 1]
+    path.write_bytes(b"".join(line + b"\n" for line in raw[:-1]) + cut)
+    with pytest.raises(UnicodeDecodeError):
+        cut.decode("utf-8")
+    with caplog.at_level("WARNING", logger="llmcompare.batch"):
+        sent = resume(path)
+    assert sent == ["q5"]  # only the damaged request ran again
+    warnings = damage_warnings(caplog)
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"{path}:6: damaged line skipped (not UTF-8)")
+
+
+def test_resume_skips_a_line_of_invalid_json_in_the_middle(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "r.jsonl"
+    lines = first_run(path)
+    lines[2] = b'{"index": 2, "hash": "oops" "completion"'
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    with caplog.at_level("WARNING", logger="llmcompare.batch"):
+        sent = resume(path)
+    assert sent == ["q2"]
+    warnings = damage_warnings(caplog)
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"{path}:3: damaged line skipped (invalid JSON")
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("negative latency", "invalid completion: latency_s"),
+        ("completion without text", "invalid completion: text: Field required"),
+        ("completion not an object", "invalid completion"),
+        ("index as a string", "integer 'index'"),
+        ("index as a bool", "integer 'index'"),
+        ("hash as a number", "string 'hash'"),
+        ("not an object", "integer 'index'"),
+    ],
+)
+def test_resume_skips_a_line_that_is_json_but_not_a_valid_record(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str, reason: str
+) -> None:
+    path = tmp_path / "r.jsonl"
+    lines = first_run(path)
+    record = json.loads(lines[3])
+    if damage == "negative latency":
+        record["completion"]["latency_s"] = -1.0
+    elif damage == "completion without text":
+        del record["completion"]["text"]
+    elif damage == "completion not an object":
+        record["completion"] = "réponse 日本 q3"
+    elif damage == "index as a string":
+        record["index"] = "3"
+    elif damage == "index as a bool":
+        record["index"] = True
+    elif damage == "hash as a number":
+        record["hash"] = 3
+    else:
+        record = [record]
+    lines[3] = json.dumps(record).encode()
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    with caplog.at_level("WARNING", logger="llmcompare.batch"):
+        sent = resume(path)
+    assert sent == ["q3"]
+    warnings = damage_warnings(caplog)
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"{path}:4: damaged line skipped (")
+    assert reason in warnings[0]
+    assert "its request runs again" in warnings[0]
+
+
+def test_a_valid_line_of_other_requests_is_still_refused_next_to_damage(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    lines = first_run(path)
+    other = json.loads(lines[1])
+    other["hash"] = "0" * 32
+    lines[0] = b"\xff\xfe not even text"
+    lines[1] = json.dumps(other).encode()
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    with pytest.raises(ConfigurationError, match=r"other requests \(line 2, index 1\)"):
+        generate_many(FunctionModel(accented), DAMAGE_PROMPTS, results_file=path)
+
+
+def test_read_results_skips_lines_that_are_not_utf8_or_not_objects(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    lines = first_run(path)
+    path.write_bytes(
+        lines[0] + b"\n" + b'{"index": 1, "text": "\xe6\x97' + b"\n[1, 2]\n" + lines[2] + b"\n"
+    )
+    assert [r["index"] for r in read_results(path)] == [0, 2]

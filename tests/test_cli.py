@@ -15,7 +15,12 @@ EXE = shutil.which("llmcompare") or ""
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LLMCOMPARE_"))}
+    # The test's private response cache stays: a CLI run must not read or fill the user's.
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "LLMCOMPARE_")) or k == "LLMCOMPARE_CACHE_DIR"
+    }
     return subprocess.run(
         [EXE, *args] if EXE else [sys.executable, "-m", "llmcompare", *args],
         capture_output=True,
@@ -171,3 +176,31 @@ def test_budget_refuses_requests_before_sending(prompts: Path) -> None:
     assert "0/2" in out.stdout
     assert "BudgetExceeded" in out.stdout
     assert sent == 0  # refused before anything reached the server
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("abc", "'abc' is not a dollar amount."),
+        ("-1", "'-1' is negative: a budget is 0 or more dollars."),
+        ("NaN", "'NaN' is not a finite dollar amount."),
+        ("inf", "'inf' is not a finite dollar amount."),
+    ],
+)
+def test_a_bad_budget_is_a_usage_error_before_anything_runs(
+    prompts: Path, value: str, message: str
+) -> None:
+    out = run("compare", str(prompts), "-m", "fake", "--budget-usd", value, "--no-progress")
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    errors = [line for line in out.stderr.splitlines() if "rror" in line]
+    assert errors == [f"Error: Invalid value for '--budget-usd': {message}"]
+    assert out.stdout == ""  # nothing ran: no hint, no report
+
+
+def test_a_zero_budget_is_accepted_and_applied(prompts: Path) -> None:
+    out = run("compare", str(prompts), "-m", "fake", "--budget-usd", "0", "--no-progress")
+    # Not a usage error: the run happens and the (unpriced) fake model is refused by the budget.
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stderr
+    assert "BudgetExceeded" in out.stdout

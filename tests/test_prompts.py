@@ -70,3 +70,50 @@ def test_missing_file_and_unknown_format(tmp_path: Path) -> None:
 def test_items_from_strings_get_ids() -> None:
     assert PromptItem.of("hello", index=0).id == "item-1"
     assert PromptItem.of({"prompt": "x"}, index=4).id == "item-5"
+
+
+def test_csv_with_an_excel_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes(
+        b"\xef\xbb\xbfid,prompt,reference\r\na,2+2?,4\r\nb,Capital of France?,Paris\r\n"
+    )
+    items = load_prompts(path)
+    assert [i.id for i in items] == ["a", "b"]
+    assert [i.reference for i in items] == ["4", "Paris"]
+
+
+def test_csv_row_with_more_fields_than_the_header_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "extra.csv"
+    path.write_text("id,prompt,reference\na,x,1\nb,Paris, France,Paris\n")
+    with pytest.raises(PromptFileError, match="row has 4 fields but the header has 3") as info:
+        load_prompts(path)
+    assert info.value.line == 3
+    assert str(info.value).startswith(f"{path}:3: ")
+    assert "Keys should be strings" not in str(info.value)
+
+
+def test_csv_row_with_fewer_fields_is_fine_while_only_optional_ones_are_missing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "short.csv"
+    path.write_text("id,prompt,reference,tags\na,x\nb,y,2,m\n")
+    items = load_prompts(path)
+    assert items[0] == PromptItem(id="a", prompt="x")
+    assert items[1] == PromptItem(id="b", prompt="y", reference="2", tags=("m",))
+
+
+def test_csv_row_missing_its_prompt_says_it_is_short(tmp_path: Path) -> None:
+    path = tmp_path / "short.csv"
+    path.write_text("id,prompt,reference\na,x,1\nb\n")
+    with pytest.raises(PromptFileError, match="row has 1 field but the header has 3") as info:
+        load_prompts(path)
+    assert info.value.line == 3
+    assert "exactly one of" in str(info.value)
+
+
+def test_csv_with_a_repeated_column_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "twice.csv"
+    path.write_text("id,prompt,prompt\na,x,y\n")
+    with pytest.raises(PromptFileError, match=r"repeated column\(s\) \['prompt'\]") as info:
+        load_prompts(path)
+    assert info.value.line == 1

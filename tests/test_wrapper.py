@@ -253,7 +253,7 @@ def test_compare_keeps_the_request_rate_under_rpm() -> None:
     assert len(times) == 6
     assert all(r.completion is not None for r in comparison.rows)
     assert_under(times, 120)
-    assert times[-1] - times[1] >= 1.5  # about two a second: not all in one burst
+    assert times[-1] - times[1] >= 1.0  # two a second at most, after a burst of two
 
 
 def test_the_cli_takes_rpm(tmp_path: Path) -> None:
@@ -278,7 +278,7 @@ def test_the_cli_takes_rpm(tmp_path: Path) -> None:
         times = arrivals(server)
     assert len(times) == 5
     assert_under(times, 120)
-    assert times[-1] - times[1] >= 1.0
+    assert times[-1] - times[1] >= 0.5  # two a second at most, after a burst of two
 
 
 def test_the_cli_refuses_a_non_positive_rpm() -> None:

@@ -45,9 +45,10 @@ from llmcompare.types import (
 
 if TYPE_CHECKING:
     from llmcompare.batch import agenerate_many, generate_many
-    from llmcompare.comparison import Comparison, compare
+    from llmcompare.comparison import compare
     from llmcompare.cost import Budget, CostTracker, cost_of
     from llmcompare.ratelimit import RateLimiter, with_rate_limit
+    from llmcompare.record import Comparison
     from llmcompare.retry import RetryPolicy, with_retry
     from llmcompare.wrapper import ModelWrapper
 
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "agenerate_many": "llmcompare.batch",
     "generate_many": "llmcompare.batch",
-    "Comparison": "llmcompare.comparison",
+    "Comparison": "llmcompare.record",
     "compare": "llmcompare.comparison",
     "Budget": "llmcompare.cost",
     "CostTracker": "llmcompare.cost",

@@ -17,11 +17,18 @@ The rules, stated once (the record says which was used):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from llmcompare.cost import Cost
+from llmcompare.prompts import PromptItem
+from llmcompare.record import Comparison, ModelSummary, Pairwise, Row
+from llmcompare.scorers import Contains, Scorer, check_item, scorer_from_name, scorer_name
+from llmcompare.types import Completion, Usage
+
 if TYPE_CHECKING:
-    from llmcompare.comparison import Row
     from llmcompare.stats import Difference, Interval
 
 __all__: list[str] = []
@@ -37,7 +44,7 @@ def row_score(row: Row, scorer: str | None = None) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def item_scores(
+def item_scores_of(
     rows: Iterable[Row], model: str, scorer: str | None = None
 ) -> dict[str, float | None]:
     """Per item: the mean over samples of the model's row scores.
@@ -107,8 +114,8 @@ def difference(
     """The paired difference of two models over the items both answered; None for no such item."""
     from llmcompare.stats import paired_difference
 
-    a = item_scores(rows, model_a, scorer)
-    b = item_scores(rows, model_b, scorer)
+    a = item_scores_of(rows, model_a, scorer)
+    b = item_scores_of(rows, model_b, scorer)
     both = [i for i, v in a.items() if v is not None and b.get(i) is not None]
     if not both:
         return None
@@ -117,4 +124,203 @@ def difference(
         [b[i] for i in both],  # type: ignore[misc]
         confidence=confidence,
         seed=seed,
+    )
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear-interpolated percentile (q in [0, 100]); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+class Scoring:
+    """Scorer objects per item, built once per name."""
+
+    def __init__(self, extra: Sequence[Scorer]) -> None:
+        self._extra = list(extra)
+        self._by_name: dict[str, Scorer] = {}
+
+    def for_item(self, item: PromptItem) -> list[Scorer]:
+        if item.scorers is None:
+            own: list[Scorer] = [] if self._extra or item.reference is None else [Contains()]
+        else:
+            own = []
+            for spec in item.scorers:
+                if spec not in self._by_name:
+                    self._by_name[spec] = scorer_from_name(spec)
+                own.append(self._by_name[spec])
+        return own + self._extra
+
+    def score(self, item: PromptItem, completion: Completion) -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        for scorer in self.for_item(item):
+            try:
+                value = scorer(completion, item)
+            except Exception as exc:  # noqa: BLE001 - a broken scorer must not lose the run
+                warnings.warn(
+                    f"scorer {scorer_name(scorer)!r} failed on item {item.id!r}: {exc}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                value = None
+            score = None if value is None else float(value)
+            if score is not None and not 0.0 <= score <= 1.0:  # NaN fails this too
+                # A score outside [0, 1] would make every mean and interval meaningless; the
+                # answer is kept, the score is not.
+                warnings.warn(
+                    f"scorer {scorer_name(scorer)!r} gave {value!r} on item {item.id!r}: scores "
+                    "must be in [0, 1], so it is recorded as no score",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                score = None
+            out[scorer_name(scorer)] = score
+        return out
+
+
+def summarise(
+    label: str,
+    open_weights: bool,
+    rows: Sequence[Row],
+    wall_s: float,
+    common: Sequence[str],
+    scores: Mapping[str, float | None],
+    failures_as_zero: float | None,
+    confidence: float,
+    seed: int,
+) -> ModelSummary:
+    done = [r.completion for r in rows if r.completion is not None]
+    # Timings and throughput are this run's measurements: a cached answer's are not new ones.
+    fresh = [r.completion for r in rows if r.completion is not None and not r.cached] or done
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row.scores))
+    headline = [v for i in common if (v := scores.get(i)) is not None]
+    found = interval(headline, confidence=confidence, seed=seed)
+    mean_scores = {}
+    for name in names:
+        per_item = item_scores_of(rows, label, name)
+        mean_scores[name] = _mean(per_item.get(i) for i in common)
+    usage = sum((c.usage for c in done), Usage())
+    costs = [row.cost for row in rows if row.cost is not None]
+    total_cost = sum(costs, Cost()) if costs else Cost(status="unpriced", assumptions="no answer")
+    per_1k = (
+        None if total_cost.status == "unpriced" else total_cost.per_1k_tokens(usage.total_tokens)
+    )
+    adjustments: dict[str, None] = {}
+    for c in done:
+        if c.sent is not None:
+            adjustments.update(dict.fromkeys(c.sent.notes))
+    return ModelSummary(
+        model=label,
+        open_weights=open_weights,
+        requests=len(rows),
+        succeeded=len(done),
+        success_rate=len(done) / len(rows) if rows else 0.0,
+        mean_scores=mean_scores,
+        score=_mean(headline),
+        score_ci=None if found is None else (found.low, found.high),
+        score_ci_method=None if found is None else found.method,
+        n_scored=len(headline),
+        score_failures_as_zero=failures_as_zero,
+        latency_p50_s=_percentile([c.latency_s for c in fresh], 50),
+        latency_p95_s=_percentile([c.latency_s for c in fresh], 95),
+        ttft_p50_s=_percentile([c.ttft_s for c in fresh if c.ttft_s is not None], 50),
+        output_tokens_per_s=(
+            sum(c.usage.output_tokens for c in fresh) / wall_s if fresh and wall_s > 0 else None
+        ),
+        cached=sum(r.cached for r in rows),
+        usage=usage,
+        cost=total_cost,
+        usd_per_1k_tokens=per_1k,
+        retries=sum(c.attempts - 1 for c in done),
+        wall_s=wall_s,
+        revisions=tuple(sorted({c.response_model for c in done if c.response_model})),
+        adjustments=tuple(adjustments),
+    )
+
+
+def summaries(
+    labels: Sequence[str],
+    open_weights: Mapping[str, bool],
+    rows: Sequence[Row],
+    walls: Mapping[str, float],
+    confidence: float,
+    seed: int,
+) -> tuple[ModelSummary, ...]:
+    """One summary per model, every score over the items every model answered."""
+    per_model = {label: item_scores_of(rows, label) for label in labels}
+    common = common_items(per_model)
+    scoreable = scoreable_items(rows)
+    return tuple(
+        summarise(
+            label,
+            open_weights[label],
+            [r for r in rows if r.model == label],
+            walls.get(label, 0.0),
+            common,
+            per_model[label],
+            failures_as_zero(rows, label, scoreable),
+            confidence,
+            seed,
+        )
+        for label in labels
+    )
+
+
+def differences(
+    labels: Sequence[str], rows: Sequence[Row], confidence: float, seed: int
+) -> tuple[Pairwise, ...]:
+    """Every pair of models, in run order, compared item by item on each item's mean score."""
+    out = []
+    for i, a in enumerate(labels):
+        for b in labels[i + 1 :]:
+            found = difference(rows, a, b, scorer=None, confidence=confidence, seed=seed)
+            if found is not None:
+                out.append(Pairwise(model_a=a, model_b=b, difference=found))
+    return tuple(out)
+
+
+def rescored(record: Comparison, scorers: Sequence[Scorer], *, replace: bool) -> Comparison:
+    """The record with every answer scored again; see :meth:`Comparison.rescore`."""
+    items = record.items
+    if replace:
+        items = tuple(item.model_copy(update={"scorers": ()}) for item in items)
+    scoring = Scoring(scorers)
+    for item in items:
+        for scorer in scoring.for_item(item):
+            check_item(scorer, item)
+    by_id = {item.id: item for item in items}
+    rows = tuple(
+        row
+        if row.completion is None
+        else row.model_copy(update={"scores": scoring.score(by_id[row.item_id], row.completion)})
+        for row in record.rows
+    )
+    run = record.run
+    old = {s.model: s for s in record.summaries}
+    new = summaries(
+        run.models,
+        {m: old[m].open_weights for m in run.models},
+        rows,
+        {m: old[m].wall_s for m in run.models},
+        run.confidence,
+        run.stats_seed,
+    )
+    return record.model_copy(
+        update={
+            "items": record.items,
+            "rows": rows,
+            "summaries": new,
+            "differences": differences(run.models, rows, run.confidence, run.stats_seed),
+        }
     )

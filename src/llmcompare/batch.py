@@ -38,12 +38,13 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from typing_extensions import Unpack
 
+from llmcompare import _stop
 from llmcompare.errors import ConfigurationError, redact
 from llmcompare.model import Model, _run_coroutine_sync
 from llmcompare.ratelimit import with_rate_limit
@@ -89,20 +90,36 @@ class _ResultsFile:
         self._file: TextIO | None = None
 
     def load(self, requests: Sequence[Request]) -> dict[int, Result]:
-        """Read finished results, then rewrite the file with only them (crash debris dropped)."""
+        """Read finished results, then rewrite the file with only them (damaged lines dropped).
+
+        A damaged line (cut short by a kill in mid-write, not UTF-8, not JSON, or not a valid
+        record) is logged as a warning and skipped: its request simply runs again.
+
+        Raises:
+            ConfigurationError: When a line holds the result of another request.
+        """
         done: dict[int, Result] = {}
         kept: list[str] = []
         if self.path.exists():
-            text = self.path.read_text("utf-8")
-            for number, line in enumerate(text.splitlines(), 1):
-                if not line.strip():
+            # Bytes, decoded line by line: a line cut inside a character costs only that line.
+            for number, raw in enumerate(self.path.read_bytes().splitlines(), 1):
+                if not raw.strip():
+                    continue
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    self._skip(number, "not UTF-8")
                     continue
                 try:
                     record = json.loads(line)
-                    index, digest = int(record["index"]), str(record["hash"])
-                except (ValueError, KeyError, TypeError):
-                    # A line cut short by a kill in mid-write: that request simply runs again.
-                    logger.warning("%s:%d: unreadable line dropped", self.path, number)
+                except (ValueError, RecursionError) as exc:
+                    self._skip(number, f"invalid JSON: {getattr(exc, 'msg', exc)}")
+                    continue
+                index = record.get("index") if isinstance(record, dict) else None
+                digest = record.get("hash") if isinstance(record, dict) else None
+                # Exact types, no coercion: a bool or "3" is damage, not the index of a request.
+                if type(index) is not int or not isinstance(digest, str):
+                    self._skip(number, "not a record with an integer 'index' and a string 'hash'")
                     continue
                 if not 0 <= index < len(self.hashes) or self.hashes[index] != digest:
                     raise ConfigurationError(
@@ -111,7 +128,11 @@ class _ResultsFile:
                     )
                 if "completion" not in record or index in done:
                     continue  # failures run again; a duplicate line changes nothing
-                completion = Completion.model_validate(record["completion"])
+                try:
+                    completion = Completion.model_validate(record["completion"])
+                except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+                    self._skip(number, f"invalid completion: {self._first_error(exc)}")
+                    continue
                 done[index] = Result(index, requests[index], completion=completion)
                 kept.append(line)
             tmp = self.path.with_name(self.path.name + ".tmp")
@@ -121,6 +142,24 @@ class _ResultsFile:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a", encoding="utf-8")
         return done
+
+    def _skip(self, number: int, why: str) -> None:
+        # Damage (a kill in mid-write, a bad disk, a hand edit) must never stop the resume:
+        # the line is dropped with a warning and its request is sent again.
+        logger.warning(
+            "%s:%d: damaged line skipped (%s); its request runs again", self.path, number, why
+        )
+
+    @staticmethod
+    def _first_error(exc: Exception) -> str:
+        from pydantic import ValidationError  # only needed on this rare path
+
+        if isinstance(exc, ValidationError):
+            # Only where and what: pydantic's full text would echo the stored answer.
+            first = exc.errors(include_input=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            return f"{where}: {first['msg']}" if where else first["msg"]
+        return str(exc)
 
     def write(self, result: Result) -> None:
         record: dict[str, Any] = {"index": result.index, "hash": self.hashes[result.index]}
@@ -143,18 +182,24 @@ class _ResultsFile:
 def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read a results file's records (for inspection), skipping unreadable lines.
 
+    A line is unreadable when it is not UTF-8 (say, cut inside a character), not JSON, or not
+    a JSON object.
+
     Args:
         path: The JSONL file written by :func:`generate_many`.
 
     Returns:
-        One dict per line: ``index``, ``hash`` and ``completion`` or ``error``.
+        One dict per readable line: ``index``, ``hash`` and ``completion`` or ``error``.
     """
     out = []
-    for line in Path(path).read_text("utf-8").splitlines():
+    # Bytes, decoded line by line: one damaged line must not hide the others.
+    for raw in Path(path).read_bytes().splitlines():
         try:
-            out.append(json.loads(line))
-        except ValueError:
+            record = json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
             continue
+        if isinstance(record, dict):
+            out.append(record)
     return out
 
 
@@ -250,6 +295,7 @@ async def agenerate_many(
     progress: bool | None = None,
     results_file: str | os.PathLike[str] | None = None,
     stream: bool = False,
+    on_result: Callable[[Result], None] | None = None,
     **settings: Unpack[Settings],
 ) -> list[Result]:
     """Answer many prompts concurrently; the async twin of :func:`generate_many`.
@@ -274,6 +320,8 @@ async def agenerate_many(
         stream: Read each answer as a stream, so its time to first token (``ttft_s``) is
             measured; the completion is the same. (A model with its own batching is driven
             through its batches, which report each row's first token anyway.)
+        on_result: Called with each result the moment it finishes (in finishing order, on the
+            event loop's thread): to save it, show it or stop early.
         **settings: Generation settings applied to every prompt.
 
     Returns:
@@ -294,6 +342,7 @@ async def agenerate_many(
             results[index] = result
     todo = [i for i, r in enumerate(results) if r is None]
     bar = _Progress(len(requests), len(requests) - len(todo), progress, model.id)
+    sink = _Sink(results, store, bar, on_result)
     try:
         if todo:
             runner = _compose(model, retry, rpm, tpm, tracker)
@@ -307,11 +356,11 @@ async def agenerate_many(
                     and model.info.open_weights
                     and tracker.needs_probe(model.id)
                 ):
-                    await _run_batches(runner, requests, todo[:1], 1, results, store, bar)
+                    await _run_batches(runner, requests, todo[:1], 1, sink)
                     todo = todo[1:]
-                await _run_batches(runner, requests, todo, concurrency, results, store, bar)
+                await _run_batches(runner, requests, todo, concurrency, sink)
             else:
-                await _run_each(runner, requests, todo, concurrency, results, store, bar, stream)
+                await _run_each(runner, requests, todo, concurrency, sink, stream)
     finally:
         bar.close()
         if store is not None:
@@ -319,14 +368,38 @@ async def agenerate_many(
     return [r for r in results if r is not None]
 
 
+class _Sink:
+    """Where each finished request goes, the moment it finishes: results, file, bar, callback."""
+
+    __slots__ = ("bar", "on_result", "results", "store")
+
+    def __init__(
+        self,
+        results: list[Result | None],
+        store: _ResultsFile | None,
+        bar: _Progress,
+        on_result: Callable[[Result], None] | None,
+    ) -> None:
+        self.results = results
+        self.store = store
+        self.bar = bar
+        self.on_result = on_result
+
+    def put(self, result: Result) -> None:
+        self.results[result.index] = result
+        if self.store is not None:
+            self.store.write(result)
+        if self.on_result is not None:
+            self.on_result(result)
+        self.bar.update(result.completion is not None)
+
+
 async def _run_each(
     runner: Model,
     requests: list[Request],
     todo: list[int],
     concurrency: int,
-    results: list[Result | None],
-    store: _ResultsFile | None,
-    bar: _Progress,
+    sink: _Sink,
     stream: bool,
 ) -> None:
     pending = iter(todo)
@@ -345,10 +418,7 @@ async def _run_each(
                 result = Result(i, request, completion=completion)
             except Exception as exc:  # noqa: BLE001 - the error is the result (not cancellation)
                 result = Result(i, request, error=exc)
-            results[i] = result
-            if store is not None:
-                store.write(result)
-            bar.update(result.completion is not None)
+            sink.put(result)
 
     workers = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(todo)))]
     try:
@@ -361,13 +431,7 @@ async def _run_each(
 
 
 async def _run_batches(
-    runner: Model,
-    requests: list[Request],
-    todo: list[int],
-    size: int,
-    results: list[Result | None],
-    store: _ResultsFile | None,
-    bar: _Progress,
+    runner: Model, requests: list[Request], todo: list[int], size: int, sink: _Sink
 ) -> None:
     for start in range(0, len(todo), size):
         chunk = todo[start : start + size]
@@ -375,18 +439,19 @@ async def _run_batches(
         try:
             # The backend batches tensors on a worker thread; the event loop stays free.
             outs: Sequence[Result] = await asyncio.to_thread(runner.generate_batch, batch)
+        except asyncio.CancelledError:
+            # The thread cannot be cancelled, and the loop waits for it before it closes: ask
+            # the engine to stop at its next step, so Ctrl-C takes effect within a step.
+            _stop.request()
+            raise
         except Exception as exc:  # noqa: BLE001 - a whole failed batch: each request gets it
             outs = [Result(k, r, error=exc) for k, r in enumerate(batch)]
         for i, out in zip(chunk, outs, strict=True):
-            result = (
+            sink.put(
                 Result(i, requests[i], completion=out.completion)
                 if out.completion is not None
                 else Result(i, requests[i], error=out.error)
             )
-            results[i] = result
-            if store is not None:
-                store.write(result)
-            bar.update(result.completion is not None)
 
 
 def generate_many(
@@ -401,6 +466,7 @@ def generate_many(
     progress: bool | None = None,
     results_file: str | os.PathLike[str] | None = None,
     stream: bool = False,
+    on_result: Callable[[Result], None] | None = None,
     **settings: Unpack[Settings],
 ) -> list[Result]:
     """Answer many prompts concurrently: one result per prompt, in order, failures kept.
@@ -429,6 +495,7 @@ def generate_many(
         progress: Show a progress bar on stderr; None shows it when stderr is a terminal.
         results_file: A JSONL file to write each finished request to, and to resume from.
         stream: Read each answer as a stream, to measure its time to first token.
+        on_result: Called with each result the moment it finishes.
         **settings: Generation settings applied to every prompt.
 
     Returns:
@@ -459,6 +526,7 @@ def generate_many(
             progress=progress,
             results_file=results_file,
             stream=stream,
+            on_result=on_result,
             **settings,
         )
 

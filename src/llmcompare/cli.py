@@ -5,9 +5,12 @@ Commands:
     generate  Stream one answer from one model, then its usage and cost.
     models    List the registered models.
     plugins   List the plugins found, their models, and why any failed to load.
+    cache     Show (``cache info``) or empty (``cache clear``) the response cache.
+    report    Render the reports of a saved run again (any format), from its record.
+    rescore   Score a saved run's answers again with other scorers; nothing is sent.
 
 Exit codes: 0 success, 1 some requests failed, 2 usage error (bad option, bad prompt file,
-unknown model, missing configuration).
+unknown model, missing configuration), 130 interrupted (Ctrl-C; an --out run resumes).
 """
 
 from __future__ import annotations
@@ -17,14 +20,19 @@ import sys
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import click
 
 from llmcompare.errors import ConfigurationError, LLMCompareError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from llmcompare.config import ComparePlan
     from llmcompare.cost import Cost
+    from llmcompare.record import Comparison
+    from llmcompare.report import Format
 
 __all__ = ["default_models", "main"]
 
@@ -63,9 +71,68 @@ def _settings(
     return out
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"llmcompare: error: {message}", err=True)
     sys.exit(EXIT_USAGE)
+
+
+if TYPE_CHECKING:
+    _DecimalParamType = click.ParamType[Decimal]
+else:
+    # Newer clicks make ParamType generic; subscripting it at run time would break click 8.1.
+    _DecimalParamType = click.ParamType
+
+
+class _Dollars(_DecimalParamType):
+    """A dollar amount: a finite decimal number, 0 or more (``--budget-usd``)."""
+
+    name = "amount"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Decimal:
+        """Parse ``value``, or fail with click's usage error (exit 2) naming the option."""
+        if isinstance(value, Decimal):
+            amount = value
+        else:
+            try:
+                amount = Decimal(str(value))
+            except ArithmeticError:  # decimal.InvalidOperation: not a number at all
+                self.fail(f"{value!r} is not a dollar amount.", param, ctx)
+        # Checked here, at parse time, so a bad budget stops the run before anything is loaded
+        # or sent; NaN and infinities are numbers to Decimal but bound nothing.
+        if not amount.is_finite():
+            self.fail(f"{value!r} is not a finite dollar amount.", param, ctx)
+        if amount < 0:
+            self.fail(f"{value!r} is negative: a budget is 0 or more dollars.", param, ctx)
+        return amount
+
+
+_FLAG_ORDER = "llmcompare.model_flags"
+
+
+class _CompareCommand(click.Command):
+    """The ``compare`` command, which also keeps the order its ``-m`` and ``-O`` flags came in.
+
+    click gathers each repeated option's values on their own, but an ``-O`` applies to the
+    ``-m`` before it: the order is kept in ``ctx.meta`` for :func:`_model_flags`.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Note the order of ``-m`` and ``-O``, then parse as click does."""
+        # click's own parser, on a copy: it says which option each value was given to, in order.
+        _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        ctx.meta[_FLAG_ORDER] = [p.name for p in order if p.name in ("models", "options")]
+        return super().parse_args(ctx, args)
+
+
+def _model_flags(models: Sequence[str], options: Sequence[str]) -> list[tuple[str, str]]:
+    """``("-m", value)`` and ``("-O", value)`` pairs in command-line order."""
+    if not options:
+        return [("-m", m) for m in models]
+    order = click.get_current_context().meta.get(_FLAG_ORDER, [])
+    values = {"models": iter(models), "options": iter(options)}
+    return [("-m" if name == "models" else "-O", next(values[name])) for name in order]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,9 +141,33 @@ def main() -> None:
     """Compare open models you run yourself with closed ones behind an API."""
 
 
-@main.command("compare")
+@main.command("compare", cls=_CompareCommand)
 @click.argument("prompts", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-m", "--model", "models", multiple=True, help="Model name; repeat for more.")
+@click.option(
+    "-c",
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A comparison config file (TOML, or YAML with PyYAML); the flags given override it.",
+)
+@click.option(
+    "-m",
+    "--model",
+    "models",
+    multiple=True,
+    metavar="[LABEL=]NAME",
+    help="A model; repeat for more. LABEL=NAME names it (one model on two servers); with -c, "
+    "a LABEL of the file takes that model. Given, -m replaces the file's models.",
+)
+@click.option(
+    "-O",
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An option of the -m before it: a backend option (base_url, timeout, device, ...), "
+    "api_key_env (the variable holding its key), rpm, tpm or settings.NAME. VALUE is read as "
+    "JSON when it parses, else as text.",
+)
 @click.option(
     "-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder."
 )
@@ -99,7 +190,9 @@ def main() -> None:
     type=click.IntRange(min=1),
     help="Run each item this many times per model (sample s gets seed base + s).",
 )
-@click.option("--budget-usd", type=Decimal, help="Refuse requests beyond this many dollars.")
+@click.option(
+    "--budget-usd", type=_Dollars(), help="Refuse requests beyond this many dollars (0 or more)."
+)
 @click.option(
     "--rpm",
     type=click.FloatRange(min=0, min_open=True),
@@ -111,9 +204,23 @@ def main() -> None:
     help="Tokens per minute (input plus output), at most, for each model.",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
+@click.option(
+    "--force-new",
+    is_flag=True,
+    help="Start over in an --out folder that holds another comparison (it is refused otherwise).",
+)
+@click.option(
+    "--cache/--no-cache",
+    default=True,
+    show_default=True,
+    help="Reuse answers from the response cache (LLMCOMPARE_CACHE_DIR, else the user cache).",
+)
+@click.option("--refresh", is_flag=True, help="Send every request again, even when cached.")
 def compare_cmd(
     prompts: Path | None,
+    config: Path | None,
     models: Sequence[str],
+    options: Sequence[str],
     out: Path | None,
     formats: Sequence[str],
     max_tokens: int | None,
@@ -125,51 +232,165 @@ def compare_cmd(
     rpm: float | None,
     tpm: float | None,
     progress: bool | None,
+    force_new: bool,
+    cache: bool,
+    refresh: bool,
 ) -> None:
-    """Run PROMPTS (JSONL, CSV or YAML; default: the built-in suite) on every model."""
+    """Run PROMPTS (JSONL, CSV or YAML; default: the built-in suite) on every model.
+
+    With --out DIR the run is saved as it goes (each answer the moment it arrives) and the
+    same command on the same folder resumes it: only what is missing is sent. Ctrl-C stops
+    within a second, keeps what is done and prints the command that resumes.
+
+    The models come from -c FILE, or from -m flags each followed by its own -O options:
+    -m vllm=chatgpt:meta-llama/Llama-3.1-8B-Instruct -O base_url=http://127.0.0.1:8000/v1
+    -O api_key_env=VLLM_API_KEY -m chatgpt:gpt-5.4-mini -O api_key_env=OPENAI_API_KEY.
+    """
     from rich.console import Console
 
     from llmcompare.comparison import compare
-    from llmcompare.cost import Budget
-    from llmcompare.plugins import get_model
-    from llmcompare.prompts import builtin_suite, load_prompts
-    from llmcompare.report import print_report, write_report
+    from llmcompare.report import print_report
 
     console = Console()
     names = list(models)
-    if not names:
+    if not names and config is None:
         names, hints = default_models()
         for hint in hints:
             console.print(f"[yellow]{hint}[/yellow]")
-    try:
-        items = load_prompts(prompts) if prompts is not None else builtin_suite()
-        built = [get_model(n) for n in names]
-    except (LLMCompareError, LookupError, ValueError) as exc:
-        _fail(str(exc))
-    settings = _settings(max_tokens, temperature, seed)
-    budget = Budget(max_usd=budget_usd) if budget_usd is not None else None
+    # The file (if any), then the flags over it: one plan, whatever the models came from.
+    plan = _compare_plan(
+        config,
+        _model_flags(names, options),
+        prompts=prompts,
+        settings=_settings(max_tokens, temperature, seed),
+        samples=samples,
+        concurrency=concurrency,
+        budget_usd=budget_usd,
+        rpm=rpm,
+        tpm=tpm,
+        out=out,
+    )
+    if out is None:
+        out = plan.config.out_dir()
+    chosen = _formats(formats)
     try:
         result = compare(
-            built,
-            items,
-            concurrency=concurrency,
-            samples=samples,
-            rpm=rpm,
-            tpm=tpm,
-            budget=budget,
+            **plan.compare_kwargs(),
             progress=progress,
-            **settings,
+            out=out,
+            force_new=force_new,
+            cache=cache,
+            refresh=refresh,
         )
     except (ConfigurationError, ValueError) as exc:
         _fail(str(exc))
+    except KeyboardInterrupt:
+        _interrupted(out)
     finally:
-        for model in built:
-            model.close()
+        plan.close()
     print_report(result, console)
     if out is not None:
-        for path in write_report(result, out, formats or ("json", "csv", "html")):  # type: ignore[arg-type]
-            console.print(f"wrote {path}")
+        _write_reports(result, out, chosen, console)
     sys.exit(EXIT_FAILURES if result.failed else EXIT_OK)
+
+
+def _compare_plan(
+    config: Path | None,
+    flags: Sequence[tuple[str, str]],
+    *,
+    prompts: Path | None,
+    settings: dict[str, Any],
+    samples: int,
+    concurrency: int,
+    budget_usd: Decimal | None,
+    rpm: float | None,
+    tpm: float | None,
+    out: Path | None,
+) -> ComparePlan:
+    """The config file with the flags given over it, built (nothing is sent); exit 2 if bad."""
+    from click.core import ParameterSource
+
+    from llmcompare.config import CompareConfig, load_config, models_from_flags
+
+    ctx = click.get_current_context()
+
+    def given(name: str) -> bool:
+        # --samples and --concurrency have defaults: only a value typed in overrides the file.
+        return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+
+    try:
+        base = load_config(config) if config is not None else CompareConfig()
+        return base.with_overrides(
+            models=models_from_flags(flags, base) if flags else None,
+            prompts=[prompts] if prompts is not None else None,
+            settings=settings,
+            samples=samples if given("samples") or config is None else None,
+            concurrency=concurrency if given("concurrency") or config is None else None,
+            budget_usd=budget_usd,
+            rpm=rpm,
+            tpm=tpm,
+            out=out,
+        ).build()
+    except (LLMCompareError, LookupError, ValueError) as exc:
+        _fail(str(exc))
+
+
+EXIT_INTERRUPTED = 130
+"""The exit code after Ctrl-C (128 + SIGINT), as shells report it."""
+
+
+def _formats(formats: Sequence[str]) -> tuple[Format, ...]:
+    """The report formats to write, checked before anything is sent."""
+    chosen = cast("tuple[Format, ...]", tuple(formats) or ("json", "csv", "html"))
+    if {"png", "svg"} & set(chosen):
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            _fail(
+                "--format png/svg draws charts with matplotlib, which is not installed: "
+                "pip install 'llmcompare[report]' (nothing was sent)"
+            )
+    return chosen
+
+
+def _write_reports(
+    result: Comparison, out: Path, formats: Sequence[Format], console: Console
+) -> None:
+    """Write each format; one that fails says so in one line and the others are still written."""
+    from llmcompare.report import write_report
+
+    failed = False
+    # The record first: comparison.json is what every other format is made from.
+    for fmt in sorted(formats, key=lambda f: f != "json"):
+        try:
+            for path in write_report(result, out, [fmt]):
+                console.print(f"wrote {path}")
+        except (OSError, LLMCompareError) as exc:
+            failed = True
+            click.echo(f"llmcompare: error: could not write the {fmt} report: {exc}", err=True)
+    if failed:
+        sys.exit(EXIT_USAGE)
+
+
+def _interrupted(out: Path | None) -> NoReturn:
+    import shlex
+
+    command = shlex.join(["llmcompare", *sys.argv[1:]])
+    if out is None:
+        click.echo(
+            "llmcompare: interrupted; nothing was saved (with --out DIR a run can be resumed)",
+            err=True,
+        )
+    else:
+        click.echo(
+            f"llmcompare: interrupted; the answers so far are in {out}. Resume with:\n  {command}",
+            err=True,
+        )
+    # The run folder is closed and synced by now. Leave at once: tearing down torch and the
+    # thread pools at interpreter exit would add seconds to a Ctrl-C.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
 
 
 @main.command("generate")
@@ -254,3 +475,149 @@ def plugins_cmd() -> None:
         kind = "built-in" if p.builtin else "third-party"
         status = f"ERROR {p.error}" if p.error else "models: " + (", ".join(p.models) or "none")
         click.echo(f"{p.name:<12} {origin:<32} {kind:<12} {status}")
+
+
+@main.group("cache")
+def cache_group() -> None:
+    """Show or empty the response cache (set LLMCOMPARE_CACHE_DIR to move it)."""
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    value = n / 1024
+    for unit in ("KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+@cache_group.command("info")
+def cache_info_cmd() -> None:
+    """Show the cache file, its size and its answers per model."""
+    from llmcompare.runs import ResponseCache
+
+    try:
+        with ResponseCache() as cache:
+            info = cache.info()
+    except ConfigurationError as exc:
+        _fail(exc.message)
+    click.echo(f"path     {info.path}")
+    click.echo(f"entries  {info.entries}")
+    click.echo(f"size     {_size(info.size_bytes)}")
+    width = max((len(m) for m in info.by_model), default=0)
+    for model, count in info.by_model.items():
+        click.echo(f"  {model:<{width}}  {count}")
+
+
+@cache_group.command("clear")
+@click.option("-m", "--model", help="Delete only this model's answers (its id, provider:name).")
+def cache_clear_cmd(model: str | None) -> None:
+    """Delete cached answers: all of them, or one model's."""
+    from llmcompare.runs import ResponseCache
+
+    try:
+        with ResponseCache() as cache:
+            deleted = cache.clear(model)
+    except ConfigurationError as exc:
+        _fail(exc.message)
+    which = f" of {model}" if model else ""
+    plural = "" if deleted == 1 else "s"
+    click.echo(f"deleted {deleted} cached answer{plural}{which} from {cache.path}")
+
+
+def _load_run(run_dir: Path) -> Comparison:
+    from pydantic import ValidationError
+
+    from llmcompare.record import Comparison
+
+    record = run_dir / "comparison.json"
+    if not record.is_file():
+        _fail(
+            f"{run_dir} has no comparison.json: not a finished run folder (run `llmcompare "
+            "compare --out` on it again to finish it)"
+        )
+    try:
+        return Comparison.load(record)
+    except (OSError, ValueError, ValidationError) as exc:
+        _fail(f"{record} cannot be read: {str(exc).splitlines()[0]}")
+
+
+_FORMAT_CHOICE = click.Choice(["json", "csv", "html", "png", "svg"])
+
+
+@main.command("report")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "-f",
+    "--format",
+    "formats",
+    multiple=True,
+    type=_FORMAT_CHOICE,
+    help="Formats to write (default: csv, html).",
+)
+@click.option("--print/--no-print", "show", default=True, help="Also print the tables.")
+def report_cmd(run_dir: Path, formats: Sequence[str], show: bool) -> None:
+    """Render the reports of a saved run in RUN_DIR again, from its comparison.json.
+
+    Nothing is sent and nothing is re-scored: the record is read and rendered.
+    """
+    from rich.console import Console
+
+    from llmcompare.report import print_report
+
+    console = Console()
+    chosen = _formats(formats or ("csv", "html"))
+    result = _load_run(run_dir)
+    if show:
+        print_report(result, console)
+    _write_reports(result, run_dir, chosen, console)
+
+
+@main.command("rescore")
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "-s",
+    "--scorer",
+    "scorers",
+    multiple=True,
+    help="A scorer name (contains, exact, regex, numeric, json, max_words:N, "
+    "max_chars:N); repeat for more.",
+)
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Use only these scorers (default: each item's own scorers run too).",
+)
+@click.option(
+    "-f",
+    "--format",
+    "formats",
+    multiple=True,
+    type=_FORMAT_CHOICE,
+    help="Reports to write after rescoring (default: json, csv, html).",
+)
+def rescore_cmd(
+    run_dir: Path, scorers: Sequence[str], replace: bool, formats: Sequence[str]
+) -> None:
+    """Score the answers saved in RUN_DIR again with other scorers; nothing is sent.
+
+    The record (comparison.json) and the reports are written again with the new scores,
+    summaries and pairwise differences.
+    """
+    from rich.console import Console
+
+    from llmcompare.report import print_report
+    from llmcompare.scorers import scorer_from_name
+
+    console = Console()
+    chosen = _formats(formats)
+    result = _load_run(run_dir)
+    try:
+        built = [scorer_from_name(name) for name in scorers]
+        rescored = result.rescore(built, replace=replace)
+    except ConfigurationError as exc:
+        _fail(exc.message)
+    print_report(rescored, console)
+    _write_reports(rescored, run_dir, chosen, console)

@@ -546,6 +546,22 @@ class ModelBase:
             for i, (req, out) in enumerate(zip(requests, outputs, strict=True))
         ]
 
+    def cache_identity(self) -> dict[str, Any] | None:
+        """What decides this model's answers: the model part of its requests' keys.
+
+        :func:`llmcompare.runs.request_key` hashes it with each request, so two model objects
+        share cached answers exactly when their identities are equal. The default is the model
+        id; a backend overrides it with everything that changes its answers (weights, dtype,
+        library versions, the server) and never a secret (keys, headers): the identity ends up
+        in keys written to disk.
+
+        Returns:
+            A JSON-serializable mapping, the same on every call and in every process; or None
+            when this model's answers must never be cached (a test double, whose scripted
+            answers change from one object to the next).
+        """
+        return {"id": self._id}
+
     def warm_up(self) -> None:
         """Get ready for the first call (load weights, say) so that it is not slower than the rest.
 

@@ -8,7 +8,9 @@ JSONL, one object per line::
     {"id": "capital", "prompt": "Capital of France?", "reference": "Paris", "scorers": ["contains"]}
 
 CSV with a header row: ``id,prompt,reference,scorers,tags`` (``scorers`` and ``tags`` separated
-by ``|``). YAML (needs PyYAML): a list of mappings with the JSONL fields.
+by ``|``); UTF-8, with or without the byte order mark Excel writes. A row may leave out optional
+trailing fields but never have more fields than the header. YAML (needs PyYAML): a list of
+mappings with the JSONL fields.
 """
 
 from __future__ import annotations
@@ -145,21 +147,50 @@ def _jsonl_rows(text: str, path: str) -> Iterable[tuple[int, Any]]:
 
 def _csv_rows(text: str, path: str) -> Iterable[tuple[int, Any]]:
     reader = csv.DictReader(io.StringIO(text))
+    header = list(reader.fieldnames or ())
     known = set(PromptItem.model_fields)
-    unknown = set(reader.fieldnames or ()) - known
+    unknown = set(header) - known
     if unknown:
         raise PromptFileError(
             f"unknown column(s) {sorted(unknown)}; use {sorted(known - {'messages'})}",
             path=path,
             line=1,
         )
-    for row in reader:
+    # A repeated column would silently keep only its last value (and spoil the field counts).
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise PromptFileError(f"repeated column(s) {repeated}", path=path, line=1)
+    for index, row in enumerate(reader):
+        # The header is line 1; DictReader counts physical lines read so far.
+        line = reader.line_num
+        # DictReader puts the fields beyond the header in a list under the key None.
+        extra = row.pop(None, None)
+        if extra is not None:
+            raise PromptFileError(
+                f"row has {len(header) + len(extra)} fields but the header has {len(header)} "
+                "(quote a value that holds a comma)",
+                path=path,
+                line=line,
+            )
+        # DictReader gives None for the fields a short row lacks: they are left out, as empty
+        # ones are, so a row may end before its optional columns.
+        given = sum(1 for v in row.values() if v is not None)
         data: dict[str, Any] = {k: v for k, v in row.items() if v not in (None, "")}
         for key in ("scorers", "tags"):
             if key in data:
                 data[key] = [s.strip() for s in data[key].split("|") if s.strip()]
-        # The header is line 1; DictReader counts physical lines read so far.
-        yield reader.line_num, data
+        if given < len(header):
+            try:
+                PromptItem.of(data, index=index)
+            except ValidationError as exc:
+                # Say the row is short: that, more than the field named, is what to fix.
+                raise PromptFileError(
+                    f"row has {given} field{'' if given == 1 else 's'} but the header has "
+                    f"{len(header)}: {_validation_message(exc)}",
+                    path=path,
+                    line=line,
+                ) from None
+        yield line, data
 
 
 def _yaml_rows(text: str, path: str) -> Iterable[tuple[int, Any]]:
@@ -210,7 +241,8 @@ def load_prompts(path: str | Path) -> list[PromptItem]:
     p = Path(path)
     name = str(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        # utf-8-sig drops the byte order mark Excel writes at the start of a CSV file.
+        text = p.read_text(encoding="utf-8-sig" if p.suffix.lower() == ".csv" else "utf-8")
     except FileNotFoundError:
         raise PromptFileError("no such file", path=name) from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -24,8 +24,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from llmcompare.comparison import Comparison, ModelSummary
 from llmcompare.errors import ConfigurationError
+from llmcompare.record import Comparison, ModelSummary
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -96,6 +96,13 @@ def notes(comparison: Comparison) -> list[str]:
     for s in comparison.summaries:
         for note in s.adjustments:
             lines.append(f"! {s.model}: {note}")
+    for s in comparison.summaries:
+        if s.cached:
+            lines.append(
+                f"{s.model}: {s.cached} of {s.succeeded} answers from the response cache: nothing "
+                "was sent or spent for them; their timings and cost are those of the run that "
+                "got them"
+            )
     for s in comparison.summaries:
         if s.cost.assumptions:
             lines.append(f"{s.model}: {s.cost.assumptions}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import Self, TypedDict
@@ -19,6 +19,7 @@ __all__ = [
     "Completion",
     "EnergyMethod",
     "FinishReason",
+    "GenerationSettings",
     "Message",
     "ModelInfo",
     "Prompt",
@@ -83,14 +84,10 @@ class Settings(TypedDict, total=False):
     seed: int | None
 
 
-class Request(BaseModel):
-    """A conversation plus the settings to generate the next assistant turn with.
-
-    ``None`` for a setting means "the backend's default". Build one from any accepted prompt form
-    with :meth:`Request.of`.
+class GenerationSettings(BaseModel):
+    """The generation settings alone, validated: what a config file or a request carries.
 
     Attributes:
-        messages: The conversation, at least one message.
         max_tokens: Upper bound on generated tokens.
         temperature: Sampling temperature in [0, 2]; 0 means greedy decoding.
         top_p: Nucleus sampling mass in (0, 1].
@@ -100,7 +97,6 @@ class Request(BaseModel):
 
     model_config = _FROZEN
 
-    messages: Annotated[tuple[Message, ...], Field(min_length=1)]
     max_tokens: Annotated[int, Field(gt=0)] | None = None
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
@@ -119,6 +115,30 @@ class Request(BaseModel):
         if any(s == "" for s in value):
             raise ValueError("stop strings must not be empty")
         return value
+
+    def as_settings(self) -> Settings:
+        """The settings given (only those), as keyword arguments for ``compare``."""
+        return cast("Settings", self.model_dump(exclude_unset=True))
+
+
+class Request(GenerationSettings):
+    """A conversation plus the settings to generate the next assistant turn with.
+
+    ``None`` for a setting means "the backend's default". Build one from any accepted prompt form
+    with :meth:`Request.of`.
+
+    Attributes:
+        messages: The conversation, at least one message.
+        max_tokens: Upper bound on generated tokens.
+        temperature: Sampling temperature in [0, 2]; 0 means greedy decoding.
+        top_p: Nucleus sampling mass in (0, 1].
+        stop: Strings that end generation; the text is cut before the first one found.
+        seed: Seed for reproducible sampling where the backend supports it.
+    """
+
+    model_config = _FROZEN
+
+    messages: Annotated[tuple[Message, ...], Field(min_length=1)]
 
     @classmethod
     def of(cls, prompt: Prompt, /, **settings: Any) -> Request:

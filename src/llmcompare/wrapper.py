@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from typing_extensions import TypeVar as DefaultTypeVar
 from typing_extensions import Unpack
@@ -242,6 +242,15 @@ class ModelWrapper(ModelBase, Generic[TicketT]):
 
     def _inner_batch(self, requests: Sequence[Request]) -> Outputs:
         return _outputs(self._inner.generate_batch(requests))
+
+    def cache_identity(self) -> dict[str, Any] | None:
+        """The inner model's identity: retrying, rate limiting or counting never changes answers.
+
+        A wrapper whose hooks do change answers (rewriting the prompt, say) overrides this and
+        adds what it changes.
+        """
+        inner = self._inner
+        return inner.cache_identity() if isinstance(inner, ModelBase) else {"id": inner.id}
 
     def warm_up(self) -> None:
         """Warm up the inner model (load its weights, say)."""

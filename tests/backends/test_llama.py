@@ -415,11 +415,14 @@ def test_a_dollar_budget_holds_for_the_real_local_model(llama: LlamaModel) -> No
 
     items = [f"Count from 1 to {n}." for n in range(3, 11)]
     # A budget of a few requests: measured by the probe, then reserved before each batch row.
-    probe = compare([llama], items[:1], max_tokens=24, progress=False)
+    # cache=False: each run must really spend, not read the previous run's answers.
+    probe = compare([llama], items[:1], max_tokens=24, progress=False, cache=False)
     one = probe.rows[0].cost
     assert one is not None
     budget = one.usd * 3
-    result = compare([llama], items, max_tokens=24, budget=Budget(max_usd=budget), progress=False)
+    result = compare(
+        [llama], items, max_tokens=24, budget=Budget(max_usd=budget), progress=False, cache=False
+    )
     spent = sum((r.cost.usd for r in result.rows if r.cost is not None), start=one.usd * 0)
     biggest = max(r.cost.usd for r in result.rows if r.cost is not None)
     assert 0 < sum(r.completion is not None for r in result.rows) < len(items)
@@ -427,7 +430,12 @@ def test_a_dollar_budget_holds_for_the_real_local_model(llama: LlamaModel) -> No
     refused = [r for r in result.rows if r.error is not None]
     assert all(r.error.type == "BudgetExceeded" for r in refused)  # type: ignore[union-attr]
     tiny = compare(
-        [llama], items, max_tokens=24, budget=Budget(max_usd="0.000000001"), progress=False
+        [llama],
+        items,
+        max_tokens=24,
+        budget=Budget(max_usd="0.000000001"),
+        progress=False,
+        cache=False,
     )
     answered = [r for r in tiny.rows if r.cost is not None]
     assert len(answered) == 1  # the probe, and nothing after it

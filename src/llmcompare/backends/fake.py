@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -123,6 +123,10 @@ class _FakeBase(ModelBase):
         self._keep(request, completion)
         for chunk in _word_chunks(completion):
             yield chunk
+
+    def cache_identity(self) -> dict[str, Any] | None:
+        """None: a test double is never cached (two objects with one id answer differently)."""
+        return None
 
     def _keep(self, request: Request, completion: Completion) -> None:
         # A scripted completion's facts (compute time, device, what was sent) are not in the

@@ -318,6 +318,31 @@ class ChatGPTModel(ModelBase):
         """Where requests go (without any credentials written into the URL)."""
         return self._shown_url
 
+    def cache_identity(self) -> dict[str, Any]:
+        """What decides the answers: the model name sent and the server that answers.
+
+        The endpoint is the host (and port, when given) of ``base_url``, ``api.openai.com`` by
+        default. The key, headers, organization and project never appear: the identity is
+        hashed into keys that are written to disk. A forced quirks ``family`` and a
+        ``reasoning_effort`` change what is sent, so they are included when set.
+
+        Returns:
+            ``{"provider": "chatgpt", "model": ..., "endpoint": ...}``, plus ``family`` and
+            ``reasoning_effort`` when set.
+        """
+        # The network location without any "user:password@" written into the URL.
+        endpoint = urlsplit(self._target).netloc.rpartition("@")[2].lower()
+        identity: dict[str, Any] = {
+            "provider": "chatgpt",
+            "model": self._name,
+            "endpoint": endpoint,
+        }
+        if self._options.family is not None:
+            identity["family"] = self._options.family
+        if self._options.reasoning_effort is not None:
+            identity["reasoning_effort"] = self._options.reasoning_effort
+        return identity
+
     def count_tokens(self, prompt: Request | str | Sequence[Any]) -> int:
         """Count the prompt tokens of a request before sending it (for budgets).
 

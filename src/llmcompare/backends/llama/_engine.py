@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from llmcompare import _stop
 from llmcompare.backends.llama._options import DEFAULT_MAX_TOKENS
 from llmcompare.energy import EnergyCounter, energy_counter
 from llmcompare.errors import BackendError
@@ -228,11 +229,26 @@ class Engine:
 
     # -- running ------------------------------------------------------------------------------
 
-    def run(self, jobs: list[Job]) -> None:
-        """Run jobs to completion as one batch."""
+    def run(self, jobs: list[Job], since: int | None = None) -> None:
+        """Run jobs to completion as one batch.
+
+        Args:
+            jobs: The batch.
+            since: The stop token of the call these jobs belong to (see ``llmcompare._stop``);
+                by default, the current one.
+
+        Raises:
+            BackendError: When the caller was cancelled (Ctrl-C) meanwhile: the batch stops at
+                its next step instead of running to its end.
+        """
+        since = _stop.token() if since is None else since
+        if _stop.requested(since):
+            raise BackendError("interrupted: the run was cancelled", model_id=self.model_id)
         batch = _Batch(self, jobs)
         batch.prefill()
         while batch.alive:
+            if _stop.requested(since):
+                raise BackendError("interrupted: the run was cancelled", model_id=self.model_id)
             batch.step()
 
     def completion(

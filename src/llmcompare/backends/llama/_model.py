@@ -10,6 +10,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from llmcompare import _stop
 from llmcompare.backends.llama._locate import DEFAULT_MODEL, Source, resolve
 from llmcompare.backends.llama._options import LlamaOptions
 from llmcompare.errors import BackendError, ConfigurationError
@@ -87,6 +88,8 @@ class LlamaModel(ModelBase):
         self._loaded: Loaded | None = None
         self._pending: OrderedDict[str, Job] = OrderedDict()
         self._pending_lock = threading.Lock()
+        # Computed once: the weights' hash and the template do not change under a model object.
+        self._identity: dict[str, Any] | None = None
 
     # -- facts --------------------------------------------------------------------------------
 
@@ -160,6 +163,38 @@ class LlamaModel(ModelBase):
         return self._engine().model
 
     # -- loading ------------------------------------------------------------------------------
+
+    def cache_identity(self) -> dict[str, Any]:
+        """What decides the answers: the weights' content, dtype, transformers and chat template.
+
+        Loads the model when it is not loaded yet (the dtype and the chat template are known
+        only then). Computed once per model object; hashing a GGUF file happens once per file,
+        remembered in the same place as the GGUF cache's own digest.
+
+        Returns:
+            ``{"provider": "llama", "weights": ..., "dtype": ..., "transformers": ...,
+            "chat_template": ...}``: ``weights`` is the GGUF file's SHA-256, a digest of a
+            folder's files, or ``"<hub id>@<commit>"``; ``chat_template`` the template's
+            SHA-256 (``None`` without one).
+        """
+        identity = self._identity
+        if identity is None:
+            engine = self._engine()  # first: it says which extra to install when one is missing
+            import transformers
+
+            from llmcompare.backends.llama._identity import chat_template_digest, weights_digest
+            from llmcompare.backends.llama._locate import default_cache_dir
+
+            identity = self._identity = {
+                "provider": "llama",
+                "weights": weights_digest(
+                    self._source, self._options.cache_dir or default_cache_dir()
+                ),
+                "dtype": str(engine.model.dtype).removeprefix("torch."),
+                "transformers": transformers.__version__,
+                "chat_template": chat_template_digest(engine.tokenizer),
+            }
+        return dict(identity)
 
     def warm_up(self) -> None:
         """Load the weights now rather than on the first call.
@@ -257,6 +292,8 @@ class LlamaModel(ModelBase):
     def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
         engine = self._engine()
         started = time.perf_counter()
+        # One stop token for the whole call: after a Ctrl-C no later bucket starts either.
+        since = _stop.token()
         out: list[Completion | Exception | None] = [None] * len(requests)
         jobs = []
         for index, request in enumerate(requests):
@@ -266,7 +303,7 @@ class LlamaModel(ModelBase):
                 out[index] = exc
         for bucket in engine.buckets(jobs):
             try:
-                engine.run(bucket)
+                engine.run(bucket, since)
             except Exception as exc:  # noqa: BLE001 - a failed batch must not lose the others
                 error = _backend_error(self.id, exc)
                 for job in bucket:

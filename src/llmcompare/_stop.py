@@ -1,0 +1,35 @@
+"""A process-wide request to stop work that cannot be cancelled from outside (a local batch).
+
+A local model's batch computes on a worker thread, which no asyncio cancellation reaches; when
+its caller is cancelled (Ctrl-C), :func:`request` asks every batch then running to stop at its
+next step. A batch takes :func:`token` when it starts and stops once :func:`requested` says the
+token has changed; batches started afterwards are not affected.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+__all__: list[str] = []
+
+_lock = threading.Lock()
+_counter = itertools.count(1)
+_current = 0
+
+
+def token() -> int:
+    """The current stop generation; a batch keeps it and compares it at every step."""
+    return _current
+
+
+def request() -> None:
+    """Ask every batch running now to stop at its next step."""
+    global _current
+    with _lock:
+        _current = next(_counter)
+
+
+def requested(since: int) -> bool:
+    """Whether a stop was asked for since ``since`` (a :func:`token`)."""
+    return _current != since

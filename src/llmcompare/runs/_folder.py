@@ -1,0 +1,221 @@
+"""A comparison's run folder: written as the run goes, so a run that stops resumes where it was.
+
+Layout:
+
+- ``run.json``: what the run is (its plan: models, items, settings, samples) and its resolved
+  configuration, secrets never; written before the first request.
+- ``answers.jsonl``: one line per answer (or failure) the moment it arrives, flushed: a kill
+  loses at most the requests in flight.
+- ``comparison.json`` and the reports: written at the end.
+
+Running the same comparison on the same folder sends only what is missing: answers already in
+``answers.jsonl`` are read back with their original timings, failures are sent again. A folder
+made by another comparison is refused, naming what differs, unless ``force_new``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import ValidationError
+
+from llmcompare.errors import ConfigurationError
+from llmcompare.types import Completion
+
+__all__ = ["ANSWERS_FILE", "RUN_FILE", "Answer", "RunFolder", "fingerprint"]
+
+logger = logging.getLogger("llmcompare.runs")
+
+RUN_FILE = "run.json"
+"""The run's plan and configuration."""
+ANSWERS_FILE = "answers.jsonl"
+"""Every answer as it arrived, one JSON line each."""
+
+_FORMAT = 1
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def fingerprint(value: Any) -> str:
+    """SHA-256 of the canonical JSON of a value: the identity of a plan or a request."""
+    return hashlib.sha256(_canonical(value).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One answer read back from a run folder.
+
+    Attributes:
+        request: The fingerprint of the request it answered (a changed request is not reused).
+        completion: The answer, with its original timings.
+        cached: Whether it came from the response cache when it was recorded.
+    """
+
+    request: str
+    completion: Completion
+    cached: bool
+
+
+class RunFolder:
+    """A comparison's folder; see the module docstring.
+
+    Args:
+        path: The folder (created if needed).
+        plan: What makes two runs the same comparison (compared when the folder exists).
+        config: The resolved configuration to record (no secrets: it is written as is).
+        force_new: Start over in a folder made by another comparison instead of refusing it.
+
+    Raises:
+        ConfigurationError: When the folder cannot be written, or holds another comparison
+            (the message says what differs), before anything is sent.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        plan: Mapping[str, Any],
+        config: Mapping[str, Any],
+        *,
+        force_new: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._file: IO[str] | None = None
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigurationError(f"--out {self.path}: is a file, not a folder")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".llmcompare-write-test"
+            probe.write_text("ok", encoding="utf-8")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigurationError(
+                f"--out {self.path}: cannot write there ({exc.strerror or exc})"
+            ) from None
+        digest = fingerprint(plan)
+        run_file = self.path / RUN_FILE
+        self.resumed = False
+        if run_file.exists():
+            earlier = _read_run(run_file)
+            if earlier.get("fingerprint") == digest:
+                self.resumed = True
+            elif not force_new:
+                raise ConfigurationError(
+                    f"{self.path} holds another comparison ({_differences(earlier, plan)}): "
+                    "use another folder, or --force-new (force_new=True) to start over in it"
+                )
+            else:
+                (self.path / ANSWERS_FILE).unlink(missing_ok=True)
+        if not self.resumed:
+            record = {"format": _FORMAT, "fingerprint": digest, "plan": plan, "config": config}
+            tmp = run_file.with_name(RUN_FILE + ".tmp")
+            tmp.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+            os.replace(tmp, run_file)
+
+    def answers(self) -> dict[tuple[str, str, int], Answer]:
+        """The answers recorded so far, by (model label, item id, sample); failures left out.
+
+        A damaged line (cut by a kill, not JSON, not a valid record) is skipped with a warning:
+        its request simply runs again.
+        """
+        found: dict[tuple[str, str, int], Answer] = {}
+        file = self.path / ANSWERS_FILE
+        if not file.exists():
+            return found
+        for number, raw in enumerate(file.read_bytes().splitlines(), 1):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw.decode("utf-8"))
+                key = (str(record["model"]), str(record["item"]), int(record["sample"]))
+                if "completion" not in record:
+                    continue  # a failure: sent again
+                answer = Answer(
+                    request=str(record["request"]),
+                    completion=Completion.model_validate(record["completion"]),
+                    cached=bool(record.get("cached", False)),
+                )
+            except (ValueError, KeyError, TypeError, ValidationError) as exc:
+                logger.warning("%s:%d: damaged line skipped (%s)", file, number, type(exc).__name__)
+                continue
+            found[key] = answer
+        return found
+
+    def record(
+        self,
+        model: str,
+        item: str,
+        sample: int,
+        request: str,
+        *,
+        completion: Completion | None = None,
+        error: Mapping[str, Any] | None = None,
+        cached: bool = False,
+    ) -> None:
+        """Append one answer (or failure) and flush it: it survives a kill from here on."""
+        line: dict[str, Any] = {"model": model, "item": item, "sample": sample, "request": request}
+        if completion is not None:
+            line["completion"] = completion.model_dump(mode="json")
+            line["cached"] = cached
+        else:
+            line["error"] = dict(error or {})
+        text = json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n"
+        with self._lock:
+            if self._file is None:
+                self._file = (self.path / ANSWERS_FILE).open("a", encoding="utf-8")
+            # One write and a flush per answer: a kill loses at most the line being written.
+            self._file.write(text)
+            self._file.flush()
+
+    def close(self) -> None:
+        """Close the answers file, syncing it to disk."""
+        with self._lock:
+            if self._file is not None:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+                self._file = None
+
+
+def _read_run(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(
+            f"{path} is damaged ({exc}): delete the folder, or use --force-new"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path} is not a run record: delete it, or use --force-new")
+    return data
+
+
+def _differences(earlier: Mapping[str, Any], plan: Mapping[str, Any]) -> str:
+    before = earlier.get("plan")
+    if not isinstance(before, Mapping):
+        return "an unreadable plan"
+    changed = [
+        key
+        for key in sorted(set(before) | set(plan))
+        if _canonical(before.get(key)) != _canonical(plan.get(key))
+    ]
+    parts = []
+    for key in changed:
+        old, new = before.get(key), plan.get(key)
+        shown_old, shown_new = _short(old), _short(new)
+        parts.append(f"{key}: {shown_old} before, {shown_new} now")
+    return "; ".join(parts) or "a different plan"
+
+
+def _short(value: Any) -> str:
+    text = _canonical(value)
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -1,0 +1,376 @@
+"""Runs that survive: run folders, resume after a kill or Ctrl-C, the response cache, rescoring.
+
+Over real HTTP: the real openai client in ``llmcompare compare`` subprocesses talks to the
+project's own server on 127.0.0.1, which counts what it is asked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import llmcompare
+from llmcompare import compare
+from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
+from llmcompare.record import Comparison
+from llmcompare.scorers import MaxLength
+from openai_server import OpenAIServer, slow
+from test_cli import EXE, run
+
+N = 12
+
+
+@pytest.fixture
+def prompts(tmp_path: Path) -> Path:
+    path = tmp_path / "p.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "prompt": f"question {i}", "reference": f"question {i}"})
+            + "\n"
+            for i in range(N)
+        )
+    )
+    return path
+
+
+def asked(server: OpenAIServer) -> Counter[str]:
+    """How often each prompt reached the server."""
+    return Counter(r.body["messages"][-1]["content"] for r in server.chat_requests)
+
+
+def start(args: list[str], server: OpenAIServer) -> subprocess.Popen[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "LLMCOMPARE_")) or k == "LLMCOMPARE_CACHE_DIR"
+    }
+    command = [EXE, *args] if EXE else [sys.executable, "-m", "llmcompare", *args]
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "OPENAI_BASE_URL": server.url, "COLUMNS": "160"},
+    )
+
+
+def wait_for_requests(server: OpenAIServer, n: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(server.chat_requests) < n:
+        assert time.monotonic() < deadline, "the run never got going"
+        time.sleep(0.02)
+
+
+def answers(record: Comparison) -> dict[tuple[str, str, int], str | None]:
+    return {
+        (r.model, r.item_id, r.sample): None if r.completion is None else r.completion.text
+        for r in record.rows
+    }
+
+
+def compare_args(prompts: Path, out: Path, *more: str) -> list[str]:
+    return [
+        "compare",
+        str(prompts),
+        "-m",
+        "chatgpt:gpt-4o-mini",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--concurrency",
+        "2",
+        "--format",
+        "json",
+        *more,
+    ]
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_without_asking_anything_twice(prompts: Path, tmp_path: Path) -> None:
+    with OpenAIServer() as truth_server:
+        truth = run(
+            *compare_args(prompts, tmp_path / "truth", "--no-cache"),
+            OPENAI_BASE_URL=truth_server.url,
+        )
+        assert truth.returncode == 0, truth.stderr
+    expected = answers(Comparison.load(tmp_path / "truth" / "comparison.json"))
+
+    out = tmp_path / "run"
+    with OpenAIServer() as server:
+        server.default = slow(0.25)  # slow enough to be killed halfway
+        first = start(compare_args(prompts, out), server)
+        wait_for_requests(server, 5)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        killed_at = len(server.chat_requests)
+        assert killed_at < N
+        server.default = slow(0.0)
+        again = run(*compare_args(prompts, out), OPENAI_BASE_URL=server.url)
+        assert again.returncode == 0, again.stderr
+        counts = asked(server)
+    # Each prompt reached the server once, except those in flight at the kill (at most the
+    # concurrency): their answers never arrived, so they were asked again.
+    assert set(counts) == {f"question {i}" for i in range(N)}
+    twice = [p for p, n in counts.items() if n > 1]
+    assert len(twice) <= 2
+    assert max(counts.values()) <= 2
+    assert answers(Comparison.load(out / "comparison.json")) == expected
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_at_once_keeps_what_is_done_and_says_how_to_resume(
+    prompts: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    with OpenAIServer() as server:
+        server.default = slow(0.3)
+        process = start(compare_args(prompts, out), server)
+        wait_for_requests(server, 4)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+        stopped_in = time.monotonic() - sent
+        assert process.returncode == 130, stderr
+        assert stopped_in < 3.0
+        assert "Resume with:" in stderr
+        assert "Traceback" not in stderr
+        resume = stderr.split("Resume with:", 1)[1].strip()
+        assert resume.startswith("llmcompare compare")
+        assert str(out) in resume
+        saved = (out / "answers.jsonl").read_text().splitlines()
+        assert 1 <= len(saved) < N
+        before = asked(server)
+        server.default = slow(0.0)
+        again = run(*compare_args(prompts, out), OPENAI_BASE_URL=server.url)
+        assert again.returncode == 0, again.stderr
+        after = asked(server) - before
+    # The resumed run asked only what the first had not answered.
+    done = {json.loads(line)["item"] for line in saved if "completion" in json.loads(line)}
+    assert not {f"question {i[1:]}" for i in done} & set(after)
+    record = Comparison.load(out / "comparison.json")
+    assert len(record.rows) == N
+    assert all(r.completion is not None for r in record.rows)
+
+
+def chatgpt(server: OpenAIServer) -> ChatGPTModel:
+    return ChatGPTModel("gpt-4o-mini", ChatGPTOptions(base_url=server.url, api_key="sk-test-0"))
+
+
+def test_a_second_run_is_answered_from_the_cache_and_refresh_sends_again() -> None:
+    items = [f"question {i}" for i in range(5)]
+    with OpenAIServer() as server, chatgpt(server) as model:
+        first = compare([model], items, progress=False)
+        assert len(server.chat_requests) == 5
+        second = compare([model], items, progress=False)
+        assert len(server.chat_requests) == 5  # nothing sent
+        assert all(r.cached for r in second.rows)
+        assert not any(r.cached for r in first.rows)
+        # The original timings and cost, shown as such.
+        assert [r.completion for r in second.rows] == [r.completion for r in first.rows]
+        assert second.summaries[0].cached == 5
+        fresh = compare([model], items, refresh=True, progress=False)
+        assert len(server.chat_requests) == 10
+        assert not any(r.cached for r in fresh.rows)
+        uncached = compare([model], items, cache=False, progress=False)
+        assert len(server.chat_requests) == 15
+        assert not any(r.cached for r in uncached.rows)
+    from llmcompare.report import notes
+
+    assert any("5 of 5 answers from the response cache" in n for n in notes(second))
+
+
+def test_errors_are_never_cached() -> None:
+    from openai_server import error
+
+    with OpenAIServer() as server, chatgpt(server) as model:
+        server.script(error(400, "bad request"))
+        first = compare([model], ["q"], progress=False)
+        assert first.rows[0].error is not None
+        second = compare([model], ["q"], progress=False)
+        assert second.rows[0].completion is not None
+        assert not second.rows[0].cached
+        assert len(server.chat_requests) == 2
+
+
+def test_rescore_changes_the_scores_and_sends_nothing(tmp_path: Path) -> None:
+    with OpenAIServer() as server, chatgpt(server) as model:
+        record = compare([model], ["one two three four"], out=tmp_path / "run", progress=False)
+        sent = len(server.chat_requests)
+        rescored = record.rescore([MaxLength(max_words=2)], replace=True)
+        assert len(server.chat_requests) == sent
+    assert record.rows[0].scores == {}  # no reference: nothing to score against
+    assert rescored.rows[0].scores == {"max_words:2": 0.0}
+    assert rescored.summaries[0].score == 0.0
+    assert [r.completion for r in rescored.rows] == [r.completion for r in record.rows]
+
+
+def test_the_cli_rescores_and_rerenders_a_run_without_sending(
+    prompts: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    with OpenAIServer() as server:
+        done = run(*compare_args(prompts, out), OPENAI_BASE_URL=server.url)
+        assert done.returncode == 0, done.stderr
+        sent = len(server.chat_requests)
+        before = Comparison.load(out / "comparison.json")
+        rescored = run("rescore", str(out), "--scorer", "max_words:1", "--replace")
+        assert rescored.returncode == 0, rescored.stderr
+        rendered = run("report", str(out), "--format", "html", "--format", "csv", "--no-print")
+        assert rendered.returncode == 0, rendered.stderr
+        assert len(server.chat_requests) == sent
+    after = Comparison.load(out / "comparison.json")
+    assert {s for r in before.rows for s in r.scores} == {"contains"}
+    assert {s for r in after.rows for s in r.scores} == {"max_words:1"}
+    assert all(r.scores["max_words:1"] == 0.0 for r in after.rows)  # "question N": two words
+    assert (out / "report.html").exists()
+    assert (out / "summary.csv").exists()
+
+
+def test_a_folder_of_another_comparison_is_refused_unless_force_new(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    model = llmcompare.get_model("fake", reply="yes")
+    compare([model], ["a", "b"], out=out, progress=False)
+    with pytest.raises(llmcompare.ConfigurationError, match=r"another comparison.*settings"):
+        compare([model], ["a", "b"], out=out, max_tokens=7, progress=False)
+    with pytest.raises(llmcompare.ConfigurationError, match="items"):
+        compare([model], ["a", "c"], out=out, progress=False)
+    again = compare([model], ["a", "c"], out=out, force_new=True, progress=False)
+    assert {r.item_id for r in again.rows} == {"item-1", "item-2"}
+    assert Comparison.load(out / "comparison.json") == again
+
+
+def test_a_damaged_answers_line_is_asked_again(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with OpenAIServer() as server, chatgpt(server) as model:
+        compare([model], ["one", "two", "three"], out=out, cache=False, progress=False)
+        lines = (out / "answers.jsonl").read_bytes().splitlines()
+        # The last line cut inside a character, as a kill in mid-write would leave it.
+        damaged = b"\n".join([*lines[:2], lines[2][:-3] + "é".encode()[:1]]) + b"\n"
+        (out / "answers.jsonl").write_bytes(damaged)
+        again = compare([model], ["one", "two", "three"], out=out, cache=False, progress=False)
+        assert len(server.chat_requests) == 4  # only the damaged one was asked again
+    assert [r.completion.text for r in again.rows if r.completion] == ["one", "two", "three"]
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["--out", "{file}/sub"], "not a folder|cannot write"),
+        (["--budget-usd", "-1"], "negative"),
+        (["--rpm", "0"], "--rpm"),
+    ],
+)
+def test_bad_output_and_options_exit_2_before_any_request(
+    prompts: Path, tmp_path: Path, args: list[str], match: str
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    args = [a.replace("{file}", str(a_file)) for a in args]
+    with OpenAIServer() as server:
+        out = run(
+            "compare",
+            str(prompts),
+            "-m",
+            "chatgpt:gpt-4o-mini",
+            *args,
+            OPENAI_BASE_URL=server.url,
+        )
+        assert len(server.chat_requests) == 0
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    import re
+
+    assert re.search(match, out.stderr)
+
+
+def test_a_report_that_cannot_be_written_still_leaves_the_record(
+    prompts: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    (out / "report.html").mkdir(parents=True)  # a folder where the page should go
+    with OpenAIServer() as server:
+        done = run(
+            *compare_args(prompts, out)[:-2],
+            "--format",
+            "json",
+            "--format",
+            "html",
+            OPENAI_BASE_URL=server.url,
+        )
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("llmcompare: error")]
+    assert len(errors) == 1
+    assert "html" in errors[0]
+    assert Comparison.load(out / "comparison.json").rows
+
+
+def test_png_without_matplotlib_is_refused_before_anything_is_sent(
+    prompts: Path, tmp_path: Path
+) -> None:
+    # matplotlib is installed here: a fresh interpreter is made to behave as if it were not.
+    code = (
+        "import sys, importlib.util as u\n"
+        "real = u.find_spec\n"
+        "u.find_spec = lambda name, *a: None if name == 'matplotlib' else real(name, *a)\n"
+        "from llmcompare.cli import main\n"
+        f"sys.argv = ['llmcompare', 'compare', {str(prompts)!r}, '-m', 'fake', '-f', 'png',"
+        f" '--out', {str(tmp_path / 'run')!r}]\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    assert "matplotlib" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("llama_backend")
+def test_ctrl_c_stops_a_local_batch_at_its_next_step(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LLMCOMPARE_"))}
+    env["LLMCOMPARE_CACHE_DIR"] = os.environ["LLMCOMPARE_CACHE_DIR"]
+    command = [EXE] if EXE else [sys.executable, "-m", "llmcompare"]
+    process = subprocess.Popen(
+        [
+            *command,
+            "compare",
+            "-m",
+            "llama",
+            "--out",
+            str(tmp_path / "run"),
+            "--progress",
+            "--max-tokens",
+            "200",
+            "--concurrency",
+            "20",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env={**env, "OMP_NUM_THREADS": "1"},
+    )
+    assert process.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 300
+    while "0/20" not in seen:  # the weights are loaded and the batch of 20 has started
+        assert time.monotonic() < deadline, seen
+        char = process.stderr.read(1)
+        assert char, seen
+        seen += char
+    time.sleep(1.0)  # well inside the batch: 20 answers of up to 200 tokens take far longer
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    process.wait(timeout=60)
+    assert process.returncode == 130, seen + rest
+    assert time.monotonic() - sent < 3.0  # the batch stopped at a step, not at its end
+    assert "Resume with:" in rest
