@@ -534,7 +534,7 @@ def test_chatgpt_identity_holds_no_secret(monkeypatch: pytest.MonkeyPatch) -> No
     assert identity == {
         "provider": "chatgpt",
         "model": "gpt-4o-mini",
-        "endpoint": "127.0.0.1:9",
+        "endpoint": "127.0.0.1:9/v1",
         "reasoning_effort": "low",
     }
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
@@ -542,8 +542,12 @@ def test_chatgpt_identity_holds_no_secret(monkeypatch: pytest.MonkeyPatch) -> No
     assert openai.cache_identity() == {
         "provider": "chatgpt",
         "model": "gpt-4o-mini",
-        "endpoint": "api.openai.com",
+        "endpoint": "api.openai.com/v1",
     }
+    # A gateway's path chooses who answers: two paths on one host are two identities.
+    groq = ChatGPTModel("m", ChatGPTOptions(base_url="https://gw.example/v1/acct/groq"))
+    openrouter = ChatGPTModel("m", ChatGPTOptions(base_url="https://gw.example/v1/acct/openai"))
+    assert groq.cache_identity() != openrouter.cache_identity()
     other = ChatGPTModel("gpt-4o", ChatGPTOptions(api_key="sk-other-999"))  # type: ignore[arg-type]
     request = Request.of("hi")
     assert request_key(model_identity(openai), request) != request_key(

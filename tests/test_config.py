@@ -652,3 +652,19 @@ def test_a_bad_option_flag_is_one_line_and_exit_2(
     assert out.returncode == 2
     (line,) = out.stderr.splitlines()
     assert line.startswith(f"llmcompare: error: {message}"), line
+
+
+def test_credentials_in_a_url_never_reach_the_public_config() -> None:
+    config = CompareConfig(
+        models=[
+            ModelConfig(
+                label="gw",
+                name="chatgpt:m",
+                options={"base_url": "https://bob:s3cret@gw.example/v1?api-key=abc"},
+            )
+        ]
+    )
+    text = json.dumps(config.public_dict())
+    assert "s3cret" not in text
+    assert "abc" not in text
+    assert "gw.example/v1" in text

@@ -240,8 +240,10 @@ def test_a_folder_of_another_comparison_is_refused_unless_force_new(tmp_path: Pa
     compare([model], ["a", "b"], out=out, progress=False)
     with pytest.raises(llmcompare.ConfigurationError, match=r"another comparison.*settings"):
         compare([model], ["a", "b"], out=out, max_tokens=7, progress=False)
-    with pytest.raises(llmcompare.ConfigurationError, match="items"):
+    with pytest.raises(llmcompare.ConfigurationError, match="prompts or settings sent to fake"):
         compare([model], ["a", "c"], out=out, progress=False)
+    # A setting written another way, or a scorer added, is the same comparison: it resumes.
+    compare([model], ["a", "b"], out=out, temperature=0, scorers=[MaxLength(max_words=3)])
     again = compare([model], ["a", "c"], out=out, force_new=True, progress=False)
     assert {r.item_id for r in again.rows} == {"item-1", "item-2"}
     assert Comparison.load(out / "comparison.json") == again
@@ -374,3 +376,102 @@ def test_ctrl_c_stops_a_local_batch_at_its_next_step(tmp_path: Path) -> None:
     assert process.returncode == 130, seen + rest
     assert time.monotonic() - sent < 3.0  # the batch stopped at a step, not at its end
     assert "Resume with:" in rest
+
+
+def test_refresh_stores_the_new_answer_in_place_of_the_old() -> None:
+    with OpenAIServer() as server, chatgpt(server) as model:
+        server.text = "old answer"
+        compare([model], ["q"], progress=False)
+        server.text = "new answer"
+        refreshed = compare([model], ["q"], refresh=True, progress=False)
+        again = compare([model], ["q"], progress=False)
+        assert len(server.chat_requests) == 2
+    assert refreshed.rows[0].completion.text == "new answer"  # type: ignore[union-attr]
+    assert again.rows[0].cached
+    assert again.rows[0].completion.text == "new answer"  # type: ignore[union-attr]
+
+
+def test_a_finished_run_asked_again_keeps_its_record(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with OpenAIServer() as server, chatgpt(server) as model:
+        first = compare([model], ["a", "b", "c"], out=out, cache=False, progress=False)
+        again = compare([model], ["a", "b", "c"], out=out, cache=False, progress=False)
+        assert len(server.chat_requests) == 3
+    assert again.summaries == first.summaries  # throughput and wall time are the run's own
+    assert again.rows == first.rows
+    assert Comparison.load(out / "comparison.json") == first
+
+
+def test_a_resumed_run_counts_its_throughput_on_what_it_sent(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    items = [f"q{i}" for i in range(6)]
+    with OpenAIServer() as server, chatgpt(server) as model:
+        compare([model], items, out=out, cache=False, progress=False)
+        lines = (out / "answers.jsonl").read_text().splitlines(keepends=True)
+        (out / "answers.jsonl").write_text("".join(lines[:5]))  # the last answer lost
+        resumed = compare([model], items, out=out, cache=False, progress=False)
+        assert len(server.chat_requests) == 7
+    summary = resumed.summaries[0]
+    sent = resumed.row("item-6", "chatgpt:gpt-4o-mini").completion
+    assert sent is not None
+    assert summary.output_tokens_per_s == pytest.approx(sent.usage.output_tokens / summary.wall_s)
+
+
+def test_a_line_cut_by_a_kill_does_not_swallow_the_next_answer(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    items = ["one", "two", "three"]
+    with OpenAIServer() as server, chatgpt(server) as model:
+        compare([model], items, out=out, cache=False, progress=False)
+        data = (out / "answers.jsonl").read_bytes()
+        (out / "answers.jsonl").write_bytes(data[:-20])  # the last line cut, no newline
+        compare([model], items, out=out, cache=False, progress=False)
+        lines = (out / "answers.jsonl").read_text().splitlines()
+        assert [json.loads(line)["item"] for line in lines] == ["item-1", "item-2", "item-3"]
+        compare([model], items, out=out, cache=False, progress=False)
+        assert len(server.chat_requests) == 4  # the cut answer asked again once, then no more
+
+
+def test_rescore_keeps_the_runs_own_scorers() -> None:
+    from llmcompare.scorers import Exact
+
+    record = compare(
+        [llmcompare.get_model("fake", reply="Paris")],
+        ["Capital of France?"],
+        scorers=[Exact()],
+        progress=False,
+    )
+    assert record.run.scorers == ("exact",)
+    again = record.rescore([MaxLength(max_words=5)])
+    assert set(again.rows[0].scores) == {"exact", "max_words:5"}
+    only = record.rescore([MaxLength(max_words=5)], replace=True)
+    assert set(only.rows[0].scores) == {"max_words:5"}
+
+
+def test_a_budget_counts_the_answers_a_resumed_run_read_back(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    from llmcompare.cost import Budget
+
+    out = tmp_path / "run"
+    items = [f"q{i}" for i in range(4)]
+    with OpenAIServer() as server, chatgpt(server) as model:
+        compare([model], items[:2], out=out, cache=False, progress=False, force_new=True)
+        paid = Comparison.load(out / "comparison.json")
+        spent = sum((r.cost.usd for r in paid.rows if r.cost), Decimal(0))
+        # A budget that the two answers already read back use up: nothing more is sent.
+        more = compare(
+            [model],
+            items[:2],
+            out=tmp_path / "other",
+            cache=False,
+            progress=False,
+            budget=Budget(max_requests=2),
+        )
+        assert all(r.completion for r in more.rows)
+        assert spent > 0
+        sent = len(server.chat_requests)
+        resumed = compare(
+            [model], items[:2], out=out, cache=False, progress=False, budget=Budget(max_requests=2)
+        )
+        assert len(server.chat_requests) == sent
+    assert all(r.completion for r in resumed.rows)

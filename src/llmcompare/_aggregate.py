@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from llmcompare.cost import Cost
+from llmcompare.errors import LLMCompareError
 from llmcompare.prompts import PromptItem
 from llmcompare.record import Comparison, ModelSummary, Pairwise, Row
 from llmcompare.scorers import Contains, Scorer, check_item, scorer_from_name, scorer_name
@@ -200,7 +201,7 @@ def summarise(
 ) -> ModelSummary:
     done = [r.completion for r in rows if r.completion is not None]
     # Timings and throughput are this run's measurements: a cached answer's are not new ones.
-    fresh = [r.completion for r in rows if r.completion is not None and not r.cached] or done
+    fresh = [r.completion for r in rows if r.completion is not None and not r.cached]
     names: dict[str, None] = {}
     for row in rows:
         names.update(dict.fromkeys(row.scores))
@@ -295,6 +296,21 @@ def rescored(record: Comparison, scorers: Sequence[Scorer], *, replace: bool) ->
     items = record.items
     if replace:
         items = tuple(item.model_copy(update={"scorers": ()}) for item in items)
+    else:
+        # The run's own shared scorers, rebuilt by name; one of your own cannot be, say so.
+        built: list[Scorer] = []
+        for name in record.run.scorers:
+            try:
+                built.append(scorer_from_name(name))
+            except LLMCompareError:
+                warnings.warn(
+                    f"the run's scorer {name!r} is not a built-in one: pass it to rescore() to "
+                    "keep its scores",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        given = {scorer_name(s) for s in scorers}
+        scorers = [*[s for s in built if scorer_name(s) not in given], *scorers]
     scoring = Scoring(scorers)
     for item in items:
         for scorer in scoring.for_item(item):

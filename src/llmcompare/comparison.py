@@ -36,14 +36,14 @@ from llmcompare.cost import (
     oldest_price_date,
 )
 from llmcompare.errors import ConfigurationError, LLMCompareError
-from llmcompare.model import Model
+from llmcompare.model import Model, ModelBase
 from llmcompare.plugins import get_model
 from llmcompare.prompts import PROMPT_FILE_SUFFIXES, PromptItem, builtin_suite, load_prompts
 from llmcompare.record import Comparison, ErrorInfo, ModelSummary, Pairwise, Row, RunInfo
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.runs._folder import RunFolder, fingerprint
 from llmcompare.scorers import Scorer, check_item, scorer_name
-from llmcompare.types import Request, Result, Settings
+from llmcompare.types import GenerationSettings, Request, Result, Settings
 from llmcompare.wrapper import _native_batching, _native_streaming
 
 if TYPE_CHECKING:
@@ -182,6 +182,10 @@ def compare(
         saved = folder.answers() if folder is not None else {}
         for run in runs:
             run.resume(saved)
+            # Answers read back were paid for by this comparison: the budget counts them.
+            for i, done in run.done.items():
+                if done.completion is not None and not run.cached[i]:
+                    tracker.record(done.completion)
             if store is not None and not refresh:
                 run.from_cache(store, folder)
             run.send(
@@ -193,6 +197,7 @@ def compare(
                 progress=progress,
                 folder=folder,
                 store=store,
+                refresh=refresh,
             )
     finally:
         if folder is not None:
@@ -201,6 +206,12 @@ def compare(
             store.close()
         for model in owned:
             model.close()
+    if folder is not None and not any(r.sent for r in runs):
+        finished = folder.path / "comparison.json"
+        if finished.exists():
+            # A finished run asked again: nothing was sent, so its record stands (rescored,
+            # since scorers may have changed); its timings are the run's, not this call's.
+            return _aggregate.rescored(Comparison.load(finished), scorers, replace=False)
     by_id = {item.id: item for item in items}
     rows = tuple(
         _row(by_id[item_id], run.label, sample, result, scoring, hardware, cached)
@@ -228,16 +239,24 @@ def compare(
             samples=samples,
             confidence=confidence,
             stats_seed=stats_seed,
+            scorers=tuple(scorer_name(s) for s in scorers),
         ),
         items=tuple(items),
         rows=rows,
-        summaries=_aggregate.summaries(
-            labels,
-            {r.label: r.model.info.open_weights for r in runs},
-            rows,
-            {r.label: r.wall_s for r in runs},
-            confidence,
-            stats_seed,
+        summaries=tuple(
+            _throughput(summary, run, rows)
+            for summary, run in zip(
+                _aggregate.summaries(
+                    labels,
+                    {r.label: r.model.info.open_weights for r in runs},
+                    rows,
+                    {r.label: r.wall_s for r in runs},
+                    confidence,
+                    stats_seed,
+                ),
+                runs,
+                strict=True,
+            )
         ),
         differences=_aggregate.differences(labels, rows, confidence, stats_seed),
     )
@@ -274,6 +293,7 @@ class _ModelRun:
     hashes: list[str] = field(default_factory=list)  # the identity of each request as sent
     done: dict[int, Result] = field(default_factory=dict)
     cached: list[bool] = field(default_factory=list)
+    sent: set[int] = field(default_factory=set)  # requests sent by this call, not read back
     wall_s: float = 0.0
 
     def plan(
@@ -335,6 +355,7 @@ class _ModelRun:
         progress: bool | None,
         folder: RunFolder | None,
         store: ResponseCache | None,
+        refresh: bool,
     ) -> None:
         """Send what is still missing; each answer is saved the moment it arrives."""
         todo = [i for i in range(len(self.requests)) if i not in self.done]
@@ -354,6 +375,7 @@ class _ModelRun:
 
         def arrived(result: Result) -> None:
             i = todo[result.index]
+            self.sent.add(i)
             item_id, sample = self.keys[i]
             self.done[i] = Result(i, self.requests[i], result.completion, result.error)
             if folder is not None:
@@ -372,7 +394,13 @@ class _ModelRun:
                     )
             if store is not None and identity is not None and result.completion is not None:
                 key = request_key(identity, self.requests[i], sample)
-                store.put(key, result.completion, model=model.id)
+                try:
+                    store.put(key, result.completion, model=model.id, replace=refresh)
+                except (LLMCompareError, ValueError, OSError) as exc:
+                    # A lost cache entry costs a request later; a lost run costs them all.
+                    warnings.warn(
+                        f"{model.id}: answer not cached ({exc})", RuntimeWarning, stacklevel=2
+                    )
 
         start = time.perf_counter()
         generate_many(
@@ -393,6 +421,15 @@ class _ModelRun:
 
     def results(self) -> list[Result]:
         return [self.done[i] for i in range(len(self.requests))]
+
+
+def _throughput(summary: ModelSummary, run: _ModelRun, rows: Sequence[Row]) -> ModelSummary:
+    """Throughput over what this call sent and timed: answers read back were timed elsewhere."""
+    # The model's rows are in the order of its requests, so request i is row i.
+    mine = [r for r in rows if r.model == run.label]
+    tokens = sum(c.usage.output_tokens for i in run.sent if (c := mine[i].completion) is not None)
+    rate = tokens / run.wall_s if run.sent and run.wall_s > 0 else None
+    return summary.model_copy(update={"output_tokens_per_s": rate})
 
 
 def _identity(model: Model) -> dict[str, Any] | None:
@@ -425,17 +462,40 @@ def _plan_record(
     overrides: Mapping[str, Settings] | None,
     samples: int,
 ) -> dict[str, Any]:
-    """What makes two runs the same comparison: change any of it and a folder is not resumed."""
+    """What makes two runs the same comparison: change any of it and a folder is not resumed.
+
+    The requests as validated (so ``temperature=0`` and ``0.0`` are one setting), not the items'
+    references, scorers or tags: scores are computed at the end, so those may change.
+    """
     return {
-        "models": {r.label: r.model.id for r in runs},
-        "items": {
-            "count": len(items),
-            "sha256": fingerprint([i.model_dump(mode="json") for i in items]),
-        },
-        "settings": dict(shared),
-        "overrides": {k: dict(v) for k, v in (overrides or {}).items()},
+        "models": {r.label: _model_record(r.model) for r in runs},
+        "settings": _settings_record(shared),
+        "overrides": {k: _settings_record(v) for k, v in (overrides or {}).items()},
+        "requests": {r.label: fingerprint(r.hashes) for r in runs},
+        "items": len(items),
         "samples": samples,
     }
+
+
+def _settings_record(settings: Mapping[str, Any]) -> dict[str, Any]:
+    # Validated, so that temperature=0 and 0.0, or stop="x" and ["x"], are one setting.
+    return GenerationSettings.model_validate(dict(settings)).model_dump(
+        mode="json", exclude_unset=True
+    )
+
+
+def _model_record(model: Model) -> Any:
+    # An API model's identity is cheap and names its server: the same id on another server is
+    # another model. A local model's would load its weights; its id and description say which
+    # weights it runs.
+    if isinstance(model, ModelBase) and not model.info.open_weights:
+        try:
+            identity = model.cache_identity()
+        except Exception:  # noqa: BLE001 - no identity: the id alone, as for local models
+            identity = None
+        if identity is not None:
+            return {"id": model.id, "identity": identity}
+    return {"id": model.id, "description": model.info.description}
 
 
 def _config_record(

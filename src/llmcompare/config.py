@@ -173,9 +173,23 @@ def _mask_options(options: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = dict.fromkeys(value, _MASK)
         elif _SECRET_OPTION.search(key):
             out[key] = _MASK
+        elif isinstance(value, str) and "://" in value:
+            # A URL may carry "user:password@" or a key in its query: neither is written out.
+            out[key] = _url_without_secrets(value)
         else:
             out[key] = value
     return out
+
+
+def _url_without_secrets(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{_MASK}@{netloc.rpartition('@')[2]}"
+    query = _MASK if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 class ModelConfig(BaseModel):

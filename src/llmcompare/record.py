@@ -197,6 +197,7 @@ class RunInfo(BaseModel):
         confidence: The level of every interval in the record.
         stats_seed: The seed of every bootstrap and permutation test (the figures repeat
             exactly).
+        scorers: The names of the scorers applied to every item (besides each item's own).
     """
 
     model_config = _FROZEN
@@ -216,6 +217,7 @@ class RunInfo(BaseModel):
     samples: int = 1
     confidence: float = 0.95
     stats_seed: int = 0
+    scorers: tuple[str, ...] = ()
 
 
 class Comparison(BaseModel):

@@ -355,11 +355,12 @@ class ResponseCache:
                 )
             return None
 
-    def put(self, key: str, completion: Completion, *, model: str) -> bool:
+    def put(self, key: str, completion: Completion, *, model: str, replace: bool = False) -> bool:
         """Store the answer of a request, unless the key already has one.
 
         The first answer stored for a key stays: two processes answering the same request at
-        once both succeed, and both later read the same (first) answer.
+        once both succeed, and both later read the same (first) answer. ``replace=True`` (what
+        ``--refresh`` does) stores this answer in place of the old one.
 
         Args:
             key: The request's :func:`request_key`.
@@ -367,6 +368,7 @@ class ResponseCache:
                 again on the next run.
             model: The id of the model that answered (``"provider:name"``), for
                 :meth:`info` and ``clear(model=...)``.
+            replace: Replace an answer already stored under the key.
 
         Returns:
             True when this call stored it, False when the key already had an answer.
@@ -389,9 +391,10 @@ class ResponseCache:
             raise ValueError("model must be the id of the model that answered")
         value = completion.model_dump_json()
         with self._guard() as conn:
+            # One of two fixed statements: the values go in as parameters.
+            verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
             cursor = conn.execute(
-                "INSERT OR IGNORE INTO responses (key, model, completion, created) "
-                "VALUES (?, ?, ?, ?)",
+                f"{verb} INTO responses (key, model, completion, created) VALUES (?, ?, ?, ?)",
                 (key, model, value, time.time()),
             )
             return cursor.rowcount == 1

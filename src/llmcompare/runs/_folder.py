@@ -115,7 +115,9 @@ class RunFolder:
                     "use another folder, or --force-new (force_new=True) to start over in it"
                 )
             else:
-                (self.path / ANSWERS_FILE).unlink(missing_ok=True)
+                # Nothing of the other comparison may pass for this one's.
+                for name in (ANSWERS_FILE, "comparison.json"):
+                    (self.path / name).unlink(missing_ok=True)
         if not self.resumed:
             record = {"format": _FORMAT, "fingerprint": digest, "plan": plan, "config": config}
             tmp = run_file.with_name(RUN_FILE + ".tmp")
@@ -132,7 +134,15 @@ class RunFolder:
         file = self.path / ANSWERS_FILE
         if not file.exists():
             return found
-        for number, raw in enumerate(file.read_bytes().splitlines(), 1):
+        data = file.read_bytes()
+        if data and not data.endswith(b"\n"):
+            # A line cut short by a kill: cut it off, or the next answer appended would be
+            # glued to it and lost as well.
+            cut = data.rfind(b"\n") + 1
+            logger.warning("%s: a line cut short at its end was dropped", file)
+            os.truncate(file, cut)
+            data = data[:cut]
+        for number, raw in enumerate(data.splitlines(), 1):
             if not raw.strip():
                 continue
             try:
@@ -211,8 +221,16 @@ def _differences(earlier: Mapping[str, Any], plan: Mapping[str, Any]) -> str:
     parts = []
     for key in changed:
         old, new = before.get(key), plan.get(key)
-        shown_old, shown_new = _short(old), _short(new)
-        parts.append(f"{key}: {shown_old} before, {shown_new} now")
+        if key == "requests":
+            # Fingerprints say nothing to a reader: name the models whose requests changed.
+            old_map = old if isinstance(old, Mapping) else {}
+            new_map = new if isinstance(new, Mapping) else {}
+            which = sorted(
+                k for k in set(old_map) | set(new_map) if old_map.get(k) != new_map.get(k)
+            )
+            parts.append(f"requests: the prompts or settings sent to {', '.join(which)} differ")
+            continue
+        parts.append(f"{key}: {_short(old)} before, {_short(new)} now")
     return "; ".join(parts) or "a different plan"
 
 

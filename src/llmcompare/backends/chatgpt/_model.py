@@ -321,17 +321,21 @@ class ChatGPTModel(ModelBase):
     def cache_identity(self) -> dict[str, Any]:
         """What decides the answers: the model name sent and the server that answers.
 
-        The endpoint is the host (and port, when given) of ``base_url``, ``api.openai.com`` by
-        default. The key, headers, organization and project never appear: the identity is
-        hashed into keys that are written to disk. A forced quirks ``family`` and a
-        ``reasoning_effort`` change what is sent, so they are included when set.
+        The endpoint is the host (and port, when given) and path of ``base_url``
+        (``api.openai.com/v1`` by default): a gateway's path can choose the provider or the
+        deployment, so it is part of what answers. The key, headers, organization and project
+        never appear: the identity is hashed into keys that are written to disk. A forced
+        quirks ``family`` and a ``reasoning_effort`` change what is sent, so they are included
+        when set.
 
         Returns:
             ``{"provider": "chatgpt", "model": ..., "endpoint": ...}``, plus ``family`` and
             ``reasoning_effort`` when set.
         """
-        # The network location without any "user:password@" written into the URL.
-        endpoint = urlsplit(self._target).netloc.rpartition("@")[2].lower()
+        # The location without any "user:password@" or query written into the URL: either may
+        # hold a secret, and neither says who answers.
+        parts = urlsplit(self._target)
+        endpoint = parts.netloc.rpartition("@")[2].lower() + parts.path.rstrip("/")
         identity: dict[str, Any] = {
             "provider": "chatgpt",
             "model": self._name,

@@ -191,6 +191,8 @@ class LlamaModel(ModelBase):
                     self._source, self._options.cache_dir or default_cache_dir()
                 ),
                 "dtype": str(engine.model.dtype).removeprefix("torch."),
+                # A GPU's kernels round differently from a CPU's: answers may differ.
+                "device": engine.device.type,
                 "transformers": transformers.__version__,
                 "chat_template": chat_template_digest(engine.tokenizer),
             }
