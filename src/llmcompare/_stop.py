@@ -10,17 +10,27 @@ from __future__ import annotations
 
 import itertools
 import threading
+from contextvars import ContextVar
 
 __all__: list[str] = []
 
 _lock = threading.Lock()
 _counter = itertools.count(1)
 _current = 0
+# The generation a caller took before handing a batch to a worker thread (asyncio.to_thread
+# copies the context): a cancel that lands before the thread starts still stops that batch.
+_taken: ContextVar[int | None] = ContextVar("llmcompare_stop_token", default=None)
 
 
 def token() -> int:
-    """The current stop generation; a batch keeps it and compares it at every step."""
-    return _current
+    """The stop generation of this call: the one taken by :func:`take`, else the current one."""
+    taken = _taken.get()
+    return _current if taken is None else taken
+
+
+def take() -> None:
+    """Take the current generation for the work this context hands on (call it on the loop)."""
+    _taken.set(_current)
 
 
 def request() -> None:

@@ -437,7 +437,9 @@ async def _run_batches(
         chunk = todo[start : start + size]
         batch = [requests[i] for i in chunk]
         try:
-            # The backend batches tensors on a worker thread; the event loop stays free.
+            # The backend batches tensors on a worker thread; the event loop stays free. The
+            # stop token is taken here, on the loop: a Ctrl-C before the thread starts counts.
+            _stop.take()
             outs: Sequence[Result] = await asyncio.to_thread(runner.generate_batch, batch)
         except asyncio.CancelledError:
             # The thread cannot be cancelled, and the loop waits for it before it closes: ask
