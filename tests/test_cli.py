@@ -14,13 +14,20 @@ from openai_server import OpenAIServer
 EXE = shutil.which("llmcompare") or ""
 
 
-def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    # The test's private response cache stays: a CLI run must not read or fill the user's.
-    base = {
+def cli_env() -> dict[str, str]:
+    """This process's environment without OpenAI or llmcompare settings, for a CLI subprocess.
+
+    The test's private response cache stays: a CLI run must not read or fill the user's.
+    """
+    return {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("OPENAI_", "LLMCOMPARE_")) or k == "LLMCOMPARE_CACHE_DIR"
     }
+
+
+def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = cli_env()
     return subprocess.run(
         [EXE, *args] if EXE else [sys.executable, "-m", "llmcompare", *args],
         capture_output=True,

@@ -16,9 +16,10 @@ from pydantic import BaseModel
 import llmcompare
 from llmcompare import BackendError, Completion, Request, Usage
 from llmcompare.backends.fake import FunctionModel, ScriptedModel
-from llmcompare.comparison import Comparison, compare
+from llmcompare.comparison import compare
 from llmcompare.cost import LocalHardware
 from llmcompare.prompts import PromptItem
+from llmcompare.record import Comparison
 from llmcompare.report import print_report, summary_table_rows, write_report
 from llmcompare.retry import RetryPolicy
 from llmcompare.scorers import JsonValid, Judge

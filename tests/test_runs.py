@@ -7,7 +7,6 @@ project's own server on 127.0.0.1, which counts what it is asked.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
 from llmcompare.record import Comparison
 from llmcompare.scorers import MaxLength
 from openai_server import OpenAIServer, slow
-from test_cli import EXE, run
+from test_cli import EXE, cli_env, run
 
 N = 12
 
@@ -47,11 +46,7 @@ def asked(server: OpenAIServer) -> Counter[str]:
 
 
 def start(args: list[str], server: OpenAIServer) -> subprocess.Popen[str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "LLMCOMPARE_")) or k == "LLMCOMPARE_CACHE_DIR"
-    }
+    env = cli_env()
     command = [EXE, *args] if EXE else [sys.executable, "-m", "llmcompare", *args]
     return subprocess.Popen(
         command,
@@ -338,8 +333,7 @@ def test_png_without_matplotlib_is_refused_before_anything_is_sent(
 @pytest.mark.slow
 @pytest.mark.usefixtures("llama_backend")
 def test_ctrl_c_stops_a_local_batch_at_its_next_step(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LLMCOMPARE_"))}
-    env["LLMCOMPARE_CACHE_DIR"] = os.environ["LLMCOMPARE_CACHE_DIR"]
+    env = cli_env()
     command = [EXE] if EXE else [sys.executable, "-m", "llmcompare"]
     process = subprocess.Popen(
         [

@@ -39,7 +39,7 @@ from llmcompare.errors import ConfigurationError, LLMCompareError
 from llmcompare.model import Model, ModelBase
 from llmcompare.plugins import get_model
 from llmcompare.prompts import PROMPT_FILE_SUFFIXES, PromptItem, builtin_suite, load_prompts
-from llmcompare.record import Comparison, ErrorInfo, ModelSummary, Pairwise, Row, RunInfo
+from llmcompare.record import Comparison, ErrorInfo, ModelSummary, Row, RunInfo
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.runs._folder import RunFolder, fingerprint
 from llmcompare.scorers import Scorer, check_item, scorer_name
@@ -50,9 +50,6 @@ if TYPE_CHECKING:
     from llmcompare.runs import ResponseCache
 
 __all__ = ["DEFAULT_SETTINGS", "compare"]
-
-# The record's types, importable from here as before (their home is llmcompare.record).
-_RECORD = (Comparison, ErrorInfo, ModelSummary, Pairwise, Row, RunInfo)
 
 DEFAULT_SETTINGS: Settings = {"temperature": 0.0, "max_tokens": 256}
 """Settings used when a comparison is given none: greedy, so reruns give the same answers."""
@@ -295,6 +292,9 @@ class _ModelRun:
     cached: list[bool] = field(default_factory=list)
     sent: set[int] = field(default_factory=set)  # requests sent by this call, not read back
     wall_s: float = 0.0
+    # The model's cache identity, asked for once (it may load weights) when first needed.
+    identity: dict[str, Any] | None = None
+    identity_known: bool = False
 
     def plan(
         self,
@@ -324,16 +324,25 @@ class _ModelRun:
                 self.done[i] = Result(i, self.requests[i], completion=answer.completion)
                 self.cached[i] = answer.cached
 
-    def from_cache(self, store: ResponseCache, folder: RunFolder | None) -> None:
-        """Take the answers the response cache holds; they are not sent again."""
-        todo = [i for i in range(len(self.requests)) if i not in self.done]
-        identity = _identity(self.model) if todo else None
-        if identity is None:
-            return
+    def cache_key(self, i: int) -> str | None:
+        """Request ``i``'s key in the response cache; None when this model is not cached."""
+        if not self.identity_known:
+            self.identity, self.identity_known = _identity(self.model), True
+        if self.identity is None:
+            return None
         from llmcompare.runs import request_key
 
-        for i in todo:
-            found = store.get(request_key(identity, self.requests[i], self.keys[i][1]))
+        return request_key(self.identity, self.requests[i], self.keys[i][1])
+
+    def from_cache(self, store: ResponseCache, folder: RunFolder | None) -> None:
+        """Take the answers the response cache holds; they are not sent again."""
+        for i in range(len(self.requests)):
+            if i in self.done:
+                continue
+            key = self.cache_key(i)
+            if key is None:
+                return
+            found = store.get(key)
             if found is None:
                 continue
             self.done[i] = Result(i, self.requests[i], completion=found)
@@ -369,9 +378,11 @@ class _ModelRun:
             for i in todo:
                 self.done[i] = Result(i, self.requests[i], error=exc)
             return
-        identity = _identity(model) if store is not None else None
-        if identity is not None:
-            from llmcompare.runs import request_key
+
+        if store is not None:
+            # The identity before the first answer, not on the event loop as answers arrive:
+            # a local model's may hash its weights file.
+            self.cache_key(todo[0])
 
         def arrived(result: Result) -> None:
             i = todo[result.index]
@@ -392,8 +403,8 @@ class _ModelRun:
                         self.hashes[i],
                         error=_error_record(result.error),
                     )
-            if store is not None and identity is not None and result.completion is not None:
-                key = request_key(identity, self.requests[i], sample)
+            key = self.cache_key(i) if store is not None and result.completion else None
+            if store is not None and key is not None and result.completion is not None:
                 try:
                     store.put(key, result.completion, model=model.id, replace=refresh)
                 except (LLMCompareError, ValueError, OSError) as exc:
