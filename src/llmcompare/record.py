@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,6 +22,11 @@ from llmcompare.prompts import PromptItem
 from llmcompare.scorers import Scorer
 from llmcompare.stats import Difference
 from llmcompare.types import Completion, Usage
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from llmcompare.decision import BreakEven
 
 __all__ = ["Comparison", "ErrorInfo", "ModelSummary", "Pairwise", "Row", "RunInfo"]
 
@@ -245,10 +251,55 @@ class Comparison(BaseModel):
         Raises:
             KeyError: When there is none.
         """
-        for r in self.rows:
-            if r.item_id == item_id and r.model == model and r.sample == sample:
-                return r
-        raise KeyError((item_id, model, sample))
+        rows, index = self._row_index
+        if rows is not self.rows:  # a model_copy(update=...) carried an index of other rows
+            self.__dict__.pop("_row_index", None)
+            rows, index = self._row_index
+        return index[(item_id, model, sample)]
+
+    @cached_property
+    def _row_index(self) -> tuple[tuple[Row, ...], dict[tuple[str, str, int], Row]]:
+        # Built once per record: a report looks up every (item, model) pair.
+        return self.rows, {(r.item_id, r.model, r.sample): r for r in self.rows}
+
+    def break_even(self, model_a: str, model_b: str) -> BreakEven:
+        """Monthly dollars against monthly requests for two models, and where they cross.
+
+        An API model costs the run's mean dollars per request (its mean tokens at its
+        prices); a local model runs on the run's hardware kept on all month (730 h at its
+        $/hour, one machine per measured-throughput's worth of requests) plus energy per
+        request. See :mod:`llmcompare.decision` for the whole model.
+
+        Args:
+            model_a: A model label of the run.
+            model_b: Another one.
+
+        Returns:
+            The crossover volume (requests a month), or None with the reason, and the
+            assumptions it rests on.
+
+        Raises:
+            KeyError: When a model is not in the run.
+        """
+        from llmcompare.decision import break_even
+
+        return break_even(self, model_a, model_b)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per item, model and sample, with the columns of the answers CSV.
+
+        Raises:
+            ConfigurationError: When pandas is not installed.
+        """
+        from llmcompare.report import answers_frame
+
+        return answers_frame(self)
+
+    def _repr_html_(self) -> str:
+        # Notebooks show a comparison as its summary table.
+        from llmcompare.report import summary_html
+
+        return summary_html(self)
 
     def difference(self, model_a: str, model_b: str, scorer: str | None = None) -> Pairwise:
         """Compare two models of the run item by item, over the items both answered.

@@ -4,7 +4,12 @@
 - :func:`write_csv`: one row per prompt, model and sample; :func:`write_summary_csv` one per
   model; :func:`write_pairs_csv` one per pair of models.
 - :func:`notes`: the paired differences, failures and settings a model did not get as asked.
-- :func:`write_html`: one self-contained page (tables and charts inline; opens with no network).
+- :func:`write_html`: one self-contained interactive page (Jinja2 templates; the answers as
+  data in a filterable, sortable grid; SVG charts with intervals; the decision view; opens
+  with no network).
+- :func:`break_even_lines`: one line per pair of models: the volume where hosting pays.
+- :func:`answers_frame` (``Comparison.to_pandas()``) and :func:`summary_html`
+  (``Comparison._repr_html_``, for notebooks).
 - :func:`charts`: quality vs cost, latency distribution, tokens/s (matplotlib, PNG or SVG).
 - :func:`write_report`: any of the above into a folder, plus the JSON record.
 
@@ -14,12 +19,11 @@ price-table date and time.
 
 from __future__ import annotations
 
-import base64
 import csv
 import html
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -28,15 +32,19 @@ from llmcompare.errors import ConfigurationError
 from llmcompare.record import Comparison, ModelSummary
 
 if TYPE_CHECKING:
+    import pandas as pd
     from rich.console import Console
 
 __all__ = [
     "FORMATS",
     "Format",
+    "answers_frame",
+    "break_even_lines",
     "charts",
     "notes",
     "print_report",
     "stamp",
+    "summary_html",
     "summary_table_rows",
     "write_csv",
     "write_html",
@@ -222,7 +230,23 @@ def print_report(
     for note in notes(comparison):
         style = "yellow" if note.startswith("!") else "dim"
         console.print(f"[{style}]{escape(note)}[/{style}]")
+    for even in break_even_lines(comparison):
+        console.print(f"[bold]{escape(even)}[/bold]")
     console.print(f"[dim]{escape(stamp(comparison))}[/dim]")
+
+
+def break_even_lines(comparison: Comparison) -> list[str]:
+    """One line per pair of models: the monthly volume above which one costs less.
+
+    See :meth:`Comparison.break_even` for the cost model; the HTML report charts it with
+    every assumption.
+    """
+    models = comparison.run.models
+    return [
+        "break-even: " + comparison.break_even(a, b).sentence()
+        for i, a in enumerate(models)
+        for b in models[i + 1 :]
+    ]
 
 
 _CSV_FIELDS = (
@@ -256,51 +280,97 @@ _CSV_FIELDS = (
 )
 
 
+def _score_names(comparison: Comparison) -> list[str]:
+    names: dict[str, None] = {}
+    for row in comparison.rows:
+        names.update(dict.fromkeys(row.scores))
+    return list(names)
+
+
+def _answer_records(comparison: Comparison, score_names: Sequence[str]) -> Iterator[list[object]]:
+    """The answers CSV's rows, as values (``""`` where a value is missing)."""
+    for row in comparison.rows:
+        c = row.completion
+        cost = row.cost
+        yield [
+            row.item_id,
+            row.model,
+            row.sample,
+            "" if row.seed is None else row.seed,
+            c is not None,
+            c.text if c else "",
+            c.finish_reason if c else "error",
+            row.error.type if row.error else "",
+            row.error.message if row.error else "",
+            c.usage.input_tokens if c else "",
+            c.usage.output_tokens if c else "",
+            c.usage.cache_read_tokens if c else "",
+            c.usage.reasoning_tokens if c else "",
+            c.usage.estimated if c else "",
+            c.latency_s if c else "",
+            _opt(c and c.ttft_s),
+            _opt(c and c.queue_s),
+            _opt(c and c.compute_s),
+            _opt(c and c.energy_j),
+            _opt(c and c.energy_method),
+            c.attempts if c else "",
+            cost.usd if cost else "",
+            cost.status if cost else "",
+            "" if cost is None or cost.kwh is None else cost.kwh,
+            "" if cost is None or cost.g_co2 is None else cost.g_co2,
+            "" if c is None or c.sent is None else json.dumps(c.sent.params),
+            "" if c is None or c.sent is None else " | ".join(c.sent.notes),
+            *("" if row.scores.get(n) is None else row.scores[n] for n in score_names),
+        ]
+
+
 def write_csv(comparison: Comparison, path: str | Path) -> Path:
     """Write one CSV row per prompt and model, with a column per scorer."""
-    score_names: dict[str, None] = {}
-    for row in comparison.rows:
-        score_names.update(dict.fromkeys(row.scores))
+    score_names = _score_names(comparison)
     p = Path(path)
     with p.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow([*_CSV_FIELDS, *(f"score:{n}" for n in score_names)])
-        for row in comparison.rows:
-            c = row.completion
-            cost = row.cost
-            writer.writerow(
-                [
-                    row.item_id,
-                    row.model,
-                    row.sample,
-                    "" if row.seed is None else row.seed,
-                    c is not None,
-                    c.text if c else "",
-                    c.finish_reason if c else "error",
-                    row.error.type if row.error else "",
-                    row.error.message if row.error else "",
-                    c.usage.input_tokens if c else "",
-                    c.usage.output_tokens if c else "",
-                    c.usage.cache_read_tokens if c else "",
-                    c.usage.reasoning_tokens if c else "",
-                    c.usage.estimated if c else "",
-                    c.latency_s if c else "",
-                    _opt(c and c.ttft_s),
-                    _opt(c and c.queue_s),
-                    _opt(c and c.compute_s),
-                    _opt(c and c.energy_j),
-                    _opt(c and c.energy_method),
-                    c.attempts if c else "",
-                    cost.usd if cost else "",
-                    cost.status if cost else "",
-                    "" if cost is None or cost.kwh is None else cost.kwh,
-                    "" if cost is None or cost.g_co2 is None else cost.g_co2,
-                    "" if c is None or c.sent is None else json.dumps(c.sent.params),
-                    "" if c is None or c.sent is None else " | ".join(c.sent.notes),
-                    *("" if row.scores.get(n) is None else row.scores[n] for n in score_names),
-                ]
-            )
+        writer.writerows(_answer_records(comparison, score_names))
     return p
+
+
+def answers_frame(comparison: Comparison) -> pd.DataFrame:
+    """The answers CSV as a pandas DataFrame: one row per item, model and sample.
+
+    Missing values are ``None`` (not ``""``), numbers stay numbers and dollars stay
+    :class:`~decimal.Decimal`.
+
+    Raises:
+        ConfigurationError: When pandas is not installed.
+    """
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ConfigurationError("to_pandas() needs pandas: pip install pandas") from None
+    score_names = _score_names(comparison)
+    columns = [*_CSV_FIELDS, *(f"score:{n}" for n in score_names)]
+    records = [
+        [None if v == "" else v for v in values]
+        for values in _answer_records(comparison, score_names)
+    ]
+    frame: pd.DataFrame = pd.DataFrame.from_records(records, columns=columns)
+    return frame
+
+
+def summary_html(comparison: Comparison) -> str:
+    """A compact HTML summary (models as columns, then each pair's verdict), for notebooks."""
+    rows = summary_table_rows(comparison)
+    verdicts = "".join(
+        f"<li>{html.escape(pair.line())}: {html.escape(pair.verdict())}</li>"
+        for pair in comparison.differences
+    )
+    return (
+        f"<div><p><b>llmcompare</b>: {len(comparison.items)} items, "
+        f"{html.escape(', '.join(comparison.run.models))}</p>{_html_table(rows)}"
+        + (f"<ul>{verdicts}</ul>" if verdicts else "")
+        + f"<p><small>{html.escape(stamp(comparison))}</small></p></div>"
+    )
 
 
 def _opt(value: object) -> object:
@@ -506,56 +576,21 @@ def _html_cell(text: str) -> str:
     return "&nbsp;" * (2 * (len(text) - len(stripped))) + html.escape(stripped)
 
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
-table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
-th,td{border:1px solid #ccc;padding:.3rem .5rem;vertical-align:top;text-align:left}
-th{background:#f3f3f3}.err{color:#b00}.dim{color:#777;font-size:.8rem}.warn{color:#a60}
-img{max-width:32%;margin-right:1%}
-"""
-
-
 def write_html(comparison: Comparison, path: str | Path) -> Path:
-    """Write one self-contained HTML page: stamp, tables, charts (inline images), answers."""
-    try:
-        images = charts(comparison, fmt="png")
-    except ConfigurationError as exc:
-        images = {}
-        chart_note = f"<p class='dim'>{html.escape(str(exc))}</p>"
-    else:
-        chart_note = ""
-    imgs = "".join(
-        f"<img alt='{name}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
-        for name, data in images.items()
-    )
-    answer_rows: list[list[str]] = [["item", *comparison.run.models]]
-    for item in comparison.items:
-        cells = [item.id]
-        for model in comparison.run.models:
-            row = comparison.row(item.id, model)
-            if row.completion is not None:
-                scores = ", ".join(
-                    f"{k}={'-' if v is None else f'{v:.2f}'}" for k, v in row.scores.items()
-                )
-                cells.append(row.completion.text + (f"\n[{scores}]" if scores else ""))
-            else:
-                assert row.error is not None
-                cells.append(f"ERROR {row.error.type}: {row.error.message}")
-        answer_rows.append(cells)
-    assumptions = "".join(
-        f"<p class='{'warn' if line.startswith('!') else 'dim'}'>{html.escape(line)}</p>"
-        for line in notes(comparison)
-    )
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>llmcompare report</title>"
-        f"<style>{_CSS}</style></head><body><h1>llmcompare report</h1>"
-        f"<p class='dim'>{html.escape(stamp(comparison))}</p>"
-        f"<h2>Models</h2>{_html_table(summary_table_rows(comparison))}{assumptions}"
-        f"<h2>Charts</h2>{imgs}{chart_note}"
-        f"<h2>Answers</h2>{_html_table(answer_rows)}</body></html>"
-    )
+    """Write one self-contained, interactive HTML page (it opens offline and can be mailed).
+
+    The page has the summary with intervals and each pair's verdict, the decision view
+    (dollars and kWh per correct answer, the break-even volume), SVG charts with interval
+    whiskers, the answers as a grid with filters and sorting (a row expands to the prompt,
+    every answer, the request as sent, usage, timings and cost), and the run's stamp.
+
+    Raises:
+        ConfigurationError: When Jinja2 is not installed (``pip install 'llmcompare[report]'``).
+    """
+    from llmcompare._html import render
+
     p = Path(path)
-    p.write_text(page, encoding="utf-8")
+    p.write_text(render(comparison), encoding="utf-8")
     return p
 
 
