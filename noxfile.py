@@ -77,10 +77,14 @@ def bench(session: nox.Session) -> None:
     """Speed and memory targets: ratios measured side by side in one run, PASS/FAIL per line;
     the session fails when a target is missed (`-- --no-fail` only reports)."""
     install_project(session, "test")
-    # `nox -s bench -- --quick` shortens both benchmarks (`--only SECTION` the API one); each
+    # `nox -s bench -- --quick` shortens the benchmarks (`--only SECTION` the API one); each
     # script ignores the arguments meant for the other.
     failed = []
-    for script in ("benchmarks/llama_throughput.py", "benchmarks/api_overhead.py"):
+    for script in (
+        "benchmarks/llama_throughput.py",
+        "benchmarks/api_overhead.py",
+        "benchmarks/report_render.py",
+    ):
         try:
             session.run("python", script, *session.posargs)
         except nox.command.CommandFailed:

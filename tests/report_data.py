@@ -103,3 +103,93 @@ def comparison() -> Comparison:
         )
     finally:
         reset_prices()
+
+
+def large(
+    n_items: int = 5000, models: tuple[str, ...] = ("llama:a", "chatgpt:b", "chatgpt:c")
+) -> Comparison:
+    """A record of ``n_items`` items answered by each model, built directly (no runner).
+
+    Answers are ~300 characters and prompts ~200, as in a typical prompt set; one model in
+    three is local; a twentieth of the API answers fail. For the report's size test and its
+    render benchmark.
+    """
+    from datetime import datetime, timezone
+
+    from llmcompare import _aggregate
+    from llmcompare.cost import Cost
+    from llmcompare.record import ErrorInfo, Row, RunInfo
+    from llmcompare.types import Sent
+
+    now = datetime.now(timezone.utc)
+    items = tuple(
+        PromptItem(
+            id=f"item-{i:05d}",
+            prompt=f"Question {i}: " + "explain the trade-off between cost and quality. " * 4,
+            reference="yes",
+            tags=(("math", "geo", "code")[i % 3],),
+        )
+        for i in range(n_items)
+    )
+    sent = Sent(params={"max_tokens": 256, "temperature": 0.0})
+    rows = []
+    for m, model in enumerate(models):
+        local = model.startswith("llama")
+        for i, item in enumerate(items):
+            if not local and (i + m) % 20 == 0:
+                rows.append(
+                    Row(
+                        item_id=item.id,
+                        model=model,
+                        error=ErrorInfo(type="RateLimitError", message="429"),
+                    )
+                )
+                continue
+            right = (i * (m + 3)) % 7 != 0
+            text = ("yes, " if right else "no, ") + f"answer {i} from {model}. " + "detail " * 38
+            completion = Completion(
+                text=text,
+                finish_reason="stop",
+                usage=Usage(input_tokens=60, output_tokens=80),
+                model=model,
+                latency_s=0.4 + (i % 10) / 10,
+                ttft_s=0.1 if local else None,
+                compute_s=0.5 if local else None,
+                sent=sent,
+            )
+            cost = Cost(
+                usd=Decimal("0.0000136") if local else Decimal("0.000057"),
+                status="estimated" if local else "priced",
+                kwh=Decimal("0.0000016") if local else None,
+                assumptions="local compute on a test box" if local else "",
+            )
+            rows.append(
+                Row(
+                    item_id=item.id,
+                    model=model,
+                    completion=completion,
+                    scores={"contains": float(right)},
+                    cost=cost,
+                )
+            )
+    run = RunInfo(
+        llmcompare_version="test",
+        started_at=now,
+        finished_at=now,
+        python="3",
+        platform="test",
+        cpu="test cpu",
+        hardware=HARDWARE,
+        settings={"max_tokens": 256, "temperature": 0.0},
+        models=models,
+        scorers=("contains",),
+    )
+    open_weights = {m: m.startswith("llama") for m in models}
+    walls = dict.fromkeys(models, 600.0)
+    return Comparison(
+        run=run,
+        items=items,
+        rows=tuple(rows),
+        summaries=_aggregate.summaries(models, open_weights, rows, walls, 0.95, 0),
+        differences=_aggregate.differences(models, rows, 0.95, 0),
+    )

@@ -51,8 +51,8 @@ class _Interned:
         self.values: list[Any] = []
         self._index: dict[str, int] = {}
 
-    def add(self, value: Any) -> int:
-        key = json.dumps(value, sort_keys=True, default=str)
+    def add(self, key: str, value: Any) -> int:
+        # ``key`` is a cheap repr of the value (json.dumps per row would cost most of a render).
         found = self._index.get(key)
         if found is None:
             found = self._index[key] = len(self.values)
@@ -83,14 +83,15 @@ def _cell(row: Row, sent: _Interned, assumptions: _Interned) -> dict[str, Any]:
         if c.attempts > 1:
             out["at"] = c.attempts
         if c.sent is not None:
-            out["sn"] = sent.add({"params": c.sent.params, "notes": list(c.sent.notes)})
+            key = repr(c.sent.params) + repr(c.sent.notes)
+            out["sn"] = sent.add(key, {"params": c.sent.params, "notes": list(c.sent.notes)})
     if row.cost is not None:
         out["c"] = str(row.cost.usd)
         out["cs"] = row.cost.status
         if row.cost.kwh is not None:
             out["k"] = str(row.cost.kwh)
         if row.cost.assumptions:
-            out["as"] = assumptions.add(row.cost.assumptions)
+            out["as"] = assumptions.add(row.cost.assumptions, row.cost.assumptions)
     if row.cached:
         out["ch"] = 1
     return out
@@ -108,10 +109,14 @@ def grid_data(comparison: Comparison) -> dict[str, Any]:
     }
     sent, assumptions = _Interned(), _Interned()
     scorers: dict[str, None] = {}
+    received: dict[str, dict[int, None]] = {m: {} for m in models}
     for row in comparison.rows:
         scorers.update(dict.fromkeys(row.scores))
         if row.item_id in cells and row.model in col:
-            cells[row.item_id][col[row.model]].append(_cell(row, sent, assumptions))
+            cell = _cell(row, sent, assumptions)
+            cells[row.item_id][col[row.model]].append(cell)
+            if "sn" in cell:
+                received[row.model][cell["sn"]] = None
     tags: dict[str, None] = {}
     items = []
     prompts = dict(_prompt_text(comparison))
@@ -134,6 +139,8 @@ def grid_data(comparison: Comparison) -> dict[str, Any]:
         "items": items,
         "sent": sent.values,
         "assume": assumptions.values,
+        # Each model's distinct settings as sent (indexes into "sent"), for the run stamp.
+        "received": {m: list(found) for m, found in received.items()},
     }
 
 
@@ -211,21 +218,17 @@ def context(comparison: Comparison) -> dict[str, Any]:
     models = comparison.run.models
     pairs = [(a, b) for i, a in enumerate(models) for b in models[i + 1 :]]
     evens = [break_even(comparison, a, b) for a, b in pairs]
-    received: dict[str, list[dict[str, Any]]] = {}
-    seen: set[tuple[str, str]] = set()
-    for row in comparison.rows:
-        c = row.completion
-        if c is None or c.sent is None:
-            continue
-        key = (
-            row.model,
-            json.dumps(c.sent.params, sort_keys=True, default=str) + str(c.sent.notes),
-        )
-        if key not in seen:
-            seen.add(key)
-            received.setdefault(row.model, []).append(
-                {"params": json.dumps(c.sent.params, default=str), "notes": c.sent.notes}
-            )
+    grid = grid_data(comparison)
+    received = {
+        model: [
+            {
+                "params": json.dumps(grid["sent"][i]["params"], default=str),
+                "notes": grid["sent"][i]["notes"],
+            }
+            for i in found
+        ]
+        for model, found in grid.pop("received").items()
+    }
     return {
         "run": comparison.run,
         "stamp": stamp(comparison),
@@ -238,7 +241,7 @@ def context(comparison: Comparison) -> dict[str, Any]:
         "received": received,
         "summaries": {s.model: s for s in comparison.summaries},
         "settings": json.dumps(comparison.run.settings, indent=1, default=str),
-        "data": script_json(grid_data(comparison)),
+        "data": script_json(grid),
     }
 
 

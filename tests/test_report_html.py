@@ -1,0 +1,189 @@
+"""The HTML report's page, the break-even figure, pandas and notebook views, on known content."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+import report_data
+from llmcompare import Usage
+from llmcompare.cost import Cost
+from llmcompare.errors import ConfigurationError
+from llmcompare.record import Comparison
+from llmcompare.report import print_report, write_csv, write_html
+
+BLOB = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.S)
+
+
+@pytest.fixture(scope="module")
+def record() -> Comparison:
+    return report_data.comparison()
+
+
+def _blob(page: str) -> dict[str, object]:
+    (text,) = BLOB.findall(page)
+    data: dict[str, object] = json.loads(text)
+    return data
+
+
+def test_hostile_answers_stay_data(record: Comparison, tmp_path: Path) -> None:
+    page = write_html(record, tmp_path / "report.html").read_text(encoding="utf-8")
+    # The answer is a </script> breakout and an onerror handler: neither appears as markup...
+    assert report_data.HOSTILE not in page
+    assert "<img src=x" not in page
+    assert page.count("</script>") == 2  # the blob's own end and the script's
+    # ...and the blob parses back to the exact answers (the browser test shows them as text).
+    data = _blob(page)
+    items = {i["id"]: i for i in data["items"]}  # type: ignore[attr-defined]
+    local, api = items["hostile"]["c"]
+    assert local[0]["a"] == api[0]["a"] == report_data.HOSTILE
+    assert items["broken"]["c"][1][0]["e"].startswith("BackendError")
+
+
+def test_the_page_needs_no_network(record: Comparison, tmp_path: Path) -> None:
+    page = write_html(record, tmp_path / "report.html").read_text(encoding="utf-8")
+    # No file or address to fetch: no src/href out of the page, a policy that forbids fetching.
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:|//)""", page)
+    assert "default-src 'none'" in page
+    assert "<img" not in page.replace("\\u003cimg", "")  # charts are inline SVG, not images
+
+
+def test_the_decision_view_and_stamp_are_on_the_page(record: Comparison, tmp_path: Path) -> None:
+    page = write_html(record, tmp_path / "report.html").read_text(encoding="utf-8")
+    # $1/h kept on 730 h = $730 a month against $0.00125 a request: 584,000 requests.
+    assert "above ~580,000 requests a month, hosting fake:local on this hardware" in page
+    assert "~584,000 / month" in page  # the crossover marked on the chart
+    assert "kept on 730 h a month ($730.00 per machine)" in page
+    assert page.count("<svg") == 5
+    assert record.run.llmcompare_version in page
+    assert record.differences[0].verdict() in page
+
+
+def test_5000_items_by_3_models_stay_under_10_mb(tmp_path: Path) -> None:
+    big = report_data.large(5000)
+    path = write_html(big, tmp_path / "report.html")
+    assert path.stat().st_size < 10_000_000
+    data = _blob(path.read_text(encoding="utf-8"))
+    assert len(data["items"]) == 5000  # type: ignore[arg-type]
+    assert all(len(i["c"]) == 3 for i in data["items"])  # type: ignore[attr-defined]
+
+
+def _hand_made(record: Comparison, *, tokens_per_s: float) -> Comparison:
+    """The local model at a known throughput and energy, on hardware at a known $/hour."""
+    hardware = record.run.hardware
+    assert hardware is not None
+    hardware = hardware.model_copy(
+        update={"usd_per_hour": Decimal("1.00"), "usd_per_kwh": Decimal("0.20")}
+    )
+    local, api = record.summaries
+    # 6 requests of 500 output tokens each, 0.001 kWh each.
+    local = local.model_copy(
+        update={
+            "output_tokens_per_s": tokens_per_s,
+            "usage": Usage(input_tokens=600, output_tokens=3000),
+            "cost": Cost(usd=Decimal("0.01"), kwh=Decimal("0.006")),
+        }
+    )
+    run = record.run.model_copy(update={"hardware": hardware})
+    return record.model_copy(update={"run": run, "summaries": (local, api)})
+
+
+def test_break_even_matches_a_hand_computation(record: Comparison) -> None:
+    found = _hand_made(record, tokens_per_s=500.0).break_even("fake:local", "fake:api")
+    # By hand: the machine costs $1.00 x 730 h = $730 a month; each local request adds
+    # 0.001 kWh x $0.20 = $0.0002; each API request is 1,000 input x $0.50/M + 500 output x
+    # $1.50/M = $0.00125. Equal when 730 + 0.0002 N = 0.00125 N: N = 730 / 0.00105.
+    expected = 730 / (0.00125 - 0.0002)
+    assert found.crossover == pytest.approx(expected)  # 695,238 requests a month
+    # One machine serves 500 / 500 = 1 request/s, 2,628,000 a month: the crossover fits on it.
+    assert expected < 1 * 3600 * 730
+    assert found.cheaper_above == "fake:local"
+    assert found.sentence() == (
+        "above ~700,000 requests a month, hosting fake:local on this hardware costs less than "
+        "fake:api"
+    )
+    local, api = found.lines
+    assert local is not None
+    assert api is not None
+    assert local.monthly_usd(expected * 0.99) > api.monthly_usd(expected * 0.99)
+    assert local.monthly_usd(expected * 1.01) < api.monthly_usd(expected * 1.01)
+    # Past one machine's capacity a second one is paid for.
+    assert local.monthly_usd(3_000_000) == pytest.approx(2 * 730 + 3_000_000 * 0.0002)
+    assert any("kept on 730 h a month" in a for a in found.assumptions)
+    assert any("$0.001250 a request" in a for a in found.assumptions)
+
+
+def test_a_machine_too_slow_never_breaks_even(record: Comparison) -> None:
+    # 5 tokens/s: 0.01 request/s, 26,280 a month, fewer than the 695,238 needed to pay off.
+    found = _hand_made(record, tokens_per_s=5.0).break_even("fake:local", "fake:api")
+    assert found.crossover is None
+    assert found.cheaper_above == "fake:api"
+    assert found.reason is not None
+    # Fully used, a request costs $1 / 36 requests an hour + $0.0002 of energy.
+    assert f"${1 / 36 + 0.0002:.6f}" in found.reason
+
+
+def test_two_api_models_have_no_crossover(record: Comparison) -> None:
+    with pytest.raises(KeyError, match="not a model of this run"):
+        record.break_even("fake:local", "nope")
+    same = record.break_even("fake:api", "fake:api")
+    assert same.crossover is None
+    assert same.reason == "both are API and cost the same per request"
+
+
+def test_the_terminal_report_says_the_break_even(record: Comparison) -> None:
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    print_report(record, console)
+    text = console.export_text()
+    assert (
+        "break-even: above ~580,000 requests a month, hosting fake:local on this hardware costs "
+        "less than fake:api" in text
+    )
+
+
+def test_to_pandas_has_the_csv_columns_and_rows(record: Comparison, tmp_path: Path) -> None:
+    frame = record.to_pandas()
+    with write_csv(record, tmp_path / "answers.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert list(frame.columns) == list(rows[0])
+    assert len(frame) == len(rows) == 12
+    assert list(frame["item_id"]) == [r["item_id"] for r in rows]
+    assert list(frame["text"].fillna("")) == [r["text"] for r in rows]
+    broken = frame[(frame["item_id"] == "broken") & (frame["model"] == "fake:api")].iloc[0]
+    assert broken["error_type"] == "BackendError"
+    assert not broken["ok"]
+    assert frame["score:contains"].sum() == sum(float(r["score:contains"] or 0) for r in rows)
+
+
+def test_to_pandas_without_pandas_names_the_install(
+    record: Comparison, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ConfigurationError, match=r"pip install pandas"):
+        record.to_pandas()
+
+
+def test_a_notebook_shows_the_summary(record: Comparison) -> None:
+    shown = record._repr_html_()
+    assert "<table>" in shown
+    assert "fake:local" in shown
+    assert "fake:api" in shown
+    assert record.differences[0].verdict() in shown
+
+
+def test_row_lookups_follow_a_copy_with_new_rows(record: Comparison) -> None:
+    assert record.row("sum", "fake:api").completion is not None
+    rows = tuple(r.model_copy(update={"scores": {"contains": 0.5}}) for r in record.rows)
+    copy = record.model_copy(update={"rows": rows})
+    assert copy.row("sum", "fake:api").scores == {"contains": 0.5}
+    assert record.row("sum", "fake:api").scores == {"contains": 1.0}
+    with pytest.raises(KeyError):
+        record.row("sum", "fake:api", sample=3)
