@@ -234,7 +234,12 @@ def context(comparison: Comparison) -> dict[str, Any]:
         "stamp": stamp(comparison),
         "summary": summary_table_rows(comparison),
         "pairs": comparison.differences,
-        "notes": notes(comparison),
+        # The pairs have their own table: the notes under it are the rest.
+        "notes": [
+            n
+            for n in notes(comparison)
+            if not any(n.startswith(p.line()) for p in comparison.differences)
+        ],
         "charts": _charts(comparison),
         "per_correct": per_correct(comparison),
         "break_evens": [(found, _break_even_chart(found)) for found in evens],
