@@ -15,19 +15,21 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
+from playwright.sync_api import sync_playwright
 
 from llmcompare import get_model
 from llmcompare.comparison import compare
 from llmcompare.prompts import builtin_suite
 from llmcompare.report import write_html
-from openai_server import OpenAIServer
-from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main() -> None:
     """Run the comparison, render the report, take the two screenshots."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from openai_server import OpenAIServer  # the project's test server, beside the tests
+
     items = builtin_suite()[:8]
     with OpenAIServer() as server:
         api = get_model("chatgpt:gpt-4o-mini", base_url=server.url, api_key="sk-local-test")
