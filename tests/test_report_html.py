@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -187,3 +188,35 @@ def test_row_lookups_follow_a_copy_with_new_rows(record: Comparison) -> None:
     assert record.row("sum", "fake:api").scores == {"contains": 1.0}
     with pytest.raises(KeyError):
         record.row("sum", "fake:api", sample=3)
+
+
+def _cli_without_jinja2(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # Jinja2 is installed here: a fresh interpreter is made to behave as if it were not.
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"id": "a", "prompt": "hi", "reference": "hi"}\n', encoding="utf-8")
+    code = (
+        "import sys, importlib.util as u\n"
+        "real = u.find_spec\n"
+        "u.find_spec = lambda name, *a: None if name == 'jinja2' else real(name, *a)\n"
+        "from llmcompare.cli import main\n"
+        f"sys.argv = ['llmcompare', 'compare', {str(prompts)!r}, '-m', 'fake', *{args!r}]\n"
+        "main()\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
+
+
+def test_without_jinja2_the_default_run_skips_the_page_and_html_is_refused(
+    tmp_path: Path,
+) -> None:
+    done = _cli_without_jinja2(tmp_path, "--out", str(tmp_path / "run"), "--no-cache")
+    assert done.returncode == 0, done.stderr
+    assert "no report.html without Jinja2" in done.stderr
+    assert (tmp_path / "run" / "comparison.json").exists()
+    assert not (tmp_path / "run" / "report.html").exists()
+
+    refused = _cli_without_jinja2(tmp_path, "-f", "html", "--out", str(tmp_path / "asked"))
+    assert refused.returncode == 2
+    assert "Jinja2, which is not installed" in refused.stderr
+    assert not (tmp_path / "asked").exists()

@@ -350,6 +350,21 @@ def _formats(formats: Sequence[str]) -> tuple[Format, ...]:
                 "--format png/svg draws charts with matplotlib, which is not installed: "
                 "pip install 'llmcompare[report]' (nothing was sent)"
             )
+    if "html" in chosen:
+        import importlib.util
+
+        if importlib.util.find_spec("jinja2") is None:
+            if formats:
+                _fail(
+                    "--format html renders templates with Jinja2, which is not installed: "
+                    "pip install 'llmcompare[report]' (nothing was sent)"
+                )
+            # The default formats: the record and the CSVs are still written.
+            click.echo(
+                "llmcompare: note: no report.html without Jinja2: pip install 'llmcompare[report]'",
+                err=True,
+            )
+            chosen = tuple(f for f in chosen if f != "html")
     return chosen
 
 
