@@ -220,3 +220,14 @@ def test_without_jinja2_the_default_run_skips_the_page_and_html_is_refused(
     assert refused.returncode == 2
     assert "Jinja2, which is not installed" in refused.stderr
     assert not (tmp_path / "asked").exists()
+
+
+def test_a_nan_score_becomes_no_score_on_the_page(record: Comparison, tmp_path: Path) -> None:
+    rows = tuple(
+        r.model_copy(update={"scores": {"contains": float("nan")}}) if r.item_id == "sum" else r
+        for r in record.rows
+    )
+    page = write_html(record.model_copy(update={"rows": rows}), tmp_path / "r.html").read_text()
+    items = {i["id"]: i for i in _blob(page)["items"]}  # type: ignore[attr-defined]
+    assert items["sum"]["c"][0][0]["s"] == {"contains": None}
+    assert items["capital"]["c"][0][0]["s"] == {"contains": 1.0}

@@ -9,6 +9,7 @@ escaped by Jinja; the blob itself is escaped so that no answer can end the scrip
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -31,8 +32,23 @@ _UNSAFE_TABLE = str.maketrans(_UNSAFE)
 
 def script_json(data: object) -> str:
     """JSON safe to put inside a ``<script type="application/json">`` element."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        # A scorer of the user's returned NaN or infinity, which JSON.parse would refuse.
+        text = json.dumps(_finite(data), ensure_ascii=False, separators=(",", ":"))
     return text.translate(_UNSAFE_TABLE)
+
+
+def _finite(value: Any) -> Any:
+    """The value with every NaN or infinity replaced by None (no score)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _prompt_text(comparison: Comparison) -> Iterator[tuple[str, str]]:
