@@ -231,3 +231,15 @@ def test_a_nan_score_becomes_no_score_on_the_page(record: Comparison, tmp_path: 
     items = {i["id"]: i for i in _blob(page)["items"]}  # type: ignore[attr-defined]
     assert items["sum"]["c"][0][0]["s"] == {"contains": None}
     assert items["capital"]["c"][0][0]["s"] == {"contains": 1.0}
+
+
+def test_a_machine_free_by_the_hour_is_cheaper_at_every_volume(record: Comparison) -> None:
+    made = _hand_made(record, tokens_per_s=500.0)
+    assert made.run.hardware is not None
+    free = made.run.hardware.model_copy(update={"usd_per_hour": Decimal(0)})
+    found = made.model_copy(
+        update={"run": made.run.model_copy(update={"hardware": free})}
+    ).break_even("fake:api", "fake:local")
+    assert found.crossover is None
+    assert found.cheaper_above == "fake:local"
+    assert found.sentence().startswith("fake:api vs fake:local: fake:local costs less at every")

@@ -278,6 +278,12 @@ def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
             f"both are {kind} models, costed alike: no crossover, {cheaper} costs less per request",
         )
     local, api = (a, b) if a.local else (b, a)
+    if local.fixed_usd == 0 and local.usd_per_request < api.usd_per_request:
+        return result(
+            None,
+            local.model,
+            f"{local.model} costs less at every volume: its machine costs nothing by the hour",
+        )
     crossover, reason = _crossover(local, api)
     if crossover is None:
         return result(None, api.model, reason)
