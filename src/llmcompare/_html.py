@@ -8,6 +8,7 @@ escaped by Jinja; the blob itself is escaped so that no answer can end the scrip
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from llmcompare.decision import BreakEven, break_even, per_correct
 from llmcompare.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    import jinja2
+
     from llmcompare.record import Comparison, Row
 
 __all__: list[str] = []
@@ -270,15 +273,11 @@ def _asset(name: str) -> str:
     return (resources.files("llmcompare") / _TEMPLATES / name).read_text(encoding="utf-8")
 
 
-def render(comparison: Comparison) -> str:
-    """The whole page as a string.
-
-    Raises:
-        ConfigurationError: When Jinja2 is not installed.
-    """
+@functools.cache
+def _template() -> jinja2.Template:
+    """The page's template, compiled once per process."""
     try:
         import jinja2
-        from markupsafe import Markup
     except ImportError:
         raise ConfigurationError(
             "the HTML report needs Jinja2: pip install 'llmcompare[report]'"
@@ -290,6 +289,18 @@ def render(comparison: Comparison) -> str:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    return env.get_template("report.html.j2")
+
+
+def render(comparison: Comparison) -> str:
+    """The whole page as a string.
+
+    Raises:
+        ConfigurationError: When Jinja2 is not installed.
+    """
+    template = _template()
+    from markupsafe import Markup  # installed with Jinja2
+
     ctx = context(comparison)
     # Our own SVG (text escaped in _svg), our own script and style, and the escaped blob.
     ctx["charts"] = [Markup(c) for c in ctx["charts"]]  # noqa: S704
@@ -300,4 +311,4 @@ def render(comparison: Comparison) -> str:
     ctx["data"] = Markup(ctx["data"])  # noqa: S704
     ctx["script"] = Markup(_asset("report.js"))  # noqa: S704
     ctx["style"] = Markup(_asset("report.css"))  # noqa: S704
-    return env.get_template("report.html.j2").render(ctx)
+    return template.render(ctx)
