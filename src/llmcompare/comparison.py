@@ -42,6 +42,7 @@ from llmcompare.prompts import PROMPT_FILE_SUFFIXES, PromptItem, builtin_suite, 
 from llmcompare.record import Comparison, ErrorInfo, ModelSummary, Row, RunInfo
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.runs._folder import RunFolder, fingerprint
+from llmcompare.runs._journal import journal_in
 from llmcompare.scorers import Scorer, check_item, scorer_name
 from llmcompare.types import GenerationSettings, Request, Result, Settings
 from llmcompare.wrapper import _native_batching, _native_streaming
@@ -414,20 +415,22 @@ class _ModelRun:
                     )
 
         start = time.perf_counter()
-        generate_many(
-            model,
-            [self.requests[i] for i in todo],
-            concurrency=concurrency,
-            retry=retry,
-            rpm=rpm,
-            tpm=tpm,
-            tracker=tracker,
-            progress=progress,
-            # Streaming where the model streams and does not batch: each answer's time to
-            # first token is then measured, not assumed.
-            stream=_native_streaming(model) and not _native_batching(model),
-            on_result=arrived,
-        )
+        # Batch API ids go to the run folder the moment they exist (llmcompare.runs._journal).
+        with journal_in(folder.path if folder is not None else None):
+            generate_many(
+                model,
+                [self.requests[i] for i in todo],
+                concurrency=concurrency,
+                retry=retry,
+                rpm=rpm,
+                tpm=tpm,
+                tracker=tracker,
+                progress=progress,
+                # Streaming where the model streams and does not batch: each answer's time to
+                # first token is then measured, not assumed.
+                stream=_native_streaming(model) and not _native_batching(model),
+                on_result=arrived,
+            )
         self.wall_s = time.perf_counter() - start
 
     def results(self) -> list[Result]:
