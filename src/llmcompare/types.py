@@ -289,6 +289,9 @@ class Completion(BaseModel):
         batch_id: The provider batch (the OpenAI Batch API) that answered, when one did: then
             ``latency_s`` is the batch's turnaround (submission to results), not comparable
             with interactive latency, and the answer is costed at the batch tier.
+        worker: The executor worker that ran a local model's request (``"ray-0"``, ...), when
+            it did not run in this process; with ``compute_s`` and ``device`` it gives each
+            worker's share.
     """
 
     model_config = _FROZEN
@@ -310,6 +313,7 @@ class Completion(BaseModel):
     attempts: Annotated[int, Field(ge=1)] = 1
     retry_wait_s: Annotated[float, Field(ge=0.0)] = 0.0
     batch_id: str | None = None
+    worker: str | None = None
 
 
 class Chunk(BaseModel):
