@@ -149,4 +149,3 @@ def test_config_file_and_cli_choose_the_executor(tmp_path: Path) -> None:
     shown = CliRunner().invoke(main, ["compare", "--help"]).output
     assert "--ray-workers" in shown
     assert "--ray-address" in shown
-
