@@ -46,6 +46,14 @@ def test_bad_settings_are_refused_before_anything_starts() -> None:
     assert isinstance(RayExecutor(), Executor)
 
 
+def test_only_registry_built_local_models_go_to_ray(llama: LlamaModel) -> None:
+    executor = RayExecutor()
+    api = get_model("chatgpt:gpt-4o-mini", base_url="http://127.0.0.1:9/v1")
+    assert not executor.handles(api)  # API models stay in the driver
+    with pytest.warns(RuntimeWarning, match="built by hand"):
+        assert not executor.handles(llama)  # LlamaModel(...): no registry spec to rebuild it
+
+
 def test_two_actors_answer_token_for_token_as_one_process(
     ray_cluster: Any, llama: LlamaModel, llama_cache: Path, tmp_path: Path
 ) -> None:

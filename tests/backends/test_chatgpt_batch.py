@@ -77,6 +77,10 @@ def test_batch_lines_are_the_interactive_bodies_deduplicated_and_answers_fanned_
     batch_ids = {r.completion.batch_id for r in results if r.completion}
     assert batch_ids == set(server.batches)
     assert len(waits) >= 2  # validating -> in_progress -> finalizing -> completed, polled
+    # Read back, the batch is done with: the same requests again are a new batch (--refresh).
+    with no_wait():
+        model.generate_batch(prompts[:1], max_tokens=8, temperature=0.0)
+    assert server.batch_creates == 2
 
 
 def test_every_line_failed_reports_each_lines_error(server: bsrv.BatchServer) -> None:

@@ -15,6 +15,7 @@ measurements (compute time, device, energy).
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -108,8 +109,22 @@ class RayExecutor:
         )
 
     def handles(self, model: Model) -> bool:
-        """Local (open-weights) models built by the registry; API models run in the driver."""
-        return model.info.open_weights and spec_of(model) is not None
+        """Local (open-weights) models built by the registry; API models run in the driver.
+
+        A local model built by hand (not by :func:`~llmcompare.get_model`) cannot be built
+        again in an actor: it runs in this process, with a warning.
+        """
+        if not model.info.open_weights:
+            return False
+        if spec_of(model) is None:
+            warnings.warn(
+                f"{model.id}: built by hand, so the Ray workers cannot build it: it runs in this "
+                "process (build it with llmcompare.get_model to run it on Ray)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return False
+        return True
 
     def run(
         self,

@@ -11,8 +11,8 @@ marks it with :func:`journal_in`), else next to the response cache.
 Lines:
 
 - ``{"batch": id, "file": input_file_id, "keys": [...], "at": unix_time}``: a batch submitted.
-- ``{"batch": id, "release": [...]}``: those keys got no answer from that batch (failed,
-  expired, cancelled): a later run submits them again.
+- ``{"batch": id, "release": [...]}``: that batch's results for those keys were read back (the
+  caller records them from there): a later call with the same requests submits them again.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ class BatchJournal:
         self._append({"batch": batch, "file": file, "keys": sorted(keys), "at": time.time()})
 
     def release(self, batch: str, keys: Iterable[str]) -> None:
-        """Record that ``batch`` gave no answer for ``keys``: they are submitted again later."""
+        """Record that ``batch``'s results for ``keys`` were read: no later call resumes them."""
         keys = sorted(keys)
         if keys:
             self._append({"batch": batch, "release": keys})

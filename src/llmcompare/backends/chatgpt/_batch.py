@@ -255,8 +255,9 @@ class _Run:
                 _why_missing(batch), model_id=self.model.id, batch_id=batch.id, code=status
             )
         lost |= missing
-        # Failed lines and unanswered requests are released: a later run submits them again.
-        self.journal.release(batch.id, lost)
+        # Read back: from here the caller records the answers (run folder, cache), and a later
+        # call with the same requests (a failed one, or --refresh) submits them again.
+        self.journal.release(batch.id, mine)
         if status != "expired":
             return []
         again = [
