@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from llmcompare import Request, compare, get_model
-from llmcompare.backends.chatgpt._batch import BatchRequestError
+from llmcompare.backends.chatgpt import BatchRequestError
 from llmcompare.cost import cost_of, get_price
 from llmcompare.errors import ProviderHTTPError
 from llmcompare.runs import request_key
