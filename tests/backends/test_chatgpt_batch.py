@@ -122,6 +122,20 @@ def test_expired_batch_keeps_its_answers_and_resubmits_only_the_missing(
     assert by_batch == [first.id, second.id, second.id]
 
 
+def test_a_request_that_expires_every_round_fails_instead_of_looping(
+    server: bsrv.BatchServer,
+) -> None:
+    from llmcompare.backends.chatgpt._batch import EXPIRED_ROUNDS
+
+    server.plan_batches(*["expire"] * (EXPIRED_ROUNDS + 1), answered=0)
+    model = _model(server)
+    with no_wait():
+        (result,) = model.generate_batch(["never"], max_tokens=4)  # type: ignore[attr-defined]
+    assert server.batch_creates == EXPIRED_ROUNDS + 1
+    assert isinstance(result.error, BatchRequestError)
+    assert result.error.code == "batch_expired"
+
+
 def test_split_at_the_file_limit(server: bsrv.BatchServer) -> None:
     model = _model(server)
     prompts = [f"prompt {i}" for i in range(5)]

@@ -126,6 +126,13 @@ def run_batch(model: ChatGPTModel, requests: Sequence[Request]) -> list[Completi
     finally:
         run.bar.close()
     answers = run.answers
+    for key in todo:  # expired in every round: given up on, for this call
+        answers[key] = BatchRequestError(
+            f"expired {EXPIRED_ROUNDS + 1} times; run again to resubmit it",
+            model_id=model.id,
+            batch_id=run.last_batch.get(key, ""),
+            code="batch_expired",
+        )
     return [answers[k] for k in keys]
 
 
@@ -149,6 +156,7 @@ class _Run:
         self.owner: dict[str, str] = {}  # key -> batch id now answering it
         self.live: dict[str, Any] = {}  # batch id -> last Batch object seen (None: not yet)
         self.answers: dict[str, Completion | Exception] = {}
+        self.last_batch: dict[str, str] = {}  # key -> the expired batch it was last in
         self.bar = _Bar(model.id, len(requests))
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -269,6 +277,7 @@ class _Run:
         for key in again:
             del self.answers[key]
             del self.owner[key]
+            self.last_batch[key] = batch.id
         return again
 
     def _answer(self, batch_id: str, key: str, line: Mapping[str, Any]) -> Completion | Exception:
