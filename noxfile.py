@@ -33,6 +33,8 @@ def install_project(session: nox.Session, *groups: str) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite on the real backends (`nox -s tests -- -k name` to pick tests)."""
     install_project(session, "test")
+    # The Ray executor's tests run on a real (local) Ray cluster: only this session needs Ray.
+    session.install("-e", ".[ray]")
     # After llmcompare itself: the template depends on it.
     session.install("-e", PLUGIN_TEMPLATE)
     session.run("pytest", *session.posargs, env={"OMP_NUM_THREADS": "1"})

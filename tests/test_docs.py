@@ -75,6 +75,8 @@ EXCERPTS: dict[str, tuple[str, ...]] = {
         '--8<-- "examples/plugin-template/src/llmcompare_echo/__init__.py:hook"',
         '--8<-- "examples/plugin-template/tests/test_echo.py"',
     ),
+    # Starts a Ray cluster and an actor per worker: tests/test_executors.py runs that path.
+    "docs/guides/scaling-out.md": ("from llmcompare import compare",),
 }
 
 # Pages that must run without the test server (no OPENAI_* variable set), and why.
@@ -356,9 +358,10 @@ def test_page_runs(
         if page in WITHOUT_SERVER:
             run_page(page, monkeypatch, tmp_path, None)
             return
-        from openai_server import OpenAIServer
+        # The Files and Batches APIs too: the Batch API examples run against it.
+        from openai_batch_server import BatchServer
 
-        with OpenAIServer() as server:
+        with BatchServer() as server:
             monkeypatch.setenv("OPENAI_BASE_URL", server.url)
             monkeypatch.setenv("OPENAI_API_KEY", "sk-test-docs-not-a-real-key")
             run_page(page, monkeypatch, tmp_path, server.url)

@@ -358,7 +358,9 @@ async def agenerate_many(
                 ):
                     await _run_batches(runner, requests, todo[:1], 1, sink)
                     todo = todo[1:]
-                await _run_batches(runner, requests, todo, concurrency, sink)
+                # The Batch API takes every pending request in one go (it splits files itself).
+                size = len(todo) if _batch_api(model) else concurrency
+                await _run_batches(runner, requests, todo, size, sink)
             else:
                 await _run_each(runner, requests, todo, concurrency, sink, stream)
     finally:
@@ -366,6 +368,16 @@ async def agenerate_many(
         if store is not None:
             store.close()
     return [r for r in results if r is not None]
+
+
+def _batch_api(model: Model) -> bool:
+    """Whether a model (or the model a wrapper wraps) sends through a provider's batch API."""
+    current: object = model
+    while current is not None:
+        if getattr(current, "batch_api", False) is True:
+            return True
+        current = getattr(current, "inner", None)
+    return False
 
 
 class _Sink:

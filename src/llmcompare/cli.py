@@ -29,7 +29,7 @@ from llmcompare.errors import ConfigurationError, LLMCompareError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from llmcompare.config import ComparePlan
+    from llmcompare.config import CompareConfig, ComparePlan, ExecutorConfig
     from llmcompare.cost import Cost
     from llmcompare.record import Comparison
     from llmcompare.report import Format
@@ -216,6 +216,12 @@ def main() -> None:
     help="Reuse answers from the response cache (LLMCOMPARE_CACHE_DIR, else the user cache).",
 )
 @click.option("--refresh", is_flag=True, help="Send every request again, even when cached.")
+@click.option(
+    "--ray-workers",
+    type=click.IntRange(min=1),
+    help="Run each local model on this many Ray actors (pip install 'llmcompare[ray]').",
+)
+@click.option("--ray-address", help="The Ray cluster to join (default: start a local one).")
 def compare_cmd(
     prompts: Path | None,
     config: Path | None,
@@ -235,6 +241,8 @@ def compare_cmd(
     force_new: bool,
     cache: bool,
     refresh: bool,
+    ray_workers: int | None,
+    ray_address: str | None,
 ) -> None:
     """Run PROMPTS (JSONL, CSV or YAML; default: the built-in suite) on every model.
 
@@ -269,6 +277,7 @@ def compare_cmd(
         rpm=rpm,
         tpm=tpm,
         out=out,
+        ray=(ray_workers, ray_address),
     )
     if out is None:
         out = plan.config.out_dir()
@@ -306,6 +315,7 @@ def _compare_plan(
     rpm: float | None,
     tpm: float | None,
     out: Path | None,
+    ray: tuple[int | None, str | None] = (None, None),
 ) -> ComparePlan:
     """The config file with the flags given over it, built (nothing is sent); exit 2 if bad."""
     from click.core import ParameterSource
@@ -330,9 +340,23 @@ def _compare_plan(
             rpm=rpm,
             tpm=tpm,
             out=out,
+            executor=_ray_executor(base, *ray),
         ).build()
     except (LLMCompareError, LookupError, ValueError) as exc:
         _fail(str(exc))
+
+
+def _ray_executor(
+    base: CompareConfig, workers: int | None, address: str | None
+) -> ExecutorConfig | None:
+    """The executor the --ray-* flags ask for over the file's (None: the file's stands)."""
+    from llmcompare.config import ExecutorConfig
+
+    if workers is None and address is None:
+        return None
+    old = base.executor.model_dump(exclude_unset=True) if base.executor is not None else {}
+    new = {"kind": "ray", **({"workers": workers} if workers is not None else {})}
+    return ExecutorConfig.model_validate({**old, **new, "address": address or old.get("address")})
 
 
 EXIT_INTERRUPTED = 130

@@ -42,11 +42,13 @@ from llmcompare.prompts import PROMPT_FILE_SUFFIXES, PromptItem, builtin_suite, 
 from llmcompare.record import Comparison, ErrorInfo, ModelSummary, Row, RunInfo
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.runs._folder import RunFolder, fingerprint
+from llmcompare.runs._journal import journal_in
 from llmcompare.scorers import Scorer, check_item, scorer_name
 from llmcompare.types import GenerationSettings, Request, Result, Settings
 from llmcompare.wrapper import _native_batching, _native_streaming
 
 if TYPE_CHECKING:
+    from llmcompare.executors import Executor
     from llmcompare.runs import ResponseCache
 
 __all__ = ["DEFAULT_SETTINGS", "compare"]
@@ -79,6 +81,7 @@ def compare(
     refresh: bool = False,
     confidence: float = 0.95,
     stats_seed: int = 0,
+    executor: Executor | None = None,
     **settings: Unpack[Settings],
 ) -> Comparison:
     """Run every prompt on every model and gather answers, scores, latency, tokens and cost.
@@ -123,6 +126,11 @@ def compare(
             answers).
         confidence: The level of every interval (0.95: 95%).
         stats_seed: Seed of the bootstraps and permutation tests, so the figures repeat.
+        executor: Where local models run: None (the default) in this process; a
+            :class:`~llmcompare.executors.RayExecutor` shards each local model's requests across
+            Ray actors (API models still run here). Answers are recorded as they arrive either
+            way, so resume and the cache work the same. Budgets are enforced before sending
+            only in this process; answers from an executor are counted as they arrive.
         **settings: Generation settings shared by every model, on top of the defaults
             (greedy, ``max_tokens=256``).
 
@@ -195,6 +203,7 @@ def compare(
                 folder=folder,
                 store=store,
                 refresh=refresh,
+                executor=executor,
             )
     finally:
         if folder is not None:
@@ -365,15 +374,19 @@ class _ModelRun:
         folder: RunFolder | None,
         store: ResponseCache | None,
         refresh: bool,
+        executor: Executor | None = None,
     ) -> None:
         """Send what is still missing; each answer is saved the moment it arrives."""
         todo = [i for i in range(len(self.requests)) if i not in self.done]
         if not todo:
             return
         model = self.model
+        remote = executor if executor is not None and executor.handles(model) else None
         try:
             # Loading weights is not answering: keep it out of the first request's latency.
-            model.warm_up()
+            # (An executor's workers load their own.)
+            if remote is None:
+                model.warm_up()
         except Exception as exc:  # noqa: BLE001 - one model that cannot load must not lose the others
             for i in todo:
                 self.done[i] = Result(i, self.requests[i], error=exc)
@@ -414,20 +427,34 @@ class _ModelRun:
                     )
 
         start = time.perf_counter()
-        generate_many(
-            model,
-            [self.requests[i] for i in todo],
-            concurrency=concurrency,
-            retry=retry,
-            rpm=rpm,
-            tpm=tpm,
-            tracker=tracker,
-            progress=progress,
-            # Streaming where the model streams and does not batch: each answer's time to
-            # first token is then measured, not assumed.
-            stream=_native_streaming(model) and not _native_batching(model),
-            on_result=arrived,
-        )
+        if remote is not None:
+
+            def counted(result: Result) -> None:
+                if result.completion is not None:
+                    tracker.record(result.completion)
+                arrived(result)
+
+            remote.run(
+                model, [self.requests[i] for i in todo], batch_size=concurrency, on_result=counted
+            )
+            self.wall_s = time.perf_counter() - start
+            return
+        # Batch API ids go to the run folder the moment they exist (llmcompare.runs._journal).
+        with journal_in(folder.path if folder is not None else None):
+            generate_many(
+                model,
+                [self.requests[i] for i in todo],
+                concurrency=concurrency,
+                retry=retry,
+                rpm=rpm,
+                tpm=tpm,
+                tracker=tracker,
+                progress=progress,
+                # Streaming where the model streams and does not batch: each answer's time to
+                # first token is then measured, not assumed.
+                stream=_native_streaming(model) and not _native_batching(model),
+                on_result=arrived,
+            )
         self.wall_s = time.perf_counter() - start
 
     def results(self) -> list[Result]:

@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
     AfterValidator,
@@ -54,6 +54,9 @@ from llmcompare.prompts import PromptItem, load_prompts
 from llmcompare.scorers import Scorer, scorer_from_name
 from llmcompare.types import GenerationSettings, Settings
 
+if typing.TYPE_CHECKING:
+    from llmcompare.executors import Executor
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10 only
@@ -65,6 +68,7 @@ __all__ = [
     "CompareConfig",
     "ComparePlan",
     "ConfigFileError",
+    "ExecutorConfig",
     "ModelConfig",
     "Problem",
     "load_config",
@@ -254,6 +258,36 @@ def _scorer_name(spec: str) -> str:
     return spec
 
 
+class ExecutorConfig(BaseModel):
+    """Where local models run (``executor = { kind = "ray", workers = 4 }`` in a config file).
+
+    Attributes:
+        kind: ``"local"`` (this process, the default) or ``"ray"`` (Ray actors; needs
+            ``pip install "llmcompare[ray]"``).
+        workers: Ray actors per local model.
+        num_gpus_per_worker: GPUs each actor reserves.
+        address: The Ray cluster to join (``"auto"``, ``"ray://host:10001"``); none starts a
+            local one.
+    """
+
+    model_config = _FROZEN
+
+    kind: Literal["local", "ray"] = "local"
+    workers: Annotated[int, Field(ge=1)] = 2
+    num_gpus_per_worker: Annotated[float, Field(ge=0)] = 0.0
+    address: str | None = None
+
+    def build(self) -> Executor | None:
+        """The executor to give :func:`~llmcompare.compare` (None: in this process)."""
+        if self.kind == "local":
+            return None
+        from llmcompare.executors import RayExecutor
+
+        return RayExecutor(
+            self.workers, num_gpus_per_worker=self.num_gpus_per_worker, address=self.address
+        )
+
+
 class CompareConfig(BaseModel):
     """A whole comparison: what :func:`load_config` reads and ``llmcompare compare -c`` runs.
 
@@ -277,6 +311,7 @@ class CompareConfig(BaseModel):
         confidence: The level of every interval in the record.
         stats_seed: The seed of the bootstraps and permutation tests.
         out: The report folder.
+        executor: Where local models run (default: in this process).
     """
 
     model_config = _FROZEN
@@ -294,6 +329,7 @@ class CompareConfig(BaseModel):
     confidence: Annotated[float, Field(gt=0, lt=1)] = 0.95
     stats_seed: Annotated[int, Field(ge=0)] = 0
     out: str | None = None
+    executor: ExecutorConfig | None = None
 
     _base: Path | None = PrivateAttr(default=None)
     _source: _Source | None = PrivateAttr(default=None)
@@ -336,6 +372,7 @@ class CompareConfig(BaseModel):
         rpm: float | None = None,
         tpm: float | None = None,
         out: str | Path | None = None,
+        executor: ExecutorConfig | None = None,
     ) -> CompareConfig:
         """This config with command-line flags over it: each flag given wins over the file.
 
@@ -355,6 +392,7 @@ class CompareConfig(BaseModel):
             rpm: ``--rpm``.
             tpm: ``--tpm``.
             out: ``--out``.
+            executor: ``--ray-workers`` / ``--ray-address``: replaces the file's executor.
 
         Returns:
             A new config; this one is unchanged.
@@ -380,6 +418,8 @@ class CompareConfig(BaseModel):
                 update["prompts"] = [str(Path(p).absolute()) for p in prompts]
             if out is not None:
                 update["out"] = str(Path(out).absolute())
+            if executor is not None:
+                update["executor"] = executor
             if budget_usd is not None:
                 old = self.budget.model_dump(exclude_unset=True) if self.budget else {}
                 update["budget"] = Budget.model_validate({**old, "max_usd": budget_usd})
@@ -680,6 +720,7 @@ class ComparePlan:
             "stats_seed": c.stats_seed,
             "rpm": self.rpm,
             "tpm": self.tpm,
+            "executor": None if c.executor is None else c.executor.build(),
             **self.settings,
         }
 

@@ -30,10 +30,12 @@ Environment:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -54,6 +56,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "ModelEntry",
     "ModelFactory",
+    "ModelSpec",
     "NoOptions",
     "PluginInfo",
     "PluginWarning",
@@ -67,6 +70,7 @@ __all__ = [
     "list_plugins",
     "registry",
     "reset_registry",
+    "spec_of",
 ]
 
 ENTRY_POINT_GROUP = "llmcompare"
@@ -116,6 +120,36 @@ class Register(Protocol):
 
 
 @dataclass(frozen=True)
+class ModelSpec:
+    """How a model was built by the registry: enough to build the same model in another process.
+
+    Attributes:
+        name: The registered name.
+        variant: The part after ``:``, if any.
+        options: The validated options.
+    """
+
+    name: str
+    variant: str | None
+    options: BaseModel
+
+    def build(self) -> Model:
+        """Build the model again (in this process) from the registry."""
+        return registry().entry(self.name).factory(self.variant, self.options)
+
+
+_SPECS: weakref.WeakKeyDictionary[Any, ModelSpec] = weakref.WeakKeyDictionary()
+
+
+def spec_of(model: Model) -> ModelSpec | None:
+    """How the registry built ``model`` (:func:`get_model`), or None for a model built by hand."""
+    try:
+        return _SPECS.get(model)
+    except TypeError:  # not weak-referenceable or not hashable
+        return None
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     """A registered model family.
 
@@ -144,7 +178,11 @@ class ModelEntry:
             pydantic.ValidationError: When an option is unknown or invalid; it names the option.
         """
         validated = self.options.model_validate(options)
-        return self.factory(variant, validated)
+        model = self.factory(variant, validated)
+        # Remembered so that another process (an executor's worker) can build the same model.
+        with contextlib.suppress(TypeError):
+            _SPECS[model] = ModelSpec(self.name, variant, validated)
+        return model
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,12 @@ def notes(comparison: Comparison) -> list[str]:
     for s in comparison.summaries:
         if s.cost.assumptions:
             lines.append(f"{s.model}: {s.cost.assumptions}")
+    batched = {r.model for r in comparison.rows if r.completion and r.completion.batch_id}
+    for model in sorted(batched):
+        lines.append(
+            f"! {model}: answered through the Batch API: its latency is the batch's turnaround "
+            "(submission to results), not comparable with interactive latency"
+        )
     return lines
 
 

@@ -5,6 +5,8 @@ Every switch for tests is here:
 - :func:`isolated_registry`: a fresh model registry for one test, with only the models you
   register (and, if asked, the built-ins), restored afterwards.
 - :func:`no_network`: makes every real backend refuse calls to anything but this machine.
+- :func:`batch_file_limits`: smaller Batch API input files, to see the split without 50,000
+  requests. (The Batch API's status polls wait like retries: :func:`no_wait` skips them too.)
 - :func:`no_wait`: retries happen without sleeping, and the waits they asked for are recorded
   (:class:`WaitLog`); :func:`recorded_waits` reads those skipped under
   ``LLMCOMPARE_RETRY_NO_WAIT=1``.
@@ -22,7 +24,14 @@ from contextlib import contextmanager
 from llmcompare import _network
 from llmcompare.plugins import Registry, reset_registry
 
-__all__ = ["WaitLog", "isolated_registry", "no_network", "no_wait", "recorded_waits"]
+__all__ = [
+    "WaitLog",
+    "batch_file_limits",
+    "isolated_registry",
+    "no_network",
+    "no_wait",
+    "recorded_waits",
+]
 
 
 @contextmanager
@@ -129,3 +138,25 @@ def recorded_waits() -> list[float]:
 
     with retry._waits_lock:
         return list(retry._env_waits)
+
+
+@contextmanager
+def batch_file_limits(*, max_requests: int, max_bytes: int | None = None) -> Iterator[None]:
+    """Split Batch API input files at ``max_requests`` lines (and ``max_bytes``) inside the block.
+
+    The real limits (50,000 requests, 200 MB per file) are restored afterwards.
+
+    Args:
+        max_requests: Requests per input file.
+        max_bytes: Bytes per input file (default: unchanged).
+    """
+    from llmcompare.backends.chatgpt import _batch
+
+    saved = _batch.MAX_REQUESTS_PER_FILE, _batch.MAX_FILE_BYTES
+    _batch.MAX_REQUESTS_PER_FILE = max_requests
+    if max_bytes is not None:
+        _batch.MAX_FILE_BYTES = max_bytes
+    try:
+        yield
+    finally:
+        _batch.MAX_REQUESTS_PER_FILE, _batch.MAX_FILE_BYTES = saved

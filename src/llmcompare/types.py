@@ -286,6 +286,12 @@ class Completion(BaseModel):
         sent: The parameters the provider received, and how they differ from the settings.
         attempts: How many attempts the call took (more than 1 after retries).
         retry_wait_s: Seconds spent waiting between attempts.
+        batch_id: The provider batch (the OpenAI Batch API) that answered, when one did: then
+            ``latency_s`` is the batch's turnaround (submission to results), not comparable
+            with interactive latency, and the answer is costed at the batch tier.
+        worker: The executor worker that ran a local model's request (``"ray-0"``, ...), when
+            it did not run in this process; with ``compute_s`` and ``device`` it gives each
+            worker's share.
     """
 
     model_config = _FROZEN
@@ -306,6 +312,8 @@ class Completion(BaseModel):
     sent: Sent | None = None
     attempts: Annotated[int, Field(ge=1)] = 1
     retry_wait_s: Annotated[float, Field(ge=0.0)] = 0.0
+    batch_id: str | None = None
+    worker: str | None = None
 
 
 class Chunk(BaseModel):

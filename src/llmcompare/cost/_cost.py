@@ -9,7 +9,7 @@ from typing import Annotated, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmcompare.cost._prices import match_price
+from llmcompare.cost._prices import Price, match_price
 from llmcompare.types import Completion
 
 __all__ = [
@@ -296,16 +296,43 @@ def _assess(
             assumptions.append(
                 f"cached input charged at the input price ({price.model} has no cached price)"
             )
+    input_price, output_price = price.input, price.output
+    if completion.batch_id is not None:
+        input_price, output_price, cached_price = _batch_tier(price, cached_price, assumptions)
     usd = (
-        (usage.input_tokens - cached) * price.input
+        (usage.input_tokens - cached) * input_price
         + cached * cached_price
-        + usage.output_tokens * price.output
+        + usage.output_tokens * output_price
     ).scaleb(-6)
     # A snapshot charged at its family's price is an estimate: it may have cost something else.
     estimated = usage.estimated or found.snapshot is not None
     status: CostStatus = "estimated" if estimated else "priced"
     citation = price.citation
     return (_fixed(usd, _USD_PLACES), status, None, None, citation, "\n".join(assumptions), None)
+
+
+BATCH_DISCOUNT = Decimal("0.5")
+"""What the OpenAI Batch API charges, as a share of the standard price, for a model whose price
+entry has no batch prices of its own (OpenAI's documented 50% discount)."""
+
+
+def _batch_tier(
+    price: Price, cached_price: Decimal, assumptions: list[str]
+) -> tuple[Decimal, Decimal, Decimal]:
+    """Input, output and cached-input prices at the Batch API tier, noting what was assumed."""
+    if price.batch_input is not None and price.batch_output is not None:
+        assumptions.append(f"Batch API tier: {price.model}'s batch prices")
+        share = price.batch_input / price.input if price.input else BATCH_DISCOUNT
+        return price.batch_input, price.batch_output, cached_price * share
+    assumptions.append(
+        f"Batch API tier: 50% of {price.model}'s standard prices (OpenAI's documented batch "
+        "discount; the price table has no batch price for it)"
+    )
+    return (
+        price.input * BATCH_DISCOUNT,
+        price.output * BATCH_DISCOUNT,
+        cached_price * BATCH_DISCOUNT,
+    )
 
 
 def cost_of(

@@ -44,6 +44,9 @@ class Price(BaseModel):
         cached_input: Price of input tokens served from the provider's prompt cache; None when
             the model has no cached price (cached tokens are then charged as input).
         output: Price of output tokens, reasoning tokens included.
+        batch_input: Price of input tokens sent through the Batch API; None when the table has
+            none (the documented 50% discount on ``input`` is then applied).
+        batch_output: Price of output tokens answered through the Batch API; None as above.
         source: Where the price comes from (a URL, or a note for your own prices).
         as_of: When the price was read from the source.
         note: Anything else worth knowing about the entry.
@@ -55,6 +58,8 @@ class Price(BaseModel):
     input: USD
     cached_input: USD | None = None
     output: USD
+    batch_input: USD | None = None
+    batch_output: USD | None = None
     source: str = ""
     as_of: date = Field(default_factory=date.today)
     note: str = ""
@@ -335,6 +340,12 @@ def _parse_common(table: Mapping[str, Any], *, source: str, as_of: date | None) 
         cached = entry.get("cache_read_input_token_cost")
         if cached is not None:
             fields["cached_input"] = _per_million(cached)
+        for theirs, ours in (
+            ("input_cost_per_token_batches", "batch_input"),
+            ("output_cost_per_token_batches", "batch_output"),
+        ):
+            if entry.get(theirs) is not None:
+                fields[ours] = _per_million(entry[theirs])
         if as_of is not None:
             fields["as_of"] = as_of
         out.append(Price.model_validate(fields))

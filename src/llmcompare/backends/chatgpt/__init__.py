@@ -15,6 +15,7 @@ and tiktoken when tokens are first counted. Install both with ``pip install "llm
 from __future__ import annotations
 
 from llmcompare._retry_after import parse_duration, parse_retry_after
+from llmcompare.backends.chatgpt._batch import BatchRequestError
 from llmcompare.backends.chatgpt._model import (
     DEFAULT_MODEL,
     ChatGPTModel,
@@ -33,6 +34,7 @@ __all__ = [
     "COMPATIBLE",
     "DEFAULT_MODEL",
     "QUIRKS",
+    "BatchRequestError",
     "ChatGPTModel",
     "ChatGPTOptions",
     "ParameterDroppedWarning",

@@ -77,6 +77,9 @@ class ChatGPTOptions(BaseModel):
         family: Force a row of the quirks table (e.g. ``"gpt-5"`` for a deployment whose name
             does not say what it serves); see :data:`llmcompare.backends.chatgpt.QUIRKS`.
         reasoning_effort: ``reasoning_effort`` sent to reasoning models (default: the model's).
+        batch: Answer ``generate_batch`` (and so ``generate_many`` and ``compare``) through the
+            OpenAI Batch API: half the price, no rate limits, answers within 24 hours; latency
+            is then the batch's turnaround. See :mod:`llmcompare.backends.chatgpt._batch`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -89,6 +92,7 @@ class ChatGPTOptions(BaseModel):
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     family: str | None = None
     reasoning_effort: ReasoningEffort | None = None
+    batch: bool = False
 
 
 def _cut(text: str, stops: Sequence[str]) -> tuple[str, bool]:
@@ -250,6 +254,9 @@ class ChatGPTModel(ModelBase):
             Also when ``options.family`` names no row of the quirks table.
     """
 
+    # Only with the batch option (set per object): interactive calls run concurrently instead.
+    native_batching = False
+
     def __init__(self, name: str, options: ChatGPTOptions | None = None) -> None:
         options = options or ChatGPTOptions()
         if not name or not name.strip():
@@ -300,6 +307,9 @@ class ChatGPTModel(ModelBase):
         self._extra: dict[str, Any] = {}
         if options.reasoning_effort is not None:
             self._extra["reasoning_effort"] = options.reasoning_effort
+        if options.batch:
+            # The Batch API takes whole batches: generate_many hands them over at once.
+            self.native_batching = True
 
     # -- facts --------------------------------------------------------------------------------
 
@@ -312,6 +322,11 @@ class ChatGPTModel(ModelBase):
     def quirks(self) -> Quirks:
         """The row of the quirks table this model follows."""
         return self._quirks
+
+    @property
+    def batch_api(self) -> bool:
+        """Whether ``generate_batch`` goes through the OpenAI Batch API (option ``batch``)."""
+        return self._options.batch
 
     @property
     def base_url(self) -> str:
@@ -604,6 +619,13 @@ class ChatGPTModel(ModelBase):
         except self._errors as exc:
             raise self._error(exc) from exc
         return self._completion(response, request, params, start)
+
+    def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
+        if not self._options.batch:
+            return super()._generate_batch(requests)
+        from llmcompare.backends.chatgpt._batch import run_batch
+
+        return run_batch(self, requests)
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         self._check_network()

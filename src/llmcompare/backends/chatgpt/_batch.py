@@ -1,0 +1,399 @@
+"""The OpenAI Batch API path of the chatgpt backend (option ``batch=True``).
+
+A model built with ``batch=True`` answers ``generate_batch`` (and so ``generate_many`` and
+``compare``) through the Batch API instead of one HTTP call per request:
+
+1. Each distinct request becomes one JSONL line: ``custom_id`` is its
+   :func:`~llmcompare.runs.request_key` (identical requests share one line and their answer is
+   fanned back out, so a ``custom_id`` never repeats), ``body`` is exactly what the interactive
+   path sends (the same ``ChatGPTModel._params``).
+2. Lines are split into files of at most :data:`MAX_REQUESTS_PER_FILE` requests and
+   :data:`MAX_FILE_BYTES` bytes, each uploaded with ``files.create(purpose="batch")`` and run
+   with ``batches.create(endpoint="/v1/chat/completions", completion_window="24h")``.
+3. Each batch id is written to the batch journal (:mod:`llmcompare.runs._journal`) the moment
+   the provider accepts it: a killed process resumes polling it instead of paying again.
+4. Batches are polled with a growing wait (``llmcompare.testing.no_wait`` skips the waits), with
+   a progress line showing ``request_counts``; then the output and error files are read and
+   joined on ``custom_id``.
+5. An ``expired`` batch keeps its partial output; its missing requests go into a new batch
+   (up to :data:`EXPIRED_ROUNDS` times). A ``cancelled`` one keeps its partial output and its
+   missing requests fail with a :class:`BatchRequestError`; the next run submits only those.
+
+Every completion carries ``batch_id``: its ``latency_s`` is the batch's turnaround (submission to
+results), not comparable with interactive latency, and it is costed at the Batch API tier.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from llmcompare.errors import BackendError, ProviderHTTPError
+from llmcompare.types import Completion, Request
+
+if TYPE_CHECKING:
+    import openai
+
+    from llmcompare.backends.chatgpt._model import ChatGPTModel
+
+__all__ = [
+    "ENDPOINT",
+    "EXPIRED_ROUNDS",
+    "MAX_FILE_BYTES",
+    "MAX_REQUESTS_PER_FILE",
+    "POLL_FIRST_S",
+    "POLL_MAX_S",
+    "BatchRequestError",
+    "run_batch",
+]
+
+ENDPOINT = "/v1/chat/completions"
+"""The endpoint every line of a batch calls."""
+
+MAX_REQUESTS_PER_FILE = 50_000
+"""The Batch API's limit of requests per input file."""
+
+MAX_FILE_BYTES = 200 * 1024 * 1024
+"""The Batch API's limit of bytes per input file."""
+
+POLL_FIRST_S = 5.0
+"""Seconds before the first status check; each later wait is 1.5 times longer..."""
+
+POLL_MAX_S = 60.0
+"""...up to this."""
+
+EXPIRED_ROUNDS = 3
+"""How many times the missing requests of an expired batch are submitted again in one call."""
+
+_TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+
+
+class BatchRequestError(BackendError):
+    """A request of a Batch API batch got no answer (its line failed, or the batch ended first).
+
+    Attributes:
+        batch_id: The batch.
+        code: The Batch API's error code (``"batch_expired"``, ``"batch_cancelled"``, ...),
+            when it gave one.
+    """
+
+    def __init__(
+        self, message: str, *, model_id: str, batch_id: str, code: str | None = None
+    ) -> None:
+        self.batch_id = batch_id
+        self.code = code
+        super().__init__(message, model_id=model_id)
+
+
+def run_batch(model: ChatGPTModel, requests: Sequence[Request]) -> list[Completion | Exception]:
+    """Answer ``requests`` through the Batch API; one entry per request, in order.
+
+    Args:
+        model: The chatgpt model (its client, request building and answer mapping are used).
+        requests: The requests.
+
+    Returns:
+        A completion or the error of each request.
+
+    Raises:
+        LLMCompareError: When uploading, submitting or polling fails (nothing is lost: batches
+            already submitted are in the journal and resumed by the next call).
+    """
+    from llmcompare.runs import request_key
+    from llmcompare.runs._journal import BatchJournal, journal_path
+
+    start = time.perf_counter()
+    identity = model.cache_identity()
+    keys = [request_key(identity, r) for r in requests]
+    unique: dict[str, Request] = dict(zip(keys, requests, strict=True))
+    params = {k: model._params(r) for k, r in unique.items()}
+    journal = BatchJournal(journal_path())
+    run = _Run(model, journal, unique, params, start)
+    try:
+        run.resume()
+        todo = [k for k in unique if k not in run.owner]
+        for _ in range(EXPIRED_ROUNDS + 1):
+            if todo:
+                run.submit(todo)
+            todo = run.wait()
+            if not todo:
+                break
+    finally:
+        run.bar.close()
+    answers = run.answers
+    for key in todo:  # expired in every round: given up on, for this call
+        answers[key] = BatchRequestError(
+            f"expired {EXPIRED_ROUNDS + 1} times; run again to resubmit it",
+            model_id=model.id,
+            batch_id=run.last_batch.get(key, ""),
+            code="batch_expired",
+        )
+    return [answers[k] for k in keys]
+
+
+class _Run:
+    """One call's batches: submitted or resumed, polled, and read back."""
+
+    def __init__(
+        self,
+        model: ChatGPTModel,
+        journal: Any,
+        requests: Mapping[str, Request],
+        params: Mapping[str, Mapping[str, Any]],
+        start: float,
+    ) -> None:
+        self.model = model
+        self.client: openai.OpenAI = model._client()
+        self.journal = journal
+        self.requests = requests
+        self.params = params
+        self.start = start
+        self.owner: dict[str, str] = {}  # key -> batch id now answering it
+        self.live: dict[str, Any] = {}  # batch id -> last Batch object seen (None: not yet)
+        self.answers: dict[str, Completion | Exception] = {}
+        self.last_batch: dict[str, str] = {}  # key -> the expired batch it was last in
+        self.bar = _Bar(model.id, len(requests))
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        model = self.model
+        model._check_network()
+        try:
+            return fn(*args, **kwargs)
+        except model._errors as exc:
+            raise model._error(exc) from exc
+
+    def resume(self) -> None:
+        for entry in self.journal.open_batches(self.requests):
+            self.live[entry.batch] = None
+            for key in entry.keys:
+                self.owner[key] = entry.batch
+
+    def submit(self, keys: Sequence[str]) -> None:
+        for lines in _files(keys, self.params):
+            data = b"".join(line for _, line in lines)
+            upload = self._call(
+                self.client.files.create,
+                file=("llmcompare-batch.jsonl", io.BytesIO(data), "application/jsonl"),
+                purpose="batch",
+            )
+            batch = self._call(
+                self.client.batches.create,
+                input_file_id=upload.id,
+                endpoint=ENDPOINT,
+                completion_window="24h",
+                metadata={"created_by": "llmcompare"},
+            )
+            chunk = [k for k, _ in lines]
+            # Journaled before anything else: from here on a kill costs nothing.
+            self.journal.submitted(batch.id, upload.id, chunk)
+            self.live[batch.id] = batch
+            for key in chunk:
+                self.owner[key] = batch.id
+
+    def wait(self) -> list[str]:
+        """Poll until every live batch has ended, read each; returns the keys to submit again."""
+        wait = POLL_FIRST_S
+        again: list[str] = []
+        while self.live:
+            for batch_id in list(self.live):
+                try:
+                    batch = self._call(self.client.batches.retrieve, batch_id)
+                except ProviderHTTPError as exc:
+                    if exc.status != 404:
+                        raise
+                    # A journaled batch the provider no longer knows: submit its requests anew.
+                    del self.live[batch_id]
+                    gone = [k for k, b in self.owner.items() if b == batch_id]
+                    self.journal.release(batch_id, gone)
+                    for key in gone:
+                        del self.owner[key]
+                    again += gone
+                    continue
+                self.live[batch_id] = batch
+                if batch.status in _TERMINAL:
+                    del self.live[batch_id]
+                    again += self._read(batch)
+            self.bar.show(self._counts())
+            if self.live:
+                _sleep(wait)
+                wait = min(wait * 1.5, POLL_MAX_S)
+        return again
+
+    def _counts(self) -> tuple[int, int, int, str]:
+        done = sum(1 for a in self.answers.values() if isinstance(a, Completion))
+        failed = len(self.answers) - done
+        states = []
+        for batch in self.live.values():
+            counts = getattr(batch, "request_counts", None)
+            if counts is not None:
+                done += counts.completed
+                failed += counts.failed
+            states.append(getattr(batch, "status", "submitted"))
+        return done, failed, len(self.requests), ", ".join(sorted(set(states)))
+
+    def _content(self, file_id: str | None) -> Iterator[dict[str, Any]]:
+        if not file_id:
+            return
+        data = self._call(self.client.files.content, file_id).content
+        for raw in data.splitlines():
+            if raw.strip():
+                yield json.loads(raw)
+
+    def _read(self, batch: Any) -> list[str]:
+        """Take a finished batch's answers; returns its keys to submit again (expired)."""
+        mine = {k for k, b in self.owner.items() if b == batch.id}
+        lost: set[str] = set()
+        for line in [*self._content(batch.output_file_id), *self._content(batch.error_file_id)]:
+            key = line.get("custom_id")
+            if key not in mine or key in self.answers:
+                continue
+            answer = self._answer(batch.id, key, line)
+            self.answers[key] = answer
+            if isinstance(answer, Exception):
+                lost.add(key)
+        missing = mine - set(self.answers)
+        status = batch.status
+        for key in missing:
+            self.answers[key] = BatchRequestError(
+                _why_missing(batch), model_id=self.model.id, batch_id=batch.id, code=status
+            )
+        lost |= missing
+        # Read back: from here the caller records the answers (run folder, cache), and a later
+        # call with the same requests (a failed one, or --refresh) submits them again.
+        self.journal.release(batch.id, mine)
+        if status != "expired":
+            return []
+        again = [
+            k
+            for k in lost
+            if isinstance(e := self.answers[k], BatchRequestError)
+            and e.code in ("expired", "batch_expired")
+        ]
+        for key in again:
+            del self.answers[key]
+            del self.owner[key]
+            self.last_batch[key] = batch.id
+        return again
+
+    def _answer(self, batch_id: str, key: str, line: Mapping[str, Any]) -> Completion | Exception:
+        from openai.types.chat import ChatCompletion
+
+        model = self.model
+        response = line.get("response") or {}
+        error = line.get("error")
+        status = response.get("status_code")
+        body = response.get("body")
+        if error or not isinstance(status, int) or status >= 400 or not isinstance(body, dict):
+            detail = (body or {}).get("error") if isinstance(body, dict) else None
+            info = error or detail or {}
+            message = _clean(model, str(info.get("message") or "no answer"))
+            code = info.get("code")
+            text = f"batch {batch_id}: request failed ({code or status}): {message}"
+            if isinstance(status, int) and status >= 400:
+                return ProviderHTTPError(text, model_id=model.id, status=status)
+            return BatchRequestError(
+                text, model_id=model.id, batch_id=batch_id, code=None if code is None else str(code)
+            )
+        request = self.requests[key]
+        try:
+            response_object = ChatCompletion.model_validate(body)
+            # As the SDK does for interactive answers (openai._models.add_request_id).
+            object.__setattr__(response_object, "_request_id", response.get("request_id"))
+            completion = model._completion(response_object, request, self.params[key], self.start)
+        except BackendError as exc:
+            return exc
+        except ValueError as exc:  # pydantic's ValidationError: not a chat completion
+            return BackendError(
+                f"batch {batch_id}: the answer is not a chat completion ({exc.__class__.__name__})",
+                model_id=model.id,
+            )
+        return completion.model_copy(update={"batch_id": batch_id})
+
+
+def _why_missing(batch: Any) -> str:
+    status = batch.status
+    if status == "failed":
+        errors = getattr(getattr(batch, "errors", None), "data", None) or []
+        found = "; ".join(
+            f"{e.code or 'error'}" + (f" (line {e.line})" if e.line else "") + f": {e.message}"
+            for e in errors
+        )
+        return f"batch {batch.id} failed validation: {found or 'no reason given'}"
+    if status in ("expired", "cancelled"):
+        return f"batch {batch.id} {status} before this request was answered"
+    return f"batch {batch.id} ({status}) returned no result for this request"
+
+
+def _clean(model: ChatGPTModel, text: str) -> str:
+    from llmcompare.backends.chatgpt import _sdk
+
+    secret = model._secret.get_secret_value() if model._secret is not None else None
+    return _sdk._clean(text, secret)
+
+
+def _files(
+    keys: Sequence[str], params: Mapping[str, Mapping[str, Any]]
+) -> Iterator[list[tuple[str, bytes]]]:
+    """Group the JSONL lines of ``keys`` into files within the request and size limits."""
+    lines: list[tuple[str, bytes]] = []
+    size = 0
+    for key in keys:
+        line = {"custom_id": key, "method": "POST", "url": ENDPOINT, "body": params[key]}
+        data = (json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+        if lines and (len(lines) >= MAX_REQUESTS_PER_FILE or size + len(data) > MAX_FILE_BYTES):
+            yield lines
+            lines, size = [], 0
+        lines.append((key, data))
+        size += len(data)
+    if lines:
+        yield lines
+
+
+def _sleep(seconds: float) -> None:
+    from llmcompare import retry
+
+    if not retry._skip_wait(seconds):
+        time.sleep(seconds)
+
+
+class _Bar:
+    """The progress line: requests completed and failed across the batches, and their states."""
+
+    def __init__(self, label: str, total: int) -> None:
+        stream = sys.stderr
+        self.enabled = stream is not None and stream.isatty()
+        self.label = label
+        self._bar: Any = None
+        if self.enabled:
+            try:
+                tqdm = importlib.import_module("tqdm").tqdm  # optional and untyped
+            except ImportError:
+                pass
+            else:
+                self._bar = tqdm(total=total, desc=f"{label} (batch)", unit="req", file=stream)
+
+    def show(self, counts: tuple[int, int, int, str]) -> None:
+        if not self.enabled:
+            return
+        done, failed, total, states = counts
+        if self._bar is not None:
+            self._bar.n = done + failed
+            self._bar.set_postfix_str(f"failed={failed} {states}".strip())
+        else:
+            sys.stderr.write(
+                f"\r{self.label} (batch): {done}/{total} done, {failed} failed {states}"
+            )
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            if self._bar is not None:
+                self._bar.close()
+            else:
+                sys.stderr.write("\n")
+                sys.stderr.flush()

@@ -1,0 +1,242 @@
+"""The Ray executor: a local model's requests sharded across Ray core actors.
+
+Each actor builds the model once, from the registry name and options the driver's model was
+built with (:func:`llmcompare.plugins.spec_of`), so its weights load once per actor (and a
+converted GGUF comes from the shared cache), then answers shards of ``batch_size`` requests with
+the model's own ``generate_batch``. Shards are handed out as actors become free; each answer goes
+back to the driver, which records it (run folder, response cache) as it arrives. An actor that
+dies has its unfinished shard run again on the others: nothing is lost, and since answers are
+recorded only when a whole shard comes back, nothing is recorded twice.
+
+Not built on ``ray.data.llm``: that path is vLLM-only and would bypass the engine and its
+measurements (compute time, device, energy).
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from llmcompare.errors import BackendError, ConfigurationError
+from llmcompare.executors._base import WorkerStats
+from llmcompare.model import Model
+from llmcompare.plugins import ModelSpec, spec_of
+from llmcompare.types import Completion, Request, Result
+
+__all__ = ["RayExecutor"]
+
+
+def _ray() -> Any:
+    try:
+        return importlib.import_module("ray")
+    except ImportError as exc:
+        raise ConfigurationError(
+            f'the Ray executor needs Ray: pip install "llmcompare[ray]" ({exc})'
+        ) from None
+
+
+class _Worker:
+    """The actor: one model, built once, answering shards."""
+
+    def __init__(self, spec: ModelSpec, name: str) -> None:
+        self.name = name
+        self.model = spec.build()
+        self.model.warm_up()
+
+    def run(self, requests: Sequence[Request]) -> list[Completion | BaseException]:
+        out: list[Completion | BaseException] = []
+        for result in self.model.generate_batch(list(requests)):
+            if result.completion is not None:
+                out.append(result.completion.model_copy(update={"worker": self.name}))
+            else:
+                assert result.error is not None
+                out.append(result.error)
+        return out
+
+
+class RayExecutor:
+    """Run each local model's requests on ``workers`` Ray actors; API models stay in the driver.
+
+    Example (not run here: it starts a Ray cluster)::
+
+        from llmcompare import compare
+        from llmcompare.executors import RayExecutor
+
+        compare(["llama", "chatgpt"], "prompts.jsonl", executor=RayExecutor(workers=4))
+
+    Args:
+        workers: How many actors per local model.
+        num_gpus_per_worker: GPUs each actor reserves (0: CPU only).
+        num_cpus_per_worker: CPUs each actor reserves.
+        address: The Ray cluster to join (``"auto"``, ``"ray://host:10001"``); None joins the
+            cluster this process already started, else starts a local one.
+
+    Attributes:
+        stats: Per model id, what each worker did in the last run (device, requests, compute
+            seconds, whether it survived).
+        actors: The actors of the run in progress (empty between runs).
+
+    Raises:
+        ConfigurationError: When ``workers`` is below 1 or a resource count is negative.
+    """
+
+    def __init__(
+        self,
+        workers: int = 2,
+        *,
+        num_gpus_per_worker: float = 0.0,
+        num_cpus_per_worker: float = 1.0,
+        address: str | None = None,
+    ) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ConfigurationError(f"workers must be a whole number >= 1, got {workers!r}")
+        if num_gpus_per_worker < 0 or num_cpus_per_worker < 0:
+            raise ConfigurationError("num_gpus_per_worker and num_cpus_per_worker must be >= 0")
+        self.workers = workers
+        self.num_gpus_per_worker = num_gpus_per_worker
+        self.num_cpus_per_worker = num_cpus_per_worker
+        self.address = address
+        self.stats: dict[str, list[WorkerStats]] = {}
+        self.actors: list[Any] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"RayExecutor(workers={self.workers}, num_gpus_per_worker="
+            f"{self.num_gpus_per_worker}, address={self.address!r})"
+        )
+
+    def handles(self, model: Model) -> bool:
+        """Local (open-weights) models built by the registry; API models run in the driver.
+
+        A local model built by hand (not by :func:`~llmcompare.get_model`) cannot be built
+        again in an actor: it runs in this process, with a warning.
+        """
+        if not model.info.open_weights:
+            return False
+        if spec_of(model) is None:
+            warnings.warn(
+                f"{model.id}: built by hand, so the Ray workers cannot build it: it runs in this "
+                "process (build it with llmcompare.get_model to run it on Ray)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return False
+        return True
+
+    def run(
+        self,
+        model: Model,
+        requests: Sequence[Request],
+        *,
+        batch_size: int,
+        on_result: Callable[[Result], None],
+    ) -> None:
+        """Answer ``requests`` on the actors; see :meth:`Executor.run`.
+
+        Raises:
+            ConfigurationError: When Ray is not installed or the model was not built by the
+                registry (an actor could not build it).
+        """
+        spec = spec_of(model)
+        if spec is None:
+            raise ConfigurationError(
+                f"{model.id}: the Ray executor builds models from their registry name; build "
+                "this one with llmcompare.get_model(...)"
+            )
+        ray = _ray()
+        if not ray.is_initialized():
+            ray.init(address=self.address, include_dashboard=False)
+        remote = ray.remote(num_cpus=self.num_cpus_per_worker, num_gpus=self.num_gpus_per_worker)(
+            _Worker
+        )
+        names = [f"ray-{k}" for k in range(self.workers)]
+        self.actors = [remote.remote(spec, name) for name in names]
+        shards = _Shards(ray, self.actors, names, requests, max(1, batch_size), on_result)
+        try:
+            shards.run(model.id)
+        finally:
+            for actor in self.actors:
+                ray.kill(actor)
+            self.actors = []
+            self.stats[model.id] = shards.stats()
+
+
+class _Shards:
+    """Hands shards of requests to free actors and takes their answers back as they come."""
+
+    def __init__(
+        self,
+        ray: Any,
+        actors: Sequence[Any],
+        names: Sequence[str],
+        requests: Sequence[Request],
+        size: int,
+        on_result: Callable[[Result], None],
+    ) -> None:
+        self.ray = ray
+        self.actors = actors
+        self.names = names
+        self.requests = requests
+        self.on_result = on_result
+        self.todo: deque[list[int]] = deque(
+            list(range(i, min(i + size, len(requests)))) for i in range(0, len(requests), size)
+        )
+        self.inflight: dict[Any, tuple[int, list[int]]] = {}
+        self.idle = list(range(len(actors)))
+        self.alive = set(self.idle)
+        self.served = dict.fromkeys(names, 0)
+        self.compute = dict.fromkeys(names, 0.0)
+        self.devices: dict[str, str | None] = dict.fromkeys(names)
+
+    def dispatch(self) -> None:
+        while self.idle and self.todo:
+            k = self.idle.pop(0)
+            shard = self.todo.popleft()
+            ref = self.actors[k].run.remote([self.requests[i] for i in shard])
+            self.inflight[ref] = (k, shard)
+
+    def run(self, model_id: str) -> None:
+        ray = self.ray
+        self.dispatch()
+        while self.inflight:
+            (ref,), _ = ray.wait(list(self.inflight), num_returns=1)
+            k, shard = self.inflight.pop(ref)
+            try:
+                outs = ray.get(ref)
+            except ray.exceptions.RayActorError:
+                # The actor died (killed, out of memory): its shard goes to the others.
+                self.alive.discard(k)
+                self.todo.appendleft(shard)
+                self.dispatch()
+                continue
+            except ray.exceptions.RayTaskError as exc:
+                # generate_batch itself failed: the whole shard gets the error, as in process.
+                cause = exc.cause if isinstance(exc.cause, Exception) else exc
+                outs = [cause] * len(shard)
+            self.take(k, shard, outs)
+            self.idle.append(k)
+            self.dispatch()
+        lost = BackendError("every Ray worker died before answering", model_id=model_id)
+        for shard in self.todo:
+            for i in shard:
+                self.on_result(Result(i, self.requests[i], error=lost))
+
+    def take(self, k: int, shard: Sequence[int], outs: Sequence[Any]) -> None:
+        name = self.names[k]
+        for i, out in zip(shard, outs, strict=True):
+            if isinstance(out, Completion):
+                self.served[name] += 1
+                self.compute[name] += out.compute_s or 0.0
+                self.devices[name] = out.device
+                self.on_result(Result(i, self.requests[i], completion=out))
+            else:
+                self.on_result(Result(i, self.requests[i], error=out))
+
+    def stats(self) -> list[WorkerStats]:
+        return [
+            WorkerStats(n, self.devices[n], self.served[n], self.compute[n], alive=k in self.alive)
+            for k, n in enumerate(self.names)
+        ]

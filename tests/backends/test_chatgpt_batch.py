@@ -1,0 +1,248 @@
+"""The chatgpt backend's Batch API path, against tests/openai_batch_server.py over real HTTP.
+
+Every test drives the real openai SDK (files.create, batches.create/retrieve, files.content) at a
+loopback server that keeps the Batch API's state machine; polls skip their waits (no_wait).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from llmcompare import Request, compare, get_model
+from llmcompare.backends.chatgpt import BatchRequestError
+from llmcompare.cost import cost_of, get_price
+from llmcompare.errors import ProviderHTTPError
+from llmcompare.runs import request_key
+from llmcompare.testing import batch_file_limits, no_wait
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import openai_batch_server as bsrv
+import openai_server as srv
+
+KEY = "sk-test-Batch-S3cr3t-0123456789"
+
+
+@pytest.fixture
+def server() -> Iterator[bsrv.BatchServer]:
+    with bsrv.BatchServer() as server:
+        yield server
+
+
+def _model(server: bsrv.BatchServer, *, batch: bool = True) -> object:
+    return get_model("chatgpt:gpt-4o-mini", base_url=server.url, api_key=KEY, batch=batch)
+
+
+def _lines(data: bytes) -> list[dict[str, object]]:
+    return [json.loads(x) for x in data.splitlines()]
+
+
+def test_batch_lines_are_the_interactive_bodies_deduplicated_and_answers_fanned_out(
+    server: bsrv.BatchServer,
+) -> None:
+    prompts = ["red green", "blue", "red green"]
+    model = get_model("chatgpt:gpt-4o-mini", base_url=server.url, api_key=KEY, batch=True)
+    with no_wait() as waits:
+        results = model.generate_batch(prompts, max_tokens=8, temperature=0.0)
+    # What the interactive path sends for the same requests, seen by the same server.
+    interactive = get_model("chatgpt:gpt-4o-mini", base_url=server.url, api_key=KEY)
+    for prompt in ("red green", "blue"):
+        interactive.generate(prompt, max_tokens=8, temperature=0.0)
+    sent = [r.body for r in server.chat_requests]
+
+    assert server.batch_creates == 1
+    assert len(server.uploads) == 1
+    lines = _lines(server.uploads[0])
+    assert len(lines) == 2  # the repeated request went once
+    assert [line["body"] for line in lines] == sent
+    assert {line["method"] for line in lines} == {"POST"}
+    assert {line["url"] for line in lines} == {"/v1/chat/completions"}
+    identity = model.cache_identity()  # type: ignore[attr-defined]
+    assert [line["custom_id"] for line in lines] == [
+        request_key(identity, Request.of(p, max_tokens=8, temperature=0.0))
+        for p in ("red green", "blue")
+    ]
+    # The server echoes each prompt: each answer went back to its own request.
+    assert [r.completion.text for r in results if r.completion] == prompts
+    batch_ids = {r.completion.batch_id for r in results if r.completion}
+    assert batch_ids == set(server.batches)
+    assert len(waits) >= 2  # validating -> in_progress -> finalizing -> completed, polled
+    # Read back, the batch is done with: the same requests again are a new batch (--refresh).
+    with no_wait():
+        model.generate_batch(prompts[:1], max_tokens=8, temperature=0.0)
+    assert server.batch_creates == 2
+
+
+def test_every_line_failed_reports_each_lines_error(server: bsrv.BatchServer) -> None:
+    server.script(
+        srv.error(400, "first line is bad", error_code="invalid_value"),
+        srv.error(422, "second line is bad"),
+    )
+    model = _model(server)
+    with no_wait():
+        results = model.generate_batch(["a", "b"], max_tokens=4)  # type: ignore[attr-defined]
+    batch = next(iter(server.batches.values()))
+    assert batch.status == "completed"
+    assert not batch.output
+    errors = [r.error for r in results]
+    assert all(isinstance(e, ProviderHTTPError) for e in errors)
+    assert [e.status for e in errors] == [400, 422]  # type: ignore[union-attr]
+    assert "first line is bad" in str(errors[0])
+    assert "second line is bad" in str(errors[1])
+    assert KEY not in " ".join(str(e) for e in errors)
+
+
+def test_expired_batch_keeps_its_answers_and_resubmits_only_the_missing(
+    server: bsrv.BatchServer,
+) -> None:
+    server.plan_batches("expire", answered=1)
+    model = _model(server)
+    with no_wait():
+        results = model.generate_batch(["one", "two", "three"], max_tokens=4)  # type: ignore[attr-defined]
+    first, second = server.batches.values()
+    assert first.status == "expired"
+    assert second.status == "completed"
+    answered_first = {line["custom_id"] for line in first.output}
+    resubmitted = {line["custom_id"] for line in _lines(server.uploads[1])}
+    all_ids = {line["custom_id"] for line in _lines(server.uploads[0])}
+    assert len(answered_first) == 1
+    assert resubmitted == all_ids - answered_first
+    assert [r.completion.text for r in results if r.completion] == ["one", "two", "three"]
+    by_batch = [r.completion.batch_id for r in results if r.completion]
+    assert by_batch == [first.id, second.id, second.id]
+
+
+def test_a_request_that_expires_every_round_fails_instead_of_looping(
+    server: bsrv.BatchServer,
+) -> None:
+    from llmcompare.backends.chatgpt._batch import EXPIRED_ROUNDS
+
+    server.plan_batches(*["expire"] * (EXPIRED_ROUNDS + 1), answered=0)
+    model = _model(server)
+    with no_wait():
+        (result,) = model.generate_batch(["never"], max_tokens=4)  # type: ignore[attr-defined]
+    assert server.batch_creates == EXPIRED_ROUNDS + 1
+    assert isinstance(result.error, BatchRequestError)
+    assert result.error.code == "batch_expired"
+
+
+def test_split_at_the_file_limit(server: bsrv.BatchServer) -> None:
+    model = _model(server)
+    prompts = [f"prompt {i}" for i in range(5)]
+    with no_wait(), batch_file_limits(max_requests=2):
+        results = model.generate_batch(prompts, max_tokens=4)  # type: ignore[attr-defined]
+    assert [len(_lines(u)) for u in server.uploads] == [2, 2, 1]
+    assert server.batch_creates == 3
+    assert [r.completion.text for r in results if r.completion] == prompts
+    print("request_counts seen:", server.counts_seen[-3:])
+
+
+def test_batch_answers_cost_the_batch_tier_and_say_so(server: bsrv.BatchServer) -> None:
+    batch_model = _model(server)
+    interactive = _model(server, batch=False)
+    with no_wait():
+        batched = batch_model.generate_batch(["one two three"], max_tokens=4)[0].completion  # type: ignore[attr-defined]
+    direct = interactive.generate("one two three", max_tokens=4)  # type: ignore[attr-defined]
+    assert batched is not None
+    assert batched.usage == direct.usage
+    price = get_price("gpt-4o-mini")
+    assert price is not None
+    assert price.batch_input is None
+    expected = (
+        Decimal(batched.usage.input_tokens) * price.input
+        + Decimal(batched.usage.output_tokens) * price.output
+    ) / 2_000_000
+    cost = cost_of(batched)
+    assert cost.usd == expected.quantize(cost.usd)
+    assert cost_of(direct).usd == (2 * expected).quantize(cost.usd)
+    assert "Batch API tier: 50%" in cost.assumptions
+
+
+def test_a_cancelled_batch_keeps_what_it_answered_and_the_rest_fails(
+    server: bsrv.BatchServer,
+) -> None:
+    import openai
+
+    server.plan_batches("hold")
+    model = _model(server)
+    client = openai.OpenAI(base_url=server.url, api_key=KEY, max_retries=0)
+    import threading
+
+    out: list[object] = []
+    worker = threading.Thread(
+        target=lambda: out.append(model.generate_batch(["x", "y"], max_tokens=4))  # type: ignore[attr-defined]
+    )
+    with no_wait():
+        worker.start()
+        while not server.batches:
+            time.sleep(0.01)
+        client.batches.cancel(next(iter(server.batches)))
+        worker.join(30)
+    (results,) = out
+    assert all(isinstance(r.error, BatchRequestError) for r in results)  # type: ignore[attr-defined]
+    assert "cancelled" in str(results[0].error)  # type: ignore[index]
+    client.close()
+
+
+_KILLED_RUN = textwrap.dedent(
+    """
+    import sys
+    from llmcompare import compare, get_model
+    url, out = sys.argv[1], sys.argv[2]
+    model = get_model("chatgpt:gpt-4o-mini", base_url=url, api_key="sk-x", batch=True)
+    compare({"gpt": model}, ["alpha", "beta"], out=out, max_tokens=4, progress=False)
+    """
+)
+
+
+def test_a_killed_run_resumes_polling_its_batch_from_the_run_folder(
+    server: bsrv.BatchServer, tmp_path: Path
+) -> None:
+    server.plan_batches("hold")
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path("src").resolve()), *sys.path])}
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, server.url, str(out)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        journal = out / "batches.jsonl"
+        while not (journal.exists() and journal.read_text().strip()):
+            assert proc.poll() is None, "the run ended before it was killed"
+            assert time.monotonic() < deadline, "no batch journaled"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    (line,) = _lines(journal.read_bytes())
+    assert line["batch"] in server.batches
+    assert len(line["keys"]) == 2
+    server.release()
+    model = get_model("chatgpt:gpt-4o-mini", base_url=server.url, api_key="sk-x", batch=True)
+    with no_wait():
+        result = compare({"gpt": model}, ["alpha", "beta"], out=out, max_tokens=4)
+    assert server.batch_creates == 1
+    assert len(server.uploads) == 1
+    assert [r.completion.text for r in result.rows if r.completion] == ["alpha", "beta"]
+    assert {r.completion.batch_id for r in result.rows if r.completion} == {line["batch"]}
+
+
+def test_the_report_says_batch_latency_is_turnaround(server: bsrv.BatchServer) -> None:
+    from llmcompare.report import notes
+
+    model = _model(server)
+    with no_wait():
+        result = compare({"gpt": model}, ["one"], max_tokens=4, cache=False)  # type: ignore[dict-item]
+    (row,) = result.rows
+    assert row.completion is not None
+    assert row.completion.batch_id in server.batches
+    assert any("Batch API" in n and "turnaround" in n for n in notes(result))
+    assert "Batch API tier" in row.cost.assumptions  # type: ignore[union-attr]

@@ -1,0 +1,159 @@
+"""The Ray executor on a real Ray cluster (one for the whole session) with the embedded Llama.
+
+The answers of 2 actors are compared token for token with this process's answers to the same
+requests in the same batches (greedy decoding), and an actor killed mid-run loses nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from llmcompare import Request, compare, get_model
+from llmcompare.errors import ConfigurationError
+from llmcompare.executors import Executor, RayExecutor
+from llmcompare.types import Result
+
+if TYPE_CHECKING:
+    from llmcompare.backends.llama import LlamaModel
+
+PROMPTS = ["Name a colour.", "Say hello.", "Count to three.", "Name a fruit."]
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[Any]:
+    """One local Ray cluster for every Ray test (starting one takes seconds)."""
+    if importlib.util.find_spec("ray") is None:
+        reason = 'ray is not installed (pip install "llmcompare[ray]")'
+        if os.environ.get("CI"):
+            pytest.fail(f"the Ray tests cannot run in CI: {reason}")
+        pytest.skip(f"SKIPPED LOUDLY: {reason}")
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_bad_settings_are_refused_before_anything_starts() -> None:
+    with pytest.raises(ConfigurationError, match="workers"):
+        RayExecutor(workers=0)
+    assert isinstance(RayExecutor(), Executor)
+
+
+def test_only_registry_built_local_models_go_to_ray(llama: LlamaModel) -> None:
+    executor = RayExecutor()
+    api = get_model("chatgpt:gpt-4o-mini", base_url="http://127.0.0.1:9/v1")
+    assert not executor.handles(api)  # API models stay in the driver
+    with pytest.warns(RuntimeWarning, match="built by hand"):
+        assert not executor.handles(llama)  # LlamaModel(...): no registry spec to rebuild it
+
+
+def test_two_actors_answer_token_for_token_as_one_process(
+    ray_cluster: Any, llama: LlamaModel, llama_cache: Path, tmp_path: Path
+) -> None:
+    model = get_model("llama", cache_dir=llama_cache)
+    executor = RayExecutor(workers=2)
+    assert executor.handles(model)
+    ray_run = compare(
+        {"llama": model},
+        PROMPTS,
+        executor=executor,
+        concurrency=2,
+        max_tokens=8,
+        out=tmp_path / "run",
+        cache=False,
+    )
+    # This process, the same requests in the same batches of 2.
+    requests = [Request.of(p, max_tokens=8, temperature=0.0) for p in PROMPTS]
+    here = [*llama.generate_batch(requests[:2]), *llama.generate_batch(requests[2:])]
+    rows = [r.completion for r in ray_run.rows]
+    assert all(c is not None for c in rows)
+    assert [c.text for c in rows if c] == [r.unwrap().text for r in here]
+    assert [c.usage for c in rows if c] == [r.unwrap().usage for r in here]
+    # Each worker's share is in the record, and the local cost is the sum over the rows.
+    assert {c.worker for c in rows if c} == {"ray-0", "ray-1"}
+    stats = executor.stats[model.id]
+    assert sum(s.requests for s in stats) == len(PROMPTS)
+    assert sum(s.compute_s for s in stats) == pytest.approx(
+        sum(c.compute_s or 0.0 for c in rows if c)
+    )
+    assert all(s.device == "cpu" for s in stats)
+    (summary,) = ray_run.summaries
+    assert summary.cost.usd == sum(r.cost.usd for r in ray_run.rows if r.cost)
+    # Written to the run folder as they arrived: the same comparison again sends nothing.
+    again = compare(
+        {"llama": model},
+        PROMPTS,
+        executor=executor,
+        concurrency=2,
+        max_tokens=8,
+        out=tmp_path / "run",
+        cache=False,
+    )
+    assert [r.completion.text for r in again.rows if r.completion] == [c.text for c in rows if c]
+
+
+def test_an_actor_killed_mid_run_loses_nothing(
+    ray_cluster: Any, llama: LlamaModel, llama_cache: Path
+) -> None:
+    model = get_model("llama", cache_dir=llama_cache)
+    executor = RayExecutor(workers=2)
+    requests = [Request.of(p, max_tokens=6, temperature=0.0) for p in [*PROMPTS, "Say bye."]]
+    seen: list[Result] = []
+
+    def arrived(result: Result) -> None:
+        if not seen:
+            # Kill the actor that did not give this first answer: it is busy or about to be.
+            assert result.completion is not None
+            victim = 1 if result.completion.worker == "ray-0" else 0
+            ray_cluster.kill(executor.actors[victim])
+        seen.append(result)
+
+    executor.run(model, requests, batch_size=1, on_result=arrived)
+    assert sorted(r.index for r in seen) == list(range(len(requests)))  # each exactly once
+    assert all(r.ok for r in seen)
+    by_index = {r.index: r.unwrap() for r in seen}
+    assert [by_index[i].text for i in range(len(requests))] == [
+        llama.generate(r).text for r in requests
+    ]
+    stats = executor.stats[model.id]
+    assert [s.alive for s in stats].count(False) == 1
+    assert sum(s.requests for s in stats) == len(requests)
+
+
+def test_config_file_and_cli_choose_the_executor(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from llmcompare.cli import main
+    from llmcompare.config import ConfigFileError, ExecutorConfig, load_config
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        'executor = { kind = "ray", workers = 4 }\n'
+        "[[models]]\n"
+        'name = "chatgpt:gpt-4o-mini"\n'
+        'options = { base_url = "http://127.0.0.1:9/v1", batch = true }\n',
+        encoding="utf-8",
+    )
+    with load_config(path).build() as plan:
+        executor = plan.compare_kwargs()["executor"]
+        (model,) = plan.models.values()
+        assert model.batch_api is True  # type: ignore[attr-defined]  # the -O batch=true path
+    assert isinstance(executor, RayExecutor)
+    assert executor.workers == 4
+    flagged = load_config(path).with_overrides(executor=ExecutorConfig(kind="ray", workers=3))
+    assert flagged.executor is not None
+    assert flagged.executor.workers == 3
+    assert ExecutorConfig().build() is None  # kind "local": this process
+    path.write_text('executor = { kind = "ray", workers = 0 }\n', encoding="utf-8")
+    with pytest.raises(ConfigFileError, match="workers"):
+        load_config(path)
+    shown = CliRunner().invoke(main, ["compare", "--help"]).output
+    assert "--ray-workers" in shown
+    assert "--ray-address" in shown
