@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from llmcompare import _stop
+from llmcompare.backends.llama._constrain import Grammars, RowConstraint, mask_logits
 from llmcompare.backends.llama._options import DEFAULT_MAX_TOKENS
 from llmcompare.energy import EnergyCounter, energy_counter
 from llmcompare.errors import BackendError
@@ -39,6 +40,7 @@ class Job:
 
     __slots__ = (
         "compute_s",
+        "constraint",
         "done_at",
         "energy_j",
         "finish",
@@ -75,6 +77,8 @@ class Job:
         self.top_p = top_p
         self.generator = generator
         self.stops = request.stop
+        # The row's JSON grammar state when the request has a response_format.
+        self.constraint: RowConstraint | None = None
         self.out: list[int] = []
         self.finish: FinishReason | None = None
         # Where the text is cut when a stop string appeared, and the final text.
@@ -147,6 +151,8 @@ class Engine:
         # Measured energy per step, where the device lets it be read (RAPL on a CPU, NVML on an
         # NVIDIA GPU): each step's joules are shared out among its rows, like its time.
         self.energy: EnergyCounter | None = energy_counter(self.device_name)
+        # The JSON-schema compiler, made when the first request with a response_format comes.
+        self.grammars: Grammars | None = None
 
     # -- requests -> jobs ---------------------------------------------------------------------
 
@@ -207,7 +213,17 @@ class Engine:
             generator = torch.Generator(device=self.device)
             seed = request.seed if request.seed is not None else random.getrandbits(63)
             generator.manual_seed(seed)
-        return Job(index, request, prompt, max_new, temperature, top_p, generator)
+        job = Job(index, request, prompt, max_new, temperature, top_p, generator)
+        if request.response_format is not None:
+            job.constraint = self._grammars().row(request.response_format)
+        return job
+
+    def _grammars(self) -> Grammars:
+        if self.grammars is None:
+            out = self.model.get_output_embeddings()
+            width = out.weight.shape[0] if out is not None else self.model.config.vocab_size
+            self.grammars = Grammars(self.model_id, self.tokenizer, int(width), self.eos_ids)
+        return self.grammars
 
     def buckets(self, jobs: Sequence[Job]) -> list[list[Job]]:
         """Group jobs into batches: sorted by prompt length, bounded in rows and token slots."""
@@ -306,6 +322,11 @@ class Engine:
                 notes.append(f"top_p={request.top_p} has no effect: temperature 0 is greedy")
         if request.stop:
             params["stop_strings"] = list(request.stop)
+        if request.response_format is not None:
+            params["response_format"] = {
+                "json_schema": request.response_format.name,
+                "enforced_by": "llguidance token mask",
+            }
         if request.max_tokens is not None and job.max_new < request.max_tokens:
             notes.append(
                 f"max_tokens={request.max_tokens} cut to {job.max_new}: the context window ends"
@@ -382,7 +403,14 @@ class Engine:
         job.out.append(token)
         if job.first_at is None:
             job.first_at = now
-        if token in self.eos_ids or (job.stops and self._check_stop(job)):
+        constraint = job.constraint
+        if constraint is not None and token not in self.eos_ids:
+            constraint.advance(token)
+        if (
+            token in self.eos_ids
+            or (constraint is not None and constraint.finished)
+            or (job.stops and self._check_stop(job))
+        ):
             job.finish = "stop"
         elif len(job.out) >= job.max_new:
             job.finish = "length"
@@ -391,7 +419,11 @@ class Engine:
         return job.finish is not None
 
     def pick(self, logits: torch.Tensor, jobs: Sequence[Job]) -> list[int]:
-        """Choose each row's next token: argmax for greedy rows, seeded sampling for the others."""
+        """Choose each row's next token: argmax for greedy rows, seeded sampling for the others.
+
+        Rows with a JSON schema choose among the tokens their grammar allows.
+        """
+        mask_logits(self.grammars, logits, jobs)
         greedy = torch.argmax(logits, dim=-1)
         if all(j.temperature == 0 for j in jobs):
             return [int(t) for t in greedy.tolist()]
