@@ -84,14 +84,45 @@ class _Normaliser:
         if not ref.startswith("#/"):
             raise _fail(path, f"$ref {ref!r} is not local (only '#/...' references are supported)")
         node: Any = self.root
-        for part in ref[2:].split("/"):
-            part = part.replace("~1", "/").replace("~0", "~")
+        for raw in ref[2:].split("/"):
+            part = raw.replace("~1", "/").replace("~0", "~")
             if not isinstance(node, Mapping) or part not in node:
                 raise _fail(path, f"$ref {ref!r} points nowhere")
             node = node[part]
         if not isinstance(node, Mapping):
             raise _fail(path, f"$ref {ref!r} is not a schema")
         return node
+
+    def keyword(self, out: dict[str, Any], key: str, value: Any, path: str, depth: int) -> None:
+        sub = f"{path}/{key}"
+        if key == "$ref":
+            self.resolve(str(value), path)
+            out[key] = value
+        elif key == "$defs":
+            if depth:
+                raise _fail(path, "$defs is supported at the root only")
+            out[key] = {n: self.node(s, f"{sub}/{n}", 1) for n, s in dict(value).items()}
+        elif key == "anyOf":
+            if not isinstance(value, list) or not value:
+                raise _fail(path, "anyOf must be a non-empty list")
+            out[key] = [self.node(s, f"{sub}/{i}", depth + 1) for i, s in enumerate(value)]
+        elif key == "items":
+            out[key] = self.node(value, sub, depth + 1)
+        elif key == "properties":
+            props = dict(value)
+            self.properties += len(props)
+            if self.properties > _MAX_PROPERTIES:
+                raise _fail(path, f"more than {_MAX_PROPERTIES} properties are unsupported")
+            out[key] = {n: self.node(s, f"{sub}/{n}", depth + 1) for n, s in props.items()}
+        elif key == "additionalProperties":
+            if value is not False:
+                raise _fail(
+                    path, "keyword 'additionalProperties' must be false (open maps are unsupported)"
+                )
+        elif key == "format" and value not in _FORMATS:
+            raise _fail(path, f"format {value!r} is unsupported")
+        else:
+            out[key] = copy.deepcopy(value)
 
     def node(self, schema: Any, path: str, depth: int) -> dict[str, Any]:
         if not isinstance(schema, Mapping):
@@ -129,37 +160,8 @@ class _Normaliser:
             raise _fail(path, "a schema without 'type' (any value) is unsupported")
         out: dict[str, Any] = {}
         for key, value in schema.items():
-            sub = f"{path}/{key}"
-            if key == "$ref":
-                self.resolve(str(value), path)
-                out[key] = value
-            elif key == "$defs":
-                if depth:
-                    raise _fail(path, "$defs is supported at the root only")
-                out[key] = {n: self.node(s, f"{sub}/{n}", 1) for n, s in dict(value).items()}
-            elif key == "anyOf":
-                if not isinstance(value, list) or not value:
-                    raise _fail(path, "anyOf must be a non-empty list")
-                out[key] = [self.node(s, f"{sub}/{i}", depth + 1) for i, s in enumerate(value)]
-            elif key == "items":
-                out[key] = self.node(value, sub, depth + 1)
-            elif key == "properties":
-                props = dict(value)
-                self.properties += len(props)
-                if self.properties > _MAX_PROPERTIES:
-                    raise _fail(path, f"more than {_MAX_PROPERTIES} properties are unsupported")
-                out[key] = {n: self.node(s, f"{sub}/{n}", depth + 1) for n, s in props.items()}
-            elif key == "additionalProperties":
-                if value is not False:
-                    raise _fail(
-                        path, "keyword 'additionalProperties' must be false (open maps are unsupported)"
-                    )
-            elif key == "required":
-                continue  # rebuilt below: every property is required
-            elif key == "format" and value not in _FORMATS:
-                raise _fail(path, f"format {value!r} is unsupported")
-            else:
-                out[key] = copy.deepcopy(value)
+            if key != "required":  # rebuilt below: every property is required
+                self.keyword(out, key, value, path, depth)
         if "object" in names:
             out.setdefault("properties", {})
             out["required"] = list(out["properties"])
