@@ -34,7 +34,6 @@ def _import() -> Any:
     try:
         import llguidance
         import llguidance.hf
-        import llguidance.torch
     except ImportError as exc:
         raise ConfigurationError(
             f"response_format on the llama backend needs llguidance: {INSTALL} ({exc})"
@@ -103,6 +102,7 @@ class Grammars:
         self._tokenizer: Any = None
         self._templates: dict[str, Any] = {}
         self._bitmask: torch.Tensor | None = None
+        self._executor: Any = None
         self._shifts = torch.arange(32, dtype=torch.int32)
 
     def _lltokenizer(self, llg: Any) -> Any:
@@ -145,19 +145,25 @@ class Grammars:
 
     def mask(self, logits: torch.Tensor, rows: Sequence[tuple[int, RowConstraint]]) -> None:
         """Set to -inf, in place, the logits each constrained row's grammar forbids next."""
-        import llguidance.torch
+        import llguidance
 
-        words = (self.vocab_size + 31) // 32
+        words = (max(self.vocab_size, len(self._hf)) + 31) // 32
         bitmask = self._bitmask
-        if bitmask is None or bitmask.shape[0] < len(rows) or bitmask.shape[1] < words:
-            n_vocab = max(self.vocab_size, len(self._hf))
-            bitmask = self._bitmask = llguidance.torch.allocate_token_bitmask(
-                max(len(rows), 16), n_vocab
-            )
-        for slot, (_, constraint) in enumerate(rows):
-            llguidance.torch.fill_next_token_bitmask(constraint.matcher, bitmask, slot)
-        # Unpacked here with plain tensor ops rather than llguidance's apply helper, which is
-        # torch.compile'd: compiling costs seconds (and a C++ compiler) on a CPU.
+        if bitmask is None or bitmask.shape[0] < len(rows) or bitmask.shape[1] != words:
+            # int32 words of 32 token bits each, as llguidance writes them; contiguous, on the CPU.
+            bitmask = self._bitmask = torch.full((max(len(rows), 16), words), -1, dtype=torch.int32)
+        if self._executor is None:
+            self._executor = llguidance.LLExecutor()
+        # One call fills every row's mask, in parallel and without the GIL. (Not through
+        # llguidance.torch: importing it torch.compile's a kernel, which loads all of inductor.)
+        self._executor.unsafe_compute_mask_ptr(
+            [(constraint.matcher, slot) for slot, (_, constraint) in enumerate(rows)],
+            bitmask.data_ptr(),
+            words * 4,
+            bitmask.shape[0],
+        )
+        # Unpacked with plain tensor ops rather than llguidance's torch.compile'd apply helper:
+        # compiling costs seconds (and a C++ compiler) on a CPU.
         width = logits.shape[-1]
         packed = bitmask[: len(rows)]
         bits = ((packed.unsqueeze(-1) >> self._shifts) & 1).reshape(len(rows), -1)
