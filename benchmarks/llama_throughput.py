@@ -12,6 +12,12 @@ reports what it ran on so the run fails when they differ. The contenders:
 - ``generate_batch``: llmcompare ``generate_batch`` over all prompts (one batch);
 - ``raw generate``: hand-written transformers at the same batch size: the same converted
   weights, the chat template with left padding, one ``model.generate`` call, greedy;
+- ``threads``: llmcompare ``generate`` called from one thread per prompt, all at once (the
+  scheduler merges them into one running batch);
+- ``raw step``: a hand-written greedy decoding loop (DynamicCache, argmax) over the same
+  prompts at batch 1: the time of its decoding steps alone, the floor of a token at batch 1;
+- ``many``: 64 items (the prompts four times, numbered) through one ``generate_batch`` and
+  through ``compare``, alternately;
 - ``first load`` (the GGUF converted into an empty cache) and ``cached load`` (a new process
   reading that cache).
 
@@ -22,8 +28,10 @@ so drift of a shared machine hits every contender alike; each contender's time i
 the same ``--repeat`` rounds, because other processes only ever slow a run down. Greedy texts
 are compared across contenders.
 
-Targets: generate_batch >= 1.0x raw generate and >= 3x sequential, cached load <= 1/5 of the
-first load, generate_batch peak RSS <= 1.03x raw generate's, greedy texts of batch ==
+Targets: generate_batch >= 1.5x raw generate and >= 3x sequential, sequential time per output
+token <= 1.05x the raw decoding step, the threads' wall time <= 0.5x sequential with the same
+greedy texts, compare's throughput on 64 items >= 0.9x one generate_batch's, cached load <= 1/5
+of the first load, generate_batch peak RSS <= 1.03x raw generate's, greedy texts of batch ==
 sequential. (Like for like, the two peaks are the same within about 1% from run to run: the
 memory target catches a real regression, not noise.)
 
@@ -35,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import os
 import subprocess
@@ -75,18 +84,26 @@ DTYPE = "float32"
 FULL = (64, 3)
 QUICK = (32, 2)
 
-TARGET_VS_RAW = 1.0
+TARGET_VS_RAW = 1.5
+TARGET_STEP = 1.05
+TARGET_THREADS = 0.5
+TARGET_COMPARE = 0.9
+# Items of the compare contender: the prompts four times over.
+MANY = 64
 TARGET_VS_SEQUENTIAL = 3.0
 TARGET_CACHED_LOAD = 1 / 5
 # Peak RSS of generate_batch over raw batched generate: equal within ~1% run to run.
 TARGET_RSS = 1.03
 
 # Generation contenders in the order they take turns within a round.
-ORDER = ("sequential", "batch", "raw")
+ORDER = ("sequential", "batch", "raw", "threads", "step", "many")
 LABELS = {
     "sequential": "llmcompare sequential generate",
     "batch": "llmcompare generate_batch",
     "raw": "raw transformers generate",
+    "threads": "llmcompare generate, 1 thread each",
+    "step": "raw decoding steps, batch 1",
+    "many": f"llmcompare generate_batch x{MANY}",
 }
 
 # Marks the lines a worker means for the parent: a library may print to stdout too.
@@ -240,7 +257,135 @@ def setup_raw(args: argparse.Namespace, prompts: list[str]) -> tuple[dict[str, A
     return _facts(model), run
 
 
-SETUPS = {"sequential": setup_sequential, "batch": setup_batch, "raw": setup_raw}
+def setup_threads(args: argparse.Namespace, prompts: list[str]) -> tuple[dict[str, Any], Run]:
+    import threading
+
+    model = _llama(args, max_batch_size=len(prompts))
+    model.generate(prompts[0], max_tokens=4)  # warm-up
+
+    def run() -> dict[str, Any]:
+        out: list[Any] = [None] * len(prompts)
+        barrier = threading.Barrier(len(prompts) + 1)
+
+        def ask(i: int) -> None:
+            barrier.wait()
+            out[i] = model.generate(prompts[i], max_tokens=args.max_tokens)
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(prompts))]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        start = time.perf_counter()
+        for t in threads:
+            t.join()
+        seconds = time.perf_counter() - start
+        return {
+            "seconds": seconds,
+            "tokens": sum(c.usage.output_tokens for c in out),
+            "texts": [c.text for c in out],
+        }
+
+    return _facts(model.hf_model), run
+
+
+def setup_step(args: argparse.Namespace, prompts: list[str]) -> tuple[dict[str, Any], Run]:
+    # The floor of a token at batch 1: a bare greedy loop, its decoding steps timed alone.
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+
+    tokenizer = AutoTokenizer.from_pretrained(args.folder)
+    model: Any = AutoModelForCausalLM.from_pretrained(args.folder, dtype=getattr(torch, DTYPE))
+    model.to(DEVICE)
+    model.eval()
+    eos = tokenizer.eos_token_id
+    cache_arg = (
+        "cache" if "cache" in inspect.signature(model.forward).parameters else ("past_key_values")
+    )
+    encoded = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": p}],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+        )["input_ids"]
+        for p in prompts
+    ]
+
+    def decode(ids: Any, max_new: int) -> tuple[float, int]:
+        with torch.inference_mode():
+            cache = DynamicCache(config=model.config)
+            out = model(input_ids=ids, use_cache=True, logits_to_keep=1, **{cache_arg: cache})
+            token = out.logits[:, -1].argmax(-1, keepdim=True)
+            steps = 0
+            start = time.perf_counter()
+            for _ in range(max_new - 1):
+                if int(token) == eos:
+                    break
+                out = model(input_ids=token, use_cache=True, logits_to_keep=1, **{cache_arg: cache})
+                token = out.logits[:, -1].argmax(-1, keepdim=True)
+                steps += 1
+            return time.perf_counter() - start, steps
+
+    decode(encoded[0], 4)  # warm-up
+
+    def run() -> dict[str, Any]:
+        seconds = steps = 0.0
+        for ids in encoded:
+            s, n = decode(ids, args.max_tokens)
+            seconds += s
+            steps += n
+        return {"seconds": seconds, "tokens": steps, "texts": []}
+
+    return _facts(model), run
+
+
+def setup_many(args: argparse.Namespace, prompts: list[str]) -> tuple[dict[str, Any], Run]:
+    from llmcompare.comparison import compare
+
+    model = _llama(args)
+    items = [f"{prompts[i % len(prompts)]} ({i // len(prompts) + 1})" for i in range(MANY)]
+    model.generate_batch(items[:2], max_tokens=4)  # warm-up
+    turn = 0
+
+    def batch() -> tuple[float, int]:
+        start = time.perf_counter()
+        results = model.generate_batch(items, max_tokens=args.max_tokens)
+        return time.perf_counter() - start, sum(r.unwrap().usage.output_tokens for r in results)
+
+    def compared() -> tuple[float, int]:
+        start = time.perf_counter()
+        result = compare(
+            [model], items, max_tokens=args.max_tokens, progress=False, cache=False, retry=None
+        )
+        seconds = time.perf_counter() - start
+        return seconds, sum(r.completion.usage.output_tokens for r in result.rows if r.completion)
+
+    def run() -> dict[str, Any]:
+        nonlocal turn
+        # The two take turns going first, round by round.
+        order = [batch, compared] if turn % 2 == 0 else [compared, batch]
+        turn += 1
+        timed = {f.__name__: f() for f in order}
+        return {
+            "seconds": timed["batch"][0],
+            "tokens": timed["batch"][1],
+            "compare_seconds": timed["compared"][0],
+            "compare_tokens": timed["compared"][1],
+            "texts": [],
+        }
+
+    return _facts(model.hf_model), run
+
+
+SETUPS = {
+    "sequential": setup_sequential,
+    "batch": setup_batch,
+    "raw": setup_raw,
+    "threads": setup_threads,
+    "step": setup_step,
+    "many": setup_many,
+}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -425,7 +570,8 @@ def main(argv: list[str] | None = None) -> int:
         workers: dict[str, Worker] = {}
         facts: dict[str, dict[str, Any]] = {}
         for name in ORDER:
-            where = {"folder": first["folder"]} if name == "raw" else {"cache_dir": cache}
+            raw = name in ("raw", "step")
+            where = {"folder": first["folder"]} if raw else {"cache_dir": cache}
             stderr = stack.enter_context(tempfile.TemporaryFile("w+"))
             workers[name] = Worker(name, args, stderr, **where)
             stack.callback(workers[name].kill)  # also when a contender fails midway
@@ -442,6 +588,8 @@ def main(argv: list[str] | None = None) -> int:
     best = {name: min(runs, key=lambda r: r["seconds"]) for name, runs in rounds.items()}
     rate = {name: r["tokens"] / r["seconds"] for name, r in best.items()}
     rss = {name: ends[name]["peak_rss_mb"] for name in ORDER}
+    compare_best = min(rounds["many"], key=lambda r: r["compare_seconds"])
+    compare_rate = compare_best["compare_tokens"] / compare_best["compare_seconds"]
     print()
     print(
         f"{'contender (best of ' + str(args.repeat) + ')':<34}{'tokens':>8}{'seconds':>10}"
@@ -453,6 +601,10 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{label:<34}{r['tokens']:>8}{r['seconds']:>10.2f}{rate[name]:>10.1f}{rss[name]:>13.0f}"
         )
+    print(
+        f"{'llmcompare compare x' + str(MANY):<34}{compare_best['compare_tokens']:>8}"
+        f"{compare_best['compare_seconds']:>10.2f}{compare_rate:>10.1f}{rss['many']:>13.0f}"
+    )
     print()
     print(
         f"first load (GGUF converted): {first['load_s']:.2f} s "
@@ -467,6 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     texts = {name: best[name]["texts"] for name in ORDER}
     same_seq = sum(a == b for a, b in zip(texts["batch"], texts["sequential"], strict=True))
     same_raw = sum(a == b for a, b in zip(texts["batch"], texts["raw"], strict=True))
+    same_threads = sum(a == b for a, b in zip(texts["threads"], texts["sequential"], strict=True))
     print(
         f"greedy texts: batch == sequential {same_seq}/{len(prompts)}, "
         f"batch == raw generate {same_raw}/{len(prompts)}"
@@ -489,6 +642,12 @@ def main(argv: list[str] | None = None) -> int:
     vs_seq = rate["batch"] / rate["sequential"]
     load_ratio = cached["load_s"] / first["load_s"]
     rss_ratio = rss["batch"] / rss["raw"]
+    # Time per output token at batch 1 (prefill included) over a bare decoding step.
+    step_ratio = (best["sequential"]["seconds"] / best["sequential"]["tokens"]) / (
+        best["step"]["seconds"] / best["step"]["tokens"]
+    )
+    threads_ratio = best["threads"]["seconds"] / best["sequential"]["seconds"]
+    compare_ratio = compare_rate / rate["many"]
     checks = [
         (
             f"like for like: {DEVICE} {DTYPE} {args.threads} thread(s) on every contender"
@@ -503,6 +662,24 @@ def main(argv: list[str] | None = None) -> int:
             f"generate_batch / sequential     {vs_seq:5.2f}x  "
             f"(target >= {TARGET_VS_SEQUENTIAL:.1f}x)",
             vs_seq >= TARGET_VS_SEQUENTIAL,
+        ),
+        (
+            f"batch-1 token / raw step        {step_ratio:5.2f}x  (target <= {TARGET_STEP:.2f}x)",
+            step_ratio <= TARGET_STEP,
+        ),
+        (
+            f"{len(prompts)} threads / sequential wall    {threads_ratio:5.2f}x  "
+            f"(target <= {TARGET_THREADS:.2f}x)",
+            threads_ratio <= TARGET_THREADS,
+        ),
+        (
+            f"greedy threads == sequential    {same_threads}/{len(prompts)}",
+            same_threads == len(prompts),
+        ),
+        (
+            f"compare x{MANY} / generate_batch x{MANY} {compare_ratio:5.2f}x  "
+            f"(target >= {TARGET_COMPARE:.2f}x)",
+            compare_ratio >= TARGET_COMPARE,
         ),
         (
             f"cached load / first load        {load_ratio:5.2f}   "

@@ -13,9 +13,12 @@ failure never loses the others. Optional parts, each off by default:
   was killed resumes where it stopped;
 - ``progress``: a progress bar on stderr (tqdm when installed), on by default in a terminal.
 
-A model with its own batching (:attr:`~llmcompare.ModelBase.native_batching`: the Llama backend
-batches tensors) is driven through its ``generate_batch`` in chunks of ``concurrency`` requests,
-on a worker thread. The helpers are the same wrappers you can use alone:
+A model with its own batching (:attr:`~llmcompare.ModelBase.native_batching`) is given all
+pending requests at once, bounded by its own limits rather than by ``concurrency`` (which is for
+API models): one ``generate_batch`` on a worker thread, or, for a model whose concurrent calls
+join one running batch (:attr:`~llmcompare.ModelBase.continuous_batching`: the Llama backend),
+every request in flight at once, each answer recorded as it finishes. The helpers are the same
+wrappers you can use alone:
 :func:`~llmcompare.with_rate_limit`, :func:`~llmcompare.with_retry` and
 :meth:`~llmcompare.CostTracker.wrap`.
 
@@ -50,7 +53,7 @@ from llmcompare.model import Model, _run_coroutine_sync
 from llmcompare.ratelimit import with_rate_limit
 from llmcompare.retry import RetryPolicy, is_retryable, with_retry
 from llmcompare.types import Completion, Prompt, Request, Result, Settings
-from llmcompare.wrapper import _native_batching
+from llmcompare.wrapper import _continuous_batching, _native_batching
 
 if TYPE_CHECKING:
     from llmcompare.cost import CostTracker
@@ -306,8 +309,9 @@ async def agenerate_many(
     Args:
         model: Any model.
         prompts: The prompts, in any accepted form; all are validated before anything is sent.
-        concurrency: Requests in flight at once (for a model with its own batching: the batch
-            size).
+        concurrency: Requests in flight at once, for models without their own batching (API
+            models); a model with its own batching gets every pending request, bounded by its
+            own limits (``max_batch_size`` for the Llama backend).
         retry: Retry transient failures with this policy; ``None`` retries nothing.
         rpm: Requests-per-minute limit.
         tpm: Tokens-per-minute limit (estimated before sending, corrected after).
@@ -358,7 +362,10 @@ async def agenerate_many(
                 ):
                     await _run_batches(runner, requests, todo[:1], 1, sink)
                     todo = todo[1:]
-                await _run_batches(runner, requests, todo, concurrency, sink)
+                if _continuous_batching(runner):
+                    await _run_each(runner, requests, todo, len(todo), sink, False)
+                else:
+                    await _run_batches(runner, requests, todo, len(todo), sink)
             else:
                 await _run_each(runner, requests, todo, concurrency, sink, stream)
     finally:
@@ -487,8 +494,9 @@ def generate_many(
     Args:
         model: Any model.
         prompts: The prompts, in any accepted form; all are validated before anything is sent.
-        concurrency: Requests in flight at once (for a model with its own batching: the batch
-            size).
+        concurrency: Requests in flight at once, for models without their own batching (API
+            models); a model with its own batching gets every pending request, bounded by its
+            own limits (``max_batch_size`` for the Llama backend).
         retry: Retry transient failures with this policy; ``None`` retries nothing.
         rpm: Requests-per-minute limit.
         tpm: Tokens-per-minute limit (estimated before sending, corrected after).

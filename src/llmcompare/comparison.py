@@ -98,8 +98,8 @@ def compare(
             ``s`` is sent with ``seed = base + s`` (``base``: the ``seed`` setting, else 0), the
             seeds are recorded per row, and intervals treat an item's samples as one cluster.
             At temperature 0 this shows a backend's own nondeterminism.
-        concurrency: Requests in flight per model (API models); the batch size given to local
-            models that batch.
+        concurrency: Requests in flight per API model; a local model that batches gets every
+            pending request, bounded by its own limits (``max_batch_size``).
         retry: Retry policy for transient failures (the default: 4 attempts within 60 s);
             ``None`` retries nothing, as everywhere in llmcompare.
         rpm: Requests-per-minute limit, applied to each model on its own.

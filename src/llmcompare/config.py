@@ -269,7 +269,8 @@ class CompareConfig(BaseModel):
         settings: Generation settings shared by every model (on top of greedy,
             ``max_tokens=256``).
         samples: How many times to run each item on each model.
-        concurrency: Requests in flight per API model; the batch size of local models.
+        concurrency: Requests in flight per API model (local models batch every pending
+            request within their own limits).
         rpm: Requests per minute, at most, for each model that sets no ``rpm`` of its own.
         tpm: Tokens per minute, at most, for each model that sets no ``tpm`` of its own.
         budget: Limits on dollars, tokens and requests across the run, enforced before sending.

@@ -371,6 +371,11 @@ class ModelBase:
     after another; :func:`~llmcompare.generate_many` then hands the model whole batches. True by
     default for a subclass that overrides :meth:`_generate_batch`; a subclass may set it itself."""
 
+    continuous_batching: bool = False
+    """Whether concurrent calls join one running batch (the Llama backend's scheduler): then
+    :func:`~llmcompare.generate_many` keeps every pending request in flight at once, each
+    answer recorded the moment it finishes, and the model's own limits bound the batch."""
+
     native_streaming: bool = False
     """Whether the model streams for real (chunk by chunk as generated) rather than in a single
     chunk at the end. True by default for a subclass that overrides :meth:`_stream` or

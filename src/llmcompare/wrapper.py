@@ -91,6 +91,7 @@ class ModelWrapper(ModelBase, Generic[TicketT]):
         # Instance attributes shadow ModelBase's class-level facts: they are the inner model's.
         self.native_batching = isinstance(inner, ModelBase) and inner.native_batching
         self.native_streaming = isinstance(inner, ModelBase) and inner.native_streaming
+        self.continuous_batching = isinstance(inner, ModelBase) and inner.continuous_batching
 
     @property
     def inner(self) -> Model:
@@ -404,6 +405,11 @@ def _shifted(completion: Completion, shift: float) -> Completion:
 def _waited(completion: Completion, start: float) -> Completion:
     """The completion with its latency counted from ``start``: what this call's caller waited."""
     return _shifted(completion, time.perf_counter() - start - completion.latency_s)
+
+
+def _continuous_batching(model: Model) -> bool:
+    """Whether a model's concurrent calls share one running batch (see ModelBase)."""
+    return isinstance(model, ModelBase) and model.continuous_batching
 
 
 def _native_batching(model: Model) -> bool:

@@ -160,7 +160,9 @@ def test_an_unsupported_schema_is_refused_before_any_request(server: srv.OpenAIS
 
 
 def test_a_model_without_structured_outputs_is_named(server: srv.OpenAIServer) -> None:
-    with make(server, "gpt-4-turbo") as model:
-        with pytest.raises(ConfigurationError, match="gpt-4-turbo does not support structured"):
-            model.generate("x", response_format=Parcel)
+    with (
+        make(server, "gpt-4-turbo") as model,
+        pytest.raises(ConfigurationError, match="gpt-4-turbo does not support structured"),
+    ):
+        model.generate("x", response_format=Parcel)
     assert server.requests == []

@@ -2,9 +2,10 @@
 
 llguidance (the grammar engine behind OpenAI's own structured outputs) compiles the request's
 normalised schema once per engine and schema; each constrained row of a batch gets its own
-matcher. Before a step samples, every constrained row's logits lose the tokens its grammar
-does not allow next; after sampling, its matcher advances by the chosen token. Rows without a
-schema are never touched, and a batch with none pays nothing but one check per step.
+matcher, as the engine's per-row ``constraint`` hook (see ``_engine.Job``). Before a step
+samples, a constrained row's logits lose the tokens its grammar does not allow next; after
+sampling, its matcher advances by the chosen token; the row is done when the grammar accepts and
+allows nothing more. Rows without a schema have no constraint, and cost nothing.
 
 Imports torch and llguidance; loaded only when a request with ``response_format`` reaches the
 engine.
@@ -13,15 +14,15 @@ engine.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Sequence
-from typing import Any, Protocol
+from collections.abc import Collection
+from typing import Any
 
 import torch
 
 from llmcompare.errors import BackendError, ConfigurationError
 from llmcompare.schema import ResponseFormat
 
-__all__ = ["Constrained", "Grammars", "RowConstraint", "mask_logits"]
+__all__ = ["Grammars", "RowConstraint"]
 
 INSTALL = 'pip install "llmcompare[structured]"'
 
@@ -44,16 +45,34 @@ def _import() -> Any:
 class RowConstraint:
     """One row's grammar state: what it may generate next, advanced token by token.
 
+    It is the engine's per-row ``constraint`` hook: ``mask``, ``advance`` and ``done``.
+
     Args:
         matcher: A fresh llguidance ``LLMatcher`` for the row's schema.
-        model_id: For errors.
+        grammars: The compiler it came from (mask width and bit layout).
     """
 
-    __slots__ = ("matcher", "model_id")
+    __slots__ = ("_bitmask", "_grammars", "matcher")
 
-    def __init__(self, matcher: Any, model_id: str) -> None:
+    def __init__(self, matcher: Any, grammars: Grammars) -> None:
         self.matcher = matcher
-        self.model_id = model_id
+        self._grammars = grammars
+        # int32 words of 32 token bits each, as llguidance writes them; contiguous, on the CPU.
+        self._bitmask = torch.empty(grammars.words, dtype=torch.int32)
+
+    def mask(self, logits: torch.Tensor) -> torch.Tensor:
+        """Set to -inf, in place, the row's logits its grammar forbids next; return them."""
+        bitmask = self._bitmask
+        self.matcher.unsafe_compute_mask_ptr(bitmask.data_ptr(), bitmask.numel() * 4)
+        # Unpacked with plain tensor ops rather than llguidance.torch's apply helper: importing
+        # that module torch.compile's a kernel (all of inductor loads), and compiling costs
+        # seconds and a C++ compiler on a CPU.
+        bits = ((bitmask.unsqueeze(-1) >> self._grammars.shifts) & 1).reshape(-1)
+        width = logits.shape[-1]
+        if bits.shape[0] < width:  # logits wider than the mask: the extra ids are never allowed
+            bits = torch.nn.functional.pad(bits, (0, width - bits.shape[0]))
+        allowed = bits[:width].to(device=logits.device, dtype=torch.bool)
+        return logits.masked_fill_(~allowed, float("-inf"))
 
     def advance(self, token: int) -> None:
         """Consume the sampled token.
@@ -65,19 +84,13 @@ class RowConstraint:
         if not self.matcher.consume_token(token):
             raise BackendError(
                 f"the JSON grammar refused token {token}: {self.matcher.get_error()}",
-                model_id=self.model_id,
+                model_id=self._grammars.model_id,
             )
 
     @property
-    def finished(self) -> bool:
+    def done(self) -> bool:
         """True when the answer is complete: the grammar accepts it and allows nothing more."""
         return bool(self.matcher.is_stopped())
-
-
-class Constrained(Protocol):
-    """What :func:`mask_logits` needs of a row: its constraint, or None."""
-
-    constraint: RowConstraint | None
 
 
 class Grammars:
@@ -101,17 +114,17 @@ class Grammars:
         self._lock = threading.Lock()
         self._tokenizer: Any = None
         self._templates: dict[str, Any] = {}
-        self._bitmask: torch.Tensor | None = None
-        self._executor: Any = None
-        self._shifts = torch.arange(32, dtype=torch.int32)
+        # The mask covers the logits' width and the tokenizer's vocabulary, whichever is wider.
+        self.n_vocab = max(vocab_size, len(tokenizer))
+        self.words = (self.n_vocab + 31) // 32
+        self.shifts = torch.arange(32, dtype=torch.int32)
 
     def _lltokenizer(self, llg: Any) -> Any:
         if self._tokenizer is None:
-            # The mask is as wide as the logits: ids the tokenizer lacks are never allowed.
-            n_vocab = max(self.vocab_size, len(self._hf))
+            # Ids the tokenizer lacks (padding of the logits) are never allowed.
             try:
                 self._tokenizer = llg.hf.from_tokenizer(
-                    self._hf, n_vocab=n_vocab, eos_token=self._eos or None
+                    self._hf, n_vocab=self.n_vocab, eos_token=self._eos or None
                 )
             except ValueError as exc:  # a slow (Python) tokenizer: llguidance needs a fast one
                 raise BackendError(
@@ -141,51 +154,4 @@ class Grammars:
                     )
                 self._templates[key] = template
             # A copy of the compiled template: no grammar compilation per row.
-            return RowConstraint(template.deep_copy(), self.model_id)
-
-    def mask(self, logits: torch.Tensor, rows: Sequence[tuple[int, RowConstraint]]) -> None:
-        """Set to -inf, in place, the logits each constrained row's grammar forbids next."""
-        import llguidance
-
-        words = (max(self.vocab_size, len(self._hf)) + 31) // 32
-        bitmask = self._bitmask
-        if bitmask is None or bitmask.shape[0] < len(rows) or bitmask.shape[1] != words:
-            # int32 words of 32 token bits each, as llguidance writes them; contiguous, on the CPU.
-            bitmask = self._bitmask = torch.full((max(len(rows), 16), words), -1, dtype=torch.int32)
-        if self._executor is None:
-            self._executor = llguidance.LLExecutor()
-        # One call fills every row's mask, in parallel and without the GIL. (Not through
-        # llguidance.torch: importing it torch.compile's a kernel, which loads all of inductor.)
-        self._executor.unsafe_compute_mask_ptr(
-            [(constraint.matcher, slot) for slot, (_, constraint) in enumerate(rows)],
-            bitmask.data_ptr(),
-            words * 4,
-            bitmask.shape[0],
-        )
-        # Unpacked with plain tensor ops rather than llguidance's torch.compile'd apply helper:
-        # compiling costs seconds (and a C++ compiler) on a CPU.
-        width = logits.shape[-1]
-        packed = bitmask[: len(rows)]
-        bits = ((packed.unsqueeze(-1) >> self._shifts) & 1).reshape(len(rows), -1)
-        if bits.shape[1] < width:
-            bits = torch.nn.functional.pad(bits, (0, width - bits.shape[1]))
-        allowed = bits[:, :width].to(device=logits.device, dtype=torch.bool)
-        index = torch.tensor([r for r, _ in rows], device=logits.device)
-        logits[index] = logits[index].masked_fill(~allowed, float("-inf"))
-
-
-def mask_logits(
-    grammars: Grammars | None, logits: torch.Tensor, jobs: Sequence[Constrained]
-) -> None:
-    """Mask the logits of a batch's constrained rows; unconstrained rows are left alone.
-
-    Args:
-        grammars: The engine's compiler (None until a constrained request arrives).
-        logits: ``(rows, vocab)`` next-token logits of the batch.
-        jobs: The batch's rows, in logits order; each has a ``constraint`` (or None).
-    """
-    if grammars is None:
-        return
-    rows = [(r, job.constraint) for r, job in enumerate(jobs) if job.constraint is not None]
-    if rows:
-        grammars.mask(logits, rows)
+            return RowConstraint(template.deep_copy(), self)

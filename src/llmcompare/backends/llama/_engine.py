@@ -14,20 +14,22 @@ from __future__ import annotations
 import inspect
 import random
 import threading
-import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 from llmcompare import _stop
-from llmcompare.backends.llama._constrain import Grammars, RowConstraint, mask_logits
+from llmcompare.backends.llama._constrain import Grammars
 from llmcompare.backends.llama._options import DEFAULT_MAX_TOKENS
 from llmcompare.energy import EnergyCounter, energy_counter
 from llmcompare.errors import BackendError
-from llmcompare.types import Chunk, Completion, FinishReason, Request, Sent, Usage
+from llmcompare.types import Completion, FinishReason, Request, Sent, Usage
 
-__all__ = ["Engine", "Job"]
+if TYPE_CHECKING:
+    from llmcompare.backends.llama._scheduler import Scheduler
+
+__all__ = ["Constraint", "Engine", "Job"]
 
 # A shared prefix is prefilled once and copied to every row when it saves at least this many
 # token computations: below that, the extra forward pass costs more than it saves.
@@ -36,27 +38,49 @@ _MIN_PREFIX_SAVING = 128
 
 
 class Job:
-    """One request inside the engine: its prompt tokens, settings and what it has produced."""
+    """One request inside the engine: its prompt tokens, settings and what it has produced.
+
+    The scheduler (``_scheduler.py``) runs jobs as rows of one batch. Besides the request's own
+    settings a job carries optional per-row state the step consults:
+
+    - ``constraint``: an object with ``mask(logits) -> logits`` (the row's 1-D logits, before
+      sampling; it may mask in place and return them), ``advance(token_id)`` (called with each
+      accepted token) and a ``done`` property (True once the constraint is satisfied and the row
+      must stop: it finishes with ``"stop"``). ``None`` (the default) costs nothing.
+    - ``on_text``: called on the scheduler's thread with each new piece of final text (a stream).
+    - ``on_done``: called on the scheduler's thread once the job finished or failed.
+    """
 
     __slots__ = (
+        "cancelled",
         "compute_s",
         "constraint",
         "done_at",
         "energy_j",
+        "error",
         "finish",
         "first_at",
         "generator",
+        "held",
         "index",
         "max_new",
+        "on_done",
+        "on_text",
         "out",
+        "pieces",
         "prompt",
+        "read_at",
         "request",
+        "since",
         "started_at",
         "stop_at",
+        "stop_len",
         "stops",
         "temperature",
         "text",
+        "text_at",
         "top_p",
+        "track",
     )
 
     def __init__(
@@ -68,6 +92,7 @@ class Job:
         temperature: float,
         top_p: float,
         generator: torch.Generator | None,
+        constraint: Constraint | None = None,
     ) -> None:
         self.index = index
         self.request = request
@@ -76,11 +101,27 @@ class Job:
         self.temperature = temperature
         self.top_p = top_p
         self.generator = generator
+        self.constraint = constraint
         self.stops = request.stop
-        # The row's JSON grammar state when the request has a response_format.
-        self.constraint: RowConstraint | None = None
+        # The longest stop string: how much text may still turn out to be one.
+        self.stop_len = max((len(s) for s in self.stops), default=0)
         self.out: list[int] = []
         self.finish: FinishReason | None = None
+        self.error: Exception | None = None
+        # Set by a reader that went away (a closed stream): the row leaves at the next step.
+        self.cancelled = False
+        # The stop token of the call (llmcompare._stop) this job belongs to.
+        self.since = 0
+        self.on_text: Callable[[str], None] | None = None
+        self.on_done: Callable[[Job], None] | None = None
+        # Incremental text (rows with stop strings or a reader): tokens out[text_at:read_at]
+        # decode to the text already taken; `pieces` is the final text so far, `held` the tail
+        # that may still be the start of a stop string.
+        self.track = bool(self.stops)
+        self.text_at = 0
+        self.read_at = 0
+        self.pieces: list[str] = []
+        self.held = ""
         # Where the text is cut when a stop string appeared, and the final text.
         self.stop_at: int | None = None
         self.text: str | None = None
@@ -91,6 +132,28 @@ class Job:
         self.started_at: float | None = None
         self.first_at: float | None = None
         self.done_at: float | None = None
+
+    @property
+    def slots(self) -> int:
+        """Token slots the job needs in the KV cache at most: prompt plus new tokens."""
+        return len(self.prompt) + self.max_new
+
+
+class Constraint(Protocol):
+    """A per-row hook on sampling (a grammar, say); see :class:`Job`."""
+
+    def mask(self, logits: torch.Tensor) -> torch.Tensor:
+        """Return the row's logits with the tokens it forbids masked (``-inf``)."""
+        ...
+
+    def advance(self, token: int) -> None:
+        """Take the token the row generated."""
+        ...
+
+    @property
+    def done(self) -> bool:
+        """Whether the row must stop now."""
+        ...
 
 
 class Engine:
@@ -142,9 +205,9 @@ class Engine:
         self._keep: dict[str, int] = {"logits_to_keep": 1} if supports and supports() else {}
         # The keyword the forward takes the KV cache by, found once per model.
         self._cache_arg = _cache_argument(model)
-        # One forward pass at a time: concurrent requests interleave step by step instead of
-        # oversubscribing the cores, and each step's time is charged to the rows it served.
-        self._lock = threading.Lock()
+        # The scheduler's thread runs every forward pass; created on first use.
+        self._scheduler: Scheduler | None = None
+        self._scheduler_lock = threading.Lock()
         # Fast tokenizers are not safe to call from two threads at once ("Already borrowed").
         self._tok_lock = threading.Lock()
         self.tokens_generated = 0
@@ -185,11 +248,18 @@ class Engine:
             ids = tok(text)["input_ids"]
         return [int(i) for i in ids]
 
-    def job(self, index: int, request: Request) -> Job:
+    def job(self, index: int, request: Request, constraint: Constraint | None = None) -> Job:
         """Turn a request into a job: prompt tokens, token budget and sampler.
 
+        Args:
+            index: The job's place in its call.
+            request: The request.
+            constraint: An optional per-row hook on sampling (see :class:`Job`); by default
+                a request's ``response_format`` becomes a JSON-schema constraint.
+
         Raises:
-            BackendError: When the prompt does not fit the context window (not retryable).
+            BackendError: When the prompt does not fit the context window, or the request alone
+                needs more KV-cache slots than ``max_batch_tokens`` (not retryable).
         """
         prompt = self.encode(request)
         limit = self.context_window
@@ -213,59 +283,56 @@ class Engine:
             generator = torch.Generator(device=self.device)
             seed = request.seed if request.seed is not None else random.getrandbits(63)
             generator.manual_seed(seed)
-        job = Job(index, request, prompt, max_new, temperature, top_p, generator)
-        if request.response_format is not None:
-            job.constraint = self._grammars().row(request.response_format)
-        return job
+        if len(prompt) + max_new > self.max_batch_tokens:
+            raise BackendError(
+                f"the request needs {len(prompt) + max_new} KV-cache slots ({len(prompt)} prompt "
+                f"tokens + max_tokens {max_new}) and max_batch_tokens is "
+                f"{self.max_batch_tokens}: lower max_tokens or raise max_batch_tokens",
+                model_id=self.model_id,
+            )
+        if constraint is None and request.response_format is not None:
+            constraint = self._grammars().row(request.response_format)
+        return Job(index, request, prompt, max_new, temperature, top_p, generator, constraint)
 
     def _grammars(self) -> Grammars:
         if self.grammars is None:
+            # The logits' width, which may exceed the tokenizer's vocabulary (padded matrices).
             out = self.model.get_output_embeddings()
             width = out.weight.shape[0] if out is not None else self.model.config.vocab_size
             self.grammars = Grammars(self.model_id, self.tokenizer, int(width), self.eos_ids)
         return self.grammars
 
-    def buckets(self, jobs: Sequence[Job]) -> list[list[Job]]:
-        """Group jobs into batches: sorted by prompt length, bounded in rows and token slots."""
-        out: list[list[Job]] = []
-        current: list[Job] = []
-        longest = budget = 0
-        for job in sorted(jobs, key=lambda j: len(j.prompt)):
-            new_longest = max(longest, len(job.prompt))
-            new_budget = max(budget, job.max_new)
-            too_big = (len(current) + 1) * (new_longest + new_budget) > self.max_batch_tokens
-            if current and (len(current) >= self.max_batch_size or too_big):
-                out.append(current)
-                current, new_longest, new_budget = [], len(job.prompt), job.max_new
-            current.append(job)
-            longest, budget = new_longest, new_budget
-        if current:
-            out.append(current)
-        return out
-
     # -- running ------------------------------------------------------------------------------
 
+    @property
+    def scheduler(self) -> Scheduler:
+        """The scheduler that owns this model's forward passes (started on first use)."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            from llmcompare.backends.llama._scheduler import Scheduler
+
+            with self._scheduler_lock:
+                scheduler = self._scheduler
+                if scheduler is None:
+                    scheduler = self._scheduler = Scheduler(self)
+        return scheduler
+
     def run(self, jobs: list[Job], since: int | None = None) -> None:
-        """Run jobs to completion as one batch.
+        """Run jobs to completion, in the batch running now (see :class:`Scheduler`).
 
         Args:
-            jobs: The batch.
+            jobs: The jobs.
             since: The stop token of the call these jobs belong to (see ``llmcompare._stop``);
                 by default, the current one.
 
         Raises:
-            BackendError: When the caller was cancelled (Ctrl-C) meanwhile: the batch stops at
-                its next step instead of running to its end.
+            BackendError: The first job's error: when the caller was cancelled (Ctrl-C)
+                meanwhile the jobs stop at their next step instead of running to their end.
         """
-        since = _stop.token() if since is None else since
-        if _stop.requested(since):
-            raise BackendError("interrupted: the run was cancelled", model_id=self.model_id)
-        batch = _Batch(self, jobs)
-        batch.prefill()
-        while batch.alive:
-            if _stop.requested(since):
-                raise BackendError("interrupted: the run was cancelled", model_id=self.model_id)
-            batch.step()
+        self.scheduler.run(jobs, _stop.token() if since is None else since)
+        for job in jobs:
+            if job.error is not None:
+                raise job.error
 
     def completion(
         self, job: Job, request_id: str | None = None, *, since: float | None = None
@@ -335,38 +402,9 @@ class Engine:
             notes.append(f"no temperature given: the model's default ({job.temperature}) was used")
         return Sent.model_construct(params=params, notes=tuple(notes))
 
-    def stream(self, job: Job, request_id: str) -> Iterator[Chunk]:
-        """Yield a job's text as it is generated; the last chunk has finish_reason and usage.
-
-        Closing the iterator stops generation at the next token.
-        """
-        batch = _Batch(self, [job])
-        batch.prefill()
-        sent = ""
-        while batch.alive:
-            batch.step()
-            if job.finish is not None:
-                break
-            text = self.safe_text(job)
-            if len(text) > len(sent) and text.startswith(sent):
-                yield Chunk(text=text[len(sent) :])
-                sent = text
-        final = self.final_text(job)
-        rest = final[len(sent) :] if final.startswith(sent) else ""
-        yield Chunk(
-            text=rest,
-            finish_reason=job.finish,
-            usage=Usage(input_tokens=len(job.prompt), output_tokens=len(job.out)),
-            request_id=request_id,
-            response_model=self.response_model,
-        )
-
     # -- text ---------------------------------------------------------------------------------
 
-    def _decode(self, job: Job) -> str:
-        ids = job.out
-        if ids and ids[-1] in self.eos_ids:
-            ids = ids[:-1]
+    def _decode(self, ids: Sequence[int]) -> str:
         with self._tok_lock:
             text: str = self.tokenizer.decode(ids, skip_special_tokens=True)
         return text
@@ -374,27 +412,68 @@ class Engine:
     def final_text(self, job: Job) -> str:
         """The text of a finished job, cut before its stop string."""
         if job.text is None:
-            text = self._decode(job)
-            job.text = text if job.stop_at is None else text[: job.stop_at]
+            if job.track:
+                job.text = "".join(job.pieces)
+            else:
+                ids = job.out
+                if ids and ids[-1] in self.eos_ids:
+                    ids = ids[:-1]
+                job.text = self._decode(ids)
         return job.text
 
-    def safe_text(self, job: Job) -> str:
-        """The text so far, minus what may still change: a partial character or stop string."""
-        text = self._decode(job)
-        # A multi-byte character split across tokens decodes as U+FFFD until it completes.
-        text = text.rstrip("\ufffd")
-        for n in range(min(len(text), max((len(s) for s in job.stops), default=1) - 1), 0, -1):
-            if any(s.startswith(text[-n:]) for s in job.stops):
-                return text[:-n]
-        return text
+    def _new_text(self, job: Job, final: bool) -> str:
+        """The text the tokens since the last call add; only a few tokens are decoded.
 
-    def _check_stop(self, job: Job) -> bool:
-        text = self._decode(job)
+        Tokens ``out[text_at:read_at]`` were decoded before: decoding them again together with
+        the new ones, and taking what the new ones add, keeps the context a tokenizer needs at a
+        token boundary (a leading space), while the work stays independent of the output's
+        length. A character split across tokens decodes as U+FFFD until it completes: the
+        tokens wait, unless this is the end.
+        """
+        out = job.out
+        end = len(out) - 1 if out and out[-1] in self.eos_ids else len(out)
+        if end <= job.read_at:
+            return ""
+        before = self._decode(out[job.text_at : job.read_at]) if job.read_at > job.text_at else ""
+        after = self._decode(out[job.text_at : end])
+        if not final and (len(after) <= len(before) or after.endswith("\ufffd")):
+            return ""
+        job.text_at, job.read_at = job.read_at, end
+        return after[len(before) :]
+
+    def _take_text(self, job: Job, final: bool) -> bool:
+        """Add the new text to the job's final text; return True when a stop string appeared.
+
+        Only the held tail (shorter than the longest stop string) and the new text are searched:
+        a stop string that starts earlier was either found before or ended in the tail.
+        """
+        text = job.held + self._new_text(job, final)
+        if not text:
+            return False
         found = [i for i in (text.find(s) for s in job.stops) if i >= 0]
         if found:
-            job.stop_at = min(found)
+            self._commit(job, text[: min(found)])
+            job.held = ""
+            job.stop_at = sum(len(p) for p in job.pieces)
             return True
+        keep = 0
+        if not final:
+            # The longest tail that may still become a stop string waits for the next tokens.
+            for n in range(min(len(text), job.stop_len - 1), 0, -1):
+                tail = text[-n:]
+                if any(s.startswith(tail) for s in job.stops):
+                    keep = n
+                    break
+        self._commit(job, text[: len(text) - keep])
+        job.held = text[len(text) - keep :]
         return False
+
+    @staticmethod
+    def _commit(job: Job, text: str) -> None:
+        if text:
+            job.pieces.append(text)
+            if job.on_text is not None:
+                job.on_text(text)
 
     # -- one row's next token -----------------------------------------------------------------
 
@@ -404,37 +483,52 @@ class Engine:
         if job.first_at is None:
             job.first_at = now
         constraint = job.constraint
-        if constraint is not None and token not in self.eos_ids:
+        if constraint is not None:
             constraint.advance(token)
         if (
             token in self.eos_ids
-            or (constraint is not None and constraint.finished)
-            or (job.stops and self._check_stop(job))
+            or (job.track and self._take_text(job, final=False))
+            or (constraint is not None and constraint.done)
         ):
             job.finish = "stop"
         elif len(job.out) >= job.max_new:
             job.finish = "length"
         if job.finish is not None:
             job.done_at = now
+            if job.track and job.stop_at is None:
+                self._take_text(job, final=True)
         return job.finish is not None
 
-    def pick(self, logits: torch.Tensor, jobs: Sequence[Job]) -> list[int]:
+    def pick(self, logits: torch.Tensor, jobs: Sequence[Job]) -> tuple[torch.Tensor, list[int]]:
         """Choose each row's next token: argmax for greedy rows, seeded sampling for the others.
 
-        Rows with a JSON schema choose among the tokens their grammar allows.
+        Rows with a constraint have their logits masked first. The tokens stay on the device
+        until one read at the end: the only host-device synchronisation of a step.
+
+        Returns:
+            The tokens as a tensor on the device (one per row) and as a list.
         """
-        mask_logits(self.grammars, logits, jobs)
-        greedy = torch.argmax(logits, dim=-1)
-        if all(j.temperature == 0 for j in jobs):
-            return [int(t) for t in greedy.tolist()]
-        tokens = [int(t) for t in greedy.tolist()]
-        for row, job in enumerate(jobs):
+        special = [
+            row for row, j in enumerate(jobs) if j.temperature > 0 or j.constraint is not None
+        ]
+        if not special:
+            tokens = torch.argmax(logits, dim=-1)
+            return tokens, tokens.tolist()
+        logits = logits.clone()
+        for row in special:
+            constraint = jobs[row].constraint
+            if constraint is not None:
+                logits[row] = constraint.mask(logits[row])
+        tokens = torch.argmax(logits, dim=-1)
+        for row in special:
+            job = jobs[row]
             if job.temperature > 0:
                 tokens[row] = _sample(logits[row], job)
-        return tokens
+        return tokens, tokens.tolist()
 
 
-def _sample(logits: torch.Tensor, job: Job) -> int:
+def _sample(logits: torch.Tensor, job: Job) -> torch.Tensor:
+    """One token of a sampled row, drawn with the row's own generator (stays on the device)."""
     probs = torch.softmax(logits.float() / job.temperature, dim=-1)
     if job.top_p < 1.0:
         sorted_probs, order = torch.sort(probs, descending=True)
@@ -442,8 +536,8 @@ def _sample(logits: torch.Tensor, job: Job) -> int:
         drop = torch.cumsum(sorted_probs, dim=-1) - sorted_probs > job.top_p
         sorted_probs = sorted_probs.masked_fill(drop, 0.0)
         choice = torch.multinomial(sorted_probs, 1, generator=job.generator)
-        return int(order[choice].item())
-    return int(torch.multinomial(probs, 1, generator=job.generator).item())
+        return order[choice][0]
+    return torch.multinomial(probs, 1, generator=job.generator)[0]
 
 
 def _spent(counter: EnergyCounter | None, start: object | None) -> float | None:
@@ -491,116 +585,3 @@ def _shared_prefix(prompts: Sequence[list[int]]) -> int:
     while n < limit and all(p[n] == first[n] for p in prompts):
         n += 1
     return n
-
-
-class _Batch:
-    """The state of one batch between decoding steps: KV cache, attention mask, positions."""
-
-    def __init__(self, engine: Engine, jobs: list[Job]) -> None:
-        self.engine = engine
-        self.alive = list(jobs)
-        self.cache: Any = None
-        self.mask: torch.Tensor | None = None
-        self.last_pos: torch.Tensor | None = None
-        self.logits: torch.Tensor | None = None
-
-    def _forward(self, cache: Any, **inputs: Any) -> torch.Tensor:
-        engine = self.engine
-        inputs[engine._cache_arg] = cache
-        out = engine.model(**inputs, use_cache=True, return_dict=True, **engine._keep)
-        logits: torch.Tensor = out.logits[:, -1, :]
-        return logits
-
-    def prefill(self) -> None:
-        """Run the prompts: the shared prefix once, then every row's own part, left-padded."""
-        from transformers import DynamicCache
-
-        engine = self.engine
-        jobs = self.alive
-        device = engine.device
-        prompts = [j.prompt for j in jobs]
-        rows = len(prompts)
-        with engine._lock, torch.inference_mode():
-            start = time.perf_counter()
-            reading = engine.energy.read() if engine.energy is not None else None
-            for job in jobs:
-                job.started_at = start
-            cache = DynamicCache(config=engine.model.config)
-            shared = _shared_prefix(prompts) if rows > 1 else 0
-            if shared < _MIN_SHARED_PREFIX or shared * (rows - 1) < _MIN_PREFIX_SAVING:
-                shared = 0
-            if shared:
-                prefix = torch.tensor([prompts[0][:shared]], dtype=torch.long, device=device)
-                positions = torch.arange(shared, device=device).unsqueeze(0)
-                self._forward(cache, input_ids=prefix, position_ids=positions)
-                cache.batch_repeat_interleave(rows)
-            width = max(len(p) for p in prompts) - shared
-            ids = torch.full((rows, width), engine.pad_id, dtype=torch.long)
-            own = torch.zeros((rows, width), dtype=torch.long)
-            for row, p in enumerate(prompts):
-                tail = p[shared:]
-                ids[row, width - len(tail) :] = torch.tensor(tail, dtype=torch.long)
-                own[row, width - len(tail) :] = 1
-            mask = torch.cat([torch.ones((rows, shared), dtype=torch.long), own], dim=1).to(device)
-            # Positions count real tokens only, so padding never shifts a row's positions.
-            positions = (mask.cumsum(-1) - 1).clamp_(min=0)
-            self.logits = self._forward(
-                cache,
-                input_ids=ids.to(device),
-                attention_mask=mask,
-                position_ids=positions[:, shared:],
-            )
-            self.cache, self.mask, self.last_pos = cache, mask, positions[:, -1:]
-            elapsed = time.perf_counter() - start
-            joules = _spent(engine.energy, reading)
-        total = sum(len(p) for p in prompts)
-        for job in jobs:
-            job.compute_s += elapsed * len(job.prompt) / total
-            if joules is not None:
-                job.energy_j = (job.energy_j or 0.0) + joules * len(job.prompt) / total
-
-    def step(self) -> None:
-        """Pick every live row's next token, retire finished rows, and run the next forward."""
-        engine = self.engine
-        jobs = self.alive
-        assert self.logits is not None
-        assert self.mask is not None
-        assert self.last_pos is not None
-        with engine._lock, torch.inference_mode():
-            start = time.perf_counter()
-            reading = engine.energy.read() if engine.energy is not None else None
-            tokens = engine.pick(self.logits, jobs)
-            # The tokens exist from here on: the time a row's first and last tokens arrive.
-            now = time.perf_counter()
-            keep = [
-                row
-                for row, (job, t) in enumerate(zip(jobs, tokens, strict=True))
-                if not engine.accept(job, t, now)
-            ]
-            engine.tokens_generated += len(jobs)
-            if keep:
-                mask, last_pos = self.mask, self.last_pos
-                if len(keep) < len(jobs):
-                    # Finished rows leave the batch: later steps compute only live rows.
-                    index = torch.tensor(keep, device=engine.device)
-                    self.cache.batch_select_indices(index)
-                    mask, last_pos = mask[index], last_pos[index]
-                nxt = torch.tensor(
-                    [[tokens[r]] for r in keep], dtype=torch.long, device=engine.device
-                )
-                mask = torch.cat([mask, mask.new_ones((len(keep), 1))], dim=1)
-                last_pos = last_pos + 1
-                self.logits = self._forward(
-                    self.cache, input_ids=nxt, attention_mask=mask, position_ids=last_pos
-                )
-                self.mask, self.last_pos = mask, last_pos
-            elapsed = time.perf_counter() - start
-            joules = _spent(engine.energy, reading)
-        share = elapsed / len(jobs)
-        for job in jobs:
-            job.compute_s += share
-            if joules is not None:
-                job.energy_j = (job.energy_j or 0.0) + joules / len(jobs)
-        self.alive = [jobs[r] for r in keep]
-        if not keep:
-            self.cache = self.logits = self.mask = self.last_pos = None
