@@ -80,7 +80,11 @@ def bench(session: nox.Session) -> None:
     # `nox -s bench -- --quick` shortens both benchmarks (`--only SECTION` the API one); each
     # script ignores the arguments meant for the other.
     failed = []
-    for script in ("benchmarks/llama_throughput.py", "benchmarks/api_overhead.py"):
+    for script in (
+        "benchmarks/llama_throughput.py",
+        "benchmarks/api_overhead.py",
+        "benchmarks/structured.py",
+    ):
         try:
             session.run("python", script, *session.posargs)
         except nox.command.CommandFailed:
