@@ -12,8 +12,8 @@ asks for nothing. They take turns, round by round (constrained, unconstrained, c
 other processes only ever slow a run down. Throughput is output tokens per second of the whole
 batch, counted from the completions' usage.
 
-Target: constrained >= 0.8x the tokens/s of unconstrained, and every constrained answer
-validates against the schema.
+Target: constrained >= 0.8x the tokens/s of unconstrained, and every constrained answer that
+was not cut off by ``max_tokens`` validates against the schema.
 
 Exit status: 1 when a target is missed (0 with ``--no-fail``, which only reports).
 """
@@ -121,7 +121,11 @@ def main() -> int:
             tokens = sum(c.usage.output_tokens for c in done)
             best[name] = max(best.get(name, 0.0), tokens / seconds)
             if fmt is not None:
-                invalid += sum(1 for c in done if not isinstance(c.parsed, pet))
+                # An answer cut by max_tokens is "length" with a parse error; any other must be
+                # a valid object.
+                invalid += sum(
+                    1 for c in done if c.finish_reason != "length" and not isinstance(c.parsed, pet)
+                )
             rate = tokens / seconds
             print(f"  {name:13s} {tokens:5d} tokens in {seconds:6.2f} s = {rate:7.1f}/s")
     model.close()
@@ -134,7 +138,7 @@ def main() -> int:
         f"tokens/s ({best['constrained']:.1f} vs {best['unconstrained']:.1f}; target >= {TARGET}x)"
     )
     print(
-        f"{'PASS' if ok_valid else 'FAIL'} constrained answers that validate: "
+        f"{'PASS' if ok_valid else 'FAIL'} constrained answers that validate or end by length: "
         f"{rounds * len(PROMPTS) - invalid}/{rounds * len(PROMPTS)}"
     )
     if args.no_fail:
