@@ -183,11 +183,20 @@ class Contenders:
         from transformers import GenerationConfig
 
         config = GenerationConfig(
-            max_new_tokens=self.max_new, do_sample=False, eos_token_id=None, pad_token_id=0
+            max_new_tokens=self.max_new, do_sample=False, eos_token_id=-1, pad_token_id=0
         )
+        sizing: dict[str, Any] = {}
+        if self.device.type != "cuda":
+            # Sized by default from the memory free, its paged cache takes a minute to set up
+            # on a CPU: the smoke run gives it the few pages its prompts need.
+            from transformers.generation.configuration_utils import ContinuousBatchingConfig
+
+            sizing["continuous_batching_config"] = ContinuousBatchingConfig(
+                num_blocks=128, max_batch_tokens=4096, use_cuda_graph=False
+            )
         with torch.inference_mode():
             out = self.model.generate_batch(
-                inputs=prompts, generation_config=config, progress_bar=False
+                inputs=prompts, generation_config=config, progress_bar=False, **sizing
             )
         # Results are keyed by request id, in the order the requests were added.
         return [list(r.generated_tokens) for r in out.values()]

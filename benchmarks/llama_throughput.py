@@ -28,12 +28,13 @@ so drift of a shared machine hits every contender alike; each contender's time i
 the same ``--repeat`` rounds, because other processes only ever slow a run down. Greedy texts
 are compared across contenders.
 
-Targets: generate_batch >= 1.5x raw generate and >= 3x sequential, sequential time per output
-token <= 1.05x the raw decoding step, the threads' wall time <= 0.5x sequential with the same
-greedy texts, compare's throughput on 64 items >= 0.9x one generate_batch's, cached load <= 1/5
-of the first load, generate_batch peak RSS <= 1.03x raw generate's, greedy texts of batch ==
-sequential. (Like for like, the two peaks are the same within about 1% from run to run: the
-memory target catches a real regression, not noise.)
+Targets: generate_batch >= 1.5x raw generate and >= 3x sequential; sequential time per output
+token (after the first, whose time is the prefill's) <= 1.05x the raw decoding step; the
+threads' wall time <= 0.5x sequential, with the same greedy texts; compare's throughput on 64
+items >= 0.9x one generate_batch's; cached load <= 1/5 of the first load; generate_batch peak
+RSS <= 1.03x raw generate's; greedy texts of batch == sequential. (Like for like, the two
+peaks are the same within about 1% from run to run: the memory target catches a real
+regression, not noise.)
 
 Exit status: 1 when a target is missed or the contenders did not run like for like (0 with
 ``--no-fail``, which only reports).
@@ -190,6 +191,9 @@ def setup_sequential(args: argparse.Namespace, prompts: list[str]) -> tuple[dict
             "seconds": seconds,
             "tokens": sum(c.usage.output_tokens for c in completions),
             "texts": [c.text for c in completions],
+            # Time per output token after the first (the prefill is in the first's time).
+            "decode_seconds": sum((c.latency_s or 0) - (c.ttft_s or 0) for c in completions),
+            "decode_tokens": sum(c.usage.output_tokens - 1 for c in completions),
         }
 
     return _facts(model.hf_model), run
@@ -642,10 +646,12 @@ def main(argv: list[str] | None = None) -> int:
     vs_seq = rate["batch"] / rate["sequential"]
     load_ratio = cached["load_s"] / first["load_s"]
     rss_ratio = rss["batch"] / rss["raw"]
-    # Time per output token at batch 1 (prefill included) over a bare decoding step.
-    step_ratio = (best["sequential"]["seconds"] / best["sequential"]["tokens"]) / (
-        best["step"]["seconds"] / best["step"]["tokens"]
-    )
+    # Time per output token at batch 1 (after the first, whose time is the prefill's) over a
+    # bare decoding step; with the prefill spread over the tokens too, for the record.
+    raw_step = best["step"]["seconds"] / best["step"]["tokens"]
+    seq = min(rounds["sequential"], key=lambda r: r["decode_seconds"] / r["decode_tokens"])
+    step_ratio = seq["decode_seconds"] / seq["decode_tokens"] / raw_step
+    step_ratio_all = best["sequential"]["seconds"] / best["sequential"]["tokens"] / raw_step
     threads_ratio = best["threads"]["seconds"] / best["sequential"]["seconds"]
     compare_ratio = compare_rate / rate["many"]
     checks = [
@@ -664,7 +670,8 @@ def main(argv: list[str] | None = None) -> int:
             vs_seq >= TARGET_VS_SEQUENTIAL,
         ),
         (
-            f"batch-1 token / raw step        {step_ratio:5.2f}x  (target <= {TARGET_STEP:.2f}x)",
+            f"batch-1 token / raw step        {step_ratio:5.2f}x  (target <= {TARGET_STEP:.2f}x; "
+            f"{step_ratio_all:.2f}x with the prefill)",
             step_ratio <= TARGET_STEP,
         ),
         (

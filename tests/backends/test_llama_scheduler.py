@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -204,3 +204,42 @@ def test_compare_on_the_real_model_sends_full_batches(llama: LlamaModel) -> None
     full = after.batch_sizes.get(16, 0) - before.batch_sizes.get(16, 0)
     # concurrency=2 is for API models: the engine's steps ran with its whole max_batch_size.
     assert full > 0
+
+
+class _OnlyToken:
+    """A per-row constraint that allows one token, three times, then ends the row."""
+
+    def __init__(self, token: int) -> None:
+        self.token = token
+        self.seen: list[int] = []
+
+    def mask(self, logits: Any) -> Any:
+        import torch
+
+        allowed = torch.full_like(logits, float("-inf"))
+        allowed[self.token] = logits[self.token]
+        return allowed
+
+    def advance(self, token: int) -> None:
+        self.seen.append(token)
+
+    @property
+    def done(self) -> bool:
+        return len(self.seen) == 3
+
+
+def test_a_row_constraint_masks_its_row_only(llama: LlamaModel) -> None:
+    engine = llama._engine()
+    token = llama.tokenizer(" maybe")["input_ids"][-1]
+    constraint = _OnlyToken(token)
+    free = Request.of(FRANCE, max_tokens=8, temperature=0)
+    jobs = [
+        engine.job(0, free),
+        engine.job(1, Request.of(FRANCE, max_tokens=8, temperature=0), constraint=constraint),
+    ]
+    engine.run(jobs)
+    assert jobs[1].out == [token] * 3
+    assert constraint.seen == [token] * 3
+    assert jobs[1].finish == "stop"
+    # Its batch mate without a constraint is untouched.
+    assert engine.final_text(jobs[0]) == llama.generate(free).text

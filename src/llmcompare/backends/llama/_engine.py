@@ -205,6 +205,10 @@ class Engine:
         self._keep: dict[str, int] = {"logits_to_keep": 1} if supports and supports() else {}
         # The keyword the forward takes the KV cache by, found once per model.
         self._cache_arg = _cache_argument(model)
+        # Builds a request's per-row constraint (a grammar for structured output, say) when
+        # ``job`` is given none; None: no request is constrained. See :class:`Job`.
+        # By default a request's response_format becomes a JSON-schema constraint.
+        self.constraint_for: Callable[[Request], Constraint | None] | None = self._json_constraint
         # The scheduler's thread runs every forward pass; created on first use.
         self._scheduler: Scheduler | None = None
         self._scheduler_lock = threading.Lock()
@@ -255,7 +259,7 @@ class Engine:
             index: The job's place in its call.
             request: The request.
             constraint: An optional per-row hook on sampling (see :class:`Job`); by default
-                a request's ``response_format`` becomes a JSON-schema constraint.
+                what ``constraint_for`` builds for the request, if set.
 
         Raises:
             BackendError: When the prompt does not fit the context window, or the request alone
@@ -290,9 +294,14 @@ class Engine:
                 f"{self.max_batch_tokens}: lower max_tokens or raise max_batch_tokens",
                 model_id=self.model_id,
             )
-        if constraint is None and request.response_format is not None:
-            constraint = self._grammars().row(request.response_format)
+        if constraint is None and self.constraint_for is not None:
+            constraint = self.constraint_for(request)
         return Job(index, request, prompt, max_new, temperature, top_p, generator, constraint)
+
+    def _json_constraint(self, request: Request) -> Constraint | None:
+        """The llguidance constraint of a request with a ``response_format``; None without."""
+        fmt = request.response_format
+        return None if fmt is None else self._grammars().row(fmt)
 
     def _grammars(self) -> Grammars:
         if self.grammars is None:

@@ -78,11 +78,15 @@ class Scheduler:
         # The running batch, touched by the worker thread only.
         self._rows: list[Job] = []
         self._cache: Any = None
+        # The attention mask; None while no row has padding (transformers then needs none, and
+        # does not check a mask for padding at every step: a host-device sync on a GPU).
         self._mask: torch.Tensor | None = None
         self._last_pos: torch.Tensor | None = None
         self._logits: torch.Tensor | None = None
         # Leading padding columns of each row: the columns every row pads are cut away.
         self._pads: list[int] = []
+        # Rows with padding after a shared prefix, which no cut removes.
+        self._holes: list[bool] = []
         self._mergeable: bool | None = None
         self._requests = self._steps = self._prefills = self._joined = self._peak = 0
         self._sizes: Counter[int] = Counter()
@@ -190,7 +194,7 @@ class Scheduler:
     def _admit(self, group: list[Job]) -> None:
         """Prefill the newcomers, then merge them into the running batch."""
         try:
-            cache, mask, last_pos, logits, pads = self._prefill(group)
+            cache, mask, last_pos, logits, pads, holes = self._prefill(group)
         except Exception as exc:  # noqa: BLE001 - the newcomers fail, the batch runs on
             for job in group:
                 job.error = exc
@@ -198,20 +202,28 @@ class Scheduler:
             return
         joined = len(self._rows) > 0
         if not joined:
-            self._cache, self._mask, self._last_pos, self._logits = cache, mask, last_pos, logits
-            self._rows, self._pads = list(group), pads
+            self._cache, self._last_pos, self._logits = cache, last_pos, logits
+            self._rows, self._pads, self._holes = list(group), pads, holes
+            self._mask = None if _dense(pads, holes) else mask
         else:
-            assert self._mask is not None
             assert self._last_pos is not None
             assert self._logits is not None
-            width = max(self._mask.shape[1], mask.shape[1])
+            mine_mask = self._mask
+            if mine_mask is None:
+                length = self._cache.get_seq_length()
+                mine_mask = torch.ones(
+                    (len(self._rows), length), dtype=torch.long, device=mask.device
+                )
+            width = max(mine_mask.shape[1], mask.shape[1])
             for mine, theirs in zip(self._cache.layers, cache.layers, strict=True):
                 mine.keys = torch.cat([_pad(mine.keys, width), _pad(theirs.keys, width)])
                 mine.values = torch.cat([_pad(mine.values, width), _pad(theirs.values, width)])
-            self._pads = [p + width - self._mask.shape[1] for p in self._pads] + [
+            self._pads = [p + width - mine_mask.shape[1] for p in self._pads] + [
                 p + width - mask.shape[1] for p in pads
             ]
-            self._mask = torch.cat([_pad(self._mask, width, -1), _pad(mask, width, -1)])
+            self._holes += holes
+            merged = torch.cat([_pad(mine_mask, width, -1), _pad(mask, width, -1)])
+            self._mask = None if _dense(self._pads, self._holes) else merged
             self._last_pos = torch.cat([self._last_pos, last_pos])
             self._logits = torch.cat([self._logits, logits])
             self._rows.extend(group)
@@ -230,7 +242,7 @@ class Scheduler:
 
     def _prefill(
         self, jobs: list[Job]
-    ) -> tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+    ) -> tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor, list[int], list[bool]]:
         """Run the prompts: the shared prefix once, then every row's own part, left-padded."""
         from transformers import DynamicCache
 
@@ -282,7 +294,8 @@ class Scheduler:
                 job.energy_j = (job.energy_j or 0.0) + joules * len(job.prompt) / total
         # With a shared prefix the padding sits after it: no leading column is padding.
         pads = [0 if shared else width - len(p) for p in prompts]
-        return cache, mask, positions[:, -1:], logits, pads
+        holes = [bool(shared) and len(p) - shared < width for p in prompts]
+        return cache, mask, positions[:, -1:], logits, pads, holes
 
     def _step(self) -> None:
         """Pick every row's next token, retire finished rows, and run the next forward."""
@@ -294,35 +307,40 @@ class Scheduler:
                 job.finish = None
                 job.error = exc
                 _finish(job)
-            self._rows, self._pads = [], []
+            self._rows, self._pads, self._holes = [], [], []
             self._cache = self._mask = self._last_pos = self._logits = None
 
     def _retire(
         self, keep: list[int], rows: int, tokens: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
         """Drop the rows not in ``keep`` from the batch state; their padding columns too.
 
         Returns:
-            The attention mask, last positions and next input tokens of the rows kept.
+            The attention mask (None: no padding), last positions and next input tokens of the
+            rows kept.
         """
         mask, last_pos = self._mask, self._last_pos
-        assert mask is not None
         assert last_pos is not None
         if len(keep) == rows:
             return mask, last_pos, tokens
         # Finished rows leave the batch: later steps compute only live rows.
         index = torch.tensor(keep, device=self.engine.device)
         self._cache.batch_select_indices(index)
-        mask, last_pos, tokens = mask[index], last_pos[index], tokens[index]
+        last_pos, tokens = last_pos[index], tokens[index]
         pads = [self._pads[r] for r in keep]
-        cut = min(pads)
-        if cut:
-            # Columns that are padding in every row left: drop them from the cache.
-            for layer in self._cache.layers:
-                layer.keys = layer.keys[..., cut:, :]
-                layer.values = layer.values[..., cut:, :]
-            mask = mask[:, cut:]
-            pads = [p - cut for p in pads]
+        self._holes = [self._holes[r] for r in keep]
+        if mask is not None:
+            mask = mask[index]
+            cut = min(pads)
+            if cut:
+                # Columns that are padding in every row left: drop them from the cache.
+                for layer in self._cache.layers:
+                    layer.keys = layer.keys[..., cut:, :]
+                    layer.values = layer.values[..., cut:, :]
+                mask = mask[:, cut:]
+                pads = [p - cut for p in pads]
+            if _dense(pads, self._holes):
+                mask = None
         self._pads = pads
         return mask, last_pos, tokens
 
@@ -359,11 +377,12 @@ class Scheduler:
                 job.compute_s += picked / len(rows)
                 _finish(job)
             if not keep:
-                self._pads = []
+                self._pads, self._holes = [], []
                 self._cache = self._mask = self._last_pos = self._logits = None
                 return
             mask, last_pos, nxt = self._retire(keep, len(rows), tokens_t)
-            mask = torch.cat([mask, mask.new_ones((len(keep), 1))], dim=1)
+            if mask is not None:
+                mask = torch.cat([mask, mask.new_ones((len(keep), 1))], dim=1)
             last_pos = last_pos + 1
             self._logits = self._forward(
                 self._cache,
@@ -380,6 +399,11 @@ class Scheduler:
             job.compute_s += share
             if joules is not None:
                 job.energy_j = (job.energy_j or 0.0) + joules / len(keep)
+
+
+def _dense(pads: list[int], holes: list[bool]) -> bool:
+    """Whether no row has padding: the attention mask would be all ones."""
+    return not any(pads) and not any(holes)
 
 
 def _pad(tensor: torch.Tensor, width: int, dim: int = -2) -> torch.Tensor:
