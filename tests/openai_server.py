@@ -54,6 +54,7 @@ __all__ = [
     "ok",
     "rate_limited",
     "raw",
+    "refused",
     "slow",
     "stream_break",
     "stream_error_event",
@@ -122,6 +123,8 @@ class Behaviour:
         chunk_delay: Seconds to wait between streamed events.
         after_chunks: For stream faults: content pieces sent before the fault.
         request_id: ``x-request-id`` value (``None``: ``req_<n>``; ``""``: header left out).
+        refusal: The reply text is a refusal (``message.refusal``, ``delta.refusal``), as
+            structured outputs answer a request they decline; ``content`` is then null.
     """
 
     kind: Literal["ok", "error", "drop", "stream_break", "stream_error_event"] = "ok"
@@ -145,6 +148,7 @@ class Behaviour:
     chunk_delay: float = 0.0
     after_chunks: int = 1
     request_id: str | None = None
+    refusal: bool = False
 
 
 def ok(
@@ -311,6 +315,18 @@ def slow(delay: float, then: Behaviour | None = None) -> Behaviour:
     """
     base = then or Behaviour()
     return Behaviour(**{**base.__dict__, "delay": delay})
+
+
+def refused(message: str = "I'm sorry, I cannot help with that.") -> Behaviour:
+    """A 200 reply that declines, as structured outputs do: ``refusal`` set, ``content`` null.
+
+    Args:
+        message: The refusal text.
+
+    Returns:
+        The behaviour.
+    """
+    return Behaviour(kind="ok", text=message, refusal=True)
 
 
 def drop_connection() -> Behaviour:
@@ -869,8 +885,8 @@ class OpenAIServer:
                         "index": 0,
                         "message": {
                             "role": "assistant",
-                            "content": "".join(pieces),
-                            "refusal": None,
+                            "content": None if b.refusal else "".join(pieces),
+                            "refusal": "".join(pieces) if b.refusal else None,
                         },
                         "logprobs": None,
                         "finish_reason": finish,
@@ -921,7 +937,16 @@ class OpenAIServer:
             )
         ]
         events += [
-            event([{"index": 0, "delta": {"content": p}, "logprobs": None, "finish_reason": None}])
+            event(
+                [
+                    {
+                        "index": 0,
+                        "delta": {"refusal" if b.refusal else "content": p},
+                        "logprobs": None,
+                        "finish_reason": None,
+                    }
+                ]
+            )
             for p in pieces
         ]
         events.append(event([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}]))

@@ -33,6 +33,7 @@ DOCUMENTED = (
     "llmcompare.comparison",
     "llmcompare.prompts",
     "llmcompare.scorers",
+    "llmcompare.schema",
     "llmcompare.report",
     "llmcompare.backends.fake",
 )

@@ -319,7 +319,14 @@ class _ModelRun:
                 # Each sample its own seed, recorded with its row: samples differ, reruns repeat.
                 merged["seed"] = (base or 0) + sample
             for item in items:
-                request = Request.of(item.conversation(), **merged)
+                own = item.json_schema
+                # An item's schema is its response_format unless the call gives one (or None).
+                extra = (
+                    {"response_format": own}
+                    if own is not None and "response_format" not in merged
+                    else {}
+                )
+                request = Request.of(item.conversation(), **merged, **extra)
                 self.requests.append(request)
                 self.keys.append((item.id, sample))
                 self.hashes.append(fingerprint(request.model_dump(mode="json")))

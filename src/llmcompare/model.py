@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from typing_extensions import Self, Unpack
 
 from llmcompare.errors import LLMCompareError
+from llmcompare.schema import attach
 from llmcompare.types import (
     Chunk,
     Completion,
@@ -121,6 +122,7 @@ class _StreamState:
         "finish_reason",
         "model",
         "parts",
+        "refusal",
         "request_id",
         "response_model",
         "started",
@@ -138,6 +140,7 @@ class _StreamState:
         self.usage: Usage | None = None
         self.request_id: str | None = None
         self.response_model: str | None = None
+        self.refusal: str | None = None
         self.done: Completion | None = None
 
     def begin(self) -> None:
@@ -158,6 +161,8 @@ class _StreamState:
             self.request_id = chunk.request_id
         if chunk.response_model is not None:
             self.response_model = chunk.response_model
+        if chunk.refusal is not None:
+            self.refusal = chunk.refusal
 
     def end(self) -> None:
         if self.done is None:
@@ -183,6 +188,7 @@ class _StreamState:
             request_id=self.request_id,
             latency_s=latency,
             ttft_s=self.ttft if self.ttft is not None else latency,
+            refusal=self.refusal,
         )
 
 
@@ -481,7 +487,7 @@ class ModelBase:
 
     def _timed(self, request: Request) -> Completion:
         start = time.perf_counter()
-        return _with_latency(self._generate(request), start)
+        return attach(_with_latency(self._generate(request), start), request)
 
     def generate(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Completion:
         """Generate one answer and wait for it.
@@ -503,7 +509,7 @@ class ModelBase:
         """Generate one answer without blocking the event loop; see :meth:`generate`."""
         request = Request.of(prompt, **settings)
         start = time.perf_counter()
-        return _with_latency(await self._agenerate(request), start)
+        return attach(_with_latency(await self._agenerate(request), start), request)
 
     def stream(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Stream:
         """Stream one answer; see :class:`Stream`.
@@ -547,7 +553,7 @@ class ModelBase:
         return [
             Result(i, req, error=out)
             if isinstance(out, BaseException)
-            else Result(i, req, completion=_with_latency(out, start))
+            else Result(i, req, completion=attach(_with_latency(out, start), req))
             for i, (req, out) in enumerate(zip(requests, outputs, strict=True))
         ]
 
@@ -615,7 +621,7 @@ class _Finisher:
         self.request = request
 
     def __call__(self, completion: Completion) -> Completion:
-        return self.model._finalize_stream(completion, self.request)
+        return attach(self.model._finalize_stream(completion, self.request), self.request)
 
 
 def _with_latency(completion: Completion, start: float) -> Completion:
@@ -636,6 +642,7 @@ def _chunk_of(completion: Completion) -> Chunk:
         usage=completion.usage,
         request_id=completion.request_id,
         response_model=completion.response_model,
+        refusal=completion.refusal,
     )
 
 

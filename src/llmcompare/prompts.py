@@ -7,6 +7,9 @@ JSONL, one object per line::
 
     {"id": "capital", "prompt": "Capital of France?", "reference": "Paris", "scorers": ["contains"]}
 
+An item may carry a JSON schema (``"schema": {...}``): the comparison then asks every model for
+structured output against it (``response_format``), and the ``schema`` scorer checks answers.
+
 CSV with a header row: ``id,prompt,reference,scorers,tags`` (``scorers`` and ``tags`` separated
 by ``|``); UTF-8, with or without the byte order mark Excel writes. A row may leave out optional
 trailing fields but never have more fields than the header. YAML (needs PyYAML): a list of
@@ -23,10 +26,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from typing_extensions import Self
 
 from llmcompare.errors import ConfigurationError, LLMCompareError
+from llmcompare.schema import SchemaError, response_format
 from llmcompare.types import Message
 
 __all__ = [
@@ -64,9 +68,14 @@ class PromptItem(BaseModel):
         scorers: Scorer names for this item (see :func:`llmcompare.scorers.scorer_from_name`);
             ``None`` uses the comparison's scorers.
         tags: Free labels, for grouping in reports.
+        json_schema: A JSON schema the answer must follow (``schema`` in prompt files): the
+            comparison sends it as every model's ``response_format`` unless ``compare`` is given
+            one (``response_format=None`` runs the item unconstrained).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # populate_by_name: the field is json_schema in Python (a field named "schema" would shadow
+    # BaseModel.schema) and "schema" in files.
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     id: str = Field(min_length=1)
     prompt: str | None = None
@@ -74,6 +83,18 @@ class PromptItem(BaseModel):
     reference: str | None = None
     scorers: tuple[str, ...] | None = None
     tags: tuple[str, ...] = ()
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+
+    @field_validator("json_schema")
+    @classmethod
+    def _strict_subset(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Refused at load time, with the file and line, rather than when the run starts.
+        if value is not None:
+            try:
+                response_format(value)
+            except SchemaError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @model_validator(mode="after")
     def _one_prompt(self) -> Self:

@@ -8,10 +8,11 @@ item before any request is sent, so a reference the scorer cannot use (a broken 
 expression, a numeric reference without a number) is refused before the run is paid for.
 
 Built in: :class:`Exact`, :class:`Contains`, :class:`Regex`, :class:`Numeric`, :class:`JsonValid`
-(optionally against a pydantic model), :class:`MaxLength`, and :class:`Judge`, which asks any
+(optionally against a pydantic model, or against each item's own schema), :class:`JsonFields`
+(fields equal to a JSON reference), :class:`MaxLength`, and :class:`Judge`, which asks any
 :class:`~llmcompare.Model` to grade the answer with a rubric. Prompt files name scorers with
 :func:`scorer_from_name` (``"exact"``, ``"contains"``, ``"regex"``, ``"numeric"``, ``"json"``,
-``"max_words:25"``, ``"max_chars:200"``).
+``"schema"``, ``"json_fields"``, ``"max_words:25"``, ``"max_chars:200"``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from pydantic import BaseModel, ValidationError
 
 from llmcompare.errors import ConfigurationError
+from llmcompare.schema import ResponseFormat, parse_json, response_format
 
 if TYPE_CHECKING:
     from llmcompare.model import Model
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Contains",
     "Exact",
+    "JsonFields",
     "JsonValid",
     "Judge",
     "MaxLength",
@@ -220,18 +223,43 @@ def extract_json(text: str) -> Any:
 
 
 class JsonValid:
-    """1.0 when the answer holds valid JSON, and (if a schema is given) it validates.
+    """1.0 when the answer holds valid JSON, and (if a schema applies) it validates.
+
+    Three uses: ``JsonValid()`` (the ``"json"`` scorer) accepts any JSON value found in the
+    answer, also inside a Markdown fence; ``JsonValid(Model)`` also validates it with a pydantic
+    model; ``JsonValid(from_item=True)`` (the ``"schema"`` scorer) checks the answer against the
+    item's own ``schema`` the way a ``response_format`` is checked (the whole answer must be the
+    JSON value; a refusal scores 0) and does not score items without one.
 
     Args:
         schema: A pydantic model the JSON must validate against.
+        from_item: Validate against each item's ``schema`` instead.
     """
 
-    def __init__(self, schema: type[BaseModel] | None = None) -> None:
-        self.name = "json" if schema is None else f"json:{schema.__name__}"
+    def __init__(self, schema: type[BaseModel] | None = None, *, from_item: bool = False) -> None:
+        if from_item and schema is not None:
+            raise ValueError("give a schema or from_item=True, not both")
+        named = "json" if schema is None else f"json:{schema.__name__}"
+        self.name = "schema" if from_item else named
         self._schema = schema
+        self._from_item = from_item
+        self._formats: dict[str, ResponseFormat] = {}
 
-    def __call__(self, completion: Completion, item: PromptItem) -> bool:
+    def _format(self, schema: dict[str, Any]) -> ResponseFormat:
+        key = json.dumps(schema, sort_keys=True)
+        fmt = self._formats.get(key)
+        if fmt is None:
+            fmt = self._formats[key] = response_format(schema)
+        return fmt
+
+    def __call__(self, completion: Completion, item: PromptItem) -> bool | None:
         """Parse and validate."""
+        if self._from_item:
+            if item.json_schema is None:
+                return None
+            if completion.refusal is not None:
+                return False
+            return self._format(item.json_schema).parse(completion.text)[1] is None
         try:
             value = extract_json(completion.text)
         except ValueError:
@@ -243,6 +271,72 @@ class JsonValid:
         except ValidationError:
             return False
         return True
+
+
+def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A JSON object's fields by path (``owner.name``); arrays and scalars are leaves."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, sub in value.items():
+            out.update(_leaves(sub, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return {prefix: value}
+
+
+def _same(got: Any, want: Any) -> bool:
+    if isinstance(want, str) and isinstance(got, str):
+        return normalise(got) == normalise(want)
+    if isinstance(want, bool) or isinstance(got, bool):
+        return got is want
+    if isinstance(want, (int, float)) and isinstance(got, (int, float)):
+        return math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(want, list) and isinstance(got, list):
+        return len(got) == len(want) and all(_same(g, w) for g, w in zip(got, want, strict=True))
+    return bool(got == want)
+
+
+class JsonFields:
+    """The fraction of the reference's fields that the answer's JSON has, with equal values.
+
+    The reference is a JSON object; nested objects count field by field (``owner.name``),
+    arrays as one field each. Strings are compared after :func:`normalise`, numbers by value
+    (``36`` equals ``36.0``). An answer that is not one JSON object scores 0.
+    """
+
+    name = "json_fields"
+
+    def check(self, item: PromptItem) -> None:
+        """Refuse a reference that is not a JSON object."""
+        if item.reference is None:
+            return
+        try:
+            value = parse_json(item.reference)
+        except ValueError:
+            value = None
+        if not isinstance(value, dict) or not value:
+            raise ConfigurationError(
+                f"item {item.id!r}: the json_fields scorer needs a non-empty JSON object as its "
+                f"reference, got {item.reference!r}"
+            )
+
+    def __call__(self, completion: Completion, item: PromptItem) -> float | None:
+        """Compare field by field."""
+        if item.reference is None:
+            return None
+        self.check(item)
+        want = _leaves(parse_json(item.reference))
+        parsed = completion.parsed
+        if isinstance(parsed, BaseModel):
+            parsed = parsed.model_dump(mode="json")
+        if parsed is None:
+            try:
+                parsed = parse_json(completion.text)
+            except ValueError:
+                return 0.0
+        if not isinstance(parsed, dict):
+            return 0.0
+        got = _leaves(parsed)
+        return sum(1 for k, v in want.items() if k in got and _same(got[k], v)) / len(want)
 
 
 class MaxLength:
@@ -308,7 +402,7 @@ def scorer_from_name(spec: str) -> Scorer:
 
     Args:
         spec: ``"exact"``, ``"contains"``, ``"regex"``, ``"numeric"``, ``"json"``,
-            ``"max_words:N"`` or ``"max_chars:N"``.
+            ``"schema"``, ``"json_fields"``, ``"max_words:N"`` or ``"max_chars:N"``.
 
     Raises:
         ConfigurationError: For an unknown name or a malformed limit.
@@ -323,7 +417,11 @@ def scorer_from_name(spec: str) -> Scorer:
     }
     if name in simple and not arg:
         return simple[name]()
+    if name == "schema" and not arg:
+        return JsonValid(from_item=True)
+    if name == "json_fields" and not arg:
+        return JsonFields()
     if name in ("max_words", "max_chars") and arg.isdigit():
         return MaxLength(**{name: int(arg)})
-    known = [*simple, "max_words:N", "max_chars:N"]
+    known = [*simple, "schema", "json_fields", "max_words:N", "max_chars:N"]
     raise ConfigurationError(f"unknown scorer {spec!r}; built-in scorers: {', '.join(known)}")

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal, TypeAlias, cast
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import Self, TypedDict
 
+from llmcompare.schema import ResponseFormat, response_format
+
 __all__ = [
     "Chunk",
     "Completion",
@@ -82,6 +84,7 @@ class Settings(TypedDict, total=False):
     top_p: float | None
     stop: Sequence[str]
     seed: int | None
+    response_format: type[BaseModel] | dict[str, Any] | ResponseFormat | None
 
 
 class GenerationSettings(BaseModel):
@@ -93,6 +96,10 @@ class GenerationSettings(BaseModel):
         top_p: Nucleus sampling mass in (0, 1].
         stop: Strings that end generation; the text is cut before the first one found.
         seed: Seed for reproducible sampling where the backend supports it.
+        response_format: Structured output: a pydantic model class or a JSON schema dict, kept
+            as a :class:`~llmcompare.schema.ResponseFormat` (the schema normalised to the strict
+            subset both backends enforce). The answer's ``parsed`` then holds the validated
+            value; see :mod:`llmcompare.schema`.
     """
 
     model_config = _FROZEN
@@ -102,6 +109,14 @@ class GenerationSettings(BaseModel):
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    response_format: ResponseFormat | None = None
+
+    @field_validator("response_format", mode="before")
+    @classmethod
+    def _response_format(cls, value: Any) -> Any:
+        # A schema outside the strict subset raises SchemaError (not a ValueError): the one-line
+        # message naming the keyword reaches the caller as it is, before anything is sent.
+        return None if value is None else response_format(value)
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -118,7 +133,8 @@ class GenerationSettings(BaseModel):
 
     def as_settings(self) -> Settings:
         """The settings given (only those), as keyword arguments for ``compare``."""
-        return cast("Settings", self.model_dump(exclude_unset=True))
+        # Field values, not a dump: a response_format keeps the pydantic class it came from.
+        return cast("Settings", {k: getattr(self, k) for k in self.model_fields_set})
 
 
 class Request(GenerationSettings):
@@ -134,6 +150,7 @@ class Request(GenerationSettings):
         top_p: Nucleus sampling mass in (0, 1].
         stop: Strings that end generation; the text is cut before the first one found.
         seed: Seed for reproducible sampling where the backend supports it.
+        response_format: Structured output (see :class:`GenerationSettings`).
     """
 
     model_config = _FROZEN
@@ -159,7 +176,9 @@ class Request(GenerationSettings):
         if isinstance(prompt, Request):
             if not settings:
                 return prompt
-            return cls.model_validate({**prompt.model_dump(), **settings})
+            # Field values, not a dump: a response_format keeps the pydantic class it came from.
+            fields = {k: getattr(prompt, k) for k in type(prompt).model_fields}
+            return cls.model_validate({**fields, **settings})
         if isinstance(prompt, str):
             messages: Any = ({"role": "user", "content": prompt},)
         elif isinstance(prompt, (bytes, bytearray)):  # type: ignore[unreachable]
@@ -292,6 +311,13 @@ class Completion(BaseModel):
         worker: The executor worker that ran a local model's request (``"ray-0"``, ...), when
             it did not run in this process; with ``compute_s`` and ``device`` it gives each
             worker's share.
+        parsed: With a ``response_format``: the validated answer, the pydantic object for a
+            model class (the JSON value for a dict schema). A saved record holds it as JSON; a
+            live request's format re-derives the object (:func:`llmcompare.schema.attach`).
+        parse_error: With a ``response_format``: why the answer does not validate (cut off by
+            ``max_tokens``, say); None when it does.
+        refusal: The model's refusal to answer in the format (OpenAI's ``message.refusal``):
+            a result, not a parse error. ``text`` holds it too.
     """
 
     model_config = _FROZEN
@@ -314,6 +340,9 @@ class Completion(BaseModel):
     retry_wait_s: Annotated[float, Field(ge=0.0)] = 0.0
     batch_id: str | None = None
     worker: str | None = None
+    parsed: Any = None
+    parse_error: str | None = None
+    refusal: str | None = None
 
 
 class Chunk(BaseModel):
@@ -327,6 +356,7 @@ class Chunk(BaseModel):
         usage: Set on the last chunk when the backend knows it.
         request_id: The provider's request id, when known.
         response_model: The model name the provider reported, when known.
+        refusal: Set on the last chunk when the model refused to answer in the format.
     """
 
     model_config = _FROZEN
@@ -336,6 +366,7 @@ class Chunk(BaseModel):
     usage: Usage | None = None
     request_id: str | None = None
     response_model: str | None = None
+    refusal: str | None = None
 
 
 class ModelInfo(BaseModel):

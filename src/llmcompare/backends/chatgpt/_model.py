@@ -159,6 +159,7 @@ class _StreamMapper:
         "_finish",
         "_model",
         "_parts",
+        "_refusal",
         "_request",
         "_request_id",
         "_response_model",
@@ -173,6 +174,7 @@ class _StreamMapper:
         stops = model._client_stops(request)
         self._cutter = _StopCutter(stops) if stops else None
         self._parts: list[str] = []
+        self._refusal: list[str] = []
         self._finish: str | None = None
         self._usage: CompletionUsage | None = None
         self._response_model: str | None = None
@@ -191,7 +193,10 @@ class _StreamMapper:
                 continue  # n > 1 is never requested; ignore stray choices
             delta = getattr(choice, "delta", None)
             if delta is not None:
-                piece = getattr(delta, "content", None) or getattr(delta, "refusal", None)
+                refused = getattr(delta, "refusal", None)
+                if refused:
+                    self._refusal.append(refused)
+                piece = getattr(delta, "content", None) or refused
                 if piece:
                     text += piece
             finish = getattr(choice, "finish_reason", None)
@@ -235,6 +240,7 @@ class _StreamMapper:
             usage=usage,
             request_id=self._request_id,
             response_model=self._response_model,
+            refusal="".join(self._refusal) or None,
         )
 
 
@@ -496,6 +502,14 @@ class ChatGPTModel(ModelBase):
             params["stop"] = list(request.stop)
         if request.seed is not None:
             params["seed"] = request.seed
+        if request.response_format is not None:
+            if not quirks.structured_outputs:
+                raise ConfigurationError(
+                    f"{self.id}: {self._name} does not support structured outputs "
+                    f"(response_format json_schema; quirks family {quirks.family!r}): use a "
+                    "model from gpt-4o-2024-08-06 / gpt-4o-mini on, or leave response_format out"
+                )
+            params["response_format"] = request.response_format.openai()
         if self._extra:
             params.update(self._extra)
         return params
@@ -568,11 +582,9 @@ class ChatGPTModel(ModelBase):
             )
         choice = choices[0]
         message = getattr(choice, "message", None)
-        text = (
-            (getattr(message, "content", None) or getattr(message, "refusal", None) or "")
-            if message is not None
-            else ""
-        )
+        # A refusal (structured outputs) is an answer of its own, not text that fails to parse.
+        refusal = (getattr(message, "refusal", None) or None) if message is not None else None
+        text = (getattr(message, "content", None) or refusal or "") if message is not None else ""
         finish = _FINISH.get(getattr(choice, "finish_reason", None), "stop")
         stops = self._client_stops(request)
         if stops:
@@ -592,6 +604,7 @@ class ChatGPTModel(ModelBase):
             # finished completion once more just to add it.
             latency_s=time.perf_counter() - start,
             sent=self._sent(request, params),
+            refusal=refusal,
         )
 
     def _check_network(self) -> None:

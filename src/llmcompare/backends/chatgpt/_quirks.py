@@ -39,6 +39,8 @@ class Quirks:
             the client side (the text is cut at the first one, finish reason ``"stop"``); the
             model still generates, and bills, the tokens after it.
         reasoning: Whether the family spends hidden reasoning tokens.
+        structured_outputs: Whether ``response_format={"type": "json_schema", ...}`` is
+            accepted. When not, a request with a ``response_format`` is refused before it is sent.
         encoding: The tiktoken encoding used to count tokens before a call.
         context_window: Prompt plus answer tokens, when known.
         source: Where these facts come from.
@@ -50,6 +52,7 @@ class Quirks:
     sampling_without_reasoning: bool = False
     stop: bool = True
     reasoning: bool = False
+    structured_outputs: bool = True
     encoding: str = "o200k_base"
     context_window: int | None = None
     source: str = ""
@@ -71,6 +74,14 @@ _REASONING_SOURCE = (
     "models') and temperature/top_p (sigoden/aichat#1144, lobehub/lobehub#7747 for o4-mini; "
     "Azure OpenAI reasoning-model docs list both as unsupported)"
 )
+# Structured outputs (response_format json_schema) came with gpt-4o-mini and gpt-4o-2024-08-06:
+# earlier chat models have JSON mode only.
+_NO_STRUCTURED = (
+    "no structured outputs: response_format json_schema is 'supported on gpt-4o-mini and our new "
+    "model: gpt-4o-2024-08-06' (community.openai.com/t/introducing-structured-outputs/896022); "
+    "'Older models like gpt-4-turbo and earlier may use JSON mode instead' (OpenAI's "
+    "response_format docs, as quoted by aallam/openai-kotlin AssistantRequest.responseFormat)"
+)
 _GPT5_SOURCE = (
     "gpt-5 family: temperature accepts only the default 1 (tmc/langchaingo#1355, "
     "johny-b/llmcomp#69 for gpt-5.4, itzcrazykns/vane#1173 for gpt-5.6), stop is rejected "
@@ -83,27 +94,31 @@ QUIRKS: tuple[Quirks, ...] = (
     # -- classic chat models: every field accepted ------------------------------------------
     Quirks(
         "gpt-3.5-turbo",
+        structured_outputs=False,
         encoding="cl100k_base",
         context_window=16_385,
-        source=f"classic chat model; {_TIKTOKEN}",
+        source=f"classic chat model; {_NO_STRUCTURED}; {_TIKTOKEN}",
     ),
     Quirks(
         "gpt-4",
+        structured_outputs=False,
         encoding="cl100k_base",
         context_window=8_192,
-        source=f"classic chat model; {_TIKTOKEN}",
+        source=f"classic chat model; {_NO_STRUCTURED}; {_TIKTOKEN}",
     ),
     Quirks(
         "gpt-4-32k",
+        structured_outputs=False,
         encoding="cl100k_base",
         context_window=32_768,
-        source=f"classic chat model; {_TIKTOKEN}",
+        source=f"classic chat model; {_NO_STRUCTURED}; {_TIKTOKEN}",
     ),
     Quirks(
         "gpt-4-turbo",
+        structured_outputs=False,
         encoding="cl100k_base",
         context_window=128_000,
-        source=f"classic chat model; {_TIKTOKEN}",
+        source=f"classic chat model; {_NO_STRUCTURED}; {_TIKTOKEN}",
     ),
     Quirks(
         "gpt-4o",
@@ -111,6 +126,12 @@ QUIRKS: tuple[Quirks, ...] = (
         source=(
             f"classic chat model (max_tokens deprecated but accepted: {_SDK_PARAMS}); {_TIKTOKEN}"
         ),
+    ),
+    Quirks(
+        "gpt-4o-2024-05-13",
+        structured_outputs=False,
+        context_window=128_000,
+        source=f"the first gpt-4o snapshot; {_NO_STRUCTURED}; {_TIKTOKEN}",
     ),
     Quirks(
         "chatgpt-4o",

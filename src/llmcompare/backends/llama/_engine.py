@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from llmcompare import _stop
+from llmcompare.backends.llama._constrain import Grammars
 from llmcompare.backends.llama._options import DEFAULT_MAX_TOKENS
 from llmcompare.energy import EnergyCounter, energy_counter
 from llmcompare.errors import BackendError
@@ -206,7 +207,8 @@ class Engine:
         self._cache_arg = _cache_argument(model)
         # Builds a request's per-row constraint (a grammar for structured output, say) when
         # ``job`` is given none; None: no request is constrained. See :class:`Job`.
-        self.constraint_for: Callable[[Request], Constraint | None] | None = None
+        # By default a request's response_format becomes a JSON-schema constraint.
+        self.constraint_for: Callable[[Request], Constraint | None] | None = self._json_constraint
         # The scheduler's thread runs every forward pass; created on first use.
         self._scheduler: Scheduler | None = None
         self._scheduler_lock = threading.Lock()
@@ -216,6 +218,8 @@ class Engine:
         # Measured energy per step, where the device lets it be read (RAPL on a CPU, NVML on an
         # NVIDIA GPU): each step's joules are shared out among its rows, like its time.
         self.energy: EnergyCounter | None = energy_counter(self.device_name)
+        # The JSON-schema compiler, made when the first request with a response_format comes.
+        self.grammars: Grammars | None = None
 
     # -- requests -> jobs ---------------------------------------------------------------------
 
@@ -293,6 +297,19 @@ class Engine:
         if constraint is None and self.constraint_for is not None:
             constraint = self.constraint_for(request)
         return Job(index, request, prompt, max_new, temperature, top_p, generator, constraint)
+
+    def _json_constraint(self, request: Request) -> Constraint | None:
+        """The llguidance constraint of a request with a ``response_format``; None without."""
+        fmt = request.response_format
+        return None if fmt is None else self._grammars().row(fmt)
+
+    def _grammars(self) -> Grammars:
+        if self.grammars is None:
+            # The logits' width, which may exceed the tokenizer's vocabulary (padded matrices).
+            out = self.model.get_output_embeddings()
+            width = out.weight.shape[0] if out is not None else self.model.config.vocab_size
+            self.grammars = Grammars(self.model_id, self.tokenizer, int(width), self.eos_ids)
+        return self.grammars
 
     # -- running ------------------------------------------------------------------------------
 
@@ -381,6 +398,11 @@ class Engine:
                 notes.append(f"top_p={request.top_p} has no effect: temperature 0 is greedy")
         if request.stop:
             params["stop_strings"] = list(request.stop)
+        if request.response_format is not None:
+            params["response_format"] = {
+                "json_schema": request.response_format.name,
+                "enforced_by": "llguidance token mask",
+            }
         if request.max_tokens is not None and job.max_new < request.max_tokens:
             notes.append(
                 f"max_tokens={request.max_tokens} cut to {job.max_new}: the context window ends"

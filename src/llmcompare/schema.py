@@ -1,0 +1,374 @@
+"""Structured output: one JSON schema, normalised once, enforced by every backend.
+
+:class:`ResponseFormat` is what a request carries as ``response_format``: a name and the schema in
+the strict subset of JSON Schema that OpenAI's structured outputs accept (every property required,
+``additionalProperties: false`` on every object, supported keywords only). Both backends receive
+that one normalised schema — ChatGPT sends it as ``{"type": "json_schema", ..., "strict": true}``,
+the Llama backend compiles it into a token mask — so a comparison asks both for exactly the same.
+
+:func:`normalise` refuses, before anything is sent, a schema the strict subset cannot express,
+with a one-line :class:`SchemaError` naming the keyword. Making an optional property required and
+dropping annotations (``title``, ``default``, ``examples``) only narrows what is accepted, so an
+answer valid against the normalised schema is valid against the original one too.
+
+The rules followed are those of OpenAI's structured-outputs guide ("Supported schemas"): types
+string, number, integer, boolean, object, array, null, with ``enum``, ``const``, ``anyOf``,
+``$defs``/``$ref``; strings take ``pattern`` and ``format`` (date-time, time, date, duration,
+email, hostname, ipv4, ipv6, uuid); numbers ``minimum``, ``maximum``, ``exclusiveMinimum``,
+``exclusiveMaximum``, ``multipleOf``; arrays ``items``, ``minItems``, ``maxItems``; the root is an
+object; at most 10 levels of nesting and 5000 properties in all.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
+
+from llmcompare.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from llmcompare.types import Completion, Request
+
+__all__ = [
+    "ResponseFormat",
+    "SchemaError",
+    "attach",
+    "normalise",
+    "parse_json",
+    "response_format",
+]
+
+_MAX_DEPTH = 10
+_MAX_PROPERTIES = 5000
+
+_TYPES = frozenset({"string", "number", "integer", "boolean", "object", "array", "null"})
+_FORMATS = frozenset(
+    {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
+)
+# Annotations only: they constrain nothing, so dropping them keeps the schema's meaning.
+_ANNOTATIONS = frozenset(
+    {"title", "default", "examples", "$schema", "$id", "$comment", "deprecated", "readOnly"}
+)
+_KEYWORDS: dict[str, frozenset[str]] = {
+    "any": frozenset({"type", "description", "enum", "const", "anyOf", "$ref", "$defs"}),
+    "string": frozenset({"pattern", "format"}),
+    "number": frozenset(
+        {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}
+    ),
+    "object": frozenset({"properties", "required", "additionalProperties"}),
+    "array": frozenset({"items", "minItems", "maxItems"}),
+}
+_KEYWORDS["integer"] = _KEYWORDS["number"]
+_NAME = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+class SchemaError(ConfigurationError):
+    """A schema that OpenAI's strict structured outputs cannot express; the message names why."""
+
+
+def _fail(path: str, why: str) -> SchemaError:
+    return SchemaError(f"response_format: {why} at {path or '/'}")
+
+
+class _Normaliser:
+    def __init__(self, root: Mapping[str, Any]) -> None:
+        self.root = root
+        self.properties = 0
+
+    def resolve(self, ref: str, path: str) -> Mapping[str, Any]:
+        if not ref.startswith("#/"):
+            raise _fail(path, f"$ref {ref!r} is not local (only '#/...' references are supported)")
+        node: Any = self.root
+        for raw in ref[2:].split("/"):
+            part = raw.replace("~1", "/").replace("~0", "~")
+            if not isinstance(node, Mapping) or part not in node:
+                raise _fail(path, f"$ref {ref!r} points nowhere")
+            node = node[part]
+        if not isinstance(node, Mapping):
+            raise _fail(path, f"$ref {ref!r} is not a schema")
+        return node
+
+    def keyword(self, out: dict[str, Any], key: str, value: Any, path: str, depth: int) -> None:
+        sub = f"{path}/{key}"
+        if key == "$ref":
+            self.resolve(str(value), path)
+            out[key] = value
+        elif key == "$defs":
+            if depth:
+                raise _fail(path, "$defs is supported at the root only")
+            out[key] = {n: self.node(s, f"{sub}/{n}", 1) for n, s in dict(value).items()}
+        elif key == "anyOf":
+            if not isinstance(value, list) or not value:
+                raise _fail(path, "anyOf must be a non-empty list")
+            out[key] = [self.node(s, f"{sub}/{i}", depth + 1) for i, s in enumerate(value)]
+        elif key == "items":
+            out[key] = self.node(value, sub, depth + 1)
+        elif key == "properties":
+            props = dict(value)
+            self.properties += len(props)
+            if self.properties > _MAX_PROPERTIES:
+                raise _fail(path, f"more than {_MAX_PROPERTIES} properties are unsupported")
+            out[key] = {n: self.node(s, f"{sub}/{n}", depth + 1) for n, s in props.items()}
+        elif key == "additionalProperties":
+            if value is not False:
+                raise _fail(
+                    path, "keyword 'additionalProperties' must be false (open maps are unsupported)"
+                )
+        elif key == "format" and value not in _FORMATS:
+            raise _fail(path, f"format {value!r} is unsupported")
+        else:
+            out[key] = copy.deepcopy(value)
+
+    def node(self, schema: Any, path: str, depth: int) -> dict[str, Any]:
+        if not isinstance(schema, Mapping):
+            raise _fail(path, "a schema must be a JSON object (true/false schemas are unsupported)")
+        if depth > _MAX_DEPTH:
+            raise _fail(path, f"nesting deeper than {_MAX_DEPTH} levels is unsupported")
+        schema = {k: v for k, v in schema.items() if k not in _ANNOTATIONS}
+        all_of = schema.pop("allOf", None)
+        if all_of is not None:
+            # pydantic wraps a described $ref in a one-element allOf; more is an intersection.
+            if not isinstance(all_of, list) or len(all_of) != 1:
+                raise _fail(path, "allOf is unsupported (only a single-element allOf is inlined)")
+            schema = {**all_of[0], **schema}
+            return self.node(schema, path, depth)
+        ref = schema.get("$ref")
+        if ref is not None and len(schema) > 1:
+            # A $ref beside other keywords: inline it, the local keywords winning.
+            target = self.resolve(str(ref), path)
+            merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+            return self.node(merged, path, depth)
+        types = schema.get("type")
+        names = [types] if isinstance(types, str) else list(types or [])
+        for name in names:
+            if name not in _TYPES:
+                raise _fail(path, f"type {name!r} is unsupported")
+        allowed = set(_KEYWORDS["any"])
+        if "properties" in schema or "object" in names:
+            names.append("object")
+        for name in names:
+            allowed |= _KEYWORDS.get(name, frozenset())
+        for key in schema:
+            if key not in allowed:
+                raise _fail(path, f"keyword {key!r} is unsupported")
+        if not names and not {"enum", "const", "anyOf", "$ref"} & set(schema):
+            raise _fail(path, "a schema without 'type' (any value) is unsupported")
+        out: dict[str, Any] = {}
+        for key, value in schema.items():
+            if key != "required":  # rebuilt below: every property is required
+                self.keyword(out, key, value, path, depth)
+        if "object" in names:
+            out.setdefault("properties", {})
+            out["required"] = list(out["properties"])
+            out["additionalProperties"] = False
+        return out
+
+
+def normalise(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Turn a JSON schema into the strict subset OpenAI's structured outputs accept.
+
+    Args:
+        schema: A JSON schema whose root is an object (a pydantic ``model_json_schema()``, say).
+
+    Returns:
+        A new schema: every object lists all its properties as required and has
+        ``additionalProperties: false``; annotations are dropped; ``$ref`` beside other keywords
+        and single-element ``allOf`` are inlined.
+
+    Raises:
+        SchemaError: When the schema uses something the strict subset cannot express; the
+            message names the keyword and where it is.
+
+    Example:
+        >>> normalise({"type": "object", "properties": {"n": {"type": "integer"}}})
+        {'type': 'object', 'properties': {'n': {'type': 'integer'}}, 'required': ['n'], \
+'additionalProperties': False}
+    """
+    if not isinstance(schema, Mapping):
+        raise SchemaError("response_format: the schema must be a JSON object (a dict)")
+    walker = _Normaliser(schema)
+    root = dict(schema)
+    if "$ref" in root and set(root) - {"$ref", "$defs"} <= _ANNOTATIONS:
+        root = {**walker.resolve(str(root["$ref"]), ""), "$defs": root.get("$defs", {})}
+        if not root["$defs"]:
+            del root["$defs"]
+    out = walker.node(root, "", 0)
+    if out.get("type") != "object":
+        raise SchemaError(
+            "response_format: the root of the schema must be an object (type 'object'), "
+            f"not {out.get('type') or 'anyOf/enum'}"
+        )
+    return out
+
+
+def parse_json(text: str) -> Any:
+    """Parse an answer that should be one JSON value, also when wrapped in a Markdown fence.
+
+    Unlike a search for the first JSON value anywhere in the text, this never picks an inner
+    object out of a cut-off answer.
+
+    Raises:
+        ValueError: When the text is not one JSON value.
+    """
+    body = text.strip()
+    fenced = re.fullmatch(r"```[A-Za-z]*\s*(.*?)\s*```", body, re.DOTALL)
+    if fenced:
+        body = fenced.group(1)
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON: {exc.msg} at character {exc.pos}") from None
+
+
+class ResponseFormat(BaseModel):
+    """The structured-output constraint of a request: a name and a normalised JSON schema.
+
+    Build one with :func:`response_format` (requests do it for you from a pydantic model class
+    or a JSON schema dict). It is saved with a request as ``{"name", "json_schema"}``; the
+    pydantic class it came from, when any, stays with the live object only.
+
+    Attributes:
+        name: The schema's name as sent to OpenAI (letters, digits, ``_`` and ``-``).
+        json_schema: The normalised strict schema both backends enforce.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    json_schema: dict[str, Any]
+    _model: type[BaseModel] | None = PrivateAttr(default=None)
+
+    def __hash__(self) -> int:
+        # The schema is a dict: hash its canonical text, so requests stay hashable.
+        return hash((self.name, self.canonical()))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ResponseFormat):
+            return NotImplemented
+        return self.name == other.name and self.json_schema == other.json_schema
+
+    @property
+    def model(self) -> type[BaseModel] | None:
+        """The pydantic class answers are validated into, when the format came from one."""
+        return self._model
+
+    def canonical(self) -> str:
+        """The schema as canonical JSON text (sorted keys): one text per schema."""
+        return json.dumps(self.json_schema, sort_keys=True, separators=(",", ":"))
+
+    def openai(self) -> dict[str, Any]:
+        """The ``response_format`` parameter of OpenAI's chat completions, strict."""
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": self.name, "schema": self.json_schema, "strict": True},
+        }
+
+    def parse(self, text: str) -> tuple[Any, str | None]:
+        """Parse and validate an answer.
+
+        Returns:
+            ``(parsed, None)`` when it validates — the pydantic object for a model class, else
+            the JSON value — or ``(None, why)`` when it does not.
+        """
+        try:
+            value = parse_json(text)
+        except ValueError as exc:
+            return None, str(exc)
+        if self._model is not None:
+            try:
+                return self._model.model_validate(value), None
+            except ValidationError as exc:
+                return None, _one_line(exc)
+        import jsonschema  # imported on first use: most runs never validate a dict schema
+
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(self.json_schema).iter_errors(value)
+        )
+        if error is not None:
+            where = "/".join(str(p) for p in error.absolute_path)
+            return None, f"does not match the schema at /{where}: {error.message}"
+        return value, None
+
+
+def _one_line(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+    more = exc.error_count() - len(parts)
+    return "does not validate: " + "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _name(raw: object) -> str:
+    name = _NAME.sub("_", str(raw or "")).strip("_")[:64]
+    return name or "response"
+
+
+def response_format(value: Any) -> ResponseFormat:
+    """Turn what a user gives as ``response_format`` into a :class:`ResponseFormat`.
+
+    Args:
+        value: A pydantic model class, a JSON schema dict, OpenAI's own
+            ``{"type": "json_schema", "json_schema": {"name", "schema", ...}}`` form, a saved
+            ``{"name", "json_schema"}`` record, or a :class:`ResponseFormat`.
+
+    Raises:
+        SchemaError: When the schema is outside the strict subset (see :func:`normalise`).
+        TypeError: For anything else.
+    """
+    if isinstance(value, ResponseFormat):
+        return value
+    if isinstance(value, type) and issubclass(value, BaseModel):
+        fmt = ResponseFormat(
+            name=_name(value.__name__), json_schema=normalise(value.model_json_schema())
+        )
+        fmt._model = value
+        return fmt
+    if isinstance(value, Mapping):
+        if set(value) == {"name", "json_schema"} and isinstance(value["json_schema"], Mapping):
+            # A saved record: normalising again is a no-op for a schema that was normalised.
+            return ResponseFormat(
+                name=_name(value["name"]), json_schema=normalise(value["json_schema"])
+            )
+        if value.get("type") == "json_schema" and isinstance(value.get("json_schema"), Mapping):
+            inner = value["json_schema"]
+            return ResponseFormat(
+                name=_name(inner.get("name")), json_schema=normalise(inner.get("schema") or {})
+            )
+        return ResponseFormat(name=_name(value.get("title")), json_schema=normalise(value))
+    raise TypeError(
+        "response_format must be a pydantic model class or a JSON schema dict, "
+        f"not {type(value).__name__}"
+    )
+
+
+def attach(completion: Completion, request: Request) -> Completion:
+    """Fill in a completion's ``parsed`` and ``parse_error`` from its request's format.
+
+    Every call path of :class:`~llmcompare.ModelBase` does this, so a backend only produces
+    text. A refusal is left as it is: it is an answer, not a parse error. An answer read back
+    from a record or the cache gets the pydantic object again from the live request's format.
+
+    Args:
+        completion: The answer.
+        request: The request it answers.
+
+    Returns:
+        The completion, with ``parsed`` / ``parse_error`` set when the request has a
+        ``response_format``; unchanged otherwise.
+    """
+    fmt = request.response_format
+    if fmt is None or completion.refusal is not None:
+        return completion
+    done = completion.parsed is not None and (
+        isinstance(completion.parsed, fmt.model) if fmt.model is not None else True
+    )
+    if done or (completion.parse_error is not None and completion.parsed is None):
+        return completion
+    parsed, error = fmt.parse(completion.text)
+    return completion.model_copy(update={"parsed": parsed, "parse_error": error})

@@ -1,0 +1,153 @@
+"""The one schema normaliser, response_format on requests and records, and the JSON scorers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+import pydantic
+import pytest
+
+from llmcompare import Completion, Request, Usage, compare
+from llmcompare.backends.fake import ScriptedModel
+from llmcompare.prompts import PromptFileError, PromptItem, builtin_suite, load_prompts
+from llmcompare.runs import request_key
+from llmcompare.schema import SchemaError, normalise, response_format
+from llmcompare.scorers import scorer_from_name
+
+
+class Node(pydantic.BaseModel):
+    """A recursive model: $defs and $ref, which strict mode supports."""
+
+    label: Literal["a", "b"]
+    children: list[Node] = []
+    weight: float | None = None
+
+
+def _strict_everywhere(schema: Any) -> None:
+    """Every object of a schema lists all its properties as required and is closed."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "object":
+            assert schema["additionalProperties"] is False
+            assert schema["required"] == list(schema["properties"])
+        for value in schema.values():
+            _strict_everywhere(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _strict_everywhere(value)
+
+
+def test_a_pydantic_schema_becomes_strict_and_keeps_its_meaning() -> None:
+    original = Node.model_json_schema()
+    strict = normalise(original)
+    _strict_everywhere(strict)
+    assert "title" not in json.dumps(strict)
+    answer = {
+        "label": "a",
+        "children": [{"label": "b", "children": [], "weight": None}],
+        "weight": 1,
+    }
+    # Valid against the strict schema, and so against the original too (it only narrows).
+    jsonschema.validate(answer, strict)
+    jsonschema.validate(answer, original)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"label": "a"}, strict)  # children and weight are now required
+    assert normalise(strict) == strict  # normalising twice changes nothing
+
+
+@pytest.mark.parametrize(
+    ("schema", "keyword"),
+    [
+        ({"type": "object", "properties": {"s": {"type": "string", "maxLength": 9}}}, "maxLength"),
+        ({"type": "object", "properties": {"s": {"not": {"type": "string"}}}}, "not"),
+        ({"type": "object", "patternProperties": {"^x": {"type": "string"}}}, "patternProperties"),
+        ({"type": "object", "properties": {"n": {"type": "integer"}}, "if": {}}, "if"),
+        ({"type": "object", "properties": {"a": {"allOf": [{}, {}]}}}, "allOf"),
+        ({"type": "object", "properties": {"t": {"type": "string", "format": "zip"}}}, "zip"),
+        (
+            {"type": "object", "properties": {"a": {"type": "array", "uniqueItems": True}}},
+            "uniqueItems",
+        ),
+        ({"type": "object", "properties": {"a": {"$ref": "http://x/y"}}}, "not local"),
+        ({"type": "array", "items": {"type": "string"}}, "root of the schema must be an object"),
+    ],
+)
+def test_what_strict_mode_cannot_express_is_refused_naming_it(
+    schema: dict[str, Any], keyword: str
+) -> None:
+    with pytest.raises(SchemaError, match=keyword) as info:
+        normalise(schema)
+    assert "\n" not in str(info.value)
+
+
+def test_a_request_carries_the_format_into_its_record_and_cache_key() -> None:
+    request = Request.of("Who?", response_format=Node)
+    assert request.response_format is not None
+    assert request.response_format.model is Node
+    saved = request.model_dump(mode="json")
+    assert saved["response_format"]["json_schema"] == normalise(Node.model_json_schema())
+    # Read back from JSON: the same request, so the same cache key.
+    loaded = Request.model_validate_json(json.dumps(saved))
+    assert loaded == request
+    key = request_key({"id": "m"}, request)
+    assert request_key({"id": "m"}, loaded) == key
+    assert request_key({"id": "m"}, Request.of("Who?")) != key
+    other = Request.of("Who?", response_format={"type": "object", "properties": {}})
+    assert request_key({"id": "m"}, other) != key
+    # Settings on top of a request keep the class it came from.
+    assert Request.of(request, max_tokens=5).response_format.model is Node  # type: ignore[union-attr]
+
+
+def test_a_completion_with_parsed_round_trips_as_json() -> None:
+    request = Request.of("Who?", response_format=Node)
+    model = ScriptedModel(['{"label": "b", "children": [], "weight": 2.5}'])
+    got = model.generate(request)
+    assert got.parsed == Node(label="b", weight=2.5)
+    back = Completion.model_validate_json(got.model_dump_json())
+    assert back.parsed == {"label": "b", "children": [], "weight": 2.5}  # saved as JSON
+    from llmcompare.schema import attach
+
+    assert attach(back, request).parsed == got.parsed  # the live format re-derives the object
+
+
+def _answer(text: str, **fields: Any) -> Completion:
+    return Completion(text=text, finish_reason="stop", usage=Usage(), model="fake:x", **fields)
+
+
+def test_schema_and_json_fields_scorers() -> None:
+    person, numbers = (i for i in builtin_suite() if i.json_schema is not None)
+    schema, fields = scorer_from_name("schema"), scorer_from_name("json_fields")
+    assert schema(_answer('{"name": "Ada", "age": 36}'), person) is True
+    assert schema(_answer('{"name": "Ada", "age": "36"}'), person) is False
+    assert schema(_answer('{"name": "Ada"'), person) is False
+    assert schema(_answer("No.", refusal="No."), person) is False
+    assert schema(_answer("x"), PromptItem(id="p", prompt="p")) is None
+    assert fields(_answer('{"name": "ada", "age": 36.0}'), person) == 1.0
+    assert fields(_answer('{"name": "Bob", "age": 36, "extra": 1}'), person) == 0.5
+    assert fields(_answer("[1, 2, 3]"), numbers) == 0.0
+    assert fields(_answer('{"numbers": [1, 2, 3]}'), numbers) == 1.0
+    with pytest.raises(Exception, match="JSON object"):
+        fields.check(PromptItem(id="p", prompt="p", reference="Paris"))  # type: ignore[attr-defined]
+
+
+def test_an_items_schema_is_its_response_format_unless_the_call_gives_one() -> None:
+    person = next(i for i in builtin_suite() if i.id == "json-person")
+    model = ScriptedModel(default='{"name": "Ada", "age": 36}')
+    constrained = compare([model], [person], progress=False)
+    free = compare([model], [person], progress=False, response_format=None)
+    assert model.history[0].response_format == response_format(person.json_schema)
+    assert model.history[1].response_format is None
+    assert constrained.rows[0].completion is not None
+    assert constrained.rows[0].completion.parsed == {"name": "Ada", "age": 36}
+    assert free.rows[0].scores == {"schema": 1.0, "json_fields": 1.0}
+
+
+def test_a_prompt_file_schema_outside_the_subset_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    good = {"id": "a", "prompt": "p", "schema": {"type": "object", "properties": {}}}
+    bad = {"id": "b", "prompt": "p", "schema": {"type": "object", "minProperties": 1}}
+    path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
+    with pytest.raises(PromptFileError, match=r"p.jsonl:2: .*minProperties"):
+        load_prompts(path)
