@@ -64,6 +64,9 @@ class PromptItem(BaseModel):
         scorers: Scorer names for this item (see :func:`llmcompare.scorers.scorer_from_name`);
             ``None`` uses the comparison's scorers.
         tags: Free labels, for grouping in reports.
+        stub: Code the answer completes, for code scorers (a function's signature and
+            docstring, as in HumanEval): an answer that gives only the function's body is run
+            after it.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -74,6 +77,7 @@ class PromptItem(BaseModel):
     reference: str | None = None
     scorers: tuple[str, ...] | None = None
     tags: tuple[str, ...] = ()
+    stub: str | None = None
 
     @model_validator(mode="after")
     def _one_prompt(self) -> Self:
