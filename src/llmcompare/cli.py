@@ -142,7 +142,40 @@ def main() -> None:
 
 
 @main.command("compare", cls=_CompareCommand)
-@click.argument("prompts", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("prompts", required=False)
+@click.option(
+    "--suite",
+    type=click.Choice(["builtin", "humaneval"]),
+    help="Run a named suite instead of PROMPTS (humaneval needs --allow-code-execution).",
+)
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    metavar="KEY=COLUMN",
+    help="For a dataset source: the column of an item field (prompt, reference, id, system, "
+    "tags); repeat for more.",
+)
+@click.option(
+    "--template", help='For a dataset source: the prompt from its columns, "Q: {question}".'
+)
+@click.option("--split", help="For a dataset source with several splits: the one to run.")
+@click.option("--limit", type=click.IntRange(min=1), help="Run only the first N items.")
+@click.option(
+    "--allow-code-execution",
+    is_flag=True,
+    default=None,
+    help="Let code scorers (unit_tests, as HumanEval's) run the models' code, sandboxed: no "
+    "network, limits, a throwaway folder.",
+)
+@click.option(
+    "--pass-at",
+    "pass_at",
+    multiple=True,
+    type=click.IntRange(min=1),
+    metavar="K",
+    help="Report pass@K for code scorers (repeat; default 1 and --samples).",
+)
 @click.option(
     "-c",
     "--config",
@@ -217,7 +250,14 @@ def main() -> None:
 )
 @click.option("--refresh", is_flag=True, help="Send every request again, even when cached.")
 def compare_cmd(
-    prompts: Path | None,
+    prompts: str | None,
+    suite: str | None,
+    fields: Sequence[str],
+    template: str | None,
+    split: str | None,
+    limit: int | None,
+    allow_code_execution: bool | None,
+    pass_at: Sequence[int],
     config: Path | None,
     models: Sequence[str],
     options: Sequence[str],
@@ -236,7 +276,10 @@ def compare_cmd(
     cache: bool,
     refresh: bool,
 ) -> None:
-    """Run PROMPTS (JSONL, CSV or YAML; default: the built-in suite) on every model.
+    """Run PROMPTS (a file, a dataset, hf:NAME[:CONFIG[:SPLIT]] or --suite) on every model.
+
+    PROMPTS is a JSONL, CSV or YAML file, a saved dataset's folder or a hub id (its columns
+    mapped with --field/--template); without it, --suite (default: builtin) runs.
 
     With --out DIR the run is saved as it goes (each answer the moment it arrives) and the
     same command on the same folder resumes it: only what is missing is sent. Ctrl-C stops
@@ -252,6 +295,8 @@ def compare_cmd(
     from llmcompare.report import print_report
 
     console = Console()
+    if suite is not None and prompts is not None:
+        _fail(f"give PROMPTS or --suite, not both (got {prompts!r} and --suite {suite})")
     names = list(models)
     if not names and config is None:
         names, hints = default_models()
@@ -261,7 +306,14 @@ def compare_cmd(
     plan = _compare_plan(
         config,
         _model_flags(names, options),
-        prompts=prompts,
+        prompts=suite or prompts,
+        sources={
+            "fields": _fields(fields, template),
+            "split": split,
+            "limit": limit,
+            "allow_code_execution": allow_code_execution,
+            "pass_at": list(pass_at) or None,
+        },
         settings=_settings(max_tokens, temperature, seed),
         samples=samples,
         concurrency=concurrency,
@@ -294,11 +346,25 @@ def compare_cmd(
     sys.exit(EXIT_FAILURES if result.failed else EXIT_OK)
 
 
+def _fields(fields: Sequence[str], template: str | None) -> dict[str, str] | None:
+    """--field KEY=COLUMN flags and --template as a field mapping; exit 2 if malformed."""
+    mapping: dict[str, str] = {}
+    for flag in fields:
+        key, sep, column = flag.partition("=")
+        if not sep or not key.strip() or not column:
+            _fail(f"--field takes KEY=COLUMN (prompt=question), got {flag!r}")
+        mapping[key.strip()] = column
+    if template is not None:
+        mapping["template"] = template
+    return mapping or None
+
+
 def _compare_plan(
     config: Path | None,
     flags: Sequence[tuple[str, str]],
     *,
-    prompts: Path | None,
+    prompts: str | None,
+    sources: dict[str, Any],
     settings: dict[str, Any],
     samples: int,
     concurrency: int,
@@ -330,6 +396,7 @@ def _compare_plan(
             rpm=rpm,
             tpm=tpm,
             out=out,
+            **sources,
         ).build()
     except (LLMCompareError, LookupError, ValueError) as exc:
         _fail(str(exc))

