@@ -120,6 +120,30 @@ def test_config_and_cli_read_a_saved_dataset_with_fields(tmp_path: Path) -> None
     assert "'questoin', which is not a column" in bad.stderr
 
 
+def test_a_jsonl_file_with_its_own_keys_and_a_scorer_on_the_cli(tmp_path: Path) -> None:
+    path = tmp_path / "gsm.jsonl"
+    path.write_text("".join(json.dumps(g) + "\n" for g in GSM), encoding="utf-8")
+    items = load_source(path, fields={"template": TEMPLATE, "reference": "answer"})
+    assert [i.prompt for i in items] == [f"Question: {g['question']}\nAnswer:" for g in GSM]
+    # The fake model echoes the prompt: its last number is the question's, never the answer.
+    out = run(
+        "compare",
+        str(path),
+        "--template",
+        "{question} 7",
+        "--field",
+        "reference=answer",
+        "--scorer",
+        "numeric",
+        "-m",
+        "fake",
+        "--no-cache",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "numeric" in out.stdout
+    assert "0.50 [" in out.stdout  # the first item's echo ends in 7, the answer; the second not
+
+
 def test_a_hub_id_without_network_says_so_in_one_line(tmp_path: Path) -> None:
     out = run(
         "compare",

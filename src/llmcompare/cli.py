@@ -169,6 +169,14 @@ def main() -> None:
     "network, limits, a throwaway folder.",
 )
 @click.option(
+    "--scorer",
+    "scorers",
+    multiple=True,
+    metavar="NAME",
+    help="A scorer for every item (numeric, contains, exact, regex, json, unit_tests, ...); "
+    "repeat for more.",
+)
+@click.option(
     "--pass-at",
     "pass_at",
     multiple=True,
@@ -258,6 +266,7 @@ def compare_cmd(
     limit: int | None,
     allow_code_execution: bool | None,
     pass_at: Sequence[int],
+    scorers: Sequence[str],
     config: Path | None,
     models: Sequence[str],
     options: Sequence[str],
@@ -313,6 +322,7 @@ def compare_cmd(
             "limit": limit,
             "allow_code_execution": allow_code_execution,
             "pass_at": list(pass_at) or None,
+            "scorers": list(scorers) or None,
         },
         settings=_settings(max_tokens, temperature, seed),
         samples=samples,

@@ -360,6 +360,7 @@ class CompareConfig(BaseModel):
         limit: int | None = None,
         allow_code_execution: bool | None = None,
         pass_at: Sequence[int] | None = None,
+        scorers: Sequence[str] | None = None,
     ) -> CompareConfig:
         """This config with command-line flags over it: each flag given wins over the file.
 
@@ -384,6 +385,7 @@ class CompareConfig(BaseModel):
             limit: ``--limit``.
             allow_code_execution: ``--allow-code-execution``.
             pass_at: ``--pass-at``.
+            scorers: ``--scorer``: added to the file's scorers.
 
         Returns:
             A new config; this one is unchanged.
@@ -426,6 +428,7 @@ class CompareConfig(BaseModel):
                 ("limit", limit),
                 ("allow_code_execution", allow_code_execution),
                 ("pass_at", None if pass_at is None else list(pass_at)),
+                ("scorers", None if not scorers else [*self.scorers, *scorers]),
             ):
                 if value is not None:
                     update[name] = value
@@ -614,13 +617,9 @@ class CompareConfig(BaseModel):
         )
 
     def _load(self, source: str | Path) -> list[PromptItem]:
-        if is_source(source):
+        if is_source(source) or self.fields is not None:
+            # A field mapping reads a JSONL/CSV file's own columns, as a dataset's.
             return load_source(source, fields=self.fields, split=self.split, limit=self.limit)
-        if self.fields is not None:
-            raise ConfigFileError(
-                self.path,
-                [Problem("fields", f"fields apply to dataset sources, not to the file {source}")],
-            )
         return load_prompts(source)[: self.limit]
 
     def _items(self) -> list[PromptItem] | None:

@@ -7,6 +7,8 @@ r"""Prompt sources beyond files: datasets, DataFrames, the Hugging Face Hub and 
 * a hub id ``"hf:NAME[:CONFIG[:SPLIT]]"`` (``"hf:openai/gsm8k:main:test"``), which needs the
   network; ``hf:NAME::SPLIT`` leaves the config out;
 * a folder written by ``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``;
+* a JSONL or CSV file whose rows have other keys than the item's fields (a GSM8K download:
+  ``question``, ``answer``), read with a field mapping;
 * a suite name: ``"builtin"`` (the 20 built-in items) or ``"humaneval"``
   (:func:`llmcompare.humaneval.humaneval_suite`).
 
@@ -121,6 +123,10 @@ def load_source(
         if fields:
             raise ConfigurationError(f"the {source} suite has its own fields: leave fields out")
         return _suite(str(source), limit)
+    if isinstance(source, (str, Path)) and Path(source).suffix.lower() in _ROW_FILES:
+        rows_read = _file_rows(Path(source))
+        found = list(dict.fromkeys(k for row in rows_read for k in row))
+        return _items(rows_read, found, mapping, name, limit)
     data = _open(source, split)
     if _is_dataframe(data):
         columns = [str(c) for c in data.columns]
@@ -129,6 +135,30 @@ def load_source(
         columns = list(data.column_names)
         rows = data
     return _items(rows, columns, mapping, name, limit)
+
+
+_ROW_FILES = (".jsonl", ".ndjson", ".csv")
+
+
+def _file_rows(path: Path) -> list[dict[str, Any]]:
+    """A JSONL or CSV file's rows as they are (no item fields expected)."""
+    import csv
+    import io
+
+    from llmcompare.prompts import _jsonl_rows
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise PromptFileError(f"cannot read: {exc}", path=str(path)) from None
+    if path.suffix.lower() == ".csv":
+        return [dict(row) for row in csv.DictReader(io.StringIO(text))]
+    rows = []
+    for line, row in _jsonl_rows(text, str(path)):
+        if not isinstance(row, dict):
+            raise PromptFileError("each line must be a JSON object", path=str(path), line=line)
+        rows.append(row)
+    return rows
 
 
 def _suite(name: str, limit: int | None) -> list[PromptItem]:
