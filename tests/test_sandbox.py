@@ -231,3 +231,20 @@ def test_code_execution_is_off_unless_the_user_opts_in() -> None:
     with pytest.warns(CodeExecutionWarning, match="no network"):
         result = compare([model], items, progress=False, cache=False, allow_code_execution=True)
     assert result.row("add", model.id).scores == {"unit_tests": 1.0}
+    with pytest.raises(ConfigurationError, match="allow_code_execution=True"):
+        result.rescore()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CodeExecutionWarning)
+        again = result.rescore(allow_code_execution=True)
+    assert again.row("add", model.id).scores == {"unit_tests": 1.0}
+
+
+def test_without_namespaces_it_refuses_unless_the_user_accepts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("sys.platform", "darwin")
+    with pytest.raises(SandboxUnavailable, match="cannot deny the network"):
+        run_python("print('hi')")
+    accepted = run_python("print('hi')", allow_network=True)
+    assert accepted.passed
+    assert not accepted.isolated

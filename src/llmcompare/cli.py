@@ -675,8 +675,17 @@ def report_cmd(run_dir: Path, formats: Sequence[str], show: bool) -> None:
     type=_FORMAT_CHOICE,
     help="Reports to write after rescoring (default: json, csv, html).",
 )
+@click.option(
+    "--allow-code-execution",
+    is_flag=True,
+    help="Let code scorers (unit_tests) run the saved answers' code, sandboxed.",
+)
 def rescore_cmd(
-    run_dir: Path, scorers: Sequence[str], replace: bool, formats: Sequence[str]
+    run_dir: Path,
+    scorers: Sequence[str],
+    replace: bool,
+    formats: Sequence[str],
+    allow_code_execution: bool,
 ) -> None:
     """Score the answers saved in RUN_DIR again with other scorers; nothing is sent.
 
@@ -692,8 +701,10 @@ def rescore_cmd(
     chosen = _formats(formats)
     result = _load_run(run_dir)
     try:
-        built = [scorer_from_name(name) for name in scorers]
-        rescored = result.rescore(built, replace=replace)
+        built = [
+            scorer_from_name(name, allow_code_execution=allow_code_execution) for name in scorers
+        ]
+        rescored = result.rescore(built, replace=replace, allow_code_execution=allow_code_execution)
     except ConfigurationError as exc:
         _fail(exc.message)
     print_report(rescored, console)
