@@ -248,3 +248,30 @@ def test_without_namespaces_it_refuses_unless_the_user_accepts(
     accepted = run_python("print('hi')", allow_network=True)
     assert accepted.passed
     assert not accepted.isolated
+
+
+def test_making_the_file_system_writable_again_fails(scorer: UnitTests) -> None:
+    # Root of its namespace could bind-mount /tmp and remount the bind writable: the program
+    # holds no capabilities, and a namespace of its own gets the mounts locked read-only.
+    planted = f"llmcompare-planted-{uuid.uuid4().hex}"
+    code = (
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "def escape():\n"
+        "    os.makedirs('x', exist_ok=True)\n"
+        "    if libc.mount(b'/tmp', b'x', None, 4096, None) != 0:\n"  # MS_BIND
+        "        return False\n"
+        "    libc.mount(None, b'x', None, 4096 | 32, None)\n"  # MS_REMOUNT: writable
+        "    try:\n"
+        f"        open('x/{planted}', 'w').write('x')\n"
+        "    except OSError:\n"
+        "        return False\n"
+        "    return True\n"
+        "def attack():\n"
+        "    if escape():\n"
+        "        return True\n"
+        "    libc.unshare(0x10000000 | 0x00020000)\n"  # a user + mount namespace of its own
+        "    return escape()\n"
+    )
+    assert scorer(answer(code), item()) is False
+    assert not (Path("/tmp") / planted).exists()

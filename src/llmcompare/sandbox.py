@@ -10,6 +10,8 @@ fresh ``python -I -B`` process, with:
   the program sees only a loopback interface that is down;
 * a read-only view of the whole file system except its own throwaway working folder, which is
   deleted afterwards;
+* no capabilities, even those of its namespace's root (locked securebits, an empty bounding
+  set, no new privileges), so it cannot mount, or make a read-only mount writable again;
 * a clean environment (no API keys or anything else inherited) and isolated mode (``-I``: no
   user site, no ``PYTHON*`` variables);
 * every process it started killed at the end (the PID namespace dies with its first process).
@@ -172,6 +174,17 @@ if pid == 0:
         (resource.RLIMIT_CORE, 0),
     ):
         resource.setrlimit(res, (value, value))
+    if cfg["isolate"]:
+        # The program must not hold the capabilities of its namespace's root: with them it
+        # could make a read-only mount (or a bind mount of one) writable again. Securebits
+        # NOROOT (locked): uid 0 gains nothing at exec; the bounding set emptied; no new privs.
+        if libc.prctl(28, 0x2F, 0, 0, 0) != 0:  # PR_SET_SECUREBITS
+            e = ctypes.get_errno()
+            sys.stderr.write("SANDBOX-UNAVAILABLE securebits: " + os.strerror(e) + "\n")
+            os._exit(97)
+        for cap in range(64):
+            libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP (fails past the last capability)
+        libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
     os.execve(cfg["python"], [cfg["python"], "-I", "-B", "program.py"], cfg["env"])
 _, status = os.waitpid(pid, 0)
 code = os.waitstatus_to_exitcode(status)
