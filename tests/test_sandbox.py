@@ -275,3 +275,9 @@ def test_making_the_file_system_writable_again_fails(scorer: UnitTests) -> None:
     )
     assert scorer(answer(code), item()) is False
     assert not (Path("/tmp") / planted).exists()
+
+
+def test_dev_holds_only_harmless_devices() -> None:
+    result = run_python("import os\nprint(sorted(os.listdir('/dev')))\n")
+    assert result.passed, result.output
+    assert result.output.strip() == "['null', 'random', 'urandom', 'zero']"

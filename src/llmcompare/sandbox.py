@@ -9,7 +9,7 @@ fresh ``python -I -B`` process, with:
 * no network: new user, network, mount, PID and IPC namespaces (Linux, through ``unshare(2)``):
   the program sees only a loopback interface that is down;
 * a read-only view of the whole file system except its own throwaway working folder, which is
-  deleted afterwards;
+  deleted afterwards, and a ``/dev`` of only ``null``, ``zero``, ``random`` and ``urandom``;
 * no capabilities, even those of its namespace's root (locked securebits, an empty bounding
   set, no new privileges), so it cannot mount, or make a read-only mount writable again;
 * a clean environment (no API keys or anything else inherited) and isolated mode (``-I``: no
@@ -148,6 +148,16 @@ if cfg["isolate"]:
             sys.stderr.write(f"SANDBOX-UNAVAILABLE mount {dst!r}: {os.strerror(e)}\n")
             sys.exit(97)
     mount(None, b"/", MS_REC | MS_PRIVATE)
+    # A /dev of four harmless devices: no disks, loop devices, kmsg or terminals to write to.
+    dev = cfg["dev"].encode()
+    if libc.mount(b"tmpfs", dev, b"tmpfs", 2 | 8, b"size=64k,mode=755") != 0:  # nosuid, noexec
+        e = ctypes.get_errno()
+        sys.stderr.write("SANDBOX-UNAVAILABLE tmpfs: " + os.strerror(e) + "\n")
+        sys.exit(97)
+    for name in ("null", "zero", "random", "urandom"):
+        open(cfg["dev"] + "/" + name, "w").close()
+        mount(b"/dev/" + name.encode(), dev + b"/" + name.encode(), MS_BIND)
+    mount(dev, b"/dev", 8192)  # MS_MOVE
     # mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, {MOUNT_ATTR_RDONLY}): every mount read-only.
     attr = (ctypes.c_uint64 * 4)(1, 0, 0, 0)
     # 442: mount_setattr, the same number on every architecture (a syscall added in 5.12).
@@ -257,9 +267,11 @@ def run_python(
     with tempfile.TemporaryDirectory(prefix="llmcompare-sandbox-") as outer:
         work = Path(outer) / "work"
         work.mkdir()
+        (Path(outer) / "dev").mkdir()
         (work / "program.py").write_text(code, encoding="utf-8")
         config = {
             "work": str(work),
+            "dev": str(Path(outer) / "dev"),
             "isolate": isolate,
             "python": sys.executable,
             "env": {**_CLEAN_ENV, "HOME": str(work), "TMPDIR": str(work)},
