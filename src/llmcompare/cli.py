@@ -142,7 +142,48 @@ def main() -> None:
 
 
 @main.command("compare", cls=_CompareCommand)
-@click.argument("prompts", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("prompts", required=False)
+@click.option(
+    "--suite",
+    type=click.Choice(["builtin", "humaneval"]),
+    help="Run a named suite instead of PROMPTS (humaneval needs --allow-code-execution).",
+)
+@click.option(
+    "--field",
+    "fields",
+    multiple=True,
+    metavar="KEY=COLUMN",
+    help="For a dataset source: the column of an item field (prompt, reference, id, system, "
+    "tags); repeat for more.",
+)
+@click.option(
+    "--template", help='For a dataset source: the prompt from its columns, "Q: {question}".'
+)
+@click.option("--split", help="For a dataset source with several splits: the one to run.")
+@click.option("--limit", type=click.IntRange(min=1), help="Run only the first N items.")
+@click.option(
+    "--allow-code-execution",
+    is_flag=True,
+    default=None,
+    help="Let code scorers (unit_tests, as HumanEval's) run the models' code, sandboxed: no "
+    "network, limits, a throwaway folder.",
+)
+@click.option(
+    "--scorer",
+    "scorers",
+    multiple=True,
+    metavar="NAME",
+    help="A scorer for every item (numeric, contains, exact, regex, json, unit_tests, ...); "
+    "repeat for more.",
+)
+@click.option(
+    "--pass-at",
+    "pass_at",
+    multiple=True,
+    type=click.IntRange(min=1),
+    metavar="K",
+    help="Report pass@K for code scorers (repeat; default 1 and --samples).",
+)
 @click.option(
     "-c",
     "--config",
@@ -223,7 +264,15 @@ def main() -> None:
 )
 @click.option("--ray-address", help="The Ray cluster to join (default: start a local one).")
 def compare_cmd(
-    prompts: Path | None,
+    prompts: str | None,
+    suite: str | None,
+    fields: Sequence[str],
+    template: str | None,
+    split: str | None,
+    limit: int | None,
+    allow_code_execution: bool | None,
+    pass_at: Sequence[int],
+    scorers: Sequence[str],
     config: Path | None,
     models: Sequence[str],
     options: Sequence[str],
@@ -244,7 +293,10 @@ def compare_cmd(
     ray_workers: int | None,
     ray_address: str | None,
 ) -> None:
-    """Run PROMPTS (JSONL, CSV or YAML; default: the built-in suite) on every model.
+    """Run PROMPTS (a file, a dataset, hf:NAME[:CONFIG[:SPLIT]] or --suite) on every model.
+
+    PROMPTS is a JSONL, CSV or YAML file, a saved dataset's folder or a hub id (its columns
+    mapped with --field/--template); without it, --suite (default: builtin) runs.
 
     With --out DIR the run is saved as it goes (each answer the moment it arrives) and the
     same command on the same folder resumes it: only what is missing is sent. Ctrl-C stops
@@ -260,6 +312,8 @@ def compare_cmd(
     from llmcompare.report import print_report
 
     console = Console()
+    if suite is not None and prompts is not None:
+        _fail(f"give PROMPTS or --suite, not both (got {prompts!r} and --suite {suite})")
     names = list(models)
     if not names and config is None:
         names, hints = default_models()
@@ -269,7 +323,15 @@ def compare_cmd(
     plan = _compare_plan(
         config,
         _model_flags(names, options),
-        prompts=prompts,
+        prompts=suite or prompts,
+        sources={
+            "fields": _fields(fields, template),
+            "split": split,
+            "limit": limit,
+            "allow_code_execution": allow_code_execution,
+            "pass_at": list(pass_at) or None,
+            "scorers": list(scorers) or None,
+        },
         settings=_settings(max_tokens, temperature, seed),
         samples=samples,
         concurrency=concurrency,
@@ -303,11 +365,25 @@ def compare_cmd(
     sys.exit(EXIT_FAILURES if result.failed else EXIT_OK)
 
 
+def _fields(fields: Sequence[str], template: str | None) -> dict[str, str] | None:
+    """--field KEY=COLUMN flags and --template as a field mapping; exit 2 if malformed."""
+    mapping: dict[str, str] = {}
+    for flag in fields:
+        key, sep, column = flag.partition("=")
+        if not sep or not key.strip() or not column:
+            _fail(f"--field takes KEY=COLUMN (prompt=question), got {flag!r}")
+        mapping[key.strip()] = column
+    if template is not None:
+        mapping["template"] = template
+    return mapping or None
+
+
 def _compare_plan(
     config: Path | None,
     flags: Sequence[tuple[str, str]],
     *,
-    prompts: Path | None,
+    prompts: str | None,
+    sources: dict[str, Any],
     settings: dict[str, Any],
     samples: int,
     concurrency: int,
@@ -341,6 +417,7 @@ def _compare_plan(
             tpm=tpm,
             out=out,
             executor=_ray_executor(base, *ray),
+            **sources,
         ).build()
     except (LLMCompareError, LookupError, ValueError) as exc:
         _fail(str(exc))
@@ -637,8 +714,17 @@ def report_cmd(run_dir: Path, formats: Sequence[str], show: bool) -> None:
     type=_FORMAT_CHOICE,
     help="Reports to write after rescoring (default: json, csv, html).",
 )
+@click.option(
+    "--allow-code-execution",
+    is_flag=True,
+    help="Let code scorers (unit_tests) run the saved answers' code, sandboxed.",
+)
 def rescore_cmd(
-    run_dir: Path, scorers: Sequence[str], replace: bool, formats: Sequence[str]
+    run_dir: Path,
+    scorers: Sequence[str],
+    replace: bool,
+    formats: Sequence[str],
+    allow_code_execution: bool,
 ) -> None:
     """Score the answers saved in RUN_DIR again with other scorers; nothing is sent.
 
@@ -654,8 +740,10 @@ def rescore_cmd(
     chosen = _formats(formats)
     result = _load_run(run_dir)
     try:
-        built = [scorer_from_name(name) for name in scorers]
-        rescored = result.rescore(built, replace=replace)
+        built = [
+            scorer_from_name(name, allow_code_execution=allow_code_execution) for name in scorers
+        ]
+        rescored = result.rescore(built, replace=replace, allow_code_execution=allow_code_execution)
     except ConfigurationError as exc:
         _fail(exc.message)
     print_report(rescored, console)

@@ -63,7 +63,7 @@ Models = Sequence[Model | str] | Mapping[str, Model | str]
 
 def compare(
     models: Models,
-    prompts: Iterable[PromptItem | str | Mapping[str, Any]] | str | Path | None = None,
+    prompts: Iterable[PromptItem | str | Mapping[str, Any]] | str | Path | Any | None = None,
     *,
     scorers: Sequence[Scorer] = (),
     samples: int = 1,
@@ -82,6 +82,8 @@ def compare(
     confidence: float = 0.95,
     stats_seed: int = 0,
     executor: Executor | None = None,
+    allow_code_execution: bool = False,
+    pass_at: Sequence[int] | None = None,
     **settings: Unpack[Settings],
 ) -> Comparison:
     """Run every prompt on every model and gather answers, scores, latency, tokens and cost.
@@ -95,7 +97,11 @@ def compare(
         models: Models, or names for :func:`llmcompare.get_model` (models built from names are
             closed at the end); a mapping ``{label: model}`` names them in the record (two
             OpenAI-compatible servers serving the same model, say).
-        prompts: Items, strings, mappings, or a prompt file path; ``None`` runs the built-in suite.
+        prompts: Items, strings, mappings, a prompt file path, a suite name (``"humaneval"``),
+            a ``datasets.Dataset`` (or a ``DatasetDict`` with one split), a pandas DataFrame, a
+            saved dataset's folder or a hub id ``"hf:NAME[:CONFIG[:SPLIT]]"`` whose columns
+            are the item's fields (for other columns, see :func:`llmcompare.sources.load_source`);
+            ``None`` runs the built-in suite.
         scorers: Scorers applied to every item, besides each item's own.
         samples: How many times to run each item on each model. With more than one, sample
             ``s`` is sent with ``seed = base + s`` (``base``: the ``seed`` setting, else 0), the
@@ -131,6 +137,11 @@ def compare(
             Ray actors (API models still run here). Answers are recorded as they arrive either
             way, so resume and the cache work the same. Budgets are enforced before sending
             only in this process; answers from an executor are counted as they arrive.
+        allow_code_execution: Let code scorers (``unit_tests``, as HumanEval's items name)
+            run the code the models write, in the sandbox of :mod:`llmcompare.sandbox`. Off by
+            default: such items are then refused before anything is sent.
+        pass_at: The k values of pass@k reported for code scorers, each at most ``samples``;
+            by default 1 and ``samples``.
         **settings: Generation settings shared by every model, on top of the defaults
             (greedy, ``max_tokens=256``).
 
@@ -145,9 +156,10 @@ def compare(
     if not models:
         raise LLMCompareError("compare needs at least one model")
     _check_options(samples, confidence, stats_seed, scorers)
+    ks = _pass_at(pass_at, samples)
     items = _items(prompts)
     shared: dict[str, Any] = {**DEFAULT_SETTINGS, **settings}
-    scoring = _aggregate.Scoring(scorers)
+    scoring = _aggregate.Scoring(scorers, allow_code_execution=allow_code_execution)
     # Validate every item's scorers before any model runs: a typo should not cost a whole run.
     for item in items:
         for scorer in scoring.for_item(item):
@@ -217,7 +229,12 @@ def compare(
         if finished.exists():
             # A finished run asked again: nothing was sent, so its record stands (rescored,
             # since scorers may have changed); its timings are the run's, not this call's.
-            return _aggregate.rescored(Comparison.load(finished), scorers, replace=False)
+            return _aggregate.rescored(
+                Comparison.load(finished),
+                scorers,
+                replace=False,
+                allow_code_execution=allow_code_execution,
+            )
     by_id = {item.id: item for item in items}
     rows = tuple(
         _row(by_id[item_id], run.label, sample, result, scoring, hardware, cached)
@@ -246,6 +263,7 @@ def compare(
             confidence=confidence,
             stats_seed=stats_seed,
             scorers=tuple(scorer_name(s) for s in scorers),
+            pass_at=ks,
         ),
         items=tuple(items),
         rows=rows,
@@ -259,6 +277,8 @@ def compare(
                     {r.label: r.wall_s for r in runs},
                     confidence,
                     stats_seed,
+                    pass_at=ks,
+                    code_scorers=scoring.pass_at_k_names(items),
                 ),
                 runs,
                 strict=True,
@@ -286,6 +306,19 @@ def _check_options(
                 f"scorers must be callables (completion, item) -> float | bool | None; got "
                 f"{scorer!r}"
             )
+
+
+def _pass_at(pass_at: Sequence[int] | None, samples: int) -> tuple[int, ...]:
+    if pass_at is None:
+        return tuple(sorted({1, samples}))
+    ks = tuple(pass_at)
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= samples:
+            raise ConfigurationError(
+                f"pass_at takes whole numbers k with 1 <= k <= samples ({samples}), got {k!r}: "
+                "pass@k needs at least k samples of each item"
+            )
+    return tuple(sorted(set(ks)))
 
 
 @dataclass
@@ -600,10 +633,14 @@ def _gpu_name() -> str | None:
 
 
 def _items(
-    prompts: Iterable[PromptItem | str | Mapping[str, Any]] | str | Path | None,
+    prompts: Iterable[PromptItem | str | Mapping[str, Any]] | str | Path | Any | None,
 ) -> list[PromptItem]:
+    from llmcompare import sources
+
     if prompts is None:
         items = builtin_suite()
+    elif sources.is_source(prompts):
+        items = sources.load_source(prompts)
     elif isinstance(prompts, Path) or (isinstance(prompts, str) and _looks_like_file(prompts)):
         items = load_prompts(prompts)
     elif isinstance(prompts, str):

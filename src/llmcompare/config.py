@@ -52,6 +52,7 @@ from llmcompare.errors import ConfigurationError, LLMCompareError
 from llmcompare.model import Model
 from llmcompare.prompts import PromptItem, load_prompts
 from llmcompare.scorers import Scorer, scorer_from_name
+from llmcompare.sources import SUITES, FieldMap, is_source, load_source
 from llmcompare.types import GenerationSettings, Settings
 
 if typing.TYPE_CHECKING:
@@ -296,8 +297,17 @@ class CompareConfig(BaseModel):
 
     Attributes:
         models: The models, in run order (at least one to run; ``-m`` flags replace them).
-        prompts: Prompt files (JSONL, CSV or YAML), run one after the other; item ids must be
-            unique across them. ``None`` runs the built-in suite.
+        prompts: Prompt files (JSONL, CSV or YAML), saved datasets' folders, hub ids
+            (``"hf:openai/gsm8k:main:test"``) or suite names (``"humaneval"``), run one after
+            the other; item ids must be unique across them. ``None`` runs the built-in suite.
+        fields: Which column of a dataset source is which item field (``prompt`` or
+            ``template``, ``reference``, ``id``, ``system``, ``tags``); see
+            :class:`llmcompare.sources.FieldMap`.
+        split: The split of a dataset source that has several.
+        limit: Only the first ``limit`` items of each source.
+        allow_code_execution: Let code scorers (``unit_tests``) run the models' code in the
+            sandbox (:mod:`llmcompare.sandbox`).
+        pass_at: The k values of pass@k for code scorers (default: 1 and ``samples``).
         scorers: Scorer names (see :func:`llmcompare.scorers.scorer_from_name`) applied to every
             item, besides each item's own.
         settings: Generation settings shared by every model (on top of greedy,
@@ -331,6 +341,11 @@ class CompareConfig(BaseModel):
     stats_seed: Annotated[int, Field(ge=0)] = 0
     out: str | None = None
     executor: ExecutorConfig | None = None
+    fields: FieldMap | None = None
+    split: str | None = None
+    limit: Annotated[int, Field(ge=1)] | None = None
+    allow_code_execution: bool = False
+    pass_at: list[Annotated[int, Field(ge=1)]] | None = None
 
     _base: Path | None = PrivateAttr(default=None)
     _source: _Source | None = PrivateAttr(default=None)
@@ -352,8 +367,12 @@ class CompareConfig(BaseModel):
         return base / Path(name).expanduser()
 
     def prompt_files(self) -> list[Path]:
-        """The prompt files, resolved (an empty list: the built-in suite)."""
-        return [self._resolve(p) for p in self.prompts or ()]
+        """The prompt files and dataset folders, resolved (hub ids and suites left out)."""
+        return [p for p in self._sources() if isinstance(p, Path)]
+
+    def _sources(self) -> list[str | Path]:
+        """Every prompt source: hub ids and suite names as given, paths resolved."""
+        return [p if _named(p) else self._resolve(p) for p in self.prompts or ()]
 
     def out_dir(self) -> Path | None:
         """The report folder, resolved, or ``None``."""
@@ -374,6 +393,12 @@ class CompareConfig(BaseModel):
         tpm: float | None = None,
         out: str | Path | None = None,
         executor: ExecutorConfig | None = None,
+        fields: Mapping[str, str] | None = None,
+        split: str | None = None,
+        limit: int | None = None,
+        allow_code_execution: bool | None = None,
+        pass_at: Sequence[int] | None = None,
+        scorers: Sequence[str] | None = None,
     ) -> CompareConfig:
         """This config with command-line flags over it: each flag given wins over the file.
 
@@ -394,6 +419,12 @@ class CompareConfig(BaseModel):
             tpm: ``--tpm``.
             out: ``--out``.
             executor: ``--ray-workers`` / ``--ray-address``: replaces the file's executor.
+            fields: ``--field KEY=COLUMN`` and ``--template``: merged over the file's fields.
+            split: ``--split``.
+            limit: ``--limit``.
+            allow_code_execution: ``--allow-code-execution``.
+            pass_at: ``--pass-at``.
+            scorers: ``--scorer``: added to the file's scorers.
 
         Returns:
             A new config; this one is unchanged.
@@ -416,7 +447,12 @@ class CompareConfig(BaseModel):
                 ]
             update["models"] = chosen
             if prompts is not None:
-                update["prompts"] = [str(Path(p).absolute()) for p in prompts]
+                update["prompts"] = [
+                    str(p) if _named(str(p)) else str(Path(p).absolute()) for p in prompts
+                ]
+            if fields:
+                old_fields = self.fields.model_dump(exclude_none=True) if self.fields else {}
+                update["fields"] = FieldMap.model_validate({**old_fields, **fields})
             if out is not None:
                 update["out"] = str(Path(out).absolute())
             if executor is not None:
@@ -429,6 +465,11 @@ class CompareConfig(BaseModel):
                 ("concurrency", concurrency),
                 ("rpm", rpm),
                 ("tpm", tpm),
+                ("split", split),
+                ("limit", limit),
+                ("allow_code_execution", allow_code_execution),
+                ("pass_at", None if pass_at is None else list(pass_at)),
+                ("scorers", None if not scorers else [*self.scorers, *scorers]),
             ):
                 if value is not None:
                     update[name] = value
@@ -616,14 +657,20 @@ class CompareConfig(BaseModel):
             tpm=None if own_limits else self.tpm,
         )
 
+    def _load(self, source: str | Path) -> list[PromptItem]:
+        if is_source(source) or self.fields is not None:
+            # A field mapping reads a JSONL/CSV file's own columns, as a dataset's.
+            return load_source(source, fields=self.fields, split=self.split, limit=self.limit)
+        return load_prompts(source)[: self.limit]
+
     def _items(self) -> list[PromptItem] | None:
-        files = self.prompt_files()
+        files = self._sources()
         if not files:
             return None
         items: list[PromptItem] = []
-        owner: dict[str, Path] = {}
+        owner: dict[str, str | Path] = {}
         for path in files:
-            for item in load_prompts(path):
+            for item in self._load(path):
                 if item.id in owner:
                     other = owner[item.id]
                     where = "twice in it" if other == path else f"also in {other}"
@@ -659,10 +706,15 @@ class CompareConfig(BaseModel):
             dumped["options"] = _mask_options(dumped["options"])
             dumped["settings"] = model.settings.model_dump(mode="json", exclude_unset=True)
         if self.prompts is not None:
-            data["prompts"] = [str(p) for p in self.prompt_files()]
+            data["prompts"] = [str(p) for p in self._sources()]
         if self.out is not None:
             data["out"] = str(self.out_dir())
         return data
+
+
+def _named(source: str) -> bool:
+    """A hub id or a suite name: a prompt source that is not a path."""
+    return source.startswith("hf:") or source in SUITES
 
 
 def _without(model: ModelConfig, settings: set[str], *, rpm: bool, tpm: bool) -> ModelConfig:
@@ -722,6 +774,8 @@ class ComparePlan:
             "rpm": self.rpm,
             "tpm": self.tpm,
             "executor": None if c.executor is None else c.executor.build(),
+            "allow_code_execution": c.allow_code_execution,
+            "pass_at": c.pass_at,
             **self.settings,
         }
 

@@ -71,6 +71,9 @@ class PromptItem(BaseModel):
         json_schema: A JSON schema the answer must follow (``schema`` in prompt files): the
             comparison sends it as every model's ``response_format`` unless ``compare`` is given
             one (``response_format=None`` runs the item unconstrained).
+        stub: Code the answer completes, for code scorers (a function's signature and
+            docstring, as in HumanEval): an answer that gives only the function's body is run
+            after it.
     """
 
     # populate_by_name: the field is json_schema in Python (a field named "schema" would shadow
@@ -84,6 +87,7 @@ class PromptItem(BaseModel):
     scorers: tuple[str, ...] | None = None
     tags: tuple[str, ...] = ()
     json_schema: dict[str, Any] | None = Field(default=None, alias="schema")
+    stub: str | None = None
 
     @field_validator("json_schema")
     @classmethod

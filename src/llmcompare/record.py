@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from llmcompare.decision import BreakEven
 
-__all__ = ["Comparison", "ErrorInfo", "ModelSummary", "Pairwise", "Row", "RunInfo"]
+__all__ = ["Comparison", "ErrorInfo", "ModelSummary", "Pairwise", "PassAtK", "Row", "RunInfo"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -112,6 +112,35 @@ class Pairwise(BaseModel):
         return self.difference.verdict(alpha, name_a=self.model_a, name_b=self.model_b)
 
 
+class PassAtK(BaseModel):
+    """pass@k of one model under one pass/fail code scorer (``unit_tests``), over items.
+
+    Per item, the unbiased estimate ``1 - C(n - c, k) / C(n, k)`` from its ``n`` samples of
+    which ``c`` passed (Chen et al., 2021; :func:`llmcompare.stats.pass_at_k`); a failed
+    sample counts as not passing. The value is the mean over the items, the interval is over
+    items (Wilson when every item's estimate is 0 or 1, else a bootstrap over items).
+
+    Attributes:
+        scorer: The scorer's name.
+        k: The k of pass@k.
+        value: The mean over items.
+        ci: Its confidence interval (the run's ``confidence``).
+        ci_method: How the interval was computed.
+        n_items: Items it is over (the items every model answered).
+        samples: Samples per item (n).
+    """
+
+    model_config = _FROZEN
+
+    scorer: str
+    k: int
+    value: float
+    ci: tuple[float, float]
+    ci_method: str
+    n_items: int
+    samples: int
+
+
 class ModelSummary(BaseModel):
     """Aggregates of one model over the whole prompt set.
 
@@ -147,6 +176,7 @@ class ModelSummary(BaseModel):
         revisions: Model names the provider reported (dated snapshots, paths).
         adjustments: How the settings the model received differ from the shared ones, and why
             (a parameter the provider does not accept, one sent under another name).
+        pass_at_k: pass@k for each code scorer and each k of the run's ``pass_at``.
     """
 
     model_config = _FROZEN
@@ -174,6 +204,7 @@ class ModelSummary(BaseModel):
     wall_s: float
     revisions: tuple[str, ...] = ()
     adjustments: tuple[str, ...] = ()
+    pass_at_k: tuple[PassAtK, ...] = ()
 
     @property
     def failed(self) -> int:
@@ -204,6 +235,7 @@ class RunInfo(BaseModel):
         stats_seed: The seed of every bootstrap and permutation test (the figures repeat
             exactly).
         scorers: The names of the scorers applied to every item (besides each item's own).
+        pass_at: The k values of pass@k reported for code scorers (each at most ``samples``).
     """
 
     model_config = _FROZEN
@@ -224,6 +256,7 @@ class RunInfo(BaseModel):
     confidence: float = 0.95
     stats_seed: int = 0
     scorers: tuple[str, ...] = ()
+    pass_at: tuple[int, ...] = ()
 
 
 class Comparison(BaseModel):
@@ -349,13 +382,21 @@ class Comparison(BaseModel):
         """Read a record written by :meth:`save`."""
         return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
 
-    def rescore(self, scorers: Sequence[Scorer] = (), *, replace: bool = False) -> Comparison:
+    def rescore(
+        self,
+        scorers: Sequence[Scorer] = (),
+        *,
+        replace: bool = False,
+        allow_code_execution: bool = False,
+    ) -> Comparison:
         """Score the recorded answers again, with new scorers, without sending a request.
 
         Args:
             scorers: Scorers applied to every item (built ones, or callables of your own).
             replace: Drop each item's own scorers and use only ``scorers``; by default the
                 item's own scorers run too, as in :func:`~llmcompare.compare`.
+            allow_code_execution: Let the items' ``unit_tests`` scorers run the answers' code
+                (see :class:`llmcompare.sandbox.UnitTests`).
 
         Returns:
             A new record: the same answers, new scores, summaries and pairwise differences.
@@ -365,4 +406,6 @@ class Comparison(BaseModel):
         """
         from llmcompare import _aggregate
 
-        return _aggregate.rescored(self, scorers, replace=replace)
+        return _aggregate.rescored(
+            self, scorers, replace=replace, allow_code_execution=allow_code_execution
+        )

@@ -145,6 +145,25 @@ def summary_table_rows(comparison: Comparison) -> list[list[str]]:
         row(f"score [{level} CI], {common} common items", (_score_cell(s) for s in sums)),
     ]
     rows += [row(f"  {n}", (_fmt(s.mean_scores.get(n)) for s in sums)) for n in score_names]
+    # pass@k of code scorers, over the same common items, with its interval.
+    passes = {(p.scorer, p.k): None for s in sums for p in s.pass_at_k}
+    rows += [
+        row(
+            f"  {name} pass@{k} [{level} CI]",
+            (
+                next(
+                    (
+                        f"{p.value:.2f} [{p.ci[0]:.2f}, {p.ci[1]:.2f}]"
+                        for p in s.pass_at_k
+                        if (p.scorer, p.k) == (name, k)
+                    ),
+                    "-",
+                )
+                for s in sums
+            ),
+        )
+        for name, k in passes
+    ]
     rows.append(
         row("score, failures as 0", (_fmt(s.score_failures_as_zero) for s in sums)),
     )

@@ -12,7 +12,9 @@ Built in: :class:`Exact`, :class:`Contains`, :class:`Regex`, :class:`Numeric`, :
 (fields equal to a JSON reference), :class:`MaxLength`, and :class:`Judge`, which asks any
 :class:`~llmcompare.Model` to grade the answer with a rubric. Prompt files name scorers with
 :func:`scorer_from_name` (``"exact"``, ``"contains"``, ``"regex"``, ``"numeric"``, ``"json"``,
-``"schema"``, ``"json_fields"``, ``"max_words:25"``, ``"max_chars:200"``).
+``"schema"``, ``"json_fields"``, ``"max_words:25"``, ``"max_chars:200"``), and ``"unit_tests"``
+(alias ``"pass"``), which runs the answer's code with the item's tests in a sandbox
+(:class:`llmcompare.sandbox.UnitTests`), only when the user allows code execution.
 """
 
 from __future__ import annotations
@@ -397,12 +399,15 @@ class Judge:
         return (int(match.group(1)) - 1) / 9
 
 
-def scorer_from_name(spec: str) -> Scorer:
+def scorer_from_name(spec: str, *, allow_code_execution: bool = False) -> Scorer:
     """Build a built-in scorer from its name in a prompt file.
 
     Args:
         spec: ``"exact"``, ``"contains"``, ``"regex"``, ``"numeric"``, ``"json"``,
-            ``"schema"``, ``"json_fields"``, ``"max_words:N"`` or ``"max_chars:N"``.
+            ``"schema"``, ``"json_fields"``, ``"max_words:N"``, ``"max_chars:N"`` or
+            ``"unit_tests"`` (alias ``"pass"``).
+        allow_code_execution: Let ``"unit_tests"`` run the models' code (off: it refuses every
+            item before anything is sent).
 
     Raises:
         ConfigurationError: For an unknown name or a malformed limit.
@@ -423,5 +428,9 @@ def scorer_from_name(spec: str) -> Scorer:
         return JsonFields()
     if name in ("max_words", "max_chars") and arg.isdigit():
         return MaxLength(**{name: int(arg)})
-    known = [*simple, "schema", "json_fields", "max_words:N", "max_chars:N"]
+    if name in ("unit_tests", "pass") and not arg:
+        from llmcompare.sandbox import UnitTests
+
+        return UnitTests(allow_code_execution=allow_code_execution)
+    known = [*simple, "schema", "json_fields", "max_words:N", "max_chars:N", "unit_tests"]
     raise ConfigurationError(f"unknown scorer {spec!r}; built-in scorers: {', '.join(known)}")

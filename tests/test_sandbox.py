@@ -1,0 +1,283 @@
+"""The sandbox against hostile answers: each scores 0 within its limit and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from llmcompare import compare
+from llmcompare.backends.fake import FunctionModel
+from llmcompare.errors import ConfigurationError
+from llmcompare.prompts import PromptItem
+from llmcompare.sandbox import (
+    CodeExecutionWarning,
+    Limits,
+    SandboxUnavailable,
+    UnitTests,
+    check_sandbox,
+    run_python,
+)
+from llmcompare.types import Completion, Usage
+
+# The tests: they pass only when the answer's `attack()` returns True, i.e. when the attack
+# WORKED. A score of 0 therefore means the sandbox stopped it.
+TESTS = "assert attack() is True\n"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _sandbox() -> None:
+    try:
+        check_sandbox()
+    except SandboxUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the sandbox cannot run in CI: {exc}")
+        pytest.skip(f"the sandbox cannot run here: {exc}")
+
+
+@pytest.fixture
+def scorer() -> Iterator[UnitTests]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CodeExecutionWarning)
+        yield UnitTests(
+            allow_code_execution=True, limits=Limits(timeout_s=5, cpu_s=5, memory_mb=512)
+        )
+
+
+def answer(code: str) -> Completion:
+    return Completion(
+        text=f"Here it is:\n```python\n{code}\n```",
+        finish_reason="stop",
+        usage=Usage(),
+        model="fake:x",
+    )
+
+
+def item(tests: str = TESTS) -> PromptItem:
+    return PromptItem(id="hostile", prompt="Write attack().", reference=tests)
+
+
+def sandbox_processes() -> list[str]:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    return [line for line in out.stdout.splitlines() if "llmcompare-sandbox-" in line]
+
+
+def test_a_correct_solution_scores_1(scorer: UnitTests) -> None:
+    code = "def add(a, b):\n    return a + b"
+    assert scorer(answer(code), item("assert add(2, 3) == 5\n")) is True
+
+
+def test_a_wrong_solution_scores_0(scorer: UnitTests) -> None:
+    code = "def add(a, b):\n    return a - b"
+    assert scorer(answer(code), item("assert add(2, 3) == 5\n")) is False
+
+
+def test_an_infinite_loop_is_killed_at_the_timeout() -> None:
+    result = run_python("while True:\n    pass\n", limits=Limits(timeout_s=1, cpu_s=30))
+    assert result.status == "timeout"
+    assert not sandbox_processes()
+
+
+def test_a_cpu_bound_loop_hits_the_cpu_limit() -> None:
+    result = run_python("while True:\n    pass\n", limits=Limits(timeout_s=30, cpu_s=1))
+    assert result.status == "failed"
+    assert result.returncode is not None
+    assert result.returncode != 0
+
+
+def test_a_fork_bomb_is_bounded_and_every_process_is_gone(scorer: UnitTests) -> None:
+    code = (
+        "import os, time\n"
+        "def attack():\n"
+        "    made = 0\n"
+        "    while made < 10_000:\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(60)\n"
+        "            os._exit(0)\n"
+        "        made += 1\n"
+        "    return True\n"
+    )
+    assert scorer(answer(code), item()) is False
+    assert not sandbox_processes()
+
+
+def test_a_huge_allocation_fails(scorer: UnitTests) -> None:
+    code = "def attack():\n    block = bytearray(10 * 1024**3)\n    return len(block) > 0"
+    assert scorer(answer(code), item()) is False
+
+
+def test_writing_outside_the_work_folder_fails_and_leaves_nothing(
+    scorer: UnitTests, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    planted = Path("/tmp") / f"llmcompare-planted-{uuid.uuid4().hex}"
+    code = (
+        "import os\n"
+        "def attack():\n"
+        "    done = False\n"
+        f"    for path in ({str(planted)!r}, {str(tmp_path / 'new.txt')!r}):\n"
+        "        try:\n"
+        "            open(path, 'w').write('x')\n"
+        "            done = True\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    try:\n"
+        f"        os.remove({str(victim)!r})\n"
+        "        done = True\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "    return done\n"
+    )
+    assert scorer(answer(code), item()) is False
+    assert not planted.exists()
+    assert not (tmp_path / "new.txt").exists()
+    assert victim.read_text() == "keep me"
+
+
+def test_writing_inside_the_work_folder_works_and_is_deleted(tmp_path: Path) -> None:
+    code = "import os\nopen('out.txt', 'w').write('x')\nprint(os.getcwd())\n"
+    result = run_python(code)
+    assert result.passed, result.output
+    work = Path(result.output.strip())
+    assert work.name == "work"
+    assert not work.exists()
+
+
+def test_an_api_key_in_the_environment_is_not_inherited(
+    scorer: UnitTests, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_key = "sk-test-" + uuid.uuid4().hex
+    monkeypatch.setenv("OPENAI_API_KEY", fake_key)
+    code = (
+        "import os, glob\n"
+        "def attack():\n"
+        f"    key = {fake_key!r}\n"
+        "    if key in str(os.environ):\n"
+        "        return True\n"
+        "    for path in glob.glob('/proc/*/environ'):\n"
+        "        try:\n"
+        "            if key.encode() in open(path, 'rb').read():\n"
+        "                return True\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return False\n"
+    )
+    assert os.environ["OPENAI_API_KEY"] == fake_key  # the key IS in the parent's environment
+    assert scorer(answer(code), item()) is False
+
+
+def test_opening_a_socket_to_a_listening_server_fails(scorer: UnitTests) -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    port = server.getsockname()[1]
+    accepted: list[object] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept())
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    code = (
+        "import socket\n"
+        "def attack():\n"
+        f"    socket.create_connection(('127.0.0.1', {port}), timeout=2).close()\n"
+        "    return True\n"
+    )
+    try:
+        # The server is reachable from here: the same connection works outside the sandbox.
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        assert scorer(answer(code), item()) is False
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+    assert len(accepted) == 1  # only the connection made from outside
+
+
+def test_output_is_capped() -> None:
+    result = run_python(
+        "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)\n",
+        limits=Limits(timeout_s=10, file_size_mb=1, output_chars=100),
+    )
+    assert result.status == "failed"
+    assert len(result.output) <= 100
+
+
+def test_code_execution_is_off_unless_the_user_opts_in() -> None:
+    model = FunctionModel(lambda r: "```python\ndef add(a, b):\n    return a + b\n```")
+    items = [
+        PromptItem(id="add", prompt="add", reference="assert add(1, 2) == 3", scorers=["pass"])
+    ]
+    sent: list[object] = []
+    counting = FunctionModel(lambda r: sent.append(r) or "x")
+    with pytest.raises(ConfigurationError, match="allow_code_execution=True"):
+        compare([counting], items, progress=False, cache=False)
+    assert not sent  # refused before anything was sent
+    with pytest.warns(CodeExecutionWarning, match="no network"):
+        result = compare([model], items, progress=False, cache=False, allow_code_execution=True)
+    assert result.row("add", model.id).scores == {"unit_tests": 1.0}
+    with pytest.raises(ConfigurationError, match="allow_code_execution=True"):
+        result.rescore()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CodeExecutionWarning)
+        again = result.rescore(allow_code_execution=True)
+    assert again.row("add", model.id).scores == {"unit_tests": 1.0}
+
+
+def test_without_namespaces_it_refuses_unless_the_user_accepts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("sys.platform", "darwin")
+    with pytest.raises(SandboxUnavailable, match="cannot deny the network"):
+        run_python("print('hi')")
+    accepted = run_python("print('hi')", allow_network=True)
+    assert accepted.passed
+    assert not accepted.isolated
+
+
+def test_making_the_file_system_writable_again_fails(scorer: UnitTests) -> None:
+    # Root of its namespace could bind-mount /tmp and remount the bind writable: the program
+    # holds no capabilities, and a namespace of its own gets the mounts locked read-only.
+    planted = f"llmcompare-planted-{uuid.uuid4().hex}"
+    code = (
+        "import ctypes, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "def escape():\n"
+        "    os.makedirs('x', exist_ok=True)\n"
+        "    if libc.mount(b'/tmp', b'x', None, 4096, None) != 0:\n"  # MS_BIND
+        "        return False\n"
+        "    libc.mount(None, b'x', None, 4096 | 32, None)\n"  # MS_REMOUNT: writable
+        "    try:\n"
+        f"        open('x/{planted}', 'w').write('x')\n"
+        "    except OSError:\n"
+        "        return False\n"
+        "    return True\n"
+        "def attack():\n"
+        "    if escape():\n"
+        "        return True\n"
+        "    libc.unshare(0x10000000 | 0x00020000)\n"  # a user + mount namespace of its own
+        "    return escape()\n"
+    )
+    assert scorer(answer(code), item()) is False
+    assert not (Path("/tmp") / planted).exists()
+
+
+def test_dev_holds_only_harmless_devices() -> None:
+    result = run_python("import os\nprint(sorted(os.listdir('/dev')))\n")
+    assert result.passed, result.output
+    assert result.output.strip() == "['null', 'random', 'urandom', 'zero']"
