@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import subprocess
 import sys
@@ -57,9 +58,11 @@ def test_the_page_needs_no_network(record: Comparison, tmp_path: Path) -> None:
 
 def test_the_decision_view_and_stamp_are_on_the_page(record: Comparison, tmp_path: Path) -> None:
     page = write_html(record, tmp_path / "report.html").read_text(encoding="utf-8")
-    # $1/h kept on 730 h = $730 a month against $0.00125 a request: 584,000 requests.
+    # $1/h kept on 730 h = $730 a month against $0.00125 a request: 584,000 requests, stated
+    # with one rounding in the sentence and on the chart.
     assert "above ~580,000 requests a month, hosting fake:local on this hardware" in page
-    assert "~584,000 / month" in page  # the crossover marked on the chart
+    assert "~580,000 / month" in page  # the crossover marked on the chart
+    assert "584,000" not in page
     assert "kept on 730 h a month ($730.00 per machine)" in page
     assert page.count("<svg") == 5
     assert record.run.llmcompare_version in page
@@ -118,6 +121,100 @@ def test_break_even_matches_a_hand_computation(record: Comparison) -> None:
     assert local.monthly_usd(3_000_000) == pytest.approx(2 * 730 + 3_000_000 * 0.0002)
     assert any("kept on 730 h a month" in a for a in found.assumptions)
     assert any("$0.001250 a request" in a for a in found.assumptions)
+
+
+def _hand_costs(volume: float, capacity: float) -> tuple[float, float]:
+    """Local and API dollars a month by hand: whole machines at $730, $0.0002 vs $0.00125."""
+    return math.ceil(volume / capacity) * 730 + 0.0002 * volume, 0.00125 * volume
+
+
+def test_a_second_machine_moves_the_break_even_to_where_hosting_stays_cheaper(
+    record: Comparison,
+) -> None:
+    # 200 tokens/s over 500 tokens a request: 0.4 request/s, 1,051,200 a month per machine, so
+    # the first crossover (695,238) lies between half and all of one machine's capacity.
+    capacity = 200 / 500 * 3600 * 730
+    first = 730 / (0.00125 - 0.0002)
+    assert capacity / 2 < first < capacity
+    found = _hand_made(record, tokens_per_s=200.0).break_even("fake:local", "fake:api")
+    # Independent truth: walk the volumes in steps of 100 and keep the last one the API wins.
+    last_api_win = max(
+        n
+        for n in range(100, int(10 * capacity), 100)
+        if _hand_costs(n, capacity)[1] < _hand_costs(n, capacity)[0]
+    )
+    assert found.crossover is not None
+    assert last_api_win <= found.crossover < last_api_win + 100
+    # The reviewer's case: 1.2M requests need two machines and the API is cheaper there.
+    local_usd, api_usd = _hand_costs(1_200_000, capacity)
+    assert local_usd == pytest.approx(1700)
+    assert api_usd == pytest.approx(1500)
+    assert found.crossover > 1_200_000
+    assert found.first_crossover == pytest.approx(first)
+    assert found.machines == 2
+    assert found.sentence() == (
+        "above ~1,400,000 requests a month, hosting fake:local on this hardware costs less "
+        "than fake:api for good (2 machines); from ~700,000 up to there the cheaper one "
+        "alternates: fake:api costs less just after each added machine"
+    )
+
+
+def test_the_chart_marks_both_crossovers_with_one_rounding(
+    record: Comparison, tmp_path: Path
+) -> None:
+    made = _hand_made(record, tokens_per_s=200.0)
+    page = write_html(made, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "~1,400,000 / month" in page
+    assert "first ~700,000 / month" in page
+
+
+def _with_completions(record: Comparison, model: str, **update: object) -> Comparison:
+    rows = []
+    for i, row in enumerate(record.rows):
+        if row.model == model and row.completion is not None:
+            values = {k: (v[i % len(v)] if isinstance(v, tuple) else v) for k, v in update.items()}
+            completion = row.completion.model_copy(update=values)
+            rows.append(row.model_copy(update={"completion": completion}))
+        else:
+            rows.append(row)
+    return record.model_copy(update={"rows": tuple(rows)})
+
+
+def test_ray_workers_each_count_as_a_machine(record: Comparison) -> None:
+    # 1,000 tokens/s measured in total over two workers: each serves 500 tokens/s, one request
+    # a second, 2,628,000 a month, and each is a machine at $1/h.
+    made = _with_completions(
+        _hand_made(record, tokens_per_s=1000.0), "fake:local", worker=("ray-0", "ray-1")
+    )
+    found = made.break_even("fake:local", "fake:api")
+    local, _ = found.lines
+    assert local is not None
+    assert local.capacity == pytest.approx(1 * 3600 * 730)
+    assert local.full_use_usd_per_request == pytest.approx(1 / 3600 + 0.0002)
+    assert found.crossover == pytest.approx(730 / (0.00125 - 0.0002))
+    assert any(
+        "1000.0 output tokens/s in total over 2 workers (ray-0, ray-1), each taken as one "
+        "machine at $1/h serving 500.0 tokens/s" in a
+        for a in found.assumptions
+    )
+    # One worker (or none named) is one machine serving all it measured.
+    alone = _hand_made(record, tokens_per_s=1000.0).break_even("fake:local", "fake:api")
+    assert alone.lines[0] is not None
+    assert alone.lines[0].capacity == pytest.approx(2 * 3600 * 730)
+
+
+def test_the_assumptions_name_the_price_tier(record: Comparison) -> None:
+    plain = record.break_even("fake:local", "fake:api")
+    assert any("at its standard (interactive) prices" in a for a in plain.assumptions)
+    batched = _with_completions(record, "fake:api", batch_id="batch_1")
+    found = batched.break_even("fake:local", "fake:api")
+    assert any("at its Batch API prices" in a for a in found.assumptions)
+    half = _with_completions(record, "fake:api", batch_id=("batch_1", None))
+    some = half.break_even("fake:local", "fake:api")
+    n_batched = sum(
+        1 for r in half.rows if r.completion is not None and r.completion.batch_id is not None
+    )
+    assert any(f"{n_batched} of 5 requests at the Batch API tier" in a for a in some.assumptions)
 
 
 def test_a_machine_too_slow_never_breaks_even(record: Comparison) -> None:

@@ -16,7 +16,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from llmcompare import _svg
-from llmcompare.decision import BreakEven, break_even, per_correct
+from llmcompare.decision import BreakEven, break_even, per_correct, round_volume
 from llmcompare.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -217,9 +217,12 @@ def _break_even_chart(found: BreakEven) -> str | None:
     xs = [top * i / steps for i in range(steps + 1)]
     series = [(line.model, [(x, line.monthly_usd(x)) for x in xs]) for line in (a, b)]
     marks = []
+    if found.first_crossover is not None:
+        x = found.first_crossover
+        marks.append((x, local.monthly_usd(x), f"first ~{round_volume(x)} / month"))
     if found.crossover is not None:
         x = found.crossover
-        marks.append((x, local.monthly_usd(x), f"~{x:,.0f} / month"))
+        marks.append((x, local.monthly_usd(x), f"~{round_volume(x)} / month"))
     return _svg.lines(
         series,
         title=f"Monthly cost: {found.model_a} vs {found.model_b}",

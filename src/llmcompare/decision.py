@@ -13,9 +13,18 @@ The cost model, stated once (every :class:`BreakEven` repeats it in its ``assump
   generic cloud VM), **kept on all month** (730 hours) so that requests are answered when they
   come: one machine costs ``usd_per_hour x 730`` a month whatever the volume, and serves at
   most its measured throughput (output tokens/s over the mean output tokens per request)
-  times the month's seconds; a larger volume needs another machine. Energy is added per
-  request (the run's measured or estimated kWh per request times ``usd_per_kwh``); an idle
-  machine's draw is not counted.
+  times the month's seconds, with requests spread evenly over the month (peaks need spare
+  machines); a larger volume needs another machine. Energy is added per request (the run's
+  measured or estimated kWh per request times ``usd_per_kwh``); an idle machine's draw is not
+  counted.
+- A local model run by several executor workers (``Completion.worker``: ``"ray-0"``,
+  ``"ray-1"``, ...) was measured as their total throughput: each worker counts as one machine
+  at the stated ``usd_per_hour``, serving the total divided by the number of workers.
+- An API model answered through the Batch API (``Completion.batch_id``) is costed at the
+  Batch tier it was charged at; the assumptions say which tier.
+- Because a machine is paid whole, the local line is a staircase: just after each added machine
+  the API can be cheaper again. The crossover is the volume above which hosting stays cheaper
+  **for good**; ``first_crossover`` is where it is first cheaper, when that is lower.
 - A machine rented per second of use instead (scaled to zero when idle) makes the local cost
   linear too: that figure, the **local cost per request at full use**, is given beside the
   crossover so a reader can judge either way.
@@ -32,7 +41,15 @@ from llmcompare.cost import GENERIC_CLOUD_VM, LocalHardware
 if TYPE_CHECKING:
     from llmcompare.record import Comparison, ModelSummary
 
-__all__ = ["HOURS_PER_MONTH", "BreakEven", "CostLine", "PerCorrect", "break_even", "per_correct"]
+__all__ = [
+    "HOURS_PER_MONTH",
+    "BreakEven",
+    "CostLine",
+    "PerCorrect",
+    "break_even",
+    "per_correct",
+    "round_volume",
+]
 
 HOURS_PER_MONTH = 730.0
 """Hours in an average month (8,760 / 12): what an always-on machine is paid for."""
@@ -120,11 +137,16 @@ class BreakEven:
         model_b: The second model's label.
         lines: Each model's monthly cost (``a`` then ``b``), None for a model that cannot be
             costed (unpriced, or no measured throughput).
-        crossover: Requests a month above which ``cheaper_above`` costs less, or None.
+        crossover: Requests a month above which ``cheaper_above`` costs less for good (at
+            every larger volume), or None.
         cheaper_above: The model that costs less above the crossover (or at every volume,
             when there is no crossover but one is always cheaper).
         reason: Why there is no crossover, when there is none.
         assumptions: Every number the figure rests on, one per line.
+        first_crossover: The least volume from which the hosted model is cheaper at all, when
+            that is below ``crossover`` (above it the API is cheaper again just after each
+            added machine); None when the two are the same.
+        machines: Machines the hosted model needs at the crossover (None without one).
     """
 
     model_a: str
@@ -134,6 +156,8 @@ class BreakEven:
     cheaper_above: str | None
     reason: str | None
     assumptions: tuple[str, ...] = field(default=())
+    first_crossover: float | None = None
+    machines: int | None = None
 
     def sentence(self) -> str:
         """The verdict in one sentence, for the report and the terminal."""
@@ -142,23 +166,68 @@ class BreakEven:
             line = self.lines[0] if self.cheaper_above == self.model_a else self.lines[1]
             verb = "hosting " if line is not None and line.local else "renting "
             where = " on this hardware" if line is not None and line.local else ""
-            return (
-                f"above ~{_round_volume(self.crossover)} requests a month, {verb}"
+            said = (
+                f"above ~{round_volume(self.crossover)} requests a month, {verb}"
                 f"{self.cheaper_above}{where} costs less than {other}"
+            )
+            if self.first_crossover is None:
+                return said
+            return (
+                f"{said} for good ({self.machines} machines); from ~"
+                f"{round_volume(self.first_crossover)} up to there the cheaper one alternates: "
+                f"{other} costs less just after each added machine"
             )
         return f"{self.model_a} vs {self.model_b}: {self.reason}"
 
 
-def _round_volume(n: float) -> str:
-    """A volume to two significant figures with thousands separators (584,000; 1,200,000)."""
+def round_volume(n: float) -> str:
+    """A volume as the report states it: two significant figures, thousands separators.
+
+    The one rounding of a crossover, in the sentence, on the chart and in the terminal
+    (584,123 gives ``"580,000"``; 1,234,567 gives ``"1,200,000"``).
+    """
     if n < 100:
         return f"{math.ceil(n):,}"
     digits = math.floor(math.log10(n)) - 1
     return f"{round(n, -digits):,.0f}"
 
 
+@dataclass(frozen=True)
+class _Served:
+    """How a model's answers were served, from its rows: workers and the Batch API."""
+
+    workers: tuple[str, ...]
+    batched: int
+    answered: int
+
+
+def _served(comparison: Comparison, model: str) -> _Served:
+    workers: set[str] = set()
+    batched = answered = 0
+    for row in comparison.rows:
+        c = row.completion
+        if row.model != model or c is None:
+            continue
+        answered += 1
+        batched += c.batch_id is not None
+        if c.worker is not None:
+            workers.add(c.worker)
+    return _Served(tuple(sorted(workers)), batched, answered)
+
+
+def _tier(served: _Served) -> str:
+    if served.batched == 0:
+        return "at its standard (interactive) prices"
+    if served.batched == served.answered:
+        return "at its Batch API prices (every request went through the Batch API)"
+    return (
+        f"at its prices: {served.batched} of {served.answered} requests at the Batch API tier, "
+        "the rest at the standard one"
+    )
+
+
 def _cost_line(
-    s: ModelSummary, hardware: LocalHardware, default_hw: bool
+    s: ModelSummary, hardware: LocalHardware, default_hw: bool, served: _Served
 ) -> tuple[CostLine | None, list[str]]:
     answered = s.succeeded
     if answered == 0:
@@ -171,11 +240,14 @@ def _cost_line(
         usd = float(s.cost.usd) / answered
         return CostLine(model=s.model, local=False, usd_per_request=usd), [
             f"{s.model}: ${usd:.6f} a request (the run's mean of {in_per_req:.0f} input + "
-            f"{out_per_req:.0f} output tokens at its prices), linear in volume"
+            f"{out_per_req:.0f} output tokens {_tier(served)}), linear in volume"
         ]
     if not s.output_tokens_per_s or out_per_req <= 0:
         return None, [f"{s.model}: no measured throughput, so hosting it cannot be costed"]
-    per_s = s.output_tokens_per_s / out_per_req
+    workers = max(1, len(served.workers))
+    # Several workers ran side by side: the measured rate is their sum, one machine serves a share.
+    per_worker = s.output_tokens_per_s / workers
+    per_s = per_worker / out_per_req
     capacity = per_s * 3600 * HOURS_PER_MONTH
     kwh = float(s.cost.kwh) / answered if s.cost.kwh is not None else 0.0
     energy = kwh * float(hardware.usd_per_kwh)
@@ -188,12 +260,18 @@ def _cost_line(
         capacity=capacity,
         full_use_usd_per_request=rate / (per_s * 3600) + energy,
     )
+    measured = f"measured {s.output_tokens_per_s:.1f} output tokens/s"
+    if workers > 1:
+        measured += (
+            f" in total over {workers} workers ({', '.join(served.workers)}), each taken as one "
+            f"machine at ${rate:g}/h serving {per_worker:.1f} tokens/s"
+        )
     notes = [
         f"{s.model}: hosted on {hardware.name} at ${rate:g}/h, kept on {HOURS_PER_MONTH:g} h a "
         f"month (${line.fixed_usd:,.2f} per machine)",
-        f"{s.model}: measured {s.output_tokens_per_s:.1f} output tokens/s over "
-        f"{out_per_req:.0f} output tokens a request = {per_s:.3g} requests/s, "
-        f"{capacity:,.0f} a month per machine",
+        f"{s.model}: {measured}; over {out_per_req:.0f} output tokens a request that is "
+        f"{per_s:.3g} requests/s, {capacity:,.0f} a month per machine, if requests come evenly "
+        "all month at the run's concurrency (peaks need spare machines)",
         f"{s.model}: energy {kwh:.3g} kWh a request at ${hardware.usd_per_kwh}/kWh "
         "(idle draw not counted)",
         f"{s.model}: ${line.full_use_usd_per_request:.6f} a request if the machine is busy "
@@ -204,21 +282,44 @@ def _cost_line(
     return line, notes
 
 
-def _crossover(fixed: CostLine, linear: CostLine) -> tuple[float | None, str | None]:
-    """The least volume from which the local line ``fixed`` costs no more than ``linear``."""
+@dataclass(frozen=True)
+class _Crossing:
+    for_good: float | None
+    first: float | None
+    machines: int | None
+    reason: str | None
+
+
+def _crossover(fixed: CostLine, linear: CostLine) -> _Crossing:
+    """The volume from which the local line ``fixed`` costs no more than ``linear`` for good.
+
+    With ``k`` machines (volumes in ``((k-1) C, k C]``) local costs ``k F + e n`` and the API
+    ``p n``: local is no dearer from ``k * first`` on, ``first = F / (p - e)``. That is inside
+    band ``k`` (so the API wins its start) while ``k * first > (k-1) C``; the last such ``k``
+    gives the volume above which local stays cheaper.
+    """
     gap = linear.usd_per_request - fixed.usd_per_request
-    assert fixed.capacity is not None
+    capacity = fixed.capacity
+    assert capacity is not None
     if gap <= 0:
-        return None, f"{linear.model} costs less at every volume (hosting adds more per request)"
+        reason = f"{linear.model} costs less at every volume (hosting adds more per request)"
+        return _Crossing(None, None, None, reason)
     first = fixed.fixed_usd / gap
-    if first <= fixed.capacity:
-        return first, None
+    if first < capacity:
+        k = max(1, math.ceil(capacity / (capacity - first)) - 1)
+        # Float-safe: k is the largest band whose start the API still wins.
+        while (k + 1) * first > k * capacity:
+            k += 1
+        while k > 1 and k * first <= (k - 1) * capacity:
+            k -= 1
+        return _Crossing(k * first, first if k > 1 else None, k, None)
     assert fixed.full_use_usd_per_request is not None
-    return None, (
+    reason = (
         f"{linear.model} costs less at every volume: even fully used, a request on "
         f"{fixed.model} costs ${fixed.full_use_usd_per_request:.6f} against "
         f"${linear.usd_per_request:.6f}"
     )
+    return _Crossing(None, None, None, reason)
 
 
 def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
@@ -242,8 +343,8 @@ def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
             raise KeyError(f"{model!r} is not a model of this run: {list(by_model)}")
     hardware = comparison.run.hardware or GENERIC_CLOUD_VM
     default_hw = comparison.run.hardware is None
-    a, notes_a = _cost_line(by_model[model_a], hardware, default_hw)
-    b, notes_b = _cost_line(by_model[model_b], hardware, default_hw)
+    a, notes_a = _cost_line(by_model[model_a], hardware, default_hw, _served(comparison, model_a))
+    b, notes_b = _cost_line(by_model[model_b], hardware, default_hw, _served(comparison, model_b))
     assumptions = (
         *notes_a,
         *notes_b,
@@ -255,8 +356,16 @@ def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
         ),
     )
 
-    def result(crossover: float | None, cheaper: str | None, reason: str | None) -> BreakEven:
-        return BreakEven(model_a, model_b, (a, b), crossover, cheaper, reason, assumptions)
+    def result(
+        crossover: float | None,
+        cheaper: str | None,
+        reason: str | None,
+        first: float | None = None,
+        machines: int | None = None,
+    ) -> BreakEven:
+        return BreakEven(
+            model_a, model_b, (a, b), crossover, cheaper, reason, assumptions, first, machines
+        )
 
     if a is None or b is None:
         missing = model_a if a is None else model_b
@@ -284,7 +393,7 @@ def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
             local.model,
             f"{local.model} costs less at every volume: its machine costs nothing by the hour",
         )
-    crossover, reason = _crossover(local, api)
-    if crossover is None:
-        return result(None, api.model, reason)
-    return result(crossover, local.model, None)
+    found = _crossover(local, api)
+    if found.for_good is None:
+        return result(None, api.model, found.reason)
+    return result(found.for_good, local.model, None, found.first, found.machines)
