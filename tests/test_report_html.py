@@ -261,6 +261,23 @@ def test_to_pandas_has_the_csv_columns_and_rows(record: Comparison, tmp_path: Pa
     assert frame["score:contains"].sum() == sum(float(r["score:contains"] or 0) for r in rows)
 
 
+def test_to_pandas_keeps_an_empty_answer_apart_from_an_error(record: Comparison) -> None:
+    rows = tuple(
+        r.model_copy(update={"completion": r.completion.model_copy(update={"text": ""})})
+        if r.item_id == "sum" and r.model == "fake:api" and r.completion is not None
+        else r
+        for r in record.rows
+    )
+    frame = record.model_copy(update={"rows": rows}).to_pandas()
+    empty = (frame["item_id"] == "sum") & (frame["model"] == "fake:api")
+    failed = (frame["item_id"] == "broken") & (frame["model"] == "fake:api")
+    assert list(frame[empty]["text"]) == [""]
+    assert list(frame[empty]["ok"]) == [True]
+    assert frame[empty]["error_type"].isna().all()
+    assert frame[failed]["text"].isna().all()
+    assert list(frame[failed]["ok"]) == [False]
+
+
 def test_to_pandas_without_pandas_names_the_install(
     record: Comparison, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -313,7 +313,11 @@ def _score_names(comparison: Comparison) -> list[str]:
 
 
 def _answer_records(comparison: Comparison, score_names: Sequence[str]) -> Iterator[list[object]]:
-    """The answers CSV's rows, as values (``""`` where a value is missing)."""
+    """The answers CSV's rows, as values: None where a value is missing.
+
+    The CSV writes None as an empty cell; pandas keeps it missing, so a successful empty
+    answer (``""``) stays apart from an error.
+    """
     for row in comparison.rows:
         c = row.completion
         cost = row.cost
@@ -321,31 +325,31 @@ def _answer_records(comparison: Comparison, score_names: Sequence[str]) -> Itera
             row.item_id,
             row.model,
             row.sample,
-            "" if row.seed is None else row.seed,
+            row.seed,
             c is not None,
-            c.text if c else "",
+            c.text if c else None,
             c.finish_reason if c else "error",
-            row.error.type if row.error else "",
-            row.error.message if row.error else "",
-            c.usage.input_tokens if c else "",
-            c.usage.output_tokens if c else "",
-            c.usage.cache_read_tokens if c else "",
-            c.usage.reasoning_tokens if c else "",
-            c.usage.estimated if c else "",
-            c.latency_s if c else "",
-            _opt(c and c.ttft_s),
-            _opt(c and c.queue_s),
-            _opt(c and c.compute_s),
-            _opt(c and c.energy_j),
-            _opt(c and c.energy_method),
-            c.attempts if c else "",
-            cost.usd if cost else "",
-            cost.status if cost else "",
-            "" if cost is None or cost.kwh is None else cost.kwh,
-            "" if cost is None or cost.g_co2 is None else cost.g_co2,
-            "" if c is None or c.sent is None else json.dumps(c.sent.params),
-            "" if c is None or c.sent is None else " | ".join(c.sent.notes),
-            *("" if row.scores.get(n) is None else row.scores[n] for n in score_names),
+            row.error.type if row.error else None,
+            row.error.message if row.error else None,
+            c.usage.input_tokens if c else None,
+            c.usage.output_tokens if c else None,
+            c.usage.cache_read_tokens if c else None,
+            c.usage.reasoning_tokens if c else None,
+            c.usage.estimated if c else None,
+            c.latency_s if c else None,
+            None if c is None else c.ttft_s,
+            None if c is None else c.queue_s,
+            None if c is None else c.compute_s,
+            None if c is None else c.energy_j,
+            None if c is None else c.energy_method,
+            c.attempts if c else None,
+            cost.usd if cost else None,
+            cost.status if cost else None,
+            None if cost is None else cost.kwh,
+            None if cost is None else cost.g_co2,
+            None if c is None or c.sent is None else json.dumps(c.sent.params),
+            None if c is None or c.sent is None else " | ".join(c.sent.notes),
+            *(row.scores.get(n) for n in score_names),
         ]
 
 
@@ -363,7 +367,8 @@ def write_csv(comparison: Comparison, path: str | Path) -> Path:
 def answers_frame(comparison: Comparison) -> pd.DataFrame:
     """The answers CSV as a pandas DataFrame: one row per item, model and sample.
 
-    Missing values are ``None`` (not ``""``), numbers stay numbers and dollars stay
+    Missing values are missing (``pd.isna``; a failed request's ``text`` too), while a
+    successful empty answer keeps its ``""``; numbers stay numbers and dollars stay
     :class:`~decimal.Decimal`.
 
     Raises:
@@ -375,10 +380,7 @@ def answers_frame(comparison: Comparison) -> pd.DataFrame:
         raise ConfigurationError("to_pandas() needs pandas: pip install pandas") from None
     score_names = _score_names(comparison)
     columns = [*_CSV_FIELDS, *(f"score:{n}" for n in score_names)]
-    records = [
-        [None if v == "" else v for v in values]
-        for values in _answer_records(comparison, score_names)
-    ]
+    records = list(_answer_records(comparison, score_names))
     frame: pd.DataFrame = pd.DataFrame.from_records(records, columns=columns)
     return frame
 
