@@ -69,6 +69,24 @@ def test_the_decision_view_and_stamp_are_on_the_page(record: Comparison, tmp_pat
     assert record.differences[0].verdict() in page
 
 
+def test_the_decision_view_says_what_its_dollars_are(record: Comparison, tmp_path: Path) -> None:
+    page = write_html(record, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "not a correct answer: weigh it against the quality above" in page
+    assert "as if the machine were paid only while it works" in page
+    # A local request on a fast machine costs a fraction of a cent: shown, not rounded to 0.
+    local = record.summaries[0]
+    assert local.output_tokens_per_s is not None
+    per_s = local.output_tokens_per_s / (local.usage.output_tokens / local.succeeded)
+    hardware = record.run.hardware
+    assert hardware is not None
+    full_use = float(hardware.usd_per_hour) / (per_s * 3600)
+    assert full_use < 5e-7
+    assert f"${full_use:.3g} a request if the machine is busy" in page
+    assert "$0.000000" not in page
+    # Dollars per correct answer by hand: the API's $0.00625 over its 3 correct answers.
+    assert f"<td>{0.00625 / 3:.3g}</td>" in page
+
+
 def test_5000_items_by_3_models_stay_under_10_mb(tmp_path: Path) -> None:
     big = report_data.large(5000)
     path = write_html(big, tmp_path / "report.html")

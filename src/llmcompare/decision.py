@@ -192,6 +192,12 @@ def round_volume(n: float) -> str:
     return f"{round(n, -digits):,.0f}"
 
 
+def _usd(x: float) -> str:
+    """Dollars a request: six decimals, or three significant figures below a hundredth cent."""
+    # Six decimals alone would show a local request's fraction of a cent as $0.000000.
+    return f"${x:.6f}" if x == 0 or x >= 1e-4 else f"${x:.3g}"
+
+
 @dataclass(frozen=True)
 class _Served:
     """How a model's answers were served, from its rows: workers and the Batch API."""
@@ -239,7 +245,7 @@ def _cost_line(
     if not s.open_weights:
         usd = float(s.cost.usd) / answered
         return CostLine(model=s.model, local=False, usd_per_request=usd), [
-            f"{s.model}: ${usd:.6f} a request (the run's mean of {in_per_req:.0f} input + "
+            f"{s.model}: {_usd(usd)} a request (the run's mean of {in_per_req:.0f} input + "
             f"{out_per_req:.0f} output tokens {_tier(served)}), linear in volume"
         ]
     if not s.output_tokens_per_s or out_per_req <= 0:
@@ -252,13 +258,14 @@ def _cost_line(
     kwh = float(s.cost.kwh) / answered if s.cost.kwh is not None else 0.0
     energy = kwh * float(hardware.usd_per_kwh)
     rate = float(hardware.usd_per_hour)
+    full_use = rate / (per_s * 3600) + energy
     line = CostLine(
         model=s.model,
         local=True,
         usd_per_request=energy,
         fixed_usd=rate * HOURS_PER_MONTH,
         capacity=capacity,
-        full_use_usd_per_request=rate / (per_s * 3600) + energy,
+        full_use_usd_per_request=full_use,
     )
     measured = f"measured {s.output_tokens_per_s:.1f} output tokens/s"
     if workers > 1:
@@ -274,7 +281,7 @@ def _cost_line(
         "all month at the run's concurrency (peaks need spare machines)",
         f"{s.model}: energy {kwh:.3g} kWh a request at ${hardware.usd_per_kwh}/kWh "
         "(idle draw not counted)",
-        f"{s.model}: ${line.full_use_usd_per_request:.6f} a request if the machine is busy "
+        f"{s.model}: {_usd(full_use)} a request if the machine is busy "
         "every hour it is paid for (rented per second of use)",
     ]
     if default_hw:
@@ -316,8 +323,8 @@ def _crossover(fixed: CostLine, linear: CostLine) -> _Crossing:
     assert fixed.full_use_usd_per_request is not None
     reason = (
         f"{linear.model} costs less at every volume: even fully used, a request on "
-        f"{fixed.model} costs ${fixed.full_use_usd_per_request:.6f} against "
-        f"${linear.usd_per_request:.6f}"
+        f"{fixed.model} costs {_usd(fixed.full_use_usd_per_request)} against "
+        f"{_usd(linear.usd_per_request)}"
     )
     return _Crossing(None, None, None, reason)
 
