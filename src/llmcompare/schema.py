@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
@@ -39,6 +39,7 @@ __all__ = [
     "ResponseFormat",
     "SchemaError",
     "attach",
+    "check_formats",
     "normalise",
     "parse_json",
     "response_format",
@@ -400,3 +401,36 @@ def attach(completion: Completion, request: Request) -> Completion:
         return completion
     parsed, error = fmt.parse(completion.text)
     return completion.model_copy(update={"parsed": parsed, "parse_error": error})
+
+
+def check_formats(model: object, requests: Iterable[Request]) -> None:
+    """Ask a model, before anything is sent, whether it can enforce each response format.
+
+    Each distinct ``response_format`` of the requests goes once to the model's
+    ``check_response_format`` hook (see :meth:`~llmcompare.ModelBase.check_response_format`),
+    which refuses a setup that cannot run: a ChatGPT model without structured outputs, a
+    missing llguidance. ``compare``, ``generate_many`` and ``generate_batch`` call it, so such a
+    setup fails the whole call at once instead of row by row after others were paid for. A
+    model without the hook is not asked.
+
+    Args:
+        model: Any model.
+        requests: The requests about to be sent.
+
+    Raises:
+        ConfigurationError: The model's refusal: one line naming the model and the fix.
+    """
+    hook = getattr(model, "check_response_format", None)
+    if hook is None:
+        return
+    seen: set[int] = set()
+    asked: list[ResponseFormat] = []
+    for request in requests:
+        fmt = request.response_format
+        # Requests built from one setting share one format object: most are skipped by id.
+        if fmt is None or id(fmt) in seen:
+            continue
+        seen.add(id(fmt))
+        if fmt not in asked:
+            asked.append(fmt)
+            hook(fmt)
