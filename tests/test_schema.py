@@ -57,6 +57,74 @@ def test_a_pydantic_schema_becomes_strict_and_keeps_its_meaning() -> None:
     assert normalise(strict) == strict  # normalising twice changes nothing
 
 
+# OpenAI's structured-outputs guide ("Recursive schemas are supported"): "#" is root recursion.
+ROOT_RECURSIVE = {
+    "type": "object",
+    "properties": {
+        "label": {"type": "string"},
+        "children": {"type": "array", "items": {"$ref": "#"}},
+        "parent": {
+            "anyOf": [{"$ref": "#", "description": "dropped: a bare $ref"}, {"type": "null"}]
+        },
+    },
+}
+# The same linked list under "definitions", the draft-07 name of "$defs" (pydantic v1 wrote it).
+DEFINITIONS = {
+    "definitions": {
+        "node": {
+            "type": "object",
+            "properties": {
+                "value": {"type": "integer"},
+                "next": {"anyOf": [{"$ref": "#/definitions/node"}, {"type": "null"}]},
+            },
+        }
+    },
+    "$ref": "#/definitions/node",
+}
+
+
+@pytest.mark.parametrize("schema", [ROOT_RECURSIVE, DEFINITIONS], ids=["root-ref", "definitions"])
+def test_recursive_schemas_strict_mode_supports_are_accepted(schema: dict[str, Any]) -> None:
+    strict = normalise(schema)
+    _strict_everywhere(strict)
+    assert normalise(strict) == strict
+    deep = (
+        {"label": "a", "children": [{"label": "b", "children": [], "parent": None}], "parent": None}
+        if schema is ROOT_RECURSIVE
+        else {"value": 1, "next": {"value": 2, "next": None}}
+    )
+    # jsonschema follows the references itself: a deep answer validates against both schemas,
+    # a wrong type three levels down fails the strict one.
+    jsonschema.validate(deep, strict)
+    jsonschema.validate(deep, schema)
+    wrong = json.loads(json.dumps(deep).replace('"b"', "7").replace(": 2,", ': "2",'))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(wrong, strict)
+    # And the llama side's grammar engine compiles it.
+    llguidance = pytest.importorskip("llguidance")
+    grammar = llguidance.LLMatcher.grammar_from_json_schema(strict)
+    assert llguidance.LLMatcher.validate_grammar(grammar) == ""
+
+
+def test_a_described_recursive_reference_stays_a_bare_ref() -> None:
+    class Tree(pydantic.BaseModel):
+        value: int
+        kids: list[Tree] = pydantic.Field(description="the subtrees")
+        up: Tree | None = pydantic.Field(None, description="the parent")
+
+    strict = normalise(Tree.model_json_schema())
+    _strict_everywhere(strict)
+    text = json.dumps(strict)
+    assert '"$ref": "#/$defs/Tree"' in text
+    answer = {"value": 1, "kids": [{"value": 2, "kids": [], "up": None}], "up": None}
+    jsonschema.validate(answer, strict)
+    assert Tree.model_validate(answer).kids[0].value == 2
+    with pytest.raises(SchemaError, match="points to itself"):
+        normalise({"$ref": "#"})
+    with pytest.raises(SchemaError, match=r"recursive \$ref '#' cannot carry \['minItems'\]"):
+        normalise({"type": "object", "properties": {"a": {"$ref": "#", "minItems": 1}}})
+
+
 @pytest.mark.parametrize(
     ("schema", "keyword"),
     [

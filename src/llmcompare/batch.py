@@ -52,6 +52,7 @@ from llmcompare.errors import ConfigurationError, redact
 from llmcompare.model import Model, _run_coroutine_sync
 from llmcompare.ratelimit import with_rate_limit
 from llmcompare.retry import RetryPolicy, is_retryable, with_retry
+from llmcompare.schema import check_formats
 from llmcompare.types import Completion, Prompt, Request, Result, Settings
 from llmcompare.wrapper import _continuous_batching, _native_batching
 
@@ -339,6 +340,8 @@ async def agenerate_many(
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
     requests = [Request.of(p, **settings) for p in prompts]
+    # A setup the model cannot run (no structured outputs, say) fails now, not row by row.
+    check_formats(model, requests)
     results: list[Result | None] = [None] * len(requests)
     store = None if results_file is None else _ResultsFile(results_file, model.id, requests)
     if store is not None:

@@ -43,6 +43,7 @@ from llmcompare.record import Comparison, ErrorInfo, ModelSummary, Row, RunInfo
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.runs._folder import RunFolder, fingerprint
 from llmcompare.runs._journal import journal_in
+from llmcompare.schema import check_formats
 from llmcompare.scorers import Scorer, check_item, scorer_name
 from llmcompare.types import GenerationSettings, Request, Result, Settings
 from llmcompare.wrapper import _native_batching, _native_streaming
@@ -364,6 +365,9 @@ class _ModelRun:
                 self.keys.append((item.id, sample))
                 self.hashes.append(fingerprint(request.model_dump(mode="json")))
         self.cached = [False] * len(self.requests)
+        # The model refuses now a setup it cannot run (a ChatGPT model without structured
+        # outputs, a missing llguidance): every run is planned before any request is sent.
+        check_formats(self.model, self.requests)
 
     def resume(self, saved: Mapping[tuple[str, str, int], Any]) -> None:
         """Take the answers a run folder already holds for exactly these requests."""

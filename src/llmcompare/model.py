@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from typing_extensions import Self, Unpack
 
 from llmcompare.errors import LLMCompareError
-from llmcompare.schema import attach
+from llmcompare.schema import ResponseFormat, attach, check_formats
 from llmcompare.types import (
     Chunk,
     Completion,
@@ -544,6 +544,7 @@ class ModelBase:
             One result per prompt, in order.
         """
         requests = [Request.of(p, **settings) for p in prompts]
+        check_formats(self, requests)
         start = time.perf_counter()
         outputs = self._generate_batch(requests) if requests else []
         if len(outputs) != len(requests):
@@ -556,6 +557,21 @@ class ModelBase:
             else Result(i, req, completion=attach(_with_latency(out, start), req))
             for i, (req, out) in enumerate(zip(requests, outputs, strict=True))
         ]
+
+    def check_response_format(self, fmt: ResponseFormat) -> None:
+        """Refuse, before anything is sent, a response format this model cannot enforce.
+
+        ``compare``, ``generate_many`` and ``generate_batch`` ask it once per distinct format
+        (see :func:`llmcompare.schema.check_formats`); the default accepts every format.
+        Override it when a setup can fail (a model without structured outputs, a missing
+        grammar engine); it must be cheap and send nothing.
+
+        Args:
+            fmt: The normalised format a request carries.
+
+        Raises:
+            ConfigurationError: One line naming the model and the fix.
+        """
 
     def cache_identity(self) -> dict[str, Any] | None:
         """What decides this model's answers: the model part of its requests' keys.

@@ -13,10 +13,11 @@ answer valid against the normalised schema is valid against the original one too
 
 The rules followed are those of OpenAI's structured-outputs guide ("Supported schemas"): types
 string, number, integer, boolean, object, array, null, with ``enum``, ``const``, ``anyOf``,
-``$defs``/``$ref``; strings take ``pattern`` and ``format`` (date-time, time, date, duration,
-email, hostname, ipv4, ipv6, uuid); numbers ``minimum``, ``maximum``, ``exclusiveMinimum``,
-``exclusiveMaximum``, ``multipleOf``; arrays ``items``, ``minItems``, ``maxItems``; the root is an
-object; at most 10 levels of nesting and 5000 properties in all.
+``$defs`` (or ``definitions``) with ``$ref``, and ``"$ref": "#"`` for recursion to the root
+("Recursive schemas are supported"); strings take ``pattern`` and ``format`` (date-time, time,
+date, duration, email, hostname, ipv4, ipv6, uuid); numbers ``minimum``, ``maximum``,
+``exclusiveMinimum``, ``exclusiveMaximum``, ``multipleOf``; arrays ``items``, ``minItems``,
+``maxItems``; the root is an object; at most 10 levels of nesting and 5000 properties in all.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
@@ -38,6 +39,7 @@ __all__ = [
     "ResponseFormat",
     "SchemaError",
     "attach",
+    "check_formats",
     "normalise",
     "parse_json",
     "response_format",
@@ -55,7 +57,9 @@ _ANNOTATIONS = frozenset(
     {"title", "default", "examples", "$schema", "$id", "$comment", "deprecated", "readOnly"}
 )
 _KEYWORDS: dict[str, frozenset[str]] = {
-    "any": frozenset({"type", "description", "enum", "const", "anyOf", "$ref", "$defs"}),
+    "any": frozenset(
+        {"type", "description", "enum", "const", "anyOf", "$ref", "$defs", "definitions"}
+    ),
     "string": frozenset({"pattern", "format"}),
     "number": frozenset(
         {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}
@@ -79,10 +83,17 @@ class _Normaliser:
     def __init__(self, root: Mapping[str, Any]) -> None:
         self.root = root
         self.properties = 0
+        # The references being inlined, outermost first: one met again is a recursion. The
+        # root is always being walked, so "#" is a recursion wherever it appears.
+        self.inlining: list[str] = ["#"]
 
     def resolve(self, ref: str, path: str) -> Mapping[str, Any]:
+        if ref == "#":  # recursion to the root, as OpenAI's strict mode allows
+            return self.root
         if not ref.startswith("#/"):
-            raise _fail(path, f"$ref {ref!r} is not local (only '#/...' references are supported)")
+            raise _fail(
+                path, f"$ref {ref!r} is not local (only '#' and '#/...' references are supported)"
+            )
         node: Any = self.root
         for raw in ref[2:].split("/"):
             part = raw.replace("~1", "/").replace("~0", "~")
@@ -98,9 +109,10 @@ class _Normaliser:
         if key == "$ref":
             self.resolve(str(value), path)
             out[key] = value
-        elif key == "$defs":
+        elif key in ("$defs", "definitions"):
+            # "definitions" is the older name (draft-07, pydantic v1); OpenAI accepts both.
             if depth:
-                raise _fail(path, "$defs is supported at the root only")
+                raise _fail(path, f"{key} is supported at the root only")
             out[key] = {n: self.node(s, f"{sub}/{n}", 1) for n, s in dict(value).items()}
         elif key == "anyOf":
             if not isinstance(value, list) or not value:
@@ -139,10 +151,22 @@ class _Normaliser:
             return self.node(schema, path, depth)
         ref = schema.get("$ref")
         if ref is not None and len(schema) > 1:
+            ref = str(ref)
+            target = self.resolve(ref, path)
+            if ref in self.inlining:
+                # A recursive reference cannot be inlined (it would never end): it stays a bare
+                # $ref, as strict mode wants, which only a description may be dropped for.
+                rest = sorted(set(schema) - {"$ref", "description"})
+                if rest:
+                    raise _fail(path, f"the recursive $ref {ref!r} cannot carry {rest}")
+                return {"$ref": ref}
             # A $ref beside other keywords: inline it, the local keywords winning.
-            target = self.resolve(str(ref), path)
             merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
-            return self.node(merged, path, depth)
+            self.inlining.append(ref)
+            try:
+                return self.node(merged, path, depth)
+            finally:
+                self.inlining.pop()
         types = schema.get("type")
         names = [types] if isinstance(types, str) else list(types or [])
         for name in names:
@@ -193,10 +217,15 @@ def normalise(schema: Mapping[str, Any]) -> dict[str, Any]:
         raise SchemaError("response_format: the schema must be a JSON object (a dict)")
     walker = _Normaliser(schema)
     root = dict(schema)
-    if "$ref" in root and set(root) - {"$ref", "$defs"} <= _ANNOTATIONS:
-        root = {**walker.resolve(str(root["$ref"]), ""), "$defs": root.get("$defs", {})}
-        if not root["$defs"]:
-            del root["$defs"]
+    defs = {k: root[k] for k in ("$defs", "definitions") if k in root}
+    if "$ref" in root and set(root) - {"$ref", *defs} <= _ANNOTATIONS:
+        # A root that only points into its definitions (pydantic's recursive models) becomes
+        # what it points to; the definitions stay, for the references inside.
+        ref = str(root["$ref"])
+        if ref == "#":
+            raise SchemaError("response_format: the root's $ref '#' points to itself")
+        walker.inlining.append(ref)
+        root = {**walker.resolve(ref, ""), **{k: v for k, v in defs.items() if v}}
     out = walker.node(root, "", 0)
     if out.get("type") != "object":
         raise SchemaError(
@@ -372,3 +401,36 @@ def attach(completion: Completion, request: Request) -> Completion:
         return completion
     parsed, error = fmt.parse(completion.text)
     return completion.model_copy(update={"parsed": parsed, "parse_error": error})
+
+
+def check_formats(model: object, requests: Iterable[Request]) -> None:
+    """Ask a model, before anything is sent, whether it can enforce each response format.
+
+    Each distinct ``response_format`` of the requests goes once to the model's
+    ``check_response_format`` hook (see :meth:`~llmcompare.ModelBase.check_response_format`),
+    which refuses a setup that cannot run: a ChatGPT model without structured outputs, a
+    missing llguidance. ``compare``, ``generate_many`` and ``generate_batch`` call it, so such a
+    setup fails the whole call at once instead of row by row after others were paid for. A
+    model without the hook is not asked.
+
+    Args:
+        model: Any model.
+        requests: The requests about to be sent.
+
+    Raises:
+        ConfigurationError: The model's refusal: one line naming the model and the fix.
+    """
+    hook = getattr(model, "check_response_format", None)
+    if hook is None:
+        return
+    seen: set[int] = set()
+    asked: list[ResponseFormat] = []
+    for request in requests:
+        fmt = request.response_format
+        # Requests built from one setting share one format object: most are skipped by id.
+        if fmt is None or id(fmt) in seen:
+            continue
+        seen.add(id(fmt))
+        if fmt not in asked:
+            asked.append(fmt)
+            hook(fmt)

@@ -44,6 +44,7 @@ from typing_extensions import TypeVar as DefaultTypeVar
 from typing_extensions import Unpack
 
 from llmcompare.model import AsyncStream, Model, ModelBase, Stream
+from llmcompare.schema import ResponseFormat, check_formats
 from llmcompare.types import Chunk, Completion, Prompt, Request, Result, Settings
 
 __all__ = ["ModelWrapper"]
@@ -100,6 +101,12 @@ class ModelWrapper(ModelBase, Generic[TicketT]):
 
     def __repr__(self) -> str:
         return f"<{self.label} {self._inner!r}>"
+
+    def check_response_format(self, fmt: ResponseFormat) -> None:
+        """The inner model's answer: a wrapper enforces no format of its own."""
+        hook = getattr(self._inner, "check_response_format", None)
+        if hook is not None:
+            hook(fmt)
 
     # -- hooks ---------------------------------------------------------------------------------
 
@@ -209,6 +216,7 @@ class ModelWrapper(ModelBase, Generic[TicketT]):
     ) -> list[Result]:
         """Answer many prompts through the inner model's ``generate_batch``; one result each."""
         requests = [_request(p, settings) for p in prompts]
+        check_formats(self, requests)
         outs = self._batch(requests, time.perf_counter()) if requests else []
         return [
             Result(i, r, error=o) if isinstance(o, Exception) else Result(i, r, completion=o)

@@ -14,8 +14,10 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from llmcompare import ConfigurationError, get_model
+from llmcompare import ConfigurationError, compare, generate_many, get_model
 from llmcompare.backends.chatgpt import ChatGPTModel
+from llmcompare.prompts import builtin_suite
+from llmcompare.retry import with_retry
 from llmcompare.schema import SchemaError
 
 try:
@@ -166,3 +168,29 @@ def test_a_model_without_structured_outputs_is_named(server: srv.OpenAIServer) -
     ):
         model.generate("x", response_format=Parcel)
     assert server.requests == []
+
+
+def test_a_model_without_structured_outputs_fails_the_whole_run_before_any_request(
+    server: srv.OpenAIServer,
+) -> None:
+    # The built-in suite's JSON items carry schemas. The capable model comes first, so a
+    # check made row by row would have sent (and paid for) its rows before the old one failed.
+    suite = builtin_suite()
+    assert any(item.json_schema is not None for item in suite)
+    with make(server) as new, make(server, "gpt-4-turbo") as old:
+        with pytest.raises(ConfigurationError, match="chatgpt:gpt-4-turbo: gpt-4-turbo does not"):
+            compare({"new": new, "old": old}, suite, progress=False, cache=False)
+        calls = [
+            lambda: generate_many(old, ["x", "y"], response_format=Parcel, progress=False),
+            lambda: old.generate_batch(["x", "y"], response_format=Parcel),
+            lambda: with_retry(old).generate_batch(["x"], response_format=Parcel),
+        ]
+        for call in calls:
+            with pytest.raises(ConfigurationError, match="gpt-4o-mini on") as info:
+                call()
+            assert "\n" not in str(info.value)
+        assert server.requests == []
+        # Without a format the old model is fine: only the setup that cannot run is refused.
+        server.script(srv.ok("plain"))
+        assert old.generate_batch(["x"])[0].unwrap().text == "plain"
+    assert len(server.requests) == 1

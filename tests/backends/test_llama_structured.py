@@ -7,15 +7,25 @@ a dict schema's answers, and a solo run is the reference for a batched one.
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
 from enum import Enum
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import jsonschema
 import pydantic
 import pytest
 
-from llmcompare import Message, Request
+from llmcompare import ConfigurationError, Message, Request, compare, generate_many, get_model
 from llmcompare.backends.llama import LlamaModel
+from llmcompare.prompts import PromptItem
+
+try:
+    import openai_server as srv
+except ImportError:  # tests/ is not on sys.path when pytest runs from tests/backends
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import openai_server as srv
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("llama_backend")]
 
@@ -128,3 +138,100 @@ def test_dict_schema_and_stream(llama: LlamaModel) -> None:
     jsonschema.validate(value, schema)
     assert set(value) == {"colours", "count"}  # every property is required
     assert got.parsed == value
+
+
+class Short(pydantic.BaseModel):
+    """A small answer: a few tokens, so every cut of it fits in one batch."""
+
+    kind: Kind
+    legs: int
+
+
+def test_an_answer_cut_anywhere_is_never_parsed(llama: LlamaModel) -> None:
+    full = llama.generate(PROMPTS[0], response_format=Short, max_tokens=MAX_TOKENS)
+    assert full.finish_reason == "stop"
+    assert full.parsed == Short.model_validate_json(full.text)
+    n = full.usage.output_tokens
+    # The same greedy answer cut after every token: each cut is a prefix of the full text.
+    cuts = llama.generate_batch(
+        [Request.of(PROMPTS[0], response_format=Short, max_tokens=k) for k in range(1, n + 1)]
+    )
+    for k, result in enumerate(cuts, start=1):
+        got = result.unwrap()
+        assert full.text.startswith(got.text)
+        if k < n:
+            assert got.finish_reason == "length", (k, got.text)
+            assert got.parsed is None, (k, got.text)
+            assert got.parse_error is not None
+            with pytest.raises(json.JSONDecodeError):
+                json.loads(got.text)  # the truth, independently: not one JSON value
+        else:  # the budget ends exactly where the object does: complete, so it stops
+            assert got.finish_reason == "stop"
+            assert got.text == full.text
+            assert got.parsed == full.parsed
+
+
+def test_a_row_whose_grammar_then_allows_only_eos_ends_cleanly(llama: LlamaModel) -> None:
+    empty = {"type": "object", "properties": {}}  # "{}" and then nothing but the end
+    forced = {"type": "object", "properties": {"a": {"const": "x"}}}
+    results = llama.generate_batch(
+        [
+            Request.of("Reply with JSON.", response_format=empty, max_tokens=1),
+            Request.of(PROMPTS[0], response_format=Short, max_tokens=MAX_TOKENS),
+            Request.of("Reply with JSON.", response_format=forced, max_tokens=MAX_TOKENS),
+        ]
+    )
+    first, short, third = (r.unwrap() for r in results)
+    assert (first.text, first.finish_reason, first.parsed) == ("{}", "stop", {})
+    assert (third.text, third.finish_reason, third.parsed) == ('{"a": "x"}', "stop", {"a": "x"})
+    assert third.parse_error is None
+    # The row beside them is what it is alone.
+    assert (
+        short.text == llama.generate(PROMPTS[0], response_format=Short, max_tokens=MAX_TOKENS).text
+    )
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[srv.OpenAIServer]:
+    with srv.OpenAIServer() as server:
+        yield server
+
+
+def _gpt(server: srv.OpenAIServer) -> Any:
+    return get_model("chatgpt:gpt-4o-mini", base_url=server.url, api_key="sk-test-0123456789")
+
+
+# An unclosed group: the normaliser passes patterns on; llguidance's regex compiler refuses it.
+BAD_PATTERN = {"type": "object", "properties": {"code": {"type": "string", "pattern": "(a"}}}
+
+
+@pytest.mark.parametrize("hide", [True, False], ids=["no-llguidance", "uncompilable"])
+def test_a_setup_llama_cannot_run_fails_the_comparison_before_any_request(
+    server: srv.OpenAIServer, llama: LlamaModel, monkeypatch: pytest.MonkeyPatch, hide: bool
+) -> None:
+    server.reset()
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    if hide:
+        monkeypatch.setitem(sys.modules, "llguidance", None)  # import llguidance now fails
+        match = (
+            r"llama:\S+: response_format on the llama backend needs llguidance: "
+            r'pip install "llmcompare\[structured\]"'
+        )
+    else:
+        schema = BAD_PATTERN
+        match = r"llama:\S+: llguidance cannot compile the schema 'response': .*unclosed group"
+    items = [PromptItem(id="a", prompt="Count.", schema=schema)]
+    fresh = LlamaModel()
+    # ChatGPT runs first: a row-by-row check would have sent its request already.
+    with _gpt(server) as gpt, pytest.raises(ConfigurationError, match=match) as info:
+        compare({"gpt": gpt, "llama": fresh}, items, progress=False, cache=False)
+    assert "\n" not in str(info.value)
+    assert not fresh.loaded  # the check never loads weights
+    assert server.requests == []
+    # The loaded model (its tokenizer at hand) refuses the same way, on every batch path.
+    for call in (
+        lambda: llama.generate_batch(["Count."], response_format=schema),
+        lambda: generate_many(llama, ["Count."], response_format=schema, progress=False),
+    ):
+        with pytest.raises(ConfigurationError, match=match):
+            call()

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from openai.types import CompletionUsage
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+    from llmcompare.schema import ResponseFormat
+
 __all__ = ["DEFAULT_MODEL", "ChatGPTModel", "ChatGPTOptions", "ParameterDroppedWarning"]
 
 DEFAULT_MODEL = "gpt-5.4-mini"
@@ -469,6 +471,20 @@ class ChatGPTModel(ModelBase):
                 stacklevel=user_stacklevel(),
             )
 
+    def check_response_format(self, fmt: ResponseFormat) -> None:
+        """Refuse structured output on a model that predates it (the quirks table says which).
+
+        Raises:
+            ConfigurationError: Naming the model and the fix; nothing was sent.
+        """
+        quirks = self._quirks
+        if not quirks.structured_outputs:
+            raise ConfigurationError(
+                f"{self.id}: {self._name} does not support structured outputs "
+                f"(response_format json_schema; quirks family {quirks.family!r}): use a "
+                "model from gpt-4o-2024-08-06 / gpt-4o-mini on, or leave response_format out"
+            )
+
     def _client_stops(self, request: Request) -> tuple[str, ...]:
         """Stop strings this backend must apply itself (the model does not take them)."""
         stop = request.stop
@@ -503,12 +519,7 @@ class ChatGPTModel(ModelBase):
         if request.seed is not None:
             params["seed"] = request.seed
         if request.response_format is not None:
-            if not quirks.structured_outputs:
-                raise ConfigurationError(
-                    f"{self.id}: {self._name} does not support structured outputs "
-                    f"(response_format json_schema; quirks family {quirks.family!r}): use a "
-                    "model from gpt-4o-2024-08-06 / gpt-4o-mini on, or leave response_format out"
-                )
+            self.check_response_format(request.response_format)
             params["response_format"] = request.response_format.openai()
         if self._extra:
             params.update(self._extra)

@@ -22,7 +22,7 @@ import torch
 from llmcompare.errors import BackendError, ConfigurationError
 from llmcompare.schema import ResponseFormat
 
-__all__ = ["Grammars", "RowConstraint"]
+__all__ = ["Grammars", "RowConstraint", "check"]
 
 INSTALL = 'pip install "llmcompare[structured]"'
 
@@ -31,15 +31,52 @@ INSTALL = 'pip install "llmcompare[structured]"'
 _LAYOUT = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
 
-def _import() -> Any:
+def _import(model_id: str) -> Any:
     try:
         import llguidance
         import llguidance.hf
     except ImportError as exc:
         raise ConfigurationError(
-            f"response_format on the llama backend needs llguidance: {INSTALL} ({exc})"
+            f"{model_id}: response_format on the llama backend needs llguidance: {INSTALL} ({exc})"
         ) from exc
     return llguidance
+
+
+def _one_line(text: str) -> str:
+    # llguidance's messages span lines (a regex error draws a caret under the pattern).
+    return " ".join(text.split())
+
+
+def check(model_id: str, fmt: ResponseFormat, grammars: Grammars | None) -> None:
+    """Refuse, before anything runs, a format this backend cannot enforce.
+
+    With the engine loaded (``grammars`` given) the schema is compiled for its tokenizer, and
+    kept: its rows then compile nothing. Before the weights load, llguidance checks the grammar
+    alone, which needs no tokenizer, so a check never loads a model.
+
+    Args:
+        model_id: For the message.
+        fmt: The request's normalised format.
+        grammars: The loaded engine's compiler, or None.
+
+    Raises:
+        ConfigurationError: When llguidance is missing (the message gives the install command)
+            or cannot compile the schema.
+    """
+    llg = _import(model_id)
+    if grammars is not None:
+        try:
+            grammars.template(fmt)
+        except BackendError as exc:
+            raise ConfigurationError(str(exc)) from None
+        return
+    grammar = llg.LLMatcher.grammar_from_json_schema(fmt.json_schema, defaults=_LAYOUT)
+    failed, messages = llg.LLMatcher.validate_grammar_with_warnings(grammar)
+    if failed:
+        raise ConfigurationError(
+            f"{model_id}: llguidance cannot compile the schema {fmt.name!r}: "
+            f"{_one_line(messages[0] if messages else 'unknown error')}"
+        )
 
 
 class RowConstraint:
@@ -132,14 +169,14 @@ class Grammars:
                 ) from exc
         return self._tokenizer
 
-    def row(self, fmt: ResponseFormat) -> RowConstraint:
-        """A fresh constraint for one row answering ``fmt``.
+    def template(self, fmt: ResponseFormat) -> Any:
+        """The matcher compiled for ``fmt`` and this tokenizer, once per schema.
 
         Raises:
             ConfigurationError: When llguidance is not installed (the message gives the command).
             BackendError: When llguidance cannot compile the schema.
         """
-        llg = _import()
+        llg = _import(self.model_id)
         key = fmt.canonical()
         with self._lock:
             template = self._templates.get(key)
@@ -149,9 +186,18 @@ class Grammars:
                 if template.is_error():
                     raise BackendError(
                         f"llguidance cannot compile the schema {fmt.name!r}: "
-                        f"{template.get_error()}",
+                        f"{_one_line(template.get_error())}",
                         model_id=self.model_id,
                     )
                 self._templates[key] = template
-            # A copy of the compiled template: no grammar compilation per row.
-            return RowConstraint(template.deep_copy(), self)
+            return template
+
+    def row(self, fmt: ResponseFormat) -> RowConstraint:
+        """A fresh constraint for one row answering ``fmt``.
+
+        Raises:
+            ConfigurationError: When llguidance is not installed (the message gives the command).
+            BackendError: When llguidance cannot compile the schema.
+        """
+        # A copy of the compiled template: no grammar compilation per row.
+        return RowConstraint(self.template(fmt).deep_copy(), self)

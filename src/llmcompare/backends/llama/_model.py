@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from llmcompare.backends.llama._engine import Engine, Job
     from llmcompare.backends.llama._load import Loaded
     from llmcompare.backends.llama._scheduler import SchedulerStats
+    from llmcompare.schema import ResponseFormat
 
 __all__ = ["LlamaModel"]
 
@@ -235,6 +236,23 @@ class LlamaModel(ModelBase):
 
                     loaded = self._loaded = load(self.id, self._source, self._options)
         return loaded.engine
+
+    def check_response_format(self, fmt: ResponseFormat) -> None:
+        """Refuse, before anything runs, a format llguidance cannot enforce here.
+
+        Never loads the weights: once they are loaded, the schema is compiled for the tokenizer
+        (and kept for the rows); before, llguidance checks the grammar alone.
+
+        Raises:
+            ImportError: When torch or transformers is missing; names the ``llama`` extra.
+            ConfigurationError: When llguidance is missing (naming the install command) or
+                cannot compile the schema.
+        """
+        _import_extra()
+        from llmcompare.backends.llama._constrain import check
+
+        loaded = self._loaded
+        check(self.id, fmt, None if loaded is None else loaded.engine._grammars())
 
     def count_tokens(self, prompt: Prompt) -> int:
         """Count a prompt's tokens after the chat template: what ``usage.input_tokens`` reports.
