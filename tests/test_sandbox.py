@@ -374,3 +374,20 @@ def test_the_program_sees_only_its_own_processes_and_no_private_tree(tmp_path: P
             if Path(p).is_relative_to(folder) and Path(p) != Path(folder)
         }
         assert set(names) <= on_the_way, (folder, names)
+
+
+def test_where_the_kernel_refuses_namespaces_the_one_line_error_names_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The kernel's refusal, as the bootstrap reports it (no real machine here refuses it).
+    refused = (
+        "import sys\nsys.stderr.write('SANDBOX-UNAVAILABLE unshare: Operation not permitted')\n"
+    )
+    monkeypatch.setattr("llmcompare.sandbox._BOOTSTRAP", refused + "sys.exit(97)\n")
+    with pytest.raises(SandboxUnavailable) as caught:
+        run_python("print('hi')")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "unshare: Operation not permitted" in message
+    assert "kernel.apparmor_restrict_unprivileged_userns=0" in message
+    assert "allow_network=True" in message

@@ -459,9 +459,12 @@ def _run(
     if returncode == _UNAVAILABLE and "SANDBOX-UNAVAILABLE" in text:
         reason = text.split("SANDBOX-UNAVAILABLE", 1)[1].strip().splitlines()[0]
         raise SandboxUnavailable(
-            f"cannot deny the network to the code it runs ({reason}); run on a Linux machine "
-            "that allows unprivileged user namespaces, or accept running without "
-            "(allow_network=True) only on a machine that is itself a sandbox"
+            f"cannot deny the network to the code it runs ({reason}): allow unprivileged user "
+            "namespaces (Ubuntu 24.04+: sysctl -w "
+            "kernel.apparmor_restrict_unprivileged_userns=0; older Debian: sysctl -w "
+            "kernel.unprivileged_userns_clone=1; in a container: a seccomp profile that allows "
+            "unshare and mount), or accept running without (allow_network=True) only on a "
+            "machine that is itself a sandbox"
         )
     if returncode is None:
         status: Status = "timeout"
