@@ -364,7 +364,9 @@ def test_the_program_sees_only_its_own_processes_and_no_private_tree(tmp_path: P
     assert result.passed, result.output
     seen_secret, listings, pids, work = json.loads(result.output)
     assert seen_secret is False
-    assert pids == [1]  # only itself, PID 1 of its namespace: not the host's processes
+    # Only itself, PID 1 of its namespace, not the host's processes; where the kernel refuses a
+    # new procfs (a container masking parts of its /proc), no /proc at all.
+    assert pids in ([1], [])
     for folder, names in listings.items():
         # At most the way down to this Python's own install (which may live under /root) and
         # to its own work folder.

@@ -238,7 +238,7 @@ sys.exit(code % 256 if code >= 0 else 128 - code)
 # Exiting early (sys.exit(0), os._exit(0), an atexit hook), printing anything or redefining
 # names cannot produce the token; the tests run with the builtins as they were before the
 # answer ran. The token is read, once, from a pipe before the answer runs and kept only in
-# this function's locals: forging it means reading the interpreter's memory on purpose.
+# this function's locals: forging it means walking the stack or the interpreter's memory.
 _HARNESS = r"""
 def _harness():
     import builtins, os, sys
@@ -527,8 +527,10 @@ class UnitTests:
     :func:`llmcompare.humaneval.extract_code`, which also completes a bare function body from
     the item's ``stub``), then the tests in the same namespace with the builtins as they were
     before the answer ran, and reports a pass only by writing a per-run random token to a
-    descriptor the answer is not told about (see :meth:`run`). What this cannot stop: an answer
-    that deliberately reads the harness's memory (the token sits in its frame) to forge it.
+    descriptor the answer is not told about (see :meth:`run`). What this cannot stop, as the
+    answer and the tests share one interpreter: an answer written to cheat on purpose (walking
+    the stack to the harness's frame, reading the interpreter's memory, returning an object
+    equal to everything).
 
     Running code a model wrote is OFF unless ``allow_code_execution=True``: without it,
     :meth:`check` refuses every item before anything is sent. With it, a
