@@ -56,6 +56,7 @@ def test_pass_at_k_is_the_unbiased_estimator_averaged_over_items() -> None:
         scorers=[PassFail()],
         samples=N,
         pass_at=(1, 2, 5),
+        temperature=0.8,
         progress=False,
         cache=False,
     )
@@ -95,7 +96,41 @@ def test_by_default_pass_at_1_and_pass_at_samples() -> None:
         items,
         scorers=[PassFail()],
         samples=N,
+        temperature=0.8,
         progress=False,
         cache=False,
     )
     assert [p.k for p in result.summaries[0].pass_at_k] == [1, N]
+
+
+def test_pass_at_k_above_1_at_temperature_0_is_refused_before_sending() -> None:
+    # Greedy samples are one answer repeated: pass@5 would be pass@1 under another name.
+    sent: list[Request] = []
+    model = FunctionModel(lambda r: sent.append(r) or "PASS", name="coder")
+    with pytest.raises(ConfigurationError, match="set a temperature") as caught:
+        compare([model], ["x"], scorers=[PassFail()], samples=5, pass_at=(1, 5), progress=False)
+    assert "\n" not in str(caught.value)
+    assert not sent
+    # A model given a temperature of its own samples; only the greedy one is named.
+    with pytest.raises(ConfigurationError, match=r"\(greedy\)"):
+        compare(
+            {"greedy": model, "warm": FunctionModel(lambda r: "PASS")},
+            ["x"],
+            scorers=[PassFail()],
+            samples=5,
+            pass_at=(5,),
+            overrides={"warm": {"temperature": 0.8}},
+            progress=False,
+        )
+    assert not sent
+    # By default at temperature 0, only pass@1 is reported.
+    items = [PromptItem(id=i, prompt=i) for i in PASSES]
+    result = compare(
+        [FunctionModel(answer, name="coder")],
+        items,
+        scorers=[PassFail()],
+        samples=N,
+        progress=False,
+        cache=False,
+    )
+    assert [p.k for p in result.summaries[0].pass_at_k] == [1]

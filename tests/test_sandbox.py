@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import uuid
 import warnings
@@ -281,3 +283,113 @@ def test_dev_holds_only_harmless_devices() -> None:
     result = run_python("import os\nprint(sorted(os.listdir('/dev')))\n")
     assert result.passed, result.output
     assert result.output.strip() == "['null', 'random', 'urandom', 'zero']"
+
+
+WRONG_ADD = "def add(a, b):\n    return 0\n"
+ADD_TESTS = "def check(candidate):\n    assert candidate(2, 3) == 5\n\ncheck(add)\n"
+
+
+@pytest.mark.parametrize(
+    "trick",
+    [
+        "import sys\nsys.exit(0)",
+        "import os\nos._exit(0)",
+        "import atexit, sys\natexit.register(lambda: sys.exit(0))",
+        "import atexit, os\natexit.register(lambda: os._exit(0))",
+        # A check of its own: the tests define theirs after the answer, so it is redefined.
+        "def check(candidate):\n    pass",
+        # Builtins and hooks the tests rely on.
+        "import builtins\nbuiltins.AssertionError = type('Nope', (Exception,), {})",
+        "__builtins__['isinstance'] = lambda *a: True",
+        "import builtins\nbuiltins.exec = lambda *a, **k: None\n"
+        "builtins.compile = lambda *a, **k: None",
+        "import sys\nsys.settrace(lambda *a: None)\nsys.settrace = lambda f: None",
+        # Printing what a naive harness might take for a pass, on every channel it can reach.
+        "import os\nfor fd in range(1, 64):\n    try:\n        os.write(fd, b'PASSED\\n')\n"
+        "    except OSError:\n        pass\nimport sys\nsys.exit(0)",
+        # Looking for the token where a harness might leave it: files, argv, environment.
+        "import os, sys\nfor fd in range(3, 64):\n    try:\n        data = os.read(fd, 256)\n"
+        "        os.write(4, data)\n    except OSError:\n        pass\n"
+        "print(sys.argv, dict(os.environ), os.listdir('.'))\nos._exit(0)",
+        # A thread that ends the run while the tests are running.
+        "import threading, time, os\n"
+        "threading.Thread(target=lambda: (time.sleep(0.05), os._exit(0))).start()",
+    ],
+)
+def test_a_wrong_answer_cannot_forge_a_pass(scorer: UnitTests, trick: str) -> None:
+    assert scorer(answer(WRONG_ADD + trick), item(ADD_TESTS)) is False
+    # The same trick with a right answer still passes where it leaves the tests alone.
+    right = "def add(a, b):\n    return a + b\n"
+    assert scorer(answer(right), item(ADD_TESTS)) is True
+
+
+def test_a_builtin_the_tests_use_is_restored_before_they_run(scorer: UnitTests) -> None:
+    code = "import builtins\nbuiltins.abs = lambda x: 0\ndef close(x):\n    return 0.0\n"
+    tests = "assert abs(close(1.0) - 3.14) < 1e-6\n"
+    assert scorer(answer(code), item(tests)) is False
+
+
+def test_the_work_folder_is_capped_in_size() -> None:
+    # 128 files of 1 MiB, each under the file-size limit: more than the 64 MiB folder holds.
+    code = (
+        "import os\n"
+        "written = 0\n"
+        "try:\n"
+        "    for i in range(128):\n"
+        "        with open(f'f{i}', 'wb') as f:\n"
+        "            f.write(b'x' * 1024 * 1024)\n"
+        "        written += 1\n"
+        "except OSError as exc:\n"
+        "    print(written, exc.errno)\n"
+        "    raise SystemExit(3)\n"
+    )
+    result = run_python(code, limits=Limits(work_mb=64))
+    assert result.returncode == 3, result.output
+    written, errno = map(int, result.output.split())
+    assert errno == 28  # ENOSPC
+    assert 50 <= written <= 64
+
+
+def test_the_program_sees_only_its_own_processes_and_no_private_tree(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cret")
+    private = ["/root", "/work", "/home", "/tmp", str(Path.home())]
+    code = (
+        "import json, os\n"
+        f"print(json.dumps([os.path.exists({str(secret)!r}),\n"
+        f"    {{d: sorted(os.listdir(d)) for d in {private!r} if os.path.isdir(d)}},\n"
+        "    sorted(int(p) for p in os.listdir('/proc') if p.isdigit()), os.getcwd()]))\n"
+    )
+    result = run_python(code)
+    assert result.passed, result.output
+    seen_secret, listings, pids, work = json.loads(result.output)
+    assert seen_secret is False
+    # Only itself, PID 1 of its namespace, not the host's processes; where the kernel refuses a
+    # new procfs (a container masking parts of its /proc), no /proc at all.
+    assert pids in ([1], [])
+    for folder, names in listings.items():
+        # At most the way down to this Python's own install (which may live under /root) and
+        # to its own work folder.
+        on_the_way = {
+            Path(p).relative_to(folder).parts[0]
+            for p in (sys.prefix, sys.base_prefix, work)
+            if Path(p).is_relative_to(folder) and Path(p) != Path(folder)
+        }
+        assert set(names) <= on_the_way, (folder, names)
+
+
+def test_where_the_kernel_refuses_namespaces_the_one_line_error_names_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The kernel's refusal, as the bootstrap reports it (no real machine here refuses it).
+    refused = (
+        "import sys\nsys.stderr.write('SANDBOX-UNAVAILABLE unshare: Operation not permitted')\n"
+    )
+    monkeypatch.setattr("llmcompare.sandbox._BOOTSTRAP", refused + "sys.exit(97)\n")
+    with pytest.raises(SandboxUnavailable) as caught:
+        run_python("print('hi')")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "unshare: Operation not permitted" in message
+    assert "kernel.apparmor_restrict_unprivileged_userns=0" in message
+    assert "allow_network=True" in message

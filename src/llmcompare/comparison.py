@@ -142,7 +142,8 @@ def compare(
             run the code the models write, in the sandbox of :mod:`llmcompare.sandbox`. Off by
             default: such items are then refused before anything is sent.
         pass_at: The k values of pass@k reported for code scorers, each at most ``samples``;
-            by default 1 and ``samples``.
+            by default 1 and ``samples`` (only 1 at temperature 0, where k > 1 is refused:
+            greedy samples are one answer repeated).
         **settings: Generation settings shared by every model, on top of the defaults
             (greedy, ``max_tokens=256``).
 
@@ -157,7 +158,6 @@ def compare(
     if not models:
         raise LLMCompareError("compare needs at least one model")
     _check_options(samples, confidence, stats_seed, scorers)
-    ks = _pass_at(pass_at, samples)
     items = _items(prompts)
     shared: dict[str, Any] = {**DEFAULT_SETTINGS, **settings}
     scoring = _aggregate.Scoring(scorers, allow_code_execution=allow_code_execution)
@@ -184,6 +184,7 @@ def compare(
             raise ConfigurationError(
                 f"overrides name models that are not in this run: {unknown}; its models: {labels}"
             )
+        ks = _greedy_pass_at(pass_at, _pass_at(pass_at, samples), runs, shared, overrides or {})
         # Every request of every model is built (and so validated) before the first is sent.
         for run in runs:
             run.plan(items, samples, shared, (overrides or {}).get(run.label, {}))
@@ -320,6 +321,32 @@ def _pass_at(pass_at: Sequence[int] | None, samples: int) -> tuple[int, ...]:
                 "pass@k needs at least k samples of each item"
             )
     return tuple(sorted(set(ks)))
+
+
+def _greedy_pass_at(
+    pass_at: Sequence[int] | None,
+    ks: tuple[int, ...],
+    runs: Sequence[_ModelRun],
+    shared: Mapping[str, Any],
+    overrides: Mapping[str, Mapping[str, Any]],
+) -> tuple[int, ...]:
+    """The k values of pass@k, refusing k > 1 where a model samples greedily.
+
+    At temperature 0 every sample is the same answer, so pass@k would be pass@1 under another
+    name: an explicit k > 1 is refused; the default keeps only pass@1.
+    """
+    greedy = [
+        r.label for r in runs if {**shared, **overrides.get(r.label, {})}.get("temperature") == 0
+    ]
+    if not greedy or max(ks) == 1:
+        return ks
+    if pass_at is None:
+        return (1,)
+    raise ConfigurationError(
+        f"pass_at={list(ks)} at temperature 0 ({', '.join(greedy)}): greedy samples are one "
+        "answer repeated, so pass@k > 1 would be pass@1; set a temperature (e.g. "
+        "temperature=0.8) or ask only for pass_at=[1]"
+    )
 
 
 @dataclass

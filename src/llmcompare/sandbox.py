@@ -8,8 +8,11 @@ fresh ``python -I -B`` process, with:
   open-file limits (``resource.setrlimit`` in the child);
 * no network: new user, network, mount, PID and IPC namespaces (Linux, through ``unshare(2)``):
   the program sees only a loopback interface that is down;
-* a read-only view of the whole file system except its own throwaway working folder, which is
-  deleted afterwards, and a ``/dev`` of only ``null``, ``zero``, ``random`` and ``urandom``;
+* a root of its own holding only what Python needs (``/usr``, ``/lib*``, ``/bin``, this Python's
+  install and virtual environment), bound read-only: no ``/root``, ``/home``, ``/tmp`` or other
+  private trees of the host; a procfs of its own PID namespace (only its own processes); a
+  ``/dev`` of only ``null``, ``zero``, ``random`` and ``urandom``; and one writable working
+  folder, a ``tmpfs`` capped in size (``Limits.work_mb``) that is gone afterwards;
 * no capabilities, even those of its namespace's root (locked securebits, an empty bounding
   set, no new privileges), so it cannot mount, or make a read-only mount writable again;
 * a clean environment (no API keys or anything else inherited) and isolated mode (``-I``: no
@@ -24,8 +27,9 @@ raises :class:`SandboxUnavailable` when the network cannot be denied; code then 
 the caller explicitly accepts that (``allow_network=True``).
 
 :class:`UnitTests` is the scorer built on it (``"unit_tests"``, alias ``"pass"``): the answer's
-code plus the item's tests, 1.0 when the tests pass. It is off unless the user opts in with
-``allow_code_execution=True``.
+code, then the item's tests, run by a harness that reports a pass on a private channel with a
+per-run token, so no exit status, output or early exit of the answer counts as a pass. It is off
+unless the user opts in with ``allow_code_execution=True``.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -80,6 +84,8 @@ class Limits(BaseModel):
         processes: Processes at once (``RLIMIT_NPROC``; a ``pids`` cgroup as root).
         file_size_mb: Largest file the program may write, its output included (``RLIMIT_FSIZE``).
         output_chars: Characters of output kept in the result (the end of it).
+        work_mb: Size of the working folder in MiB, all files together (a ``tmpfs`` of its
+            own, so no program can fill the host's disk).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -90,6 +96,7 @@ class Limits(BaseModel):
     processes: int = Field(default=32, ge=1)
     file_size_mb: int = Field(default=8, ge=1)
     output_chars: int = Field(default=4000, ge=0)
+    work_mb: int = Field(default=64, ge=1)
 
 
 Status = Literal["passed", "failed", "timeout"]
@@ -126,53 +133,78 @@ class ExecResult(BaseModel):
 # namespace, so every process the program starts dies with it. It is a separate, fresh Python
 # process (single-threaded, as unshare(CLONE_NEWUSER) requires), never a preexec_fn of ours.
 _BOOTSTRAP = r"""
-import ctypes, json, os, resource, signal, sys
+import ctypes, fcntl, json, os, resource, signal, sys
 cfg = json.loads(sys.argv[1])
 work = cfg["work"]
 sys.stdin.buffer.read(1)  # wait until the parent has put this process in its cgroup
+files = {name: open(os.path.join(work, name), "rb").read() for name in os.listdir(work)}
+libc = ctypes.CDLL(None, use_errno=True)
+def fail(what):
+    sys.stderr.write(f"SANDBOX-UNAVAILABLE {what}: {os.strerror(ctypes.get_errno())}\n")
+    os._exit(97)
 if cfg["isolate"]:
-    libc = ctypes.CDLL(None, use_errno=True)
     uid, gid = os.getuid(), os.getgid()
     # user | mount | ipc | pid | net namespaces
     if libc.unshare(0x10000000 | 0x00020000 | 0x08000000 | 0x20000000 | 0x40000000) != 0:
-        e = ctypes.get_errno()
-        sys.stderr.write("SANDBOX-UNAVAILABLE unshare: " + os.strerror(e) + "\n")
-        sys.exit(97)
+        fail("unshare")
     for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
         with open("/proc/self/" + name, "w") as f:
             f.write(text)
-    MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
-    def mount(src, dst, flags):
-        if libc.mount(src, dst, None, flags, None) != 0:
-            e = ctypes.get_errno()
-            sys.stderr.write(f"SANDBOX-UNAVAILABLE mount {dst!r}: {os.strerror(e)}\n")
-            sys.exit(97)
-    mount(None, b"/", MS_REC | MS_PRIVATE)
+    MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+    MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+    def mount(src, dst, fstype, flags, data, what):
+        if libc.mount(src, dst.encode(), fstype, flags, data) != 0:
+            fail(f"{what} {dst!r}")
+    mount(None, "/", None, MS_REC | MS_PRIVATE, None, "mount")
+    # A new root of only what Python needs, bound read-only: no /root, /home, /work, /tmp or
+    # /proc of the host; its own /dev, procfs and size-capped work folder.
+    root = cfg["root"]
+    mount(b"tmpfs", root, b"tmpfs", MS_NOSUID | MS_NODEV, b"size=1m,mode=755", "tmpfs")
+    for path in cfg["binds"]:
+        inside = root + path
+        if os.path.islink(path):
+            os.makedirs(os.path.dirname(inside), exist_ok=True)
+            os.symlink(os.readlink(path), inside)
+        elif os.path.isdir(path):
+            os.makedirs(inside, exist_ok=True)
+            mount(path.encode(), inside, None, MS_BIND | MS_REC, None, "mount")
+    os.makedirs(root + "/dev")
+    mount(b"tmpfs", root + "/dev", b"tmpfs", MS_NOSUID | MS_NOEXEC, b"size=64k,mode=755", "tmpfs")
     # A /dev of four harmless devices: no disks, loop devices, kmsg or terminals to write to.
-    dev = cfg["dev"].encode()
-    if libc.mount(b"tmpfs", dev, b"tmpfs", 2 | 8, b"size=64k,mode=755") != 0:  # nosuid, noexec
-        e = ctypes.get_errno()
-        sys.stderr.write("SANDBOX-UNAVAILABLE tmpfs: " + os.strerror(e) + "\n")
-        sys.exit(97)
     for name in ("null", "zero", "random", "urandom"):
-        open(cfg["dev"] + "/" + name, "w").close()
-        mount(b"/dev/" + name.encode(), dev + b"/" + name.encode(), MS_BIND)
-    mount(dev, b"/dev", 8192)  # MS_MOVE
-    # mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, {MOUNT_ATTR_RDONLY}): every mount read-only.
+        open(root + "/dev/" + name, "w").close()
+        mount(b"/dev/" + name.encode(), root + "/dev/" + name, None, MS_BIND, None, "mount")
+    os.makedirs(root + "/proc")
+    os.makedirs(root + work)
+    # mount_setattr(root, AT_RECURSIVE, {MOUNT_ATTR_RDONLY}): every mount read-only.
     attr = (ctypes.c_uint64 * 4)(1, 0, 0, 0)
     # 442: mount_setattr, the same number on every architecture (a syscall added in 5.12).
-    if libc.syscall(442, -100, b"/", 0x8000, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:
-        e = ctypes.get_errno()
-        sys.stderr.write("SANDBOX-UNAVAILABLE read-only mounts: " + os.strerror(e) + "\n")
-        sys.exit(97)
-    w = work.encode()
-    mount(w, w, MS_BIND)
-    mount(None, w, MS_BIND | MS_REMOUNT)
+    if libc.syscall(442, -100, root.encode(), 0x8000, ctypes.byref(attr), ctypes.sizeof(attr)):
+        fail("read-only mounts")
+    # The one writable folder: a tmpfs capped in size, so no answer can fill the host's disk.
+    size = f"size={cfg['work_mb']}m,mode=700".encode()
+    mount(b"tmpfs", root + work, b"tmpfs", MS_NOSUID | MS_NODEV, size, "tmpfs")
+    if libc.chroot(root.encode()) != 0:
+        fail("chroot")
+    os.chdir(work)
+    for name, data in files.items():
+        with open(name, "wb") as f:
+            f.write(data)
+# The harness's private channels, at 3 (the token, read once) and 4 (the verdict).
+fds = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for fd in cfg["fds"]]
+for fd in cfg["fds"]:
+    os.close(fd)
+for number, fd in enumerate(fds, 3):
+    os.dup2(fd, number)
+    os.close(fd)
 pid = os.fork()
 if pid == 0:
-    libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the bootstrap
     os.chdir(work)
+    if cfg["isolate"]:
+        # The procfs of its own PID namespace: only its own processes. Where the kernel refuses
+        # a new procfs (a container masking parts of its /proc), there is no /proc at all.
+        libc.mount(b"proc", b"/proc", b"proc", 1 | 2 | 4 | 8, None)
     mb = 1024 * 1024
     for res, value in (
         (resource.RLIMIT_CPU, cfg["cpu_s"]),
@@ -189,16 +221,67 @@ if pid == 0:
         # could make a read-only mount (or a bind mount of one) writable again. Securebits
         # NOROOT (locked): uid 0 gains nothing at exec; the bounding set emptied; no new privs.
         if libc.prctl(28, 0x2F, 0, 0, 0) != 0:  # PR_SET_SECUREBITS
-            e = ctypes.get_errno()
-            sys.stderr.write("SANDBOX-UNAVAILABLE securebits: " + os.strerror(e) + "\n")
-            os._exit(97)
+            fail("securebits")
         for cap in range(64):
             libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP (fails past the last capability)
         libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
     os.execve(cfg["python"], [cfg["python"], "-I", "-B", "program.py"], cfg["env"])
+for number in range(3, 3 + len(fds)):
+    os.close(number)
 _, status = os.waitpid(pid, 0)
 code = os.waitstatus_to_exitcode(status)
 sys.exit(code % 256 if code >= 0 else 128 - code)
+"""
+
+# The program UnitTests runs: a harness of ours that runs the answer, then the tests, and
+# reports a pass only by writing a per-run token to a descriptor the answer is not told about.
+# Exiting early (sys.exit(0), os._exit(0), an atexit hook), printing anything or redefining
+# names cannot produce the token; the tests run with the builtins as they were before the
+# answer ran. The token is read, once, from a pipe before the answer runs and kept only in
+# this function's locals: forging it means walking the stack or the interpreter's memory.
+_HARNESS = r"""
+def _harness():
+    import builtins, os, sys
+    # Everything the harness uses after the answer ran, taken before: the answer may replace
+    # any builtin or module attribute.
+    read, write, remove, exit_now, close = os.read, os.write, os.remove, os._exit, os.close
+    run, build, copy, base = exec, compile, dict, BaseException
+    settrace, setprofile, frames = sys.settrace, sys.setprofile, sys._current_frames
+    stdout, stderr = sys.stdout, sys.stderr
+    token = read(3, 256)
+    close(3)
+    sources = []
+    for name in ("answer.py", "tests.py"):
+        with open(name, encoding="utf-8") as f:
+            sources.append((name, f.read()))
+        remove(name)  # neither the answer nor the tests are left on disk to read
+    pristine = copy(vars(builtins))
+    namespace = {"__name__": "__main__", "__builtins__": copy(pristine)}
+    passed = False
+    try:
+        answer, tests = sources
+        run(build(answer[1], answer[0], "exec"), namespace)
+        if len(frames()) > 1:
+            raise RuntimeError("the answer left threads running")
+        # Whatever the answer did to the builtins or the hooks is undone for the tests.
+        settrace(None)
+        setprofile(None)
+        namespace["__builtins__"] = copy(pristine)
+        run(build(tests[1], tests[0], "exec"), namespace)
+        passed = True
+    except base as exc:
+        write(2, ("%s: %s\n" % (type(exc).__name__, exc)).encode("utf-8", "replace"))
+    for stream in (stdout, stderr):
+        try:
+            stream.flush()
+        except base:
+            pass
+    if passed:
+        write(4, token)
+    exit_now(0 if passed else 1)
+
+
+_harness()
 """
 
 _UNAVAILABLE = 97
@@ -239,6 +322,17 @@ def _remove_cgroup(path: Path) -> None:
             return
 
 
+def _binds() -> list[str]:
+    """What the program's root holds, read-only: the system's libraries and this Python."""
+    wanted = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]
+    wanted += [sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))]
+    kept: list[str] = []
+    for path in sorted({os.path.abspath(p) for p in wanted}, key=len):
+        if os.path.lexists(path) and not any(path.startswith(k + "/") for k in kept):
+            kept.append(path)
+    return kept
+
+
 def run_python(
     code: str, *, limits: Limits | None = None, allow_network: bool = False
 ) -> ExecResult:
@@ -255,8 +349,77 @@ def run_python(
         SandboxUnavailable: When the namespaces cannot be entered and ``allow_network`` is
             False.
     """
+    result, _ = _run({"program.py": code}, b"", limits, allow_network)
+    return result
+
+
+def _spawn(
+    config: dict[str, Any], outer: str, output: IO[bytes], limits: Limits, report_read: int
+) -> tuple[int | None, bytes]:
+    """Start the bootstrap, wait for it (at most the timeout), kill what is left of it.
+
+    Returns its exit status (None after a timeout) and what was written to ``report_read``'s
+    pipe (the program's descriptor 4). Closes the descriptors it hands over.
+    """
     import json
 
+    cgroup = _pids_cgroup(limits.processes)
+    try:
+        # A fixed command: the program is a file in the folder, never an argument.
+        proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, json.dumps(config)],
+            stdin=subprocess.PIPE,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=outer,
+            env=_CLEAN_ENV,
+            pass_fds=tuple(config["fds"]),
+            # Its own process group (setsid in the child, no preexec_fn): one kill ends all.
+            start_new_session=True,
+        )
+    except BaseException:
+        os.close(report_read)
+        raise
+    finally:
+        for fd in config["fds"]:
+            os.close(fd)
+    returncode: int | None
+    try:
+        if cgroup is not None:
+            with contextlib.suppress(OSError):
+                (cgroup / "cgroup.procs").write_text(str(proc.pid))
+        assert proc.stdin is not None
+        with contextlib.suppress(OSError):
+            proc.stdin.write(b"g")
+            proc.stdin.close()
+        try:
+            returncode = proc.wait(timeout=limits.timeout_s)
+        except subprocess.TimeoutExpired:
+            returncode = None
+    finally:
+        # Whatever is left of the group (a timeout, a daemon forked without namespaces).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if cgroup is not None:
+            _remove_cgroup(cgroup)
+        os.set_blocking(report_read, False)
+        try:
+            report = os.read(report_read, 4096)
+        except BlockingIOError:
+            report = b""
+        finally:
+            os.close(report_read)
+    return returncode, report
+
+
+def _run(
+    files: dict[str, str], token: bytes, limits: Limits | None, allow_network: bool
+) -> tuple[ExecResult, bytes]:
+    """Run ``program.py`` of ``files`` in the sandbox; also what it wrote to descriptor 4.
+
+    ``token`` is what the program can read, once, from descriptor 3.
+    """
     limits = limits or Limits()
     isolate = sys.platform == "linux" and not allow_network
     if not isolate and not allow_network:
@@ -267,11 +430,18 @@ def run_python(
     with tempfile.TemporaryDirectory(prefix="llmcompare-sandbox-") as outer:
         work = Path(outer) / "work"
         work.mkdir()
-        (Path(outer) / "dev").mkdir()
-        (work / "program.py").write_text(code, encoding="utf-8")
+        (Path(outer) / "root").mkdir()
+        for name, text in files.items():
+            (work / name).write_text(text, encoding="utf-8")
+        token_read, token_write = os.pipe()
+        report_read, report_write = os.pipe()
+        os.write(token_write, token)
+        os.close(token_write)
         config = {
             "work": str(work),
-            "dev": str(Path(outer) / "dev"),
+            "root": str(Path(outer) / "root"),
+            "binds": _binds(),
+            "fds": [token_read, report_write],
             "isolate": isolate,
             "python": sys.executable,
             "env": {**_CLEAN_ENV, "HOME": str(work), "TMPDIR": str(work)},
@@ -279,62 +449,36 @@ def run_python(
             "memory_mb": limits.memory_mb,
             "processes": limits.processes,
             "file_size_mb": limits.file_size_mb,
+            "work_mb": limits.work_mb,
         }
-        cgroup = _pids_cgroup(limits.processes)
         with open(Path(outer) / "output", "w+b") as output:
-            # A fixed command: the program is a file in the folder, never an argument.
-            proc = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, json.dumps(config)],
-                stdin=subprocess.PIPE,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                cwd=outer,
-                env=_CLEAN_ENV,
-                # Its own process group (setsid in the child, no preexec_fn): one kill ends all.
-                start_new_session=True,
-            )
-            returncode: int | None
-            try:
-                if cgroup is not None:
-                    with contextlib.suppress(OSError):
-                        (cgroup / "cgroup.procs").write_text(str(proc.pid))
-                assert proc.stdin is not None
-                with contextlib.suppress(OSError):
-                    proc.stdin.write(b"g")
-                    proc.stdin.close()
-                try:
-                    returncode = proc.wait(timeout=limits.timeout_s)
-                except subprocess.TimeoutExpired:
-                    returncode = None
-            finally:
-                # Whatever is left of the group (a timeout, a daemon forked without namespaces).
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                if cgroup is not None:
-                    _remove_cgroup(cgroup)
+            returncode, report = _spawn(config, outer, output, limits, report_read)
             output.seek(0)
             text = output.read().decode("utf-8", "replace")
     duration = time.perf_counter() - start
     if returncode == _UNAVAILABLE and "SANDBOX-UNAVAILABLE" in text:
         reason = text.split("SANDBOX-UNAVAILABLE", 1)[1].strip().splitlines()[0]
         raise SandboxUnavailable(
-            f"cannot deny the network to the code it runs ({reason}); run on a Linux machine "
-            "that allows unprivileged user namespaces, or accept running without "
-            "(allow_network=True) only on a machine that is itself a sandbox"
+            f"cannot deny the network to the code it runs ({reason}): allow unprivileged user "
+            "namespaces (Ubuntu 24.04+: sysctl -w "
+            "kernel.apparmor_restrict_unprivileged_userns=0; older Debian: sysctl -w "
+            "kernel.unprivileged_userns_clone=1; in a container: a seccomp profile that allows "
+            "unshare and mount), or accept running without (allow_network=True) only on a "
+            "machine that is itself a sandbox"
         )
     if returncode is None:
         status: Status = "timeout"
     else:
         status = "passed" if returncode == 0 else "failed"
     keep = limits.output_chars
-    return ExecResult(
+    result = ExecResult(
         status=status,
         returncode=returncode,
         output=text[-keep:] if keep else "",
         duration_s=duration,
         isolated=isolate,
     )
+    return result, report
 
 
 @functools.lru_cache(maxsize=2)
@@ -379,9 +523,14 @@ class UnitTests:
     """Score 1.0 when the answer's code passes the item's tests, run in the sandbox.
 
     The item's ``reference`` holds the tests: Python code that raises (an ``assert``) when the
-    answer is wrong. The program run is the answer's code (see
+    answer is wrong. A harness runs the answer's code (see
     :func:`llmcompare.humaneval.extract_code`, which also completes a bare function body from
-    the item's ``stub``) followed by the tests.
+    the item's ``stub``), then the tests in the same namespace with the builtins as they were
+    before the answer ran, and reports a pass only by writing a per-run random token to a
+    descriptor the answer is not told about (see :meth:`run`). What this cannot stop, as the
+    answer and the tests share one interpreter: an answer written to cheat on purpose (walking
+    the stack to the harness's frame, reading the interpreter's memory, returning an object
+    equal to everything).
 
     Running code a model wrote is OFF unless ``allow_code_execution=True``: without it,
     :meth:`check` refuses every item before anything is sent. With it, a
@@ -435,26 +584,43 @@ class UnitTests:
                 "llmcompare will run the code the models write, with each item's tests, on this "
                 f"machine: each in its own process with no network, a {self.limits.timeout_s:g} s "
                 f"timeout, {self.limits.cpu_s} CPU s, {self.limits.memory_mb} MiB, "
-                f"{self.limits.processes} processes, a read-only file system but for a "
-                "throwaway folder, and no inherited environment",
+                f"{self.limits.processes} processes, a read-only file system of only what "
+                f"Python needs but for a throwaway {self.limits.work_mb} MiB folder, and no "
+                "inherited environment",
                 CodeExecutionWarning,
                 stacklevel=2,
             )
 
     def program(self, completion: Completion, item: PromptItem) -> str:
-        """The program that is run for an answer: its code, then the item's tests."""
+        """The answer's code as it is run (then the item's tests run after it, by a harness)."""
         from llmcompare.humaneval import extract_code
 
-        code = extract_code(completion.text, stub=item.stub)
-        return f"{code}\n\n{item.reference}\n"
+        return extract_code(completion.text, stub=item.stub)
+
+    def run(self, completion: Completion, item: PromptItem) -> ExecResult:
+        """Run the answer, then the item's tests, in the sandbox; ``passed`` only when they pass.
+
+        A pass is the harness's report, carrying a per-run random token, on a descriptor the
+        answer is not told about: no exit status, output or early exit of the answer counts.
+        """
+        import secrets
+
+        if not self.allow_code_execution:
+            self.check(item)  # raises: never run code the user did not allow
+        token = secrets.token_hex(32).encode()
+        files = {
+            "program.py": _HARNESS,
+            "answer.py": self.program(completion, item),
+            "tests.py": item.reference or "",
+        }
+        result, report = _run(files, token, self.limits, self.allow_network)
+        if result.passed and not secrets.compare_digest(report, token):
+            # Exit status 0 without the harness's report: the answer ended the run itself.
+            return result.model_copy(update={"status": "failed"})
+        return result
 
     def __call__(self, completion: Completion, item: PromptItem) -> bool | None:
         """Run the answer against the tests: True when they pass, None without tests."""
         if item.reference is None:
             return None
-        if not self.allow_code_execution:
-            self.check(item)  # raises: never run code the user did not allow
-        result = run_python(
-            self.program(completion, item), limits=self.limits, allow_network=self.allow_network
-        )
-        return result.passed
+        return self.run(completion, item).passed
