@@ -442,3 +442,39 @@ async def test_a_grammar_compiles_off_the_event_loop(
     assert got.sent.params["response_format"]["enforced_by"] == "llguidance token mask"
     assert threads
     assert loop_thread not in threads
+
+
+def test_the_kv_budget_counts_the_cache_width_rows_with_holes_keep(
+    llama: LlamaModel, llama_cache: Path
+) -> None:
+    from llmcompare.backends.llama import LlamaModel, LlamaOptions
+
+    # Seven rows share the chat template's prefix with one long row: their padding sits after
+    # the prefix, so the cache keeps the long row's width after it leaves at its first token.
+    long = STORY + " It should be set in a library. " * 12
+    width = llama.count_tokens(long) + 30
+    rows = 8
+    small = LlamaModel(
+        options=LlamaOptions(cache_dir=llama_cache, max_batch_tokens=rows * width + 4)
+    )
+    try:
+        small.warm_up()
+        requests = [Request.of(STORY, max_tokens=30, temperature=0)] * (rows - 1)
+        requests.append(Request.of(long, max_tokens=1, temperature=0))
+        outcome: list[Any] = []
+        batch = threading.Thread(
+            target=lambda: outcome.append(small.generate_batch(requests)), daemon=True
+        )
+        batch.start()
+        _wait_for(lambda: (small.stats or _stats(small)).steps >= 4, "the batch to run")
+        before = _stats(small)
+        late = _in_thread(lambda: small.generate(STORY, max_tokens=30, temperature=0), "late")
+        batch.join(120)
+        assert not batch.is_alive()
+        assert all(r.ok for r in outcome[0])
+        # Its 30 tokens on top of the cache's real width would pass max_batch_tokens: it waited
+        # for the batch to end instead of joining it.
+        assert _stats(small).joined == before.joined
+        assert late.text == outcome[0][0].unwrap().text
+    finally:
+        small.close()
