@@ -225,6 +225,17 @@ def test_native_batching_is_kept_under_retry_limits_and_tracker() -> None:
     assert tracker.total.requests == 6
 
 
+def test_a_budget_probe_that_takes_the_only_request_runs_no_empty_batch() -> None:
+    from decimal import Decimal
+
+    from llmcompare.cost import Budget, CostTracker
+
+    model = BatchingModel()
+    results = generate_many(model, ["p0"], tracker=CostTracker(Budget(max_usd=Decimal(1000))))
+    assert [r.unwrap().text for r in results] == ["P0"]
+    assert model.batches == [1]  # the probe, and no batch of nothing after it
+
+
 # -- rate limits through generate_many -------------------------------------------------------
 
 

@@ -368,7 +368,7 @@ async def agenerate_many(
                 if _continuous_batching(runner):
                     await _run_each(runner, requests, todo, len(todo), sink, False)
                 else:
-                    await _run_batches(runner, requests, todo, len(todo), sink)
+                    await _run_batches(runner, requests, todo, max(len(todo), 1), sink)
             else:
                 await _run_each(runner, requests, todo, concurrency, sink, stream)
     finally:

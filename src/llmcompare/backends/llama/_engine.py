@@ -326,6 +326,12 @@ class Engine:
                     scheduler = self._scheduler = Scheduler(self)
         return scheduler
 
+    def close(self) -> None:
+        """Stop the scheduler: queued and running jobs fail, its worker thread ends."""
+        scheduler = self._scheduler
+        if scheduler is not None:
+            scheduler.shutdown()
+
     def run(self, jobs: list[Job], since: int | None = None) -> None:
         """Run jobs to completion, in the batch running now (see :class:`Scheduler`).
 
@@ -512,7 +518,9 @@ class Engine:
         """Choose each row's next token: argmax for greedy rows, seeded sampling for the others.
 
         Rows with a constraint have their logits masked first. The tokens stay on the device
-        until one read at the end: the only host-device synchronisation of a step.
+        until one read at the end: the only host-device synchronisation of a step. A row whose
+        mask or draw fails gets the error in ``job.error`` (it leaves the batch alone); its
+        token is meaningless.
 
         Returns:
             The tokens as a tensor on the device (one per row) and as a list.
@@ -525,14 +533,20 @@ class Engine:
             return tokens, tokens.tolist()
         logits = logits.clone()
         for row in special:
-            constraint = jobs[row].constraint
-            if constraint is not None:
-                logits[row] = constraint.mask(logits[row])
+            job = jobs[row]
+            if job.constraint is not None:
+                try:
+                    logits[row] = job.constraint.mask(logits[row])
+                except Exception as exc:  # noqa: BLE001 - one row's error is its own
+                    job.error = exc
         tokens = torch.argmax(logits, dim=-1)
         for row in special:
             job = jobs[row]
-            if job.temperature > 0:
-                tokens[row] = _sample(logits[row], job)
+            if job.temperature > 0 and job.error is None:
+                try:
+                    tokens[row] = _sample(logits[row], job)
+                except Exception as exc:  # noqa: BLE001 - say, an all -inf row: its own error
+                    job.error = exc
         return tokens, tokens.tolist()
 
 

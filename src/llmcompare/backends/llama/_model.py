@@ -270,6 +270,8 @@ class LlamaModel(ModelBase):
         with self._load_lock:
             loaded, self._loaded = self._loaded, None
         if loaded is not None:
+            # The scheduler's thread holds the engine: it must end before the weights can go.
+            loaded.engine.close()
             on_cuda = loaded.engine.device.type == "cuda"
             del loaded
             gc.collect()
@@ -303,7 +305,7 @@ class LlamaModel(ModelBase):
         # reported back to the loop.
         engine = await self._aengine()
         since = time.perf_counter()
-        job = engine.job(0, request)
+        job = await _ajob(engine, request)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         job.since = _stop.token()
@@ -340,7 +342,7 @@ class LlamaModel(ModelBase):
         import asyncio
 
         engine = await self._aengine()
-        job = engine.job(0, request)
+        job = await _ajob(engine, request)
         request_id = _request_id()
         pieces: asyncio.Queue[str | None] = asyncio.Queue()
         loop = asyncio.get_running_loop()
@@ -415,6 +417,17 @@ class LlamaModel(ModelBase):
             else:
                 out[job.index] = engine.completion(job, _request_id(), since=started)
         return [o if o is not None else BackendError("no result", model_id=self.id) for o in out]
+
+
+async def _ajob(engine: Engine, request: Request) -> Job:
+    """``engine.job`` for an async caller: a grammar compiles off the event loop."""
+    if request.response_format is None:
+        return engine.job(0, request)
+    import asyncio
+
+    # Compiling the schema (and, the first time, llguidance's tokenizer: about a second)
+    # would block every coroutine on the loop.
+    return await asyncio.to_thread(engine.job, 0, request)
 
 
 def _call_soon(loop: Any, callback: Callable[..., None], *args: Any) -> None:

@@ -88,6 +88,8 @@ class Scheduler:
         # Rows with padding after a shared prefix, which no cut removes.
         self._holes: list[bool] = []
         self._mergeable: bool | None = None
+        # Set by shutdown(): queued and running jobs fail, later submits fail at once.
+        self._closed = False
         self._requests = self._steps = self._prefills = self._joined = self._peak = 0
         self._sizes: Counter[int] = Counter()
 
@@ -109,7 +111,15 @@ class Scheduler:
     def submit(self, jobs: Sequence[Job]) -> None:
         """Queue jobs; each one's ``on_done`` is called (on the worker thread) when it ends."""
         with self._cond:
-            self._queue.extend(jobs)
+            closed = self._closed
+            if not closed:
+                self._queue.extend(jobs)
+        if closed:
+            for job in jobs:
+                job.error = _closed(self.engine)
+                _finish(job)
+            return
+        with self._cond:
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._work, name=f"llmcompare-{self.engine.model_id}", daemon=True
@@ -141,12 +151,72 @@ class Scheduler:
             job.since = since
             job.on_done = finished
         self.submit(jobs)
-        done.wait()
+        try:
+            done.wait()
+        except BaseException:
+            # Ctrl-C (or any error) while waiting: the rows leave the batch at the next step
+            # instead of running to their end for nobody.
+            for job in jobs:
+                job.cancelled = True
+            raise
+
+    def shutdown(self) -> None:
+        """Fail the queued and running jobs and wait for the worker thread to end.
+
+        Called when the model is closed, before its weights are dropped: the worker thread
+        holds the engine, so it must not run on. Later submits fail at once.
+        """
+        with self._cond:
+            self._closed = True
+            thread = self._thread
+            self._cond.notify()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
     # -- the worker ---------------------------------------------------------------------------
 
     def _work(self) -> None:
+        try:
+            self._serve()
+        except BaseException as exc:
+            # A bug or a failure outside every step's own handling: the thread must not die
+            # silently with callers waiting for it. Every job it holds fails; the next submit
+            # starts a fresh thread.
+            _log.exception("llama: the scheduler's worker failed")
+            error = (
+                exc
+                if isinstance(exc, Exception)
+                else BackendError(
+                    f"the scheduler stopped: {type(exc).__name__}", model_id=self.engine.model_id
+                )
+            )
+            self._fail_rows(error)
+            with self._cond:
+                queued = list(self._queue)
+                self._queue.clear()
+                if self._thread is threading.current_thread():
+                    self._thread = None
+            for job in queued:
+                job.error = error
+                _finish(job)
+            if not isinstance(exc, Exception):
+                raise
+
+    def _serve(self) -> None:
         while True:
+            with self._cond:
+                closing = self._closed
+                if closing:
+                    queued = list(self._queue)
+                    self._queue.clear()
+                    self._thread = None
+            if closing:
+                error = _closed(self.engine)
+                self._fail_rows(error)
+                for job in queued:
+                    job.error = error
+                    _finish(job)
+                return
             with self._cond:
                 if not self._queue and not self._rows:
                     # Nothing to do: the thread ends, so a closed model holds no thread; the
@@ -172,7 +242,8 @@ class Scheduler:
         rows = len(self._rows)
         # Peak KV width of a right-aligned batch: the longest row now plus the most new tokens
         # any row may still add; every row is padded to it.
-        longest = max((len(j.prompt) + len(j.out) for j in self._rows), default=0)
+        # The cache's real width: rows with holes keep it after the longest row has left.
+        longest = self._cache.get_seq_length() if self._rows else 0
         ahead = max((j.max_new - len(j.out) for j in self._rows), default=0)
         while queue and rows + len(group) < engine.max_batch_size:
             job = queue[0]
@@ -201,7 +272,33 @@ class Scheduler:
                 _finish(job)
             return
         joined = len(self._rows) > 0
-        if not joined:
+        try:
+            self._merge(group, cache, mask, last_pos, logits, pads, holes)
+        except Exception as exc:  # noqa: BLE001 - fail the rows it touched, not the thread
+            # A layer may be half concatenated: the running rows cannot go on either.
+            self._fail_rows(exc)
+            for job in group:
+                job.error = exc
+                _finish(job)
+            return
+        with self._cond:
+            self._requests += len(group)
+            self._prefills += 1
+            if joined:
+                self._joined += len(group)
+
+    def _merge(
+        self,
+        group: list[Job],
+        cache: Any,
+        mask: torch.Tensor,
+        last_pos: torch.Tensor,
+        logits: torch.Tensor,
+        pads: list[int],
+        holes: list[bool],
+    ) -> None:
+        """Make the prefilled newcomers the batch, or left-pad and append them to it."""
+        if not self._rows:
             self._cache, self._last_pos, self._logits = cache, last_pos, logits
             self._rows, self._pads, self._holes = list(group), pads, holes
             self._mask = None if _dense(pads, holes) else mask
@@ -227,11 +324,6 @@ class Scheduler:
             self._last_pos = torch.cat([self._last_pos, last_pos])
             self._logits = torch.cat([self._logits, logits])
             self._rows.extend(group)
-        with self._cond:
-            self._requests += len(group)
-            self._prefills += 1
-            if joined:
-                self._joined += len(group)
 
     def _forward(self, cache: Any, **inputs: Any) -> torch.Tensor:
         engine = self.engine
@@ -302,13 +394,16 @@ class Scheduler:
         try:
             self._decode(self._rows)
         except Exception as exc:  # noqa: BLE001 - a failed step fails its rows, not the thread
-            # The rows still in the batch (those that left were answered already).
-            for job in self._rows:
-                job.finish = None
-                job.error = exc
-                _finish(job)
-            self._rows, self._pads, self._holes = [], [], []
-            self._cache = self._mask = self._last_pos = self._logits = None
+            self._fail_rows(exc)
+
+    def _fail_rows(self, exc: Exception) -> None:
+        """Fail the rows still in the batch (those that left were answered) and empty it."""
+        for job in self._rows:
+            job.finish = None
+            job.error = exc
+            _finish(job)
+        self._rows, self._pads, self._holes = [], [], []
+        self._cache = self._mask = self._last_pos = self._logits = None
 
     def _retire(
         self, keep: list[int], rows: int, tokens: torch.Tensor
@@ -356,12 +451,12 @@ class Scheduler:
             keep: list[int] = []
             leaving: list[Job] = []
             for row, (job, token) in enumerate(zip(rows, tokens, strict=True)):
-                if job.cancelled:
+                if job.cancelled or job.error is not None:  # an error: pick failed this row
                     leaving.append(job)
                 elif _stop.requested(job.since):
                     job.error = _interrupted(engine)
                     leaving.append(job)
-                elif engine.accept(job, token, now):
+                elif _accepted(engine, job, token, now):
                     leaving.append(job)
                 else:
                     keep.append(row)
@@ -416,12 +511,29 @@ def _pad(tensor: torch.Tensor, width: int, dim: int = -2) -> torch.Tensor:
     return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
 
 
+def _accepted(engine: Engine, job: Job, token: int, now: float) -> bool:
+    """Whether the job is finished with this token; a row whose token fails leaves alone."""
+    try:
+        return engine.accept(job, token, now)
+    except Exception as exc:  # noqa: BLE001 - one row's error (its grammar) is its own
+        job.finish = None
+        job.error = exc
+        return True
+
+
+def _closed(engine: Engine) -> BackendError:
+    return BackendError(
+        "the model was closed while this request waited or ran", model_id=engine.model_id
+    )
+
+
 def _interrupted(engine: Engine) -> BackendError:
     return BackendError("interrupted: the run was cancelled", model_id=engine.model_id)
 
 
 def _finish(job: Job) -> None:
-    callback = job.on_done
+    # Once only: a job failed by a later cleanup is not reported twice.
+    callback, job.on_done = job.on_done, None
     if callback is not None:
         try:
             callback(job)
