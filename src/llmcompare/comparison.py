@@ -480,7 +480,7 @@ class _ModelRun:
             self.wall_s = time.perf_counter() - start
             return
         # Batch API ids go to the run folder the moment they exist (llmcompare.runs._journal).
-        with journal_in(folder.path if folder is not None else None):
+        with journal_in(folder.path if folder is not None else None, fresh=refresh):
             generate_many(
                 model,
                 [self.requests[i] for i in todo],

@@ -11,8 +11,14 @@ marks it with :func:`journal_in`), else next to the response cache.
 Lines:
 
 - ``{"batch": id, "file": input_file_id, "keys": [...], "at": unix_time}``: a batch submitted.
-- ``{"batch": id, "release": [...]}``: that batch's results for those keys were read back (the
-  caller records them from there): a later call with the same requests submits them again.
+- ``{"batch": id, "release": [...]}``: that batch gave those keys no answer (a failed line, a
+  cancelled batch, a batch or output file the provider no longer has): a later call with the same
+  requests submits them again.
+
+A batch's answers are never released: until the caller has recorded them (run folder, response
+cache) they are only in memory, and a kill there must not pay for them twice. A later call that
+asks for the same requests again reads them from the same batch, free; ``compare(refresh=True)``
+(:func:`journal_in` with ``fresh=True``) submits them anew instead.
 """
 
 from __future__ import annotations
@@ -28,7 +34,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["JOURNAL_FILE", "BatchJournal", "JournalEntry", "journal_in", "journal_path"]
+__all__ = [
+    "JOURNAL_FILE",
+    "BatchJournal",
+    "JournalEntry",
+    "journal_fresh",
+    "journal_in",
+    "journal_path",
+]
 
 log = logging.getLogger("llmcompare.runs")
 
@@ -38,20 +51,32 @@ JOURNAL_FILE = "batches.jsonl"
 _ACTIVE: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "llmcompare_batch_journal", default=None
 )
+_FRESH: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "llmcompare_batch_fresh", default=False
+)
 
 
 @contextlib.contextmanager
-def journal_in(folder: str | os.PathLike[str] | None) -> Iterator[None]:
+def journal_in(folder: str | os.PathLike[str] | None, *, fresh: bool = False) -> Iterator[None]:
     """Keep the batch journal of the calls inside the block in ``folder`` (a run folder).
 
     Args:
         folder: The folder; None leaves the default (next to the response cache).
+        fresh: Submit every request anew instead of reading answers of journaled batches
+            (``compare(refresh=True)``).
     """
     token = _ACTIVE.set(None if folder is None else Path(folder))
+    fresh_token = _FRESH.set(fresh)
     try:
         yield
     finally:
+        _FRESH.reset(fresh_token)
         _ACTIVE.reset(token)
+
+
+def journal_fresh() -> bool:
+    """Whether the current call submits anew rather than resuming journaled batches."""
+    return _FRESH.get()
 
 
 def journal_path() -> Path:
@@ -71,10 +96,12 @@ class JournalEntry:
     Attributes:
         batch: The provider's batch id.
         keys: The request keys it still answers (released ones removed).
+        at: When it was submitted (Unix time): its answers' turnaround counts from there.
     """
 
     batch: str
     keys: frozenset[str]
+    at: float | None = None
 
 
 class BatchJournal:
@@ -96,6 +123,7 @@ class BatchJournal:
         want = set(wanted)
         order: list[str] = []
         keys: dict[str, set[str]] = {}
+        at: dict[str, float | None] = {}
         owner: dict[str, str] = {}
         if self.path.exists():
             for number, raw in enumerate(self.path.read_bytes().splitlines(), 1):
@@ -110,6 +138,8 @@ class BatchJournal:
                     if batch not in keys:
                         order.append(batch)
                         keys[batch] = set()
+                        stamp = line.get("at")
+                        at[batch] = float(stamp) if isinstance(stamp, (int, float)) else None
                     for key in line["keys"]:
                         owner[str(key)] = batch
                 except (ValueError, KeyError, TypeError):
@@ -118,14 +148,14 @@ class BatchJournal:
         for key, batch in owner.items():
             if key in want:
                 keys[batch].add(key)
-        return [JournalEntry(b, frozenset(keys[b])) for b in order if keys[b]]
+        return [JournalEntry(b, frozenset(keys[b]), at[b]) for b in order if keys[b]]
 
     def submitted(self, batch: str, file: str, keys: Iterable[str]) -> None:
         """Record a batch the provider has accepted (before anything else happens)."""
         self._append({"batch": batch, "file": file, "keys": sorted(keys), "at": time.time()})
 
     def release(self, batch: str, keys: Iterable[str]) -> None:
-        """Record that ``batch``'s results for ``keys`` were read: no later call resumes them."""
+        """Record that ``batch`` gave ``keys`` no answer: a later call submits them again."""
         keys = sorted(keys)
         if keys:
             self._append({"batch": batch, "release": keys})
