@@ -382,6 +382,20 @@ def test_a_killed_run_resumes_polling_its_batch_from_the_run_folder(
     assert all(r.completion.latency_s >= 3600 for r in result.rows if r.completion)
 
 
+def test_inside_a_running_event_loop_the_journal_goes_to_the_run_folder(
+    server: bsrv.BatchServer, tmp_path: Path
+) -> None:
+    import asyncio
+
+    async def notebook_cell() -> None:  # a notebook runs cells inside an event loop
+        compare({"gpt": _model(server)}, ["one"], max_tokens=4, out=tmp_path / "run")  # type: ignore[dict-item]
+
+    with no_wait():
+        asyncio.run(notebook_cell())
+    (line,) = _lines((tmp_path / "run" / "batches.jsonl").read_bytes())
+    assert line["batch"] in server.batches
+
+
 def test_the_report_says_batch_latency_is_turnaround(server: bsrv.BatchServer) -> None:
     from llmcompare.report import notes
 
