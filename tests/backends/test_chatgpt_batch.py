@@ -181,6 +181,50 @@ def test_batch_answers_cost_the_batch_tier_and_say_so(server: bsrv.BatchServer) 
     assert "Batch API tier: 50%" in cost.assumptions
 
 
+def test_interactive_rate_limits_do_not_hold_back_a_batch(server: bsrv.BatchServer) -> None:
+    import threading
+
+    from llmcompare import generate_many
+
+    model = _model(server)
+    out: list[object] = []
+    # rpm=0.1 lets one interactive request through every 10 minutes; a batch is one upload.
+    worker = threading.Thread(
+        target=lambda: out.append(
+            generate_many(model, ["a", "b", "c"], rpm=0.1, tpm=10, max_tokens=4, progress=False)  # type: ignore[arg-type]
+        ),
+        daemon=True,
+    )
+    with no_wait():
+        worker.start()
+        worker.join(60)  # a hang detector, not a speed target
+    assert not worker.is_alive(), "the batch waited for the interactive rate limit"
+    (results,) = out
+    assert [r.completion.text for r in results if r.completion] == ["a", "b", "c"]  # type: ignore[attr-defined]
+    assert server.batch_creates == 1
+
+
+def test_a_budget_reserves_a_batch_at_the_batch_tier(server: bsrv.BatchServer) -> None:
+    from llmcompare.cost import Budget, CostTracker, input_token_bound
+
+    request = Request.of("one two three", max_tokens=50)
+    price = get_price("gpt-4o-mini")
+    assert price is not None
+    full = (
+        input_token_bound(request) * price.input + request.max_tokens * price.output  # type: ignore[operator]
+    ) / 1_000_000
+    # Three quarters of the full-price worst case: refused interactively, fits at half price.
+    budget = Budget(max_usd=full * Decimal("0.75"))
+    interactive = CostTracker(budget=budget).wrap(_model(server, batch=False))  # type: ignore[arg-type]
+    (refused,) = interactive.generate_batch([request])
+    assert refused.error is not None
+    batch = CostTracker(budget=budget).wrap(_model(server))  # type: ignore[arg-type]
+    with no_wait():
+        (sent,) = batch.generate_batch([request])
+    assert sent.completion is not None
+    assert server.batch_creates == 1
+
+
 def test_a_cancelled_batch_keeps_what_it_answered_and_the_rest_fails(
     server: bsrv.BatchServer,
 ) -> None:
