@@ -167,6 +167,9 @@ class BatchServer(OpenAIServer):
                 return 200, self._file_object(tail[1])
             if tail == ["batches"] and method == "POST":
                 return self._create(json.loads(raw or b"{}"))
+            if tail == ["batches"] and method == "GET":  # newest first, as the real list is
+                data = [self._batch_object(b) for b in reversed(self.batches.values())]
+                return 200, {"object": "list", "data": data, "has_more": False}
             if len(tail) >= 2 and tail[0] == "batches":
                 batch = self.batches.get(tail[1])
                 if batch is None:

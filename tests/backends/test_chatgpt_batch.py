@@ -333,7 +333,7 @@ def test_ctrl_c_while_polling_stops_and_leaves_the_batch_to_resume(
     proc = _child(_HELD_RUN, server, out)
     journal = out / "batches.jsonl"
     try:
-        _until(proc, lambda: journal.exists() and journal.read_text().strip(), "journaled")
+        _until(proc, lambda: journal.exists() and '"batch"' in journal.read_text(), "journaled")
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         # A hang detector, not a speed target: the old code polled the held batch forever.
@@ -393,6 +393,25 @@ def test_a_lost_or_broken_output_file_is_submitted_again(server: bsrv.BatchServe
     assert server.batch_creates == 3
 
 
+def test_a_kill_between_creating_a_batch_and_journaling_it_does_not_pay_twice(
+    server: bsrv.BatchServer,
+) -> None:
+    from llmcompare.runs._journal import journal_path
+
+    model = _model(server)
+    with no_wait():
+        model.generate_batch(["a", "b"], max_tokens=4)  # type: ignore[attr-defined]
+    # As if killed right after batches.create answered: only the upload's line is on disk.
+    path = journal_path()
+    kept = [x for x in path.read_text().splitlines() if '"batch"' not in x]
+    assert len(kept) == 1
+    path.write_text(kept[0] + "\n")
+    with no_wait():
+        results = model.generate_batch(["a", "b"], max_tokens=4)  # type: ignore[attr-defined]
+    assert server.batch_creates == 1  # found by its input file, not created again
+    assert [r.completion.text for r in results if r.completion] == ["a", "b"]
+
+
 def test_a_killed_run_resumes_polling_its_batch_from_the_run_folder(
     server: bsrv.BatchServer, tmp_path: Path
 ) -> None:
@@ -403,14 +422,14 @@ def test_a_killed_run_resumes_polling_its_batch_from_the_run_folder(
     try:
         deadline = time.monotonic() + 60
         journal = out / "batches.jsonl"
-        while not (journal.exists() and journal.read_text().strip()):
+        while not (journal.exists() and '"batch"' in journal.read_text()):
             assert proc.poll() is None, "the run ended before it was killed"
             assert time.monotonic() < deadline, "no batch journaled"
             time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    (line,) = _lines(journal.read_bytes())
+    (line,) = [x for x in _lines(journal.read_bytes()) if "batch" in x]
     assert line["batch"] in server.batches
     assert len(line["keys"]) == 2
     # As if the batch had been submitted an hour ago: its turnaround counts from then.
@@ -436,7 +455,7 @@ def test_inside_a_running_event_loop_the_journal_goes_to_the_run_folder(
 
     with no_wait():
         asyncio.run(notebook_cell())
-    (line,) = _lines((tmp_path / "run" / "batches.jsonl").read_bytes())
+    (line,) = [x for x in _lines((tmp_path / "run" / "batches.jsonl").read_bytes()) if "batch" in x]
     assert line["batch"] in server.batches
 
 

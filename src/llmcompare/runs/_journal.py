@@ -10,6 +10,9 @@ marks it with :func:`journal_in`), else next to the response cache.
 
 Lines:
 
+- ``{"file": input_file_id, "keys": [...], "at": unix_time}``: an input file uploaded, its batch
+  about to be created. A kill before the batch's own line leaves only this one: the next run
+  looks for the batch by its input file (:meth:`BatchJournal.pending_uploads`).
 - ``{"batch": id, "file": input_file_id, "keys": [...], "at": unix_time}``: a batch submitted.
 - ``{"batch": id, "release": [...]}``: that batch gave those keys no answer (a failed line, a
   cancelled batch, a batch or output file the provider no longer has): a later call with the same
@@ -129,6 +132,8 @@ class BatchJournal:
             for number, raw in enumerate(self.path.read_bytes().splitlines(), 1):
                 try:
                     line = json.loads(raw)
+                    if "batch" not in line and "file" in line:
+                        continue  # an upload (pending_uploads)
                     batch = str(line["batch"])
                     if "release" in line:
                         for key in line["release"]:
@@ -149,6 +154,29 @@ class BatchJournal:
             if key in want:
                 keys[batch].add(key)
         return [JournalEntry(b, frozenset(keys[b]), at[b]) for b in order if keys[b]]
+
+    def pending_uploads(self, wanted: Iterable[str]) -> list[tuple[str, frozenset[str], float]]:
+        """Uploads of ``wanted`` keys with no batch line: ``(file id, keys, upload time)``."""
+        want = set(wanted)
+        uploads: dict[str, tuple[frozenset[str], float]] = {}
+        if self.path.exists():
+            for raw in self.path.read_bytes().splitlines():
+                try:
+                    line = json.loads(raw)
+                    file = str(line["file"])
+                    if "batch" in line:
+                        uploads.pop(file, None)
+                    else:
+                        keys = frozenset(str(k) for k in line["keys"]) & want
+                        if keys:
+                            uploads[file] = (keys, float(line["at"]))
+                except (ValueError, KeyError, TypeError):
+                    continue  # open_batches warns about damaged lines
+        return [(f, k, at) for f, (k, at) in uploads.items()]
+
+    def uploaded(self, file: str, keys: Iterable[str]) -> None:
+        """Record an input file uploaded, before its batch is created."""
+        self._append({"file": file, "keys": sorted(keys), "at": time.time()})
 
     def submitted(self, batch: str, file: str, keys: Iterable[str]) -> None:
         """Record a batch the provider has accepted (before anything else happens)."""

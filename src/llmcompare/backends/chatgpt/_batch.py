@@ -185,6 +185,7 @@ class _Run:
             raise model._error(exc) from exc
 
     def resume(self) -> None:
+        self._adopt()
         for entry in self.journal.open_batches(self.requests):
             self.live[entry.batch] = None
             if entry.at is not None:
@@ -194,6 +195,20 @@ class _Run:
             for key in entry.keys:
                 self.owner[key] = entry.batch
 
+    def _adopt(self) -> None:
+        """Journal the batches created for journaled uploads whose own line a kill prevented."""
+        pending = self.journal.pending_uploads(self.requests)
+        if not pending:
+            return
+        files = {file: keys for file, keys, _ in pending}
+        since = min(at for _, _, at in pending) - 600  # the list is newest first: stop there
+        for batch in self._poll(self.client.batches.list, limit=100):
+            keys = files.pop(batch.input_file_id, None)
+            if keys is not None:
+                self.journal.submitted(batch.id, batch.input_file_id, keys)
+            if not files or batch.created_at < since:
+                return
+
     def submit(self, keys: Sequence[str]) -> None:
         for lines in _files(keys, self.params):
             data = b"".join(line for _, line in lines)
@@ -202,6 +217,10 @@ class _Run:
                 file=("llmcompare-batch.jsonl", io.BytesIO(data), "application/jsonl"),
                 purpose="batch",
             )
+            chunk = [k for k, _ in lines]
+            # A kill between the batch's creation and its journal line must not pay twice: the
+            # upload is journaled first, and the next run finds its batch by it.
+            self.journal.uploaded(upload.id, chunk)
             batch = self._call(
                 self.client.batches.create,
                 input_file_id=upload.id,
@@ -209,7 +228,6 @@ class _Run:
                 completion_window="24h",
                 metadata={"created_by": "llmcompare"},
             )
-            chunk = [k for k, _ in lines]
             # Journaled before anything else: from here on a kill costs nothing.
             self.journal.submitted(batch.id, upload.id, chunk)
             self.live[batch.id] = batch
@@ -245,14 +263,14 @@ class _Run:
                 wait = min(wait * 1.5, POLL_MAX_S)
         return again
 
-    def _poll(self, fn: Any, *args: Any) -> Any:
+    def _poll(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """``fn(*args)``, tried again on a transient error: a poll that fails loses nothing."""
         from llmcompare.retry import is_retryable
 
         wait = 1.0
         for attempt in range(POLL_ATTEMPTS):
             try:
-                return self._call(fn, *args)
+                return self._call(fn, *args, **kwargs)
             except Exception as exc:
                 if attempt == POLL_ATTEMPTS - 1 or not is_retryable(exc):
                     raise
