@@ -85,6 +85,7 @@ class BatchServer(OpenAIServer):
         self.batches: dict[str, StoredBatch] = {}
         self.counts_seen: list[dict[str, int]] = []
         self._plans: deque[tuple[Plan, int]] = deque()
+        self._failures = 0  # GETs still to answer 503 (fail_next)
         self._ids = itertools.count(1)
         # Its own lock: the base class's guards the behaviour queue, which lines also read.
         self._batch_lock = threading.Lock()
@@ -102,6 +103,11 @@ class BatchServer(OpenAIServer):
             for batch in self.batches.values():
                 if batch.plan == "hold":
                     batch.plan = "complete"
+
+    def fail_next(self, count: int) -> None:
+        """Answer the next ``count`` GETs of files and batches with a transient 503."""
+        with self._batch_lock:
+            self._failures = count
 
     @property
     def batch_creates(self) -> int:
@@ -147,6 +153,9 @@ class BatchServer(OpenAIServer):
         self, method: str, tail: list[str], headers: dict[str, str], raw: bytes
     ) -> tuple[int, Any]:
         with self._batch_lock:
+            if method == "GET" and self._failures > 0:
+                self._failures -= 1
+                return 503, _error("the server is overloaded; try again")
             if tail == ["files"] and method == "POST":
                 return self._upload(headers, raw)
             if len(tail) >= 2 and tail[0] == "files" and method == "GET":
@@ -158,6 +167,9 @@ class BatchServer(OpenAIServer):
                 return 200, self._file_object(tail[1])
             if tail == ["batches"] and method == "POST":
                 return self._create(json.loads(raw or b"{}"))
+            if tail == ["batches"] and method == "GET":  # newest first, as the real list is
+                data = [self._batch_object(b) for b in reversed(self.batches.values())]
+                return 200, {"object": "list", "data": data, "has_more": False}
             if len(tail) >= 2 and tail[0] == "batches":
                 batch = self.batches.get(tail[1])
                 if batch is None:

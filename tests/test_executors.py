@@ -46,6 +46,77 @@ def test_bad_settings_are_refused_before_anything_starts() -> None:
     assert isinstance(RayExecutor(), Executor)
 
 
+def test_a_missing_ray_is_refused_before_anything_is_sent(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from llmcompare.config import ExecutorConfig
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a)
+    )
+    with pytest.raises(ConfigurationError, match=r"pip install 'llmcompare\[ray\]'"):
+        RayExecutor(workers=2)
+    with pytest.raises(ConfigurationError, match=r"pip install 'llmcompare\[ray\]'"):
+        ExecutorConfig(kind="ray", workers=2).build()
+
+
+def test_a_budget_with_a_ray_run_model_is_refused_before_anything_is_sent(
+    llama_cache: Path, tmp_path: Path
+) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import openai_server as srv
+    from llmcompare.cost import Budget
+
+    with srv.OpenAIServer() as server:
+        api = get_model("chatgpt:gpt-4o-mini", base_url=server.url, api_key="sk-x")
+        local = get_model("llama", cache_dir=llama_cache)
+        with pytest.raises(ConfigurationError, match=r"budget cannot be enforced.*llama"):
+            compare(
+                {"gpt": api, "llama": local},
+                PROMPTS,
+                executor=RayExecutor(workers=2),
+                budget=Budget(max_usd=1),
+                out=tmp_path / "run",
+                max_tokens=4,
+            )
+        assert server.requests == []
+    assert not (tmp_path / "run").exists()
+
+
+def test_ray_failures_of_the_worker_not_the_model_rerun_the_shard(ray_cluster: Any) -> None:
+    from llmcompare.executors._ray import _lost_worker
+
+    errors = ray_cluster.exceptions
+    # What Ray raises for a worker killed for memory, a dead node, a crashed worker process, an
+    # object lost with its node (ray/_private/serialization.py), and a killed actor.
+    lost = [
+        errors.OutOfMemoryError("killed for memory"),
+        errors.NodeDiedError("node died"),
+        errors.WorkerCrashedError(),
+        errors.ObjectLostError("ab" * 14, b"", ""),
+        errors.ActorDiedError(),
+    ]
+    assert all(_lost_worker(ray_cluster, e) for e in lost)
+    # The model's own failure is the requests' answer, not a lost worker.
+    failed = errors.RayTaskError("run", "Traceback ...", ValueError("bad"))
+    assert not _lost_worker(ray_cluster, failed)
+    assert not _lost_worker(ray_cluster, ValueError("bad"))
+
+
+def test_workers_the_cluster_cannot_place_are_refused(ray_cluster: Any, llama_cache: Path) -> None:
+    model = get_model("llama", cache_dir=llama_cache)
+    executor = RayExecutor(workers=1, num_gpus_per_worker=1)  # the test cluster has no GPU
+    with pytest.raises(ConfigurationError, match="need 1 GPU, the Ray cluster has 0"):
+        executor.run(model, [Request.of("hi", max_tokens=2)], batch_size=1, on_result=print)
+    with pytest.raises(ConfigurationError, match="need 3 CPU, the Ray cluster has 2"):
+        RayExecutor(workers=3).run(
+            model, [Request.of("hi", max_tokens=2)], batch_size=1, on_result=print
+        )
+
+
 def test_only_registry_built_local_models_go_to_ray(llama: LlamaModel) -> None:
     executor = RayExecutor()
     api = get_model("chatgpt:gpt-4o-mini", base_url="http://127.0.0.1:9/v1")
@@ -106,6 +177,7 @@ def test_an_actor_killed_mid_run_loses_nothing(
     executor = RayExecutor(workers=2)
     requests = [Request.of(p, max_tokens=6, temperature=0.0) for p in [*PROMPTS, "Say bye."]]
     seen: list[Result] = []
+    ready_at: list[int] = []  # answers seen when the run said every worker was ready
 
     def arrived(result: Result) -> None:
         if not seen:
@@ -115,7 +187,14 @@ def test_an_actor_killed_mid_run_loses_nothing(
             ray_cluster.kill(executor.actors[victim])
         seen.append(result)
 
-    executor.run(model, requests, batch_size=1, on_result=arrived)
+    executor.run(
+        model,
+        requests,
+        batch_size=1,
+        on_result=arrived,
+        on_ready=lambda: ready_at.append(len(seen)),
+    )
+    assert ready_at == [0]  # once, before the first answer: the clock starts after loading
     assert sorted(r.index for r in seen) == list(range(len(requests)))  # each exactly once
     assert all(r.ok for r in seen)
     by_index = {r.index: r.unwrap() for r in seen}

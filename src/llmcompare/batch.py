@@ -278,7 +278,9 @@ def _compose(
     # Innermost first: the limiter gates every attempt, retries happen under one budget
     # reservation, and the tracker sees each logical request once.
     runner = model
-    if rpm is not None or tpm is not None:
+    # Interactive rate limits do not apply to a Batch API model (chatgpt's batch=True): its
+    # requests go in one upload, under the Batch API's own limits.
+    if (rpm is not None or tpm is not None) and getattr(model, "batch_api", False) is not True:
         runner = with_rate_limit(runner, rpm=rpm, tpm=tpm)
     if retry is not None:
         runner = with_retry(runner, retry)

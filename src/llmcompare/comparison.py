@@ -136,8 +136,8 @@ def compare(
         executor: Where local models run: None (the default) in this process; a
             :class:`~llmcompare.executors.RayExecutor` shards each local model's requests across
             Ray actors (API models still run here). Answers are recorded as they arrive either
-            way, so resume and the cache work the same. Budgets are enforced before sending
-            only in this process; answers from an executor are counted as they arrive.
+            way, so resume and the cache work the same. A ``budget`` cannot be enforced on
+            an executor's workers, so a budget with a model the executor runs is refused.
         allow_code_execution: Let code scorers (``unit_tests``, as HumanEval's items name)
             run the code the models write, in the sandbox of :mod:`llmcompare.sandbox`. Off by
             default: such items are then refused before anything is sent.
@@ -185,6 +185,7 @@ def compare(
                 f"overrides name models that are not in this run: {unknown}; its models: {labels}"
             )
         ks = _greedy_pass_at(pass_at, _pass_at(pass_at, samples), runs, shared, overrides or {})
+        tracker = _tracker(budget, hardware, executor, runs)
         # Every request of every model is built (and so validated) before the first is sent.
         for run in runs:
             run.plan(items, samples, shared, (overrides or {}).get(run.label, {}))
@@ -196,7 +197,6 @@ def compare(
                 force_new=force_new,
             )
         store = _open_cache(cache)
-        tracker = CostTracker(budget=budget, hardware=hardware)
         started = datetime.now(timezone.utc)
         saved = folder.answers() if folder is not None else {}
         for run in runs:
@@ -505,13 +505,23 @@ class _ModelRun:
                     tracker.record(result.completion)
                 arrived(result)
 
+            def ready() -> None:
+                # The clock starts once every worker has loaded the model, as warm_up is
+                # kept out of it in this process.
+                nonlocal start
+                start = time.perf_counter()
+
             remote.run(
-                model, [self.requests[i] for i in todo], batch_size=concurrency, on_result=counted
+                model,
+                [self.requests[i] for i in todo],
+                batch_size=concurrency,
+                on_result=counted,
+                on_ready=ready,
             )
             self.wall_s = time.perf_counter() - start
             return
         # Batch API ids go to the run folder the moment they exist (llmcompare.runs._journal).
-        with journal_in(folder.path if folder is not None else None):
+        with journal_in(folder.path if folder is not None else None, fresh=refresh):
             generate_many(
                 model,
                 [self.requests[i] for i in todo],
@@ -530,6 +540,27 @@ class _ModelRun:
 
     def results(self) -> list[Result]:
         return [self.done[i] for i in range(len(self.requests))]
+
+
+def _tracker(
+    budget: Budget | None,
+    hardware: LocalHardware | None,
+    executor: Executor | None,
+    runs: Sequence[_ModelRun],
+) -> CostTracker:
+    """The run's cost tracker; a budget with models an executor runs is refused.
+
+    A budget is enforced before each request is sent, which only this process can do.
+    """
+    if budget is None or executor is None:
+        return CostTracker(budget=budget, hardware=hardware)
+    remote = [r.label for r in runs if executor.handles(r.model)]
+    if remote:
+        raise ConfigurationError(
+            f"a budget cannot be enforced on models the executor runs ({', '.join(remote)}): "
+            "drop the budget, or run them in this process (no executor / --ray-workers)"
+        )
+    return CostTracker(budget=budget, hardware=hardware)
 
 
 def _throughput(summary: ModelSummary, run: _ModelRun, rows: Sequence[Row]) -> ModelSummary:

@@ -349,9 +349,13 @@ def _run_coroutine_sync(make: Callable[[], Awaitable[_T]]) -> _T:
     except RuntimeError:
         return asyncio.run(main())
     # Called from inside a running loop (a notebook, say): blocking it would deadlock, so the
-    # coroutine gets a loop of its own on a worker thread.
+    # coroutine gets a loop of its own on a worker thread, with this context's variables (the
+    # run folder a Batch API journal goes to, say), which a bare thread would not see.
+    import contextvars
+
+    context = contextvars.copy_context()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, main()).result()
+        return pool.submit(context.run, asyncio.run, main()).result()
 
 
 class ModelBase:

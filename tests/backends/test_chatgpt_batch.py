@@ -77,9 +77,22 @@ def test_batch_lines_are_the_interactive_bodies_deduplicated_and_answers_fanned_
     batch_ids = {r.completion.batch_id for r in results if r.completion}
     assert batch_ids == set(server.batches)
     assert len(waits) >= 2  # validating -> in_progress -> finalizing -> completed, polled
-    # Read back, the batch is done with: the same requests again are a new batch (--refresh).
+    # The batch stays journaled: the same request again is read from it, free...
     with no_wait():
-        model.generate_batch(prompts[:1], max_tokens=8, temperature=0.0)
+        (again,) = model.generate_batch(prompts[:1], max_tokens=8, temperature=0.0)
+    assert server.batch_creates == 1
+    assert again.completion is not None
+    assert again.completion.text == "red green"
+    # ...and compare(refresh=True) submits it anew.
+    with no_wait():
+        compare(
+            {"gpt": model},  # type: ignore[dict-item]
+            prompts[:1],
+            max_tokens=8,
+            temperature=0.0,
+            refresh=True,
+            progress=False,
+        )
     assert server.batch_creates == 2
 
 
@@ -168,6 +181,50 @@ def test_batch_answers_cost_the_batch_tier_and_say_so(server: bsrv.BatchServer) 
     assert "Batch API tier: 50%" in cost.assumptions
 
 
+def test_interactive_rate_limits_do_not_hold_back_a_batch(server: bsrv.BatchServer) -> None:
+    import threading
+
+    from llmcompare import generate_many
+
+    model = _model(server)
+    out: list[object] = []
+    # rpm=0.1 lets one interactive request through every 10 minutes; a batch is one upload.
+    worker = threading.Thread(
+        target=lambda: out.append(
+            generate_many(model, ["a", "b", "c"], rpm=0.1, tpm=10, max_tokens=4, progress=False)  # type: ignore[arg-type]
+        ),
+        daemon=True,
+    )
+    with no_wait():
+        worker.start()
+        worker.join(60)  # a hang detector, not a speed target
+    assert not worker.is_alive(), "the batch waited for the interactive rate limit"
+    (results,) = out
+    assert [r.completion.text for r in results if r.completion] == ["a", "b", "c"]  # type: ignore[attr-defined]
+    assert server.batch_creates == 1
+
+
+def test_a_budget_reserves_a_batch_at_the_batch_tier(server: bsrv.BatchServer) -> None:
+    from llmcompare.cost import Budget, CostTracker, input_token_bound
+
+    request = Request.of("one two three", max_tokens=50)
+    price = get_price("gpt-4o-mini")
+    assert price is not None
+    full = (
+        input_token_bound(request) * price.input + request.max_tokens * price.output  # type: ignore[operator]
+    ) / 1_000_000
+    # Three quarters of the full-price worst case: refused interactively, fits at half price.
+    budget = Budget(max_usd=full * Decimal("0.75"))
+    interactive = CostTracker(budget=budget).wrap(_model(server, batch=False))  # type: ignore[arg-type]
+    (refused,) = interactive.generate_batch([request])
+    assert refused.error is not None
+    batch = CostTracker(budget=budget).wrap(_model(server))  # type: ignore[arg-type]
+    with no_wait():
+        (sent,) = batch.generate_batch([request])
+    assert sent.completion is not None
+    assert server.batch_creates == 1
+
+
 def test_a_cancelled_batch_keeps_what_it_answered_and_the_rest_fails(
     server: bsrv.BatchServer,
 ) -> None:
@@ -205,6 +262,156 @@ _KILLED_RUN = textwrap.dedent(
 )
 
 
+def _child(code: str, server: bsrv.BatchServer, out: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path("src").resolve()), *sys.path])}
+    return subprocess.Popen([sys.executable, "-c", code, server.url, str(out)], env=env)
+
+
+def _until(proc: subprocess.Popen[bytes], done: object, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not done():  # type: ignore[operator]
+        assert proc.poll() is None, f"the run ended before {what}"
+        assert time.monotonic() < deadline, f"never {what}"
+        time.sleep(0.05)
+
+
+_SPLIT_RUN = textwrap.dedent(
+    """
+    import sys
+    from llmcompare import compare, get_model
+    from llmcompare.testing import batch_file_limits, no_wait
+    url, out = sys.argv[1], sys.argv[2]
+    model = get_model("chatgpt:gpt-4o-mini", base_url=url, api_key="sk-x", batch=True)
+    with no_wait(), batch_file_limits(max_requests=1):
+        compare({"gpt": model}, ["alpha", "beta"], out=out, max_tokens=4, progress=False)
+    """
+)
+
+
+def test_answers_read_but_not_yet_recorded_are_not_paid_for_twice(
+    server: bsrv.BatchServer, tmp_path: Path
+) -> None:
+    # One request per file: "alpha"'s batch completes and is read, "beta"'s is held; the run
+    # is killed while its answers are only in memory.
+    server.plan_batches("complete", "hold")
+    out = tmp_path / "run"
+    proc = _child(_SPLIT_RUN, server, out)
+    try:
+        _until(
+            proc,
+            lambda: any(r.path.endswith("/content") for r in server.requests),
+            "read the first batch",
+        )
+        time.sleep(0.3)  # past the read, where the old code released the batch
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    server.release()
+    model = get_model("chatgpt:gpt-4o-mini", base_url=server.url, api_key="sk-x", batch=True)
+    with no_wait():
+        result = compare({"gpt": model}, ["alpha", "beta"], out=out, max_tokens=4, progress=False)
+    assert server.batch_creates == 2  # nothing submitted again
+    assert [r.completion.text for r in result.rows if r.completion] == ["alpha", "beta"]
+
+
+_HELD_RUN = textwrap.dedent(
+    """
+    import sys
+    from llmcompare import compare, get_model
+    url, out = sys.argv[1], sys.argv[2]
+    model = get_model("chatgpt:gpt-4o-mini", base_url=url, api_key="sk-x", batch=True)
+    compare({"gpt": model}, ["alpha"], out=out, max_tokens=4, progress=False)
+    """
+)
+
+
+def test_ctrl_c_while_polling_stops_and_leaves_the_batch_to_resume(
+    server: bsrv.BatchServer, tmp_path: Path
+) -> None:
+    server.plan_batches("hold")  # never ends by itself: only Ctrl-C ends this run
+    out = tmp_path / "run"
+    proc = _child(_HELD_RUN, server, out)
+    journal = out / "batches.jsonl"
+    try:
+        _until(proc, lambda: journal.exists() and '"batch"' in journal.read_text(), "journaled")
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        # A hang detector, not a speed target: the old code polled the held batch forever.
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    server.release()
+    model = get_model("chatgpt:gpt-4o-mini", base_url=server.url, api_key="sk-x", batch=True)
+    with no_wait():
+        result = compare({"gpt": model}, ["alpha"], out=out, max_tokens=4, progress=False)
+    assert server.batch_creates == 1  # resumed, not paid again
+    assert [r.completion.text for r in result.rows if r.completion] == ["alpha"]
+
+
+def test_transient_poll_errors_are_retried(server: bsrv.BatchServer) -> None:
+    model = _model(server)
+    server.fail_next(3)  # the first status checks answer 503
+    with no_wait():
+        results = model.generate_batch(["a", "b"], max_tokens=4)  # type: ignore[attr-defined]
+    assert [r.completion.text for r in results if r.completion] == ["a", "b"]
+    assert server.batch_creates == 1
+
+
+def _as_if_killed_before_reading() -> None:
+    """Leave in the journal only the submissions, as a process killed while polling does."""
+    from llmcompare.runs._journal import journal_path
+
+    path = journal_path()
+    kept = [x for x in path.read_text().splitlines() if '"release"' not in x]
+    path.write_text("".join(x + "\n" for x in kept))
+
+
+def test_a_lost_or_broken_output_file_is_submitted_again(server: bsrv.BatchServer) -> None:
+    model = _model(server)
+    with no_wait():
+        model.generate_batch(["a"], max_tokens=4)  # type: ignore[attr-defined]
+    (first,) = server.batches.values()
+    assert first.output_file_id is not None
+    del server.files[first.output_file_id]  # expired on the provider's side: 404
+    _as_if_killed_before_reading()
+    with no_wait():
+        (result,) = model.generate_batch(["a"], max_tokens=4)  # type: ignore[attr-defined]
+    assert result.completion is not None
+    assert result.completion.text == "a"
+    assert server.batch_creates == 2
+    second = list(server.batches.values())[1]
+    assert second.output_file_id is not None
+    server.files[second.output_file_id] = ("batch_output", b"{not json\n")
+    _as_if_killed_before_reading()
+    with no_wait():
+        (result,) = model.generate_batch(["a"], max_tokens=4)  # type: ignore[attr-defined]
+    assert result.completion is not None
+    assert result.completion.text == "a"
+    assert server.batch_creates == 3
+
+
+def test_a_kill_between_creating_a_batch_and_journaling_it_does_not_pay_twice(
+    server: bsrv.BatchServer,
+) -> None:
+    from llmcompare.runs._journal import journal_path
+
+    model = _model(server)
+    with no_wait():
+        model.generate_batch(["a", "b"], max_tokens=4)  # type: ignore[attr-defined]
+    # As if killed right after batches.create answered: only the upload's line is on disk.
+    path = journal_path()
+    kept = [x for x in path.read_text().splitlines() if '"batch"' not in x]
+    assert len(kept) == 1
+    path.write_text(kept[0] + "\n")
+    with no_wait():
+        results = model.generate_batch(["a", "b"], max_tokens=4)  # type: ignore[attr-defined]
+    assert server.batch_creates == 1  # found by its input file, not created again
+    assert [r.completion.text for r in results if r.completion] == ["a", "b"]
+
+
 def test_a_killed_run_resumes_polling_its_batch_from_the_run_folder(
     server: bsrv.BatchServer, tmp_path: Path
 ) -> None:
@@ -215,16 +422,18 @@ def test_a_killed_run_resumes_polling_its_batch_from_the_run_folder(
     try:
         deadline = time.monotonic() + 60
         journal = out / "batches.jsonl"
-        while not (journal.exists() and journal.read_text().strip()):
+        while not (journal.exists() and '"batch"' in journal.read_text()):
             assert proc.poll() is None, "the run ended before it was killed"
             assert time.monotonic() < deadline, "no batch journaled"
             time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    (line,) = _lines(journal.read_bytes())
+    (line,) = [x for x in _lines(journal.read_bytes()) if "batch" in x]
     assert line["batch"] in server.batches
     assert len(line["keys"]) == 2
+    # As if the batch had been submitted an hour ago: its turnaround counts from then.
+    journal.write_text(json.dumps({**line, "at": float(str(line["at"])) - 3600}) + "\n")
     server.release()
     model = get_model("chatgpt:gpt-4o-mini", base_url=server.url, api_key="sk-x", batch=True)
     with no_wait():
@@ -233,6 +442,21 @@ def test_a_killed_run_resumes_polling_its_batch_from_the_run_folder(
     assert len(server.uploads) == 1
     assert [r.completion.text for r in result.rows if r.completion] == ["alpha", "beta"]
     assert {r.completion.batch_id for r in result.rows if r.completion} == {line["batch"]}
+    assert all(r.completion.latency_s >= 3600 for r in result.rows if r.completion)
+
+
+def test_inside_a_running_event_loop_the_journal_goes_to_the_run_folder(
+    server: bsrv.BatchServer, tmp_path: Path
+) -> None:
+    import asyncio
+
+    async def notebook_cell() -> None:  # a notebook runs cells inside an event loop
+        compare({"gpt": _model(server)}, ["one"], max_tokens=4, out=tmp_path / "run")  # type: ignore[dict-item]
+
+    with no_wait():
+        asyncio.run(notebook_cell())
+    (line,) = [x for x in _lines((tmp_path / "run" / "batches.jsonl").read_bytes()) if "batch" in x]
+    assert line["batch"] in server.batches
 
 
 def test_the_report_says_batch_latency_is_turnaround(server: bsrv.BatchServer) -> None:

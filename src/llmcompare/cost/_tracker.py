@@ -23,6 +23,7 @@ from llmcompare.cost._cost import (
     _as_cost,
     _assess,
     _Assessed,
+    _batch_tier,
     _energy_sum,
 )
 from llmcompare.cost._prices import get_price
@@ -335,7 +336,9 @@ class CostTracker:
 
     # -- budget book-keeping -------------------------------------------------------------------
 
-    def _reserve(self, model_id: str, local: bool, request: Request) -> _Reservation | None:
+    def _reserve(
+        self, model_id: str, local: bool, request: Request, *, batch: bool = False
+    ) -> _Reservation | None:
         budget = self.budget
         if budget is None:
             return None
@@ -353,7 +356,11 @@ class CostTracker:
                     "its cost cannot be bounded against max_usd; register one with "
                     "llmcompare.cost.register_price(...)"
                 )
-            usd = (bound * price.input + max_out * price.output).scaleb(-6)
+            # A Batch API model is billed at the batch tier, and so reserves at it.
+            unit_in, unit_out = (
+                _batch_tier(price, _ZERO, [])[:2] if batch else (price.input, price.output)
+            )
+            usd = (bound * unit_in + max_out * unit_out).scaleb(-6)
         with self._lock:
             why = None
             if budget.max_usd is not None and local:
@@ -510,12 +517,13 @@ class _TrackedModel(ModelWrapper["_Reservation | None"]):
         super().__init__(inner)
         self._tracker = tracker
         self._local = inner.info.open_weights
+        self._batch_api = getattr(inner, "batch_api", False) is True  # chatgpt's batch=True
 
     def _before(self, request: Request) -> _Reservation | None:
         deadline = time.monotonic() + _PROBE_WAIT_S
         while True:
             try:
-                return self._tracker._reserve(self._id, self._local, request)
+                return self._tracker._reserve(self._id, self._local, request, batch=self._batch_api)
             except _ProbeInFlight as exc:
                 if time.monotonic() > deadline:
                     raise _probe_timeout(self._id) from exc
@@ -528,7 +536,9 @@ class _TrackedModel(ModelWrapper["_Reservation | None"]):
         out: list[_Reservation | Exception | None] = []
         for request in requests:
             try:
-                out.append(self._tracker._reserve(self._id, self._local, request))
+                out.append(
+                    self._tracker._reserve(self._id, self._local, request, batch=self._batch_api)
+                )
             except BudgetExceeded as exc:
                 out.append(exc)
         return out
@@ -537,7 +547,7 @@ class _TrackedModel(ModelWrapper["_Reservation | None"]):
         deadline = time.monotonic() + _PROBE_WAIT_S
         while True:
             try:
-                return self._tracker._reserve(self._id, self._local, request)
+                return self._tracker._reserve(self._id, self._local, request, batch=self._batch_api)
             except _ProbeInFlight as exc:
                 if time.monotonic() > deadline:
                     raise _probe_timeout(self._id) from exc

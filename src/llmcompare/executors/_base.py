@@ -31,6 +31,7 @@ class Executor(Protocol):
         *,
         batch_size: int,
         on_result: Callable[[Result], None],
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         """Answer every request; call ``on_result`` once per request, as each one arrives.
 
@@ -39,6 +40,9 @@ class Executor(Protocol):
             requests: The requests; ``Result.index`` is the position in this sequence.
             batch_size: Requests per ``generate_batch`` call.
             on_result: Called on the caller's thread with each result, exactly once each.
+            on_ready: Called once every worker has loaded the model, before the first
+                request is answered: the caller's clock starts there (start-up and weight
+                loading are not answering, as ``warm_up`` in process is not).
         """
         ...
 

@@ -5,8 +5,13 @@ built with (:func:`llmcompare.plugins.spec_of`), so its weights load once per ac
 converted GGUF comes from the shared cache), then answers shards of ``batch_size`` requests with
 the model's own ``generate_batch``. Shards are handed out as actors become free; each answer goes
 back to the driver, which records it (run folder, response cache) as it arrives. An actor that
-dies has its unfinished shard run again on the others: nothing is lost, and since answers are
-recorded only when a whole shard comes back, nothing is recorded twice.
+dies (killed, out of memory, its node lost) has its unfinished shard run again on the others:
+nothing is lost, and since answers are recorded only when a whole shard comes back, nothing is
+recorded twice.
+
+The run starts only once every actor has built its model (``on_ready``): like the in-process
+``warm_up``, starting actors and loading weights is kept out of the comparison's wall time and
+so out of its throughput.
 
 Not built on ``ray.data.llm``: that path is vLLM-only and would bypass the engine and its
 measurements (compute time, device, energy).
@@ -15,6 +20,7 @@ measurements (compute time, device, energy).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -28,14 +34,31 @@ from llmcompare.types import Completion, Request, Result
 
 __all__ = ["RayExecutor"]
 
+_NO_RAY = "the Ray executor needs Ray, which is not installed: pip install 'llmcompare[ray]'"
+
+# What Ray raises when a worker, not the model, failed: the actor died (killed, its init
+# failed), its process crashed, it was killed for memory, its node died, or its result was lost
+# with the node. Such a shard runs again on the other actors.
+_LOST_WORKER = (
+    "RayActorError",
+    "WorkerCrashedError",
+    "OutOfMemoryError",
+    "NodeDiedError",
+    "ObjectLostError",
+)
+
 
 def _ray() -> Any:
     try:
         return importlib.import_module("ray")
-    except ImportError as exc:
-        raise ConfigurationError(
-            f'the Ray executor needs Ray: pip install "llmcompare[ray]" ({exc})'
-        ) from None
+    except ImportError:
+        raise ConfigurationError(_NO_RAY) from None
+
+
+def _lost_worker(ray: Any, exc: BaseException) -> bool:
+    """Whether ``exc`` (from ``ray.get``) means the worker was lost, not that the model failed."""
+    kinds = [getattr(ray.exceptions, name, None) for name in _LOST_WORKER]
+    return isinstance(exc, tuple(k for k in kinds if isinstance(k, type)))
 
 
 class _Worker:
@@ -45,6 +68,10 @@ class _Worker:
         self.name = name
         self.model = spec.build()
         self.model.warm_up()
+
+    def ready(self) -> bool:
+        """Answers once the constructor (model build, weight load) has finished."""
+        return True
 
     def run(self, requests: Sequence[Request]) -> list[Completion | BaseException]:
         out: list[Completion | BaseException] = []
@@ -73,6 +100,8 @@ class RayExecutor:
         num_cpus_per_worker: CPUs each actor reserves.
         address: The Ray cluster to join (``"auto"``, ``"ray://host:10001"``); None joins the
             cluster this process already started, else starts a local one.
+        ready_timeout_s: How long the actors may take to start and load the model before the
+            run is given up (a cluster that cannot place them, say).
 
     Attributes:
         stats: Per model id, what each worker did in the last run (device, requests, compute
@@ -80,7 +109,8 @@ class RayExecutor:
         actors: The actors of the run in progress (empty between runs).
 
     Raises:
-        ConfigurationError: When ``workers`` is below 1 or a resource count is negative.
+        ConfigurationError: When Ray is not installed, ``workers`` is below 1 or a resource
+            count is negative.
     """
 
     def __init__(
@@ -90,11 +120,18 @@ class RayExecutor:
         num_gpus_per_worker: float = 0.0,
         num_cpus_per_worker: float = 1.0,
         address: str | None = None,
+        ready_timeout_s: float = 900.0,
     ) -> None:
+        # Here, not when the local model's turn comes: by then the API models ran and were paid.
+        if importlib.util.find_spec("ray") is None:
+            raise ConfigurationError(_NO_RAY)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ConfigurationError(f"workers must be a whole number >= 1, got {workers!r}")
         if num_gpus_per_worker < 0 or num_cpus_per_worker < 0:
             raise ConfigurationError("num_gpus_per_worker and num_cpus_per_worker must be >= 0")
+        if not ready_timeout_s > 0:
+            raise ConfigurationError(f"ready_timeout_s must be > 0, got {ready_timeout_s!r}")
+        self.ready_timeout_s = ready_timeout_s
         self.workers = workers
         self.num_gpus_per_worker = num_gpus_per_worker
         self.num_cpus_per_worker = num_cpus_per_worker
@@ -133,12 +170,14 @@ class RayExecutor:
         *,
         batch_size: int,
         on_result: Callable[[Result], None],
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         """Answer ``requests`` on the actors; see :meth:`Executor.run`.
 
         Raises:
-            ConfigurationError: When Ray is not installed or the model was not built by the
-                registry (an actor could not build it).
+            ConfigurationError: When the model was not built by the registry (an actor could
+                not build it), the cluster has fewer CPUs or GPUs than the workers reserve, or
+                the actors are not ready within ``ready_timeout_s``.
         """
         spec = spec_of(model)
         if spec is None:
@@ -149,6 +188,7 @@ class RayExecutor:
         ray = _ray()
         if not ray.is_initialized():
             ray.init(address=self.address, include_dashboard=False)
+        self._check_resources(ray.cluster_resources())
         remote = ray.remote(num_cpus=self.num_cpus_per_worker, num_gpus=self.num_gpus_per_worker)(
             _Worker
         )
@@ -156,12 +196,26 @@ class RayExecutor:
         self.actors = [remote.remote(spec, name) for name in names]
         shards = _Shards(ray, self.actors, names, requests, max(1, batch_size), on_result)
         try:
+            shards.start(self.ready_timeout_s)
+            if on_ready is not None:
+                on_ready()
             shards.run(model.id)
         finally:
             for actor in self.actors:
                 ray.kill(actor)
             self.actors = []
             self.stats[model.id] = shards.stats()
+
+    def _check_resources(self, cluster: dict[str, float]) -> None:
+        """Refuse workers the cluster cannot place: they would wait for resources forever."""
+        for kind, each in (("CPU", self.num_cpus_per_worker), ("GPU", self.num_gpus_per_worker)):
+            need = each * self.workers
+            have = float(cluster.get(kind, 0.0))
+            if need > have:
+                raise ConfigurationError(
+                    f"RayExecutor: {self.workers} workers x {each:g} {kind} need {need:g} {kind}, "
+                    f"the Ray cluster has {have:g}; use fewer workers or fewer per worker"
+                )
 
 
 class _Shards:
@@ -187,9 +241,31 @@ class _Shards:
         self.inflight: dict[Any, tuple[int, list[int]]] = {}
         self.idle = list(range(len(actors)))
         self.alive = set(self.idle)
+
         self.served = dict.fromkeys(names, 0)
         self.compute = dict.fromkeys(names, 0.0)
         self.devices: dict[str, str | None] = dict.fromkeys(names)
+
+    def start(self, timeout_s: float) -> None:
+        """Wait until every actor has built its model; one that died doing so is left out."""
+        ray = self.ray
+        refs = {actor.ready.remote(): k for k, actor in enumerate(self.actors)}
+        done, pending = ray.wait(list(refs), num_returns=len(refs), timeout=timeout_s)
+        if pending:
+            raise ConfigurationError(
+                f"{len(pending)} of {len(refs)} Ray workers were not ready after {timeout_s:g} s "
+                "(the cluster cannot place them, or building the model hangs)"
+            )
+        for ref in done:
+            try:
+                ray.get(ref)
+            except Exception as exc:
+                if not _lost_worker(ray, exc):
+                    raise
+                # Its shards go to the others; if none is left, every request gets the error.
+                k = refs[ref]
+                self.alive.discard(k)
+                self.idle.remove(k)
 
     def dispatch(self) -> None:
         while self.idle and self.todo:
@@ -206,13 +282,16 @@ class _Shards:
             k, shard = self.inflight.pop(ref)
             try:
                 outs = ray.get(ref)
-            except ray.exceptions.RayActorError:
-                # The actor died (killed, out of memory): its shard goes to the others.
-                self.alive.discard(k)
-                self.todo.appendleft(shard)
-                self.dispatch()
-                continue
-            except ray.exceptions.RayTaskError as exc:
+            except Exception as exc:
+                if _lost_worker(ray, exc):
+                    # The worker was lost (killed, out of memory, its node died): its shard
+                    # goes to the others.
+                    self.alive.discard(k)
+                    self.todo.appendleft(shard)
+                    self.dispatch()
+                    continue
+                if not isinstance(exc, ray.exceptions.RayTaskError):
+                    raise
                 # generate_batch itself failed: the whole shard gets the error, as in process.
                 cause = exc.cause if isinstance(exc.cause, Exception) else exc
                 outs = [cause] * len(shard)

@@ -10,9 +10,18 @@ marks it with :func:`journal_in`), else next to the response cache.
 
 Lines:
 
+- ``{"file": input_file_id, "keys": [...], "at": unix_time}``: an input file uploaded, its batch
+  about to be created. A kill before the batch's own line leaves only this one: the next run
+  looks for the batch by its input file (:meth:`BatchJournal.pending_uploads`).
 - ``{"batch": id, "file": input_file_id, "keys": [...], "at": unix_time}``: a batch submitted.
-- ``{"batch": id, "release": [...]}``: that batch's results for those keys were read back (the
-  caller records them from there): a later call with the same requests submits them again.
+- ``{"batch": id, "release": [...]}``: that batch gave those keys no answer (a failed line, a
+  cancelled batch, a batch or output file the provider no longer has): a later call with the same
+  requests submits them again.
+
+A batch's answers are never released: until the caller has recorded them (run folder, response
+cache) they are only in memory, and a kill there must not pay for them twice. A later call that
+asks for the same requests again reads them from the same batch, free; ``compare(refresh=True)``
+(:func:`journal_in` with ``fresh=True``) submits them anew instead.
 """
 
 from __future__ import annotations
@@ -28,7 +37,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["JOURNAL_FILE", "BatchJournal", "JournalEntry", "journal_in", "journal_path"]
+__all__ = [
+    "JOURNAL_FILE",
+    "BatchJournal",
+    "JournalEntry",
+    "journal_fresh",
+    "journal_in",
+    "journal_path",
+]
 
 log = logging.getLogger("llmcompare.runs")
 
@@ -38,20 +54,32 @@ JOURNAL_FILE = "batches.jsonl"
 _ACTIVE: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "llmcompare_batch_journal", default=None
 )
+_FRESH: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "llmcompare_batch_fresh", default=False
+)
 
 
 @contextlib.contextmanager
-def journal_in(folder: str | os.PathLike[str] | None) -> Iterator[None]:
+def journal_in(folder: str | os.PathLike[str] | None, *, fresh: bool = False) -> Iterator[None]:
     """Keep the batch journal of the calls inside the block in ``folder`` (a run folder).
 
     Args:
         folder: The folder; None leaves the default (next to the response cache).
+        fresh: Submit every request anew instead of reading answers of journaled batches
+            (``compare(refresh=True)``).
     """
     token = _ACTIVE.set(None if folder is None else Path(folder))
+    fresh_token = _FRESH.set(fresh)
     try:
         yield
     finally:
+        _FRESH.reset(fresh_token)
         _ACTIVE.reset(token)
+
+
+def journal_fresh() -> bool:
+    """Whether the current call submits anew rather than resuming journaled batches."""
+    return _FRESH.get()
 
 
 def journal_path() -> Path:
@@ -71,10 +99,12 @@ class JournalEntry:
     Attributes:
         batch: The provider's batch id.
         keys: The request keys it still answers (released ones removed).
+        at: When it was submitted (Unix time): its answers' turnaround counts from there.
     """
 
     batch: str
     keys: frozenset[str]
+    at: float | None = None
 
 
 class BatchJournal:
@@ -96,11 +126,14 @@ class BatchJournal:
         want = set(wanted)
         order: list[str] = []
         keys: dict[str, set[str]] = {}
+        at: dict[str, float | None] = {}
         owner: dict[str, str] = {}
         if self.path.exists():
             for number, raw in enumerate(self.path.read_bytes().splitlines(), 1):
                 try:
                     line = json.loads(raw)
+                    if "batch" not in line and "file" in line:
+                        continue  # an upload (pending_uploads)
                     batch = str(line["batch"])
                     if "release" in line:
                         for key in line["release"]:
@@ -110,6 +143,8 @@ class BatchJournal:
                     if batch not in keys:
                         order.append(batch)
                         keys[batch] = set()
+                        stamp = line.get("at")
+                        at[batch] = float(stamp) if isinstance(stamp, (int, float)) else None
                     for key in line["keys"]:
                         owner[str(key)] = batch
                 except (ValueError, KeyError, TypeError):
@@ -118,14 +153,37 @@ class BatchJournal:
         for key, batch in owner.items():
             if key in want:
                 keys[batch].add(key)
-        return [JournalEntry(b, frozenset(keys[b])) for b in order if keys[b]]
+        return [JournalEntry(b, frozenset(keys[b]), at[b]) for b in order if keys[b]]
+
+    def pending_uploads(self, wanted: Iterable[str]) -> list[tuple[str, frozenset[str], float]]:
+        """Uploads of ``wanted`` keys with no batch line: ``(file id, keys, upload time)``."""
+        want = set(wanted)
+        uploads: dict[str, tuple[frozenset[str], float]] = {}
+        if self.path.exists():
+            for raw in self.path.read_bytes().splitlines():
+                try:
+                    line = json.loads(raw)
+                    file = str(line["file"])
+                    if "batch" in line:
+                        uploads.pop(file, None)
+                    else:
+                        keys = frozenset(str(k) for k in line["keys"]) & want
+                        if keys:
+                            uploads[file] = (keys, float(line["at"]))
+                except (ValueError, KeyError, TypeError):
+                    continue  # open_batches warns about damaged lines
+        return [(f, k, at) for f, (k, at) in uploads.items()]
+
+    def uploaded(self, file: str, keys: Iterable[str]) -> None:
+        """Record an input file uploaded, before its batch is created."""
+        self._append({"file": file, "keys": sorted(keys), "at": time.time()})
 
     def submitted(self, batch: str, file: str, keys: Iterable[str]) -> None:
         """Record a batch the provider has accepted (before anything else happens)."""
         self._append({"batch": batch, "file": file, "keys": sorted(keys), "at": time.time()})
 
     def release(self, batch: str, keys: Iterable[str]) -> None:
-        """Record that ``batch``'s results for ``keys`` were read: no later call resumes them."""
+        """Record that ``batch`` gave ``keys`` no answer: a later call submits them again."""
         keys = sorted(keys)
         if keys:
             self._append({"batch": batch, "release": keys})

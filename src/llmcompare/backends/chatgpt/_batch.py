@@ -11,16 +11,21 @@ A model built with ``batch=True`` answers ``generate_batch`` (and so ``generate_
    :data:`MAX_FILE_BYTES` bytes, each uploaded with ``files.create(purpose="batch")`` and run
    with ``batches.create(endpoint="/v1/chat/completions", completion_window="24h")``.
 3. Each batch id is written to the batch journal (:mod:`llmcompare.runs._journal`) the moment
-   the provider accepts it: a killed process resumes polling it instead of paying again.
+   the provider accepts it: a killed process resumes polling it instead of paying again. A
+   batch's answers stay journaled (only requests it did not answer are released), so a process
+   killed after reading them, before its caller recorded them, reads them again for free.
 4. Batches are polled with a growing wait (``llmcompare.testing.no_wait`` skips the waits), with
    a progress line showing ``request_counts``; then the output and error files are read and
-   joined on ``custom_id``.
+   joined on ``custom_id``. A transient polling error (429, 5xx, a dropped connection) is
+   retried; Ctrl-C stops the polling at once and leaves the batches journaled.
 5. An ``expired`` batch keeps its partial output; its missing requests go into a new batch
-   (up to :data:`EXPIRED_ROUNDS` times). A ``cancelled`` one keeps its partial output and its
-   missing requests fail with a :class:`BatchRequestError`; the next run submits only those.
+   (up to :data:`EXPIRED_ROUNDS` times), as do the requests of a batch whose output file is gone
+   or unreadable. A ``cancelled`` one keeps its partial output and its missing requests fail with
+   a :class:`BatchRequestError`; the next run submits only those.
 
-Every completion carries ``batch_id``: its ``latency_s`` is the batch's turnaround (submission to
-results), not comparable with interactive latency, and it is costed at the Batch API tier.
+Every completion carries ``batch_id``: its ``latency_s`` is the batch's turnaround (from its
+submission, read from the journal for a resumed batch, to its results), not comparable with
+interactive latency, and it is costed at the Batch API tier.
 """
 
 from __future__ import annotations
@@ -28,11 +33,13 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import logging
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from llmcompare import _stop
 from llmcompare.errors import BackendError, ProviderHTTPError
 from llmcompare.types import Completion, Request
 
@@ -46,11 +53,14 @@ __all__ = [
     "EXPIRED_ROUNDS",
     "MAX_FILE_BYTES",
     "MAX_REQUESTS_PER_FILE",
+    "POLL_ATTEMPTS",
     "POLL_FIRST_S",
     "POLL_MAX_S",
     "BatchRequestError",
     "run_batch",
 ]
+
+log = logging.getLogger("llmcompare.backends.chatgpt")
 
 ENDPOINT = "/v1/chat/completions"
 """The endpoint every line of a batch calls."""
@@ -69,6 +79,9 @@ POLL_MAX_S = 60.0
 
 EXPIRED_ROUNDS = 3
 """How many times the missing requests of an expired batch are submitted again in one call."""
+
+POLL_ATTEMPTS = 6
+"""Tries of one status check or file read that fails transiently (429, 5xx, connection)."""
 
 _TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 
@@ -105,7 +118,7 @@ def run_batch(model: ChatGPTModel, requests: Sequence[Request]) -> list[Completi
             already submitted are in the journal and resumed by the next call).
     """
     from llmcompare.runs import request_key
-    from llmcompare.runs._journal import BatchJournal, journal_path
+    from llmcompare.runs._journal import BatchJournal, journal_fresh, journal_path
 
     start = time.perf_counter()
     identity = model.cache_identity()
@@ -115,7 +128,8 @@ def run_batch(model: ChatGPTModel, requests: Sequence[Request]) -> list[Completi
     journal = BatchJournal(journal_path())
     run = _Run(model, journal, unique, params, start)
     try:
-        run.resume()
+        if not journal_fresh():  # compare(refresh=True): new answers, not journaled ones
+            run.resume()
         todo = [k for k in unique if k not in run.owner]
         for _ in range(EXPIRED_ROUNDS + 1):
             if todo:
@@ -128,7 +142,8 @@ def run_batch(model: ChatGPTModel, requests: Sequence[Request]) -> list[Completi
     answers = run.answers
     for key in todo:  # expired in every round: given up on, for this call
         answers[key] = BatchRequestError(
-            f"expired {EXPIRED_ROUNDS + 1} times; run again to resubmit it",
+            f"no answer after {EXPIRED_ROUNDS + 1} batches (expired, or output file lost); "
+            "run again to resubmit it",
             model_id=model.id,
             batch_id=run.last_batch.get(key, ""),
             code="batch_expired",
@@ -153,6 +168,8 @@ class _Run:
         self.requests = requests
         self.params = params
         self.start = start
+        self.started: dict[str, float] = {}  # batch id -> its submission, on the perf clock
+        self.token = _stop.token()
         self.owner: dict[str, str] = {}  # key -> batch id now answering it
         self.live: dict[str, Any] = {}  # batch id -> last Batch object seen (None: not yet)
         self.answers: dict[str, Completion | Exception] = {}
@@ -168,10 +185,29 @@ class _Run:
             raise model._error(exc) from exc
 
     def resume(self) -> None:
+        self._adopt()
         for entry in self.journal.open_batches(self.requests):
             self.live[entry.batch] = None
+            if entry.at is not None:
+                # Turnaround from the journaled submission, maybe hours ago in another process.
+                ago = max(0.0, time.time() - entry.at)
+                self.started[entry.batch] = time.perf_counter() - ago
             for key in entry.keys:
                 self.owner[key] = entry.batch
+
+    def _adopt(self) -> None:
+        """Journal the batches created for journaled uploads whose own line a kill prevented."""
+        pending = self.journal.pending_uploads(self.requests)
+        if not pending:
+            return
+        files = {file: keys for file, keys, _ in pending}
+        since = min(at for _, _, at in pending) - 600  # the list is newest first: stop there
+        for batch in self._poll(self.client.batches.list, limit=100):
+            keys = files.pop(batch.input_file_id, None)
+            if keys is not None:
+                self.journal.submitted(batch.id, batch.input_file_id, keys)
+            if not files or batch.created_at < since:
+                return
 
     def submit(self, keys: Sequence[str]) -> None:
         for lines in _files(keys, self.params):
@@ -181,6 +217,10 @@ class _Run:
                 file=("llmcompare-batch.jsonl", io.BytesIO(data), "application/jsonl"),
                 purpose="batch",
             )
+            chunk = [k for k, _ in lines]
+            # A kill between the batch's creation and its journal line must not pay twice: the
+            # upload is journaled first, and the next run finds its batch by it.
+            self.journal.uploaded(upload.id, chunk)
             batch = self._call(
                 self.client.batches.create,
                 input_file_id=upload.id,
@@ -188,7 +228,6 @@ class _Run:
                 completion_window="24h",
                 metadata={"created_by": "llmcompare"},
             )
-            chunk = [k for k, _ in lines]
             # Journaled before anything else: from here on a kill costs nothing.
             self.journal.submitted(batch.id, upload.id, chunk)
             self.live[batch.id] = batch
@@ -202,7 +241,7 @@ class _Run:
         while self.live:
             for batch_id in list(self.live):
                 try:
-                    batch = self._call(self.client.batches.retrieve, batch_id)
+                    batch = self._poll(self.client.batches.retrieve, batch_id)
                 except ProviderHTTPError as exc:
                     if exc.status != 404:
                         raise
@@ -220,9 +259,42 @@ class _Run:
                     again += self._read(batch)
             self.bar.show(self._counts())
             if self.live:
-                _sleep(wait)
+                self._sleep(wait)
                 wait = min(wait * 1.5, POLL_MAX_S)
         return again
+
+    def _poll(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args)``, tried again on a transient error: a poll that fails loses nothing."""
+        from llmcompare.retry import is_retryable
+
+        wait = 1.0
+        for attempt in range(POLL_ATTEMPTS):
+            try:
+                return self._call(fn, *args, **kwargs)
+            except Exception as exc:
+                if attempt == POLL_ATTEMPTS - 1 or not is_retryable(exc):
+                    raise
+            self._sleep(wait)
+            wait = min(wait * 2, POLL_MAX_S)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait, in short slices: Ctrl-C (llmcompare._stop) ends the wait within a slice."""
+        from llmcompare import retry
+
+        skip = retry._skip_wait(seconds)
+        end = time.monotonic() + (0.0 if skip else seconds)
+        while True:
+            if _stop.requested(self.token):
+                # The batches stay journaled: the next run resumes polling them.
+                raise BackendError(
+                    "stopped while polling batches; run again to resume them",
+                    model_id=self.model.id,
+                )
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.2))
 
     def _counts(self) -> tuple[int, int, int, str]:
         done = sum(1 for a in self.answers.values() if isinstance(a, Completion))
@@ -239,16 +311,29 @@ class _Run:
     def _content(self, file_id: str | None) -> Iterator[dict[str, Any]]:
         if not file_id:
             return
-        data = self._call(self.client.files.content, file_id).content
+        data = self._poll(self.client.files.content, file_id).content
         for raw in data.splitlines():
             if raw.strip():
                 yield json.loads(raw)
 
     def _read(self, batch: Any) -> list[str]:
-        """Take a finished batch's answers; returns its keys to submit again (expired)."""
+        """Take a finished batch's answers; returns its keys to submit again (expired, lost)."""
         mine = {k for k, b in self.owner.items() if b == batch.id}
         lost: set[str] = set()
-        for line in [*self._content(batch.output_file_id), *self._content(batch.error_file_id)]:
+        try:
+            lines = [*self._content(batch.output_file_id), *self._content(batch.error_file_id)]
+        except (ProviderHTTPError, ValueError) as exc:
+            if isinstance(exc, ProviderHTTPError) and exc.status != 404:
+                raise
+            # An output file the provider no longer has (404) or that does not parse: its
+            # requests are submitted again rather than blocking every later run.
+            log.warning("batch %s: output unreadable (%s); submitting again", batch.id, exc)
+            self.journal.release(batch.id, mine)
+            for gone in mine:
+                del self.owner[gone]
+                self.last_batch[gone] = batch.id
+            return sorted(mine)
+        for line in lines:
             key = line.get("custom_id")
             if key not in mine or key in self.answers:
                 continue
@@ -263,9 +348,10 @@ class _Run:
                 _why_missing(batch), model_id=self.model.id, batch_id=batch.id, code=status
             )
         lost |= missing
-        # Read back: from here the caller records the answers (run folder, cache), and a later
-        # call with the same requests (a failed one, or --refresh) submits them again.
-        self.journal.release(batch.id, mine)
+        # Only the requests without an answer are released (a later call submits them again):
+        # an answer is in memory only until the caller records it, and a kill there must not
+        # pay for it twice, so the next call reads it from this batch again.
+        self.journal.release(batch.id, [k for k in mine if isinstance(self.answers[k], Exception)])
         if status != "expired":
             return []
         again = [
@@ -304,7 +390,8 @@ class _Run:
             response_object = ChatCompletion.model_validate(body)
             # As the SDK does for interactive answers (openai._models.add_request_id).
             object.__setattr__(response_object, "_request_id", response.get("request_id"))
-            completion = model._completion(response_object, request, self.params[key], self.start)
+            start = self.started.get(batch_id, self.start)
+            completion = model._completion(response_object, request, self.params[key], start)
         except BackendError as exc:
             return exc
         except ValueError as exc:  # pydantic's ValidationError: not a chat completion
@@ -352,13 +439,6 @@ def _files(
         size += len(data)
     if lines:
         yield lines
-
-
-def _sleep(seconds: float) -> None:
-    from llmcompare import retry
-
-    if not retry._skip_wait(seconds):
-        time.sleep(seconds)
 
 
 class _Bar:
