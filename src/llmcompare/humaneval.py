@@ -118,14 +118,14 @@ def extract_code(text: str, *, stub: str | None = None) -> str:
         stub: The function's signature and docstring (what the prompt showed), if any.
 
     Examples:
-        >>> stub = 'def add(a, b):\\n    \"\"\"Add.\"\"\"\\n'
-        >>> answer = "Sure:\\n```python\\ndef add(a, b):\\n    return a + b\\n```"
-        >>> print(extract_code(answer, stub=stub))
+        >>> stub = "def add(a, b):\n    '''Add.'''\n"
+        >>> answer = "Sure:\n```python\ndef add(a, b):\n    return a + b\n```"
+        >>> print(extract_code(answer, stub=stub), end="")
         def add(a, b):
             return a + b
-        >>> print(extract_code("return a + b", stub=stub))
+        >>> print(extract_code("return a + b", stub=stub), end="")
         def add(a, b):
-            \"\"\"Add.\"\"\"
+            '''Add.'''
             return a + b
     """
     entry = _entry_point(stub) if stub else None
