@@ -54,6 +54,19 @@ def _private_response_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture(scope="session")
+def sandbox() -> None:
+    """Skip a test that runs model code where the sandbox cannot start; fail instead in CI."""
+    from llmcompare.sandbox import SandboxUnavailable, check_sandbox
+
+    try:
+        check_sandbox()
+    except SandboxUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"the sandbox cannot run in CI: {exc}")
+        pytest.skip(f"the sandbox cannot run here: {exc}")
+
+
+@pytest.fixture(scope="session")
 def llama_backend() -> None:
     """Skip a test that needs the real Llama backend where it cannot run; fail instead in CI."""
     reason = _llama_ready()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -13,18 +12,12 @@ import pytest
 
 from llmcompare.humaneval import extract_code, humaneval_suite
 from llmcompare.prompts import PromptItem
-from llmcompare.sandbox import CodeExecutionWarning, SandboxUnavailable, UnitTests, check_sandbox
+from llmcompare.sandbox import CodeExecutionWarning, UnitTests
 from llmcompare.types import Completion, Usage
 
 
 @pytest.fixture(scope="module")
-def scorer() -> UnitTests:
-    try:
-        check_sandbox()
-    except SandboxUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"the sandbox cannot run in CI: {exc}")
-        pytest.skip(f"the sandbox cannot run here: {exc}")
+def scorer(sandbox: None) -> UnitTests:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CodeExecutionWarning)
         return UnitTests(allow_code_execution=True)

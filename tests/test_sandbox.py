@@ -24,7 +24,6 @@ from llmcompare.sandbox import (
     Limits,
     SandboxUnavailable,
     UnitTests,
-    check_sandbox,
     run_python,
 )
 from llmcompare.types import Completion, Usage
@@ -35,13 +34,8 @@ TESTS = "assert attack() is True\n"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _sandbox() -> None:
-    try:
-        check_sandbox()
-    except SandboxUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"the sandbox cannot run in CI: {exc}")
-        pytest.skip(f"the sandbox cannot run here: {exc}")
+def _sandbox(sandbox: None) -> None:
+    """Every test here runs model code in the sandbox."""
 
 
 @pytest.fixture
