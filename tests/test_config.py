@@ -21,6 +21,7 @@ from llmcompare.config import (
 )
 from llmcompare.cost import Budget
 from llmcompare.errors import ConfigurationError
+from llmcompare.ratelimit import RateLimits
 from llmcompare.types import GenerationSettings
 from openai_server import OpenAIServer
 from test_cli import run
@@ -305,22 +306,37 @@ def test_build_gives_compare_its_arguments_by_label(two_servers: Path, keys: Non
         assert kwargs["max_tokens"] == 64
 
 
-def test_a_per_model_rate_limit_wraps_that_model(two_servers: Path, keys: None) -> None:
+def test_a_per_model_rate_limit_goes_to_compare_by_label(two_servers: Path, keys: None) -> None:
     with load_config(two_servers).build() as plan:
-        a, b = plan.models["server-a"], plan.models["server-b"]
-        assert not isinstance(a, ModelWrapper)
-        assert isinstance(b, ModelWrapper)
-        assert repr(b).startswith("<rate-limited <ChatGPTModel chatgpt:gpt-4o-mini>")
-        assert b.id == a.id == "chatgpt:gpt-4o-mini"
-        assert plan.compare_kwargs()["rpm"] is None  # each model carries its own limits
-    # A shared limit applies to every model without its own.
-    with load_config(two_servers).model_copy(update={"rpm": 60}).build() as plan:
-        assert isinstance(plan.models["server-a"], ModelWrapper)
-    # With no model's own limit, compare() applies the shared one (and records it).
+        # compare() applies every limit: the models themselves are not wrapped.
+        assert not any(isinstance(m, ModelWrapper) for m in plan.models.values())
+        assert plan.limits == {"server-b": RateLimits(rpm=6000)}
+        assert (plan.rpm, plan.tpm) == (None, None)
+        assert plan.compare_kwargs()["limits"] == {"server-b": RateLimits(rpm=6000)}
+    # A shared limit applies to every model without its own; a model's own replaces only the
+    # limit it sets.
+    shared = load_config(two_servers).model_copy(update={"rpm": 60, "tpm": 1000})
+    with shared.build() as plan:
+        assert (plan.rpm, plan.tpm) == (60, 1000)
+        assert plan.limits == {"server-b": RateLimits(rpm=6000, tpm=1000)}
+    # A flag replaces every model's own limit.
     flags = load_config(two_servers).with_overrides(rpm=60)
     with flags.build() as plan:
-        assert not any(isinstance(m, ModelWrapper) for m in plan.models.values())
+        assert plan.limits == {}
         assert plan.compare_kwargs()["rpm"] == 60
+
+
+def test_the_plan_runs_with_each_models_limits_in_the_record(folder: Path, keys: None) -> None:
+    with OpenAIServer() as a, OpenAIServer() as b:
+        text = TWO_SERVERS.format(url_a=a.url, url_b=b.url)
+        path = write(folder, "compare.toml", 'rpm = 600_000\nout = "run"\n' + text)
+        with load_config(path).build() as plan:
+            result = plan.run(progress=False, cache=False)
+        assert len(a.chat_requests) == len(b.chat_requests) == 2
+    assert [s.model for s in result.summaries] == ["server-a", "server-b"]
+    record = json.loads((folder / "run" / "run.json").read_text(encoding="utf-8"))["config"]
+    assert (record["rpm"], record["tpm"]) == (600_000, None)
+    assert record["limits"] == {"server-b": {"rpm": 6000, "tpm": None}}
 
 
 def test_a_missing_key_variable_is_refused_naming_it_before_anything_is_sent(
@@ -516,7 +532,10 @@ def test_the_documented_toml_example_is_valid(
     assert config.out_dir() == tmp_path / "runs" / "llama-vs-chatgpt"
     with config.build() as plan:  # builds, sends nothing
         assert plan.overrides == {"chatgpt": {"max_tokens": 1024}}
-        assert all(isinstance(m, ModelWrapper) for m in plan.models.values())
+        assert plan.limits == {
+            "llama-70b": RateLimits(rpm=600),
+            "chatgpt": RateLimits(rpm=500, tpm=200_000),
+        }
         assert plan.prompts
 
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import random
+import types
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmcompare.ratelimit import RateLimiter
+from llmcompare import Request, compare
+from llmcompare.backends.fake import ScriptedModel
+from llmcompare.errors import ConfigurationError
+from llmcompare.ratelimit import RateLimiter, RateLimits
 
 
 class FakeClock:
@@ -83,3 +90,101 @@ def test_limiter_rejects_bad_limits() -> None:
         RateLimiter(rpm=0)
     with pytest.raises(ValueError, match="burst_s"):
         RateLimiter(tpm=10, burst_s=0)
+
+
+# -- compare: one owner for every model's limits ---------------------------------------------------
+
+
+class VirtualTime:
+    """A clock that moves only when the rate limiter waits: waits cost no real time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep_blocking(self, seconds: float) -> None:
+        self.now += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def virtual_time(monkeypatch: pytest.MonkeyPatch) -> VirtualTime:
+    """Every limiter built from here on runs on one virtual clock, and waits on it."""
+    import llmcompare.ratelimit
+
+    clock = VirtualTime()
+    real = llmcompare.ratelimit.RateLimiter
+
+    def build(**limits: float | None) -> RateLimiter:
+        return real(**limits, clock=clock)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(llmcompare.ratelimit, "RateLimiter", build)
+    monkeypatch.setattr(llmcompare.ratelimit, "asyncio", types.SimpleNamespace(sleep=clock.sleep))
+    monkeypatch.setattr(
+        llmcompare.ratelimit, "time", types.SimpleNamespace(sleep=clock.sleep_blocking)
+    )
+    return clock
+
+
+@pytest.mark.filterwarnings("ignore::llmcompare.cost.UnpricedModelWarning")  # fake models
+def test_compare_gives_each_model_its_own_limits_and_records_them(
+    virtual_time: VirtualTime, tmp_path: Path
+) -> None:
+    sent: dict[str, list[float]] = {"shared": [], "own": []}
+
+    def answer(label: str) -> ScriptedModel:
+        def reply(request: Request) -> str:
+            sent[label].append(virtual_time.now)  # when the limiter let it go
+            return "ok"
+
+        return ScriptedModel(default=reply, name=label)
+
+    result = compare(
+        {"shared": answer("shared"), "own": answer("own")},
+        ["a", "b", "c", "d", "e"],
+        rpm=2,  # for each model without limits of its own
+        limits={"own": RateLimits(rpm=600_000)},
+        concurrency=1,
+        progress=False,
+        cache=False,
+        out=tmp_path / "run",
+    )
+    assert [row.error for row in result.rows] == [None] * 10
+    # The shared limit held "shared" to two requests in any minute, and it did have to wait.
+    assert max_in_window([(t, 1) for t in sent["shared"]]) <= 2
+    assert sent["shared"][-1] > 60
+    # "own" ran under its own limit, which never made it wait.
+    assert len(sent["own"]) == 5
+    assert len(set(sent["own"])) == 1
+    config = json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))["config"]
+    assert (config["rpm"], config["tpm"]) == (2, None)
+    assert config["limits"] == {"own": {"rpm": 600_000, "tpm": None}}
+
+
+def test_compare_refuses_limits_it_cannot_apply() -> None:
+    model = ScriptedModel(default="ok")
+    with pytest.raises(ConfigurationError, match=r"limits name models that are not in this run"):
+        compare([model], ["a"], limits={"other": RateLimits(rpm=1)}, progress=False, cache=False)
+    with pytest.raises(ConfigurationError, match=r"must be a RateLimits"):
+        compare(
+            [model],
+            ["a"],
+            limits={model.id: {"rpm": 1}},  # type: ignore[dict-item]
+            progress=False,
+            cache=False,
+        )
+    assert model.history == []  # refused before anything was sent
+
+
+@pytest.mark.parametrize("bad", [0, -1.5, float("nan"), True, "60"])
+def test_rate_limits_are_positive_numbers(bad: object) -> None:
+    with pytest.raises(ValueError, match="rpm must be positive"):
+        RateLimits(rpm=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="tpm must be positive"):
+        RateLimits(tpm=bad)  # type: ignore[arg-type]
+    assert RateLimits() == RateLimits(rpm=None, tpm=None)  # no limit at all

@@ -39,6 +39,7 @@ from llmcompare.errors import ConfigurationError, LLMCompareError
 from llmcompare.model import Model, ModelBase
 from llmcompare.plugins import get_model
 from llmcompare.prompts import PROMPT_FILE_SUFFIXES, PromptItem, builtin_suite, load_prompts
+from llmcompare.ratelimit import RateLimits
 from llmcompare.record import Comparison, ErrorInfo, ModelSummary, Row, RunInfo
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.runs._folder import RunFolder, fingerprint
@@ -72,6 +73,7 @@ def compare(
     retry: RetryPolicy | None = DEFAULT_POLICY,
     rpm: float | None = None,
     tpm: float | None = None,
+    limits: Mapping[str, RateLimits] | None = None,
     budget: Budget | None = None,
     hardware: LocalHardware | None = None,
     progress: bool | None = None,
@@ -114,6 +116,9 @@ def compare(
             ``None`` retries nothing, as everywhere in llmcompare.
         rpm: Requests-per-minute limit, applied to each model on its own.
         tpm: Tokens-per-minute limit, applied to each model on its own.
+        limits: Each model's own limits, by label: they replace ``rpm`` and ``tpm`` for that
+            model (``RateLimits()``: none at all). The record's configuration keeps them as
+            given.
         budget: Limits on dollars, tokens or requests across the run, enforced before sending.
         hardware: Local cost assumptions (dollars per hour, watts, grid carbon) for open models;
             without it the generic cloud VM of :class:`~llmcompare.cost.LocalHardware` is
@@ -179,11 +184,7 @@ def compare(
                 f"each model must appear once; got {labels} (give a mapping of labels to "
                 "models to compare one model twice)"
             )
-        unknown = sorted(set(overrides or {}) - set(labels))
-        if unknown:
-            raise ConfigurationError(
-                f"overrides name models that are not in this run: {unknown}; its models: {labels}"
-            )
+        own = _own_limits(overrides, limits, labels)
         ks = _greedy_pass_at(pass_at, _pass_at(pass_at, samples), runs, shared, overrides or {})
         tracker = _tracker(budget, hardware, executor, runs)
         # Every request of every model is built (and so validated) before the first is sent.
@@ -193,7 +194,7 @@ def compare(
             folder = RunFolder(
                 out,
                 _plan_record(runs, items, shared, overrides, samples),
-                _config_record(runs, scorers, budget, hardware, concurrency, retry, rpm, tpm),
+                _config_record(runs, scorers, budget, hardware, concurrency, retry, rpm, tpm, own),
                 force_new=force_new,
             )
         store = _open_cache(cache)
@@ -210,8 +211,8 @@ def compare(
             run.send(
                 concurrency=concurrency,
                 retry=retry,
-                rpm=rpm,
-                tpm=tpm,
+                rpm=own[run.label].rpm if run.label in own else rpm,
+                tpm=own[run.label].tpm if run.label in own else tpm,
                 tracker=tracker,
                 progress=progress,
                 folder=folder,
@@ -308,6 +309,27 @@ def _check_options(
                 f"scorers must be callables (completion, item) -> float | bool | None; got "
                 f"{scorer!r}"
             )
+
+
+def _own_limits(
+    overrides: Mapping[str, Settings] | None,
+    limits: Mapping[str, RateLimits] | None,
+    labels: Sequence[str],
+) -> dict[str, RateLimits]:
+    """The models' own limits, checked, once ``overrides`` and ``limits`` name only run models."""
+    own = dict(limits or {})
+    for name, by_label in (("overrides", overrides or {}), ("limits", own)):
+        unknown = sorted(set(by_label) - set(labels))
+        if unknown:
+            raise ConfigurationError(
+                f"{name} name models that are not in this run: {unknown}; its models: {labels}"
+            )
+    for label, value in own.items():
+        if not isinstance(value, RateLimits):
+            raise ConfigurationError(
+                f"limits[{label!r}] must be a RateLimits(rpm=..., tpm=...), got {value!r}"
+            )
+    return own
 
 
 def _pass_at(pass_at: Sequence[int] | None, samples: int) -> tuple[int, ...]:
@@ -647,6 +669,7 @@ def _config_record(
     retry: RetryPolicy | None,
     rpm: float | None,
     tpm: float | None,
+    limits: Mapping[str, RateLimits],
 ) -> dict[str, Any]:
     """The rest of the configuration, for the record: scorers, budget, limits (no secrets)."""
     return {
@@ -664,6 +687,8 @@ def _config_record(
         else {"attempts": retry.attempts, "deadline_s": retry.deadline_s},
         "rpm": rpm,
         "tpm": tpm,
+        # Each model's own limits as given, beside the shared ones they replace.
+        "limits": {label: {"rpm": lim.rpm, "tpm": lim.tpm} for label, lim in limits.items()},
     }
 
 

@@ -4,6 +4,8 @@
 the limiter sits inside a retry) first takes capacity from a :class:`RateLimiter`: one request,
 and its estimated tokens when a tokens-per-minute limit is set, corrected with the real usage once
 the answer is in. Share one limiter between models that share a provider's limit (one API key).
+:class:`RateLimits` holds one model's limits, as :func:`~llmcompare.comparison.compare` takes them
+per model (``limits=``).
 
 Example:
     >>> from llmcompare.backends.fake import ScriptedModel
@@ -17,15 +19,55 @@ from __future__ import annotations
 
 import asyncio
 import math
+import numbers
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from llmcompare.model import Model
 from llmcompare.types import Completion, Request
 from llmcompare.wrapper import ModelWrapper
 
-__all__ = ["RateLimiter", "with_rate_limit"]
+__all__ = ["RateLimiter", "RateLimits", "with_rate_limit"]
+
+
+def _check_limit(name: str, value: float | None) -> None:
+    """Refuse a limit that is not a positive number (None: no limit)."""
+    if value is None:
+        return
+    # bool is an int to Python, but ``rpm=True`` is a mistake, not one request per minute.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """One model's requests-per-minute and tokens-per-minute limits.
+
+    What :func:`~llmcompare.comparison.compare` takes per model label in ``limits=``: they
+    replace the run's shared ``rpm`` / ``tpm`` for that model (``RateLimits()`` runs it without
+    any limit).
+
+    Example:
+        >>> from llmcompare.ratelimit import RateLimits
+        >>> RateLimits(rpm=500, tpm=200_000)
+        RateLimits(rpm=500, tpm=200000)
+
+    Attributes:
+        rpm: Requests per minute, at most, or None for no limit on requests.
+        tpm: Tokens per minute (input plus output), at most, or None for no limit on tokens.
+
+    Raises:
+        ValueError: When a limit is not a positive number.
+    """
+
+    rpm: float | None = None
+    tpm: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_limit("rpm", self.rpm)
+        _check_limit("tpm", self.tpm)
 
 
 class _Bucket:
@@ -86,9 +128,8 @@ class RateLimiter:
         burst_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        for name, value in (("rpm", rpm), ("tpm", tpm)):
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be positive, got {value}")
+        _check_limit("rpm", rpm)
+        _check_limit("tpm", tpm)
         if not burst_s > 0:
             raise ValueError(f"burst_s must be positive, got {burst_s}")
         self._clock = clock

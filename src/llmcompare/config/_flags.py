@@ -1,0 +1,97 @@
+"""Models from the command line: ``-m [LABEL=]NAME`` and the ``-O KEY=VALUE`` after each."""
+
+from __future__ import annotations
+
+import json
+import typing
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from llmcompare.config._problems import ConfigFileError, Problem
+from llmcompare.config._schema import CompareConfig, ModelConfig, _problems
+
+_MODEL_FIELDS = ("api_key_env", "rpm", "tpm")
+
+
+def _option_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def models_from_flags(
+    flags: Sequence[tuple[str, str]], config: CompareConfig | None = None
+) -> list[ModelConfig]:
+    """The models of ``-m`` and ``-O`` flags, given in command-line order.
+
+    ``-m NAME`` is a model (known by its id); ``-m LABEL=NAME`` gives it a label, needed when
+    two models have the same name. With a config file, ``-m LABEL`` naming one of its models
+    (by label, else by the name of one without a label) takes that model as the file
+    describes it. ``-O KEY=VALUE`` applies to the ``-m``
+    before it: a backend option (``base_url``, ``timeout``, ``device``, ...; ``options.KEY``
+    says so explicitly), or one of the model's own keys: ``api_key_env``, ``rpm``, ``tpm``,
+    ``settings.NAME``. A value is read as JSON when it parses (``30``, ``true``, ``null``,
+    ``"text"``, ``[...]``), else as text.
+
+    Args:
+        flags: ``("-m", value)`` and ``("-O", value)`` pairs, in the order given.
+        config: The config file's models, for ``-m LABEL``.
+
+    Returns:
+        The models, in order.
+
+    Raises:
+        ConfigFileError: For an ``-O`` without ``=``, before any ``-m``, or with a bad value; one
+            line naming the flag.
+    """
+    file_models: dict[str, ModelConfig] = {}
+    for m in config.models if config else ():
+        file_models.setdefault(m.shown, m)
+    specs: list[tuple[str, dict[str, Any], ModelConfig | None]] = []
+    for flag, value in flags:
+        if flag == "-m":
+            label, sep, name = value.partition("=")
+            if not sep and value in file_models:
+                chosen = file_models[value]
+                specs.append((value, chosen.model_dump(exclude_unset=True), chosen))
+            else:
+                specs.append((value, {"name": name} if sep else {"name": value}, None))
+                if sep:
+                    specs[-1][1]["label"] = label
+            continue
+        key, sep, text = value.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            _flag_error(f"-O {value}", "an option is KEY=VALUE, such as -O base_url=http://...")
+        if not specs:
+            _flag_error(f"-O {value}", "an option applies to the -m before it: give -m first")
+        shown, data, _ = specs[-1]
+        specs[-1] = (shown, data, None)  # changed on the command line: no longer the file's
+        parsed = _option_value(text)
+        head, dot, rest = key.partition(".")
+        if key in ("label", "name"):
+            _flag_error(f"-O {value}", "give a label as -m LABEL=NAME")
+        elif key in _MODEL_FIELDS:
+            data[key] = parsed
+        elif head == "settings" and dot:
+            data["settings"] = {**data.get("settings", {}), rest: parsed}
+        else:
+            option = rest if head == "options" and dot else key
+            data["options"] = {**data.get("options", {}), option: parsed}
+    out = []
+    for shown, data, unchanged in specs:
+        if unchanged is not None:
+            out.append(unchanged)
+            continue
+        try:
+            out.append(ModelConfig.model_validate(data))
+        except ValidationError as exc:
+            raise ConfigFileError(None, _problems(exc, None, f"-m {shown}")) from None
+    return out
+
+
+def _flag_error(where: str, message: str) -> typing.NoReturn:
+    raise ConfigFileError(None, [Problem(None, message, where=where)])
