@@ -32,12 +32,12 @@ from llmcompare.wrapper import ModelWrapper
 __all__ = ["RateLimiter", "RateLimits", "with_rate_limit"]
 
 
-def _check_limit(name: str, value: float | None) -> None:
+def _check_limit(name: str, value: object) -> None:
     """Refuse a limit that is not a positive number (None: no limit)."""
     if value is None:
         return
     # bool is an int to Python, but ``rpm=True`` is a mistake, not one request per minute.
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) > 0:
         raise ValueError(f"{name} must be positive, got {value!r}")
 
 

@@ -1,42 +1,30 @@
-"""The ``llmcompare`` command (also ``python -m llmcompare``).
-
-Commands:
-    compare   Run a prompt set on several models and report side by side.
-    generate  Stream one answer from one model, then its usage and cost.
-    models    List the registered models.
-    plugins   List the plugins found, their models, and why any failed to load.
-    cache     Show (``cache info``) or empty (``cache clear``) the response cache.
-    report    Render the reports of a saved run again (any format), from its record.
-    rescore   Score a saved run's answers again with other scorers; nothing is sent.
-
-Exit codes: 0 success, 1 some requests failed, 2 usage error (bad option, bad prompt file,
-unknown model, missing configuration), 130 interrupted (Ctrl-C; an --out run resumes).
-"""
+"""``llmcompare compare``: a config file and flags over it, built into a plan and run."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from llmcompare.cli._common import (
+    EXIT_FAILURES,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    _fail,
+    _formats,
+    _settings,
+    _write_reports,
+)
 from llmcompare.errors import ConfigurationError, LLMCompareError
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from llmcompare.config import CompareConfig, ComparePlan, ExecutorConfig
-    from llmcompare.cost import Cost
-    from llmcompare.record import Comparison
-    from llmcompare.report import Format
-
-__all__ = ["default_models", "main"]
-
-EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
 
 def default_models() -> tuple[list[str], list[str]]:
@@ -56,24 +44,6 @@ def default_models() -> tuple[list[str], list[str]]:
             "OpenAI-compatible server) to include it"
         )
     return names, hints
-
-
-def _settings(
-    max_tokens: int | None, temperature: float | None, seed: int | None
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if max_tokens is not None:
-        out["max_tokens"] = max_tokens
-    if temperature is not None:
-        out["temperature"] = temperature
-    if seed is not None:
-        out["seed"] = seed
-    return out
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"llmcompare: error: {message}", err=True)
-    sys.exit(EXIT_USAGE)
 
 
 if TYPE_CHECKING:
@@ -135,13 +105,7 @@ def _model_flags(models: Sequence[str], options: Sequence[str]) -> list[tuple[st
     return [("-m" if name == "models" else "-O", next(values[name])) for name in order]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="llmcompare")
-def main() -> None:
-    """Compare open models you run yourself with closed ones behind an API."""
-
-
-@main.command("compare", cls=_CompareCommand)
+@click.command("compare", cls=_CompareCommand)
 @click.argument("prompts", required=False)
 @click.option(
     "--suite",
@@ -308,7 +272,6 @@ def compare_cmd(
     """
     from rich.console import Console
 
-    from llmcompare.comparison import compare
     from llmcompare.report import print_report
 
     console = Console()
@@ -342,17 +305,13 @@ def compare_cmd(
         ray=(ray_workers, ray_address),
     )
     if out is None:
-        out = plan.config.out_dir()
+        out = plan.out
+    else:
+        # The folder as typed, as messages about it name it (the plan holds it absolute).
+        plan = dataclasses.replace(plan, out=out)
     chosen = _formats(formats)
     try:
-        result = compare(
-            **plan.compare_kwargs(),
-            progress=progress,
-            out=out,
-            force_new=force_new,
-            cache=cache,
-            refresh=refresh,
-        )
+        result = plan.run(progress=progress, force_new=force_new, cache=cache, refresh=refresh)
     except (ConfigurationError, ValueError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -436,58 +395,6 @@ def _ray_executor(
     return ExecutorConfig.model_validate({**old, **new, "address": address or old.get("address")})
 
 
-EXIT_INTERRUPTED = 130
-"""The exit code after Ctrl-C (128 + SIGINT), as shells report it."""
-
-
-def _formats(formats: Sequence[str]) -> tuple[Format, ...]:
-    """The report formats to write, checked before anything is sent."""
-    chosen = cast("tuple[Format, ...]", tuple(formats) or ("json", "csv", "html"))
-    if {"png", "svg"} & set(chosen):
-        import importlib.util
-
-        if importlib.util.find_spec("matplotlib") is None:
-            _fail(
-                "--format png/svg draws charts with matplotlib, which is not installed: "
-                "pip install 'llmcompare[report]' (nothing was sent)"
-            )
-    if "html" in chosen:
-        import importlib.util
-
-        if importlib.util.find_spec("jinja2") is None:
-            if formats:
-                _fail(
-                    "--format html renders templates with Jinja2, which is not installed: "
-                    "pip install 'llmcompare[report]' (nothing was sent)"
-                )
-            # The default formats: the record and the CSVs are still written.
-            click.echo(
-                "llmcompare: note: no report.html without Jinja2: pip install 'llmcompare[report]'",
-                err=True,
-            )
-            chosen = tuple(f for f in chosen if f != "html")
-    return chosen
-
-
-def _write_reports(
-    result: Comparison, out: Path, formats: Sequence[Format], console: Console
-) -> None:
-    """Write each format; one that fails says so in one line and the others are still written."""
-    from llmcompare.report import write_report
-
-    failed = False
-    # The record first: comparison.json is what every other format is made from.
-    for fmt in sorted(formats, key=lambda f: f != "json"):
-        try:
-            for path in write_report(result, out, [fmt]):
-                console.print(f"wrote {path}")
-        except (OSError, LLMCompareError) as exc:
-            failed = True
-            click.echo(f"llmcompare: error: could not write the {fmt} report: {exc}", err=True)
-    if failed:
-        sys.exit(EXIT_USAGE)
-
-
 def _interrupted(out: Path | None) -> NoReturn:
     import shlex
 
@@ -507,244 +414,3 @@ def _interrupted(out: Path | None) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(EXIT_INTERRUPTED)
-
-
-@main.command("generate")
-@click.argument("model")
-@click.argument("prompt")
-@click.option("--max-tokens", type=click.IntRange(min=1), help="Token limit.")
-@click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature.")
-@click.option("--seed", type=int, help="Sampling seed.")
-@click.option("--system", help="A system message to put first.")
-def generate_cmd(
-    model: str,
-    prompt: str,
-    max_tokens: int | None,
-    temperature: float | None,
-    seed: int | None,
-    system: str | None,
-) -> None:
-    """Stream MODEL's answer to PROMPT, then its usage and cost."""
-    from llmcompare.cost import cost_of
-    from llmcompare.plugins import get_model
-    from llmcompare.types import Message
-
-    try:
-        m = get_model(model)
-    except (LLMCompareError, LookupError, ValueError) as exc:
-        _fail(str(exc))
-    messages = ([Message.system(system)] if system else []) + [Message.user(prompt)]
-    try:
-        m.warm_up()  # loading weights is not answering: keep it out of the timings shown
-        with m, m.stream(messages, **_settings(max_tokens, temperature, seed)) as stream:
-            for chunk in stream:
-                click.echo(chunk.text, nl=False)
-            completion = stream.completion
-    except (ConfigurationError, ImportError, ValueError) as exc:
-        # Missing setup (a key, the model package, an extra) or a bad setting: a usage error.
-        _fail(str(exc))
-    except LLMCompareError as exc:
-        click.echo(f"\nllmcompare: {exc}", err=True)
-        sys.exit(EXIT_FAILURES)
-    click.echo()
-    u = completion.usage
-    cost = cost_of(completion)
-    est = " (estimated)" if u.estimated else ""
-    click.echo(
-        f"[{completion.model}] {u.input_tokens} in / {u.output_tokens} out tokens{est}, "
-        f"{completion.latency_s:.2f} s, first token {completion.ttft_s or 0:.2f} s, "
-        f"cost: {_describe(cost)}",
-        err=True,
-    )
-
-
-def _describe(cost: Cost) -> str:
-    if cost.status == "unpriced":
-        return "unpriced (no price known for this model; see llmcompare.cost.register_price)"
-    energy = f", {cost.kwh:.6f} kWh, {cost.g_co2:.3f} gCO2" if cost.kwh is not None else ""
-    mark = "~" if cost.status == "estimated" else ""
-    return f"{mark}${cost.usd:.6f} ({cost.status}){energy}"
-
-
-@main.command("models")
-def models_cmd() -> None:
-    """List the registered models."""
-    from llmcompare.plugins import list_models
-
-    for entry in list_models():
-        aliases = f" (aliases: {', '.join(entry.aliases)})" if entry.aliases else ""
-        click.echo(f"{entry.name:<12} {entry.description}{aliases}  [plugin {entry.plugin}]")
-
-
-@main.command("plugins")
-def plugins_cmd() -> None:
-    """List the plugins found, their models, and why any failed to load."""
-    import warnings
-
-    from llmcompare.plugins import list_plugins
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # failures are listed below, not warned twice
-        plugins = list_plugins()
-    for p in plugins:
-        origin = f"{p.distribution or '?'} {p.version or ''}".strip()
-        kind = "built-in" if p.builtin else "third-party"
-        status = f"ERROR {p.error}" if p.error else "models: " + (", ".join(p.models) or "none")
-        click.echo(f"{p.name:<12} {origin:<32} {kind:<12} {status}")
-
-
-@main.group("cache")
-def cache_group() -> None:
-    """Show or empty the response cache (set LLMCOMPARE_CACHE_DIR to move it)."""
-
-
-def _size(n: int) -> str:
-    if n < 1024:
-        return f"{n} bytes"
-    value = n / 1024
-    for unit in ("KiB", "MiB"):
-        if value < 1024:
-            return f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"
-
-
-@cache_group.command("info")
-def cache_info_cmd() -> None:
-    """Show the cache file, its size and its answers per model."""
-    from llmcompare.runs import ResponseCache
-
-    try:
-        with ResponseCache() as cache:
-            info = cache.info()
-    except ConfigurationError as exc:
-        _fail(exc.message)
-    click.echo(f"path     {info.path}")
-    click.echo(f"entries  {info.entries}")
-    click.echo(f"size     {_size(info.size_bytes)}")
-    width = max((len(m) for m in info.by_model), default=0)
-    for model, count in info.by_model.items():
-        click.echo(f"  {model:<{width}}  {count}")
-
-
-@cache_group.command("clear")
-@click.option("-m", "--model", help="Delete only this model's answers (its id, provider:name).")
-def cache_clear_cmd(model: str | None) -> None:
-    """Delete cached answers: all of them, or one model's."""
-    from llmcompare.runs import ResponseCache
-
-    try:
-        with ResponseCache() as cache:
-            deleted = cache.clear(model)
-    except ConfigurationError as exc:
-        _fail(exc.message)
-    which = f" of {model}" if model else ""
-    plural = "" if deleted == 1 else "s"
-    click.echo(f"deleted {deleted} cached answer{plural}{which} from {cache.path}")
-
-
-def _load_run(run_dir: Path) -> Comparison:
-    from pydantic import ValidationError
-
-    from llmcompare.record import Comparison
-
-    record = run_dir / "comparison.json"
-    if not record.is_file():
-        _fail(
-            f"{run_dir} has no comparison.json: not a finished run folder (run `llmcompare "
-            "compare --out` on it again to finish it)"
-        )
-    try:
-        return Comparison.load(record)
-    except (OSError, ValueError, ValidationError) as exc:
-        _fail(f"{record} cannot be read: {str(exc).splitlines()[0]}")
-
-
-_FORMAT_CHOICE = click.Choice(["json", "csv", "html", "png", "svg"])
-
-
-@main.command("report")
-@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option(
-    "-f",
-    "--format",
-    "formats",
-    multiple=True,
-    type=_FORMAT_CHOICE,
-    help="Formats to write (default: csv, html).",
-)
-@click.option("--print/--no-print", "show", default=True, help="Also print the tables.")
-def report_cmd(run_dir: Path, formats: Sequence[str], show: bool) -> None:
-    """Render the reports of a saved run in RUN_DIR again, from its comparison.json.
-
-    Nothing is sent and nothing is re-scored: the record is read and rendered.
-    """
-    from rich.console import Console
-
-    from llmcompare.report import print_report
-
-    console = Console()
-    chosen = _formats(formats or ("csv", "html"))
-    result = _load_run(run_dir)
-    if show:
-        print_report(result, console)
-    _write_reports(result, run_dir, chosen, console)
-
-
-@main.command("rescore")
-@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option(
-    "-s",
-    "--scorer",
-    "scorers",
-    multiple=True,
-    help="A scorer name (contains, exact, regex, numeric, json, max_words:N, "
-    "max_chars:N); repeat for more.",
-)
-@click.option(
-    "--replace",
-    is_flag=True,
-    help="Use only these scorers (default: each item's own scorers run too).",
-)
-@click.option(
-    "-f",
-    "--format",
-    "formats",
-    multiple=True,
-    type=_FORMAT_CHOICE,
-    help="Reports to write after rescoring (default: json, csv, html).",
-)
-@click.option(
-    "--allow-code-execution",
-    is_flag=True,
-    help="Let code scorers (unit_tests) run the saved answers' code, sandboxed.",
-)
-def rescore_cmd(
-    run_dir: Path,
-    scorers: Sequence[str],
-    replace: bool,
-    formats: Sequence[str],
-    allow_code_execution: bool,
-) -> None:
-    """Score the answers saved in RUN_DIR again with other scorers; nothing is sent.
-
-    The record (comparison.json) and the reports are written again with the new scores,
-    summaries and pairwise differences.
-    """
-    from rich.console import Console
-
-    from llmcompare.report import print_report
-    from llmcompare.scorers import scorer_from_name
-
-    console = Console()
-    chosen = _formats(formats)
-    result = _load_run(run_dir)
-    try:
-        built = [
-            scorer_from_name(name, allow_code_execution=allow_code_execution) for name in scorers
-        ]
-        rescored = result.rescore(built, replace=replace, allow_code_execution=allow_code_execution)
-    except ConfigurationError as exc:
-        _fail(exc.message)
-    print_report(rescored, console)
-    _write_reports(rescored, run_dir, chosen, console)

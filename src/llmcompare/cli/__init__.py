@@ -1,0 +1,46 @@
+"""The ``llmcompare`` command (also ``python -m llmcompare``).
+
+Commands:
+    compare   Run a prompt set on several models and report side by side.
+    generate  Stream one answer from one model, then its usage and cost.
+    models    List the registered models.
+    plugins   List the plugins found, their models, and why any failed to load.
+    cache     Show (``cache info``) or empty (``cache clear``) the response cache.
+    report    Render the reports of a saved run again (any format), from its record.
+    rescore   Score a saved run's answers again with other scorers; nothing is sent.
+
+Exit codes: 0 success, 1 some requests failed, 2 usage error (bad option, bad prompt file,
+unknown model, missing configuration), 130 interrupted (Ctrl-C; an --out run resumes).
+
+Each group of commands lives in its own private module: ``_compare``, ``_models`` (generate,
+models, plugins), ``_cache`` and ``_saved`` (report, rescore), over ``_common``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from llmcompare.cli._cache import cache_group
+from llmcompare.cli._compare import compare_cmd, default_models
+from llmcompare.cli._models import generate_cmd, models_cmd, plugins_cmd
+from llmcompare.cli._saved import report_cmd, rescore_cmd
+
+__all__ = ["default_models", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="llmcompare")
+def main() -> None:
+    """Compare open models you run yourself with closed ones behind an API."""
+
+
+for _command in (
+    compare_cmd,
+    generate_cmd,
+    models_cmd,
+    plugins_cmd,
+    cache_group,
+    report_cmd,
+    rescore_cmd,
+):
+    main.add_command(_command)

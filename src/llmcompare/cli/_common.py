@@ -1,0 +1,91 @@
+"""What every command shares: exit codes, the one-line usage error, settings and report formats."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, cast
+
+import click
+
+from llmcompare.errors import LLMCompareError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from llmcompare.record import Comparison
+    from llmcompare.report import Format
+
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+
+EXIT_INTERRUPTED = 130
+"""The exit code after Ctrl-C (128 + SIGINT), as shells report it."""
+
+_FORMAT_CHOICE = click.Choice(["json", "csv", "html", "png", "svg"])
+
+
+def _settings(
+    max_tokens: int | None, temperature: float | None, seed: int | None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if max_tokens is not None:
+        out["max_tokens"] = max_tokens
+    if temperature is not None:
+        out["temperature"] = temperature
+    if seed is not None:
+        out["seed"] = seed
+    return out
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"llmcompare: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _formats(formats: Sequence[str]) -> tuple[Format, ...]:
+    """The report formats to write, checked before anything is sent."""
+    chosen = cast("tuple[Format, ...]", tuple(formats) or ("json", "csv", "html"))
+    if {"png", "svg"} & set(chosen):
+        import importlib.util
+
+        if importlib.util.find_spec("matplotlib") is None:
+            _fail(
+                "--format png/svg draws charts with matplotlib, which is not installed: "
+                "pip install 'llmcompare[report]' (nothing was sent)"
+            )
+    if "html" in chosen:
+        import importlib.util
+
+        if importlib.util.find_spec("jinja2") is None:
+            if formats:
+                _fail(
+                    "--format html renders templates with Jinja2, which is not installed: "
+                    "pip install 'llmcompare[report]' (nothing was sent)"
+                )
+            # The default formats: the record and the CSVs are still written.
+            click.echo(
+                "llmcompare: note: no report.html without Jinja2: pip install 'llmcompare[report]'",
+                err=True,
+            )
+            chosen = tuple(f for f in chosen if f != "html")
+    return chosen
+
+
+def _write_reports(
+    result: Comparison, out: Path, formats: Sequence[Format], console: Console
+) -> None:
+    """Write each format; one that fails says so in one line and the others are still written."""
+    from llmcompare.report import write_report
+
+    failed = False
+    # The record first: comparison.json is what every other format is made from.
+    for fmt in sorted(formats, key=lambda f: f != "json"):
+        try:
+            for path in write_report(result, out, [fmt]):
+                console.print(f"wrote {path}")
+        except (OSError, LLMCompareError) as exc:
+            failed = True
+            click.echo(f"llmcompare: error: could not write the {fmt} report: {exc}", err=True)
+    if failed:
+        sys.exit(EXIT_USAGE)
