@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
 
@@ -17,12 +17,26 @@ if TYPE_CHECKING:
     from llmcompare.record import Comparison
     from llmcompare.report import Format
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
 EXIT_INTERRUPTED = 130
 """The exit code after Ctrl-C (128 + SIGINT), as shells report it."""
 
 _FORMAT_CHOICE = click.Choice(["json", "csv", "html", "png", "svg"])
+
+
+def _format_option(help_text: str) -> Callable[[_F], _F]:
+    """The ``-f/--format`` option (repeatable) of the commands that write reports."""
+    return click.option(
+        "-f", "--format", "formats", multiple=True, type=_FORMAT_CHOICE, help=help_text
+    )
+
+
+def _run_dir_argument() -> Callable[[_F], _F]:
+    """The ``RUN_DIR`` argument of the commands that read a saved run."""
+    return click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 
 
 def _settings(

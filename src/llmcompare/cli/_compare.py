@@ -17,6 +17,7 @@ from llmcompare.cli._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     _fail,
+    _format_option,
     _formats,
     _settings,
     _write_reports,
@@ -176,14 +177,7 @@ def _model_flags(models: Sequence[str], options: Sequence[str]) -> list[tuple[st
 @click.option(
     "-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder."
 )
-@click.option(
-    "-f",
-    "--format",
-    "formats",
-    multiple=True,
-    type=click.Choice(["json", "csv", "html", "png", "svg"]),
-    help="Report formats to write with --out (default: json, csv, html).",
-)
+@_format_option("Report formats to write with --out (default: json, csv, html).")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Token limit per answer.")
 @click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature.")
 @click.option("--seed", type=int, help="Sampling seed.")

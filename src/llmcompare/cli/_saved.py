@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from llmcompare.cli._common import _FORMAT_CHOICE, _fail, _formats, _write_reports
+from llmcompare.cli._common import (
+    _fail,
+    _format_option,
+    _formats,
+    _run_dir_argument,
+    _write_reports,
+)
 from llmcompare.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -33,15 +39,8 @@ def _load_run(run_dir: Path) -> Comparison:
 
 
 @click.command("report")
-@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option(
-    "-f",
-    "--format",
-    "formats",
-    multiple=True,
-    type=_FORMAT_CHOICE,
-    help="Formats to write (default: csv, html).",
-)
+@_run_dir_argument()
+@_format_option("Formats to write (default: csv, html).")
 @click.option("--print/--no-print", "show", default=True, help="Also print the tables.")
 def report_cmd(run_dir: Path, formats: Sequence[str], show: bool) -> None:
     """Render the reports of a saved run in RUN_DIR again, from its comparison.json.
@@ -61,7 +60,7 @@ def report_cmd(run_dir: Path, formats: Sequence[str], show: bool) -> None:
 
 
 @click.command("rescore")
-@click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@_run_dir_argument()
 @click.option(
     "-s",
     "--scorer",
@@ -75,14 +74,7 @@ def report_cmd(run_dir: Path, formats: Sequence[str], show: bool) -> None:
     is_flag=True,
     help="Use only these scorers (default: each item's own scorers run too).",
 )
-@click.option(
-    "-f",
-    "--format",
-    "formats",
-    multiple=True,
-    type=_FORMAT_CHOICE,
-    help="Reports to write after rescoring (default: json, csv, html).",
-)
+@_format_option("Reports to write after rescoring (default: json, csv, html).")
 @click.option(
     "--allow-code-execution",
     is_flag=True,

@@ -224,15 +224,19 @@ class _TomlLines:
         return tuple(resolved)
 
     def key_value(self, table: _Loc) -> _Loc:
+        self.assignment(table)
+        return table
+
+    def assignment(self, base: _Loc) -> None:
+        """``key = value`` under ``base``: the line of each part of a dotted key, then its value."""
         line = self.line
         parts = self.key()
         for j in range(1, len(parts) + 1):
-            self.note((*table, *parts[:j]), line)
+            self.note((*base, *parts[:j]), line)
         self.skip(newlines=False)
         self.expect("=")
         self.skip(newlines=False)
-        self.value((*table, *parts))
-        return table
+        self.value((*base, *parts))
 
     def key(self) -> list[str]:
         parts: list[str] = []
@@ -327,14 +331,7 @@ class _TomlLines:
             if self.peek() == "}":
                 self.advance()
                 return
-            line = self.line
-            parts = self.key()
-            for j in range(1, len(parts) + 1):
-                self.note((*loc, *parts[:j]), line)
-            self.skip(newlines=False)
-            self.expect("=")
-            self.skip(newlines=False)
-            self.value((*loc, *parts))
+            self.assignment(loc)
             self.skip(newlines=True)
             if self.peek() == ",":
                 self.advance()
