@@ -118,7 +118,7 @@ def _cell(row: Row, sent: _Interned, assumptions: _Interned) -> dict[str, Any]:
 
 def grid_data(comparison: Comparison) -> dict[str, Any]:
     """The answers as data for the page's script: items once, one cell per item and model."""
-    from llmcompare._aggregate import item_scores_of
+    from llmcompare.record._aggregate import item_scores_of
 
     models = list(comparison.run.models)
     col = {m: i for i, m in enumerate(models)}
