@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,7 @@ from llmcompare.errors import ConfigurationError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from llmcompare.record import Comparison
+    from llmcompare.record import Comparison, ModelSummary, Pairwise
 
 __all__ = ["answers_frame", "write_csv", "write_pairs_csv", "write_summary_csv"]
 
@@ -105,15 +105,21 @@ def _answer_records(comparison: Comparison, score_names: Sequence[str]) -> Itera
         ]
 
 
-def write_csv(comparison: Comparison, path: str | Path) -> Path:
-    """Write one CSV row per prompt and model, with a column per scorer."""
-    score_names = _score_names(comparison)
+def _write(path: str | Path, header: Sequence[str], records: Iterable[Iterable[object]]) -> Path:
+    """Write a header and rows; the csv module writes None as an empty cell."""
     p = Path(path)
     with p.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow([*_CSV_FIELDS, *(f"score:{n}" for n in score_names)])
-        writer.writerows(_answer_records(comparison, score_names))
+        writer.writerow(header)
+        writer.writerows(records)
     return p
+
+
+def write_csv(comparison: Comparison, path: str | Path) -> Path:
+    """Write one CSV row per prompt and model, with a column per scorer."""
+    score_names = _score_names(comparison)
+    header = [*_CSV_FIELDS, *(f"score:{n}" for n in score_names)]
+    return _write(path, header, _answer_records(comparison, score_names))
 
 
 def answers_frame(comparison: Comparison) -> pd.DataFrame:
@@ -135,10 +141,6 @@ def answers_frame(comparison: Comparison) -> pd.DataFrame:
     records = list(_answer_records(comparison, score_names))
     frame: pd.DataFrame = pd.DataFrame.from_records(records, columns=columns)
     return frame
-
-
-def _opt(value: object) -> object:
-    return "" if value is None else value
 
 
 _SUMMARY_FIELDS = (
@@ -187,72 +189,62 @@ _PAIR_FIELDS = (
 )
 
 
+def _summary_record(s: ModelSummary) -> list[object]:
+    low, high = s.score_ci if s.score_ci is not None else (None, None)
+    return [
+        s.model,
+        s.open_weights,
+        s.requests,
+        s.succeeded,
+        s.score,
+        low,
+        high,
+        s.score_ci_method,
+        s.n_scored,
+        s.score_failures_as_zero,
+        s.latency_p50_s,
+        s.latency_p95_s,
+        s.ttft_p50_s,
+        s.output_tokens_per_s,
+        s.usage.input_tokens,
+        s.usage.output_tokens,
+        s.cost.usd,
+        s.cost.status,
+        s.usd_per_1k_tokens,
+        s.cost.kwh,
+        s.cost.g_co2,
+        s.retries,
+        s.wall_s,
+        " | ".join(s.adjustments),
+    ]
+
+
+def _pair_record(pair: Pairwise) -> list[object]:
+    d = pair.difference
+    return [
+        pair.model_a,
+        pair.model_b,
+        pair.scorer,
+        d.n,
+        d.mean_a,
+        d.mean_b,
+        d.delta,
+        d.ci_low,
+        d.ci_high,
+        d.p_value,
+        d.wins,
+        d.ties,
+        d.losses,
+        d.method,
+        pair.verdict(),
+    ]
+
+
 def write_summary_csv(comparison: Comparison, path: str | Path) -> Path:
     """Write one CSV row per model: the aggregates, with the score's interval."""
-    p = Path(path)
-    with p.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(_SUMMARY_FIELDS)
-        for s in comparison.summaries:
-            low, high = s.score_ci if s.score_ci is not None else (None, None)
-            writer.writerow(
-                _opt(v)
-                for v in (
-                    s.model,
-                    s.open_weights,
-                    s.requests,
-                    s.succeeded,
-                    s.score,
-                    low,
-                    high,
-                    s.score_ci_method,
-                    s.n_scored,
-                    s.score_failures_as_zero,
-                    s.latency_p50_s,
-                    s.latency_p95_s,
-                    s.ttft_p50_s,
-                    s.output_tokens_per_s,
-                    s.usage.input_tokens,
-                    s.usage.output_tokens,
-                    s.cost.usd,
-                    s.cost.status,
-                    s.usd_per_1k_tokens,
-                    s.cost.kwh,
-                    s.cost.g_co2,
-                    s.retries,
-                    s.wall_s,
-                    " | ".join(s.adjustments),
-                )
-            )
-    return p
+    return _write(path, _SUMMARY_FIELDS, map(_summary_record, comparison.summaries))
 
 
 def write_pairs_csv(comparison: Comparison, path: str | Path) -> Path:
     """Write one CSV row per pair of models: the paired difference and its verdict."""
-    p = Path(path)
-    with p.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(_PAIR_FIELDS)
-        for pair in comparison.differences:
-            d = pair.difference
-            writer.writerow(
-                _opt(v)
-                for v in (
-                    pair.model_a,
-                    pair.model_b,
-                    pair.scorer,
-                    d.n,
-                    d.mean_a,
-                    d.mean_b,
-                    d.delta,
-                    d.ci_low,
-                    d.ci_high,
-                    d.p_value,
-                    d.wins,
-                    d.ties,
-                    d.losses,
-                    d.method,
-                    pair.verdict(),
-                )
-            )
-    return p
+    return _write(path, _PAIR_FIELDS, map(_pair_record, comparison.differences))

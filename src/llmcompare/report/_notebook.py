@@ -5,17 +5,17 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-from llmcompare.report._tables import SummaryRow, view
+from llmcompare.report._tables import SummaryRow, header_row, pair_rows, stamp, summary_rows
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable
 
     from llmcompare.record import Comparison
 
 __all__ = ["summary_html"]
 
 
-def _table(header: SummaryRow, rows: Sequence[SummaryRow]) -> str:
+def _table(header: SummaryRow, rows: Iterable[SummaryRow]) -> str:
     parts = ["<table><thead><tr>"]
     parts += [f"<th>{html.escape(h)}</th>" for h in header.strings()]
     parts.append("</tr></thead><tbody>")
@@ -30,15 +30,15 @@ def _table(header: SummaryRow, rows: Sequence[SummaryRow]) -> str:
 
 def summary_html(comparison: Comparison) -> str:
     """A compact HTML summary (models as columns, then each pair's verdict), for notebooks."""
-    tables = view(comparison)
+    # Not the whole view: a notebook shows any record, even one too partial for a break-even.
     verdicts = "".join(
         f"<li>{html.escape(pair.difference)}: {html.escape(pair.verdict)}</li>"
-        for pair in tables.pairs
+        for pair in pair_rows(comparison)
     )
     return (
         f"<div><p><b>llmcompare</b>: {len(comparison.items)} items, "
         f"{html.escape(', '.join(comparison.run.models))}</p>"
-        f"{_table(tables.header, tables.summary)}"
+        f"{_table(header_row(comparison), summary_rows(comparison))}"
         + (f"<ul>{verdicts}</ul>" if verdicts else "")
-        + f"<p><small>{html.escape(tables.stamp)}</small></p></div>"
+        + f"<p><small>{html.escape(stamp(comparison))}</small></p></div>"
     )

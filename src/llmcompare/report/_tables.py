@@ -36,9 +36,13 @@ __all__ = [
     "View",
     "break_even_chart",
     "break_even_lines",
+    "break_evens",
     "chart_data",
+    "header_row",
     "notes",
+    "pair_rows",
     "stamp",
+    "summary_rows",
     "summary_table_rows",
     "view",
 ]
@@ -135,7 +139,7 @@ def view(comparison: Comparison) -> View:
     """The tables of a record, each computed once."""
     pairs = pair_rows(comparison)
     return View(
-        header=_header(comparison),
+        header=header_row(comparison),
         summary=tuple(summary_rows(comparison)),
         pairs=pairs,
         notes=tuple(_notes(comparison, pairs)),
@@ -176,7 +180,8 @@ def _pass_at_k_cell(s: ModelSummary, scorer: str, k: int) -> str:
     return "-" if found is None else f"{found.value:.2f} [{found.ci[0]:.2f}, {found.ci[1]:.2f}]"
 
 
-def _header(comparison: Comparison) -> SummaryRow:
+def header_row(comparison: Comparison) -> SummaryRow:
+    """The summary table's header: ``model``, then each model in run order."""
     return SummaryRow("model", tuple(s.model for s in comparison.summaries))
 
 
@@ -227,7 +232,7 @@ def summary_table_rows(comparison: Comparison) -> list[list[str]]:
 
     Models are columns so two or three of them sit side by side in a narrow terminal.
     """
-    return [r.strings() for r in (_header(comparison), *summary_rows(comparison))]
+    return [r.strings() for r in (header_row(comparison), *summary_rows(comparison))]
 
 
 # -- pairs and notes -------------------------------------------------------------------------------
