@@ -340,7 +340,7 @@ class Point:
         y: Its score (0 when it has none).
         low: The interval's low end, when there is one.
         high: Its high end.
-        note: Appended to the label when ``x`` is missing (`` (no cost)``).
+        note: Appended to the label when ``x`` is missing, saying why: ``" (no cost)"``.
     """
 
     label: str
