@@ -67,7 +67,14 @@ class Note:
 
     @property
     def line(self) -> str:
-        """The note as one line for humans: a warning starts with ``!``."""
+        """The note as one line for humans: a warning starts with ``!``.
+
+        Example:
+            >>> Note("warning", "m failed 1 of 6 requests").line
+            '! m failed 1 of 6 requests'
+            >>> Note("info", "m: 2 of 6 answers from the response cache").line
+            'm: 2 of 6 answers from the response cache'
+        """
         return f"! {self.text}" if self.kind == "warning" else self.text
 
 
@@ -86,7 +93,12 @@ class SummaryRow:
     sub: bool = False
 
     def strings(self) -> list[str]:
-        """The row as plain strings, a sub-row's label indented by two spaces."""
+        """The row as plain strings, a sub-row's label indented by two spaces.
+
+        Example:
+            >>> SummaryRow("contains", ("1.00", "0.50"), sub=True).strings()
+            ['  contains', '1.00', '0.50']
+        """
         return [f"  {self.label}" if self.sub else self.label, *self.cells]
 
 
