@@ -116,9 +116,8 @@ def large(
     """
     from datetime import datetime, timezone
 
-    from llmcompare import _aggregate
     from llmcompare.cost import Cost
-    from llmcompare.record import ErrorInfo, Row, RunInfo
+    from llmcompare.record import ErrorInfo, Row, RunInfo, _aggregate
     from llmcompare.types import Sent
 
     now = datetime.now(timezone.utc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
 import math
 import re
@@ -18,7 +19,7 @@ from llmcompare import Usage
 from llmcompare.cost import Cost
 from llmcompare.errors import ConfigurationError
 from llmcompare.record import Comparison
-from llmcompare.report import print_report, write_csv, write_html
+from llmcompare.report import notes, print_report, write_csv, write_html
 
 BLOB = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.S)
 
@@ -85,6 +86,24 @@ def test_the_decision_view_says_what_its_dollars_are(record: Comparison, tmp_pat
     assert "$0.000000" not in page
     # Dollars per correct answer by hand: the API's $0.00625 over its 3 correct answers.
     assert f"<td>{0.00625 / 3:.3g}</td>" in page
+
+
+def test_the_page_marks_warnings_and_shows_each_pair_once(
+    record: Comparison, tmp_path: Path
+) -> None:
+    page = write_html(record, tmp_path / "report.html").read_text(encoding="utf-8")
+    (listed,) = re.findall(r'<ul class="notes">(.*?)</ul>', page, re.S)
+    shown = [
+        (bool(warn), html.unescape(text))
+        for warn, text in re.findall(r'<li( class="warn")?>(.*?)</li>', listed, re.S)
+    ]
+    pair = record.differences[0]
+    # The notes under the pairs table are every note but the pairs', warnings marked as such.
+    expected = [n for n in notes(record) if not n.startswith(pair.line())]
+    assert [text for _, text in shown] == expected
+    assert [warn for warn, _ in shown] == [n.startswith("! ") for n in expected]
+    assert any(warn for warn, _ in shown)  # the API's failure
+    assert html.unescape(page).count(pair.verdict()) == 1  # in the pairs table only
 
 
 def test_5000_items_by_3_models_stay_under_10_mb(tmp_path: Path) -> None:

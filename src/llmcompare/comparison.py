@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Unpack
 
-from llmcompare import _aggregate
 from llmcompare._version import __version__
 from llmcompare.batch import _error_record, generate_many
 from llmcompare.cost import (
@@ -40,7 +39,7 @@ from llmcompare.model import Model, ModelBase
 from llmcompare.plugins import get_model
 from llmcompare.prompts import PROMPT_FILE_SUFFIXES, PromptItem, builtin_suite, load_prompts
 from llmcompare.ratelimit import RateLimits
-from llmcompare.record import Comparison, ErrorInfo, ModelSummary, Row, RunInfo
+from llmcompare.record import Comparison, ErrorInfo, ModelSummary, Row, RunInfo, _aggregate
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.runs._folder import RunFolder, fingerprint
 from llmcompare.runs._journal import journal_in

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from llmcompare.cost import GENERIC_CLOUD_VM, LocalHardware
+from llmcompare.record._aggregate import row_score
 
 if TYPE_CHECKING:
     from llmcompare.record import Comparison, ModelSummary
@@ -77,8 +78,6 @@ class PerCorrect:
 
 def per_correct(comparison: Comparison) -> list[PerCorrect]:
     """Dollars and kWh per correct answer of each model, in run order."""
-    from llmcompare._aggregate import row_score
-
     correct = dict.fromkeys(comparison.run.models, 0.0)
     for row in comparison.rows:
         score = row_score(row)

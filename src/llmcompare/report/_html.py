@@ -13,20 +13,25 @@ import json
 import math
 from collections.abc import Iterator
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmcompare import _svg
-from llmcompare.decision import BreakEven, break_even, per_correct, round_volume
+from llmcompare.decision import per_correct
 from llmcompare.errors import ConfigurationError
+from llmcompare.record._aggregate import item_scores_of
+from llmcompare.report import _svg
+from llmcompare.report._tables import break_even_chart, chart_data, view
 
 if TYPE_CHECKING:
     import jinja2
 
+    from llmcompare.decision import BreakEven
     from llmcompare.record import Comparison, Row
 
-__all__: list[str] = []
+__all__ = ["write_html"]
 
-_TEMPLATES = "templates"
+# The templates and the page's script and style: package data of this package (in the wheel).
+_PACKAGE, _TEMPLATES = "llmcompare.report", "templates"
 # What ends a <script> element or starts a comment inside one, and the line separators that
 # older parsers treat as newlines: written as JSON escapes, the same string once parsed.
 _UNSAFE = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
@@ -118,8 +123,6 @@ def _cell(row: Row, sent: _Interned, assumptions: _Interned) -> dict[str, Any]:
 
 def grid_data(comparison: Comparison) -> dict[str, Any]:
     """The answers as data for the page's script: items once, one cell per item and model."""
-    from llmcompare._aggregate import item_scores_of
-
     models = list(comparison.run.models)
     col = {m: i for i, m in enumerate(models)}
     item_scores = [item_scores_of(comparison.rows, m) for m in models]
@@ -164,82 +167,23 @@ def grid_data(comparison: Comparison) -> dict[str, Any]:
 
 
 def _charts(comparison: Comparison) -> list[str]:
-    sums = comparison.summaries
-    level = f"{comparison.run.confidence:.0%}"
-
-    def point(s: Any, x: float | None, missing: str) -> _svg.Point:
-        low, high = s.score_ci if s.score_ci is not None else (None, None)
-        note = "" if x is not None else f" ({missing})"
-        return _svg.Point(s.model, x or 0.0, s.score or 0.0, low, high, note)
-
+    charts = chart_data(comparison)
     return [
-        _svg.scatter(
-            [
-                point(
-                    s,
-                    None if s.usd_per_1k_tokens is None else float(s.usd_per_1k_tokens),
-                    "no cost",
-                )
-                for s in sums
-            ],
-            title="Quality vs cost",
-            xlabel="dollars per 1K tokens",
-            ylabel=f"score, {level} interval",
-        ),
-        _svg.scatter(
-            [point(s, s.latency_p50_s, "no latency") for s in sums],
-            title="Quality vs latency",
-            xlabel="latency p50 (s)",
-            ylabel=f"score, {level} interval",
-        ),
-        _svg.bars(
-            [(s.model, s.output_tokens_per_s) for s in sums],
-            title="Throughput",
-            ylabel="output tokens / s",
-        ),
-        _svg.bars(
-            [(s.model, None if s.cost.kwh is None else float(s.cost.kwh) * 1000) for s in sums],
-            title="Energy",
-            ylabel="Wh, whole run",
-            missing="not measured",
-        ),
+        _svg.scatter(charts.quality_vs_cost),
+        _svg.scatter(charts.quality_vs_latency),
+        _svg.bars(charts.throughput),
+        _svg.bars(charts.energy),
     ]
 
 
-def _break_even_chart(found: BreakEven) -> str | None:
-    a, b = found.lines
-    if a is None or b is None or a.local == b.local:
-        return None
-    local = a if a.local else b
-    assert local.capacity is not None
-    top = 2.0 * found.crossover if found.crossover is not None else local.capacity
-    steps = 120
-    xs = [top * i / steps for i in range(steps + 1)]
-    series = [(line.model, [(x, line.monthly_usd(x)) for x in xs]) for line in (a, b)]
-    marks = []
-    if found.first_crossover is not None:
-        x = found.first_crossover
-        marks.append((x, local.monthly_usd(x), f"first ~{round_volume(x)} / month"))
-    if found.crossover is not None:
-        x = found.crossover
-        marks.append((x, local.monthly_usd(x), f"~{round_volume(x)} / month"))
-    return _svg.lines(
-        series,
-        title=f"Monthly cost: {found.model_a} vs {found.model_b}",
-        xlabel="requests a month",
-        ylabel="dollars a month",
-        marks=marks,
-        notes=[found.sentence(), *found.assumptions],
-    )
+def _break_even_svg(found: BreakEven) -> str | None:
+    chart = break_even_chart(found)
+    return None if chart is None else _svg.lines(chart)
 
 
 def context(comparison: Comparison) -> dict[str, Any]:
     """Everything the template shows."""
-    from llmcompare.report import notes, stamp, summary_table_rows
-
-    models = comparison.run.models
-    pairs = [(a, b) for i, a in enumerate(models) for b in models[i + 1 :]]
-    evens = [break_even(comparison, a, b) for a, b in pairs]
+    tables = view(comparison)
     grid = grid_data(comparison)
     received = {
         model: [
@@ -253,18 +197,15 @@ def context(comparison: Comparison) -> dict[str, Any]:
     }
     return {
         "run": comparison.run,
-        "stamp": stamp(comparison),
-        "summary": summary_table_rows(comparison),
-        "pairs": comparison.differences,
+        "stamp": tables.stamp,
+        "header": tables.header,
+        "summary": tables.summary,
+        "pairs": tables.pairs,
         # The pairs have their own table: the notes under it are the rest.
-        "notes": [
-            n
-            for n in notes(comparison)
-            if not any(n.startswith(p.line()) for p in comparison.differences)
-        ],
+        "notes": [n for n in tables.notes if n.kind != "pair"],
         "charts": _charts(comparison),
         "per_correct": per_correct(comparison),
-        "break_evens": [(found, _break_even_chart(found)) for found in evens],
+        "break_evens": [(found, _break_even_svg(found)) for found in tables.break_evens],
         "received": received,
         "summaries": {s.model: s for s in comparison.summaries},
         "settings": json.dumps(comparison.run.settings, indent=1, default=str),
@@ -273,7 +214,7 @@ def context(comparison: Comparison) -> dict[str, Any]:
 
 
 def _asset(name: str) -> str:
-    return (resources.files("llmcompare") / _TEMPLATES / name).read_text(encoding="utf-8")
+    return (resources.files(_PACKAGE) / _TEMPLATES / name).read_text(encoding="utf-8")
 
 
 @functools.cache
@@ -286,13 +227,29 @@ def _template() -> jinja2.Template:
             "the HTML report needs Jinja2: pip install 'llmcompare[report]'"
         ) from None
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("llmcompare", _TEMPLATES),
+        loader=jinja2.PackageLoader(_PACKAGE, _TEMPLATES),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
     return env.get_template("report.html.j2")
+
+
+def write_html(comparison: Comparison, path: str | Path) -> Path:
+    """Write one self-contained, interactive HTML page (it opens offline and can be mailed).
+
+    The page has the summary with intervals and each pair's verdict, the decision view
+    (dollars and kWh per correct answer, the break-even volume), SVG charts with interval
+    whiskers, the answers as a grid with filters and sorting (a row expands to the prompt,
+    every answer, the request as sent, usage, timings and cost), and the run's stamp.
+
+    Raises:
+        ConfigurationError: When Jinja2 is not installed (``pip install 'llmcompare[report]'``).
+    """
+    p = Path(path)
+    p.write_text(render(comparison), encoding="utf-8")
+    return p
 
 
 def render(comparison: Comparison) -> str:

@@ -25,11 +25,13 @@ from typing import TYPE_CHECKING
 from llmcompare.cost import Cost
 from llmcompare.errors import LLMCompareError
 from llmcompare.prompts import PromptItem
-from llmcompare.record import Comparison, ModelSummary, Pairwise, PassAtK, Row
+from llmcompare.record._types import ModelSummary, Pairwise, PassAtK, Row
 from llmcompare.scorers import Contains, Scorer, check_item, scorer_from_name, scorer_name
+from llmcompare.stats import mean_interval, paired_difference, pass_at_k
 from llmcompare.types import Completion, Usage
 
 if TYPE_CHECKING:
+    from llmcompare.record._comparison import Comparison
     from llmcompare.stats import Difference, Interval
 
 __all__: list[str] = []
@@ -98,8 +100,6 @@ def interval(values: Sequence[float], *, confidence: float, seed: int) -> Interv
     """The confidence interval of a mean, or None for no values."""
     if not values:
         return None
-    from llmcompare.stats import mean_interval
-
     return mean_interval(values, confidence=confidence, seed=seed)
 
 
@@ -113,8 +113,6 @@ def difference(
     seed: int,
 ) -> Difference | None:
     """The paired difference of two models over the items both answered; None for no such item."""
-    from llmcompare.stats import paired_difference
-
     a = item_scores_of(rows, model_a, scorer)
     b = item_scores_of(rows, model_b, scorer)
     both = [i for i, v in a.items() if v is not None and b.get(i) is not None]
@@ -318,8 +316,6 @@ def pass_at_k_of(
 
     A sample passes when the scorer gave it 1; a failed or unscored sample does not pass.
     """
-    from llmcompare.stats import pass_at_k
-
     out = []
     for name in scorers:
         # item -> (samples, passes), for the common items this scorer applies to

@@ -1,36 +1,26 @@
-"""The record of a comparison: typed, saved as JSON, loaded back equal, re-scored or re-rendered.
+"""The parts of a record: one answer (:class:`Row`), one model's aggregates, a pair, the run.
 
-These types know nothing of how a comparison runs: a saved record loads, renders and re-scores
-without the runner, the backends or torch (``llmcompare report`` and ``llmcompare rescore`` use
-only this module, the scorers and :mod:`llmcompare.report`).
+Plain frozen pydantic models with no behaviour beyond a line of text: the whole record
+(:class:`~llmcompare.record.Comparison`) is made of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmcompare.cost import Cost, LocalHardware
-from llmcompare.errors import BackendError, LLMCompareError, redact
-from llmcompare.prompts import PromptItem
-from llmcompare.scorers import Scorer
+from llmcompare.errors import BackendError, redact
 from llmcompare.stats import Difference
 from llmcompare.types import Completion, Usage
 
-if TYPE_CHECKING:
-    import pandas as pd
+__all__ = ["FROZEN", "ErrorInfo", "ModelSummary", "Pairwise", "PassAtK", "Row", "RunInfo"]
 
-    from llmcompare.decision import BreakEven
-
-__all__ = ["Comparison", "ErrorInfo", "ModelSummary", "Pairwise", "PassAtK", "Row", "RunInfo"]
-
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
+FROZEN = ConfigDict(frozen=True, extra="forbid")
+"""Every record type is immutable and refuses unknown fields (a record loads back exactly)."""
 
 
 class ErrorInfo(BaseModel):
@@ -42,7 +32,7 @@ class ErrorInfo(BaseModel):
         retryable: Whether it was classified retryable, when it was a backend error.
     """
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     type: str
     message: str
@@ -73,7 +63,7 @@ class Row(BaseModel):
             new latency measurement).
     """
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     item_id: str
     model: str
@@ -96,7 +86,7 @@ class Pairwise(BaseModel):
         difference: The statistics: mean difference, its interval, p-value, wins, ties, losses.
     """
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     model_a: str
     model_b: str
@@ -130,7 +120,7 @@ class PassAtK(BaseModel):
         samples: Samples per item (n).
     """
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     scorer: str
     k: int
@@ -179,7 +169,7 @@ class ModelSummary(BaseModel):
         pass_at_k: pass@k for each code scorer and each k of the run's ``pass_at``.
     """
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     model: str
     open_weights: bool
@@ -238,7 +228,7 @@ class RunInfo(BaseModel):
         pass_at: The k values of pass@k reported for code scorers (each at most ``samples``).
     """
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     llmcompare_version: str
     started_at: datetime
@@ -257,155 +247,3 @@ class RunInfo(BaseModel):
     stats_seed: int = 0
     scorers: tuple[str, ...] = ()
     pass_at: tuple[int, ...] = ()
-
-
-class Comparison(BaseModel):
-    """The full typed record of a comparison; JSON round-trips with :meth:`load`.
-
-    Attributes:
-        run: What it ran on.
-        items: The prompt items.
-        rows: One row per item, model and sample.
-        summaries: One per model, in run order.
-        differences: Every pair of models (in run order), compared on each item's mean score.
-    """
-
-    model_config = _FROZEN
-
-    run: RunInfo
-    items: tuple[PromptItem, ...]
-    rows: tuple[Row, ...]
-    summaries: tuple[ModelSummary, ...]
-    differences: tuple[Pairwise, ...] = ()
-
-    def row(self, item_id: str, model: str, sample: int = 0) -> Row:
-        """The row for one item, model (its label) and sample.
-
-        Raises:
-            KeyError: When there is none.
-        """
-        rows, index = self._row_index
-        if rows is not self.rows:  # a model_copy(update=...) carried an index of other rows
-            self.__dict__.pop("_row_index", None)
-            rows, index = self._row_index
-        return index[(item_id, model, sample)]
-
-    @cached_property
-    def _row_index(self) -> tuple[tuple[Row, ...], dict[tuple[str, str, int], Row]]:
-        # Built once per record: a report looks up every (item, model) pair.
-        return self.rows, {(r.item_id, r.model, r.sample): r for r in self.rows}
-
-    def break_even(self, model_a: str, model_b: str) -> BreakEven:
-        """Monthly dollars against monthly requests for two models, and where they cross.
-
-        An API model costs the run's mean dollars per request (its mean tokens at its
-        prices); a local model runs on the run's hardware kept on all month (730 h at its
-        $/hour, one machine per measured-throughput's worth of requests) plus energy per
-        request. See :mod:`llmcompare.decision` for the whole model.
-
-        Args:
-            model_a: A model label of the run.
-            model_b: Another one.
-
-        Returns:
-            The crossover volume (requests a month), or None with the reason, and the
-            assumptions it rests on.
-
-        Raises:
-            KeyError: When a model is not in the run.
-        """
-        from llmcompare.decision import break_even
-
-        return break_even(self, model_a, model_b)
-
-    def to_pandas(self) -> pd.DataFrame:
-        """One row per item, model and sample, with the columns of the answers CSV.
-
-        Raises:
-            ConfigurationError: When pandas is not installed.
-        """
-        from llmcompare.report import answers_frame
-
-        return answers_frame(self)
-
-    def _repr_html_(self) -> str:
-        # Notebooks show a comparison as its summary table.
-        from llmcompare.report import summary_html
-
-        return summary_html(self)
-
-    def difference(self, model_a: str, model_b: str, scorer: str | None = None) -> Pairwise:
-        """Compare two models of the run item by item, over the items both answered.
-
-        Args:
-            model_a: A model id of the run.
-            model_b: Another one; the difference is ``a - b``.
-            scorer: A scorer's name, or None for each item's mean score.
-
-        Returns:
-            The paired difference, with its interval and p-value.
-
-        Raises:
-            KeyError: When a model is not in the run.
-            LLMCompareError: When the two models answered no item in common.
-        """
-        from llmcompare._aggregate import difference
-
-        for model in (model_a, model_b):
-            if model not in self.run.models:
-                raise KeyError(f"{model!r} is not a model of this run: {list(self.run.models)}")
-        found = difference(
-            self.rows,
-            model_a,
-            model_b,
-            scorer=scorer,
-            confidence=self.run.confidence,
-            seed=self.run.stats_seed,
-        )
-        if found is None:
-            raise LLMCompareError(f"{model_a} and {model_b} answered no item in common")
-        return Pairwise(model_a=model_a, model_b=model_b, scorer=scorer, difference=found)
-
-    @property
-    def failed(self) -> int:
-        """How many requests failed across all models."""
-        return sum(1 for r in self.rows if r.error is not None)
-
-    def save(self, path: str | Path) -> Path:
-        """Write the record as JSON."""
-        p = Path(path)
-        p.write_text(self.model_dump_json(indent=2), encoding="utf-8")
-        return p
-
-    @classmethod
-    def load(cls, path: str | Path) -> Comparison:
-        """Read a record written by :meth:`save`."""
-        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
-
-    def rescore(
-        self,
-        scorers: Sequence[Scorer] = (),
-        *,
-        replace: bool = False,
-        allow_code_execution: bool = False,
-    ) -> Comparison:
-        """Score the recorded answers again, with new scorers, without sending a request.
-
-        Args:
-            scorers: Scorers applied to every item (built ones, or callables of your own).
-            replace: Drop each item's own scorers and use only ``scorers``; by default the
-                item's own scorers run too, as in :func:`~llmcompare.compare`.
-            allow_code_execution: Let the items' ``unit_tests`` scorers run the answers' code
-                (see :class:`llmcompare.sandbox.UnitTests`).
-
-        Returns:
-            A new record: the same answers, new scores, summaries and pairwise differences.
-
-        Raises:
-            ConfigurationError: When a scorer cannot score an item (checked before scoring).
-        """
-        from llmcompare import _aggregate
-
-        return _aggregate.rescored(
-            self, scorers, replace=replace, allow_code_execution=allow_code_execution
-        )

@@ -1,9 +1,12 @@
 """Small inline SVG charts for the HTML report: scatter with whiskers, bars, cost lines.
 
-Hand-kept rather than matplotlib: a report is a handful of points per chart, the page must open
-offline, and the SVG becomes part of the page (text searchable, crisp at any zoom, no PNG files).
-Every point carries its label beside it and the legend sits below the plot, so it never hides a
-point. All text is escaped here: model labels come from the user's configuration.
+Each function draws one chart of the view model (``_tables``: :class:`Scatter`, :class:`Bars`,
+:class:`Lines`); the image files of ``charts()`` draw the same data with matplotlib
+(``_plot``). Hand-kept rather than matplotlib: a report is a handful of points per chart, the
+page must open offline and without matplotlib, and the SVG becomes part of the page (text
+searchable, crisp at any zoom, no PNG files). Every point carries its label beside it and the
+legend sits below the plot, so it never hides a point. All text is escaped here: model labels
+come from the user's configuration.
 """
 
 from __future__ import annotations
@@ -12,27 +15,17 @@ import itertools
 import math
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
 from html import escape
+
+from llmcompare.report._tables import Bars, Lines, Scatter
 
 __all__: list[str] = []
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 
 _W, _H = 460, 300
+_LINES_W = 760  # the cost lines get a wide chart: their notes are long sentences
 _LEFT, _RIGHT, _TOP, _BOTTOM = 62, 150, 30, 44
-
-
-@dataclass(frozen=True)
-class Point:
-    """One model's point: ``y`` with its interval ``[low, high]`` as a whisker."""
-
-    label: str
-    x: float
-    y: float
-    low: float | None = None
-    high: float | None = None
-    note: str = ""
 
 
 def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -140,20 +133,13 @@ def _spread_labels(ys: list[float], gap: float = 13.0) -> list[float]:
     return out
 
 
-def scatter(
-    points: Sequence[Point],
-    *,
-    title: str,
-    xlabel: str,
-    ylabel: str,
-    y_range: tuple[float, float] = (0.0, 1.0),
-    notes: Sequence[str] = (),
-) -> str:
+def scatter(chart: Scatter) -> str:
     """A scatter of one point per model, whiskers for intervals, each point labelled."""
+    points = chart.points
     xs = [p.x for p in points] or [0.0]
     hi = max(xs)
-    frame = _Frame((0.0, hi * 1.15 if hi > 0 else 1.0), y_range)
-    parts = frame.axes(title, xlabel, ylabel)
+    frame = _Frame((0.0, hi * 1.15 if hi > 0 else 1.0), (0.0, 1.0))
+    parts = frame.axes(chart.title, chart.xlabel, chart.ylabel)
     label_y = _spread_labels([frame.py(p.y) + 4 for p in points])
     legend = []
     for i, p in enumerate(points):
@@ -174,16 +160,15 @@ def scatter(
             "</text>"
         )
         legend.append((p.label + p.note, color))
-    return _svg(parts, legend, notes)
+    return _svg(parts, legend, ())
 
 
-def bars(
-    values: Sequence[tuple[str, float | None]], *, title: str, ylabel: str, missing: str = "n/a"
-) -> str:
+def bars(chart: Bars) -> str:
     """One bar per model, its value written on it; a model without a value says so."""
+    values, missing = chart.values, chart.missing
     top = max((v for _, v in values if v is not None), default=0.0)
     frame = _Frame((0.0, float(max(len(values), 1))), (0.0, top * 1.15 if top > 0 else 1.0))
-    parts = frame.axes(title, "", ylabel, xticks=False)
+    parts = frame.axes(chart.title, "", chart.ylabel, xticks=False)
     legend = []
     for i, (label, v) in enumerate(values):
         color = PALETTE[i % len(PALETTE)]
@@ -212,21 +197,13 @@ def bars(
     return _svg(parts, legend, ())
 
 
-def lines(
-    series: Sequence[tuple[str, Sequence[tuple[float, float]]]],
-    *,
-    title: str,
-    xlabel: str,
-    ylabel: str,
-    marks: Sequence[tuple[float, float, str]] = (),
-    notes: Sequence[str] = (),
-    width: int = 760,
-) -> str:
+def lines(chart: Lines) -> str:
     """Lines through each model's points, with marked points (a crossover) labelled."""
+    series = chart.series
     xs = [x for _, pts in series for x, _ in pts] or [1.0]
     ys = [y for _, pts in series for _, y in pts] or [1.0]
-    frame = _Frame((0.0, max(xs) or 1.0), (0.0, max(ys) * 1.1 or 1.0), width)
-    parts = frame.axes(title, xlabel, ylabel)
+    frame = _Frame((0.0, max(xs) or 1.0), (0.0, max(ys) * 1.1 or 1.0), _LINES_W)
+    parts = frame.axes(chart.title, chart.xlabel, chart.ylabel)
     legend = []
     for i, (label, pts) in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
@@ -243,14 +220,14 @@ def lines(
                 f"{escape(_short(label))}</text>"
             )
         legend.append((label, color))
-    for x, y, text in marks:
+    for x, y, text in chart.marks:
         px, py = frame.px(x), frame.py(y)
         parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="5" class="mk"/>')
         parts.append(
             f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{py:.1f}" y2="{_TOP + frame.ph}" class="mkl"/>'
         )
         parts.append(f'<text x="{px + 7:.1f}" y="{py - 8:.1f}" class="pl">{escape(text)}</text>')
-    return _svg(parts, legend, notes, width)
+    return _svg(parts, legend, chart.notes, _LINES_W)
 
 
 def _short(label: str, width: int = 22) -> str:

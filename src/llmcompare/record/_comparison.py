@@ -1,0 +1,179 @@
+"""The whole record of a comparison: typed, saved as JSON, loaded back equal, re-scored.
+
+:class:`Comparison` knows nothing of how a comparison runs: a saved record loads, renders and
+re-scores without the runner, the backends or torch (``llmcompare report`` and ``llmcompare
+rescore`` use only this package, the scorers and :mod:`llmcompare.report`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from llmcompare.errors import LLMCompareError
+from llmcompare.prompts import PromptItem
+from llmcompare.record import _aggregate
+from llmcompare.record._types import FROZEN, ModelSummary, Pairwise, Row, RunInfo
+from llmcompare.scorers import Scorer
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from llmcompare.decision import BreakEven
+
+__all__ = ["Comparison"]
+
+
+class Comparison(BaseModel):
+    """The full typed record of a comparison; JSON round-trips with :meth:`load`.
+
+    Attributes:
+        run: What it ran on.
+        items: The prompt items.
+        rows: One row per item, model and sample.
+        summaries: One per model, in run order.
+        differences: Every pair of models (in run order), compared on each item's mean score.
+    """
+
+    model_config = FROZEN
+
+    run: RunInfo
+    items: tuple[PromptItem, ...]
+    rows: tuple[Row, ...]
+    summaries: tuple[ModelSummary, ...]
+    differences: tuple[Pairwise, ...] = ()
+
+    def row(self, item_id: str, model: str, sample: int = 0) -> Row:
+        """The row for one item, model (its label) and sample.
+
+        Raises:
+            KeyError: When there is none.
+        """
+        rows, index = self._row_index
+        if rows is not self.rows:  # a model_copy(update=...) carried an index of other rows
+            self.__dict__.pop("_row_index", None)
+            rows, index = self._row_index
+        return index[(item_id, model, sample)]
+
+    @cached_property
+    def _row_index(self) -> tuple[tuple[Row, ...], dict[tuple[str, str, int], Row]]:
+        # Built once per record: a report looks up every (item, model) pair.
+        return self.rows, {(r.item_id, r.model, r.sample): r for r in self.rows}
+
+    def break_even(self, model_a: str, model_b: str) -> BreakEven:
+        """Monthly dollars against monthly requests for two models, and where they cross.
+
+        An API model costs the run's mean dollars per request (its mean tokens at its
+        prices); a local model runs on the run's hardware kept on all month (730 h at its
+        $/hour, one machine per measured-throughput's worth of requests) plus energy per
+        request. See :mod:`llmcompare.decision` for the whole model.
+
+        Args:
+            model_a: A model label of the run.
+            model_b: Another one.
+
+        Returns:
+            The crossover volume (requests a month), or None with the reason, and the
+            assumptions it rests on.
+
+        Raises:
+            KeyError: When a model is not in the run.
+        """
+        # Whitelisted facade import: decision reads the record, so it is imported on use.
+        from llmcompare.decision import break_even
+
+        return break_even(self, model_a, model_b)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per item, model and sample, with the columns of the answers CSV.
+
+        Raises:
+            ConfigurationError: When pandas is not installed.
+        """
+        # Whitelisted facade import (upward, to the report that renders this record).
+        from llmcompare.report import answers_frame
+
+        return answers_frame(self)
+
+    def _repr_html_(self) -> str:
+        # Notebooks show a comparison as its summary table. Whitelisted facade import
+        # (upward, to the report that renders this record).
+        from llmcompare.report import summary_html
+
+        return summary_html(self)
+
+    def difference(self, model_a: str, model_b: str, scorer: str | None = None) -> Pairwise:
+        """Compare two models of the run item by item, over the items both answered.
+
+        Args:
+            model_a: A model id of the run.
+            model_b: Another one; the difference is ``a - b``.
+            scorer: A scorer's name, or None for each item's mean score.
+
+        Returns:
+            The paired difference, with its interval and p-value.
+
+        Raises:
+            KeyError: When a model is not in the run.
+            LLMCompareError: When the two models answered no item in common.
+        """
+        for model in (model_a, model_b):
+            if model not in self.run.models:
+                raise KeyError(f"{model!r} is not a model of this run: {list(self.run.models)}")
+        found = _aggregate.difference(
+            self.rows,
+            model_a,
+            model_b,
+            scorer=scorer,
+            confidence=self.run.confidence,
+            seed=self.run.stats_seed,
+        )
+        if found is None:
+            raise LLMCompareError(f"{model_a} and {model_b} answered no item in common")
+        return Pairwise(model_a=model_a, model_b=model_b, scorer=scorer, difference=found)
+
+    @property
+    def failed(self) -> int:
+        """How many requests failed across all models."""
+        return sum(1 for r in self.rows if r.error is not None)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the record as JSON."""
+        p = Path(path)
+        p.write_text(self.model_dump_json(indent=2), encoding="utf-8")
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path) -> Comparison:
+        """Read a record written by :meth:`save`."""
+        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+    def rescore(
+        self,
+        scorers: Sequence[Scorer] = (),
+        *,
+        replace: bool = False,
+        allow_code_execution: bool = False,
+    ) -> Comparison:
+        """Score the recorded answers again, with new scorers, without sending a request.
+
+        Args:
+            scorers: Scorers applied to every item (built ones, or callables of your own).
+            replace: Drop each item's own scorers and use only ``scorers``; by default the
+                item's own scorers run too, as in :func:`~llmcompare.compare`.
+            allow_code_execution: Let the items' ``unit_tests`` scorers run the answers' code
+                (see :class:`llmcompare.sandbox.UnitTests`).
+
+        Returns:
+            A new record: the same answers, new scores, summaries and pairwise differences.
+
+        Raises:
+            ConfigurationError: When a scorer cannot score an item (checked before scoring).
+        """
+        return _aggregate.rescored(
+            self, scorers, replace=replace, allow_code_execution=allow_code_execution
+        )

@@ -1,0 +1,77 @@
+"""The terminal report: the summary table, the answers side by side, the notes (rich)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from llmcompare.report._tables import view
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from llmcompare.record import Comparison, Row
+
+__all__ = ["print_report"]
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _answer_cell(row: Row, answer_width: int) -> str:
+    """One model's answer to one item as rich markup: the answer and its scores, or the error."""
+    from rich.markup import escape
+
+    if row.completion is None:
+        assert row.error is not None
+        message = escape(_clip(row.error.message, 40))
+        return f"[red]{row.error.type}[/red]: {message}"
+    scores = " ".join(f"{k}={'-' if v is None else f'{v:.2f}'}" for k, v in row.scores.items())
+    return escape(_clip(row.completion.text, answer_width)) + (
+        f"\n[dim]{escape(scores)}[/dim]" if scores else ""
+    )
+
+
+def print_report(
+    comparison: Comparison, console: Console | None = None, *, answer_width: int = 60
+) -> None:
+    """Print the aggregate table and the answers side by side.
+
+    Args:
+        comparison: The record to show.
+        console: A rich console; by default one on stdout.
+        answer_width: Characters of each answer to show.
+    """
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = console or Console()
+    tables = view(comparison)
+    table = Table(title="Models", title_justify="left")
+    for i, col in enumerate(tables.header.strings()):
+        table.add_column(col, justify="left" if i == 0 else "right", overflow="fold")
+    for row in tables.summary:
+        table.add_row(*(escape(cell) for cell in row.strings()))
+    console.print(table)
+
+    answers = Table(title="Answers", title_justify="left", show_lines=True)
+    answers.add_column("item")
+    for model in comparison.run.models:
+        answers.add_column(model)
+    for item in comparison.items:
+        answers.add_row(
+            escape(item.id),
+            *(
+                _answer_cell(comparison.row(item.id, model), answer_width)
+                for model in comparison.run.models
+            ),
+        )
+    console.print(answers)
+    for note in tables.notes:
+        style = "yellow" if note.kind == "warning" else "dim"
+        console.print(f"[{style}]{escape(note.line)}[/{style}]")
+    for even in tables.break_even_lines:
+        console.print(f"[bold]{escape(even)}[/bold]")
+    console.print(f"[dim]{escape(tables.stamp)}[/dim]")
