@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from typing_extensions import Unpack
 
-from llmcompare import _stop
+from llmcompare.backends import _stop
 from llmcompare.errors import ConfigurationError, redact
 from llmcompare.model import Model, _run_coroutine_sync
 from llmcompare.ratelimit import with_rate_limit
