@@ -49,12 +49,11 @@ from typing_extensions import Unpack
 
 from llmcompare.backends import _stop
 from llmcompare.errors import ConfigurationError, redact
-from llmcompare.model import Model, _run_coroutine_sync
+from llmcompare.model import Model, _continuous_batching, _native_batching, _run_coroutine_sync
 from llmcompare.ratelimit import with_rate_limit
 from llmcompare.retry import RetryPolicy, is_retryable, with_retry
 from llmcompare.schema import check_formats
 from llmcompare.types import Completion, Prompt, Request, Result, Settings
-from llmcompare.wrapper import _continuous_batching, _native_batching
 
 if TYPE_CHECKING:
     from llmcompare.cost import CostTracker

@@ -36,7 +36,7 @@ from llmcompare.cost import (
     oldest_price_date,
 )
 from llmcompare.errors import ConfigurationError, LLMCompareError
-from llmcompare.model import Model, ModelBase
+from llmcompare.model import Model, ModelBase, _native_batching, _native_streaming
 from llmcompare.plugins import get_model
 from llmcompare.prompts import PROMPT_FILE_SUFFIXES, PromptItem, builtin_suite, load_prompts
 from llmcompare.record import Comparison, ErrorInfo, ModelSummary, Row, RunInfo
@@ -46,7 +46,6 @@ from llmcompare.runs._journal import journal_in
 from llmcompare.schema import check_formats
 from llmcompare.scorers import Scorer, check_item, scorer_name
 from llmcompare.types import GenerationSettings, Request, Result, Settings
-from llmcompare.wrapper import _native_batching, _native_streaming
 
 if TYPE_CHECKING:
     from llmcompare.executors import Executor
