@@ -26,7 +26,8 @@ from typing_extensions import Unpack
 
 from llmcompare import _aggregate
 from llmcompare._version import __version__
-from llmcompare.batch import _error_record, generate_many
+from llmcompare.batch import generate_many
+from llmcompare.batch._results import error_record
 from llmcompare.cost import (
     GENERIC_CLOUD_VM,
     Budget,
@@ -484,7 +485,7 @@ class _ModelRun:
                         item_id,
                         sample,
                         self.hashes[i],
-                        error=_error_record(result.error),
+                        error=error_record(result.error),
                     )
             key = self.cache_key(i) if store is not None and result.completion else None
             if store is not None and key is not None and result.completion is not None:
