@@ -282,7 +282,7 @@ def test_a_folder_of_another_run_folder_format_is_refused_in_one_line(tmp_path: 
         compare([model], ["a", "b"], out=out, progress=False)
     message = str(refused.value)
     assert "\n" not in message
-    assert "another version of llmcompare (run folder format 1" in message
+    assert "another version of llmcompare (run folder format 1, not 2" in message
     assert "--force-new" in message
     again = compare([model], ["a", "b"], out=out, force_new=True, progress=False)
     assert [r.completion.text for r in again.rows if r.completion] == ["yes", "yes"]

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from llmcompare.prompts import PromptItem
     from llmcompare.runs import RunFolder
 
-__all__ = ["build_record", "cpu_name", "finished_record"]
+__all__ = ["RECORD_FILE", "build_record", "cpu_name", "finished_record"]
 
 RECORD_FILE = "comparison.json"
 """The record's file in a run folder."""

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from llmcompare.comparison._plan import ModelRun, PlannedRequest
     from llmcompare.executors import Executor
 
-__all__ = ["Sending", "close_all", "open_cache", "run_models"]
+__all__ = ["Sending", "close_all", "open_cache", "run_model", "run_models"]
 
 
 @dataclass(frozen=True)

@@ -81,8 +81,9 @@ class RunFolder:
         force_new: Start over in a folder made by another comparison instead of refusing it.
 
     Raises:
-        ConfigurationError: When the folder cannot be written, or holds another comparison
-            (the message says what differs), before anything is sent.
+        ConfigurationError: When the folder cannot be written, holds another comparison
+            (the message says what differs) or a run of another run folder format, before
+            anything is sent.
     """
 
     def __init__(
@@ -230,8 +231,8 @@ def _other(earlier: Mapping[str, Any], plan: Mapping[str, Any]) -> str:
         # Its lines name requests another way: nothing in it can be matched to this run.
         return (
             f"was written by another version of llmcompare (run folder format "
-            f"{earlier.get('format')!r}, this one reads {_FORMAT}; answers in the response "
-            "cache are not paid for again)"
+            f"{earlier.get('format')!r}, not {_FORMAT}; starting over pays nothing for the "
+            "answers the response cache holds)"
         )
     return f"holds another comparison ({_differences(earlier, plan)})"
 
