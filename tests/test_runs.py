@@ -243,6 +243,52 @@ def test_a_folder_of_another_comparison_is_refused_unless_force_new(tmp_path: Pa
     assert Comparison.load(out / "comparison.json") == again
 
 
+def test_a_request_has_one_key_in_the_run_folder_and_the_cache(tmp_path: Path) -> None:
+    from llmcompare import Request
+    from llmcompare.runs import ResponseCache, model_identity, request_key
+
+    out = tmp_path / "run"
+    items = ["one", "two"]
+    with (
+        OpenAIServer() as server,
+        chatgpt(server) as model,
+        ResponseCache(tmp_path / "cache.sqlite3") as cache,
+    ):
+        compare([model], items, out=out, cache=cache, samples=2, temperature=0.7, progress=False)
+        lines = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
+        # The key as request_key documents it: the model's identity, the request, the sample.
+        expected = {
+            (f"item-{i + 1}", sample): request_key(
+                model_identity(model),
+                Request.of(prompt, temperature=0.7, max_tokens=256, seed=sample),
+                sample,
+            )
+            for i, prompt in enumerate(items)
+            for sample in range(2)
+        }
+        assert {(line["item"], line["sample"]): line["request"] for line in lines} == expected
+        assert len(cache) == 4
+        assert all(cache.get(key) is not None for key in expected.values())
+
+
+def test_a_folder_of_another_run_folder_format_is_refused_in_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    model = llmcompare.get_model("fake", reply="yes")
+    compare([model], ["a", "b"], out=out, progress=False)
+    run_file = out / "run.json"
+    older = {**json.loads(run_file.read_text()), "format": 1}
+    run_file.write_text(json.dumps(older))
+    with pytest.raises(llmcompare.ConfigurationError) as refused:
+        compare([model], ["a", "b"], out=out, progress=False)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "another version of llmcompare (run folder format 1, not 2" in message
+    assert "--force-new" in message
+    again = compare([model], ["a", "b"], out=out, force_new=True, progress=False)
+    assert [r.completion.text for r in again.rows if r.completion] == ["yes", "yes"]
+    assert json.loads(run_file.read_text())["format"] == 2
+
+
 def test_a_damaged_answers_line_is_asked_again(tmp_path: Path) -> None:
     out = tmp_path / "run"
     with OpenAIServer() as server, chatgpt(server) as model:

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pluggy
 from pydantic import BaseModel, ConfigDict
 
-from llmcompare._network import check_network
+from llmcompare.backends._network import check_network
 from llmcompare.errors import PluginLoadError, UnknownModelError, redact
 from llmcompare.model import Model
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from llmcompare import _network
+from llmcompare.backends import _network
 from llmcompare.plugins import Registry, reset_registry
 
 __all__ = [

@@ -413,18 +413,3 @@ def _shifted(completion: Completion, shift: float) -> Completion:
 def _waited(completion: Completion, start: float) -> Completion:
     """The completion with its latency counted from ``start``: what this call's caller waited."""
     return _shifted(completion, time.perf_counter() - start - completion.latency_s)
-
-
-def _continuous_batching(model: Model) -> bool:
-    """Whether a model's concurrent calls share one running batch (see ModelBase)."""
-    return isinstance(model, ModelBase) and model.continuous_batching
-
-
-def _native_batching(model: Model) -> bool:
-    """Whether a model batches requests itself (:attr:`~llmcompare.ModelBase.native_batching`)."""
-    return isinstance(model, ModelBase) and model.native_batching
-
-
-def _native_streaming(model: Model) -> bool:
-    """Whether a model streams as it generates (:attr:`~llmcompare.ModelBase.native_streaming`)."""
-    return isinstance(model, ModelBase) and model.native_streaming

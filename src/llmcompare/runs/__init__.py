@@ -3,10 +3,10 @@
 :class:`RunFolder` is a comparison's folder, written as the run goes and resumed from (see
 :func:`llmcompare.compare`'s ``out=``).
 
-:func:`request_key` is the identity of a request in the response cache (meant to be the one
-identity everywhere, the Batch API's ``custom_id`` included): a SHA-256 over the model's identity
+:func:`request_key` is the one identity of a request: a SHA-256 over the model's identity
 (:func:`model_identity`), the request as sent and the sample index. :class:`ResponseCache` keeps
-successful answers under that key in one SQLite file that every run and process shares.
+successful answers under that key in one SQLite file that every run and process shares; a run
+folder names each answer's request by it, and the Batch API path uses it as ``custom_id``.
 
 Example:
     >>> import pathlib, tempfile

@@ -80,7 +80,13 @@ def _canonical(value: object) -> str:
 
 
 def request_key(identity: Mapping[str, Any], request: Request, sample: int = 0) -> str:
-    """The one identity of a request, everywhere: results file, response cache, batch custom_id.
+    """The one identity of a request: its key in the response cache and in a run folder.
+
+    A run folder's ``answers.jsonl`` names each answer's request by it, and the chatgpt
+    backend's Batch API path uses it as each line's ``custom_id`` and in its batch journal
+    (with the default sample 0: a backend sees requests, not samples, and the samples of one
+    comparison differ in their seed anyway). :func:`~llmcompare.batch.generate_many`'s results
+    file does not use it: its lines carry a check of their own (model id and request).
 
     The hex SHA-256 of the canonical JSON (sorted keys, no spaces, UTF-8 as is) of
     ``{"model": identity, "request": request.model_dump(mode="json"), "sample": sample}``. Equal

@@ -5,12 +5,14 @@ Layout:
 - ``run.json``: what the run is (its plan: models, items, settings, samples) and its resolved
   configuration, secrets never; written before the first request.
 - ``answers.jsonl``: one line per answer (or failure) the moment it arrives, flushed: a kill
-  loses at most the requests in flight.
+  loses at most the requests in flight. A line names its request by the request's key
+  (:func:`~llmcompare.runs.request_key`, the response cache's key too).
 - ``comparison.json`` and the reports: written at the end.
 
 Running the same comparison on the same folder sends only what is missing: answers already in
 ``answers.jsonl`` are read back with their original timings, failures are sent again. A folder
-made by another comparison is refused, naming what differs, unless ``force_new``.
+made by another comparison is refused, naming what differs, unless ``force_new``; so is a folder
+of another run folder format (written by another version of llmcompare).
 """
 
 from __future__ import annotations
@@ -39,7 +41,9 @@ RUN_FILE = "run.json"
 ANSWERS_FILE = "answers.jsonl"
 """Every answer as it arrived, one JSON line each."""
 
-_FORMAT = 1
+# 2: the lines of answers.jsonl name their request by its request_key (1: by a hash of the
+# request alone, which no other part of llmcompare used).
+_FORMAT = 2
 
 
 def _canonical(value: Any) -> str:
@@ -47,7 +51,7 @@ def _canonical(value: Any) -> str:
 
 
 def fingerprint(value: Any) -> str:
-    """SHA-256 of the canonical JSON of a value: the identity of a plan or a request."""
+    """SHA-256 of the canonical JSON of a value: the identity of a plan (what a run is)."""
     return hashlib.sha256(_canonical(value).encode()).hexdigest()
 
 
@@ -56,7 +60,8 @@ class Answer:
     """One answer read back from a run folder.
 
     Attributes:
-        request: The fingerprint of the request it answered (a changed request is not reused).
+        request: The key of the request it answered (:func:`~llmcompare.runs.request_key`): an
+            answer is reused only for the same request to the same model.
         completion: The answer, with its original timings.
         cached: Whether it came from the response cache when it was recorded.
     """
@@ -76,8 +81,9 @@ class RunFolder:
         force_new: Start over in a folder made by another comparison instead of refusing it.
 
     Raises:
-        ConfigurationError: When the folder cannot be written, or holds another comparison
-            (the message says what differs), before anything is sent.
+        ConfigurationError: When the folder cannot be written, holds another comparison
+            (the message says what differs) or a run of another run folder format, before
+            anything is sent.
     """
 
     def __init__(
@@ -107,12 +113,12 @@ class RunFolder:
         self.resumed = False
         if run_file.exists():
             earlier = _read_run(run_file)
-            if earlier.get("fingerprint") == digest:
+            if earlier.get("format") == _FORMAT and earlier.get("fingerprint") == digest:
                 self.resumed = True
             elif not force_new:
                 raise ConfigurationError(
-                    f"{self.path} holds another comparison ({_differences(earlier, plan)}): "
-                    "use another folder, or --force-new (force_new=True) to start over in it"
+                    f"{self.path} {_other(earlier, plan)}: use another folder, or --force-new "
+                    "(force_new=True) to start over in it"
                 )
             else:
                 # Nothing of the other comparison may pass for this one's.
@@ -172,7 +178,17 @@ class RunFolder:
         error: Mapping[str, Any] | None = None,
         cached: bool = False,
     ) -> None:
-        """Append one answer (or failure) and flush it: it survives a kill from here on."""
+        """Append one answer (or failure) and flush it: it survives a kill from here on.
+
+        Args:
+            model: The model's label in the comparison.
+            item: The item's id.
+            sample: The sample index.
+            request: The request's key (:func:`~llmcompare.runs.request_key`).
+            completion: The answer, for a success.
+            error: The failure as recorded (type, message, retryable), for a failure.
+            cached: Whether the answer came from the response cache.
+        """
         line: dict[str, Any] = {"model": model, "item": item, "sample": sample, "request": request}
         if completion is not None:
             line["completion"] = completion.model_dump(mode="json")
@@ -207,6 +223,18 @@ def _read_run(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigurationError(f"{path} is not a run record: delete it, or use --force-new")
     return data
+
+
+def _other(earlier: Mapping[str, Any], plan: Mapping[str, Any]) -> str:
+    """What the folder holds instead of this comparison, for the one-line refusal."""
+    if earlier.get("format") != _FORMAT:
+        # Its lines name requests another way: nothing in it can be matched to this run.
+        return (
+            f"was written by another version of llmcompare (run folder format "
+            f"{earlier.get('format')!r}, not {_FORMAT}; starting over pays nothing for the "
+            "answers the response cache holds)"
+        )
+    return f"holds another comparison ({_differences(earlier, plan)})"
 
 
 def _differences(earlier: Mapping[str, Any], plan: Mapping[str, Any]) -> str:

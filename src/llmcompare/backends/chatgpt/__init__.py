@@ -14,7 +14,6 @@ and tiktoken when tokens are first counted. Install both with ``pip install "llm
 
 from __future__ import annotations
 
-from llmcompare._retry_after import parse_duration, parse_retry_after
 from llmcompare.backends.chatgpt._batch import BatchRequestError
 from llmcompare.backends.chatgpt._model import (
     DEFAULT_MODEL,
@@ -29,6 +28,7 @@ from llmcompare.backends.chatgpt._tokens import (
     count_tokens,
 )
 from llmcompare.plugins import Register, hookimpl
+from llmcompare.retry._after import parse_duration, parse_retry_after
 
 __all__ = [
     "COMPATIBLE",

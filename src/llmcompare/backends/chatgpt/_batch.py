@@ -39,7 +39,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from llmcompare import _stop
+from llmcompare.backends import _stop
 from llmcompare.errors import BackendError, ProviderHTTPError
 from llmcompare.types import Completion, Request
 

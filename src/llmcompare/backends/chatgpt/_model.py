@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from llmcompare import _network
+from llmcompare.backends import _network
 from llmcompare.backends.chatgpt._quirks import COMPATIBLE, Quirks, quirks_for
 from llmcompare.backends.chatgpt._tokens import count_text_tokens, count_tokens, user_stacklevel
 from llmcompare.errors import BackendError, ConfigurationError, LLMCompareError

@@ -10,8 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from llmcompare._retry_after import parse_retry_after
 from llmcompare.errors import BackendError, LLMCompareError, ProviderHTTPError, RateLimitError
+from llmcompare.retry._after import parse_retry_after
 
 try:
     import openai

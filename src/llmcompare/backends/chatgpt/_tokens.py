@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from llmcompare import _network
+from llmcompare.backends import _network
 from llmcompare.backends.chatgpt._quirks import quirks_for
 from llmcompare.types import Message, Request
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from llmcompare import _stop
+from llmcompare.backends import _stop
 from llmcompare.backends.llama._constrain import Grammars
 from llmcompare.backends.llama._options import DEFAULT_MAX_TOKENS
 from llmcompare.energy import EnergyCounter, energy_counter

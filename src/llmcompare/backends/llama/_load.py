@@ -29,7 +29,7 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from llmcompare._network import check_network
+from llmcompare.backends._network import check_network
 from llmcompare.backends.llama._engine import Engine
 from llmcompare.backends.llama._locate import Source, default_cache_dir, file_sha256
 from llmcompare.backends.llama._options import LlamaOptions

@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from llmcompare import _stop
+from llmcompare.backends import _stop
 from llmcompare.backends.llama._locate import DEFAULT_MODEL, Source, resolve
 from llmcompare.backends.llama._options import LlamaOptions
 from llmcompare.errors import BackendError, ConfigurationError

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from llmcompare import _stop
+from llmcompare.backends import _stop
 from llmcompare.backends.llama._engine import Engine, Job, _shared_prefix, _spent
 from llmcompare.errors import BackendError
 

@@ -39,9 +39,9 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 
-from llmcompare._retry_after import parse_retry_after
 from llmcompare.errors import BackendError, ProviderHTTPError, redact
 from llmcompare.model import Model
+from llmcompare.retry._after import parse_retry_after
 from llmcompare.types import Completion, Request
 from llmcompare.wrapper import ModelWrapper, Outputs, _shifted
 

@@ -34,238 +34,25 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import hashlib
-import importlib
-import json
-import logging
 import os
-import sys
-import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING
 
 from typing_extensions import Unpack
 
-from llmcompare import _stop
-from llmcompare.errors import ConfigurationError, redact
-from llmcompare.model import Model, _run_coroutine_sync
+from llmcompare.backends import _stop
+from llmcompare.batch._progress import Progress
+from llmcompare.batch._results import ResultsFile, read_results
+from llmcompare.model import Model, _continuous_batching, _native_batching, _run_coroutine_sync
 from llmcompare.ratelimit import with_rate_limit
-from llmcompare.retry import RetryPolicy, is_retryable, with_retry
+from llmcompare.retry import RetryPolicy, with_retry
 from llmcompare.schema import check_formats
-from llmcompare.types import Completion, Prompt, Request, Result, Settings
-from llmcompare.wrapper import _continuous_batching, _native_batching
+from llmcompare.types import Prompt, Request, Result, Settings
 
 if TYPE_CHECKING:
     from llmcompare.cost import CostTracker
 
 __all__ = ["agenerate_many", "generate_many", "read_results"]
-
-logger = logging.getLogger("llmcompare.batch")
-
-
-# -- results file ----------------------------------------------------------------------------------
-
-
-def _request_hash(model_id: str, request: Request) -> str:
-    payload = json.dumps(
-        {"model": model_id, "request": request.model_dump(mode="json")},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:32]
-
-
-def _error_record(error: BaseException) -> dict[str, Any]:
-    cls = type(error)
-    return {
-        "type": f"{cls.__module__}.{cls.__qualname__}",
-        "message": redact(str(error)),
-        "retryable": is_retryable(error),
-    }
-
-
-class _ResultsFile:
-    """The JSONL results of one run: successful lines are kept and skipped on the next run."""
-
-    def __init__(self, path: str | os.PathLike[str], model_id: str, requests: Sequence[Request]):
-        self.path = Path(path)
-        self.hashes = [_request_hash(model_id, r) for r in requests]
-        self._file: TextIO | None = None
-
-    def load(self, requests: Sequence[Request]) -> dict[int, Result]:
-        """Read finished results, then rewrite the file with only them (damaged lines dropped).
-
-        A damaged line (cut short by a kill in mid-write, not UTF-8, not JSON, or not a valid
-        record) is logged as a warning and skipped: its request simply runs again.
-
-        Raises:
-            ConfigurationError: When a line holds the result of another request.
-        """
-        done: dict[int, Result] = {}
-        kept: list[str] = []
-        if self.path.exists():
-            # Bytes, decoded line by line: a line cut inside a character costs only that line.
-            for number, raw in enumerate(self.path.read_bytes().splitlines(), 1):
-                if not raw.strip():
-                    continue
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    self._skip(number, "not UTF-8")
-                    continue
-                try:
-                    record = json.loads(line)
-                except (ValueError, RecursionError) as exc:
-                    self._skip(number, f"invalid JSON: {getattr(exc, 'msg', exc)}")
-                    continue
-                index = record.get("index") if isinstance(record, dict) else None
-                digest = record.get("hash") if isinstance(record, dict) else None
-                # Exact types, no coercion: a bool or "3" is damage, not the index of a request.
-                if type(index) is not int or not isinstance(digest, str):
-                    self._skip(number, "not a record with an integer 'index' and a string 'hash'")
-                    continue
-                if not 0 <= index < len(self.hashes) or self.hashes[index] != digest:
-                    raise ConfigurationError(
-                        f"results file {self.path} holds results of other requests (line "
-                        f"{number}, index {index}); give another file or delete it to start over"
-                    )
-                if "completion" not in record or index in done:
-                    continue  # failures run again; a duplicate line changes nothing
-                try:
-                    completion = Completion.model_validate(record["completion"])
-                except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
-                    self._skip(number, f"invalid completion: {self._first_error(exc)}")
-                    continue
-                done[index] = Result(index, requests[index], completion=completion)
-                kept.append(line)
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            tmp.write_text("".join(k + "\n" for k in kept), "utf-8")
-            os.replace(tmp, self.path)
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("a", encoding="utf-8")
-        return done
-
-    def _skip(self, number: int, why: str) -> None:
-        # Damage (a kill in mid-write, a bad disk, a hand edit) must never stop the resume:
-        # the line is dropped with a warning and its request is sent again.
-        logger.warning(
-            "%s:%d: damaged line skipped (%s); its request runs again", self.path, number, why
-        )
-
-    @staticmethod
-    def _first_error(exc: Exception) -> str:
-        from pydantic import ValidationError  # only needed on this rare path
-
-        if isinstance(exc, ValidationError):
-            # Only where and what: pydantic's full text would echo the stored answer.
-            first = exc.errors(include_input=False)[0]
-            where = ".".join(str(p) for p in first["loc"])
-            return f"{where}: {first['msg']}" if where else first["msg"]
-        return str(exc)
-
-    def write(self, result: Result) -> None:
-        record: dict[str, Any] = {"index": result.index, "hash": self.hashes[result.index]}
-        if result.completion is not None:
-            record["completion"] = result.completion.model_dump(mode="json")
-        else:
-            assert result.error is not None
-            record["error"] = _error_record(result.error)
-        assert self._file is not None
-        # One write and a flush per result: a kill loses at most the line being written.
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a results file's records (for inspection), skipping unreadable lines.
-
-    A line is unreadable when it is not UTF-8 (say, cut inside a character), not JSON, or not
-    a JSON object.
-
-    Args:
-        path: The JSONL file written by :func:`generate_many`.
-
-    Returns:
-        One dict per readable line: ``index``, ``hash`` and ``completion`` or ``error``.
-    """
-    out = []
-    # Bytes, decoded line by line: one damaged line must not hide the others.
-    for raw in Path(path).read_bytes().splitlines():
-        try:
-            record = json.loads(raw.decode("utf-8"))
-        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError too
-            continue
-        if isinstance(record, dict):
-            out.append(record)
-    return out
-
-
-# -- progress --------------------------------------------------------------------------------------
-
-
-class _Progress:
-    """tqdm when installed, else one plain status line on stderr; nothing when disabled."""
-
-    def __init__(self, total: int, initial: int, enabled: bool | None, label: str) -> None:
-        if enabled is None:
-            stream = sys.stderr  # None under pythonw
-            enabled = stream is not None and stream.isatty()
-        self.enabled = enabled
-        self.total = total
-        self.done = initial
-        self.failed = 0
-        self.label = label
-        self._bar: Any = None
-        self._last = 0.0
-        if not enabled:
-            return
-        try:
-            # tqdm is optional (and untyped): look it up at run time only.
-            tqdm = importlib.import_module("tqdm").tqdm
-        except ImportError:
-            self._write()
-        else:
-            self._bar = tqdm(total=total, initial=initial, desc=label, unit="req", file=sys.stderr)
-
-    def update(self, ok: bool) -> None:
-        if not self.enabled:
-            return
-        self.done += 1
-        if not ok:
-            self.failed += 1
-        if self._bar is not None:
-            self._bar.update(1)
-            if not ok:
-                self._bar.set_postfix(failed=self.failed, refresh=False)
-        else:
-            now = time.monotonic()
-            if now - self._last >= 0.2 or self.done == self.total:
-                self._last = now
-                self._write()
-
-    def _write(self) -> None:
-        sys.stderr.write(f"\r{self.label}: {self.done}/{self.total} done, {self.failed} failed")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if not self.enabled:
-            return
-        if self._bar is not None:
-            self._bar.close()
-        else:
-            self._write()
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
-# -- the runs --------------------------------------------------------------------------------------
 
 
 def _compose(
@@ -345,12 +132,12 @@ async def agenerate_many(
     # A setup the model cannot run (no structured outputs, say) fails now, not row by row.
     check_formats(model, requests)
     results: list[Result | None] = [None] * len(requests)
-    store = None if results_file is None else _ResultsFile(results_file, model.id, requests)
+    store = None if results_file is None else ResultsFile(results_file, model.id, requests)
     if store is not None:
         for index, result in store.load(requests).items():
             results[index] = result
     todo = [i for i, r in enumerate(results) if r is None]
-    bar = _Progress(len(requests), len(requests) - len(todo), progress, model.id)
+    bar = Progress(len(requests), len(requests) - len(todo), progress, model.id)
     sink = _Sink(results, store, bar, on_result)
     try:
         if todo:
@@ -388,8 +175,8 @@ class _Sink:
     def __init__(
         self,
         results: list[Result | None],
-        store: _ResultsFile | None,
-        bar: _Progress,
+        store: ResultsFile | None,
+        bar: Progress,
         on_result: Callable[[Result], None] | None,
     ) -> None:
         self.results = results

@@ -1,7 +1,7 @@
 import pytest
 
 from llmcompare import ConfigurationError
-from llmcompare._network import check_network, is_loopback
+from llmcompare.backends._network import check_network, is_loopback
 from llmcompare.testing import no_network
 
 

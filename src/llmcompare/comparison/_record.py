@@ -1,0 +1,193 @@
+"""The last steps of a comparison: its answers scored and aggregated into the typed record.
+
+One :class:`~llmcompare.record.Row` per request (scored, costed), one summary per model, every
+pair of models compared, and the stamp of the run (versions, machine, prices' date).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime, timezone
+from typing import TYPE_CHECKING
+
+from llmcompare._version import __version__
+from llmcompare.cost import GENERIC_CLOUD_VM, LocalHardware, cost_of, oldest_price_date
+from llmcompare.record import Comparison, ErrorInfo, ModelSummary, Row, RunInfo, _aggregate
+from llmcompare.scorers import scorer_name
+
+if TYPE_CHECKING:
+    from llmcompare.comparison._inputs import Inputs
+    from llmcompare.comparison._plan import ModelRun, PlannedRequest
+    from llmcompare.prompts import PromptItem
+    from llmcompare.runs import RunFolder
+
+__all__ = ["RECORD_FILE", "build_record", "cpu_name", "finished_record"]
+
+RECORD_FILE = "comparison.json"
+"""The record's file in a run folder."""
+
+
+def finished_record(
+    folder: RunFolder | None, runs: Sequence[ModelRun], inputs: Inputs
+) -> Comparison | None:
+    """The record of a finished run asked again, when this call sent nothing; else None.
+
+    Its record stands, rescored (scorers may have changed); its timings are the run's, not this
+    call's.
+    """
+    if folder is None or any(r.sent for r in runs):
+        return None
+    finished = folder.path / RECORD_FILE
+    if not finished.exists():
+        return None
+    return _aggregate.rescored(
+        Comparison.load(finished),
+        inputs.scorers,
+        replace=False,
+        allow_code_execution=inputs.allow_code_execution,
+    )
+
+
+def build_record(
+    runs: Sequence[ModelRun],
+    inputs: Inputs,
+    hardware: LocalHardware | None,
+    started: datetime,
+    pass_at: tuple[int, ...],
+) -> Comparison:
+    """The typed record of the run: rows, summaries, pairwise differences and the run's stamp."""
+    by_id = {item.id: item for item in inputs.items}
+    rows = tuple(
+        _row(by_id[planned.item_id], run.label, planned, inputs.scoring, hardware)
+        for run in runs
+        for planned in run.requests
+    )
+    labels = [r.label for r in runs]
+    # Stamped before the statistics: the run ends with its last answer, not its bootstraps.
+    stamp = _run_info(runs, inputs, hardware, started, pass_at, rows)
+    summaries = _aggregate.summaries(
+        labels,
+        {r.label: r.model.info.open_weights for r in runs},
+        rows,
+        {r.label: r.wall_s for r in runs},
+        inputs.confidence,
+        inputs.stats_seed,
+        pass_at=pass_at,
+        code_scorers=inputs.scoring.pass_at_k_names(inputs.items),
+    )
+    return Comparison(
+        run=stamp,
+        items=tuple(inputs.items),
+        rows=rows,
+        summaries=tuple(
+            _throughput(summary, run) for summary, run in zip(summaries, runs, strict=True)
+        ),
+        differences=_aggregate.differences(labels, rows, inputs.confidence, inputs.stats_seed),
+    )
+
+
+def _run_info(
+    runs: Sequence[ModelRun],
+    inputs: Inputs,
+    hardware: LocalHardware | None,
+    started: datetime,
+    pass_at: tuple[int, ...],
+    rows: Sequence[Row],
+) -> RunInfo:
+    """The stamp of the run: what ran, where, with which settings."""
+    return RunInfo(
+        llmcompare_version=__version__,
+        started_at=started,
+        finished_at=datetime.now(timezone.utc),
+        python=platform.python_version(),
+        platform=f"{platform.system()} {platform.machine()}",
+        cpu=cpu_name(),
+        gpu=_gpu_name(),
+        price_table_date=_oldest_price_date(rows),
+        hardware=(hardware or GENERIC_CLOUD_VM)
+        if any(r.model.info.open_weights for r in runs)
+        else None,
+        settings=inputs.settings,
+        models=tuple(r.label for r in runs),
+        model_ids={r.label: r.model.id for r in runs},
+        samples=inputs.samples,
+        confidence=inputs.confidence,
+        stats_seed=inputs.stats_seed,
+        scorers=tuple(scorer_name(s) for s in inputs.scorers),
+        pass_at=pass_at,
+    )
+
+
+def _row(
+    item: PromptItem,
+    label: str,
+    planned: PlannedRequest,
+    scoring: _aggregate.Scoring,
+    hardware: LocalHardware | None,
+) -> Row:
+    result = planned.result
+    assert result is not None  # every request has its answer or failure by now
+    seed = result.request.seed
+    if result.completion is None:
+        assert result.error is not None
+        return Row(
+            item_id=item.id,
+            model=label,
+            sample=planned.sample,
+            seed=seed,
+            error=ErrorInfo.of(result.error),
+        )
+    completion = result.completion
+    return Row(
+        item_id=item.id,
+        model=label,
+        sample=planned.sample,
+        seed=seed,
+        completion=completion,
+        scores=scoring.score(item, completion),
+        cost=cost_of(completion, hardware=hardware),
+        cached=planned.cached,
+    )
+
+
+def _throughput(summary: ModelSummary, run: ModelRun) -> ModelSummary:
+    """Throughput over what this call sent and timed: answers read back were timed elsewhere."""
+    sent = [p.result.completion for p in run.requests if p.sent and p.result is not None]
+    tokens = sum(c.usage.output_tokens for c in sent if c is not None)
+    rate = tokens / run.wall_s if run.sent and run.wall_s > 0 else None
+    return summary.model_copy(update={"output_tokens_per_s": rate})
+
+
+def cpu_name() -> str:
+    """The CPU's model name, as the OS reports it."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip() + f" ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return (platform.processor() or platform.machine()) + f" ({os.cpu_count()} cores)"
+
+
+def _gpu_name() -> str | None:
+    # Only ask torch when a backend already imported it: a comparison of API models stays light.
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    try:
+        if torch.cuda.is_available():
+            return str(torch.cuda.get_device_name(0))
+    except Exception:  # noqa: BLE001 - the stamp is informative, never fatal
+        return None
+    return None
+
+
+def _oldest_price_date(rows: Sequence[Row]) -> date | None:
+    """The oldest check date of the prices this run's API answers were costed with."""
+    # The reported name counts: a dated snapshot may have a price entry of its own.
+    used = {(r.completion.model, r.completion.response_model) for r in rows if r.completion}
+    return oldest_price_date(used)
