@@ -379,7 +379,7 @@ def test_where_the_kernel_refuses_namespaces_the_one_line_error_names_the_fix(
     refused = (
         "import sys\nsys.stderr.write('SANDBOX-UNAVAILABLE unshare: Operation not permitted')\n"
     )
-    monkeypatch.setattr("llmcompare.sandbox._BOOTSTRAP", refused + "sys.exit(97)\n")
+    monkeypatch.setattr("llmcompare.sandbox._process._BOOTSTRAP", refused + "sys.exit(97)\n")
     with pytest.raises(SandboxUnavailable) as caught:
         run_python("print('hi')")
     message = str(caught.value)

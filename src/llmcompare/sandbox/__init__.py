@@ -1,0 +1,52 @@
+"""Run code written by a model, bounded: a separate process, limits, no network, a throwaway folder.
+
+Code a model writes is hostile until shown otherwise. :func:`run_python` runs a program in a
+fresh ``python -I -B`` process, with:
+
+* a wall-clock timeout, after which the whole process tree is killed;
+* CPU-time, address-space (memory), process-count, file-size (which also caps the output) and
+  open-file limits (``resource.setrlimit`` in the child);
+* no network: new user, network, mount, PID and IPC namespaces (Linux, through ``unshare(2)``):
+  the program sees only a loopback interface that is down;
+* a root of its own holding only what Python needs (``/usr``, ``/lib*``, ``/bin``, this Python's
+  install and virtual environment), bound read-only: no ``/root``, ``/home``, ``/tmp`` or other
+  private trees of the host; a procfs of its own PID namespace (only its own processes); a
+  ``/dev`` of only ``null``, ``zero``, ``random`` and ``urandom``; and one writable working
+  folder, a ``tmpfs`` capped in size (``Limits.work_mb``) that is gone afterwards;
+* no capabilities, even those of its namespace's root (locked securebits, an empty bounding
+  set, no new privileges), so it cannot mount, or make a read-only mount writable again;
+* a clean environment (no API keys or anything else inherited) and isolated mode (``-I``: no
+  user site, no ``PYTHON*`` variables);
+* every process it started killed at the end (the PID namespace dies with its first process).
+
+When running as root, where the kernel does not apply the process-count limit, a ``pids``
+cgroup bounds the processes instead when one can be made.
+
+:func:`check_sandbox` verifies that the isolation holds on this machine (once per process) and
+raises :class:`SandboxUnavailable` when the network cannot be denied; code then runs only if
+the caller explicitly accepts that (``allow_network=True``).
+
+:class:`UnitTests` is the scorer built on it (``"unit_tests"``, alias ``"pass"``): the answer's
+code, then the item's tests, run by a harness that reports a pass on a private channel with a
+per-run token, so no exit status, output or early exit of the answer counts as a pass. It is off
+unless the user opts in with ``allow_code_execution=True``.
+"""
+
+from llmcompare.sandbox._process import (
+    ExecResult,
+    Limits,
+    SandboxUnavailable,
+    check_sandbox,
+    run_python,
+)
+from llmcompare.sandbox._unit_tests import CodeExecutionWarning, UnitTests
+
+__all__ = [
+    "CodeExecutionWarning",
+    "ExecResult",
+    "Limits",
+    "SandboxUnavailable",
+    "UnitTests",
+    "check_sandbox",
+    "run_python",
+]
