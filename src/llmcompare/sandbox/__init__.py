@@ -17,10 +17,17 @@ fresh ``python -I -B`` process, with:
   set, no new privileges), so it cannot mount, or make a read-only mount writable again;
 * a clean environment (no API keys or anything else inherited) and isolated mode (``-I``: no
   user site, no ``PYTHON*`` variables);
-* every process it started killed at the end (the PID namespace dies with its first process).
+* every process it started killed at the end (the PID namespace dies with its first process);
+* nothing left behind when the caller is killed (SIGTERM, SIGKILL, the OOM killer): the
+  sandbox's first process dies with its parent (a death signal), ending the program and
+  removing its folder, and ends the program itself shortly after the timeout (an alarm of its
+  own), should its parent be stopped or hung.
 
-When running as root, where the kernel does not apply the process-count limit, a ``pids``
-cgroup bounds the processes instead when one can be made.
+As root, where the kernel does not apply the process-count limit, the program runs as the
+unprivileged uid 65534 ("nobody"), mapped into its user namespace, so that the limit binds
+(without namespaces, ``allow_network=True``: under real uid 65534, with root's access to the
+host's files but no capabilities). Where that uid cannot be mapped, :class:`SandboxUnavailable`
+says so and how to fix it; code never runs with a limit that does not bind.
 
 :func:`check_sandbox` verifies that the isolation holds on this machine (once per process) and
 raises :class:`SandboxUnavailable` when the network cannot be denied; code then runs only if

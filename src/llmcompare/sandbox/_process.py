@@ -28,10 +28,13 @@ class Limits(BaseModel):
     """Bounds on one run of a program.
 
     Attributes:
-        timeout_s: Wall-clock seconds before the whole process tree is killed.
+        timeout_s: Wall-clock seconds before the whole process tree is killed (by this
+            process; the sandbox's own process also ends the program two seconds later,
+            should this process be stopped).
         cpu_s: CPU seconds (``RLIMIT_CPU``).
         memory_mb: Address space in MiB (``RLIMIT_AS``).
-        processes: Processes at once (``RLIMIT_NPROC``; a ``pids`` cgroup as root).
+        processes: Processes at once (``RLIMIT_NPROC``; as root, which it does not bind,
+            the program runs as the unprivileged uid 65534, "nobody").
         file_size_mb: Largest file the program may write, its output included (``RLIMIT_FSIZE``).
         output_chars: Characters of output kept in the result (the end of it).
         work_mb: Size of the working folder in MiB, all files together (a ``tmpfs`` of its
@@ -79,41 +82,18 @@ class ExecResult(BaseModel):
 
 
 _UNAVAILABLE = 97
+_EXPIRED = 98  # the bootstrap ended the program at its own alarm
+
+# Who runs the program when llmcompare runs as root: RLIMIT_NPROC does not bind root, so the
+# process limit would not hold. 65534 is "nobody" on every common distribution.
+_UNPRIVILEGED = 65534
+
+# The bootstrap ends the program itself this long after the timeout, should its parent not
+# (stopped or hung): later than the parent's own kill, so a timeout still reads as one.
+_ALARM_GRACE_S = 2.0
 
 # Only what a Python program needs to start: no keys, no proxies, no home of the user.
 _CLEAN_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-
-
-def _pids_cgroup(limit: int) -> Path | None:
-    """A fresh ``pids`` cgroup capped at ``limit`` (root only), or None where none can be made."""
-    if os.geteuid() != 0:
-        return None  # RLIMIT_NPROC binds for other users
-    for parent in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
-        if not (parent / "cgroup.procs").exists():
-            continue
-        path = parent / f"llmcompare-{os.getpid()}-{time.monotonic_ns()}"
-        try:
-            path.mkdir()
-        except OSError:
-            continue
-        try:
-            (path / "pids.max").write_text(str(limit))
-        except OSError:
-            path.rmdir()
-            continue
-        return path
-    return None
-
-
-def _remove_cgroup(path: Path) -> None:
-    for _ in range(100):
-        try:
-            path.rmdir()
-        except OSError:
-            # Its last processes are still being reaped.
-            time.sleep(0.01)
-        else:
-            return
 
 
 def _binds() -> list[str]:
@@ -157,12 +137,11 @@ def _spawn(
     """
     import json
 
-    cgroup = _pids_cgroup(limits.processes)
     try:
         # A fixed command: the program is a file in the folder, never an argument.
         proc = subprocess.Popen(  # noqa: S603
             [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, json.dumps(config)],
-            stdin=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
             cwd=outer,
@@ -179,24 +158,14 @@ def _spawn(
             os.close(fd)
     returncode: int | None
     try:
-        if cgroup is not None:
-            with contextlib.suppress(OSError):
-                (cgroup / "cgroup.procs").write_text(str(proc.pid))
-        assert proc.stdin is not None
-        with contextlib.suppress(OSError):
-            proc.stdin.write(b"g")
-            proc.stdin.close()
-        try:
-            returncode = proc.wait(timeout=limits.timeout_s)
-        except subprocess.TimeoutExpired:
-            returncode = None
+        returncode = proc.wait(timeout=limits.timeout_s)
+    except subprocess.TimeoutExpired:
+        returncode = None
     finally:
         # Whatever is left of the group (a timeout, a daemon forked without namespaces).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        if cgroup is not None:
-            _remove_cgroup(cgroup)
         os.set_blocking(report_read, False)
         try:
             report = os.read(report_read, 4096)
@@ -221,7 +190,11 @@ def _run(
             f"cannot deny the network on {sys.platform}: code execution needs Linux namespaces"
         )
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="llmcompare-sandbox-") as outer:
+    # The bootstrap removes the folder itself should this process die (SIGTERM, SIGKILL): then
+    # it may be gone when this process comes to remove it.
+    with tempfile.TemporaryDirectory(
+        prefix="llmcompare-sandbox-", ignore_cleanup_errors=True
+    ) as outer:
         work = Path(outer) / "work"
         work.mkdir()
         (Path(outer) / "root").mkdir()
@@ -232,6 +205,10 @@ def _run(
         os.write(token_write, token)
         os.close(token_write)
         config = {
+            "outer": outer,
+            "parent": os.getpid(),
+            "uid": _UNPRIVILEGED if os.geteuid() == 0 else None,
+            "alarm_s": limits.timeout_s + _ALARM_GRACE_S,
             "work": str(work),
             "root": str(Path(outer) / "root"),
             "binds": _binds(),
@@ -252,6 +229,13 @@ def _run(
     duration = time.perf_counter() - start
     if returncode == _UNAVAILABLE and "SANDBOX-UNAVAILABLE" in text:
         reason = text.split("SANDBOX-UNAVAILABLE", 1)[1].strip().splitlines()[0]
+        if reason.startswith(f"uid {_UNPRIVILEGED} "):
+            raise SandboxUnavailable(
+                f"cannot bound the processes of the code it runs ({reason}): as root it runs "
+                f"that code as uid {_UNPRIVILEGED}, so that the process limit binds, which "
+                "needs CAP_SETUID, CAP_SETGID and CAP_SETFCAP and this Python readable by "
+                "all users; or run llmcompare as a user other than root"
+            )
         raise SandboxUnavailable(
             f"cannot deny the network to the code it runs ({reason}): allow unprivileged user "
             "namespaces (Ubuntu 24.04+: sysctl -w "
@@ -260,6 +244,8 @@ def _run(
             "unshare and mount), or accept running without (allow_network=True) only on a "
             "machine that is itself a sandbox"
         )
+    if returncode == _EXPIRED and duration >= limits.timeout_s:
+        returncode = None  # a timeout, seen by the bootstrap while this process was stopped
     if returncode is None:
         status: Status = "timeout"
     else:
