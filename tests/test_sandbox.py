@@ -313,6 +313,9 @@ ADD_TESTS = "def check(candidate):\n    assert candidate(2, 3) == 5\n\ncheck(add
         # A thread that ends the run while the tests are running.
         "import threading, time, os\n"
         "threading.Thread(target=lambda: (time.sleep(0.05), os._exit(0))).start()",
+        # A result equal to everything, as an int: only the exact built-in types are plain.
+        "class Int(int):\n    def __eq__(self, other):\n        return True\n"
+        "def add(a, b):\n    return Int(0)",
     ],
 )
 def test_a_wrong_answer_cannot_forge_a_pass(scorer: UnitTests, trick: str) -> None:
@@ -320,6 +323,31 @@ def test_a_wrong_answer_cannot_forge_a_pass(scorer: UnitTests, trick: str) -> No
     # The same trick with a right answer still passes where it leaves the tests alone.
     right = "def add(a, b):\n    return a + b\n"
     assert scorer(answer(right), item(ADD_TESTS)) is True
+
+
+def test_a_result_whose_truth_flips_scores_0(scorer: UnitTests) -> None:
+    code = (
+        "class Flip:\n"
+        "    state = False\n"
+        "    def __bool__(self):\n"
+        "        Flip.state = not Flip.state\n"
+        "        return Flip.state\n"
+        "def is_even(n):\n"
+        "    return Flip()\n"
+    )
+    assert scorer(answer(code), item("assert is_even(2)\nassert not is_even(3)\n")) is False
+
+
+def test_a_result_of_the_type_the_tests_expect_is_compared(scorer: UnitTests) -> None:
+    tests = (
+        "from fractions import Fraction\n"
+        "assert half() == Fraction(1, 2)\n"
+        "assert [half()] == [Fraction(1, 2)] and half() in {Fraction(1, 2)}\n"
+    )
+    right = "from fractions import Fraction\ndef half():\n    return Fraction(1, 2)\n"
+    wrong = "from fractions import Fraction\ndef half():\n    return Fraction(1, 3)\n"
+    assert scorer(answer(right), item(tests)) is True
+    assert scorer(answer(wrong), item(tests)) is False
 
 
 def test_a_builtin_the_tests_use_is_restored_before_they_run(scorer: UnitTests) -> None:

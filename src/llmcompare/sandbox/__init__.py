@@ -34,9 +34,11 @@ raises :class:`SandboxUnavailable` when the network cannot be denied; code then 
 the caller explicitly accepts that (``allow_network=True``).
 
 :class:`UnitTests` is the scorer built on it (``"unit_tests"``, alias ``"pass"``): the answer's
-code, then the item's tests, run by a harness that reports a pass on a private channel with a
-per-run token, so no exit status, output or early exit of the answer counts as a pass. It is off
-unless the user opts in with ``allow_code_execution=True``.
+code, then the item's tests, run in a process of their own, forked by a harness that alone
+reports a pass on a private channel with a per-run token, so no exit status, output or early
+exit of the answer counts as a pass, and the tests' comparisons accept only plain values (or
+the same types on both sides), so no object equal to everything does either. It is off unless
+the user opts in with ``allow_code_execution=True``.
 """
 
 from llmcompare.sandbox._process import (

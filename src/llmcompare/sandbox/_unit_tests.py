@@ -25,11 +25,28 @@ class UnitTests:
     answer is wrong. A harness runs the answer's code (see
     :func:`llmcompare.humaneval.extract_code`, which also completes a bare function body from
     the item's ``stub``), then the tests in the same namespace with the builtins as they were
-    before the answer ran, and reports a pass only by writing a per-run random token to a
-    descriptor the answer is not told about (see :meth:`run`). What this cannot stop, as the
-    answer and the tests share one interpreter: an answer written to cheat on purpose (walking
-    the stack to the harness's frame, reading the interpreter's memory, returning an object
-    equal to everything).
+    before the answer ran.
+
+    A pass is not an exit status of the answer. The harness's first process holds a per-run
+    random token and the descriptor a pass is reported on; no other process can read its
+    memory or descriptors. It forks the process that runs the answer and the tests, which
+    holds neither and reports only by its exit status: one status, drawn per run and read from
+    a pipe only after the tests returned. So an early exit (``sys.exit(0)``, ``os._exit(0)``,
+    an ``atexit`` hook, a thread) or a token found by walking up the stack scores 0.
+
+    The rule for comparisons: the tests' comparisons (``==``, ``!=``, ``<``, ``<=``, ``>``,
+    ``>=``, ``in``, ``not in``) and the values their asserts test must be plain values: None,
+    bool, int, float, complex, str, bytes, range and lists, tuples, sets, frozensets and dicts
+    of them (those exact types: a subclass may redefine its comparisons). A comparison whose
+    sides hold other types passes only when both sides hold the same ones (the test expects
+    that type, e.g. ``Fraction``); else the tests fail. So an object equal to everything, or
+    always true, scores 0, and so does a right answer of another type than the test expects
+    (a ``numpy.int64`` or a ``Counter`` where the test compares with an ``int`` or a
+    ``dict``).
+
+    What this cannot stop: the answer and the tests share one interpreter, so an answer written
+    against this harness on purpose (one that does what the harness does once the tests pass:
+    reads the pass status from the harness's pipe and exits with it) can still fake a pass.
 
     Running code a model wrote is OFF unless ``allow_code_execution=True``: without it,
     :meth:`check` refuses every item before anything is sent. With it, a
@@ -99,8 +116,9 @@ class UnitTests:
     def run(self, completion: Completion, item: PromptItem) -> ExecResult:
         """Run the answer, then the item's tests, in the sandbox; ``passed`` only when they pass.
 
-        A pass is the harness's report, carrying a per-run random token, on a descriptor the
-        answer is not told about: no exit status, output or early exit of the answer counts.
+        A pass is the harness's report, carrying a per-run random token, on a descriptor that
+        only the harness's first process holds: no exit status, output or early exit of the
+        answer counts.
         """
         import secrets
 
