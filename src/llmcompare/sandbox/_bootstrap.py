@@ -84,7 +84,8 @@ if cfg["isolate"]:
         if helper == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.close(go)
-            os.read(ready, 1)
+            if os.read(ready, 1) != b"g":
+                os._exit(0)  # the bootstrap failed before it needed the map
             for name, own in (("uid_map", uid), ("gid_map", gid)):
                 try:
                     with open(f"/proc/{me}/{name}", "w") as f:
@@ -105,7 +106,7 @@ if cfg["isolate"]:
         os.write(go, b"g")
         os.close(go)
         if os.waitpid(helper, 0)[1] != 0:
-            os._exit(97)  # the helper said why
+            fail(f"uid {drop} map", "not written")  # (after the helper's own reason)
     watch_parent()  # new credentials: the death signal set again
     MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
     MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
@@ -184,8 +185,9 @@ if child == 0:
     if cfg["isolate"] or drop is not None:
         # The program must not hold the capabilities of its namespace's root: with them it
         # could make a read-only mount (or a bind mount of one) writable again. Securebits
-        # NOROOT (locked): uid 0 gains nothing at exec; the bounding set emptied; no new privs.
-        if libc.prctl(28, 0x2F, 0, 0, 0) != 0:  # PR_SET_SECUREBITS
+        # NOROOT (locked): uid 0 gains nothing at exec; NO_SETUID_FIXUP locked off: a change to
+        # another user clears them; the bounding set emptied; no new privileges.
+        if libc.prctl(28, 0x2B, 0, 0, 0) != 0:  # PR_SET_SECUREBITS
             fail("securebits")
         for cap in range(64):
             libc.prctl(24, cap, 0, 0, 0)  # PR_CAPBSET_DROP (fails past the last capability)
@@ -196,14 +198,14 @@ if child == 0:
             if cfg["isolate"]:
                 os.setgroups([])
                 os.setresgid(drop, drop, drop)
-                os.setresuid(drop, drop, drop)
+                os.setresuid(drop, drop, drop)  # which clears its capabilities
             else:
                 # No root of its own here, only the host's files: it keeps root's access to them
                 # (effective uid 0, no capabilities) under a real uid the limit binds.
                 os.setresuid(drop, 0, 0)
         except OSError as exc:
             fail(f"uid {drop} setuid", exc.strerror)
-        if not os.access(cfg["python"], os.X_OK):
+        if cfg["isolate"] and not os.access(cfg["python"], os.X_OK):
             fail(f"uid {drop} {cfg['python']}", "Permission denied")
     # Die with the bootstrap (set last: a change of user clears it), unless it is gone already.
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
