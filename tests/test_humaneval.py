@@ -85,3 +85,40 @@ def test_extract_code_takes_the_fenced_function_or_completes_a_body() -> None:
     assert "def root" in extract_code(
         "```text\n2.0\n```\n```py\ndef root(x):\n    return 1\n```", stub=stub
     )
+
+
+# The two forgeries of a pass a hostile review found, each with a wrong function.
+FORGERIES = {
+    # Walk up to the harness's frame, take its per-run token, report it and leave.
+    "the harness's token": (
+        "import os, sys\n\n\n"
+        "def has_close_elements(numbers, threshold):\n"
+        "    return False\n\n\n"
+        "frame = sys._getframe()\n"
+        "while frame is not None and 'token' not in frame.f_locals:\n"
+        "    frame = frame.f_back\n"
+        "if frame is not None:\n"
+        "    for fd in range(3, 16):\n"
+        "        try:\n"
+        "            os.write(fd, frame.f_locals['token'])\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    os._exit(0)\n"
+    ),
+    # What reward-trained models write: a result equal to whatever it is compared with.
+    "an object equal to everything": (
+        "class Same:\n"
+        "    def __eq__(self, other):\n"
+        "        return True\n\n"
+        "    def __ne__(self, other):\n"
+        "        return False\n\n\n"
+        "def has_close_elements(numbers, threshold):\n"
+        "    return Same()\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("forgery", FORGERIES.values(), ids=list(FORGERIES))
+def test_a_forged_pass_scores_0(scorer: UnitTests, forgery: str) -> None:
+    first = humaneval_suite(limit=1)[0]
+    assert scorer(reply(f"```python\n{forgery}```"), first) is False

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -308,6 +313,9 @@ ADD_TESTS = "def check(candidate):\n    assert candidate(2, 3) == 5\n\ncheck(add
         # A thread that ends the run while the tests are running.
         "import threading, time, os\n"
         "threading.Thread(target=lambda: (time.sleep(0.05), os._exit(0))).start()",
+        # A result equal to everything, as an int: only the exact built-in types are plain.
+        "class Int(int):\n    def __eq__(self, other):\n        return True\n"
+        "def add(a, b):\n    return Int(0)",
     ],
 )
 def test_a_wrong_answer_cannot_forge_a_pass(scorer: UnitTests, trick: str) -> None:
@@ -315,6 +323,31 @@ def test_a_wrong_answer_cannot_forge_a_pass(scorer: UnitTests, trick: str) -> No
     # The same trick with a right answer still passes where it leaves the tests alone.
     right = "def add(a, b):\n    return a + b\n"
     assert scorer(answer(right), item(ADD_TESTS)) is True
+
+
+def test_a_result_whose_truth_flips_scores_0(scorer: UnitTests) -> None:
+    code = (
+        "class Flip:\n"
+        "    state = False\n"
+        "    def __bool__(self):\n"
+        "        Flip.state = not Flip.state\n"
+        "        return Flip.state\n"
+        "def is_even(n):\n"
+        "    return Flip()\n"
+    )
+    assert scorer(answer(code), item("assert is_even(2)\nassert not is_even(3)\n")) is False
+
+
+def test_a_result_of_the_type_the_tests_expect_is_compared(scorer: UnitTests) -> None:
+    tests = (
+        "from fractions import Fraction\n"
+        "assert half() == Fraction(1, 2)\n"
+        "assert [half()] == [Fraction(1, 2)] and half() in {Fraction(1, 2)}\n"
+    )
+    right = "from fractions import Fraction\ndef half():\n    return Fraction(1, 2)\n"
+    wrong = "from fractions import Fraction\ndef half():\n    return Fraction(1, 3)\n"
+    assert scorer(answer(right), item(tests)) is True
+    assert scorer(answer(wrong), item(tests)) is False
 
 
 def test_a_builtin_the_tests_use_is_restored_before_they_run(scorer: UnitTests) -> None:
@@ -379,7 +412,7 @@ def test_where_the_kernel_refuses_namespaces_the_one_line_error_names_the_fix(
     refused = (
         "import sys\nsys.stderr.write('SANDBOX-UNAVAILABLE unshare: Operation not permitted')\n"
     )
-    monkeypatch.setattr("llmcompare.sandbox._BOOTSTRAP", refused + "sys.exit(97)\n")
+    monkeypatch.setattr("llmcompare.sandbox._process._BOOTSTRAP", refused + "sys.exit(97)\n")
     with pytest.raises(SandboxUnavailable) as caught:
         run_python("print('hi')")
     message = str(caught.value)
@@ -387,3 +420,90 @@ def test_where_the_kernel_refuses_namespaces_the_one_line_error_names_the_fix(
     assert "unshare: Operation not permitted" in message
     assert "kernel.apparmor_restrict_unprivileged_userns=0" in message
     assert "allow_network=True" in message
+
+
+def processes_with(text: str) -> list[int]:
+    out = subprocess.run(
+        ["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True, check=True
+    )
+    return [int(line.split()[0]) for line in out.stdout.splitlines() if text in line]
+
+
+def eventually(condition: Callable[[], bool]) -> bool:
+    """Whether ``condition`` comes true within a minute (it is polled, never timed)."""
+    for _ in range(600):
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def test_killing_the_run_leaves_no_sandboxed_process_and_no_temp_folder(tmp_path: Path) -> None:
+    # A CI timeout or the OOM killer: SIGKILL of the process that called run_python.
+    marker = f"llmcompare-marker-{uuid.uuid4().hex}"
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    # The program puts the marker in its command line (it runs again with it), then waits. The
+    # marker is joined in the program, so the command line of the run does not hold it.
+    half = len(marker) // 2
+    program = (
+        "import os, sys\n"
+        f"marker = {marker[:half]!r} + {marker[half:]!r}\n"
+        "os.execv(sys.executable,\n"
+        "    [sys.executable, '-c', 'import time; time.sleep(600)', marker])\n"
+    )
+    script = (
+        "from llmcompare.sandbox import Limits, run_python\n"
+        f"run_python({program!r}, limits=Limits(timeout_s=900, cpu_s=900))\n"
+    )
+    run = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "TMPDIR": str(temp)})
+    try:
+        assert eventually(lambda: bool(processes_with(marker))), "the program never started"
+        assert any(temp.iterdir())  # its temp folder
+        run.kill()
+        run.wait()
+        assert eventually(lambda: not processes_with(marker)), "the program outlived the run"
+        assert eventually(lambda: not processes_with(str(temp))), "the sandbox outlived the run"
+        assert eventually(lambda: not any(temp.iterdir())), list(temp.iterdir())
+    finally:
+        run.kill()
+        for pid in processes_with(marker) + processes_with(str(temp)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+FORK_BOMB = (
+    "import os, time\n"
+    "made = 0\n"
+    "try:\n"
+    "    for i in range(300):\n"
+    "        if os.fork() == 0:\n"
+    "            time.sleep(5)\n"
+    "            os._exit(0)\n"
+    "        made += 1\n"
+    "finally:\n"
+    "    print('forked', made)\n"
+)
+
+
+def test_the_process_cap_binds_as_root_without_a_pids_cgroup() -> None:
+    # As root, RLIMIT_NPROC does not bind uid 0, and a container may give no writable pids
+    # cgroup: hide every cgroup behind a read-only tmpfs, as such a container does.
+    script = (
+        "from llmcompare.sandbox import Limits, run_python\n"
+        f"print(run_python({FORK_BOMB!r}, limits=Limits(processes=16, timeout_s=60)).output)\n"
+    )
+    command = [sys.executable, "-c", script]
+    hidden = [
+        "unshare", "-m", "sh", "-c",
+        'mount -t tmpfs -o ro tmpfs /sys/fs/cgroup || exit 77; exec "$@"', "sh", *command,
+    ]  # fmt: skip
+    done = None
+    if os.geteuid() == 0 and shutil.which("unshare"):
+        done = subprocess.run(hidden, check=False, capture_output=True, text=True, timeout=300)
+    if done is None or done.returncode == 77:  # not root, or no mount here: the cap as it is
+        done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    found = re.search(r"forked (\d+)", done.stdout)
+    assert found, done.stdout
+    assert 0 < int(found.group(1)) < 16, done.stdout

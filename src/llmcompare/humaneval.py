@@ -9,7 +9,11 @@ becomes a :class:`~llmcompare.prompts.PromptItem` that a chat model can answer:
 * ``stub``: that signature and docstring (with the problem's imports and helpers);
 * ``reference``: the problem's tests, ending in ``check(<entry point>)``;
 * ``scorers``: ``("unit_tests",)``, which runs the answer's code with the tests in the sandbox
-  (:mod:`llmcompare.sandbox`) once the user allows code execution.
+  (:mod:`llmcompare.sandbox`) once the user allows code execution. A pass is reported by a
+  process the answer cannot reach, and the tests' comparisons accept only plain values (see
+  :class:`~llmcompare.sandbox.UnitTests`): a function that returns ``numpy.float64(0.5)``
+  where the test compares with ``0.5`` fails, as does one returning an object equal to
+  everything. HumanEval's tests compare plain values only; all 164 canonical solutions pass.
 
 :func:`extract_code` finds the code in a chat answer: a fenced block (closed or cut off by the
 token limit), the whole function re-stated, or only its body.
