@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from llmcompare._retry_after import parse_duration, parse_retry_after
 from llmcompare.backends.chatgpt._batch import BatchRequestError
-from llmcompare.backends.chatgpt._model import (
+from llmcompare.backends.chatgpt._model import ChatGPTModel
+from llmcompare.backends.chatgpt._options import (
     DEFAULT_MODEL,
-    ChatGPTModel,
     ChatGPTOptions,
     ParameterDroppedWarning,
 )
