@@ -238,7 +238,7 @@ def _decimal(x: float) -> Decimal:
 class Assessed(NamedTuple):
     """The numbers of a :class:`Cost` before it is built (the tracker sums these directly).
 
-    Attributes: as :class:`Cost`'s.
+    Its fields are :class:`Cost`'s, in the same order.
     """
 
     usd: Decimal
@@ -252,15 +252,7 @@ class Assessed(NamedTuple):
     def as_cost(self) -> Cost:
         """The :class:`Cost` of these numbers."""
         # model_construct: the parts were computed from valid values; no second validation.
-        return Cost.model_construct(
-            usd=self.usd,
-            status=self.status,
-            kwh=self.kwh,
-            g_co2=self.g_co2,
-            source=self.source,
-            assumptions=self.assumptions,
-            energy=self.energy,
-        )
+        return Cost.model_construct(**self._asdict())
 
 
 _MEASURED = {
