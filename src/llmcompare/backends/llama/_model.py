@@ -372,7 +372,7 @@ class _Streamed:
     completion gets the facts the chunks do not carry.
     """
 
-    __slots__ = ("job", "model", "request", "request_id")
+    __slots__ = ("engine", "job", "model", "request", "request_id")
 
     def __init__(self, model: LlamaModel, request: Request) -> None:
         self.model = model
@@ -380,6 +380,7 @@ class _Streamed:
         self.request_id = _request_id()
         # Set once the job ended well: a stream closed early or failed has no facts to add.
         self.job: Job | None = None
+        self.engine: Engine | None = None
 
     def chunks(self) -> Iterator[Chunk]:
         """The chunks, read on the caller's thread; the last carries finish reason and usage."""
@@ -424,7 +425,7 @@ class _Streamed:
     def _last(self, engine: Engine, job: Job) -> Chunk:
         if job.error is not None:
             raise _backend_error(self.model.id, job.error) from job.error
-        self.job = job
+        self.job, self.engine = job, engine
         return Chunk(
             text="",
             finish_reason=job.finish,
@@ -435,13 +436,13 @@ class _Streamed:
 
     def finish(self, completion: Completion) -> Completion:
         """The stream's completion with the engine's facts, parsed against the request's format."""
-        job = self.job
-        if job is None:
+        job, engine = self.job, self.engine
+        if job is None or engine is None:
             update: dict[str, Any] = {"device": self.model.device}
         else:
             # The engine's own completion has the facts a stream's chunks do not carry; the
             # timings stay the stream's, measured from its first read.
-            facts = self.model._engine().completion(job)
+            facts = engine.completion(job)
             update = {
                 "compute_s": facts.compute_s,
                 "device": facts.device,
