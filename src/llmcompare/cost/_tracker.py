@@ -15,16 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import Self
 
 from llmcompare.cost._cost import (
-    _RANK,
-    _STATUSES,
+    Assessed,
     Cost,
+    CostStatus,
     EnergySource,
     LocalHardware,
-    _as_cost,
-    _assess,
-    _Assessed,
-    _batch_tier,
-    _energy_sum,
+    assess,
+    batch_tier,
+    energy_sum,
+    worse,
 )
 from llmcompare.cost._prices import get_price
 from llmcompare.errors import BudgetExceeded
@@ -148,14 +147,14 @@ class _Sum:
         self.usd = _ZERO
         self.kwh: Decimal | None = None
         self.g_co2: Decimal | None = None
-        self.status = 0
+        self.status: CostStatus = "priced"
         self.sources: dict[str, None] = {}
         self.assumptions: dict[str, None] = {}
         self.energy: EnergySource | None = None
 
-    def add(self, completion: Completion, cost: _Assessed) -> None:
+    def add(self, completion: Completion, cost: Assessed) -> None:
         usd, status, kwh, g_co2, source, assumptions, energy = cost
-        self.energy = _energy_sum(self.energy, energy)
+        self.energy = energy_sum(self.energy, energy)
         u = completion.usage
         self.requests += 1
         self.input += u.input_tokens
@@ -168,8 +167,7 @@ class _Sum:
             self.kwh = kwh if self.kwh is None else self.kwh + kwh
         if g_co2 is not None:
             self.g_co2 = g_co2 if self.g_co2 is None else self.g_co2 + g_co2
-        rank = _RANK[status]
-        self.status = max(self.status, rank)
+        self.status = worse(self.status, status)
         if source and source not in self.sources:
             for line in source.split("\n"):
                 self.sources[line] = None
@@ -191,7 +189,7 @@ class _Sum:
             ),
             cost=Cost.model_construct(
                 usd=self.usd,
-                status=_STATUSES[self.status],
+                status=self.status,
                 kwh=self.kwh,
                 g_co2=self.g_co2,
                 source="\n".join(self.sources),
@@ -315,7 +313,7 @@ class CostTracker:
         Returns:
             Its cost.
         """
-        return _as_cost(self._settle(None, completion, energy_j))
+        return self._settle(None, completion, energy_j).as_cost()
 
     def wrap(self, model: Model) -> Model:
         """A model whose every call goes through this tracker.
@@ -358,7 +356,7 @@ class CostTracker:
                 )
             # A Batch API model is billed at the batch tier, and so reserves at it.
             unit_in, unit_out = (
-                _batch_tier(price, _ZERO, [])[:2] if batch else (price.input, price.output)
+                batch_tier(price, _ZERO, [])[:2] if batch else (price.input, price.output)
             )
             usd = (bound * unit_in + max_out * unit_out).scaleb(-6)
         with self._lock:
@@ -444,21 +442,21 @@ class CostTracker:
 
     def _settle(
         self, reservation: _Reservation | None, completion: Completion, energy_j: float | None
-    ) -> _Assessed:
-        cost = _assess(completion, self.hardware, energy_j)
+    ) -> Assessed:
+        cost = assess(completion, self.hardware, energy_j)
         with self._lock:
             if reservation is not None and reservation.local:
                 # The whole cost (prompt included) per OUTPUT token, the highest seen, bounds the
                 # next requests: a probe that answered in one token gives a high rate, never a
                 # low one, and a row of a batch costs less per token than a request alone.
-                rate = cost[0] / max(completion.usage.output_tokens, 1)
+                rate = cost.usd / max(completion.usage.output_tokens, 1)
                 known = self._local_rate.get(reservation.model_id)
                 if known is None or rate > known:
                     self._local_rate[reservation.model_id] = rate
             self._unhold(reservation)
             self._sent += 1
             self._spent_tokens += completion.usage.input_tokens + completion.usage.output_tokens
-            self._spent_usd += cost[0]
+            self._spent_usd += cost.usd
             self._sum(completion.model).add(completion, cost)
             self._total.add(completion, cost)
         return cost
