@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cli import run
+from helpers.openai_server import OpenAIServer
 from llmcompare import ModelWrapper, Request
 from llmcompare.config import (
     CompareConfig,
@@ -22,8 +24,6 @@ from llmcompare.config import (
 from llmcompare.cost import Budget
 from llmcompare.errors import ConfigurationError
 from llmcompare.types import GenerationSettings
-from openai_server import OpenAIServer
-from test_cli import run
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "guides" / "config.md"
