@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import report_data
+from helpers import report_data
 from llmcompare import Usage
 from llmcompare.cost import Cost
 from llmcompare.errors import ConfigurationError
