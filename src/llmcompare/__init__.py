@@ -11,6 +11,18 @@ Example:
     'Paris.'
 
 Importing this package is light: torch, transformers and openai load only when a backend needs them.
+
+The layers of the package; a module imports only from its own layer and the layers above it
+(``tests/test_layers.py`` reads this list and holds every import to it):
+
+0. types, errors, schema, _version: values and the exception tree, no heavy imports
+1. model, wrapper: the Model protocol, ModelBase and the one wrapper base
+2. retry, ratelimit, cost, energy, stats, runs: helpers, each usable alone
+3. plugins, backends: the registry and the built-in backends
+4. batch, executors: running many requests
+5. config, prompts, sources, scorers, judges, sandbox, humaneval: what a comparison is made of
+6. comparison, record, decision, report: run, record, decide, render
+7. cli, testing, __main__: the command line and the test helpers for users
 """
 
 from typing import TYPE_CHECKING, Any
