@@ -45,7 +45,7 @@ def answer(text: str) -> Completion:
     return Completion(text=text, finish_reason="stop", usage=Usage(), model="fake:x")
 
 
-# -- bradley_terry ---------------------------------------------------------------------------------
+# -- bradley_terry -------------------------------------------------------------------------------
 
 TRUE = {"m0": -0.6, "m1": 0.0, "m2": 0.6}  # log-odds strengths, mean 0
 
@@ -123,7 +123,7 @@ def test_bradley_terry_refuses_malformed_battles() -> None:
         bradley_terry(FIXED, anchor="w")
 
 
-# -- audit ------------------------------------------------------------------------------------------
+# -- audit ---------------------------------------------------------------------------------------
 
 QUALITY = {"right": 2, "partly right": 1, "wrong": 0}
 
@@ -195,7 +195,7 @@ def test_audit_refuses_a_bad_row_before_asking_anything(tmp_path: Path) -> None:
     assert model.history == []
 
 
-# -- reading replies, panels -------------------------------------------------------------------------
+# -- reading replies, panels ----------------------------------------------------------------------
 
 ITEMS = [PromptItem(id=f"q{i}", prompt=f"question {i}") for i in range(4)]
 
