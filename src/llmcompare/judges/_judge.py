@@ -9,7 +9,7 @@ retried, rate-limited, budgeted and resumed like the compared models' own.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal, cast
 
 from llmcompare.errors import ConfigurationError
 from llmcompare.judges._prompts import (
@@ -25,7 +25,7 @@ from llmcompare.judges._prompts import (
 )
 from llmcompare.judges._types import JudgeInfo, Mode
 from llmcompare.schema import ResponseFormat, check_formats
-from llmcompare.types import Completion, Message, Request
+from llmcompare.types import Completion, Message, Request, Settings
 
 if TYPE_CHECKING:
     from llmcompare.model import Model
@@ -45,8 +45,19 @@ class _Base:
     mode: ClassVar[Mode]
 
     def __init__(
-        self, model: Model, rubric: str, name: str, max_tokens: int, structured: bool | None
+        self,
+        model: Model,
+        rubric: str,
+        name: str,
+        max_tokens: int,
+        structured: bool | None,
+        settings: Settings | None,
     ) -> None:
+        if settings and "response_format" in settings:
+            raise ConfigurationError(
+                "a judge sets its own response_format (its verdict's schema): leave it out of "
+                "the judge's settings"
+            )
         if not rubric.strip():
             raise ConfigurationError("a judge's rubric must not be empty")
         if not name.strip():
@@ -57,6 +68,7 @@ class _Base:
         self.rubric = rubric
         self.name = name
         self.max_tokens = max_tokens
+        self.settings = cast("Settings", dict(settings or {}))
         self._structured = structured
 
     def _format(self) -> ResponseFormat:
@@ -86,11 +98,6 @@ class _Base:
             messages, temperature=0.0, max_tokens=self.max_tokens, response_format=fmt
         )
 
-    @property
-    def judges(self) -> tuple[_Base, ...]:
-        """The judges that ask: this one."""
-        return (self,)
-
 
 class PairwiseJudge(_Base):
     """Show a judge the question and two answers, and ask which is better.
@@ -112,6 +119,8 @@ class PairwiseJudge(_Base):
         max_tokens: The longest reply (reasoning included).
         structured: Ask for a JSON schema as ``response_format``: None (the default) where the
             model supports it, else a parsed plain-text reply.
+        settings: Generation settings of the judge's requests, over its defaults (temperature
+            0, ``max_tokens``); ``response_format`` is the judge's own.
     """
 
     mode: ClassVar[Mode] = "pairwise"
@@ -126,13 +135,19 @@ class PairwiseJudge(_Base):
         name: str = "judge",
         max_tokens: int = _MAX_TOKENS,
         structured: bool | None = None,
+        settings: Settings | None = None,
     ) -> None:
-        super().__init__(model, rubric, name, max_tokens, structured)
+        super().__init__(model, rubric, name, max_tokens, structured, settings)
         self.swap = swap
         self.allow_tie = allow_tie
 
     def _format(self) -> ResponseFormat:
         return pairwise_format(self.allow_tie)
+
+    @property
+    def judges(self) -> tuple[Judge, ...]:
+        """The judges that ask: this one (a panel's are its members)."""
+        return (self,)
 
     def request(self, question: str, reference: str | None, first: str, second: str) -> Request:
         """The request that shows ``first`` as assistant A and ``second`` as assistant B."""
@@ -179,6 +194,8 @@ class PointwiseJudge(_Base):
         max_tokens: The longest reply (reasoning included).
         structured: Ask for a JSON schema as ``response_format``: None (the default) where the
             model supports it, else a parsed plain-text reply.
+        settings: Generation settings of the judge's requests, over its defaults (temperature
+            0, ``max_tokens``); ``response_format`` is the judge's own.
     """
 
     mode: ClassVar[Mode] = "pointwise"
@@ -192,8 +209,9 @@ class PointwiseJudge(_Base):
         name: str = "judge",
         max_tokens: int = _MAX_TOKENS,
         structured: bool | None = None,
+        settings: Settings | None = None,
     ) -> None:
-        super().__init__(model, rubric, name, max_tokens, structured)
+        super().__init__(model, rubric, name, max_tokens, structured, settings)
         low, high = scale
         if not low < high:
             raise ConfigurationError(f"a grading scale goes from low to high, got {scale!r}")
@@ -201,6 +219,11 @@ class PointwiseJudge(_Base):
 
     def _format(self) -> ResponseFormat:
         return grade_format(self.scale)
+
+    @property
+    def judges(self) -> tuple[Judge, ...]:
+        """The judges that ask: this one (a panel's are its members)."""
+        return (self,)
 
     def request(self, question: str, reference: str | None, answer: str) -> Request:
         """The request that asks for ``answer``'s grade."""

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from llmcompare.errors import ConfigurationError
 from llmcompare.judges._types import Outcome, PairVerdict
-from llmcompare.stats import bootstrap_interval, bradley_terry_fit
+from llmcompare.stats import bootstrap_interval, bradley_terry_exists, bradley_terry_fit
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,6 +48,10 @@ class BradleyTerry(BaseModel):
         log_odds: Each model's strength in log-odds (the fit's own scale, mean 0).
         scale: The scale and its anchor, in words.
         anchor: The model held at 1000, or None (the models' mean is 1000).
+        bounded: Whether the data bound every score (the maximum-likelihood estimate exists);
+            False when a model won, or lost, every battle it had (or two groups of models
+            never met): the scores are then held finite by a small ridge and only their order
+            means something.
         battles: Battles fitted (ties counted half to each side).
         units: Items the bootstrap resampled (each battle its own without items).
         confidence: The level of the intervals.
@@ -62,6 +66,7 @@ class BradleyTerry(BaseModel):
     log_odds: dict[str, float]
     scale: str
     anchor: str | None = None
+    bounded: bool = True
     battles: int
     units: int
     confidence: float
@@ -70,7 +75,12 @@ class BradleyTerry(BaseModel):
     def lines(self) -> list[str]:
         """One line per model, best first: ``gpt  1062 [1031, 1095]``."""
         width = max(len(m) for m in self.models)
-        return [
+        note = (
+            []
+            if self.bounded
+            else ["(not bounded by the data: a model won or lost every battle; the order holds)"]
+        )
+        return note + [
             f"{m:<{width}}  {self.scores[m]:.0f} [{self.intervals[m][0]:.0f}, "
             f"{self.intervals[m][1]:.0f}]"
             for m in self.models
@@ -150,7 +160,8 @@ def bradley_terry(
         out: NDArray[np.float64] = ELO_BASE + ELO_PER_LOG_ODDS * theta
         return out
 
-    point = elo(per_unit.sum(axis=0))[0]
+    total = per_unit.sum(axis=0)
+    point = elo(total)[0]
     bounds = bootstrap_interval(
         lambda counts: elo(counts @ per_unit),
         len(units),
@@ -167,6 +178,7 @@ def bradley_terry(
         log_odds={x: float(point[index[x]] - ELO_BASE) / ELO_PER_LOG_ODDS for x in order},
         scale=f"Elo points: 400/ln(10) per unit of log-odds, {where}",
         anchor=anchor,
+        bounded=bradley_terry_exists(total.reshape(m, m)),
         battles=len(rows),
         units=len(units),
         confidence=confidence,

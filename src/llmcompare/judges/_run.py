@@ -40,7 +40,7 @@ _POINTS: dict[Outcome, float] = {"a": 1.0, "tie": 0.5, "b": 0.0}
 
 def members(judge: Judge | JudgePanel) -> tuple[Judge, ...]:
     """The judges that ask: a panel's, or the one judge."""
-    return judge.judges if isinstance(judge, JudgePanel) else (judge,)
+    return judge.judges
 
 
 def judge_answers(

@@ -15,7 +15,8 @@ follows the values it is given, so callers never pick one:
 * :func:`cohen_kappa` (:class:`Kappa`): two raters' agreement beyond chance, with a bootstrap
   interval over rows; :func:`fleiss_kappa`: a panel's.
 * :func:`bradley_terry_fit`: Bradley-Terry strengths by maximum likelihood (scipy.optimize),
-  for one win matrix or a stack of bootstrap resamples at once.
+  for one win matrix or a stack of bootstrap resamples at once; :func:`bradley_terry_exists`
+  says whether the estimate is finite.
 * :func:`bootstrap_interval` and :func:`resample_counts`: the vectorised bootstrap over rows
   the two above use.
 
@@ -43,7 +44,7 @@ Example:
 
 from llmcompare.stats._agreement import Kappa, cohen_kappa, fleiss_kappa
 from llmcompare.stats._bootstrap import bootstrap_interval, resample_counts
-from llmcompare.stats._bradley_terry import bradley_terry_fit
+from llmcompare.stats._bradley_terry import bradley_terry_exists, bradley_terry_fit
 from llmcompare.stats._paired import (
     Difference,
     Interval,
@@ -59,6 +60,7 @@ __all__ = [
     "Interval",
     "Kappa",
     "bootstrap_interval",
+    "bradley_terry_exists",
     "bradley_terry_fit",
     "cohen_kappa",
     "fleiss_kappa",

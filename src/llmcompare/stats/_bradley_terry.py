@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["bradley_terry_fit"]
+__all__ = ["bradley_terry_exists", "bradley_terry_fit"]
 
 # Where the maximum-likelihood estimate does not exist (a model won, or lost, every battle it
 # had; or two groups of models never met), this ridge on the strengths keeps them finite. It is
@@ -95,6 +95,24 @@ def _sigmoid(x: NDArray[np.float64]) -> NDArray[np.float64]:
 
     out: NDArray[np.float64] = 0.5 * (1.0 + np.tanh(0.5 * x))
     return out
+
+
+def bradley_terry_exists(wins: ArrayLike) -> bool:
+    """Whether the maximum-likelihood estimate of one win matrix exists (is finite).
+
+    It does when the models cannot be split into two groups one of which never scored (a win
+    or a tie) against the other; otherwise :func:`bradley_terry_fit` is held finite by its
+    ridge, and a score stands for "not bounded by the data".
+
+    Example:
+        >>> bradley_terry_exists([[0, 3], [1, 0]]), bradley_terry_exists([[0, 3], [0, 0]])
+        (True, False)
+    """
+    scipy_stats()
+    import numpy as np
+
+    w = np.asarray(wins, dtype=np.float64)
+    return bool(_estimate_exists(w[None])[0])
 
 
 def _estimate_exists(w: NDArray[np.float64]) -> NDArray[np.bool_]:
