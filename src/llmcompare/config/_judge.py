@@ -138,8 +138,18 @@ def _rubric(config: CompareConfig, name: str) -> str:
 
 def _problem(config: CompareConfig, loc: list[str | int], message: str) -> Problem:
     source = config._source
-    line = source.line_of(tuple(loc)) if source is not None else None
-    return Problem(_dotted(tuple(loc)), message, line=line, where=None if source else "--judge")
+    if source is None:
+        return Problem(_dotted(tuple(loc)), message, where="--judge")
+    if (
+        loc[:3] == ["judge", "models", 0]
+        and config.judge is not None
+        and len(config.judge.models) == 1
+    ):
+        # A [judge] table may hold its one model's keys itself (name = ..., options = ...).
+        own = ["judge", *loc[3:]]
+        if tuple(own) in source.lines or tuple(loc) not in source.lines:
+            loc = own
+    return Problem(_dotted(tuple(loc)), message, line=source.line_of(tuple(loc)))
 
 
 def _model(config: CompareConfig, k: int, m: ModelConfig) -> Model:
