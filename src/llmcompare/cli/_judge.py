@@ -20,6 +20,7 @@ from llmcompare.cli._common import (
 from llmcompare.errors import ConfigurationError, LLMCompareError
 
 if TYPE_CHECKING:
+    from llmcompare.cost import Budget
     from llmcompare.judges import Judge, JudgePanel
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -73,14 +74,37 @@ def _close(judge: Judge | JudgePanel) -> None:
         one.model.close()
 
 
+def _sending_options(f: _F) -> _F:
+    """How the judge's requests are sent: budget, concurrency, cache, progress bar."""
+    for option in reversed(
+        [
+            click.option(
+                "--budget-usd", type=click.FloatRange(min=0), help="Most dollars the judge spends."
+            ),
+            click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1)),
+            click.option(
+                "--cache/--no-cache", default=True, show_default=True, help="Reuse cached replies."
+            ),
+            click.option(
+                "--progress/--no-progress", default=None, help="Progress bar (default: on a TTY)."
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def _budget(usd: float | None) -> Budget | None:
+    from llmcompare.cost import Budget
+
+    return None if usd is None else Budget(max_usd=Decimal(str(usd)))
+
+
 @click.command("rejudge")
 @_run_dir_argument()
 @judge_options(required=True)
-@click.option("--budget-usd", type=click.FloatRange(min=0), help="Most dollars the judge spends.")
-@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1))
-@click.option("--cache/--no-cache", default=True, show_default=True, help="Reuse cached replies.")
+@_sending_options
 @click.option("--refresh", is_flag=True, help="Ask the judge again, even when cached.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
 @_format_option("Reports to write after judging (default: json, csv, html).")
 def rejudge_cmd(
     run_dir: Path,
@@ -90,8 +114,8 @@ def rejudge_cmd(
     budget_usd: float | None,
     concurrency: int,
     cache: bool,
-    refresh: bool,
     progress: bool | None,
+    refresh: bool,
     formats: Sequence[str],
 ) -> None:
     """Judge the answers saved in RUN_DIR again; no compared model is asked anything.
@@ -103,7 +127,6 @@ def rejudge_cmd(
     from rich.console import Console
 
     from llmcompare.cli._saved import _load_run
-    from llmcompare.cost import Budget
     from llmcompare.report import print_report
 
     console = Console()
@@ -115,7 +138,7 @@ def rejudge_cmd(
             judge,
             out=run_dir,
             cache=cache,
-            budget=None if budget_usd is None else Budget(max_usd=Decimal(str(budget_usd))),
+            budget=_budget(budget_usd),
             concurrency=concurrency,
             progress=progress,
             refresh=refresh,
@@ -141,10 +164,7 @@ def rejudge_cmd(
     show_default=True,
     help="Ask each pair once more, to see whether the judge repeats itself.",
 )
-@click.option("--budget-usd", type=click.FloatRange(min=0), help="Most dollars the judge spends.")
-@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1))
-@click.option("--cache/--no-cache", default=True, show_default=True, help="Reuse cached replies.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
+@_sending_options
 def judge_audit_cmd(
     file: Path,
     judges: Sequence[str],
@@ -163,7 +183,6 @@ def judge_audit_cmd(
     "tie"). Prints the agreement with and without ties, Cohen's kappa with its interval, the
     position and self-consistency, and the judge's cost.
     """
-    from llmcompare.cost import Budget
     from llmcompare.judges import JudgePanel, PairwiseJudge, audit
 
     if judge_mode == "pointwise":
@@ -176,7 +195,7 @@ def judge_audit_cmd(
             file,
             self_consistency=self_consistency,
             cache=cache,
-            budget=None if budget_usd is None else Budget(max_usd=Decimal(str(budget_usd))),
+            budget=_budget(budget_usd),
             concurrency=concurrency,
             progress=progress,
         )

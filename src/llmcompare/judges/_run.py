@@ -100,20 +100,13 @@ def judge_answers(
     store = JudgmentsFile(out) if out is not None else None
     sending = Sending(tracker, cache, store, concurrency, retry, rpm, tpm, progress, refresh)
     run = _Run(items, answers, list(models), hardware)
-    try:
-        if isinstance(judge, JudgePanel):
-            vote: Vote | None = judge.vote
-        else:
-            vote = None
-        if judge.mode == "pairwise":
-            verdicts = run.pairwise(members(judge), vote or "majority", sending)
-            grades: tuple[Grade, ...] = ()
-        else:
-            grades = run.pointwise(members(judge), vote or "mean", sending)
-            verdicts = run.from_grades(grades)
-    finally:
-        if store is not None:
-            store.close()
+    vote = judge.vote if isinstance(judge, JudgePanel) else None
+    if judge.mode == "pairwise":
+        verdicts = run.pairwise(members(judge), vote or "majority", sending)
+        grades: tuple[Grade, ...] = ()
+    else:
+        grades = run.pointwise(members(judge), vote or "mean", sending)
+        verdicts = run.from_grades(grades)
     calls = [c for v in verdicts for c in v.calls] + [c for g in grades for c in g.calls]
     agreement, agreed = _agreement(judge, verdicts, grades)
     return Judging(

@@ -16,7 +16,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -47,8 +47,8 @@ class JudgmentsFile:
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.path = Path(folder) / JUDGMENTS_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._file: IO[str] | None = None
 
     def read(self) -> dict[str, Saved]:
         """The replies written so far, by request key; failures and damaged lines left out."""
@@ -89,18 +89,7 @@ class JudgmentsFile:
         else:
             line["error"] = error
         text = json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n"
-        with self._lock:
-            if self._file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = self.path.open("a", encoding="utf-8")
-            self._file.write(text)
-            self._file.flush()
-
-    def close(self) -> None:
-        """Close the file, syncing it to disk."""
-        with self._lock:
-            if self._file is not None:
-                self._file.flush()
-                os.fsync(self._file.fileno())
-                self._file.close()
-                self._file = None
+        # Opened, written and closed per reply: the line is the OS's once this returns, so a
+        # kill loses at most the requests in flight. A judge reply takes far longer than an open.
+        with self._lock, self.path.open("a", encoding="utf-8") as file:
+            file.write(text)
