@@ -22,6 +22,7 @@ from llmcompare.cli._common import (
     _settings,
     _write_reports,
 )
+from llmcompare.cli._judge import judge_options
 from llmcompare.errors import ConfigurationError, LLMCompareError
 
 if TYPE_CHECKING:
@@ -221,6 +222,7 @@ def _model_flags(models: Sequence[str], options: Sequence[str]) -> list[tuple[st
     help="Run each local model on this many Ray actors (pip install 'llmcompare[ray]').",
 )
 @click.option("--ray-address", help="The Ray cluster to join (default: start a local one).")
+@judge_options()
 def compare_cmd(
     prompts: str | None,
     suite: str | None,
@@ -250,6 +252,9 @@ def compare_cmd(
     refresh: bool,
     ray_workers: int | None,
     ray_address: str | None,
+    judges: Sequence[str],
+    judge_mode: str | None,
+    judge_rubric: Path | None,
 ) -> None:
     """Run PROMPTS (a file, a dataset, hf:NAME[:CONFIG[:SPLIT]] or --suite) on every model.
 
@@ -263,6 +268,9 @@ def compare_cmd(
     The models come from -c FILE, or from -m flags each followed by its own -O options:
     -m vllm=chatgpt:meta-llama/Llama-3.1-8B-Instruct -O base_url=http://127.0.0.1:8000/v1
     -O api_key_env=VLLM_API_KEY -m chatgpt:gpt-5.4-mini -O api_key_env=OPENAI_API_KEY.
+
+    --judge NAME has a judge model say which answer is better (both orders, by default), for
+    each pair of models and item; repeat it for a panel. Its cost is reported on its own line.
     """
     from rich.console import Console
 
@@ -297,6 +305,7 @@ def compare_cmd(
         tpm=tpm,
         out=out,
         ray=(ray_workers, ray_address),
+        judge=(judges, judge_mode, judge_rubric),
     )
     if out is None:
         out = plan.out
@@ -345,11 +354,12 @@ def _compare_plan(
     tpm: float | None,
     out: Path | None,
     ray: tuple[int | None, str | None] = (None, None),
+    judge: tuple[Sequence[str], str | None, Path | None] = ((), None, None),
 ) -> ComparePlan:
     """The config file with the flags given over it, built (nothing is sent); exit 2 if bad."""
     from click.core import ParameterSource
 
-    from llmcompare.config import CompareConfig, load_config, models_from_flags
+    from llmcompare.config import CompareConfig, judge_from_flags, load_config, models_from_flags
 
     ctx = click.get_current_context()
 
@@ -370,6 +380,7 @@ def _compare_plan(
             tpm=tpm,
             out=out,
             executor=_ray_executor(base, *ray),
+            judge=judge_from_flags(*judge, base.judge),
             **sources,
         ).build()
     except (LLMCompareError, LookupError, ValueError) as exc:

@@ -158,6 +158,56 @@ def _scorer_name(spec: str) -> str:
     return spec
 
 
+_MODEL_KEYS = frozenset(ModelConfig.model_fields)
+
+
+class JudgeConfig(BaseModel):
+    """The judge of a comparison: the ``[judge]`` table of a file, or ``--judge`` flags.
+
+    The judge model is a model like the others (``name``, ``options``, ``api_key_env``,
+    ``settings``, ``rpm``, ``tpm``), written in the table itself, or as ``judge = "NAME"``; a
+    panel lists its models as ``[[judge.models]]`` tables (each with its own ``label``).
+
+    Attributes:
+        models: The judge model, or a panel's models.
+        mode: ``"pairwise"`` (two answers side by side) or ``"pointwise"`` (a grade each).
+        rubric: What the judge should value, replacing the default rubric.
+        rubric_file: A text file holding the rubric (relative to the config file).
+        swap: Pairwise: ask each pair in both orders.
+        allow_tie: Pairwise: let the judge say tie.
+        vote: A panel's vote: ``"majority"`` or ``"mean"``.
+        scale: Pointwise: the lowest and highest grade.
+    """
+
+    model_config = _FROZEN
+
+    models: Annotated[list[ModelConfig], Field(min_length=1)]
+    mode: Literal["pairwise", "pointwise"] = "pairwise"
+    rubric: Annotated[str, Field(min_length=1)] | None = None
+    rubric_file: str | None = None
+    swap: bool = True
+    allow_tie: bool = True
+    vote: Literal["majority", "mean"] = "majority"
+    scale: tuple[int, int] = (1, 10)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_model(cls, data: Any) -> Any:
+        # judge = "chatgpt:gpt-5.4", or a [judge] table holding the model's own keys.
+        if isinstance(data, str):
+            return {"models": [data]}
+        if isinstance(data, Mapping) and "name" in data:
+            own = {k: v for k, v in data.items() if k in _MODEL_KEYS}
+            return {**{k: v for k, v in data.items() if k not in _MODEL_KEYS}, "models": [own]}
+        return data
+
+    @model_validator(mode="after")
+    def _one_rubric(self) -> JudgeConfig:
+        if self.rubric is not None and self.rubric_file is not None:
+            raise ValueError("give rubric or rubric_file, not both")
+        return self
+
+
 class ExecutorConfig(BaseModel):
     """Where local models run (``executor = { kind = "ray", workers = 4 }`` in a config file).
 
@@ -222,6 +272,7 @@ class CompareConfig(BaseModel):
         stats_seed: The seed of the bootstraps and permutation tests.
         out: The report folder.
         executor: Where local models run (default: in this process).
+        judge: The judge of the answers (see :class:`JudgeConfig`), or None.
     """
 
     model_config = _FROZEN
@@ -245,6 +296,7 @@ class CompareConfig(BaseModel):
     limit: Annotated[int, Field(ge=1)] | None = None
     allow_code_execution: bool = False
     pass_at: list[Annotated[int, Field(ge=1)]] | None = None
+    judge: JudgeConfig | None = None
 
     _base: Path | None = PrivateAttr(default=None)
     _source: _Source | None = PrivateAttr(default=None)
@@ -298,6 +350,7 @@ class CompareConfig(BaseModel):
         allow_code_execution: bool | None = None,
         pass_at: Sequence[int] | None = None,
         scorers: Sequence[str] | None = None,
+        judge: JudgeConfig | None = None,
     ) -> CompareConfig:
         """This config with command-line flags over it: each flag given wins over the file.
 
@@ -324,6 +377,8 @@ class CompareConfig(BaseModel):
             allow_code_execution: ``--allow-code-execution``.
             pass_at: ``--pass-at``.
             scorers: ``--scorer``: added to the file's scorers.
+            judge: ``--judge``, ``--judge-mode``, ``--judge-rubric``: replaces the file's judge
+                (:func:`~llmcompare.config.judge_from_flags` builds it over the file's).
 
         Returns:
             A new config; this one is unchanged.
@@ -369,6 +424,7 @@ class CompareConfig(BaseModel):
                 ("allow_code_execution", allow_code_execution),
                 ("pass_at", None if pass_at is None else list(pass_at)),
                 ("scorers", None if not scorers else [*self.scorers, *scorers]),
+                ("judge", judge),
             ):
                 if value is not None:
                     update[name] = value
@@ -494,6 +550,10 @@ class CompareConfig(BaseModel):
             data["prompts"] = [str(p) for p in self._sources()]
         if self.out is not None:
             data["out"] = str(self.out_dir())
+        if self.judge is not None:
+            for model, dumped in zip(self.judge.models, data["judge"]["models"], strict=True):
+                dumped["options"] = _mask_options(dumped["options"])
+                dumped["settings"] = model.settings.model_dump(mode="json", exclude_unset=True)
         return data
 
 

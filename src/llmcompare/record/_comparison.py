@@ -7,6 +7,7 @@ rescore`` use only this package, the scorers and :mod:`llmcompare.report`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -14,10 +15,14 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from llmcompare.cost import Budget, CostTracker
 from llmcompare.errors import LLMCompareError
+from llmcompare.judges import Judge, JudgePanel, Judging, Ranking, judge_answers, ranking
 from llmcompare.prompts import PromptItem
 from llmcompare.record import _aggregate
 from llmcompare.record._types import FROZEN, ModelSummary, Pairwise, Row, RunInfo
+from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
+from llmcompare.runs import ResponseCache
 from llmcompare.scorers import Scorer
 
 if TYPE_CHECKING:
@@ -37,6 +42,8 @@ class Comparison(BaseModel):
         rows: One row per item, model and sample.
         summaries: One per model, in run order.
         differences: Every pair of models (in run order), compared on each item's mean score.
+        judging: The judge's verdicts, each pair's figures and the judge's own cost, when the
+            run was judged (``compare(judge=...)``, :meth:`rejudge`).
     """
 
     model_config = FROZEN
@@ -46,6 +53,7 @@ class Comparison(BaseModel):
     rows: tuple[Row, ...]
     summaries: tuple[ModelSummary, ...]
     differences: tuple[Pairwise, ...] = ()
+    judging: Judging | None = None
 
     def row(self, item_id: str, model: str, sample: int = 0) -> Row:
         """The row for one item, model (its label) and sample.
@@ -176,4 +184,97 @@ class Comparison(BaseModel):
         """
         return _aggregate.rescored(
             self, scorers, replace=replace, allow_code_execution=allow_code_execution
+        )
+
+    def rejudge(
+        self,
+        judge: Judge | JudgePanel,
+        *,
+        out: str | os.PathLike[str] | None = None,
+        cache: bool | ResponseCache = True,
+        budget: Budget | None = None,
+        concurrency: int = 8,
+        retry: RetryPolicy | None = DEFAULT_POLICY,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        progress: bool | None = None,
+        refresh: bool = False,
+    ) -> Comparison:
+        """Judge the recorded answers again with another judge; no compared model is asked.
+
+        The judge's requests run like a comparison's: concurrent, retried, rate-limited, under
+        ``budget``, answered from the response cache when it has them, and (with ``out``, the
+        run folder) written to ``judgments.jsonl`` as they arrive, so a stopped rejudge
+        resumes. The answers that failed are not judged.
+
+        Args:
+            judge: A judge or a panel.
+            out: The run folder to keep the judge's replies in, or None.
+            cache: The response cache: True the shared one, False none, or give one.
+            budget: Limits on the judge's dollars, tokens or requests.
+            concurrency: Requests in flight per judge model.
+            retry: The retry policy; None retries nothing.
+            rpm: Requests per minute, at most, per judge model.
+            tpm: Tokens per minute, at most, per judge model.
+            progress: Show a progress bar; None: when stderr is a terminal.
+            refresh: Ask the judge again even when the cache has its reply.
+
+        Returns:
+            A new record: the same answers and scores, this judge's ``judging``.
+
+        Raises:
+            ConfigurationError: For a pairwise judge of a one-model run (nothing was sent).
+        """
+        answers = {
+            (r.item_id, r.model, r.sample): r.completion
+            for r in self.rows
+            if r.completion is not None
+        }
+        store = ResponseCache() if cache is True else (cache or None)
+        try:
+            judging = judge_answers(
+                judge,
+                self.items,
+                answers,
+                self.run.models,
+                tracker=CostTracker(budget, hardware=self.run.hardware),
+                cache=store,
+                out=out,
+                concurrency=concurrency,
+                retry=retry,
+                rpm=rpm,
+                tpm=tpm,
+                progress=progress,
+                refresh=refresh,
+                hardware=self.run.hardware,
+                confidence=self.run.confidence,
+                seed=self.run.stats_seed,
+            )
+        finally:
+            if cache is True and store is not None:
+                store.close()
+        return self.model_copy(update={"judging": judging})
+
+    def ranking(self, *, resamples: int = 1000) -> Ranking:
+        """The judged run's ranking: Bradley-Terry scores and the win-rate matrix.
+
+        Bradley-Terry by maximum likelihood on the verdicts (a tie half a win to each), with
+        bootstrap intervals over items at the run's confidence and seed, on an Elo-like scale
+        (the models' mean at 1000); see :func:`llmcompare.judges.bradley_terry`.
+
+        Raises:
+            LLMCompareError: When the run was not judged, or no pair got a verdict.
+        """
+        if self.judging is None:
+            raise LLMCompareError(
+                "this run was not judged: compare(..., judge=...) or comparison.rejudge(judge)"
+            )
+        if not any(v.winner is not None for v in self.judging.verdicts):
+            raise LLMCompareError("no pair of answers got a verdict: there is nothing to rank")
+        return ranking(
+            self.judging.verdicts,
+            self.run.models,
+            confidence=self.run.confidence,
+            resamples=resamples,
+            seed=self.run.stats_seed,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from llmcompare.report._judging import judging_lines
 from llmcompare.report._tables import view
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ def print_report(
     for note in tables.notes:
         style = "yellow" if note.kind == "warning" else "dim"
         console.print(f"[{style}]{escape(note.line)}[/{style}]")
+    for line in judging_lines(comparison):
+        console.print(escape(line))
     for even in tables.break_even_lines:
         console.print(f"[bold]{escape(even)}[/bold]")
     console.print(f"[dim]{escape(tables.stamp)}[/dim]")

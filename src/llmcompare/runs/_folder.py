@@ -122,7 +122,8 @@ class RunFolder:
                 )
             else:
                 # Nothing of the other comparison may pass for this one's.
-                for name in (ANSWERS_FILE, "comparison.json"):
+                # judgments.jsonl: the judges' replies (llmcompare.judges), beside the answers.
+                for name in (ANSWERS_FILE, "comparison.json", "judgments.jsonl"):
                     (self.path / name).unlink(missing_ok=True)
         if not self.resumed:
             record = {"format": _FORMAT, "fingerprint": digest, "plan": plan, "config": config}
