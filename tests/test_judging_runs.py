@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 import llmcompare
+from helpers.cli import run
+from helpers.openai_server import OpenAIServer, ok, slow
 from llmcompare import compare
 from llmcompare.backends.fake import FunctionModel, ScriptedModel
 from llmcompare.cost import Budget
@@ -25,8 +27,6 @@ from llmcompare.judges import PairwiseJudge
 from llmcompare.record import Comparison
 from llmcompare.report import print_report
 from llmcompare.types import Request
-from openai_server import OpenAIServer, ok, slow
-from test_cli import run
 from test_runs import start
 
 if TYPE_CHECKING:

@@ -28,8 +28,8 @@ schema (``_schema``), the plan (``_plan``), the command-line models (``_flags``)
 """
 
 from llmcompare.config._files import CONFIG_FILE_SUFFIXES, load_config
-from llmcompare.config._flags import models_from_flags
-from llmcompare.config._judge import build_judge, judge_from_flags
+from llmcompare.config._flags import judge_from_flags, models_from_flags
+from llmcompare.config._judge import build_judge
 from llmcompare.config._plan import ComparePlan
 from llmcompare.config._problems import ConfigFileError, Problem
 from llmcompare.config._schema import CompareConfig, ExecutorConfig, JudgeConfig, ModelConfig

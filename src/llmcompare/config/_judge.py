@@ -2,15 +2,13 @@
 
 :func:`build_judge` turns a :class:`~llmcompare.config.JudgeConfig` into a
 :class:`~llmcompare.judges.PairwiseJudge`, a :class:`~llmcompare.judges.PointwiseJudge` or a
-:class:`~llmcompare.judges.JudgePanel`; :func:`judge_from_flags` makes the config from
-``--judge``, ``--judge-mode`` and ``--judge-rubric`` over a file's ``[judge]``.
+:class:`~llmcompare.judges.JudgePanel` (the flags' own config comes from
+:func:`~llmcompare.config.judge_from_flags`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -28,48 +26,10 @@ from llmcompare.judges import (
 from llmcompare.ratelimit import with_rate_limit
 
 if TYPE_CHECKING:
-    from llmcompare.config._schema import CompareConfig, JudgeConfig, ModelConfig
+    from llmcompare.config._schema import CompareConfig, ModelConfig
     from llmcompare.model import Model
 
-__all__ = ["build_judge", "judge_from_flags"]
-
-
-def judge_from_flags(
-    names: Sequence[str],
-    mode: str | None,
-    rubric_file: str | os.PathLike[str] | None,
-    base: JudgeConfig | None,
-) -> JudgeConfig | None:
-    """The judge the flags ask for, over the file's (None: no judge, or the file's stands).
-
-    Args:
-        names: ``--judge`` values (``NAME`` or ``LABEL=NAME``): they replace the file's judge
-            models; two or more are a panel.
-        mode: ``--judge-mode``.
-        rubric_file: ``--judge-rubric`` (relative to the working folder).
-        base: The file's ``[judge]``, if any.
-
-    Raises:
-        ConfigurationError: For ``--judge-mode`` or ``--judge-rubric`` without a judge.
-    """
-    from llmcompare.config._schema import JudgeConfig
-
-    if not names and mode is None and rubric_file is None:
-        return None
-    if not names and base is None:
-        raise ConfigurationError(
-            "--judge-mode and --judge-rubric need a judge: give --judge NAME (or a [judge] "
-            "table in the config file)"
-        )
-    data = base.model_dump(exclude_unset=True) if base is not None else {}
-    if names:
-        data["models"] = list(names)
-    if mode is not None:
-        data["mode"] = mode
-    if rubric_file is not None:
-        data.pop("rubric", None)
-        data["rubric_file"] = str(Path(rubric_file).absolute())
-    return JudgeConfig.model_validate(data)
+__all__ = ["build_judge"]
 
 
 def build_judge(config: CompareConfig) -> Judge | JudgePanel | None:
