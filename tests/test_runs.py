@@ -19,6 +19,7 @@ import pytest
 import llmcompare
 from llmcompare import compare
 from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
+from llmcompare.backends.fake import FunctionModel
 from llmcompare.record import Comparison
 from llmcompare.scorers import MaxLength
 from openai_server import OpenAIServer, slow
@@ -520,3 +521,20 @@ def test_a_budget_counts_the_answers_a_resumed_run_read_back(tmp_path: Path) -> 
         )
         assert len(server.chat_requests) == sent
     assert all(r.completion for r in resumed.rows)
+
+
+# issue 22, item 1
+def test_a_run_folder_line_never_fails_to_encode(tmp_path: Path) -> None:
+    def fail(request: llmcompare.Request) -> str:
+        # An error whose text holds half a character, as a provider's message can.
+        raise ValueError("the gateway said \ud83d")
+
+    out = tmp_path / "run"
+    model = FunctionModel(fail, name="m")
+    record = compare([model], ["a"], out=out, retry=None, progress=False)
+    assert record.rows[0].error is not None
+    assert record.rows[0].error.message == "the gateway said \ufffd"
+    # The line was written (valid UTF-8, the half as its JSON escape) and reads back.
+    line = json.loads((out / "answers.jsonl").read_bytes().decode("utf-8"))
+    assert line["error"]["message"] == "the gateway said \ud83d"
+    assert Comparison.load(out / "comparison.json").rows[0].error == record.rows[0].error

@@ -198,7 +198,12 @@ class RunFolder:
         text = json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n"
         with self._lock:
             if self._file is None:
-                self._file = (self.path / ANSWERS_FILE).open("a", encoding="utf-8")
+                # backslashreplace: a lone surrogate (half a character, in an error message
+                # say) is written as its JSON escape, so no line ever fails to encode and
+                # every line reads back as it was.
+                self._file = (self.path / ANSWERS_FILE).open(
+                    "a", encoding="utf-8", errors="backslashreplace"
+                )
             # One write and a flush per answer: a kill loses at most the line being written.
             self._file.write(text)
             self._file.flush()

@@ -159,6 +159,7 @@ class _StreamMapper:
     __slots__ = (
         "_cutter",
         "_finish",
+        "_half",
         "_model",
         "_parts",
         "_refusal",
@@ -181,6 +182,7 @@ class _StreamMapper:
         self._usage: CompletionUsage | None = None
         self._response_model: str | None = None
         self._sent_ids = False
+        self._half = ""  # a high surrogate that ended the last event: its low half comes next
 
     def feed(self, event: ChatCompletionChunk) -> Chunk | None:
         # getattr: the SDK does not validate events, and compatible servers leave fields out.
@@ -206,6 +208,7 @@ class _StreamMapper:
                 self._finish = finish
         if self._cutter is not None:
             text = self._cutter.feed(text)
+        text = self._join_halves(text)
         if not text:
             return None
         self._parts.append(text)
@@ -215,6 +218,15 @@ class _StreamMapper:
             return Chunk(text=text)
         self._sent_ids = True
         return Chunk(text=text, request_id=self._request_id, response_model=self._response_model)
+
+    def _join_halves(self, text: str) -> str:
+        # A gateway may split an emoji's JSON escape across two events ("\ud83d", "\ude00"):
+        # a high half that ends an event waits for the next one, so the pair is joined.
+        if self._half:
+            text, self._half = self._half + text, ""
+        if text and "\ud800" <= text[-1] <= "\udbff":
+            text, self._half = text[:-1], text[-1]
+        return text
 
     def end(self) -> Chunk:
         cutter = self._cutter
@@ -227,6 +239,8 @@ class _StreamMapper:
                 retryable=True,
             )
         tail = cutter.flush() if cutter is not None and not stopped else ""
+        # A half still waiting has lost its pair: the chunk replaces it and says so.
+        tail, self._half = self._half + tail, ""
         if tail:
             self._parts.append(tail)
         finish: FinishReason = "stop" if stopped else _FINISH.get(self._finish, "stop")
