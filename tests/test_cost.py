@@ -23,8 +23,10 @@ from llmcompare import (
     Request,
     Usage,
 )
+from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
 from llmcompare.backends.fake import FunctionModel, ScriptedModel
 from llmcompare.batch import generate_many
+from llmcompare.comparison import compare
 from llmcompare.cost import (
     GENERIC_CLOUD_VM,
     Budget,
@@ -33,10 +35,15 @@ from llmcompare.cost import (
     LocalHardware,
     UnpricedModelWarning,
     cost_of,
+    get_price,
     input_token_bound,
     register_price,
     reset_prices,
 )
+from llmcompare.retry import RetryPolicy
+from llmcompare.testing import no_wait
+from openai_server import OpenAIServer, RecordedRequest, ok, stream_break
+from openai_server import _count_prompt_tokens as count_prompt_tokens
 
 
 @pytest.fixture(autouse=True)
@@ -579,3 +586,82 @@ def test_measured_energy_on_a_completion_reaches_its_cost_with_the_method() -> N
     tracker.record(measured)
     assert tracker.total.cost.kwh == Decimal("0.002")
     assert tracker.total.cost.energy == "measured-nvml"
+
+
+# -- money the server counts (issue 22) ------------------------------------------------------------
+
+
+def server_cost(requests: Sequence[RecordedRequest]) -> Decimal:
+    """What the server would bill for the chat requests it received, at gpt-4o-mini's prices.
+
+    Every request that reached the server is billed in full: the server answers it (the echo,
+    cut at max_tokens) whether or not the client is still waiting.
+    """
+    price = get_price("chatgpt:gpt-4o-mini")
+    assert price is not None
+    total = Decimal(0)
+    for r in requests:
+        body = r.body
+        words = len(body["messages"][-1]["content"].split())
+        out = min(words, body.get("max_completion_tokens") or body.get("max_tokens") or words)
+        total += (count_prompt_tokens(body["messages"]) * price.input + out * price.output) / 10**6
+    return total
+
+
+# issue 22, item 2
+def test_a_dollar_budget_bounds_what_timed_out_requests_may_be_billed() -> None:
+    prompts = [" ".join(f"word{i}x{j}" for j in range(300)) for i in range(20)]
+    budget = Budget(max_usd=Decimal("0.001"))
+    with OpenAIServer() as server, no_wait():
+        server.default = ok(delay=0.4)  # every reply comes after the client gave up
+        model = ChatGPTModel("gpt-4o-mini", ChatGPTOptions(base_url=server.url, timeout=0.1))
+        record = compare([model], prompts, budget=budget, concurrency=1, progress=False)
+        billed = server_cost(server.chat_requests)
+        reached = len(server.chat_requests)
+    assert reached >= 1
+    assert billed <= budget.max_usd  # type: ignore[operator]
+    # The rows say what may be billed: the attempts that reached the server are charged.
+    charged = [r.cost for r in record.rows if r.error is not None and r.cost is not None]
+    assert charged
+    assert all(c.status == "estimated" and c.usd > 0 for c in charged)
+    assert any("may be billed" in c.assumptions for c in charged)
+    spent = record.summaries[0].cost.usd
+    assert billed <= spent <= budget.max_usd  # type: ignore[operator]
+
+
+# issue 22, item 2
+def test_an_answer_after_a_timed_out_attempt_costs_that_attempt_too() -> None:
+    tracker = CostTracker(Budget(max_usd="1"))
+    with OpenAIServer() as server, no_wait():
+        server.script(ok("late", delay=0.4), ok("in time"), stream_break(after_chunks=1))
+        model = ChatGPTModel("gpt-4o-mini", ChatGPTOptions(base_url=server.url, timeout=0.1))
+        first, cut = generate_many(
+            model,
+            ["hi", "there"],
+            concurrency=1,
+            retry=RetryPolicy(attempts=2),
+            tracker=tracker,
+            max_tokens=10,
+            stream=True,
+            progress=False,
+        )
+        assert len(server.chat_requests) == 3
+    # The first request timed out once, then answered: both attempts are on its answer.
+    done = first.unwrap()
+    assert done.text == "in time"
+    worst = (input_token_bound(Request.of("hi")) * Decimal("0.15") + 10 * Decimal("0.6")) / 10**6
+    assert done.unanswered_usd == worst
+    assert (
+        cost_of(done).usd == worst + cost_of(done.model_copy(update={"unanswered_usd": None})).usd
+    )
+    assert cost_of(done).status == "estimated"
+    # The second was cut mid-stream (not retried: its text had reached the caller): charged,
+    # and its error says so.
+    assert isinstance(cut.error, BackendError)
+    assert cut.error.maybe_billed
+    worst_cut = (
+        input_token_bound(Request.of("there")) * Decimal("0.15") + 10 * Decimal("0.6")
+    ) / 10**6
+    assert cut.error.charged_usd == worst_cut
+    assert tracker.total.unanswered == 2
+    assert tracker.spent_usd == cost_of(done).usd + worst_cut

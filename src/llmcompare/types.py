@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeAlias, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -367,6 +368,10 @@ class Completion(BaseModel):
             of a UTF-16 surrogate pair (an escape cut in two with its other half lost), each
             replaced by U+FFFD. 0 when the answer arrived valid; halves that arrive together,
             even in two chunks of a stream, are joined into their character instead.
+        unanswered_usd: Dollars charged for earlier attempts of this request that reached the
+            provider and gave no answer (a timeout, a cut stream): the provider may bill them,
+            so a :class:`~llmcompare.cost.CostTracker` counts each at its worst case, and so
+            does this answer's cost. None when there were none.
     """
 
     model_config = _FROZEN
@@ -393,6 +398,7 @@ class Completion(BaseModel):
     parse_error: str | None = None
     refusal: str | None = None
     replaced_chars: Annotated[int, Field(ge=0)] = 0
+    unanswered_usd: Annotated[Decimal, Field(ge=0)] | None = None
 
     @model_validator(mode="before")
     @classmethod

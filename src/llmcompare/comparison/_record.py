@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from llmcompare._version import __version__
 from llmcompare.cost import GENERIC_CLOUD_VM, LocalHardware, cost_of, oldest_price_date
+from llmcompare.cost._cost import unanswered_cost
+from llmcompare.errors import BackendError
 from llmcompare.record import Comparison, ErrorInfo, ModelSummary, Row, RunInfo, _aggregate
 from llmcompare.scorers import scorer_name
 
@@ -132,13 +134,17 @@ def _row(
     assert result is not None  # every request has its answer or failure by now
     seed = result.request.seed
     if result.completion is None:
-        assert result.error is not None
+        error = result.error
+        assert error is not None
+        # A failure that may be billed (a timeout) was charged: the row says what, and why.
+        charged = error.charged_usd if isinstance(error, BackendError) else None
         return Row(
             item_id=item.id,
             model=label,
             sample=planned.sample,
             seed=seed,
-            error=ErrorInfo.of(result.error),
+            error=ErrorInfo.of(error),
+            cost=None if charged is None else unanswered_cost(charged),
         )
     completion = result.completion
     return Row(

@@ -154,7 +154,7 @@ def _warn_unpriced(model: str) -> None:
         f"no price known for model {model!r}: its cost is reported as 'unpriced', not $0. "
         "Register one with llmcompare.cost.register_price(...) or load_prices(...).",
         UnpricedModelWarning,
-        stacklevel=3,
+        stacklevel=4,  # the caller of _assess (via _assess_answer)
     )
 
 
@@ -274,10 +274,48 @@ def _local_cost(
     )
 
 
+UNANSWERED = (
+    "an attempt that reached the server and gave no answer (a timeout, a cut stream) may be "
+    "billed: charged at its worst case (input bound and max_tokens)"
+)
+"""The assumption of a cost that holds such attempts (see :func:`unanswered_cost`)."""
+
+
+def unanswered_cost(usd: Decimal) -> Cost:
+    """The cost charged for attempts that reached the server and gave no answer.
+
+    A provider may bill such an attempt (a timeout, a cut stream), so a
+    :class:`~llmcompare.cost.CostTracker` charges its worst case; the status is
+    ``"estimated"``, and the assumption says so.
+
+    Args:
+        usd: The dollars charged.
+
+    Returns:
+        The cost.
+    """
+    return Cost.model_construct(
+        usd=usd, status="estimated", source="", assumptions=UNANSWERED, energy=None
+    )
+
+
 def _assess(
     completion: Completion, hardware: LocalHardware | None, energy_j: float | None
 ) -> _Assessed:
     """The numbers of :func:`cost_of` without building a model (the tracker's hot path)."""
+    assessed = _assess_answer(completion, hardware, energy_j)
+    extra = completion.unanswered_usd
+    if extra is None:
+        return assessed
+    usd, status, kwh, g_co2, source, assumptions, energy = assessed
+    worse = _STATUSES[max(_RANK[status], _RANK["estimated"])]
+    return (usd + extra, worse, kwh, g_co2, source, _merge(assumptions, UNANSWERED), energy)
+
+
+def _assess_answer(
+    completion: Completion, hardware: LocalHardware | None, energy_j: float | None
+) -> _Assessed:
+    """The cost of the answer itself, without earlier attempts that gave none."""
     if completion.compute_s is not None:
         return _local_cost(completion, hardware or GENERIC_CLOUD_VM, energy_j, hardware is None)
     found = match_price(completion.model, completion.response_model)
@@ -356,6 +394,8 @@ def cost_of(
       family's price (``gpt-3.5-turbo``) with status ``"estimated"`` and an assumption saying
       so. Estimated usage also gives ``"estimated"``. An unknown model gives status
       ``"unpriced"`` with ``usd`` 0 and a warning, once per model.
+    - Earlier attempts of the request that may be billed (``unanswered_usd``: a timeout, a
+      cut stream) are added, and make the status ``"estimated"``.
 
     Example:
         >>> from llmcompare import Completion, Usage

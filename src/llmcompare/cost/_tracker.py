@@ -17,6 +17,7 @@ from typing_extensions import Self
 from llmcompare.cost._cost import (
     _RANK,
     _STATUSES,
+    UNANSWERED,
     Cost,
     EnergySource,
     LocalHardware,
@@ -27,7 +28,7 @@ from llmcompare.cost._cost import (
     _energy_sum,
 )
 from llmcompare.cost._prices import get_price
-from llmcompare.errors import BudgetExceeded
+from llmcompare.errors import BackendError, BudgetExceeded
 from llmcompare.model import Model
 from llmcompare.types import Completion, Request, Usage
 from llmcompare.wrapper import ModelWrapper
@@ -61,6 +62,23 @@ def input_token_bound(request: Request) -> int:
     return total
 
 
+def _worst_case(
+    model_id: str, request: Request, default_max_tokens: int, *, batch: bool = False
+) -> tuple[int, Decimal | None]:
+    """A request's most tokens (input bound plus max_tokens) and most dollars (None: unpriced).
+
+    Priced at the model's uncached input and output prices; a Batch API model at its batch
+    tier, as it is billed.
+    """
+    max_out = request.max_tokens or default_max_tokens
+    bound = input_token_bound(request)
+    price = get_price(model_id)
+    if price is None:
+        return bound + max_out, None
+    unit_in, unit_out = _batch_tier(price, _ZERO, [])[:2] if batch else (price.input, price.output)
+    return bound + max_out, (bound * unit_in + max_out * unit_out).scaleb(-6)
+
+
 class Budget(BaseModel):
     """Limits a :class:`CostTracker` enforces before each request is sent.
 
@@ -69,8 +87,13 @@ class Budget(BaseModel):
     the model's uncached input and output prices. A request whose worst case does not fit next to
     what is already spent and reserved raises :class:`~llmcompare.BudgetExceeded` and is not
     sent. After it returns, the reservation is replaced by the real usage and cost, so the rest
-    becomes available again. For API models, under any concurrency the totals never pass a
-    limit, as long as providers respect ``max_tokens``.
+    becomes available again. A request that failed after it reached the provider (a timeout
+    while waiting for the answer, a cut stream: the backend marks its error ``maybe_billed``)
+    may be billed all the same, so its reservation is charged, not given back (the row and the
+    error's ``charged_usd`` say so). :func:`~llmcompare.batch.generate_many` and
+    :func:`~llmcompare.compare` put the tracker under the retries: every attempt is checked
+    and charged, so a retry never passes a limit. For API models, under any concurrency the
+    totals never pass a limit, as long as providers respect ``max_tokens``.
 
     For a USD limit the model must have a known price (a request to an unpriced API model is
     refused, since its cost could not be bounded). A local model's dollar cost is known only
@@ -87,7 +110,8 @@ class Budget(BaseModel):
     Attributes:
         max_usd: Most dollars to spend.
         max_tokens: Most tokens (input plus output) to use.
-        max_requests: Most requests to send (failed ones count: they were sent).
+        max_requests: Most requests to send (failed ones count: they were sent; so does each
+            attempt of a retried request under :func:`~llmcompare.batch.generate_many`).
         default_max_tokens: Output tokens assumed for a request without ``max_tokens``. Set
             ``max_tokens`` on requests for a strict guarantee: a provider may generate more.
     """
@@ -104,11 +128,14 @@ class Totals(BaseModel):
     """Usage and cost summed over requests.
 
     Attributes:
-        requests: Requests sent, failed ones included.
+        requests: Requests sent, failed ones included (each attempt of a retried request
+            that went through the tracker counts).
         failed: Requests sent that raised an error.
         refused: Requests refused by the budget (not sent).
+        unanswered: Failed requests that reached the provider and may be billed (a timeout,
+            a cut stream): charged at their worst case, in ``cost``.
         usage: Summed token usage of the successful requests.
-        cost: Summed cost of the successful requests.
+        cost: Summed cost of the successful requests and of the unanswered ones.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -116,6 +143,7 @@ class Totals(BaseModel):
     requests: int = 0
     failed: int = 0
     refused: int = 0
+    unanswered: int = 0
     usage: Usage = Usage()
     cost: Cost = Cost()
 
@@ -138,11 +166,12 @@ class _Sum:
         "requests",
         "sources",
         "status",
+        "unanswered",
         "usd",
     )
 
     def __init__(self) -> None:
-        self.requests = self.failed = self.refused = 0
+        self.requests = self.failed = self.refused = self.unanswered = 0
         self.input = self.output = self.cache = self.reasoning = 0
         self.estimated = False
         self.usd = _ZERO
@@ -177,11 +206,22 @@ class _Sum:
             for line in assumptions.split("\n"):
                 self.assumptions[line] = None
 
+    def fail(self, charged: Decimal | None) -> None:
+        """Count a failed request; one that may be billed is charged (an estimate)."""
+        self.requests += 1
+        self.failed += 1
+        if charged is not None:
+            self.unanswered += 1
+            self.usd += charged
+            self.status = max(self.status, _RANK["estimated"])
+            self.assumptions[UNANSWERED] = None
+
     def totals(self) -> Totals:
         return Totals(
             requests=self.requests,
             failed=self.failed,
             refused=self.refused,
+            unanswered=self.unanswered,
             usage=Usage.model_construct(
                 input_tokens=self.input,
                 output_tokens=self.output,
@@ -342,25 +382,18 @@ class CostTracker:
         budget = self.budget
         if budget is None:
             return None
-        max_out = request.max_tokens or budget.default_max_tokens
-        bound = input_token_bound(request)
-        tokens = bound + max_out
+        tokens, worst = _worst_case(model_id, request, budget.default_max_tokens, batch=batch)
         usd = _ZERO
         probe = False
         if budget.max_usd is not None and not local:
-            price = get_price(model_id)
-            if price is None:
+            if worst is None:
                 self._refuse(model_id)
                 raise BudgetExceeded(
                     f"{model_id}: refused before sending: no price is known for this model, so "
                     "its cost cannot be bounded against max_usd; register one with "
                     "llmcompare.cost.register_price(...)"
                 )
-            # A Batch API model is billed at the batch tier, and so reserves at it.
-            unit_in, unit_out = (
-                _batch_tier(price, _ZERO, [])[:2] if batch else (price.input, price.output)
-            )
-            usd = (bound * unit_in + max_out * unit_out).scaleb(-6)
+            usd = worst
         with self._lock:
             why = None
             if budget.max_usd is not None and local:
@@ -463,15 +496,48 @@ class CostTracker:
             self._total.add(completion, cost)
         return cost
 
-    def _release(self, reservation: _Reservation | None, model_id: str) -> None:
+    def _release(
+        self,
+        reservation: _Reservation | None,
+        model_id: str,
+        charge: tuple[int, Decimal] | None = None,
+    ) -> None:
+        """A failed request: its reservation given back, or, ``charge``d, spent."""
+        charged = None if charge is None else charge[1]
         with self._lock:
             self._unhold(reservation)
             self._sent += 1
-            s = self._sum(model_id)
-            s.requests += 1
-            s.failed += 1
-            self._total.requests += 1
-            self._total.failed += 1
+            if charge is not None:
+                self._spent_tokens += charge[0]
+                self._spent_usd += charge[1]
+            self._sum(model_id).fail(charged)
+            self._total.fail(charged)
+
+    def _fail(
+        self,
+        reservation: _Reservation | None,
+        model_id: str,
+        request: Request,
+        error: BaseException,
+        *,
+        batch: bool = False,
+    ) -> None:
+        """Settle a failed API request: one that may be billed is charged its worst case.
+
+        A request that reached the provider before it failed (a timeout, a cut stream: the
+        backend marks its error ``maybe_billed``) may be billed in full, so it is charged
+        what its reservation held (input bound plus ``max_tokens``), never $0: a budget then
+        bounds what a run of timeouts can cost, and the retry that would pass it is refused.
+        The charge goes on the error (``charged_usd``) for its row.
+        """
+        charge = None
+        if isinstance(error, BackendError) and error.maybe_billed:
+            default = self.budget.default_max_tokens if self.budget else _DEFAULT_MAX_TOKENS
+            tokens, usd = _worst_case(model_id, request, default, batch=batch)
+            if usd is not None:
+                charge = (tokens, usd)
+                error.charged_usd = usd
+        self._release(reservation, model_id, charge)
 
     # -- context manager -----------------------------------------------------------------------
 
@@ -560,7 +626,10 @@ class _TrackedModel(ModelWrapper["_Reservation | None"]):
         return completion
 
     def _failed(self, request: Request, error: BaseException, ticket: _Reservation | None) -> None:
-        self._tracker._release(ticket, self._id)
+        if self._local:
+            self._tracker._release(ticket, self._id)
+        else:
+            self._tracker._fail(ticket, self._id, request, error, batch=self._batch_api)
 
 
 # How often a local model's request checks whether the probe that measures its cost is done,

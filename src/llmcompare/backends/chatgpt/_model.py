@@ -237,6 +237,7 @@ class _StreamMapper:
                 "was probably cut",
                 model_id=self._model.id,
                 retryable=True,
+                maybe_billed=True,
             )
         tail = cutter.flush() if cutter is not None and not stopped else ""
         # A half still waiting has lost its pair: the chunk replaces it and says so.
