@@ -665,3 +665,18 @@ def test_an_answer_after_a_timed_out_attempt_costs_that_attempt_too() -> None:
     assert cut.error.charged_usd == worst_cut
     assert tracker.total.unanswered == 2
     assert tracker.spent_usd == cost_of(done).usd + worst_cut
+
+
+# issue 22, item 2
+def test_without_a_budget_a_request_that_may_be_billed_is_still_charged() -> None:
+    timeout = BackendError("timed out", model_id="chatgpt:gpt-4o-mini", maybe_billed=True)
+    refused = BackendError("HTTP 500", model_id="chatgpt:gpt-4o-mini", retryable=True)
+    tracker = CostTracker()
+    model = tracker.wrap(ScriptedModel([timeout, refused], name="gpt-4o-mini"))
+    for _ in range(2):
+        with pytest.raises(BackendError):
+            model.generate("hi", max_tokens=7)
+    worst = (input_token_bound(Request.of("hi")) * Decimal("0.15") + 7 * Decimal("0.6")) / 10**6
+    assert timeout.charged_usd == worst == tracker.spent_usd
+    assert refused.charged_usd is None  # an error status is not billed
+    assert (tracker.total.failed, tracker.total.unanswered) == (2, 1)

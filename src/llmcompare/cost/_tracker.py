@@ -62,6 +62,10 @@ def input_token_bound(request: Request) -> int:
     return total
 
 
+# The output tokens assumed for a request without max_tokens (Budget.default_max_tokens).
+_DEFAULT_MAX_TOKENS = 4096
+
+
 def _worst_case(
     model_id: str, request: Request, default_max_tokens: int, *, batch: bool = False
 ) -> tuple[int, Decimal | None]:
@@ -121,7 +125,7 @@ class Budget(BaseModel):
     max_usd: Annotated[Decimal, Field(ge=0)] | None = None
     max_tokens: Annotated[int, Field(ge=0)] | None = None
     max_requests: Annotated[int, Field(ge=0)] | None = None
-    default_max_tokens: Annotated[int, Field(gt=0)] = 4096
+    default_max_tokens: Annotated[int, Field(gt=0)] = _DEFAULT_MAX_TOKENS
 
 
 class Totals(BaseModel):
