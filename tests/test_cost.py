@@ -680,3 +680,32 @@ def test_without_a_budget_a_request_that_may_be_billed_is_still_charged() -> Non
     assert timeout.charged_usd == worst == tracker.spent_usd
     assert refused.charged_usd is None  # an error status is not billed
     assert (tracker.total.failed, tracker.total.unanswered) == (2, 1)
+
+
+# issue 22, item 6
+def test_a_dollar_budget_under_concurrency_waits_for_requests_in_flight_instead_of_refusing() -> (
+    None
+):
+    budget = Budget(max_usd=Decimal("0.001"))
+    prompts = [f"question {i}" for i in range(300)]
+    answered: dict[int, int] = {}
+    with OpenAIServer() as server:
+        server.default = ok(delay=0.005)
+        model = ChatGPTModel("gpt-4o-mini", ChatGPTOptions(base_url=server.url))
+        for concurrency in (1, 16):
+            server.reset()
+            server.default = ok(delay=0.005)
+            tracker = CostTracker(budget)
+            generate_many(
+                model,
+                prompts,
+                concurrency=concurrency,
+                tracker=tracker,
+                max_tokens=256,
+                progress=False,
+            )
+            answered[concurrency] = len(server.chat_requests)
+            assert server_cost(server.chat_requests) <= budget.max_usd  # type: ignore[operator]
+            assert tracker.spent_usd <= budget.max_usd  # type: ignore[operator]
+    assert answered[1] >= 250
+    assert answered[16] >= answered[1] * 0.95

@@ -9,11 +9,20 @@ import time
 from collections.abc import Sequence
 from decimal import Decimal
 from types import TracebackType
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 from typing_extensions import Self
 
+from llmcompare.cost._budget import (
+    _DEFAULT_MAX_TOKENS,
+    _POLL_S,
+    _WAIT_S,
+    Budget,
+    _Reservation,
+    _show,
+    _Wait,
+    _worst_case,
+)
 from llmcompare.cost._cost import (
     _RANK,
     _STATUSES,
@@ -24,108 +33,18 @@ from llmcompare.cost._cost import (
     _as_cost,
     _assess,
     _Assessed,
-    _batch_tier,
     _energy_sum,
 )
-from llmcompare.cost._prices import get_price
 from llmcompare.errors import BackendError, BudgetExceeded
 from llmcompare.model import Model
 from llmcompare.types import Completion, Request, Usage
 from llmcompare.wrapper import ModelWrapper
 
-__all__ = ["Budget", "CostTracker", "Totals", "input_token_bound"]
+__all__ = ["CostTracker", "Totals"]
 
 logger = logging.getLogger("llmcompare.cost")
 
 _ZERO = Decimal(0)
-
-
-def input_token_bound(request: Request) -> int:
-    """An upper bound on the input tokens of a request, computed without a tokenizer.
-
-    UTF-8 bytes of every message plus 8 tokens per message and 32 per request: byte-level BPE
-    tokenizers (OpenAI's, Llama's) never produce more tokens than bytes, and the margins cover
-    chat-format tokens (OpenAI adds 3 per message and 3 per reply). Real counts are usually
-    about a quarter of this; budgets reserve it and give the rest back once the real usage is
-    known.
-
-    Args:
-        request: The request.
-
-    Returns:
-        The bound, in tokens.
-    """
-    total = 32
-    for message in request.messages:
-        text = message.content
-        total += 8 + (len(text) if text.isascii() else len(text.encode("utf-8")))
-    return total
-
-
-# The output tokens assumed for a request without max_tokens (Budget.default_max_tokens).
-_DEFAULT_MAX_TOKENS = 4096
-
-
-def _worst_case(
-    model_id: str, request: Request, default_max_tokens: int, *, batch: bool = False
-) -> tuple[int, Decimal | None]:
-    """A request's most tokens (input bound plus max_tokens) and most dollars (None: unpriced).
-
-    Priced at the model's uncached input and output prices; a Batch API model at its batch
-    tier, as it is billed.
-    """
-    max_out = request.max_tokens or default_max_tokens
-    bound = input_token_bound(request)
-    price = get_price(model_id)
-    if price is None:
-        return bound + max_out, None
-    unit_in, unit_out = _batch_tier(price, _ZERO, [])[:2] if batch else (price.input, price.output)
-    return bound + max_out, (bound * unit_in + max_out * unit_out).scaleb(-6)
-
-
-class Budget(BaseModel):
-    """Limits a :class:`CostTracker` enforces before each request is sent.
-
-    Each request reserves its worst case: :func:`input_token_bound` input tokens plus its
-    ``max_tokens`` output tokens (``default_max_tokens`` when the request sets none), priced at
-    the model's uncached input and output prices. A request whose worst case does not fit next to
-    what is already spent and reserved raises :class:`~llmcompare.BudgetExceeded` and is not
-    sent. After it returns, the reservation is replaced by the real usage and cost, so the rest
-    becomes available again. A request that failed after it reached the provider (a timeout
-    while waiting for the answer, a cut stream: the backend marks its error ``maybe_billed``)
-    may be billed all the same, so its reservation is charged, not given back (the row and the
-    error's ``charged_usd`` say so). :func:`~llmcompare.batch.generate_many` and
-    :func:`~llmcompare.compare` put the tracker under the retries: every attempt is checked
-    and charged, so a retry never passes a limit. For API models, under any concurrency the
-    totals never pass a limit, as long as providers respect ``max_tokens``.
-
-    For a USD limit the model must have a known price (a request to an unpriced API model is
-    refused, since its cost could not be bounded). A local model's dollar cost is known only
-    after it ran, so the first request of each local model runs alone, as a probe, while the
-    others wait (or, in a batch, are refused): its measured cost per token then bounds the
-    next ones, each reserving ``highest cost per output token seen x (input bound +
-    max_tokens)`` (the whole cost, prompt included, over the output tokens: a probe that
-    answered in one token gives a high rate, never a low one). Before a probe has been measured
-    nothing bounds its cost: that one request is what a run can pass ``max_usd`` by. The bound
-    after it is an estimate from measurements, conservative (a request alone costs more per
-    token than a row of a batch, and the input bound is about four times the real count), not
-    a guarantee as an API price is.
-
-    Attributes:
-        max_usd: Most dollars to spend.
-        max_tokens: Most tokens (input plus output) to use.
-        max_requests: Most requests to send (failed ones count: they were sent; so does each
-            attempt of a retried request under :func:`~llmcompare.batch.generate_many`).
-        default_max_tokens: Output tokens assumed for a request without ``max_tokens``. Set
-            ``max_tokens`` on requests for a strict guarantee: a provider may generate more.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_usd: Annotated[Decimal, Field(ge=0)] | None = None
-    max_tokens: Annotated[int, Field(ge=0)] | None = None
-    max_requests: Annotated[int, Field(ge=0)] | None = None
-    default_max_tokens: Annotated[int, Field(gt=0)] = _DEFAULT_MAX_TOKENS
 
 
 class Totals(BaseModel):
@@ -245,26 +164,6 @@ class _Sum:
         )
 
 
-class _Reservation:
-    __slots__ = ("local", "model_id", "probe", "tokens", "usd")
-
-    def __init__(
-        self, tokens: int, usd: Decimal, model_id: str, *, probe: bool, local: bool
-    ) -> None:
-        self.tokens = tokens
-        self.usd = usd
-        self.model_id = model_id  # the wrapped model's id: a local rate is kept under it
-        self.probe = probe
-        self.local = local
-
-
-_PROBING = "a probe of this local model is in flight"
-
-
-class _ProbeInFlight(BudgetExceeded):
-    """A local model's request that must wait for its probe: not a refusal, a wait."""
-
-
 class CostTracker:
     """Sum usage and cost by model, and enforce a :class:`Budget` before requests are sent.
 
@@ -298,6 +197,9 @@ class CostTracker:
         self.budget = budget
         self.hardware = hardware
         self._lock = threading.Lock()
+        # Notified each time a request in flight settles: requests waiting for room wake up.
+        self._settled = threading.Condition(self._lock)
+        self._generation = 0
         # Local models: the highest dollars per token measured so far, and the models whose
         # probe (their first request, alone) is in flight.
         self._local_rate: dict[str, Decimal] = {}
@@ -399,56 +301,94 @@ class CostTracker:
                 )
             usd = worst
         with self._lock:
-            why = None
+            why: str | None = None  # why it is refused
+            wait: tuple[str, str] | None = None  # why it waits, and the refusal if in vain
+            probing = False
             if budget.max_usd is not None and local:
                 rate = self._local_rate.get(model_id)
                 if rate is not None:
                     usd = rate * tokens
                 elif model_id in self._probing:
-                    why = _PROBING
+                    probing = True
+                    wait = (
+                        "its first request runs alone to measure what a request of this local "
+                        "model costs, against max_usd",
+                        f"the request measuring this local model's cost did not finish within "
+                        f"{_WAIT_S:.0f} s (a stream left unread?), so no cost bound is known",
+                    )
                 else:
                     probe = True
-            if why is not None:
-                pass
-            elif (
-                budget.max_requests is not None
-                and self._sent + self._held_requests + 1 > budget.max_requests
-            ):
-                why = f"max_requests={budget.max_requests} reached"
-            elif (
-                budget.max_tokens is not None
-                and self._spent_tokens + self._held_tokens + tokens > budget.max_tokens
-            ):
-                why = (
-                    f"its worst case of {tokens} tokens does not fit in max_tokens="
-                    f"{budget.max_tokens} ({self._spent_tokens} used, {self._held_tokens} "
-                    "reserved by requests in flight)"
-                )
-            elif budget.max_usd is not None and (
-                self._spent_usd + self._held_usd + usd > budget.max_usd
-                or (probe and self._spent_usd + self._held_usd >= budget.max_usd)
-            ):
-                why = (
-                    f"its worst case of ${usd} does not fit in max_usd=${budget.max_usd} "
-                    f"(${self._spent_usd} spent, ${self._held_usd} reserved by requests in "
-                    "flight)"
-                )
-            if why is None:
+            if wait is None:
+                why, wait = self._room(budget, tokens, usd, probe)
+            if why is None and wait is None:
                 self._held_requests += 1
                 self._held_tokens += tokens
                 self._held_usd += usd
                 if probe:
                     self._probing.add(model_id)
                 return _Reservation(tokens, usd, model_id, probe=probe, local=local)
-            if why is not _PROBING:
+            if why is not None:
                 self._sum(model_id).refused += 1
                 self._total.refused += 1
-        if why is _PROBING:
-            raise _ProbeInFlight(
-                f"{model_id}: not sent yet: its first request runs alone to measure what a "
-                "request of this local model costs, against max_usd"
-            )
-        raise BudgetExceeded(f"{model_id}: refused before sending: {why}")
+            generation = self._generation
+        if why is not None:
+            raise BudgetExceeded(f"{model_id}: refused before sending: {why}")
+        assert wait is not None
+        raise _Wait(
+            f"{model_id}: not sent yet: {wait[0]}",
+            generation=generation,
+            refusal=f"{model_id}: refused before sending: {wait[1]}",
+            probe=probing,
+        )
+
+    def _room(
+        self, budget: Budget, tokens: int, usd: Decimal, probe: bool
+    ) -> tuple[str | None, tuple[str, str] | None]:
+        """Whether a request fits (under the lock): why it is refused, or why it must wait.
+
+        Refused when it cannot fit even once every request in flight has settled; told to wait
+        when it fits alone but not beside what they reserve: they settle at their real usage,
+        usually a fraction of their worst case, so refusing it now would refuse almost
+        everything that fits under concurrency.
+        """
+        flight_usd = f"${_show(self._held_usd)} reserved by requests in flight"
+        in_vain = f"the requests in flight did not settle within {_WAIT_S:.0f} s"
+        if (
+            budget.max_requests is not None
+            and self._sent + self._held_requests + 1 > budget.max_requests
+        ):
+            # Requests in flight count once they end, whatever the outcome: no point waiting.
+            return f"max_requests={budget.max_requests} reached", None
+        waits = []
+        if budget.max_tokens is not None:
+            worst = f"its worst case of {tokens} tokens"
+            if self._spent_tokens + tokens > budget.max_tokens:
+                return (
+                    f"{worst} does not fit in max_tokens={budget.max_tokens} "
+                    f"({self._spent_tokens} used)"
+                ), None
+            if self._spent_tokens + self._held_tokens + tokens > budget.max_tokens:
+                waits.append(
+                    f"{worst} fits in max_tokens={budget.max_tokens} only once requests in "
+                    f"flight settle ({self._spent_tokens} used, {self._held_tokens} reserved)"
+                )
+        if budget.max_usd is not None:
+            worst = f"its worst case of ${_show(usd)}"
+            spent = f"${_show(self._spent_usd)} spent"
+            if self._spent_usd + usd > budget.max_usd or (
+                probe and self._spent_usd >= budget.max_usd
+            ):
+                return f"{worst} does not fit in max_usd=${budget.max_usd} ({spent})", None
+            if self._spent_usd + self._held_usd + usd > budget.max_usd or (
+                probe and self._spent_usd + self._held_usd >= budget.max_usd
+            ):
+                waits.append(
+                    f"{worst} fits in max_usd=${budget.max_usd} only once requests in flight "
+                    f"settle ({spent}, {flight_usd})"
+                )
+        if waits:
+            return None, ("; ".join(waits), f"{waits[0]}, and {in_vain}")
+        return None, None
 
     def needs_probe(self, model_id: str) -> bool:
         """Whether a local model's next request must run alone to measure its cost first."""
@@ -478,6 +418,30 @@ class CostTracker:
             self._held_usd -= reservation.usd
             if reservation.probe:
                 self._probing.discard(reservation.model_id)
+            # Room may have come back: the requests waiting for it look again.
+            self._generation += 1
+            self._settled.notify_all()
+
+    def _wait_sync(self, waiting: _Wait, deadline: float) -> None:
+        """Block until a request in flight settles after ``waiting`` was raised, or time runs out.
+
+        Raises:
+            BudgetExceeded: When nothing settled before the deadline.
+        """
+        with self._settled:
+            settled = self._settled.wait_for(
+                lambda: self._generation != waiting.generation,
+                timeout=max(deadline - time.monotonic(), 0.0),
+            )
+        if not settled:
+            raise BudgetExceeded(waiting.refusal) from None
+
+    async def _wait_async(self, waiting: _Wait, deadline: float) -> None:
+        """The same wait without blocking the event loop (the tracker is shared by threads)."""
+        while self._generation == waiting.generation:
+            if time.monotonic() > deadline:
+                raise BudgetExceeded(waiting.refusal) from None
+            await asyncio.sleep(_POLL_S)
 
     def _settle(
         self, reservation: _Reservation | None, completion: Completion, energy_j: float | None
@@ -590,38 +554,45 @@ class _TrackedModel(ModelWrapper["_Reservation | None"]):
         self._batch_api = getattr(inner, "batch_api", False) is True  # chatgpt's batch=True
 
     def _before(self, request: Request) -> _Reservation | None:
-        deadline = time.monotonic() + _PROBE_WAIT_S
+        deadline = time.monotonic() + _WAIT_S
         while True:
             try:
                 return self._tracker._reserve(self._id, self._local, request, batch=self._batch_api)
-            except _ProbeInFlight as exc:
-                if time.monotonic() > deadline:
-                    raise _probe_timeout(self._id) from exc
-                time.sleep(_PROBE_POLL_S)
+            except _Wait as waiting:
+                self._tracker._wait_sync(waiting, deadline)
 
     def _before_batch(self, requests: Sequence[Request]) -> list[_Reservation | Exception | None]:
         # No waiting here: a batch's rows are admitted together, so a row waiting for the probe
-        # of its own batch would wait forever. Rows behind a probe are not sent (their error
-        # says why); generate_many sends a local model's probe on its own first.
+        # of its own batch, or for its other rows to settle, would wait forever. Rows behind a
+        # probe are not sent (their error says why; generate_many sends a local model's probe
+        # on its own first); rows that do not fit beside the others are refused.
         out: list[_Reservation | Exception | None] = []
         for request in requests:
             try:
                 out.append(
                     self._tracker._reserve(self._id, self._local, request, batch=self._batch_api)
                 )
+            except _Wait as waiting:
+                if not waiting.probe:
+                    self._tracker._refuse(self._id)
+                    waiting = _Wait(
+                        str(waiting).replace(": not sent yet: ", ": refused before sending: ", 1)
+                        + " (a batch's rows are sent together)",
+                        generation=waiting.generation,
+                        refusal=waiting.refusal,
+                    )
+                out.append(waiting)
             except BudgetExceeded as exc:
                 out.append(exc)
         return out
 
     async def _abefore(self, request: Request) -> _Reservation | None:
-        deadline = time.monotonic() + _PROBE_WAIT_S
+        deadline = time.monotonic() + _WAIT_S
         while True:
             try:
                 return self._tracker._reserve(self._id, self._local, request, batch=self._batch_api)
-            except _ProbeInFlight as exc:
-                if time.monotonic() > deadline:
-                    raise _probe_timeout(self._id) from exc
-                await asyncio.sleep(_PROBE_POLL_S)
+            except _Wait as waiting:
+                await self._tracker._wait_async(waiting, deadline)
 
     def _after(
         self, request: Request, completion: Completion, ticket: _Reservation | None
@@ -634,17 +605,3 @@ class _TrackedModel(ModelWrapper["_Reservation | None"]):
             self._tracker._release(ticket, self._id)
         else:
             self._tracker._fail(ticket, self._id, request, error, batch=self._batch_api)
-
-
-# How often a local model's request checks whether the probe that measures its cost is done,
-# and how long it waits at most (a probe held by a stream nobody reads must not hang the rest).
-_PROBE_POLL_S = 0.02
-_PROBE_WAIT_S = 600.0
-
-
-def _probe_timeout(model_id: str) -> BudgetExceeded:
-    return BudgetExceeded(
-        f"{model_id}: refused before sending: the request measuring this local model's cost "
-        f"did not finish within {_PROBE_WAIT_S:.0f} s (a stream left unread?), so no cost "
-        "bound is known"
-    )
