@@ -709,3 +709,18 @@ def test_a_dollar_budget_under_concurrency_waits_for_requests_in_flight_instead_
             assert tracker.spent_usd <= budget.max_usd  # type: ignore[operator]
     assert answered[1] >= 250
     assert answered[16] >= answered[1] * 0.95
+
+
+# issue 22, item 6
+def test_a_request_never_waits_for_a_stream_its_own_thread_holds() -> None:
+    worst = (input_token_bound(Request.of("hi")) * Decimal("0.15") + 10 * Decimal("0.6")) / 10**6
+    tracker = CostTracker(Budget(max_usd=worst * 3 / 2))
+    model = tracker.wrap(ScriptedModel(default="one two three", name="gpt-4o-mini"))
+    with model.stream("hi", max_tokens=10) as stream:
+        next(iter(stream))  # the stream's reservation is held from its first read
+        # Room comes back only when the stream ends, which this thread would never reach.
+        with pytest.raises(BudgetExceeded, match="this thread holds"):
+            model.generate("hi", max_tokens=10)
+        list(stream)
+    assert model.generate("hi", max_tokens=10).text == "one two three"
+    assert tracker.total.refused == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 from typing import Annotated
 
@@ -108,7 +109,7 @@ class Budget(BaseModel):
 
 
 class _Reservation:
-    __slots__ = ("local", "model_id", "probe", "tokens", "usd")
+    __slots__ = ("local", "model_id", "probe", "thread", "tokens", "usd")
 
     def __init__(
         self, tokens: int, usd: Decimal, model_id: str, *, probe: bool, local: bool
@@ -118,6 +119,9 @@ class _Reservation:
         self.model_id = model_id  # the wrapped model's id: a local rate is kept under it
         self.probe = probe
         self.local = local
+        # A thread blocked waiting for room must not wait for what it holds itself (a stream
+        # it has not read to its end): that would never settle.
+        self.thread = threading.get_ident()
 
 
 class _Wait(BudgetExceeded):
@@ -128,17 +132,27 @@ class _Wait(BudgetExceeded):
     behind the probe that measures its cost.
 
     Attributes:
+        model_id: The model it is for.
+        reason: Why it waits.
         generation: The tracker's count of settled requests when it was told to wait: it may
             try again once that count has moved.
-        refusal: Why it is refused if nothing settles in time.
+        in_vain: Why it is refused if nothing settles in time.
         probe: Whether it waits for a local model's probe (else for room in the budget).
     """
 
-    def __init__(self, message: str, *, generation: int, refusal: str, probe: bool = False) -> None:
-        super().__init__(message)
+    def __init__(
+        self, model_id: str, reason: str, *, generation: int, in_vain: str, probe: bool = False
+    ) -> None:
+        super().__init__(f"{model_id}: not sent yet: {reason}")
+        self.model_id = model_id
+        self.reason = reason
         self.generation = generation
-        self.refusal = refusal
+        self.in_vain = in_vain
         self.probe = probe
+
+    def refused(self, why: str) -> BudgetExceeded:
+        """The refusal it ends in, for ``why`` (it waited in vain, or could not wait)."""
+        return BudgetExceeded(f"{self.model_id}: refused before sending: {why}")
 
 
 # How long a request waits at most for room in the budget (requests in flight to settle, a

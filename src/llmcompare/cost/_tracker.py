@@ -200,6 +200,7 @@ class CostTracker:
         # Notified each time a request in flight settles: requests waiting for room wake up.
         self._settled = threading.Condition(self._lock)
         self._generation = 0
+        self._holding: dict[int, int] = {}  # reservations in flight by thread
         # Local models: the highest dollars per token measured so far, and the models whose
         # probe (their first request, alone) is in flight.
         self._local_rate: dict[str, Decimal] = {}
@@ -326,7 +327,9 @@ class CostTracker:
                 self._held_usd += usd
                 if probe:
                     self._probing.add(model_id)
-                return _Reservation(tokens, usd, model_id, probe=probe, local=local)
+                held = _Reservation(tokens, usd, model_id, probe=probe, local=local)
+                self._holding[held.thread] = self._holding.get(held.thread, 0) + 1
+                return held
             if why is not None:
                 self._sum(model_id).refused += 1
                 self._total.refused += 1
@@ -334,12 +337,7 @@ class CostTracker:
         if why is not None:
             raise BudgetExceeded(f"{model_id}: refused before sending: {why}")
         assert wait is not None
-        raise _Wait(
-            f"{model_id}: not sent yet: {wait[0]}",
-            generation=generation,
-            refusal=f"{model_id}: refused before sending: {wait[1]}",
-            probe=probing,
-        )
+        raise _Wait(model_id, wait[0], generation=generation, in_vain=wait[1], probe=probing)
 
     def _room(
         self, budget: Budget, tokens: int, usd: Decimal, probe: bool
@@ -413,6 +411,9 @@ class CostTracker:
 
     def _unhold(self, reservation: _Reservation | None) -> None:
         if reservation is not None:
+            left = self._holding.pop(reservation.thread) - 1
+            if left:
+                self._holding[reservation.thread] = left
             self._held_requests -= 1
             self._held_tokens -= reservation.tokens
             self._held_usd -= reservation.usd
@@ -426,22 +427,36 @@ class CostTracker:
         """Block until a request in flight settles after ``waiting`` was raised, or time runs out.
 
         Raises:
-            BudgetExceeded: When nothing settled before the deadline.
+            BudgetExceeded: When nothing settled before the deadline, or when this thread holds
+                one of the requests in flight itself (waiting for it would never end).
         """
         with self._settled:
+            if threading.get_ident() in self._holding:
+                raise self._refused(
+                    waiting,
+                    f"{waiting.reason}, and this thread holds one of the requests in flight "
+                    "(a stream not read to its end?)",
+                )
             settled = self._settled.wait_for(
                 lambda: self._generation != waiting.generation,
                 timeout=max(deadline - time.monotonic(), 0.0),
             )
-        if not settled:
-            raise BudgetExceeded(waiting.refusal) from None
+            if not settled:
+                raise self._refused(waiting, waiting.in_vain)
 
     async def _wait_async(self, waiting: _Wait, deadline: float) -> None:
         """The same wait without blocking the event loop (the tracker is shared by threads)."""
         while self._generation == waiting.generation:
             if time.monotonic() > deadline:
-                raise BudgetExceeded(waiting.refusal) from None
+                with self._lock:
+                    raise self._refused(waiting, waiting.in_vain)
             await asyncio.sleep(_POLL_S)
+
+    def _refused(self, waiting: _Wait, why: str) -> BudgetExceeded:
+        """A wait that ends in a refusal (under the lock): counted, and its error."""
+        self._sum(waiting.model_id).refused += 1
+        self._total.refused += 1
+        return waiting.refused(why)
 
     def _settle(
         self, reservation: _Reservation | None, completion: Completion, energy_j: float | None
@@ -573,15 +588,11 @@ class _TrackedModel(ModelWrapper["_Reservation | None"]):
                     self._tracker._reserve(self._id, self._local, request, batch=self._batch_api)
                 )
             except _Wait as waiting:
-                if not waiting.probe:
+                if waiting.probe:
+                    out.append(waiting)
+                else:
                     self._tracker._refuse(self._id)
-                    waiting = _Wait(
-                        str(waiting).replace(": not sent yet: ", ": refused before sending: ", 1)
-                        + " (a batch's rows are sent together)",
-                        generation=waiting.generation,
-                        refusal=waiting.refusal,
-                    )
-                out.append(waiting)
+                    out.append(waiting.refused(f"{waiting.reason} (a batch's rows go together)"))
             except BudgetExceeded as exc:
                 out.append(exc)
         return out
