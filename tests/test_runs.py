@@ -538,3 +538,51 @@ def test_a_run_folder_line_never_fails_to_encode(tmp_path: Path) -> None:
     line = json.loads((out / "answers.jsonl").read_bytes().decode("utf-8"))
     assert line["error"]["message"] == "the gateway said \ud83d"
     assert Comparison.load(out / "comparison.json").rows[0].error == record.rows[0].error
+
+
+# issue 22, items 3 and 23
+@pytest.mark.slow
+def test_two_runs_on_one_folder_never_both_pay(prompts: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with OpenAIServer() as server:
+        server.default = slow(0.05)
+        # No response cache: only the run folder's lock can keep the second run from paying.
+        both = [start(compare_args(prompts, out, "--no-cache"), server) for _ in range(2)]
+        ended = [p.communicate(timeout=300) for p in both]
+        counts = asked(server)
+    codes = [p.returncode for p in both]
+    assert set(counts) == {f"question {i}" for i in range(N)}
+    assert set(counts.values()) == {1}, counts  # the server answered each request once
+    # The second run waited for the first, then found everything answered; or, had the first
+    # run outlasted its wait, it was refused in one line.
+    assert 0 in codes, ended
+    for code, (_, stderr) in zip(codes, ended, strict=True):
+        if code != 0:
+            assert code == 2, stderr
+            assert "another llmcompare run" in stderr
+            assert len(stderr.strip().splitlines()) == 1, stderr
+
+
+# issue 22, item 3
+def test_a_run_on_a_folder_another_run_holds_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from llmcompare.runs import RunFolder
+    from llmcompare.runs import _folder
+
+    monkeypatch.setattr(_folder, "LOCK_WAIT_S", 0.3)
+    out = tmp_path / "run"
+    calls: list[str] = []
+    model = FunctionModel(lambda r: calls.append("x") or "yes", name="m")
+    held = RunFolder(out, {"another": "run"}, {})
+    with pytest.raises(llmcompare.ConfigurationError) as refused:
+        compare([model], ["a"], out=out, progress=False)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert f"another llmcompare run is using this folder (pid {os.getpid()})" in message
+    assert calls == []  # nothing was sent
+    held.close()
+    # Once the other run has ended, the folder is free (its plan differs: start over in it).
+    assert compare([model], ["a"], out=out, force_new=True, progress=False).rows[0].completion

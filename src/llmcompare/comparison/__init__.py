@@ -23,8 +23,14 @@ from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Unpack
 
-from llmcompare.comparison._inputs import DEFAULT_SETTINGS, Models, build_models, check_inputs
-from llmcompare.comparison._plan import config_record, plan_record, plan_runs
+from llmcompare.comparison._inputs import (
+    DEFAULT_SETTINGS,
+    Inputs,
+    Models,
+    build_models,
+    check_inputs,
+)
+from llmcompare.comparison._plan import ModelRun, config_record, plan_record, plan_runs
 from llmcompare.comparison._record import RECORD_FILE, build_record, finished_record
 from llmcompare.comparison._run import Sending, close_all, open_cache, run_models
 from llmcompare.cost import Budget, LocalHardware
@@ -147,26 +153,45 @@ def compare(
     folder: RunFolder | None = None
     store: ResponseCache | None = None
     try:
-        runs, ks, tracker, own = plan_runs(
-            built, inputs, overrides or {}, limits or {}, pass_at, budget, hardware, executor
-        )
-        sending = Sending(concurrency, retry, rpm, tpm, own, tracker, progress, refresh, executor)
-        if out is not None:
-            folder = RunFolder(
-                out,
-                plan_record(runs, inputs, overrides),
-                config_record(runs, inputs, budget, hardware, sending),
-                force_new=force_new,
+        try:
+            runs, ks, tracker, own = plan_runs(
+                built, inputs, overrides or {}, limits or {}, pass_at, budget, hardware, executor
             )
-        store = open_cache(cache)
-        started = datetime.now(timezone.utc)
-        run_models(runs, sending, folder, store)
+            sending = Sending(
+                concurrency, retry, rpm, tpm, own, tracker, progress, refresh, executor
+            )
+            if out is not None:
+                # From here to its record, the folder is this run's alone (see RunFolder).
+                folder = RunFolder(
+                    out,
+                    plan_record(runs, inputs, overrides),
+                    config_record(runs, inputs, budget, hardware, sending),
+                    force_new=force_new,
+                )
+            store = open_cache(cache)
+            started = datetime.now(timezone.utc)
+            run_models(runs, sending, folder, store)
+        finally:
+            close_all(store if cache is True else None, owned)
+        return _record(folder, runs, inputs, hardware, started, ks)
     finally:
-        close_all(folder, store if cache is True else None, owned)
+        if folder is not None:
+            folder.close()
+
+
+def _record(
+    folder: RunFolder | None,
+    runs: Sequence[ModelRun],
+    inputs: Inputs,
+    hardware: LocalHardware | None,
+    started: datetime,
+    pass_at: tuple[int, ...],
+) -> Comparison:
+    """The run's record: a finished run's own, asked again; else built, and saved in its folder."""
     again = finished_record(folder, runs, inputs)
     if again is not None:
         return again
-    record = build_record(runs, inputs, hardware, started, ks)
+    record = build_record(runs, inputs, hardware, started, pass_at)
     if folder is not None:
         record.save(folder.path / RECORD_FILE)
     return record
