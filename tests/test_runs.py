@@ -569,8 +569,7 @@ def test_a_run_on_a_folder_another_run_holds_is_refused_in_one_line(
 ) -> None:
     import os
 
-    from llmcompare.runs import RunFolder
-    from llmcompare.runs import _folder
+    from llmcompare.runs import RunFolder, _folder
 
     monkeypatch.setattr(_folder, "LOCK_WAIT_S", 0.3)
     out = tmp_path / "run"
