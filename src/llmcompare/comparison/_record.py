@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import warnings
 from collections.abc import Sequence
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
@@ -16,8 +17,9 @@ from typing import TYPE_CHECKING
 from llmcompare._version import __version__
 from llmcompare.cost import GENERIC_CLOUD_VM, LocalHardware, cost_of, oldest_price_date
 from llmcompare.cost._cost import unanswered_cost
-from llmcompare.errors import BackendError
+from llmcompare.errors import BackendError, ConfigurationError
 from llmcompare.record import Comparison, ErrorInfo, ModelSummary, Row, RunInfo, _aggregate
+from llmcompare.runs import ANSWERS_FILE
 from llmcompare.scorers import scorer_name
 
 if TYPE_CHECKING:
@@ -45,8 +47,19 @@ def finished_record(
     finished = folder.path / RECORD_FILE
     if not finished.exists():
         return None
+    try:
+        record = Comparison.load(finished)
+    except ConfigurationError:
+        # Cut by a kill or a full disk (written by an older llmcompare, not atomically): the
+        # answers are all in answers.jsonl, so the record is built again from them.
+        warnings.warn(
+            f"{finished} was not a whole record: rebuilt from {folder.path / ANSWERS_FILE}",
+            RuntimeWarning,
+            stacklevel=4,  # compare()'s caller
+        )
+        return None
     return _aggregate.rescored(
-        Comparison.load(finished),
+        record,
         inputs.scorers,
         replace=False,
         allow_code_execution=inputs.allow_code_execution,
