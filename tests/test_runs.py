@@ -22,7 +22,7 @@ from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
 from llmcompare.backends.fake import FunctionModel
 from llmcompare.record import Comparison
 from llmcompare.scorers import MaxLength
-from openai_server import OpenAIServer, slow
+from openai_server import OpenAIServer, ok, slow
 from test_cli import EXE, cli_env, run
 
 N = 12
@@ -585,3 +585,29 @@ def test_a_run_on_a_folder_another_run_holds_is_refused_in_one_line(
     held.close()
     # Once the other run has ended, the folder is free (its plan differs: start over in it).
     assert compare([model], ["a"], out=out, force_new=True, progress=False).rows[0].completion
+
+
+# issue 22, item 20
+def test_without_run_json_another_models_answers_are_never_reused(tmp_path: Path) -> None:
+    items = ["one", "two"]
+    # Two fake models under one label: only their identity tells their answers apart.
+    first = FunctionModel(lambda r: "from a", name="a")
+    out = tmp_path / "fake"
+    compare({"m": first}, items, out=out, progress=False)
+    (out / "run.json").unlink()
+    again = compare({"m": FunctionModel(lambda r: "from b", name="b")}, items, out=out)
+    assert [r.completion.text for r in again.rows if r.completion] == ["from b", "from b"]
+    # Two models of one server under one label, with the response cache off.
+    out = tmp_path / "server"
+    with OpenAIServer() as server:
+        server.default = ok("from the server")
+        mini, big = (
+            ChatGPTModel(name, ChatGPTOptions(base_url=server.url, api_key="sk-test-0"))
+            for name in ("gpt-4o-mini", "gpt-4o")
+        )
+        compare({"m": mini}, items, out=out, cache=False, progress=False)
+        (out / "run.json").unlink()
+        record = compare({"m": big}, items, out=out, cache=False, progress=False)
+        sent = [r.body["model"] for r in server.chat_requests]
+    assert sent == ["gpt-4o-mini"] * 2 + ["gpt-4o"] * 2  # gpt-4o was asked: nothing reused
+    assert {r.completion.model for r in record.rows if r.completion} == {"chatgpt:gpt-4o"}
