@@ -133,6 +133,7 @@ class Contenders:
 
     def __init__(self, model: Any, device: Any, max_new: int) -> None:
         from llmcompare.backends.llama._engine import Engine
+        from llmcompare.backends.llama._scheduler import Scheduler
 
         self.model = model
         self.device = device
@@ -145,6 +146,7 @@ class Contenders:
             max_batch_tokens=1 << 22,
             response_model="random",
         )
+        self.scheduler = Scheduler(self.engine)
 
     def ours(self, prompts: list[list[int]]) -> list[list[int]]:
         from llmcompare import Request
@@ -155,7 +157,10 @@ class Contenders:
             )
             for i, p in enumerate(prompts)
         ]
-        self.engine.run(jobs)
+        self.scheduler.run(jobs)
+        for job in jobs:
+            if job.error is not None:
+                raise job.error
         return [j.out for j in jobs]
 
     def generate(self, prompts: list[list[int]]) -> list[list[int]]:

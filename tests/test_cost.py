@@ -14,6 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from helpers.openai_server import OpenAIServer, RecordedRequest, ok, stream_break
+from helpers.openai_server import _count_prompt_tokens as count_prompt_tokens
 from llmcompare import (
     BackendError,
     BudgetExceeded,
@@ -42,8 +44,6 @@ from llmcompare.cost import (
 )
 from llmcompare.retry import RetryPolicy
 from llmcompare.testing import no_wait
-from openai_server import OpenAIServer, RecordedRequest, ok, stream_break
-from openai_server import _count_prompt_tokens as count_prompt_tokens
 
 
 @pytest.fixture(autouse=True)

@@ -26,14 +26,12 @@ import copy
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
+from typing_extensions import Self
 
 from llmcompare.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from llmcompare.types import Completion, Request
 
 __all__ = [
     "ResponseFormat",
@@ -151,22 +149,37 @@ class _Normaliser:
             return self.node(schema, path, depth)
         ref = schema.get("$ref")
         if ref is not None and len(schema) > 1:
-            ref = str(ref)
-            target = self.resolve(ref, path)
-            if ref in self.inlining:
-                # A recursive reference cannot be inlined (it would never end): it stays a bare
-                # $ref, as strict mode wants, which only a description may be dropped for.
-                rest = sorted(set(schema) - {"$ref", "description"})
-                if rest:
-                    raise _fail(path, f"the recursive $ref {ref!r} cannot carry {rest}")
-                return {"$ref": ref}
-            # A $ref beside other keywords: inline it, the local keywords winning.
-            merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
-            self.inlining.append(ref)
-            try:
-                return self.node(merged, path, depth)
-            finally:
-                self.inlining.pop()
+            return self.inline(str(ref), schema, path, depth)
+        names = self.types(schema, path)
+        out: dict[str, Any] = {}
+        for key, value in schema.items():
+            if key != "required":  # rebuilt below: every property is required
+                self.keyword(out, key, value, path, depth)
+        if "object" in names:
+            out.setdefault("properties", {})
+            out["required"] = list(out["properties"])
+            out["additionalProperties"] = False
+        return out
+
+    def inline(self, ref: str, schema: dict[str, Any], path: str, depth: int) -> dict[str, Any]:
+        """A ``$ref`` beside other keywords: inlined, the local keywords winning."""
+        target = self.resolve(ref, path)
+        if ref in self.inlining:
+            # A recursive reference cannot be inlined (it would never end): it stays a bare
+            # $ref, as strict mode wants, which only a description may be dropped for.
+            rest = sorted(set(schema) - {"$ref", "description"})
+            if rest:
+                raise _fail(path, f"the recursive $ref {ref!r} cannot carry {rest}")
+            return {"$ref": ref}
+        merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+        self.inlining.append(ref)
+        try:
+            return self.node(merged, path, depth)
+        finally:
+            self.inlining.pop()
+
+    def types(self, schema: dict[str, Any], path: str) -> list[str]:
+        """The node's type names (``object`` added when it has properties), its keywords checked."""
         types = schema.get("type")
         names = [types] if isinstance(types, str) else list(types or [])
         for name in names:
@@ -182,15 +195,7 @@ class _Normaliser:
                 raise _fail(path, f"keyword {key!r} is unsupported")
         if not names and not {"enum", "const", "anyOf", "$ref"} & set(schema):
             raise _fail(path, "a schema without 'type' (any value) is unsupported")
-        out: dict[str, Any] = {}
-        for key, value in schema.items():
-            if key != "required":  # rebuilt below: every property is required
-                self.keyword(out, key, value, path, depth)
-        if "object" in names:
-            out.setdefault("properties", {})
-            out["required"] = list(out["properties"])
-            out["additionalProperties"] = False
-        return out
+        return names
 
 
 def normalise(schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -376,7 +381,50 @@ def response_format(value: Any) -> ResponseFormat:
     )
 
 
-def attach(completion: Completion, request: Request) -> Completion:
+class _Asked(Protocol):
+    """What :func:`attach` and :func:`check_formats` read of a request: its format.
+
+    A structural type, so this module never imports :mod:`llmcompare.types` (which imports it).
+    """
+
+    @property
+    def response_format(self) -> ResponseFormat | None:
+        """The request's format, if any."""
+        ...
+
+
+class _Answer(Protocol):
+    """What :func:`attach` reads of a :class:`~llmcompare.Completion` and fills in."""
+
+    @property
+    def text(self) -> str:
+        """The answer's text."""
+        ...
+
+    @property
+    def refusal(self) -> str | None:
+        """The model's refusal, if it refused."""
+        ...
+
+    @property
+    def parsed(self) -> Any:
+        """The parsed answer, once parsed."""
+        ...
+
+    @property
+    def parse_error(self) -> str | None:
+        """Why the answer did not parse, once parsed."""
+        ...
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with the fields in ``update`` replaced."""
+        ...
+
+
+_AnswerT = TypeVar("_AnswerT", bound=_Answer)
+
+
+def attach(completion: _AnswerT, request: _Asked) -> _AnswerT:
     """Fill in a completion's ``parsed`` and ``parse_error`` from its request's format.
 
     Every call path of :class:`~llmcompare.ModelBase` does this, so a backend only produces
@@ -384,8 +432,8 @@ def attach(completion: Completion, request: Request) -> Completion:
     from a record or the cache gets the pydantic object again from the live request's format.
 
     Args:
-        completion: The answer.
-        request: The request it answers.
+        completion: The answer (a :class:`~llmcompare.Completion`).
+        request: The request it answers (a :class:`~llmcompare.Request`).
 
     Returns:
         The completion, with ``parsed`` / ``parse_error`` set when the request has a
@@ -403,7 +451,7 @@ def attach(completion: Completion, request: Request) -> Completion:
     return completion.model_copy(update={"parsed": parsed, "parse_error": error})
 
 
-def check_formats(model: object, requests: Iterable[Request]) -> None:
+def check_formats(model: object, requests: Iterable[_Asked]) -> None:
     """Ask a model, before anything is sent, whether it can enforce each response format.
 
     Each distinct ``response_format`` of the requests goes once to the model's
@@ -415,7 +463,7 @@ def check_formats(model: object, requests: Iterable[Request]) -> None:
 
     Args:
         model: Any model.
-        requests: The requests about to be sent.
+        requests: The requests (:class:`~llmcompare.Request`) about to be sent.
 
     Raises:
         ConfigurationError: The model's refusal: one line naming the model and the fix.

@@ -533,6 +533,7 @@ def test_the_kv_cache_goes_by_the_name_the_forward_takes(llama: LlamaModel) -> N
     import inspect
 
     from llmcompare.backends.llama._engine import Engine
+    from llmcompare.backends.llama._scheduler import Scheduler
 
     engine = llama._engine()
     forward = inspect.signature(llama.hf_model.forward).parameters
@@ -552,7 +553,7 @@ def test_the_kv_cache_goes_by_the_name_the_forward_takes(llama: LlamaModel) -> N
     assert legacy._cache_arg == "past_key_values"
     prompts = PROMPTS[:4]
     jobs = [legacy.job(i, Request.of(p, max_tokens=16)) for i, p in enumerate(prompts)]
-    legacy.run(jobs)
+    Scheduler(legacy).run(jobs)
     assert old.calls > 1  # the prefill and the decoding steps all went through it
     expected = [r.unwrap().text for r in llama.generate_batch(prompts, max_tokens=16)]
     assert [legacy.final_text(j) for j in jobs] == expected

@@ -271,7 +271,7 @@ def test_a_row_constraint_masks_its_row_only(llama: LlamaModel) -> None:
         engine.job(0, free),
         engine.job(1, Request.of(FRANCE, max_tokens=8, temperature=0), constraint=constraint),
     ]
-    engine.run(jobs)
+    llama._scheduler().run(jobs)
     assert jobs[1].out == [token] * 3
     assert constraint.seen == [token] * 3
     assert jobs[1].finish == "stop"
@@ -300,12 +300,12 @@ def test_a_failed_merge_fails_its_rows_and_the_next_call_works(
     llama: LlamaModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A merge that raises (out of memory, say) is injected into the private padding step."""
-    from llmcompare.backends.llama import _scheduler
+    from llmcompare.backends.llama import _kv
 
     def boom(*_: Any, **__: Any) -> Any:
         raise RuntimeError("injected merge fault")
 
-    monkeypatch.setattr(_scheduler, "_pad", boom)
+    monkeypatch.setattr(_kv, "_pad", boom)
     batch, outcome = _start_story(llama)
     with pytest.raises(BackendError, match="injected merge fault"):
         _in_thread(lambda: llama.generate(FRANCE, max_tokens=4, temperature=0), "the joiner")

@@ -8,12 +8,22 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmcompare.cost._cost import _batch_tier
+from llmcompare.cost._cost import batch_tier
 from llmcompare.cost._prices import get_price
 from llmcompare.errors import BudgetExceeded
 from llmcompare.types import Request
 
-__all__ = ["Budget", "input_token_bound"]
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "POLL_S",
+    "WAIT_S",
+    "Budget",
+    "Reservation",
+    "Wait",
+    "input_token_bound",
+    "show_usd",
+    "worst_case",
+]
 
 _ZERO = Decimal(0)
 
@@ -40,11 +50,11 @@ def input_token_bound(request: Request) -> int:
     return total
 
 
-# The output tokens assumed for a request without max_tokens (Budget.default_max_tokens).
-_DEFAULT_MAX_TOKENS = 4096
+DEFAULT_MAX_TOKENS = 4096
+"""The output tokens assumed for a request without max_tokens (Budget.default_max_tokens)."""
 
 
-def _worst_case(
+def worst_case(
     model_id: str, request: Request, default_max_tokens: int, *, batch: bool = False
 ) -> tuple[int, Decimal | None]:
     """A request's most tokens (input bound plus max_tokens) and most dollars (None: unpriced).
@@ -57,7 +67,7 @@ def _worst_case(
     price = get_price(model_id)
     if price is None:
         return bound + max_out, None
-    unit_in, unit_out = _batch_tier(price, _ZERO, [])[:2] if batch else (price.input, price.output)
+    unit_in, unit_out = batch_tier(price, _ZERO, [])[:2] if batch else (price.input, price.output)
     return bound + max_out, (bound * unit_in + max_out * unit_out).scaleb(-6)
 
 
@@ -105,10 +115,12 @@ class Budget(BaseModel):
     max_usd: Annotated[Decimal, Field(ge=0)] | None = None
     max_tokens: Annotated[int, Field(ge=0)] | None = None
     max_requests: Annotated[int, Field(ge=0)] | None = None
-    default_max_tokens: Annotated[int, Field(gt=0)] = _DEFAULT_MAX_TOKENS
+    default_max_tokens: Annotated[int, Field(gt=0)] = DEFAULT_MAX_TOKENS
 
 
-class _Reservation:
+class Reservation:
+    """What one request in flight holds of a budget, until it settles."""
+
     __slots__ = ("local", "model_id", "probe", "thread", "tokens", "usd")
 
     def __init__(
@@ -124,7 +136,7 @@ class _Reservation:
         self.thread = threading.get_ident()
 
 
-class _Wait(BudgetExceeded):
+class Wait(BudgetExceeded):
     """A request that must wait for requests in flight to settle: not a refusal, a wait.
 
     Its own worst case fits in the budget, but not beside what requests in flight reserve
@@ -155,13 +167,13 @@ class _Wait(BudgetExceeded):
         return BudgetExceeded(f"{self.model_id}: refused before sending: {why}")
 
 
-# How long a request waits at most for room in the budget (requests in flight to settle, a
-# local model's probe to be measured): a stream left unread must not hang the rest for ever.
-# The async path looks again this often (the sync path is woken when a request settles).
-_WAIT_S = 600.0
-_POLL_S = 0.02
+WAIT_S = 600.0
+"""How long a request waits at most for room in the budget (requests in flight to settle, a
+local model's probe to be measured): a stream left unread must not hang the rest for ever."""
+POLL_S = 0.02
+"""How often a waiting async request looks again (a sync one is woken when a request settles)."""
 
 
-def _show(usd: Decimal) -> str:
+def show_usd(usd: Decimal) -> str:
     """Dollars for a message: no exponent (``0`` rather than ``0E-8``), no trailing zeros."""
     return f"{usd.normalize():f}"

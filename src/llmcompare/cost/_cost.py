@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import warnings
 from decimal import Decimal
-from typing import Annotated, Literal, TypeAlias
+from typing import Annotated, Literal, NamedTuple, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,12 +13,21 @@ from llmcompare.cost._prices import Price, match_price
 from llmcompare.types import Completion
 
 __all__ = [
+    "BATCH_DISCOUNT",
     "GENERIC_CLOUD_VM",
+    "UNANSWERED",
+    "Assessed",
     "Cost",
     "CostStatus",
+    "EnergySource",
     "LocalHardware",
     "UnpricedModelWarning",
+    "assess",
+    "batch_tier",
     "cost_of",
+    "energy_sum",
+    "unanswered_cost",
+    "worse",
 ]
 
 CostStatus: TypeAlias = Literal["priced", "unpriced", "estimated"]
@@ -35,7 +44,12 @@ NVML counter, ``"estimated"`` from the configured watts times compute time, or `
 sum of costs whose energy came from more than one of these."""
 
 _RANK: dict[str, int] = {"priced": 0, "estimated": 1, "unpriced": 2}
-_STATUSES: tuple[CostStatus, ...] = ("priced", "estimated", "unpriced")
+
+
+def worse(a: CostStatus, b: CostStatus) -> CostStatus:
+    """The less trustworthy of two statuses: ``priced`` < ``estimated`` < ``unpriced``."""
+    return b if _RANK[b] > _RANK[a] else a
+
 
 # Every amount is kept to a fixed number of places so that sums are exact and associative.
 _USD_PLACES = Decimal("1e-12")  # a millionth of a millionth of a dollar
@@ -108,12 +122,12 @@ class Cost(BaseModel):
         # model_construct: the sum of two valid costs is valid, no need to validate again.
         return Cost.model_construct(
             usd=self.usd + other.usd,
-            status=_STATUSES[max(_RANK[self.status], _RANK[other.status])],
+            status=worse(self.status, other.status),
             kwh=_add_opt(self.kwh, other.kwh),
             g_co2=_add_opt(self.g_co2, other.g_co2),
             source=_merge(self.source, other.source),
             assumptions=_merge(self.assumptions, other.assumptions),
-            energy=_energy_sum(self.energy, other.energy),
+            energy=energy_sum(self.energy, other.energy),
         )
 
     def __radd__(self, other: object) -> Cost:
@@ -129,7 +143,8 @@ class Cost(BaseModel):
         return self.usd * 1000 / tokens
 
 
-def _energy_sum(a: EnergySource | None, b: EnergySource | None) -> EnergySource | None:
+def energy_sum(a: EnergySource | None, b: EnergySource | None) -> EnergySource | None:
+    """Where the energy of a sum comes from: the parts' common source, else ``"mixed"``."""
     if a is None or a == b:
         return b
     if b is None:
@@ -154,7 +169,7 @@ def _warn_unpriced(model: str) -> None:
         f"no price known for model {model!r}: its cost is reported as 'unpriced', not $0. "
         "Register one with llmcompare.cost.register_price(...) or load_prices(...).",
         UnpricedModelWarning,
-        stacklevel=4,  # the caller of _assess (via _assess_answer)
+        stacklevel=4,  # the caller of assess (via _assess_answer)
     )
 
 
@@ -222,11 +237,25 @@ def _decimal(x: float) -> Decimal:
     return Decimal(repr(x))
 
 
-_Assessed: TypeAlias = tuple[
-    Decimal, CostStatus, Decimal | None, Decimal | None, str, str, EnergySource | None
-]
-"""usd, status, kwh, g_co2, source, assumptions, energy: a cost before it becomes a
-:class:`Cost`."""
+class Assessed(NamedTuple):
+    """The numbers of a :class:`Cost` before it is built (the tracker sums these directly).
+
+    Its fields are :class:`Cost`'s, in the same order.
+    """
+
+    usd: Decimal
+    status: CostStatus
+    kwh: Decimal | None
+    g_co2: Decimal | None
+    source: str
+    assumptions: str
+    energy: EnergySource | None
+
+    def as_cost(self) -> Cost:
+        """The :class:`Cost` of these numbers."""
+        # model_construct: the parts were computed from valid values; no second validation.
+        return Cost.model_construct(**self._asdict())
+
 
 _MEASURED = {
     "measured-rapl": "energy measured with RAPL (the CPU packages, machine-wide)",
@@ -236,7 +265,7 @@ _MEASURED = {
 
 def _local_cost(
     completion: Completion, hardware: LocalHardware, energy_j: float | None, default_hw: bool
-) -> _Assessed:
+) -> Assessed:
     assert completion.compute_s is not None
     seconds = _decimal(completion.compute_s)
     source: EnergySource
@@ -263,7 +292,7 @@ def _local_cost(
     if default_hw:
         assumptions.append(f"default hardware rates ({hardware.notes})")
     estimated = default_hw or completion.usage.estimated
-    return (
+    return Assessed(
         usd,
         "estimated" if estimated else "priced",
         kwh,
@@ -294,27 +323,28 @@ def unanswered_cost(usd: Decimal) -> Cost:
     Returns:
         The cost.
     """
-    return Cost.model_construct(
-        usd=usd, status="estimated", source="", assumptions=UNANSWERED, energy=None
-    )
+    return Assessed(usd, "estimated", None, None, "", UNANSWERED, None).as_cost()
 
 
-def _assess(
+def assess(
     completion: Completion, hardware: LocalHardware | None, energy_j: float | None
-) -> _Assessed:
+) -> Assessed:
     """The numbers of :func:`cost_of` without building a model (the tracker's hot path)."""
-    assessed = _assess_answer(completion, hardware, energy_j)
+    answer = _assess_answer(completion, hardware, energy_j)
     extra = completion.unanswered_usd
     if extra is None:
-        return assessed
-    usd, status, kwh, g_co2, source, assumptions, energy = assessed
-    worse = _STATUSES[max(_RANK[status], _RANK["estimated"])]
-    return (usd + extra, worse, kwh, g_co2, source, _merge(assumptions, UNANSWERED), energy)
+        return answer
+    # Earlier attempts that may be billed are part of what the request cost.
+    return answer._replace(
+        usd=answer.usd + extra,
+        status=worse(answer.status, "estimated"),
+        assumptions=_merge(answer.assumptions, UNANSWERED),
+    )
 
 
 def _assess_answer(
     completion: Completion, hardware: LocalHardware | None, energy_j: float | None
-) -> _Assessed:
+) -> Assessed:
     """The cost of the answer itself, without earlier attempts that gave none."""
     if completion.compute_s is not None:
         return _local_cost(completion, hardware or GENERIC_CLOUD_VM, energy_j, hardware is None)
@@ -322,7 +352,7 @@ def _assess_answer(
     if found is None:
         name = completion.response_model or completion.model
         _warn_unpriced(name)
-        return (_ZERO, "unpriced", None, None, "", f"no price known for {name}", None)
+        return Assessed(_ZERO, "unpriced", None, None, "", f"no price known for {name}", None)
     price = found.price
     usage = completion.usage
     cached = usage.cache_read_tokens
@@ -336,7 +366,7 @@ def _assess_answer(
             )
     input_price, output_price = price.input, price.output
     if completion.batch_id is not None:
-        input_price, output_price, cached_price = _batch_tier(price, cached_price, assumptions)
+        input_price, output_price, cached_price = batch_tier(price, cached_price, assumptions)
     usd = (
         (usage.input_tokens - cached) * input_price
         + cached * cached_price
@@ -346,7 +376,9 @@ def _assess_answer(
     estimated = usage.estimated or found.snapshot is not None
     status: CostStatus = "estimated" if estimated else "priced"
     citation = price.citation
-    return (_fixed(usd, _USD_PLACES), status, None, None, citation, "\n".join(assumptions), None)
+    return Assessed(
+        _fixed(usd, _USD_PLACES), status, None, None, citation, "\n".join(assumptions), None
+    )
 
 
 BATCH_DISCOUNT = Decimal("0.5")
@@ -354,10 +386,16 @@ BATCH_DISCOUNT = Decimal("0.5")
 entry has no batch prices of its own (OpenAI's documented 50% discount)."""
 
 
-def _batch_tier(
+def batch_tier(
     price: Price, cached_price: Decimal, assumptions: list[str]
 ) -> tuple[Decimal, Decimal, Decimal]:
-    """Input, output and cached-input prices at the Batch API tier, noting what was assumed."""
+    """Input, output and cached-input prices at the Batch API tier, noting what was assumed.
+
+    Args:
+        price: The model's price entry.
+        cached_price: The cached-input price at the standard tier.
+        assumptions: Where the note on the batch prices used is appended.
+    """
     if price.batch_input is not None and price.batch_output is not None:
         assumptions.append(f"Batch API tier: {price.model}'s batch prices")
         share = price.batch_input / price.input if price.input else BATCH_DISCOUNT
@@ -414,18 +452,4 @@ def cost_of(
     Returns:
         The cost with its status, source and assumptions.
     """
-    return _as_cost(_assess(completion, hardware, energy_j))
-
-
-def _as_cost(assessed: _Assessed) -> Cost:
-    usd, status, kwh, g_co2, source, assumptions, energy = assessed
-    # model_construct: the parts were computed from valid values; no second validation.
-    return Cost.model_construct(
-        usd=usd,
-        status=status,
-        kwh=kwh,
-        g_co2=g_co2,
-        source=source,
-        assumptions=assumptions,
-        energy=energy,
-    )
+    return assess(completion, hardware, energy_j).as_cost()

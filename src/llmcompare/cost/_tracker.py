@@ -14,26 +14,25 @@ from pydantic import BaseModel, ConfigDict
 from typing_extensions import Self
 
 from llmcompare.cost._budget import (
-    _DEFAULT_MAX_TOKENS,
-    _POLL_S,
-    _WAIT_S,
+    DEFAULT_MAX_TOKENS,
+    POLL_S,
+    WAIT_S,
     Budget,
-    _Reservation,
-    _show,
-    _Wait,
-    _worst_case,
+    Reservation,
+    Wait,
+    show_usd,
+    worst_case,
 )
 from llmcompare.cost._cost import (
-    _RANK,
-    _STATUSES,
     UNANSWERED,
+    Assessed,
     Cost,
+    CostStatus,
     EnergySource,
     LocalHardware,
-    _as_cost,
-    _assess,
-    _Assessed,
-    _energy_sum,
+    assess,
+    energy_sum,
+    worse,
 )
 from llmcompare.errors import BackendError, BudgetExceeded
 from llmcompare.model import Model
@@ -100,14 +99,14 @@ class _Sum:
         self.usd = _ZERO
         self.kwh: Decimal | None = None
         self.g_co2: Decimal | None = None
-        self.status = 0
+        self.status: CostStatus = "priced"
         self.sources: dict[str, None] = {}
         self.assumptions: dict[str, None] = {}
         self.energy: EnergySource | None = None
 
-    def add(self, completion: Completion, cost: _Assessed) -> None:
+    def add(self, completion: Completion, cost: Assessed) -> None:
         usd, status, kwh, g_co2, source, assumptions, energy = cost
-        self.energy = _energy_sum(self.energy, energy)
+        self.energy = energy_sum(self.energy, energy)
         u = completion.usage
         self.requests += 1
         self.input += u.input_tokens
@@ -120,8 +119,7 @@ class _Sum:
             self.kwh = kwh if self.kwh is None else self.kwh + kwh
         if g_co2 is not None:
             self.g_co2 = g_co2 if self.g_co2 is None else self.g_co2 + g_co2
-        rank = _RANK[status]
-        self.status = max(self.status, rank)
+        self.status = worse(self.status, status)
         if source and source not in self.sources:
             for line in source.split("\n"):
                 self.sources[line] = None
@@ -136,7 +134,7 @@ class _Sum:
         if charged is not None:
             self.unanswered += 1
             self.usd += charged
-            self.status = max(self.status, _RANK["estimated"])
+            self.status = worse(self.status, "estimated")
             self.assumptions[UNANSWERED] = None
 
     def totals(self) -> Totals:
@@ -154,7 +152,7 @@ class _Sum:
             ),
             cost=Cost.model_construct(
                 usd=self.usd,
-                status=_STATUSES[self.status],
+                status=self.status,
                 kwh=self.kwh,
                 g_co2=self.g_co2,
                 source="\n".join(self.sources),
@@ -262,7 +260,7 @@ class CostTracker:
         Returns:
             Its cost.
         """
-        return _as_cost(self._settle(None, completion, energy_j))
+        return self._settle(None, completion, energy_j).as_cost()
 
     def wrap(self, model: Model) -> Model:
         """A model whose every call goes through this tracker.
@@ -285,11 +283,11 @@ class CostTracker:
 
     def _reserve(
         self, model_id: str, local: bool, request: Request, *, batch: bool = False
-    ) -> _Reservation | None:
+    ) -> Reservation | None:
         budget = self.budget
         if budget is None:
             return None
-        tokens, worst = _worst_case(model_id, request, budget.default_max_tokens, batch=batch)
+        tokens, worst = worst_case(model_id, request, budget.default_max_tokens, batch=batch)
         usd = _ZERO
         probe = False
         if budget.max_usd is not None and not local:
@@ -315,7 +313,7 @@ class CostTracker:
                         "its first request runs alone to measure what a request of this local "
                         "model costs, against max_usd",
                         f"the request measuring this local model's cost did not finish within "
-                        f"{_WAIT_S:.0f} s (a stream left unread?), so no cost bound is known",
+                        f"{WAIT_S:.0f} s (a stream left unread?), so no cost bound is known",
                     )
                 else:
                     probe = True
@@ -327,7 +325,7 @@ class CostTracker:
                 self._held_usd += usd
                 if probe:
                     self._probing.add(model_id)
-                held = _Reservation(tokens, usd, model_id, probe=probe, local=local)
+                held = Reservation(tokens, usd, model_id, probe=probe, local=local)
                 self._holding[held.thread] = self._holding.get(held.thread, 0) + 1
                 return held
             if why is not None:
@@ -337,7 +335,7 @@ class CostTracker:
         if why is not None:
             raise BudgetExceeded(f"{model_id}: refused before sending: {why}")
         assert wait is not None
-        raise _Wait(model_id, wait[0], generation=generation, in_vain=wait[1], probe=probing)
+        raise Wait(model_id, wait[0], generation=generation, in_vain=wait[1], probe=probing)
 
     def _room(
         self, budget: Budget, tokens: int, usd: Decimal, probe: bool
@@ -349,8 +347,8 @@ class CostTracker:
         usually a fraction of their worst case, so refusing it now would refuse almost
         everything that fits under concurrency.
         """
-        flight_usd = f"${_show(self._held_usd)} reserved by requests in flight"
-        in_vain = f"the requests in flight did not settle within {_WAIT_S:.0f} s"
+        flight_usd = f"${show_usd(self._held_usd)} reserved by requests in flight"
+        in_vain = f"the requests in flight did not settle within {WAIT_S:.0f} s"
         if (
             budget.max_requests is not None
             and self._sent + self._held_requests + 1 > budget.max_requests
@@ -371,8 +369,8 @@ class CostTracker:
                     f"flight settle ({self._spent_tokens} used, {self._held_tokens} reserved)"
                 )
         if budget.max_usd is not None:
-            worst = f"its worst case of ${_show(usd)}"
-            spent = f"${_show(self._spent_usd)} spent"
+            worst = f"its worst case of ${show_usd(usd)}"
+            spent = f"${show_usd(self._spent_usd)} spent"
             if self._spent_usd + usd > budget.max_usd or (
                 probe and self._spent_usd >= budget.max_usd
             ):
@@ -409,7 +407,7 @@ class CostTracker:
             s = self._by_model[model_id] = _Sum()
         return s
 
-    def _unhold(self, reservation: _Reservation | None) -> None:
+    def _unhold(self, reservation: Reservation | None) -> None:
         if reservation is not None:
             left = self._holding.pop(reservation.thread) - 1
             if left:
@@ -423,7 +421,7 @@ class CostTracker:
             self._generation += 1
             self._settled.notify_all()
 
-    def _wait_sync(self, waiting: _Wait, deadline: float) -> None:
+    def _wait_sync(self, waiting: Wait, deadline: float) -> None:
         """Block until a request in flight settles after ``waiting`` was raised, or time runs out.
 
         Raises:
@@ -444,44 +442,44 @@ class CostTracker:
             if not settled:
                 raise self._refused(waiting, waiting.in_vain)
 
-    async def _wait_async(self, waiting: _Wait, deadline: float) -> None:
+    async def _wait_async(self, waiting: Wait, deadline: float) -> None:
         """The same wait without blocking the event loop (the tracker is shared by threads)."""
         while self._generation == waiting.generation:
             if time.monotonic() > deadline:
                 with self._lock:
                     raise self._refused(waiting, waiting.in_vain)
-            await asyncio.sleep(_POLL_S)
+            await asyncio.sleep(POLL_S)
 
-    def _refused(self, waiting: _Wait, why: str) -> BudgetExceeded:
+    def _refused(self, waiting: Wait, why: str) -> BudgetExceeded:
         """A wait that ends in a refusal (under the lock): counted, and its error."""
         self._sum(waiting.model_id).refused += 1
         self._total.refused += 1
         return waiting.refused(why)
 
     def _settle(
-        self, reservation: _Reservation | None, completion: Completion, energy_j: float | None
-    ) -> _Assessed:
-        cost = _assess(completion, self.hardware, energy_j)
+        self, reservation: Reservation | None, completion: Completion, energy_j: float | None
+    ) -> Assessed:
+        cost = assess(completion, self.hardware, energy_j)
         with self._lock:
             if reservation is not None and reservation.local:
                 # The whole cost (prompt included) per OUTPUT token, the highest seen, bounds the
                 # next requests: a probe that answered in one token gives a high rate, never a
                 # low one, and a row of a batch costs less per token than a request alone.
-                rate = cost[0] / max(completion.usage.output_tokens, 1)
+                rate = cost.usd / max(completion.usage.output_tokens, 1)
                 known = self._local_rate.get(reservation.model_id)
                 if known is None or rate > known:
                     self._local_rate[reservation.model_id] = rate
             self._unhold(reservation)
             self._sent += 1
             self._spent_tokens += completion.usage.input_tokens + completion.usage.output_tokens
-            self._spent_usd += cost[0]
+            self._spent_usd += cost.usd
             self._sum(completion.model).add(completion, cost)
             self._total.add(completion, cost)
         return cost
 
     def _release(
         self,
-        reservation: _Reservation | None,
+        reservation: Reservation | None,
         model_id: str,
         charge: tuple[int, Decimal] | None = None,
     ) -> None:
@@ -498,7 +496,7 @@ class CostTracker:
 
     def _fail(
         self,
-        reservation: _Reservation | None,
+        reservation: Reservation | None,
         model_id: str,
         request: Request,
         error: BaseException,
@@ -515,8 +513,8 @@ class CostTracker:
         """
         charge = None
         if isinstance(error, BackendError) and error.maybe_billed:
-            default = self.budget.default_max_tokens if self.budget else _DEFAULT_MAX_TOKENS
-            tokens, usd = _worst_case(model_id, request, default, batch=batch)
+            default = self.budget.default_max_tokens if self.budget else DEFAULT_MAX_TOKENS
+            tokens, usd = worst_case(model_id, request, default, batch=batch)
             if usd is not None:
                 charge = (tokens, usd)
                 error.charged_usd = usd
@@ -557,7 +555,7 @@ def _line(name: str, t: Totals) -> str:
     )
 
 
-class _TrackedModel(ModelWrapper["_Reservation | None"]):
+class _TrackedModel(ModelWrapper["Reservation | None"]):
     """A model whose calls are checked against a budget and recorded; see CostTracker.wrap."""
 
     label = "tracked"
@@ -568,26 +566,26 @@ class _TrackedModel(ModelWrapper["_Reservation | None"]):
         self._local = inner.info.open_weights
         self._batch_api = getattr(inner, "batch_api", False) is True  # chatgpt's batch=True
 
-    def _before(self, request: Request) -> _Reservation | None:
-        deadline = time.monotonic() + _WAIT_S
+    def _before(self, request: Request) -> Reservation | None:
+        deadline = time.monotonic() + WAIT_S
         while True:
             try:
                 return self._tracker._reserve(self._id, self._local, request, batch=self._batch_api)
-            except _Wait as waiting:
+            except Wait as waiting:
                 self._tracker._wait_sync(waiting, deadline)
 
-    def _before_batch(self, requests: Sequence[Request]) -> list[_Reservation | Exception | None]:
+    def _before_batch(self, requests: Sequence[Request]) -> list[Reservation | Exception | None]:
         # No waiting here: a batch's rows are admitted together, so a row waiting for the probe
         # of its own batch, or for its other rows to settle, would wait forever. Rows behind a
         # probe are not sent (their error says why; generate_many sends a local model's probe
         # on its own first); rows that do not fit beside the others are refused.
-        out: list[_Reservation | Exception | None] = []
+        out: list[Reservation | Exception | None] = []
         for request in requests:
             try:
                 out.append(
                     self._tracker._reserve(self._id, self._local, request, batch=self._batch_api)
                 )
-            except _Wait as waiting:
+            except Wait as waiting:
                 if waiting.probe:
                     out.append(waiting)
                 else:
@@ -597,21 +595,21 @@ class _TrackedModel(ModelWrapper["_Reservation | None"]):
                 out.append(exc)
         return out
 
-    async def _abefore(self, request: Request) -> _Reservation | None:
-        deadline = time.monotonic() + _WAIT_S
+    async def _abefore(self, request: Request) -> Reservation | None:
+        deadline = time.monotonic() + WAIT_S
         while True:
             try:
                 return self._tracker._reserve(self._id, self._local, request, batch=self._batch_api)
-            except _Wait as waiting:
+            except Wait as waiting:
                 await self._tracker._wait_async(waiting, deadline)
 
     def _after(
-        self, request: Request, completion: Completion, ticket: _Reservation | None
+        self, request: Request, completion: Completion, ticket: Reservation | None
     ) -> Completion:
         self._tracker._settle(ticket, completion, None)
         return completion
 
-    def _failed(self, request: Request, error: BaseException, ticket: _Reservation | None) -> None:
+    def _failed(self, request: Request, error: BaseException, ticket: Reservation | None) -> None:
         if self._local:
             self._tracker._release(ticket, self._id)
         else:

@@ -15,9 +15,9 @@ and tiktoken when tokens are first counted. Install both with ``pip install "llm
 from __future__ import annotations
 
 from llmcompare.backends.chatgpt._batch import BatchRequestError
-from llmcompare.backends.chatgpt._model import (
+from llmcompare.backends.chatgpt._model import ChatGPTModel
+from llmcompare.backends.chatgpt._options import (
     DEFAULT_MODEL,
-    ChatGPTModel,
     ChatGPTOptions,
     ParameterDroppedWarning,
 )

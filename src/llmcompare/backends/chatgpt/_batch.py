@@ -6,7 +6,7 @@ A model built with ``batch=True`` answers ``generate_batch`` (and so ``generate_
 1. Each distinct request becomes one JSONL line: ``custom_id`` is its
    :func:`~llmcompare.runs.request_key` (identical requests share one line and their answer is
    fanned back out, so a ``custom_id`` never repeats), ``body`` is exactly what the interactive
-   path sends (the same ``ChatGPTModel._params``).
+   path sends (the same ``Endpoint.params``).
 2. Lines are split into files of at most :data:`MAX_REQUESTS_PER_FILE` requests and
    :data:`MAX_FILE_BYTES` bytes, each uploaded with ``files.create(purpose="batch")`` and run
    with ``batches.create(endpoint="/v1/chat/completions", completion_window="24h")``.
@@ -46,7 +46,7 @@ from llmcompare.types import Completion, Request
 if TYPE_CHECKING:
     import openai
 
-    from llmcompare.backends.chatgpt._model import ChatGPTModel
+    from llmcompare.backends.chatgpt._endpoint import Endpoint
 
 __all__ = [
     "ENDPOINT",
@@ -103,11 +103,12 @@ class BatchRequestError(BackendError):
         super().__init__(message, model_id=model_id)
 
 
-def run_batch(model: ChatGPTModel, requests: Sequence[Request]) -> list[Completion | Exception]:
+def run_batch(endpoint: Endpoint, requests: Sequence[Request]) -> list[Completion | Exception]:
     """Answer ``requests`` through the Batch API; one entry per request, in order.
 
     Args:
-        model: The chatgpt model (its client, request building and answer mapping are used).
+        endpoint: The chatgpt model's endpoint (its client, request building and answer
+            mapping are used).
         requests: The requests.
 
     Returns:
@@ -121,12 +122,12 @@ def run_batch(model: ChatGPTModel, requests: Sequence[Request]) -> list[Completi
     from llmcompare.runs._journal import BatchJournal, journal_fresh, journal_path
 
     start = time.perf_counter()
-    identity = model.cache_identity()
+    identity = endpoint.identity()
     keys = [request_key(identity, r) for r in requests]
     unique: dict[str, Request] = dict(zip(keys, requests, strict=True))
-    params = {k: model._params(r) for k, r in unique.items()}
+    params = {k: endpoint.params(r) for k, r in unique.items()}
     journal = BatchJournal(journal_path())
-    run = _Run(model, journal, unique, params, start)
+    run = _Run(endpoint, journal, unique, params, start)
     try:
         if not journal_fresh():  # compare(refresh=True): new answers, not journaled ones
             run.resume()
@@ -144,7 +145,7 @@ def run_batch(model: ChatGPTModel, requests: Sequence[Request]) -> list[Completi
         answers[key] = BatchRequestError(
             f"no answer after {EXPIRED_ROUNDS + 1} batches (expired, or output file lost); "
             "run again to resubmit it",
-            model_id=model.id,
+            model_id=endpoint.model_id,
             batch_id=run.last_batch.get(key, ""),
             code="batch_expired",
         )
@@ -156,14 +157,14 @@ class _Run:
 
     def __init__(
         self,
-        model: ChatGPTModel,
+        endpoint: Endpoint,
         journal: Any,
         requests: Mapping[str, Request],
         params: Mapping[str, Mapping[str, Any]],
         start: float,
     ) -> None:
-        self.model = model
-        self.client: openai.OpenAI = model._client()
+        self.endpoint = endpoint
+        self.client: openai.OpenAI = endpoint.client()
         self.journal = journal
         self.requests = requests
         self.params = params
@@ -174,15 +175,13 @@ class _Run:
         self.live: dict[str, Any] = {}  # batch id -> last Batch object seen (None: not yet)
         self.answers: dict[str, Completion | Exception] = {}
         self.last_batch: dict[str, str] = {}  # key -> the expired batch it was last in
-        self.bar = _Bar(model.id, len(requests))
+        self.bar = _Bar(endpoint.model_id, len(requests))
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        model = self.model
-        model._check_network()
-        try:
+        endpoint = self.endpoint
+        endpoint.check_network()
+        with endpoint.errors:
             return fn(*args, **kwargs)
-        except model._errors as exc:
-            raise model._error(exc) from exc
 
     def resume(self) -> None:
         self._adopt()
@@ -279,7 +278,7 @@ class _Run:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _sleep(self, seconds: float) -> None:
-        """Wait, in short slices: Ctrl-C (llmcompare._stop) ends the wait within a slice."""
+        """Wait, in short slices: Ctrl-C (backends._stop) ends the wait within a slice."""
         from llmcompare import retry
 
         skip = retry._skip_wait(seconds)
@@ -289,7 +288,7 @@ class _Run:
                 # The batches stay journaled: the next run resumes polling them.
                 raise BackendError(
                     "stopped while polling batches; run again to resume them",
-                    model_id=self.model.id,
+                    model_id=self.endpoint.model_id,
                 )
             left = end - time.monotonic()
             if left <= 0:
@@ -345,7 +344,7 @@ class _Run:
         status = batch.status
         for key in missing:
             self.answers[key] = BatchRequestError(
-                _why_missing(batch), model_id=self.model.id, batch_id=batch.id, code=status
+                _why_missing(batch), model_id=self.endpoint.model_id, batch_id=batch.id, code=status
             )
         lost |= missing
         # Only the requests without an answer are released (a later call submits them again):
@@ -369,7 +368,8 @@ class _Run:
     def _answer(self, batch_id: str, key: str, line: Mapping[str, Any]) -> Completion | Exception:
         from openai.types.chat import ChatCompletion
 
-        model = self.model
+        endpoint = self.endpoint
+        model_id = endpoint.model_id
         response = line.get("response") or {}
         error = line.get("error")
         status = response.get("status_code")
@@ -377,13 +377,13 @@ class _Run:
         if error or not isinstance(status, int) or status >= 400 or not isinstance(body, dict):
             detail = (body or {}).get("error") if isinstance(body, dict) else None
             info = error or detail or {}
-            message = _clean(model, str(info.get("message") or "no answer"))
+            message = endpoint.clean(str(info.get("message") or "no answer"))
             code = info.get("code")
             text = f"batch {batch_id}: request failed ({code or status}): {message}"
             if isinstance(status, int) and status >= 400:
-                return ProviderHTTPError(text, model_id=model.id, status=status)
+                return ProviderHTTPError(text, model_id=model_id, status=status)
             return BatchRequestError(
-                text, model_id=model.id, batch_id=batch_id, code=None if code is None else str(code)
+                text, model_id=model_id, batch_id=batch_id, code=None if code is None else str(code)
             )
         request = self.requests[key]
         try:
@@ -391,13 +391,13 @@ class _Run:
             # As the SDK does for interactive answers (openai._models.add_request_id).
             object.__setattr__(response_object, "_request_id", response.get("request_id"))
             start = self.started.get(batch_id, self.start)
-            completion = model._completion(response_object, request, self.params[key], start)
+            completion = endpoint.completion(response_object, request, self.params[key], start)
         except BackendError as exc:
             return exc
         except ValueError as exc:  # pydantic's ValidationError: not a chat completion
             return BackendError(
                 f"batch {batch_id}: the answer is not a chat completion ({exc.__class__.__name__})",
-                model_id=model.id,
+                model_id=model_id,
             )
         return completion.model_copy(update={"batch_id": batch_id})
 
@@ -414,13 +414,6 @@ def _why_missing(batch: Any) -> str:
     if status in ("expired", "cancelled"):
         return f"batch {batch.id} {status} before this request was answered"
     return f"batch {batch.id} ({status}) returned no result for this request"
-
-
-def _clean(model: ChatGPTModel, text: str) -> str:
-    from llmcompare.backends.chatgpt import _sdk
-
-    secret = model._secret.get_secret_value() if model._secret is not None else None
-    return _sdk._clean(text, secret)
 
 
 def _files(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from types import TracebackType
 from typing import Any
 
 from llmcompare.errors import BackendError, LLMCompareError, ProviderHTTPError, RateLimitError
@@ -23,7 +24,7 @@ except ImportError as exc:
         name=exc.name,
     ) from exc
 
-__all__ = ["ERRORS", "make_async_client", "make_sync_client", "map_error"]
+__all__ = ["ERRORS", "SDKErrors", "clean", "make_async_client", "make_sync_client", "map_error"]
 
 ERRORS: tuple[type[BaseException], ...] = (openai.OpenAIError, json.JSONDecodeError)
 """Exceptions a call can raise that :func:`map_error` turns into llmcompare errors."""
@@ -65,7 +66,7 @@ def make_async_client(**settings: Any) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(**_client_kwargs(**settings))
 
 
-def _clean(text: str, secret: str | None) -> str:
+def clean(text: str, secret: str | None) -> str:
     """Trim a provider message and remove the key, should the provider have echoed it."""
     text = " ".join(text.split())
     if secret and len(secret) >= 4:
@@ -84,18 +85,18 @@ def _detail(exc: openai.APIError, secret: str | None) -> str:
         for key in ("message", "detail"):
             message = body.get(key)
             if isinstance(message, str) and message:
-                return _clean(message, secret)
-        return _clean(json.dumps(body, default=str), secret)
+                return clean(message, secret)
+        return clean(json.dumps(body, default=str), secret)
     if isinstance(body, str) and body:
-        return _clean(body, secret)
-    return _clean(exc.message, secret)
+        return clean(body, secret)
+    return clean(exc.message, secret)
 
 
 def _status_error(
     exc: openai.APIStatusError, *, model_id: str, model: str, base_url: str, secret: str | None
 ) -> ProviderHTTPError:
     status = exc.status_code
-    headers = {k.lower(): _clean(v, secret) for k, v in exc.response.headers.items()}
+    headers = {k.lower(): clean(v, secret) for k, v in exc.response.headers.items()}
     detail = _detail(exc, secret)
     retry_after = parse_retry_after(headers)
     common: dict[str, Any] = {"model_id": model_id, "status": status, "headers": headers}
@@ -179,7 +180,7 @@ def map_error(
         )
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
-        why = f"{type(cause).__name__}: {_clean(str(cause), secret)}" if cause else exc.message
+        why = f"{type(cause).__name__}: {clean(str(cause), secret)}" if cause else exc.message
         return BackendError(
             f"connection to {base_url} failed: {why}",
             model_id=model_id,
@@ -210,5 +211,46 @@ def map_error(
             maybe_billed=True,
         )
     return BackendError(
-        f"{type(exc).__name__}: {_clean(str(exc), secret)}", model_id=model_id, retryable=False
+        f"{type(exc).__name__}: {clean(str(exc), secret)}", model_id=model_id, retryable=False
     )
+
+
+class SDKErrors:
+    """Turns what the SDK raises inside its ``with`` block into an llmcompare error.
+
+    One per model, built once and entered around every SDK call (``with errors: ...``): the
+    error mapping lives here only. Other exceptions pass through unchanged.
+
+    Args:
+        model_id: The llmcompare id, for the message.
+        model: The OpenAI model name, for hints.
+        base_url: Where requests go, for hints.
+        secret: The API key, removed from any provider text that echoes it.
+        timeout: The configured timeout, for the timeout message.
+    """
+
+    __slots__ = ("_context",)
+
+    def __init__(
+        self, *, model_id: str, model: str, base_url: str, secret: str | None, timeout: float | None
+    ) -> None:
+        self._context: dict[str, Any] = {
+            "model_id": model_id,
+            "model": model,
+            "base_url": base_url,
+            "secret": secret,
+            "timeout": timeout,
+        }
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, ERRORS):
+            # `from exc` keeps the SDK's exception as the cause.
+            raise map_error(exc, **self._context) from exc

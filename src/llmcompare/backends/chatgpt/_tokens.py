@@ -3,8 +3,8 @@
 tiktoken downloads each encoding's table on first use and caches it (``TIKTOKEN_CACHE_DIR``).
 Without a network and without a cached table it cannot count; then we estimate (about four
 characters a token) and warn once per encoding, because a budget check must never crash a run.
-The download itself goes through :func:`llmcompare._network.check_network`, so the no-network
-switch of :mod:`llmcompare.testing` covers it too.
+The download itself goes through :func:`llmcompare.backends._network.check_network`, so the
+no-network switch of :mod:`llmcompare.testing` covers it too.
 """
 
 from __future__ import annotations

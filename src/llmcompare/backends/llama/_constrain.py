@@ -2,7 +2,7 @@
 
 llguidance (the grammar engine behind OpenAI's own structured outputs) compiles the request's
 normalised schema once per engine and schema; each constrained row of a batch gets its own
-matcher, as the engine's per-row ``constraint`` hook (see ``_engine.Job``). Before a step
+matcher, as the engine's per-row ``constraint`` hook (see ``_job.Job``). Before a step
 samples, a constrained row's logits lose the tokens its grammar does not allow next; after
 sampling, its matcher advances by the chosen token; the row is done when the grammar accepts and
 allows nothing more. Rows without a schema have no constraint, and cost nothing.

@@ -3,10 +3,13 @@
 Imports torch; loaded only when a model first generates.
 
 Why not ``model.generate``: for a batch it keeps computing rows that have already finished, and
-pads every prompt to the longest one. This loop prefills the prompt prefix that a batch shares
+pads every prompt to the longest one. This engine prefills the prompt prefix that a batch shares
 (typically the chat template's system prompt) once, drops finished rows from the KV cache, and
 handles stop strings, per-request sampling settings and streaming in the same loop. Greedy
 output is the same token for token as one request at a time.
+
+The engine owns the forward passes over the batch's KV layout (``_kv.py``); the scheduler
+(``_scheduler.py``) decides which jobs (``_job.py``) run together, and when.
 """
 
 from __future__ import annotations
@@ -14,146 +17,26 @@ from __future__ import annotations
 import inspect
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import torch
 
-from llmcompare.backends import _stop
 from llmcompare.backends.llama._constrain import Grammars
+from llmcompare.backends.llama._job import Constraint, Job
+from llmcompare.backends.llama._kv import KVBatch, Prefilled
 from llmcompare.backends.llama._options import DEFAULT_MAX_TOKENS
 from llmcompare.energy import EnergyCounter, energy_counter
 from llmcompare.errors import BackendError
-from llmcompare.types import Completion, FinishReason, Request, Sent, Usage
+from llmcompare.types import Completion, Request, Sent, Usage
 
-if TYPE_CHECKING:
-    from llmcompare.backends.llama._scheduler import Scheduler
-
-__all__ = ["Constraint", "Engine", "Job"]
+__all__ = ["Engine"]
 
 # A shared prefix is prefilled once and copied to every row when it saves at least this many
 # token computations: below that, the extra forward pass costs more than it saves.
 _MIN_SHARED_PREFIX = 8
 _MIN_PREFIX_SAVING = 128
-
-
-class Job:
-    """One request inside the engine: its prompt tokens, settings and what it has produced.
-
-    The scheduler (``_scheduler.py``) runs jobs as rows of one batch. Besides the request's own
-    settings a job carries optional per-row state the step consults:
-
-    - ``constraint``: an object with ``mask(logits) -> logits`` (the row's 1-D logits, before
-      sampling; it may mask in place and return them), ``advance(token_id)`` (called with each
-      accepted token) and a ``done`` property (True once the constraint is satisfied and the row
-      must stop: it finishes with ``"stop"``). ``None`` (the default) costs nothing.
-    - ``on_text``: called on the scheduler's thread with each new piece of final text (a stream).
-    - ``on_done``: called on the scheduler's thread once the job finished or failed.
-    """
-
-    __slots__ = (
-        "cancelled",
-        "compute_s",
-        "constraint",
-        "done_at",
-        "energy_j",
-        "error",
-        "finish",
-        "first_at",
-        "generator",
-        "held",
-        "index",
-        "max_new",
-        "on_done",
-        "on_text",
-        "out",
-        "pieces",
-        "prompt",
-        "read_at",
-        "request",
-        "since",
-        "started_at",
-        "stop_at",
-        "stop_len",
-        "stops",
-        "temperature",
-        "text",
-        "text_at",
-        "top_p",
-        "track",
-    )
-
-    def __init__(
-        self,
-        index: int,
-        request: Request,
-        prompt: list[int],
-        max_new: int,
-        temperature: float,
-        top_p: float,
-        generator: torch.Generator | None,
-        constraint: Constraint | None = None,
-    ) -> None:
-        self.index = index
-        self.request = request
-        self.prompt = prompt
-        self.max_new = max_new
-        self.temperature = temperature
-        self.top_p = top_p
-        self.generator = generator
-        self.constraint = constraint
-        self.stops = request.stop
-        # The longest stop string: how much text may still turn out to be one.
-        self.stop_len = max((len(s) for s in self.stops), default=0)
-        self.out: list[int] = []
-        self.finish: FinishReason | None = None
-        self.error: Exception | None = None
-        # Set by a reader that went away (a closed stream): the row leaves at the next step.
-        self.cancelled = False
-        # The stop token of the call (llmcompare._stop) this job belongs to.
-        self.since = 0
-        self.on_text: Callable[[str], None] | None = None
-        self.on_done: Callable[[Job], None] | None = None
-        # Incremental text (rows with stop strings or a reader): tokens out[text_at:read_at]
-        # decode to the text already taken; `pieces` is the final text so far, `held` the tail
-        # that may still be the start of a stop string.
-        self.track = bool(self.stops)
-        self.text_at = 0
-        self.read_at = 0
-        self.pieces: list[str] = []
-        self.held = ""
-        # Where the text is cut when a stop string appeared, and the final text.
-        self.stop_at: int | None = None
-        self.text: str | None = None
-        self.compute_s = 0.0
-        # This row's share of the measured energy (None: not measurable here).
-        self.energy_j: float | None = None
-        # perf_counter() times: its computation started, its first token, its last token.
-        self.started_at: float | None = None
-        self.first_at: float | None = None
-        self.done_at: float | None = None
-
-    @property
-    def slots(self) -> int:
-        """Token slots the job needs in the KV cache at most: prompt plus new tokens."""
-        return len(self.prompt) + self.max_new
-
-
-class Constraint(Protocol):
-    """A per-row hook on sampling (a grammar, say); see :class:`Job`."""
-
-    def mask(self, logits: torch.Tensor) -> torch.Tensor:
-        """Return the row's logits with the tokens it forbids masked (``-inf``)."""
-        ...
-
-    def advance(self, token: int) -> None:
-        """Take the token the row generated."""
-        ...
-
-    @property
-    def done(self) -> bool:
-        """Whether the row must stop now."""
-        ...
 
 
 class Engine:
@@ -209,9 +92,9 @@ class Engine:
         # ``job`` is given none; None: no request is constrained. See :class:`Job`.
         # By default a request's response_format becomes a JSON-schema constraint.
         self.constraint_for: Callable[[Request], Constraint | None] | None = self._json_constraint
-        # The scheduler's thread runs every forward pass; created on first use.
-        self._scheduler: Scheduler | None = None
-        self._scheduler_lock = threading.Lock()
+        # Whether the model's KV cache can be padded and merged (plain growing layers, not
+        # sliding windows): found at the first prefill. When not, newcomers wait for the end.
+        self.mergeable: bool | None = None
         # Fast tokenizers are not safe to call from two threads at once ("Already borrowed").
         self._tok_lock = threading.Lock()
         self.tokens_generated = 0
@@ -219,7 +102,7 @@ class Engine:
         # NVIDIA GPU): each step's joules are shared out among its rows, like its time.
         self.energy: EnergyCounter | None = energy_counter(self.device_name)
         # The JSON-schema compiler, made when the first request with a response_format comes.
-        self.grammars: Grammars | None = None
+        self._grammars: Grammars | None = None
 
     # -- requests -> jobs ---------------------------------------------------------------------
 
@@ -301,53 +184,114 @@ class Engine:
     def _json_constraint(self, request: Request) -> Constraint | None:
         """The llguidance constraint of a request with a ``response_format``; None without."""
         fmt = request.response_format
-        return None if fmt is None else self._grammars().row(fmt)
+        return None if fmt is None else self.grammars().row(fmt)
 
-    def _grammars(self) -> Grammars:
-        if self.grammars is None:
+    def grammars(self) -> Grammars:
+        """The engine's JSON-schema compiler for its tokenizer (made on first use)."""
+        if self._grammars is None:
             # The logits' width, which may exceed the tokenizer's vocabulary (padded matrices).
             out = self.model.get_output_embeddings()
             width = out.weight.shape[0] if out is not None else self.model.config.vocab_size
-            self.grammars = Grammars(self.model_id, self.tokenizer, int(width), self.eos_ids)
-        return self.grammars
+            self._grammars = Grammars(self.model_id, self.tokenizer, int(width), self.eos_ids)
+        return self._grammars
 
-    # -- running ------------------------------------------------------------------------------
+    def read_energy(self) -> object | None:
+        """A reading of the device's energy counter; None where energy is not measurable."""
+        return self.energy.read() if self.energy is not None else None
 
-    @property
-    def scheduler(self) -> Scheduler:
-        """The scheduler that owns this model's forward passes (started on first use)."""
-        scheduler = self._scheduler
-        if scheduler is None:
-            from llmcompare.backends.llama._scheduler import Scheduler
+    def joules_since(self, reading: object | None) -> float | None:
+        """Joules spent since ``reading`` (see :meth:`read_energy`); None when not measurable."""
+        counter = self.energy
+        if counter is None or reading is None:
+            return None
+        end = counter.read()
+        return None if end is None else counter.joules(reading, end)
 
-            with self._scheduler_lock:
-                scheduler = self._scheduler
-                if scheduler is None:
-                    scheduler = self._scheduler = Scheduler(self)
-        return scheduler
+    # -- the forward passes ----------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Stop the scheduler: queued and running jobs fail, its worker thread ends."""
-        scheduler = self._scheduler
-        if scheduler is not None:
-            scheduler.shutdown()
+    def forward(self, cache: Any, **inputs: Any) -> torch.Tensor:
+        """Run the model on ``inputs`` with its KV cache; the logits of each row's last position."""
+        inputs[self._cache_arg] = cache
+        out = self.model(**inputs, use_cache=True, return_dict=True, **self._keep)
+        logits: torch.Tensor = out.logits[:, -1, :]
+        return logits
 
-    def run(self, jobs: list[Job], since: int | None = None) -> None:
-        """Run jobs to completion, in the batch running now (see :class:`Scheduler`).
+    def prefill(self, jobs: list[Job]) -> Prefilled:
+        """Run the prompts: the shared prefix once, then every row's own part, left-padded.
+
+        Each job is charged its share of the time and energy, by its prompt's length.
+        """
+        from transformers import DynamicCache
+
+        device = self.device
+        prompts = [j.prompt for j in jobs]
+        rows = len(prompts)
+        with torch.inference_mode():
+            start = time.perf_counter()
+            reading = self.read_energy()
+            for job in jobs:
+                job.started_at = start
+            cache = DynamicCache(config=self.model.config)
+            if self.mergeable is None:
+                from transformers.cache_utils import DynamicLayer
+
+                self.mergeable = all(type(layer) is DynamicLayer for layer in cache.layers)
+            shared = _shared_prefix(prompts) if rows > 1 else 0
+            if shared < _MIN_SHARED_PREFIX or shared * (rows - 1) < _MIN_PREFIX_SAVING:
+                shared = 0
+            if shared:
+                prefix = torch.tensor([prompts[0][:shared]], dtype=torch.long, device=device)
+                positions = torch.arange(shared, device=device).unsqueeze(0)
+                self.forward(cache, input_ids=prefix, position_ids=positions)
+                cache.batch_repeat_interleave(rows)
+            width = max(len(p) for p in prompts) - shared
+            ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
+            own = torch.zeros((rows, width), dtype=torch.long)
+            for row, p in enumerate(prompts):
+                tail = p[shared:]
+                ids[row, width - len(tail) :] = torch.tensor(tail, dtype=torch.long)
+                own[row, width - len(tail) :] = 1
+            mask = torch.cat([torch.ones((rows, shared), dtype=torch.long), own], dim=1).to(device)
+            # Positions count real tokens only, so padding never shifts a row's positions.
+            positions = (mask.cumsum(-1) - 1).clamp_(min=0)
+            logits = self.forward(
+                cache,
+                input_ids=ids.to(device),
+                attention_mask=mask,
+                position_ids=positions[:, shared:],
+            )
+            elapsed = time.perf_counter() - start
+            joules = self.joules_since(reading)
+        total = sum(len(p) for p in prompts)
+        for job in jobs:
+            job.compute_s += elapsed * len(job.prompt) / total
+            if joules is not None:
+                job.energy_j = (job.energy_j or 0.0) + joules * len(job.prompt) / total
+        # With a shared prefix the padding sits after it: no leading column is padding.
+        pads = [0 if shared else width - len(p) for p in prompts]
+        holes = [bool(shared) and len(p) - shared < width for p in prompts]
+        return Prefilled(cache, mask, positions[:, -1:], logits, pads, holes)
+
+    def step(self, batch: KVBatch, keep: list[int], rows: int, tokens: torch.Tensor) -> None:
+        """Run the next decoding forward: the kept rows' new tokens go in, their logits come out.
 
         Args:
-            jobs: The jobs.
-            since: The stop token of the call these jobs belong to (see ``llmcompare._stop``);
-                by default, the current one.
-
-        Raises:
-            BackendError: The first job's error: when the caller was cancelled (Ctrl-C)
-                meanwhile the jobs stop at their next step instead of running to their end.
+            batch: The running batch (its ``rows`` already the kept ones).
+            keep: The rows, of the ``rows`` that computed the last step, that stay.
+            rows: How many rows computed the last step.
+            tokens: Each of those rows' new token, on the device.
         """
-        self.scheduler.run(jobs, _stop.token() if since is None else since)
-        for job in jobs:
-            if job.error is not None:
-                raise job.error
+        mask, last_pos, nxt = batch.retire(keep, rows, tokens)
+        if mask is not None:
+            mask = torch.cat([mask, mask.new_ones((len(keep), 1))], dim=1)
+        last_pos = last_pos + 1
+        batch.logits = self.forward(
+            batch.cache,
+            input_ids=nxt.reshape(-1, 1),
+            attention_mask=mask,
+            position_ids=last_pos,
+        )
+        batch.mask, batch.last_pos = mask, last_pos
 
     def completion(
         self, job: Job, request_id: str | None = None, *, since: float | None = None
@@ -561,14 +505,6 @@ def _sample(logits: torch.Tensor, job: Job) -> torch.Tensor:
         choice = torch.multinomial(sorted_probs, 1, generator=job.generator)
         return order[choice][0]
     return torch.multinomial(probs, 1, generator=job.generator)[0]
-
-
-def _spent(counter: EnergyCounter | None, start: object | None) -> float | None:
-    """Joules since ``start`` on the engine's counter, or None when not measurable."""
-    if counter is None or start is None:
-        return None
-    end = counter.read()
-    return None if end is None else counter.joules(start, end)
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:

@@ -33,6 +33,7 @@ from llmcompare.backends._network import check_network
 from llmcompare.backends.llama._engine import Engine
 from llmcompare.backends.llama._locate import Source, default_cache_dir, file_sha256
 from llmcompare.backends.llama._options import LlamaOptions
+from llmcompare.backends.llama._scheduler import Scheduler
 from llmcompare.errors import ConfigurationError
 
 __all__ = ["Loaded", "gguf_cache_folder", "load"]
@@ -52,6 +53,8 @@ class Loaded:
 
     Attributes:
         engine: The generation engine on the loaded weights.
+        scheduler: The scheduler that runs every call's jobs on the engine (its worker thread
+            starts with the first job).
         load_s: Seconds the load took (conversion included).
         converted: True when a GGUF was converted by this load (not found in the cache).
         folder: The folder the weights were read from (the cache folder for a GGUF), or
@@ -59,6 +62,7 @@ class Loaded:
     """
 
     engine: Engine
+    scheduler: Scheduler
     load_s: float
     converted: bool
     folder: Path | None
@@ -302,7 +306,7 @@ def load(model_id: str, source: Source, options: LlamaOptions) -> Loaded:
         options: The model's options.
 
     Returns:
-        The engine and facts about the load.
+        The engine, its scheduler and facts about the load.
 
     Raises:
         ConfigurationError: For an unavailable device, an offline hub id, a broken file, or a
@@ -367,4 +371,4 @@ def load(model_id: str, source: Source, options: LlamaOptions) -> Loaded:
         max_batch_tokens=options.max_batch_tokens,
         response_model=source.label,
     )
-    return Loaded(engine, time.perf_counter() - start, converted, folder)
+    return Loaded(engine, Scheduler(engine), time.perf_counter() - start, converted, folder)

@@ -8,7 +8,6 @@ import queue
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,20 +15,20 @@ from llmcompare.backends import _stop
 from llmcompare.backends.llama._locate import DEFAULT_MODEL, Source, resolve
 from llmcompare.backends.llama._options import LlamaOptions
 from llmcompare.errors import BackendError, ConfigurationError
-from llmcompare.model import ModelBase
-from llmcompare.types import Chunk, Completion, ModelInfo, Prompt, Request, Usage
+from llmcompare.model import AsyncStream, ModelBase, Stream
+from llmcompare.schema import attach
+from llmcompare.types import Chunk, Completion, ModelInfo, Prompt, Request, Settings, Usage
 
 if TYPE_CHECKING:
-    from llmcompare.backends.llama._engine import Engine, Job
+    from typing_extensions import Unpack
+
+    from llmcompare.backends.llama._engine import Engine
+    from llmcompare.backends.llama._job import Job
     from llmcompare.backends.llama._load import Loaded
-    from llmcompare.backends.llama._scheduler import SchedulerStats
+    from llmcompare.backends.llama._scheduler import Scheduler, SchedulerStats
     from llmcompare.schema import ResponseFormat
 
 __all__ = ["LlamaModel"]
-
-# Streams whose completion has not been finalised yet, by request id; bounded so a stream that is
-# never read to its end cannot leak.
-_PENDING_LIMIT = 1024
 
 
 def _import_extra() -> None:
@@ -63,6 +62,7 @@ class LlamaModel(ModelBase):
     """
 
     continuous_batching = True
+    native_streaming = True
 
     def __init__(self, variant: str | None = None, options: LlamaOptions | None = None) -> None:
         options = options or LlamaOptions()
@@ -92,8 +92,6 @@ class LlamaModel(ModelBase):
         self._source = source
         self._load_lock = threading.Lock()
         self._loaded: Loaded | None = None
-        self._pending: OrderedDict[str, Job] = OrderedDict()
-        self._pending_lock = threading.Lock()
         # Computed once: the weights' hash and the template do not change under a model object.
         self._identity: dict[str, Any] | None = None
 
@@ -168,7 +166,7 @@ class LlamaModel(ModelBase):
         loaded = self._loaded
         if loaded is None:
             return None
-        return loaded.engine.scheduler.stats
+        return loaded.scheduler.stats
 
     @property
     def tokenizer(self) -> Any:
@@ -225,7 +223,7 @@ class LlamaModel(ModelBase):
         """
         self._engine()
 
-    def _engine(self) -> Engine:
+    def _load(self) -> Loaded:
         loaded = self._loaded
         if loaded is None:
             with self._load_lock:
@@ -235,7 +233,13 @@ class LlamaModel(ModelBase):
                     from llmcompare.backends.llama._load import load
 
                     loaded = self._loaded = load(self.id, self._source, self._options)
-        return loaded.engine
+        return loaded
+
+    def _engine(self) -> Engine:
+        return self._load().engine
+
+    def _scheduler(self) -> Scheduler:
+        return self._load().scheduler
 
     def check_response_format(self, fmt: ResponseFormat) -> None:
         """Refuse, before anything runs, a format llguidance cannot enforce here.
@@ -252,7 +256,7 @@ class LlamaModel(ModelBase):
         from llmcompare.backends.llama._constrain import check
 
         loaded = self._loaded
-        check(self.id, fmt, None if loaded is None else loaded.engine._grammars())
+        check(self.id, fmt, None if loaded is None else loaded.engine.grammars())
 
     def count_tokens(self, prompt: Prompt) -> int:
         """Count a prompt's tokens after the chat template: what ``usage.input_tokens`` reports.
@@ -271,7 +275,7 @@ class LlamaModel(ModelBase):
             loaded, self._loaded = self._loaded, None
         if loaded is not None:
             # The scheduler's thread holds the engine: it must end before the weights can go.
-            loaded.engine.close()
+            loaded.scheduler.shutdown()
             on_cuda = loaded.engine.device.type == "cuda"
             del loaded
             gc.collect()
@@ -280,37 +284,37 @@ class LlamaModel(ModelBase):
 
                 torch.cuda.empty_cache()
 
-    # -- generation hooks ---------------------------------------------------------------------
+    # -- generation ---------------------------------------------------------------------------
 
     def _generate(self, request: Request) -> Completion:
-        engine = self._engine()
+        loaded = self._load()
         since = time.perf_counter()
-        job = engine.job(0, request)
-        try:
-            engine.run([job])
-        except Exception as exc:
-            raise _backend_error(self.id, exc) from exc
-        return engine.completion(job, _request_id(), since=since)
+        job = loaded.engine.job(0, request)
+        loaded.scheduler.run([job])
+        if job.error is not None:
+            raise _backend_error(self.id, job.error) from job.error
+        return loaded.engine.completion(job, _request_id(), since=since)
 
-    async def _aengine(self) -> Engine:
+    async def _aload(self) -> Loaded:
         import asyncio
 
         # Loading takes seconds: off the event loop.
-        return self._engine() if self._loaded is not None else await asyncio.to_thread(self._engine)
+        loaded = self._loaded
+        return loaded if loaded is not None else await asyncio.to_thread(self._load)
 
     async def _agenerate(self, request: Request) -> Completion:
         import asyncio
 
         # Nothing here blocks the loop: the job joins the scheduler's batch and its end is
         # reported back to the loop.
-        engine = await self._aengine()
+        loaded = await self._aload()
         since = time.perf_counter()
-        job = await _ajob(engine, request)
+        job = await _ajob(loaded.engine, request)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         job.since = _stop.token()
         job.on_done = lambda _: _call_soon(loop, _resolve, done)
-        engine.scheduler.submit([job])
+        loaded.scheduler.submit([job])
         try:
             await done
         except BaseException:
@@ -318,84 +322,26 @@ class LlamaModel(ModelBase):
             raise
         if job.error is not None:
             raise _backend_error(self.id, job.error) from job.error
-        return engine.completion(job, _request_id(), since=since)
+        return loaded.engine.completion(job, _request_id(), since=since)
 
-    def _stream(self, request: Request) -> Iterator[Chunk]:
-        engine = self._engine()
-        job = engine.job(0, request)
-        request_id = _request_id()
-        pieces: queue.SimpleQueue[str | None] = queue.SimpleQueue()
-        job.track = True
-        job.since = _stop.token()
-        job.on_text = pieces.put
-        job.on_done = lambda _: pieces.put(None)
-        engine.scheduler.submit([job])
-        try:
-            while (piece := pieces.get()) is not None:
-                yield Chunk(text=piece)
-        finally:
-            # A reader that stops early (close, break) frees the row at the next step.
-            job.cancelled = True
-        yield self._last_chunk(engine, job, request_id)
+    def stream(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> Stream:
+        """Stream one answer as its tokens are generated; see :class:`~llmcompare.Stream`.
 
-    async def _astream(self, request: Request) -> AsyncIterator[Chunk]:
-        import asyncio
+        Closing the stream early frees its row at the next step. Its completion carries the
+        engine's facts (compute time, device, energy, the settings sent) besides the stream's
+        own timings.
+        """
+        streamed = _Streamed(self, Request.of(prompt, **settings))
+        return Stream(self, streamed.chunks(), finish=streamed.finish)
 
-        engine = await self._aengine()
-        job = await _ajob(engine, request)
-        request_id = _request_id()
-        pieces: asyncio.Queue[str | None] = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-        job.track = True
-        job.since = _stop.token()
-        job.on_text = lambda text: _call_soon(loop, pieces.put_nowait, text)
-        job.on_done = lambda _: _call_soon(loop, pieces.put_nowait, None)
-        engine.scheduler.submit([job])
-        try:
-            while (piece := await pieces.get()) is not None:
-                yield Chunk(text=piece)
-        finally:
-            job.cancelled = True
-        yield self._last_chunk(engine, job, request_id)
-
-    def _last_chunk(self, engine: Engine, job: Job, request_id: str) -> Chunk:
-        if job.error is not None:
-            raise _backend_error(self.id, job.error) from job.error
-        self._remember(request_id, job)
-        return Chunk(
-            text="",
-            finish_reason=job.finish,
-            usage=Usage(input_tokens=len(job.prompt), output_tokens=len(job.out)),
-            request_id=request_id,
-            response_model=engine.response_model,
-        )
-
-    def _remember(self, request_id: str, job: Job) -> None:
-        with self._pending_lock:
-            self._pending[request_id] = job
-            while len(self._pending) > _PENDING_LIMIT:
-                self._pending.popitem(last=False)
-
-    def _finalize_stream(self, completion: Completion, request: Request) -> Completion:
-        with self._pending_lock:
-            job = self._pending.pop(completion.request_id or "", None)
-        if job is None:
-            return completion.model_copy(update={"device": self.device})
-        # The engine's own completion has the facts a stream's chunks do not carry; the
-        # timings stay the stream's, measured from its first read.
-        facts = self._engine().completion(job)
-        return completion.model_copy(
-            update={
-                "compute_s": facts.compute_s,
-                "device": facts.device,
-                "energy_j": facts.energy_j,
-                "energy_method": facts.energy_method,
-                "sent": facts.sent,
-            }
-        )
+    def astream(self, prompt: Prompt, /, **settings: Unpack[Settings]) -> AsyncStream:
+        """Stream one answer asynchronously; see :meth:`stream`."""
+        streamed = _Streamed(self, Request.of(prompt, **settings))
+        return AsyncStream(self, streamed.achunks(), finish=streamed.finish)
 
     def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
-        engine = self._engine()
+        loaded = self._load()
+        engine = loaded.engine
         started = time.perf_counter()
         out: list[Completion | Exception | None] = [None] * len(requests)
         jobs = []
@@ -407,7 +353,7 @@ class LlamaModel(ModelBase):
         # Shortest prompts first: the rows admitted together need the least padding. One stop
         # token for the whole call: after a Ctrl-C no waiting row starts either.
         jobs.sort(key=lambda j: len(j.prompt))
-        engine.scheduler.run(jobs, _stop.token())
+        loaded.scheduler.run(jobs, _stop.token())
         for job in jobs:
             # Each row's latency runs from the call to its own last token, and its first-token
             # time to its first: a short answer is not charged the slowest row's time. Rows
@@ -417,6 +363,94 @@ class LlamaModel(ModelBase):
             else:
                 out[job.index] = engine.completion(job, _request_id(), since=started)
         return [o if o is not None else BackendError("no result", model_id=self.id) for o in out]
+
+
+class _Streamed:
+    """One stream: its chunks as the job produces them, then its completion from the job.
+
+    The finished job travels from the last chunk to :meth:`finish` in this object, so the
+    completion gets the facts the chunks do not carry.
+    """
+
+    __slots__ = ("engine", "job", "model", "request", "request_id")
+
+    def __init__(self, model: LlamaModel, request: Request) -> None:
+        self.model = model
+        self.request = request
+        self.request_id = _request_id()
+        # Set once the job ended well: a stream closed early or failed has no facts to add.
+        self.job: Job | None = None
+        self.engine: Engine | None = None
+
+    def chunks(self) -> Iterator[Chunk]:
+        """The chunks, read on the caller's thread; the last carries finish reason and usage."""
+        loaded = self.model._load()
+        job = loaded.engine.job(0, self.request)
+        pieces: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        job.on_text = pieces.put
+        job.on_done = lambda _: pieces.put(None)
+        self._submit(loaded.scheduler, job)
+        try:
+            while (piece := pieces.get()) is not None:
+                yield Chunk(text=piece)
+        finally:
+            # A reader that stops early (close, break) frees the row at the next step.
+            job.cancelled = True
+        yield self._last(loaded.engine, job)
+
+    async def achunks(self) -> AsyncIterator[Chunk]:
+        """The chunks, for a reader on an event loop: nothing blocks the loop."""
+        import asyncio
+
+        loaded = await self.model._aload()
+        job = await _ajob(loaded.engine, self.request)
+        pieces: asyncio.Queue[str | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+        job.on_text = lambda text: _call_soon(loop, pieces.put_nowait, text)
+        job.on_done = lambda _: _call_soon(loop, pieces.put_nowait, None)
+        self._submit(loaded.scheduler, job)
+        try:
+            while (piece := await pieces.get()) is not None:
+                yield Chunk(text=piece)
+        finally:
+            job.cancelled = True
+        yield self._last(loaded.engine, job)
+
+    @staticmethod
+    def _submit(scheduler: Scheduler, job: Job) -> None:
+        job.track = True
+        job.since = _stop.token()
+        scheduler.submit([job])
+
+    def _last(self, engine: Engine, job: Job) -> Chunk:
+        if job.error is not None:
+            raise _backend_error(self.model.id, job.error) from job.error
+        self.job, self.engine = job, engine
+        return Chunk(
+            text="",
+            finish_reason=job.finish,
+            usage=Usage(input_tokens=len(job.prompt), output_tokens=len(job.out)),
+            request_id=self.request_id,
+            response_model=engine.response_model,
+        )
+
+    def finish(self, completion: Completion) -> Completion:
+        """The stream's completion with the engine's facts, parsed against the request's format."""
+        job, engine = self.job, self.engine
+        if job is None or engine is None:
+            update: dict[str, Any] = {"device": self.model.device}
+        else:
+            # The engine's own completion has the facts a stream's chunks do not carry; the
+            # timings stay the stream's, measured from its first read.
+            facts = engine.completion(job)
+            update = {
+                "compute_s": facts.compute_s,
+                "device": facts.device,
+                "energy_j": facts.energy_j,
+                "energy_method": facts.energy_method,
+                "sent": facts.sent,
+            }
+        return attach(completion.model_copy(update=update), self.request)
 
 
 async def _ajob(engine: Engine, request: Request) -> Job:
