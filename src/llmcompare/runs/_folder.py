@@ -27,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -283,9 +284,7 @@ def _hold(path: Path) -> IO[str]:
 
 def _try_lock(file: IO[str]) -> bool:
     """Take an exclusive OS lock on the file without waiting; False when another holds it."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: lock the first byte of the file instead
+    if sys.platform == "win32":  # no flock: lock the first byte of the file instead
         import msvcrt
 
         try:
@@ -294,6 +293,8 @@ def _try_lock(file: IO[str]) -> bool:
         except OSError:
             return False
         return True
+    import fcntl
+
     try:
         fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
