@@ -23,15 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Unpack
 
-from llmcompare.comparison._inputs import (
-    DEFAULT_SETTINGS,
-    Inputs,
-    Models,
-    build_models,
-    check_inputs,
-)
-from llmcompare.comparison._plan import ModelRun, config_record, plan_record, plan_runs
-from llmcompare.comparison._record import RECORD_FILE, build_record, finished_record
+from llmcompare.comparison._inputs import DEFAULT_SETTINGS, Models, build_models, check_inputs
+from llmcompare.comparison._plan import config_record, plan_record, plan_runs
+from llmcompare.comparison._record import build_record
 from llmcompare.comparison._run import Sending, close_all, open_cache, run_models
 from llmcompare.cost import Budget, LocalHardware
 from llmcompare.prompts import PromptItem
@@ -173,25 +167,7 @@ def compare(
             run_models(runs, sending, folder, store)
         finally:
             close_all(store if cache is True else None, owned)
-        return _record(folder, runs, inputs, hardware, started, ks)
+        return build_record(runs, inputs, hardware, started, ks, folder)
     finally:
         if folder is not None:
             folder.close()
-
-
-def _record(
-    folder: RunFolder | None,
-    runs: Sequence[ModelRun],
-    inputs: Inputs,
-    hardware: LocalHardware | None,
-    started: datetime,
-    pass_at: tuple[int, ...],
-) -> Comparison:
-    """The run's record: a finished run's own, asked again; else built, and saved in its folder."""
-    again = finished_record(folder, runs, inputs)
-    if again is not None:
-        return again
-    record = build_record(runs, inputs, hardware, started, pass_at)
-    if folder is not None:
-        record.save(folder.path / RECORD_FILE)
-    return record

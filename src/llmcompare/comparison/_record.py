@@ -72,8 +72,16 @@ def build_record(
     hardware: LocalHardware | None,
     started: datetime,
     pass_at: tuple[int, ...],
+    folder: RunFolder | None = None,
 ) -> Comparison:
-    """The typed record of the run: rows, summaries, pairwise differences and the run's stamp."""
+    """The typed record of the run: rows, summaries, pairwise differences and the run's stamp.
+
+    With a run folder, a finished run asked again keeps its own record (see
+    :func:`finished_record`); any other record is saved in the folder.
+    """
+    again = finished_record(folder, runs, inputs)
+    if again is not None:
+        return again
     by_id = {item.id: item for item in inputs.items}
     rows = tuple(
         _row(by_id[planned.item_id], run.label, planned, inputs.scoring, hardware)
@@ -93,7 +101,7 @@ def build_record(
         pass_at=pass_at,
         code_scorers=inputs.scoring.pass_at_k_names(inputs.items),
     )
-    return Comparison(
+    record = Comparison(
         run=stamp,
         items=tuple(inputs.items),
         rows=rows,
@@ -102,6 +110,9 @@ def build_record(
         ),
         differences=_aggregate.differences(labels, rows, inputs.confidence, inputs.stats_seed),
     )
+    if folder is not None:
+        record.save(folder.path / RECORD_FILE)
+    return record
 
 
 def _run_info(
