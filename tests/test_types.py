@@ -152,3 +152,10 @@ def test_an_answer_holding_surrogates_is_recorded_valid_and_never_asked_again(
     again = compare([model], ["hi", "there"], out=tmp_path / "o", progress=False)
     assert len(calls) == 2
     assert [r.completion for r in again.rows] == [r.completion for r in record.rows]
+
+
+# issue 22, item 1
+def test_a_prompt_with_half_a_character_is_refused_and_a_split_pair_joined() -> None:
+    assert Message.user("Smile \ud83d\ude00").content == "Smile \U0001f600"
+    with pytest.raises(ValidationError, match="half of a character"):
+        Request.of("Smile \ud83d")

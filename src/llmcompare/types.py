@@ -65,7 +65,11 @@ def _valid_text(text: str) -> tuple[str, int]:
 
 def _valid_texts(data: Any) -> Any:
     """A model's input with ``text`` and ``refusal`` made valid, replacements counted."""
-    if not isinstance(data, dict):
+    if type(data) is not dict:
+        return data
+    text = data.get("text")
+    # The common case first, kept cheap: this runs for every chunk of every stream.
+    if (text is None or (type(text) is str and text.isascii())) and data.get("refusal") is None:
         return data
     fixed: dict[str, Any] | None = None
     replaced = 0
@@ -102,6 +106,19 @@ class Message(BaseModel):
 
     role: Role
     content: str
+
+    @field_validator("content")
+    @classmethod
+    def _valid_content(cls, value: str) -> str:
+        # A prompt is input: the halves of a character are joined, but half a character alone
+        # is refused before anything is sent (it cannot be written as UTF-8, nor keyed).
+        valid, replaced = _valid_text(value)
+        if replaced:
+            raise ValueError(
+                "holds half of a character (a lone UTF-16 surrogate, as a JSON escape such as "
+                "\\ud83d cut from its other half leaves): fix the text"
+            )
+        return valid
 
     @classmethod
     def system(cls, content: str) -> Message:
