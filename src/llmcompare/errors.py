@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 
 __all__ = [
     "BackendError",
@@ -125,11 +126,25 @@ class BackendError(LLMCompareError):
     Attributes:
         model_id: The llmcompare id of the model that failed (``"provider:name"``).
         retryable: Whether sending the same request again may succeed (timeouts, resets, 429, 5xx).
+        maybe_billed: Whether the request reached the provider before it failed, so that the
+            provider may bill it: a timeout while waiting for the answer, a connection or a
+            stream cut after the request was sent. A refusal (an HTTP error status) or a
+            connection that never opened is not billed.
+        charged_usd: Dollars a :class:`~llmcompare.cost.CostTracker` counted for the request
+            because it may be billed (its worst case), summed over its attempts; None when
+            nothing was charged.
     """
 
-    def __init__(self, message: str, *, model_id: str, retryable: bool = False) -> None:
+    # Class defaults: an error rebuilt from another version's pickle has them too.
+    maybe_billed: bool = False
+    charged_usd: Decimal | None = None
+
+    def __init__(
+        self, message: str, *, model_id: str, retryable: bool = False, maybe_billed: bool = False
+    ) -> None:
         self.model_id = model_id
         self.retryable = retryable
+        self.maybe_billed = maybe_billed
         super().__init__(f"{model_id}: {message}")
 
     def __reduce__(self) -> tuple[object, ...]:

@@ -947,3 +947,25 @@ def test_count_tokens_method_and_estimate_warning_class() -> None:
         warnings.simplefilter("ignore")
         m = chatgpt("chatgpt:gpt-4o", base_url="http://127.0.0.1:9/v1")
         assert m.count_tokens("Hello world") > 7
+
+
+# issue 22, item 1
+@pytest.mark.filterwarnings("ignore::llmcompare.backends.chatgpt.TokenEstimateWarning")
+def test_an_emoji_streamed_as_two_escaped_halves_is_joined_and_a_lone_half_is_flagged(
+    server: srv.OpenAIServer, model: ChatGPTModel
+) -> None:
+    server.script(
+        srv.streamed("Smile ", "\ud83d", "\ude00", " split"),
+        srv.streamed("lone ", "\ud83d", " half"),
+    )
+    with model.stream("hi") as stream:
+        chunks = list(stream)
+    # Every chunk is valid text as it is handed out, and the answer holds the whole emoji.
+    for chunk in chunks:
+        chunk.text.encode("utf-8")
+    assert "".join(c.text for c in chunks) == stream.completion.text == "Smile \U0001f600 split"
+    assert stream.completion.replaced_chars == 0
+    with model.stream("hi") as stream:
+        list(stream)
+    assert stream.completion.text == "lone \ufffd half"
+    assert stream.completion.replaced_chars == 1

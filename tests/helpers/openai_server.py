@@ -1049,3 +1049,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --------------------------------------------------------------------------------------------------
+# Behaviours added for issue 22
+
+
+def streamed(*pieces: str, model: str = "gpt-4o-mini", finish_reason: str = "stop") -> Behaviour:
+    """A 200 event stream of exactly these content pieces, split wherever the test says.
+
+    A piece may hold half of a character: a lone UTF-16 surrogate is written as its JSON escape
+    (``"\\ud83d"``), as a gateway that splits an emoji's escape across two events does. Usage
+    is not reported (the client estimates it). The reply is the same whatever the request.
+
+    Args:
+        pieces: The content of each event, in order.
+        model: The model name in the events.
+        finish_reason: The finish reason of the last event.
+
+    Returns:
+        The behaviour (a raw body: the request is not looked at).
+    """
+    base = {"id": "chatcmpl-streamed", "object": "chat.completion.chunk", "created": 0}
+
+    def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        obj = {**base, "model": model, "choices": [choice]}
+        # ensure_ascii (the default): a lone surrogate leaves as its escape, never as bytes.
+        return b"data: " + json.dumps(obj).encode("ascii") + b"\n\n"
+
+    events = [event({"role": "assistant", "content": ""})]
+    events += [event({"content": p}) for p in pieces]
+    events.append(event({}, finish_reason))
+    events.append(b"data: [DONE]\n\n")
+    return raw(b"".join(events), headers={"content-type": "text/event-stream"})

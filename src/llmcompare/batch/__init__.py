@@ -62,17 +62,18 @@ def _compose(
     tpm: float | None,
     tracker: CostTracker | None,
 ) -> Model:
-    # Innermost first: the limiter gates every attempt, retries happen under one budget
-    # reservation, and the tracker sees each logical request once.
+    # Innermost first: the limiter gates every attempt, and the tracker sees every attempt
+    # too: each is checked against the budget before it is sent, and one that reached the
+    # server without an answer (a timeout) is charged, so a retry can never pass the budget.
     runner = model
     # Interactive rate limits do not apply to a Batch API model (chatgpt's batch=True): its
     # requests go in one upload, under the Batch API's own limits.
     if (rpm is not None or tpm is not None) and getattr(model, "batch_api", False) is not True:
         runner = with_rate_limit(runner, rpm=rpm, tpm=tpm)
-    if retry is not None:
-        runner = with_retry(runner, retry)
     if tracker is not None:
         runner = tracker.wrap(runner)
+    if retry is not None:
+        runner = with_retry(runner, retry)
     return runner
 
 

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 from typing_extensions import Unpack
 
 from llmcompare.comparison._inputs import DEFAULT_SETTINGS, Models, build_models, check_inputs
-from llmcompare.comparison._judging import check_judge, judge_runs, with_judging
+from llmcompare.comparison._judging import check_judge, judge_runs
 from llmcompare.comparison._plan import config_record, plan_record, plan_runs
-from llmcompare.comparison._record import RECORD_FILE, build_record, finished_record
+from llmcompare.comparison._record import build_record
 from llmcompare.comparison._run import Sending, close_all, open_cache, run_models
 from llmcompare.cost import Budget, LocalHardware
 from llmcompare.judges import Judge, JudgePanel, Judging
@@ -159,30 +159,29 @@ def compare(
     store: ResponseCache | None = None
     judging: Judging | None = None
     try:
-        runs, ks, tracker, own = plan_runs(
-            built, inputs, overrides or {}, limits or {}, pass_at, budget, hardware, executor
-        )
-        sending = Sending(concurrency, retry, rpm, tpm, own, tracker, progress, refresh, executor)
-        if out is not None:
-            folder = RunFolder(
-                out,
-                plan_record(runs, inputs, overrides),
-                config_record(runs, inputs, budget, hardware, sending),
-                force_new=force_new,
+        try:
+            runs, ks, tracker, own = plan_runs(
+                built, inputs, overrides or {}, limits or {}, pass_at, budget, hardware, executor
             )
-        store = open_cache(cache)
-        started = datetime.now(timezone.utc)
-        run_models(runs, sending, folder, store)
-        if judge is not None:
-            judging = judge_runs(judge, runs, inputs, sending, folder, store, hardware)
+            sending = Sending(
+                concurrency, retry, rpm, tpm, own, tracker, progress, refresh, executor
+            )
+            if out is not None:
+                # From here to its record, the folder is this run's alone (see RunFolder).
+                folder = RunFolder(
+                    out,
+                    plan_record(runs, inputs, overrides),
+                    config_record(runs, inputs, budget, hardware, sending),
+                    force_new=force_new,
+                )
+            store = open_cache(cache)
+            started = datetime.now(timezone.utc)
+            run_models(runs, sending, folder, store)
+            if judge is not None:
+                judging = judge_runs(judge, runs, inputs, sending, folder, store, hardware)
+        finally:
+            close_all(store if cache is True else None, owned)
+        return build_record(runs, inputs, hardware, started, ks, folder, judging)
     finally:
-        close_all(folder, store if cache is True else None, owned)
-    again = finished_record(folder, runs, inputs)
-    if again is not None:
-        if judging is not None and folder is not None:
-            with_judging(again, judging).save(folder.path / RECORD_FILE)
-        return with_judging(again, judging)
-    record = with_judging(build_record(runs, inputs, hardware, started, ks), judging)
-    if folder is not None:
-        record.save(folder.path / RECORD_FILE)
-    return record
+        if folder is not None:
+            folder.close()

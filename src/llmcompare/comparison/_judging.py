@@ -19,10 +19,9 @@ if TYPE_CHECKING:
     from llmcompare.comparison._plan import ModelRun
     from llmcompare.comparison._run import Sending
     from llmcompare.cost import LocalHardware
-    from llmcompare.record import Comparison
     from llmcompare.runs import ResponseCache, RunFolder
 
-__all__ = ["check_judge", "judge_runs", "with_judging"]
+__all__ = ["check_judge", "judge_runs"]
 
 
 def check_judge(judge: object, models: int) -> None:
@@ -75,10 +74,3 @@ def judge_runs(
         confidence=inputs.confidence,
         seed=inputs.stats_seed,
     )
-
-
-def with_judging(record: Comparison, judging: Judging | None) -> Comparison:
-    """The record with this run's judging (a record without a new judge keeps its own)."""
-    if judging is None:
-        return record
-    return record.model_copy(update={"judging": judging})

@@ -70,12 +70,11 @@ def open_cache(cache: bool | ResponseCache) -> ResponseCache | None:
     return cache
 
 
-def close_all(
-    folder: RunFolder | None, store: ResponseCache | None, owned: Sequence[Model]
-) -> None:
-    """Close the run folder, the cache this run opened and the models it built."""
-    if folder is not None:
-        folder.close()
+def close_all(store: ResponseCache | None, owned: Sequence[Model]) -> None:
+    """Close the cache this run opened and the models it built.
+
+    The run folder stays open (and locked) until the record is written in it.
+    """
     if store is not None:
         store.close()
     for model in owned:

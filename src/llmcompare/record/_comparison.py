@@ -13,10 +13,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from llmcompare.cost import Budget, CostTracker
-from llmcompare.errors import LLMCompareError
+from llmcompare.errors import ConfigurationError, LLMCompareError
 from llmcompare.judges import Judge, JudgePanel, Judging, Ranking, judge_answers, ranking
 from llmcompare.prompts import PromptItem
 from llmcompare.record import _aggregate
@@ -31,6 +31,27 @@ if TYPE_CHECKING:
     from llmcompare.decision import BreakEven
 
 __all__ = ["Comparison"]
+
+
+class _DamagedRecord(ConfigurationError, ValueError):
+    """A record file that is not a whole record: the fix is in the message.
+
+    A ``ValueError`` too, as pydantic's validation error was: code that caught that still does.
+    """
+
+
+def _sync_folder(folder: Path) -> None:
+    """Sync a folder's entries to disk (the rename of a file in it), where the OS allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # Windows cannot open a folder: its renames are durable enough
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # a file system that cannot sync folders: the rename still happened
+    finally:
+        os.close(fd)
 
 
 class Comparison(BaseModel):
@@ -150,15 +171,56 @@ class Comparison(BaseModel):
         return sum(1 for r in self.rows if r.error is not None)
 
     def save(self, path: str | Path) -> Path:
-        """Write the record as JSON."""
+        """Write the record as JSON, whole or not at all.
+
+        The JSON goes to a temporary file in the same folder, synced to disk, which then
+        replaces ``path`` in one step: a kill or a full disk leaves the earlier file (or none),
+        never a part of one.
+
+        Raises:
+            OSError: When it cannot be written (the earlier file is left as it was).
+        """
         p = Path(path)
-        p.write_text(self.model_dump_json(indent=2), encoding="utf-8")
+        data = self.model_dump_json(indent=2).encode("utf-8")
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _sync_folder(p.parent)
         return p
 
     @classmethod
     def load(cls, path: str | Path) -> Comparison:
-        """Read a record written by :meth:`save`."""
-        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+        """Read a record written by :meth:`save`.
+
+        Raises:
+            OSError: When the file cannot be read (it does not exist, say).
+            ConfigurationError: When it is not a whole record (empty, cut short, not JSON, of
+                another shape): one line that names the file and the fix. It is also a
+                ``ValueError``, as a validation error was before.
+        """
+        p = Path(path)
+        data = p.read_bytes()
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as exc:
+            first = exc.errors(include_input=False, include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            why = (
+                "it is empty"
+                if not data.strip()
+                else (f"{where}: " if where else "") + first["msg"]
+            )
+            raise _DamagedRecord(
+                f"{p} is not a whole record ({why}): run the same comparison on its folder "
+                "again to rebuild it from answers.jsonl (nothing is sent for the answers there)"
+            ) from None
 
     def rescore(
         self,

@@ -275,6 +275,7 @@ class _StreamMapper:
         "_cutter",
         "_endpoint",
         "_finish",
+        "_half",
         "_parts",
         "_refusal",
         "_request",
@@ -296,6 +297,7 @@ class _StreamMapper:
         self._usage: CompletionUsage | None = None
         self._response_model: str | None = None
         self._sent_ids = False
+        self._half = ""  # a high surrogate that ended the last event: its low half comes next
 
     def feed(self, event: ChatCompletionChunk) -> Chunk | None:
         # getattr: the SDK does not validate events, and compatible servers leave fields out.
@@ -321,6 +323,7 @@ class _StreamMapper:
                 self._finish = finish
         if self._cutter is not None:
             text = self._cutter.feed(text)
+        text = self._join_halves(text)
         if not text:
             return None
         self._parts.append(text)
@@ -331,6 +334,15 @@ class _StreamMapper:
         self._sent_ids = True
         return Chunk(text=text, request_id=self._request_id, response_model=self._response_model)
 
+    def _join_halves(self, text: str) -> str:
+        # A gateway may split an emoji's JSON escape across two events ("\ud83d", "\ude00"):
+        # a high half that ends an event waits for the next one, so the pair is joined.
+        if self._half:
+            text, self._half = self._half + text, ""
+        if text and "\ud800" <= text[-1] <= "\udbff":
+            text, self._half = text[:-1], text[-1]
+        return text
+
     def end(self) -> Chunk:
         cutter = self._cutter
         stopped = cutter is not None and cutter.stopped
@@ -340,8 +352,11 @@ class _StreamMapper:
                 "was probably cut",
                 model_id=self._endpoint.model_id,
                 retryable=True,
+                maybe_billed=True,
             )
         tail = cutter.flush() if cutter is not None and not stopped else ""
+        # A half still waiting has lost its pair: the chunk replaces it and says so.
+        tail, self._half = self._half + tail, ""
         if tail:
             self._parts.append(tail)
         finish: FinishReason = "stop" if stopped else FINISH.get(self._finish, "stop")

@@ -15,6 +15,7 @@ from llmcompare.errors import BackendError, LLMCompareError, ProviderHTTPError, 
 from llmcompare.retry._after import parse_retry_after
 
 try:
+    import httpx
     import openai
 except ImportError as exc:
     # The openai SDK is an optional extra: name the fix, not just the missing module.
@@ -133,6 +134,13 @@ def _status_error(
     return ProviderHTTPError(detail, retry_after=retry_after, **common)
 
 
+def _never_sent(exc: BaseException) -> bool:
+    """Whether a connection error happened before the request could reach the server."""
+    cause = exc.__cause__ or exc.__context__
+    # No connection was ever opened: nothing reached the server, nothing can be billed.
+    return isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout))
+
+
 def map_error(
     exc: BaseException,
     *,
@@ -143,6 +151,10 @@ def map_error(
     timeout: float | None,
 ) -> LLMCompareError:
     """Translate an SDK or decoding exception into the llmcompare error tree.
+
+    An error after the request reached the server (a timeout waiting for the answer, a
+    connection or stream cut, an answer that cannot be read) is marked ``maybe_billed``: the
+    provider may bill it. An HTTP error status, or a connection that never opened, is not.
 
     Args:
         exc: What the SDK raised.
@@ -164,18 +176,23 @@ def map_error(
             "for slow models",
             model_id=model_id,
             retryable=True,
+            maybe_billed=not _never_sent(exc),
         )
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
         why = f"{type(cause).__name__}: {clean(str(cause), secret)}" if cause else exc.message
         return BackendError(
-            f"connection to {base_url} failed: {why}", model_id=model_id, retryable=True
+            f"connection to {base_url} failed: {why}",
+            model_id=model_id,
+            retryable=True,
+            maybe_billed=not _never_sent(exc),
         )
     if isinstance(exc, openai.APIResponseValidationError):
         return BackendError(
             f"unexpected response from {base_url}: {_detail(exc, secret)}",
             model_id=model_id,
             retryable=False,
+            maybe_billed=True,
         )
     if isinstance(exc, openai.APIError):
         # An error event inside a 200 stream: the server failed after it started answering.
@@ -184,12 +201,14 @@ def map_error(
             f"the server reported an error while answering: {_detail(exc, secret)}",
             model_id=model_id,
             retryable=transient,
+            maybe_billed=True,
         )
     if isinstance(exc, json.JSONDecodeError):
         return BackendError(
             f"the response from {base_url} is not valid JSON: {exc.msg}",
             model_id=model_id,
             retryable=False,
+            maybe_billed=True,
         )
     return BackendError(
         f"{type(exc).__name__}: {clean(str(exc), secret)}", model_id=model_id, retryable=False
