@@ -1,6 +1,9 @@
 """The `llmcompare` command, through its real entry point in a subprocess."""
 
+import json
 import os
+import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -8,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.cli import EXE, run
+from helpers.cli import EXE, cli_env, run
 from helpers.openai_server import OpenAIServer
 
 
@@ -185,3 +188,121 @@ def test_a_zero_budget_is_accepted_and_applied(prompts: Path) -> None:
     assert out.returncode == 1, out.stderr
     assert "Traceback" not in out.stderr
     assert "BudgetExceeded" in out.stdout
+
+
+CLI = [EXE] if EXE else [sys.executable, "-m", "llmcompare"]
+
+
+def _on_a_full_disk(folder: Path, size_kib: int, script: str) -> str:
+    """``script`` (sh) with a ``size_kib`` tmpfs at ``folder``, in a private mount namespace.
+
+    A real full filesystem: the kernel's ENOSPC, not a fake one. Needs root and unshare (this
+    machine and CI have both); elsewhere the test is skipped.
+    """
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("a private tmpfs needs root and unshare(1)")
+    folder.mkdir()
+    return (
+        f"mount -t tmpfs -o size={size_kib}k tmpfs {shlex.quote(str(folder))} || exit 99\n" + script
+    )
+
+
+# issue 22, item 5
+def test_a_full_disk_stops_the_run_in_one_line_with_its_own_exit_code_and_resumes(
+    tmp_path: Path,
+) -> None:
+    items = tmp_path / "many.jsonl"
+    items.write_text(
+        "".join(json.dumps({"id": f"i{i}", "prompt": "word " * 100}) + "\n" for i in range(300))
+    )
+    disk, out = tmp_path / "disk", tmp_path / "disk" / "run"
+    args = [str(items), "-m", "fake", "--out", str(out), "--no-progress", "-f", "json"]
+    command = shlex.join([*CLI, "compare", *args])
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    # The first run fills a 64 KiB disk; then the disk grows and the same command resumes.
+    script = _on_a_full_disk(
+        disk,
+        64,
+        f"{command} >{logs}/1.out 2>{logs}/1.err; echo $? >{logs}/1.rc\n"
+        f"mount -o remount,size=16m {disk} || exit 98\n"
+        f"{command} >{logs}/2.out 2>{logs}/2.err; echo $? >{logs}/2.rc\n",
+    )
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env={**cli_env(), "COLUMNS": "160"},
+    )
+    if done.returncode == 99:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    assert done.returncode == 0, done.stderr
+    first_err = (logs / "1.err").read_text()
+    assert (logs / "1.rc").read_text().strip() == "3", first_err
+    assert "Traceback" not in first_err
+    assert "Exception ignored" not in first_err
+    errors = [line for line in first_err.splitlines() if line.startswith("llmcompare: error:")]
+    assert len(errors) == 1, first_err
+    assert "No space left on device" in errors[0]
+    # The line after it is the command that resumes, as typed.
+    lines = first_err.splitlines()
+    resume = lines[lines.index(errors[0]) + 1].strip()
+    assert resume == shlex.join(["llmcompare", "compare", *args])
+    # Disk space back: the same command finishes the run from what was saved.
+    assert (logs / "2.rc").read_text().strip() == "0", (logs / "2.err").read_text()
+    assert "300/300" in (logs / "2.out").read_text()
+
+
+# issue 22, item 5 (the reports at the end)
+def test_a_full_disk_while_writing_the_reports_exits_3_in_one_line_per_report(
+    tmp_path: Path,
+) -> None:
+    items = tmp_path / "many.jsonl"
+    items.write_text(
+        "".join(json.dumps({"id": f"i{i}", "prompt": "word " * 40}) + "\n" for i in range(200))
+    )
+    saved = tmp_path / "saved"
+    first = run("compare", str(items), "-m", "fake", "--out", str(saved), "-f", "json")
+    assert first.returncode == 0, first.stderr
+    record = (saved / "comparison.json").stat().st_size
+    disk = tmp_path / "disk"
+    # Room for the record, not for the page rendered from it.
+    script = _on_a_full_disk(
+        disk,
+        (record + 8191) // 4096 * 4 + 8,
+        f"cp {saved}/comparison.json {disk}/ || exit 97\n"
+        f"exec {shlex.join([*CLI, 'report', str(disk), '-f', 'html'])}\n",
+    )
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env={**cli_env(), "COLUMNS": "160"},
+    )
+    if done.returncode == 99:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("llmcompare: error:")]
+    assert errors == [
+        "llmcompare: error: could not write the html report: [Errno 28] No space left on device"
+    ], done.stderr
+    assert f"llmcompare report {disk} -f html" in done.stderr
+
+
+# issue 22, item 16
+def test_a_folder_where_answers_jsonl_should_be_is_one_line_and_exit_2(
+    prompts: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    (out / "answers.jsonl").mkdir(parents=True)
+    done = run("compare", str(prompts), "-m", "fake", "--out", str(out), "--no-progress")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"llmcompare: error: Is a directory: {out / 'answers.jsonl'}"
+    )

@@ -10,7 +10,8 @@ Commands:
     rescore   Score a saved run's answers again with other scorers; nothing is sent.
 
 Exit codes: 0 success, 1 some requests failed, 2 usage error (bad option, bad prompt file,
-unknown model, missing configuration), 130 interrupted (Ctrl-C; an --out run resumes).
+unknown model, missing configuration), 3 the disk is full (free space; an --out run resumes),
+130 interrupted (Ctrl-C; an --out run resumes).
 
 Each group of commands lives in its own private module: ``_compare``, ``_models`` (generate,
 models, plugins), ``_cache`` and ``_saved`` (report, rescore), over ``_common``.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,8 +23,14 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
+EXIT_DISK_FULL = 3
+"""The exit code when the disk (a quota, the file size limit) is full: what was written is kept."""
+
 EXIT_INTERRUPTED = 130
 """The exit code after Ctrl-C (128 + SIGINT), as shells report it."""
+
+# A write that failed for want of room: free some, and the same command goes on.
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 _FORMAT_CHOICE = click.Choice(["json", "csv", "html", "png", "svg"])
 
@@ -55,6 +63,33 @@ def _settings(
 def _fail(message: str) -> NoReturn:
     click.echo(f"llmcompare: error: {message}", err=True)
     sys.exit(EXIT_USAGE)
+
+
+def _resume_command() -> str:
+    """The command line that was run, as a shell takes it: the same command resumes an --out run."""
+    return shlex.join(["llmcompare", *sys.argv[1:]])
+
+
+def _os_error(exc: OSError, out: Path | None) -> NoReturn:
+    """Stop on a file that could not be written or read: one line (and the resume command).
+
+    A full disk exits with :data:`EXIT_DISK_FULL`; any other (a folder where a file should be,
+    no permission) is a usage error.
+    """
+    what = exc.strerror or type(exc).__name__
+    where = f"{what}: {exc.filename}" if exc.filename else what
+    if exc.errno not in _FULL:
+        _fail(where)
+    if out is None:
+        saved = "nothing was saved (with --out DIR a run can be resumed)"
+        click.echo(f"llmcompare: error: the disk is full ({where}); {saved}", err=True)
+    else:
+        click.echo(
+            f"llmcompare: error: the disk is full ({where}); what was written is in {out}. "
+            f"Free some space, then resume with:\n  {_resume_command()}",
+            err=True,
+        )
+    sys.exit(EXIT_DISK_FULL)
 
 
 def _formats(formats: Sequence[str]) -> tuple[Format, ...]:
@@ -92,7 +127,7 @@ def _write_reports(
     """Write each format; one that fails says so in one line and the others are still written."""
     from llmcompare.report import write_report
 
-    failed = False
+    failed = full = False
     # The record first: comparison.json is what every other format is made from.
     for fmt in sorted(formats, key=lambda f: f != "json"):
         try:
@@ -100,6 +135,10 @@ def _write_reports(
                 console.print(f"wrote {path}")
         except (OSError, LLMCompareError) as exc:
             failed = True
+            full = full or (isinstance(exc, OSError) and exc.errno in _FULL)
             click.echo(f"llmcompare: error: could not write the {fmt} report: {exc}", err=True)
+    if full:
+        click.echo(f"Free some space, then run the same command:\n  {_resume_command()}", err=True)
+        sys.exit(EXIT_DISK_FULL)
     if failed:
         sys.exit(EXIT_USAGE)

@@ -19,6 +19,8 @@ from llmcompare.cli._common import (
     _fail,
     _format_option,
     _formats,
+    _os_error,
+    _resume_command,
     _settings,
     _write_reports,
 )
@@ -310,6 +312,8 @@ def compare_cmd(
         _fail(str(exc))
     except KeyboardInterrupt:
         _interrupted(out)
+    except OSError as exc:  # a full disk, a folder where answers.jsonl should be
+        _os_error(exc, out)
     finally:
         plan.close()
     print_report(result, console)
@@ -390,9 +394,7 @@ def _ray_executor(
 
 
 def _interrupted(out: Path | None) -> NoReturn:
-    import shlex
-
-    command = shlex.join(["llmcompare", *sys.argv[1:]])
+    command = _resume_command()
     if out is None:
         click.echo(
             "llmcompare: interrupted; nothing was saved (with --out DIR a run can be resumed)",
