@@ -687,3 +687,27 @@ def test_credentials_in_a_url_never_reach_the_public_config() -> None:
     assert "s3cret" not in text
     assert "abc" not in text
     assert "gw.example/v1" in text
+
+
+# issue 22, item 16
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("deep.toml", "samples = 1\nx = " + "[" * 100_000 + "]" * 100_000 + "\n"),
+        ("deep.yaml", "samples: 1\nx: " + "[" * 100_000 + "]" * 100_000 + "\n"),
+    ],
+)
+def test_a_value_nested_too_deeply_is_one_line(folder: Path, name: str, text: str) -> None:
+    path = folder / name
+    path.write_text(text)
+    with pytest.raises(ConfigFileError, match="nested too deeply") as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+# issue 22, item 16
+def test_an_option_value_nested_too_deeply_is_one_line() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(ConfigFileError, match="nested too deeply") as info:
+        models_from_flags([("-m", "fake"), ("-O", f"x={deep}")])
+    assert str(info.value).startswith("-O x=...: ")

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from llmcompare.config._problems import ConfigFileError, Problem, _Loc, _order, _Source
 from llmcompare.config._schema import CompareConfig, _problems
+from llmcompare.prompts import _TOO_DEEP
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -84,6 +85,8 @@ def _read_toml(text: str, name: str) -> tuple[Any, dict[_Loc, int]]:
         raise ConfigFileError(
             name, [Problem(None, f"invalid TOML: {message}", line=line, column=column)]
         ) from None
+    except RecursionError:
+        raise ConfigFileError(name, [Problem(None, f"invalid TOML: {_TOO_DEEP}")]) from None
     return data, _TomlLines(text).scan()
 
 
@@ -111,6 +114,8 @@ def _read_yaml(text: str, name: str) -> tuple[Any, dict[_Loc, int]]:
         raise ConfigFileError(
             name, [Problem(None, f"invalid YAML: {problem}", line=line)]
         ) from None
+    except RecursionError:
+        raise ConfigFileError(name, [Problem(None, f"invalid YAML: {_TOO_DEEP}")]) from None
     lines: dict[_Loc, int] = {}
 
     def walk(node: yaml.Node, loc: _Loc) -> None:
@@ -162,7 +167,7 @@ class _TomlLines:
                 table = self.header() if self.peek() == "[" else self.key_value(table)
                 if self.pos == start:
                     break
-        except (_ScanError, IndexError):
+        except (_ScanError, IndexError, RecursionError):
             pass
         return self.lines
 
