@@ -306,3 +306,31 @@ def test_a_folder_where_answers_jsonl_should_be_is_one_line_and_exit_2(
     assert done.stderr.splitlines()[-1] == (
         f"llmcompare: error: Is a directory: {out / 'answers.jsonl'}"
     )
+
+
+# issue 22, item 13
+@pytest.mark.parametrize(
+    "value", ["max_token=5", "settings.temperature=0.5", "base_url=http://127.0.0.1:8000/v1"]
+)
+def test_an_out_folder_that_looks_like_an_option_is_refused_naming_dash_capital_o(
+    prompts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    done = run("compare", str(prompts), "-m", "fake", "-o", value, "--no-progress")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        f"llmcompare: error: --out {value!r} looks like an option (KEY=VALUE): did you mean "
+        f"-O {value}? (for a folder of that name, write ./{value})"
+    ]
+    assert done.stdout == ""
+    assert list(tmp_path.iterdir()) == [prompts]  # no folder made, nothing run
+
+
+def test_an_out_folder_with_an_equals_sign_written_as_a_path_is_a_folder(
+    prompts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    done = run("compare", str(prompts), "-m", "fake", "-o", "./a=b", "-f", "json")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "a=b" / "comparison.json").is_file()
