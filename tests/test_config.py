@@ -711,3 +711,65 @@ def test_an_option_value_nested_too_deeply_is_one_line() -> None:
     with pytest.raises(ConfigFileError, match="nested too deeply") as info:
         models_from_flags([("-m", "fake"), ("-O", f"x={deep}")])
     assert str(info.value).startswith("-O x=...: ")
+
+
+# issue 22, item 15
+@pytest.mark.parametrize(
+    ("text", "key", "line"),
+    [
+        ("models: [fake]\nsamples: yes\n", "samples", 2),
+        ("models: [fake]\nconcurrency: on\n", "concurrency", 2),
+        ("models: [fake]\nrpm: true\n", "rpm", 2),
+        ("models: [fake]\nsettings:\n  max_tokens: yes\n", "settings.max_tokens", 3),
+        ("models:\n  - name: fake\n    tpm: no\n", "models[0].tpm", 3),
+    ],
+)
+def test_a_yaml_boolean_is_not_a_number(folder: Path, text: str, key: str, line: int) -> None:
+    pytest.importorskip("yaml")
+    path = write(folder, "c.yaml", text)
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}:{line}: {key}: "), str(caught.value)
+    assert "boolean" in str(caught.value)
+
+
+# issue 22, item 15
+def test_a_toml_boolean_is_not_a_number(folder: Path) -> None:
+    path = write(folder, "c.toml", 'models = ["fake"]\nsamples = true\n')
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}:2: samples: "), str(caught.value)
+
+
+# issue 22, item 15
+def test_a_yaml_key_given_twice_is_refused_with_both_lines(folder: Path) -> None:
+    pytest.importorskip("yaml")
+    text = "models: [fake]\nsamples: 1\nconcurrency: 4\nsamples: 3\n"
+    path = write(folder, "c.yaml", text)
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}:4: samples: given twice (first at line 2): keep one"
+    nested = "models:\n  - name: fake\n    rpm: 1\n    rpm: 2\n"
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(write(folder, "d.yaml", nested))
+    assert str(caught.value) == (
+        f"{folder / 'd.yaml'}:4: models[0].rpm: given twice (first at line 3): keep one"
+    )
+    inline = "models: [fake]\nsettings: {max_tokens: 5, max_tokens: 6}\n"
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(write(folder, "e.yaml", inline))
+    assert str(caught.value) == (
+        f"{folder / 'e.yaml'}:2: settings.max_tokens: given twice (first at line 2): keep one"
+    )
+
+
+# issue 22, item 15
+def test_a_toml_file_with_a_byte_order_mark_is_read(folder: Path) -> None:
+    path = folder / "bom.toml"
+    path.write_bytes(b'\xef\xbb\xbfmodels = ["fake"]\nsamples = 2\n\nsampels = 1\n')
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(path)
+    # Read, and its lines counted as written: the misspelled key is at line 4.
+    assert str(caught.value).startswith(f"{path}:4: sampels: unknown key")
+    path.write_bytes(b'\xef\xbb\xbfmodels = ["fake"]\nsamples = 2\n')
+    assert load_config(path).samples == 2

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from llmcompare import Completion, Message, Request, Usage
+from llmcompare.types import GenerationSettings
 
 
 def test_every_prompt_form_normalises_to_the_same_request() -> None:
@@ -107,3 +108,16 @@ def test_values_round_trip_through_json() -> None:
     assert Completion.model_validate_json(completion.model_dump_json()) == completion
     request = Request.of([Message.system("be brief"), Message.user("hi")], stop=["\n"], seed=3)
     assert Request.model_validate(json.loads(request.model_dump_json())) == request
+
+
+# issue 22, item 15
+@pytest.mark.parametrize("value", [True, False, "5", 5.0])
+def test_a_token_count_is_an_int_not_a_bool_a_string_or_a_float(value: object) -> None:
+    with pytest.raises(ValidationError, match="max_tokens") as info:
+        Request.of("hi", max_tokens=value)
+    assert [e["type"] for e in info.value.errors()] == ["int_type"]
+    with pytest.raises(ValidationError, match="max_tokens"):
+        GenerationSettings(max_tokens=value)  # type: ignore[arg-type]
+    # An int is one, and a saved request (JSON) still reads back.
+    request = Request.of("hi", max_tokens=5)
+    assert Request.model_validate_json(request.model_dump_json()).max_tokens == 5

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -34,6 +35,7 @@ from llmcompare.config._problems import (
     _dotted,
     _Loc,
     _message,
+    _no_bool,
     _order,
     _Source,
 )
@@ -51,6 +53,10 @@ _FROZEN = ConfigDict(frozen=True, extra="forbid")
 # Option names whose values are credentials: masked in repr and in public_dict().
 _SECRET_OPTION = re.compile(r"key|token|secret|password|passwd|auth|credential|cookie", re.I)
 _MASK = "***"
+
+
+_NOT_BOOL = BeforeValidator(_no_bool)
+"""On every number of the schema: a YAML ``yes`` is not 1."""
 
 
 def _label(value: str) -> str:
@@ -124,8 +130,8 @@ class ModelConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     api_key_env: Annotated[str, AfterValidator(_env_name)] | None = None
     settings: GenerationSettings = Field(default_factory=GenerationSettings)
-    rpm: Annotated[float, Field(gt=0)] | None = None
-    tpm: Annotated[float, Field(gt=0)] | None = None
+    rpm: Annotated[float, Field(gt=0), _NOT_BOOL] | None = None
+    tpm: Annotated[float, Field(gt=0), _NOT_BOOL] | None = None
 
     # The model's position among the file's [[models]], so a problem found later (an option its
     # backend refuses, a missing key variable) is reported at its line; None for a -m flag.
@@ -173,8 +179,8 @@ class ExecutorConfig(BaseModel):
     model_config = _FROZEN
 
     kind: Literal["local", "ray"] = "local"
-    workers: Annotated[int, Field(ge=1)] = 2
-    num_gpus_per_worker: Annotated[float, Field(ge=0)] = 0.0
+    workers: Annotated[int, Field(ge=1), _NOT_BOOL] = 2
+    num_gpus_per_worker: Annotated[float, Field(ge=0), _NOT_BOOL] = 0.0
     address: str | None = None
 
     def build(self) -> Executor | None:
@@ -230,21 +236,21 @@ class CompareConfig(BaseModel):
     prompts: Annotated[list[str], Field(min_length=1)] | None = None
     scorers: list[Annotated[str, AfterValidator(_scorer_name)]] = Field(default_factory=list)
     settings: GenerationSettings = Field(default_factory=GenerationSettings)
-    samples: Annotated[int, Field(ge=1)] = 1
-    concurrency: Annotated[int, Field(ge=1)] = 8
-    rpm: Annotated[float, Field(gt=0)] | None = None
-    tpm: Annotated[float, Field(gt=0)] | None = None
+    samples: Annotated[int, Field(ge=1), _NOT_BOOL] = 1
+    concurrency: Annotated[int, Field(ge=1), _NOT_BOOL] = 8
+    rpm: Annotated[float, Field(gt=0), _NOT_BOOL] | None = None
+    tpm: Annotated[float, Field(gt=0), _NOT_BOOL] | None = None
     budget: Budget | None = None
     hardware: LocalHardware | None = None
-    confidence: Annotated[float, Field(gt=0, lt=1)] = 0.95
-    stats_seed: Annotated[int, Field(ge=0)] = 0
+    confidence: Annotated[float, Field(gt=0, lt=1), _NOT_BOOL] = 0.95
+    stats_seed: Annotated[int, Field(ge=0), _NOT_BOOL] = 0
     out: str | None = None
     executor: ExecutorConfig | None = None
     fields: FieldMap | None = None
     split: str | None = None
-    limit: Annotated[int, Field(ge=1)] | None = None
+    limit: Annotated[int, Field(ge=1), _NOT_BOOL] | None = None
     allow_code_execution: bool = False
-    pass_at: list[Annotated[int, Field(ge=1)]] | None = None
+    pass_at: list[Annotated[int, Field(ge=1), _NOT_BOOL]] | None = None
 
     _base: Path | None = PrivateAttr(default=None)
     _source: _Source | None = PrivateAttr(default=None)
