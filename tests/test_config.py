@@ -773,3 +773,36 @@ def test_a_toml_file_with_a_byte_order_mark_is_read(folder: Path) -> None:
     assert str(caught.value).startswith(f"{path}:4: sampels: unknown key")
     path.write_bytes(b'\xef\xbb\xbfmodels = ["fake"]\nsamples = 2\n')
     assert load_config(path).samples == 2
+
+
+# issue 22, item 19
+def test_an_unknown_field_is_refused_naming_the_fields_not_the_config_keys() -> None:
+    with pytest.raises(ConfigFileError) as caught:
+        CompareConfig().with_overrides(fields={"answer": "answer"})
+    assert str(caught.value) == (
+        "command line: fields.answer: unknown key; the keys here are prompt, template, "
+        "reference, id, system, tags"
+    )
+    with pytest.raises(ConfigFileError) as caught:
+        CompareConfig().with_overrides(settings={"max_token": 5})
+    assert str(caught.value) == (
+        "command line: settings.max_token: unknown key; did you mean 'max_tokens'?"
+    )
+
+
+# issue 22, item 19
+def test_an_unknown_field_flag_is_one_line(folder: Path) -> None:
+    done = run(
+        "compare",
+        str(folder / "p.jsonl"),
+        "-m",
+        "fake",
+        "--field",
+        "answer=answer",
+        "--no-progress",
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "llmcompare: error: command line: fields.answer: unknown key; the keys here are prompt, "
+        "template, reference, id, system, tags"
+    ]

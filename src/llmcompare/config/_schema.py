@@ -340,52 +340,53 @@ class CompareConfig(BaseModel):
         update: dict[str, Any] = {}
         chosen = list(self.models if models is None else models)
         given = dict(settings or {})
+        # The parts given whole (settings, fields, budget) are merged here and validated with
+        # the rest, in one validation: a problem then has its place (fields.answer), and the
+        # keys it suggests are those of that place, not the top level's.
+        if given:
+            update["settings"] = {**self.settings.as_settings(), **given}
+        if given or rpm is not None or tpm is not None:
+            chosen = [
+                _without(m, set(given), rpm=rpm is not None, tpm=tpm is not None) for m in chosen
+            ]
+        if prompts is not None:
+            update["prompts"] = [
+                str(p) if _named(str(p)) else str(Path(p).absolute()) for p in prompts
+            ]
+        if fields:
+            old_fields = self.fields.model_dump(exclude_none=True) if self.fields else {}
+            update["fields"] = {**old_fields, **fields}
+        if out is not None:
+            update["out"] = str(Path(out).absolute())
+        if executor is not None:
+            update["executor"] = executor
+        if budget_usd is not None:
+            old = self.budget.model_dump(exclude_unset=True) if self.budget else {}
+            update["budget"] = {**old, "max_usd": budget_usd}
+        for name, value in (
+            ("samples", samples),
+            ("concurrency", concurrency),
+            ("rpm", rpm),
+            ("tpm", tpm),
+            ("split", split),
+            ("limit", limit),
+            ("allow_code_execution", allow_code_execution),
+            ("pass_at", None if pass_at is None else list(pass_at)),
+            ("scorers", None if not scorers else [*self.scorers, *scorers]),
+        ):
+            if value is not None:
+                update[name] = value
         try:
-            if given:
-                update["settings"] = GenerationSettings.model_validate(
-                    {**self.settings.as_settings(), **given}
-                )
-            if given or rpm is not None or tpm is not None:
-                chosen = [
-                    _without(m, set(given), rpm=rpm is not None, tpm=tpm is not None)
-                    for m in chosen
-                ]
-            update["models"] = chosen
-            if prompts is not None:
-                update["prompts"] = [
-                    str(p) if _named(str(p)) else str(Path(p).absolute()) for p in prompts
-                ]
-            if fields:
-                old_fields = self.fields.model_dump(exclude_none=True) if self.fields else {}
-                update["fields"] = FieldMap.model_validate({**old_fields, **fields})
-            if out is not None:
-                update["out"] = str(Path(out).absolute())
-            if executor is not None:
-                update["executor"] = executor
-            if budget_usd is not None:
-                old = self.budget.model_dump(exclude_unset=True) if self.budget else {}
-                update["budget"] = Budget.model_validate({**old, "max_usd": budget_usd})
-            for name, value in (
-                ("samples", samples),
-                ("concurrency", concurrency),
-                ("rpm", rpm),
-                ("tpm", tpm),
-                ("split", split),
-                ("limit", limit),
-                ("allow_code_execution", allow_code_execution),
-                ("pass_at", None if pass_at is None else list(pass_at)),
-                ("scorers", None if not scorers else [*self.scorers, *scorers]),
-            ):
-                if value is not None:
-                    update[name] = value
-            # Validate the whole (the bounds of samples, rpm, ...) while keeping each model's
-            # place in the file; model_copy alone would not check anything.
-            CompareConfig.model_validate(
+            # The whole is validated (the bounds of samples, rpm, ...) without the models, which
+            # keep their place in the file; model_copy alone would not check anything.
+            checked = CompareConfig.model_validate(
                 {**self.model_dump(exclude={"models"}), **update, "models": []}
             )
         except ValidationError as exc:
             raise ConfigFileError(self.path, _problems(exc, None, "command line")) from None
-        return self.model_copy(update=update)
+        return self.model_copy(
+            update={**{name: getattr(checked, name) for name in update}, "models": chosen}
+        )
 
     # -- checks -------------------------------------------------------------------------------
 
