@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -334,3 +335,21 @@ def test_an_out_folder_with_an_equals_sign_written_as_a_path_is_a_folder(
     done = run("compare", str(prompts), "-m", "fake", "-o", "./a=b", "-f", "json")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "a=b" / "comparison.json").is_file()
+
+
+# issue 22, item 25
+def test_compare_prints_a_sample_of_the_answers_and_the_path_of_all(tmp_path: Path) -> None:
+    items = tmp_path / "many.jsonl"
+    items.write_text(
+        "".join(
+            json.dumps({"id": f"q{i:04d}", "prompt": f"question {i}"}) + "\n" for i in range(500)
+        )
+    )
+    out = tmp_path / "run"
+    done = run("compare", str(items), "-m", "fake", "--out", str(out), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert "500/500" in done.stdout
+    assert len(done.stdout.splitlines()) < 100  # not 500 answers
+    assert set(re.findall(r"q\d{4}", done.stdout)) == {f"q{i:04d}" for i in range(10)}
+    assert f"10 of 500 items shown; every answer is in {out / 'comparison.csv'}" in done.stdout
+    assert (out / "comparison.csv").read_text().count("\nq") == 500

@@ -466,3 +466,23 @@ def test_no_csv_cell_starts_a_formula_and_numbers_stay_numbers(tmp_path: Path) -
     assert float(pair["delta"]) == record.differences[0].difference.delta
     # The frame holds the record's values as they are: it is data, not a file.
     assert set(record.to_pandas()["text"]) == {*FORMULAS.values(), "1"}
+
+
+# issue 22, item 25
+def test_the_terminal_report_shows_a_sample_of_the_answers_and_where_the_rest_are() -> None:
+    from rich.console import Console
+
+    record = report_data.large(30, models=("llama:a", "chatgpt:b"))
+    console = Console(record=True, width=200)
+    print_report(record, console, full_answers="every answer is in run/comparison.csv")
+    text = console.export_text()
+    shown = set(re.findall(r"item-\d{5}", text))
+    assert shown == {f"item-{i:05d}" for i in range(10)}
+    assert "10 of 30 items shown; every answer is in run/comparison.csv" in text
+    everything = Console(record=True, width=200)
+    print_report(record, everything, items=None)
+    assert len(set(re.findall(r"item-\d{5}", everything.export_text()))) == 30
+    # A small run shows every item, and says nothing about a sample.
+    small = Console(record=True, width=200)
+    print_report(report_data.large(4, models=("llama:a",)), small)
+    assert "items shown" not in small.export_text()

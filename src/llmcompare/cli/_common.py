@@ -121,6 +121,18 @@ def _formats(formats: Sequence[str]) -> tuple[Format, ...]:
     return chosen
 
 
+def _full_answers(out: Path | None, formats: Sequence[Format]) -> str:
+    """Where every answer is, for the line under the terminal report's sample of them."""
+    if out is None:
+        return "with --out DIR every answer is kept in a file"
+    # The file that shows every answer best, among those written.
+    name = next(
+        (f for fmt, f in (("csv", "comparison.csv"), ("html", "report.html")) if fmt in formats),
+        "comparison.json",
+    )
+    return f"every answer is in {out / name}"
+
+
 def _write_reports(
     result: Comparison, out: Path, formats: Sequence[Format], console: Console
 ) -> None:

@@ -20,6 +20,7 @@ from llmcompare.cli._common import (
     _fail,
     _format_option,
     _formats,
+    _full_answers,
     _os_error,
     _resume_command,
     _settings,
@@ -323,7 +324,7 @@ def compare_cmd(
         _os_error(exc, out)
     finally:
         plan.close()
-    print_report(result, console)
+    print_report(result, console, full_answers=_full_answers(out, chosen))
     if out is not None:
         _write_reports(result, out, chosen, console)
     sys.exit(EXIT_FAILURES if result.failed else EXIT_OK)
