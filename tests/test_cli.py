@@ -353,3 +353,27 @@ def test_compare_prints_a_sample_of_the_answers_and_the_path_of_all(tmp_path: Pa
     assert set(re.findall(r"q\d{4}", done.stdout)) == {f"q{i:04d}" for i in range(10)}
     assert f"10 of 500 items shown; every answer is in {out / 'comparison.csv'}" in done.stdout
     assert (out / "comparison.csv").read_text().count("\nq") == 500
+
+
+# issue 22, item 26
+def test_the_command_prints_each_warning_once_as_a_line_without_source(
+    prompts: Path, tmp_path: Path
+) -> None:
+    # Two unpriced models and a run folder with a damaged line: a warning and a log warning.
+    out = tmp_path / "run"
+    first = run("compare", str(prompts), "-m", "a=fake", "-m", "b=fake", "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    with (out / "answers.jsonl").open("a", encoding="utf-8") as f:
+        f.write('{"model": "a", "item": "x"}\n')
+    done = run("compare", str(prompts), "-m", "a=fake", "-m", "b=fake", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    unpriced = "llmcompare: warning: no price known for model 'fake:echo': its cost is reported as"
+    assert len([line for line in lines if line.startswith(unpriced)]) == 1, done.stderr
+    assert any(
+        line.startswith("llmcompare: warning: ") and "damaged line skipped" in line
+        for line in lines
+    ), done.stderr
+    assert "_tracker.py" not in done.stderr
+    assert "Warning:" not in done.stderr  # no "file:line: UnpricedModelWarning:" source line
+    assert all(line.startswith("llmcompare: ") for line in lines), done.stderr

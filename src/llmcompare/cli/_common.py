@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import logging
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
@@ -45,6 +48,48 @@ def _format_option(help_text: str) -> Callable[[_F], _F]:
 def _run_dir_argument() -> Callable[[_F], _F]:
     """The ``RUN_DIR`` argument of the commands that read a saved run."""
     return click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """A warning as the command prints it: one line, without the source line."""
+    click.echo(f"llmcompare: warning: {message}", err=True)
+
+
+class _LogLines(logging.Handler):
+    """llmcompare's log warnings (a damaged line skipped, a long rate-limit wait) as lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Print the record as ``llmcompare: warning: ...`` (or ``error``)."""
+        kind = "error" if record.levelno >= logging.ERROR else "warning"
+        click.echo(f"llmcompare: {kind}: {record.getMessage()}", err=True)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """While a command runs: each warning once, as an ``llmcompare: warning: ...`` line.
+
+    A terminal user needs what went wrong, once, not the file and source line inside
+    llmcompare (or click) that a Python warning shows by default. Warning options given to
+    Python (``-W``, ``PYTHONWARNINGS``) are the user's own choice and stand.
+    """
+    logger = logging.getLogger("llmcompare")
+    handler = _LogLines(logging.WARNING)
+    with warnings.catch_warnings():
+        if not sys.warnoptions:
+            warnings.simplefilter("once")
+        warnings.showwarning = _show_warning
+        logger.addHandler(handler)
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
 
 
 def _settings(
