@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers.cli import run
 from llmcompare import Request, compare
 from llmcompare.backends.fake import ScriptedModel
 from llmcompare.errors import ConfigurationError
 from llmcompare.ratelimit import RateLimiter, RateLimits, with_rate_limit
-from test_cli import run
 
 
 class FakeClock:
