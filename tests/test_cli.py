@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -194,18 +195,72 @@ def test_a_zero_budget_is_accepted_and_applied(prompts: Path) -> None:
 CLI = [EXE] if EXE else [sys.executable, "-m", "llmcompare"]
 
 
-def _on_a_full_disk(folder: Path, size_kib: int, script: str) -> str:
-    """``script`` (sh) with a ``size_kib`` tmpfs at ``folder``, in a private mount namespace.
+def _on_a_small_disk(
+    disk: Path, steps: list[tuple[int, list[str]]]
+) -> list[subprocess.CompletedProcess[str]]:
+    """Run each ``(KiB, command)`` step in turn, with room for that much more in ``disk``.
 
-    A real full filesystem: the kernel's ENOSPC, not a fake one. Needs root and unshare (this
-    machine and CI have both); elsewhere the test is skipped.
+    A real full filesystem, the kernel's own error: as root (this machine, CI), ``disk`` is a
+    tmpfs in a private mount namespace, holding what the folder held and the room given, grown
+    between the steps (ENOSPC); else each command runs under RLIMIT_FSIZE, no file larger than
+    the room given (EFBIG, "File too large").
     """
+    env = {**cli_env(), "COLUMNS": "160"}
+    disk.mkdir(exist_ok=True)
     if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("a private tmpfs needs root and unshare(1)")
-    folder.mkdir()
-    return (
-        f"mount -t tmpfs -o size={size_kib}k tmpfs {shlex.quote(str(folder))} || exit 99\n" + script
+        import resource
+        import signal
+
+        def limited(kib: int) -> Callable[[], None]:
+            def limit() -> None:
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an error, not a kill
+                resource.setrlimit(resource.RLIMIT_FSIZE, (kib * 1024, kib * 1024))
+
+            return limit
+
+        return [
+            subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=600,
+                env=env,
+                preexec_fn=limited(kib),
+            )
+            for kib, command in steps
+        ]
+    held = sum(-(-f.stat().st_size // 4096) * 4 for f in disk.rglob("*") if f.is_file())
+    logs, kept = disk.parent / f"{disk.name}-logs", disk.parent / f"{disk.name}-before"
+    logs.mkdir()
+    where, before = shlex.quote(str(disk)), shlex.quote(str(kept))
+    script = [f"cp -a {where} {before} || exit 97"]
+    for n, (kib, command) in enumerate(steps):
+        if n == 0:
+            script.append(f"mount -t tmpfs -o size={held + kib}k tmpfs {where} || exit 99")
+            script.append(f"cp -a {before}/. {where}/ || exit 97")
+        else:
+            script.append(f"mount -o remount,size={held + kib}k {where} || exit 98")
+        out = f"{logs}/{n}"
+        script.append(f"{shlex.join(command)} >{out}.out 2>{out}.err; echo $? >{out}.rc")
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", "\n".join(script)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env=env,
     )
+    assert done.returncode == 0, done.stderr
+    return [
+        subprocess.CompletedProcess(
+            command,
+            int((logs / f"{n}.rc").read_text()),
+            (logs / f"{n}.out").read_text(),
+            (logs / f"{n}.err").read_text(),
+        )
+        for n, (_, command) in enumerate(steps)
+    ]
 
 
 # issue 22, item 5
@@ -216,44 +271,24 @@ def test_a_full_disk_stops_the_run_in_one_line_with_its_own_exit_code_and_resume
     items.write_text(
         "".join(json.dumps({"id": f"i{i}", "prompt": "word " * 100}) + "\n" for i in range(300))
     )
-    disk, out = tmp_path / "disk", tmp_path / "disk" / "run"
-    args = [str(items), "-m", "fake", "--out", str(out), "--no-progress", "-f", "json"]
-    command = shlex.join([*CLI, "compare", *args])
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    # The first run fills a 64 KiB disk; then the disk grows and the same command resumes.
-    script = _on_a_full_disk(
-        disk,
-        64,
-        f"{command} >{logs}/1.out 2>{logs}/1.err; echo $? >{logs}/1.rc\n"
-        f"mount -o remount,size=16m {disk} || exit 98\n"
-        f"{command} >{logs}/2.out 2>{logs}/2.err; echo $? >{logs}/2.rc\n",
-    )
-    done = subprocess.run(
-        ["unshare", "-m", "sh", "-c", script],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-        env={**cli_env(), "COLUMNS": "160"},
-    )
-    if done.returncode == 99:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    assert done.returncode == 0, done.stderr
-    first_err = (logs / "1.err").read_text()
-    assert (logs / "1.rc").read_text().strip() == "3", first_err
-    assert "Traceback" not in first_err
-    assert "Exception ignored" not in first_err
-    errors = [line for line in first_err.splitlines() if line.startswith("llmcompare: error:")]
-    assert len(errors) == 1, first_err
-    assert "No space left on device" in errors[0]
+    disk = tmp_path / "disk"
+    args = [str(items), "-m", "fake", "--out", str(disk / "run"), "--no-progress", "--no-cache"]
+    command = [*CLI, "compare", *args, "-f", "json"]
+    # The first run fills a 64 KiB disk; then the disk has room and the same command resumes.
+    full, resumed = _on_a_small_disk(disk, [(64, command), (16384, command)])
+    assert full.returncode == 3, full.stderr
+    assert "Traceback" not in full.stderr
+    assert "Exception ignored" not in full.stderr
+    errors = [line for line in full.stderr.splitlines() if line.startswith("llmcompare: error:")]
+    assert len(errors) == 1, full.stderr
+    assert errors[0].startswith("llmcompare: error: the disk is full (")
     # The line after it is the command that resumes, as typed.
-    lines = first_err.splitlines()
+    lines = full.stderr.splitlines()
     resume = lines[lines.index(errors[0]) + 1].strip()
-    assert resume == shlex.join(["llmcompare", "compare", *args])
-    # Disk space back: the same command finishes the run from what was saved.
-    assert (logs / "2.rc").read_text().strip() == "0", (logs / "2.err").read_text()
-    assert "300/300" in (logs / "2.out").read_text()
+    assert resume == shlex.join(["llmcompare", "compare", *args, "-f", "json"])
+    # Room again: the same command finishes the run from what was saved.
+    assert resumed.returncode == 0, resumed.stderr
+    assert "300/300" in resumed.stdout
 
 
 # issue 22, item 5 (the reports at the end)
@@ -264,34 +299,16 @@ def test_a_full_disk_while_writing_the_reports_exits_3_in_one_line_per_report(
     items.write_text(
         "".join(json.dumps({"id": f"i{i}", "prompt": "word " * 40}) + "\n" for i in range(200))
     )
-    saved = tmp_path / "saved"
-    first = run("compare", str(items), "-m", "fake", "--out", str(saved), "-f", "json")
-    assert first.returncode == 0, first.stderr
-    record = (saved / "comparison.json").stat().st_size
     disk = tmp_path / "disk"
-    # Room for the record, not for the page rendered from it.
-    script = _on_a_full_disk(
-        disk,
-        (record + 8191) // 4096 * 4 + 8,
-        f"cp {saved}/comparison.json {disk}/ || exit 97\n"
-        f"exec {shlex.join([*CLI, 'report', str(disk), '-f', 'html'])}\n",
-    )
-    done = subprocess.run(
-        ["unshare", "-m", "sh", "-c", script],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-        env={**cli_env(), "COLUMNS": "160"},
-    )
-    if done.returncode == 99:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    first = run("compare", str(items), "-m", "fake", "--out", str(disk), "-f", "json")
+    assert first.returncode == 0, first.stderr
+    # Room for 64 KiB more: not for the page rendered from the record.
+    (done,) = _on_a_small_disk(disk, [(64, [*CLI, "report", str(disk), "-f", "html"])])
     assert done.returncode == 3, done.stderr
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("llmcompare: error:")]
-    assert errors == [
-        "llmcompare: error: could not write the html report: [Errno 28] No space left on device"
-    ], done.stderr
+    assert len(errors) == 1, done.stderr
+    assert errors[0].startswith("llmcompare: error: could not write the html report: [Errno ")
     assert f"llmcompare report {disk} -f html" in done.stderr
 
 
