@@ -195,6 +195,14 @@ def test_a_zero_budget_is_accepted_and_applied(prompts: Path) -> None:
 CLI = [EXE] if EXE else [sys.executable, "-m", "llmcompare"]
 
 
+def _many_prompts(path: Path, n: int, prompt: str) -> Path:
+    """A prompt file of ``n`` items, ``q0000``, ``q0001``, ..., each asking ``prompt``."""
+    path.write_text(
+        "".join(json.dumps({"id": f"q{i:04d}", "prompt": prompt}) + "\n" for i in range(n))
+    )
+    return path
+
+
 def _on_a_small_disk(
     disk: Path, steps: list[tuple[int, list[str]]]
 ) -> list[subprocess.CompletedProcess[str]]:
@@ -267,10 +275,7 @@ def _on_a_small_disk(
 def test_a_full_disk_stops_the_run_in_one_line_with_its_own_exit_code_and_resumes(
     tmp_path: Path,
 ) -> None:
-    items = tmp_path / "many.jsonl"
-    items.write_text(
-        "".join(json.dumps({"id": f"i{i}", "prompt": "word " * 100}) + "\n" for i in range(300))
-    )
+    items = _many_prompts(tmp_path / "many.jsonl", 300, "word " * 100)
     disk = tmp_path / "disk"
     args = [str(items), "-m", "fake", "--out", str(disk / "run"), "--no-progress", "--no-cache"]
     command = [*CLI, "compare", *args, "-f", "json"]
@@ -295,10 +300,7 @@ def test_a_full_disk_stops_the_run_in_one_line_with_its_own_exit_code_and_resume
 def test_a_full_disk_while_writing_the_reports_exits_3_in_one_line_per_report(
     tmp_path: Path,
 ) -> None:
-    items = tmp_path / "many.jsonl"
-    items.write_text(
-        "".join(json.dumps({"id": f"i{i}", "prompt": "word " * 40}) + "\n" for i in range(200))
-    )
+    items = _many_prompts(tmp_path / "many.jsonl", 200, "word " * 40)
     disk = tmp_path / "disk"
     first = run("compare", str(items), "-m", "fake", "--out", str(disk), "-f", "json")
     assert first.returncode == 0, first.stderr
@@ -356,12 +358,7 @@ def test_an_out_folder_with_an_equals_sign_written_as_a_path_is_a_folder(
 
 # issue 22, item 25
 def test_compare_prints_a_sample_of_the_answers_and_the_path_of_all(tmp_path: Path) -> None:
-    items = tmp_path / "many.jsonl"
-    items.write_text(
-        "".join(
-            json.dumps({"id": f"q{i:04d}", "prompt": f"question {i}"}) + "\n" for i in range(500)
-        )
-    )
+    items = _many_prompts(tmp_path / "many.jsonl", 500, "question")
     out = tmp_path / "run"
     done = run("compare", str(items), "-m", "fake", "--out", str(out), "--no-progress")
     assert done.returncode == 0, done.stderr
