@@ -806,3 +806,21 @@ def test_an_unknown_field_flag_is_one_line(folder: Path) -> None:
         "llmcompare: error: command line: fields.answer: unknown key; the keys here are prompt, "
         "template, reference, id, system, tags"
     ]
+
+
+# issue 22, item 17
+def test_a_rate_limit_under_one_a_day_is_refused_at_its_line(folder: Path) -> None:
+    path = write(folder, "c.toml", 'models = [{ name = "fake", rpm = 1e-9 }]\ntpm = 1e-12\n')
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(path)
+    assert str(caught.value).splitlines() == [
+        f"{path}:1: models[0].rpm: rpm=1e-09 is less than one a day: a request would wait longer "
+        "than a day; give at least 0.0007 (about one a day), or no limit",
+        f"{path}:2: tpm: tpm=1e-12 is less than one a day: a request would wait longer than a "
+        "day; give at least 0.0007 (about one a day), or no limit",
+    ]
+    done = run("compare", "-c", str(path))
+    assert done.returncode == 2, done.stderr
+    # One marked line per problem, as the file's problems are listed.
+    lines = done.stderr.splitlines()
+    assert [line.startswith(f"llmcompare: error: {path}:") for line in lines] == [True, True]

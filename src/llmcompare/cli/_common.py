@@ -106,7 +106,9 @@ def _settings(
 
 
 def _fail(message: str) -> NoReturn:
-    click.echo(f"llmcompare: error: {message}", err=True)
+    # One line per problem, each marked: a config with two mistakes lists both.
+    for line in message.splitlines() or [""]:
+        click.echo(f"llmcompare: error: {line}", err=True)
     sys.exit(EXIT_USAGE)
 
 

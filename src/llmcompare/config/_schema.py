@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -41,6 +42,7 @@ from llmcompare.config._problems import (
 )
 from llmcompare.cost import Budget, LocalHardware
 from llmcompare.errors import ConfigurationError
+from llmcompare.ratelimit import RateLimits
 from llmcompare.scorers import scorer_from_name
 from llmcompare.sources import SUITES, FieldMap
 from llmcompare.types import GenerationSettings
@@ -57,6 +59,12 @@ _MASK = "***"
 
 _NOT_BOOL = BeforeValidator(_no_bool)
 """On every number of the schema: a YAML ``yes`` is not 1."""
+
+
+def _rate(value: float | None, info: ValidationInfo) -> float | None:
+    """A limit the rate limiter takes (one that admits less than one a day is refused)."""
+    RateLimits(**{str(info.field_name): value})
+    return value
 
 
 def _label(value: str) -> str:
@@ -132,6 +140,8 @@ class ModelConfig(BaseModel):
     settings: GenerationSettings = Field(default_factory=GenerationSettings)
     rpm: Annotated[float, Field(gt=0), _NOT_BOOL] | None = None
     tpm: Annotated[float, Field(gt=0), _NOT_BOOL] | None = None
+
+    _limits = field_validator("rpm", "tpm")(_rate)
 
     # The model's position among the file's [[models]], so a problem found later (an option its
     # backend refuses, a missing key variable) is reported at its line; None for a -m flag.
@@ -254,6 +264,8 @@ class CompareConfig(BaseModel):
 
     _base: Path | None = PrivateAttr(default=None)
     _source: _Source | None = PrivateAttr(default=None)
+
+    _limits = field_validator("rpm", "tpm")(_rate)
 
     @field_validator("prompts", mode="before")
     @classmethod
