@@ -140,7 +140,7 @@ def _read_yaml(text: str, name: str) -> tuple[Any, dict[_Loc, int]]:
                         first = seen[str(key.value)]
                         message = f"given twice (first at line {first}): keep one"
                         twice.append(Problem(_dotted(sub), message, line=line))
-                    seen[str(key.value)] = line
+                    seen.setdefault(str(key.value), line)
                     lines.setdefault(sub, line)
                     walk(value, sub)
         elif isinstance(node, yaml.SequenceNode):
