@@ -49,3 +49,38 @@ def test_unknown_model_is_a_lookup_error() -> None:
     err = UnknownModelError("lama", ["llama", "chatgpt"])
     assert isinstance(err, LookupError)
     assert err.suggestions == ("llama",)
+
+
+# issue 22, item 26
+def test_a_warning_points_at_the_users_call_not_inside_llmcompare() -> None:
+    import uuid
+    import warnings
+
+    from llmcompare import compare, generate_many
+    from llmcompare.backends.fake import FunctionModel
+    from llmcompare.cost import CostTracker, UnpricedModelWarning
+
+    def unpriced() -> FunctionModel:
+        # A model no price is known for, new to this process (each is warned about once).
+        return FunctionModel(lambda r: "ok", name=f"unpriced-{uuid.uuid4().hex}")
+
+    def caught(call: object) -> warnings.WarningMessage:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            assert callable(call)
+            call()
+        (found,) = [w for w in seen if issubclass(w.category, UnpricedModelWarning)]
+        return found
+
+    here = __file__
+    found = caught(lambda: compare([unpriced()], ["a", "b"], progress=False, cache=False))
+    assert (found.filename, found.lineno) == (here, _line_of("compare([unpriced()]"))
+    # The warning is raised on generate_many's event loop: asyncio's frames are skipped too.
+    found = caught(lambda: generate_many(unpriced(), ["a", "b"], tracker=CostTracker()))
+    assert (found.filename, found.lineno) == (here, _line_of("generate_many(unpriced()"))
+
+
+def _line_of(text: str) -> int:
+    """The line of this file that holds ``text`` (after this function's own mention)."""
+    with open(__file__, encoding="utf-8") as f:
+        return next(n for n, line in enumerate(f, 1) if text in line and "_line_of" not in line)

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from llmcompare import Chunk, Completion, Message, Request, Usage, compare
 from llmcompare.backends.fake import FunctionModel
+from llmcompare.types import GenerationSettings
 
 
 def test_every_prompt_form_normalises_to_the_same_request() -> None:
@@ -159,3 +160,16 @@ def test_a_prompt_with_half_a_character_is_refused_and_a_split_pair_joined() -> 
     assert Message.user("Smile \ud83d\ude00").content == "Smile \U0001f600"
     with pytest.raises(ValidationError, match="half of a character"):
         Request.of("Smile \ud83d")
+
+
+# issue 22, item 15
+@pytest.mark.parametrize("value", [True, False, "5", 5.0])
+def test_a_token_count_is_an_int_not_a_bool_a_string_or_a_float(value: object) -> None:
+    with pytest.raises(ValidationError, match="max_tokens") as info:
+        Request.of("hi", max_tokens=value)
+    assert [e["type"] for e in info.value.errors()] == ["int_type"]
+    with pytest.raises(ValidationError, match="max_tokens"):
+        GenerationSettings(max_tokens=value)  # type: ignore[arg-type]
+    # An int is one, and a saved request (JSON) still reads back.
+    request = Request.of("hi", max_tokens=5)
+    assert Request.model_validate_json(request.model_dump_json()).max_tokens == 5

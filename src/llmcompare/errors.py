@@ -9,9 +9,12 @@ header values that carry credentials are dropped and key-shaped strings are mask
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
+from types import FrameType
 
 __all__ = [
     "BackendError",
@@ -23,6 +26,7 @@ __all__ = [
     "RateLimitError",
     "UnknownModelError",
     "redact",
+    "user_stacklevel",
 ]
 
 # Header names whose values are credentials or session state; they never leave an error object.
@@ -55,6 +59,34 @@ def redact(text: str) -> str:
         The text with each key-shaped token replaced by ``"[REDACTED]"``.
     """
     return _SECRET_PATTERN.sub("[REDACTED]", text)
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_STDLIB = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
+# The machinery between a user's call and the code that warns: an event loop, a thread pool.
+_PLUMBING = tuple(_STDLIB + name for name in ("asyncio" + os.sep, "concurrent" + os.sep))
+_PLUMBING += (_STDLIB + "threading.py",)
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for :func:`warnings.warn` that points at the user's own call.
+
+    Frames of llmcompare and of the machinery it runs requests on (asyncio's event loop,
+    thread pools) are skipped, so a warning shows the caller's line (``compare(...)`` in the
+    user's script), not ``cost/_tracker.py`` or ``asyncio/events.py``. Where no frame is the
+    user's (a worker thread), the warning is attributed to ``sys``. Plugins may use it too::
+
+        warnings.warn("...", MyWarning, stacklevel=user_stacklevel())
+
+    Returns:
+        The level, counted from the function that calls this one (1: that function).
+    """
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith((_PACKAGE, *_PLUMBING)):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 class LLMCompareError(Exception):

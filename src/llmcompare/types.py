@@ -167,7 +167,8 @@ class GenerationSettings(BaseModel):
 
     model_config = _FROZEN
 
-    max_tokens: Annotated[int, Field(gt=0)] | None = None
+    # strict: a count is an int; True (a YAML "yes"), "5" or 5.0 is a mistake, not a count.
+    max_tokens: Annotated[int, Field(gt=0, strict=True)] | None = None
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     stop: tuple[str, ...] = ()

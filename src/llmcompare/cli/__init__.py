@@ -12,7 +12,11 @@ Commands:
     judge-audit  Check a judge against human labels on pairs (agreement, Cohen's kappa).
 
 Exit codes: 0 success, 1 some requests failed, 2 usage error (bad option, bad prompt file,
-unknown model, missing configuration), 130 interrupted (Ctrl-C; an --out run resumes).
+unknown model, missing configuration), 3 the disk is full (free space; an --out run resumes),
+130 interrupted (Ctrl-C; an --out run resumes).
+
+Warnings (Python's and llmcompare's log warnings) are printed once each, as one
+``llmcompare: warning: ...`` line.
 
 Each group of commands lives in its own private module: ``_compare``, ``_models`` (generate,
 models, plugins), ``_cache``, ``_saved`` (report, rescore) and ``_judge`` (rejudge,
@@ -24,6 +28,7 @@ from __future__ import annotations
 import click
 
 from llmcompare.cli._cache import cache_group
+from llmcompare.cli._common import _warnings_as_lines
 from llmcompare.cli._compare import compare_cmd, default_models
 from llmcompare.cli._judge import judge_audit_cmd, rejudge_cmd
 from llmcompare.cli._models import generate_cmd, models_cmd, plugins_cmd
@@ -36,6 +41,7 @@ __all__ = ["default_models", "main"]
 @click.version_option(package_name="llmcompare")
 def main() -> None:
     """Compare open models you run yourself with closed ones behind an API."""
+    click.get_current_context().with_resource(_warnings_as_lines())
 
 
 for _command in (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
@@ -19,6 +20,9 @@ from llmcompare.cli._common import (
     _fail,
     _format_option,
     _formats,
+    _full_answers,
+    _os_error,
+    _resume_command,
     _settings,
     _write_reports,
 )
@@ -176,7 +180,12 @@ def _model_flags(models: Sequence[str], options: Sequence[str]) -> list[tuple[st
     "JSON when it parses, else as text.",
 )
 @click.option(
-    "-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder."
+    "-o",
+    "--out",
+    "out_typed",
+    # As typed (a str): "./a=b" says a folder, where a Path would make it "a=b".
+    type=click.Path(file_okay=False),
+    help="Report folder.",
 )
 @_format_option("Report formats to write with --out (default: json, csv, html).")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Token limit per answer.")
@@ -236,7 +245,7 @@ def compare_cmd(
     config: Path | None,
     models: Sequence[str],
     options: Sequence[str],
-    out: Path | None,
+    out_typed: str | None,
     formats: Sequence[str],
     max_tokens: int | None,
     temperature: float | None,
@@ -279,6 +288,7 @@ def compare_cmd(
     console = Console()
     if suite is not None and prompts is not None:
         _fail(f"give PROMPTS or --suite, not both (got {prompts!r} and --suite {suite})")
+    out = None if out_typed is None else _out_folder(out_typed)
     names = list(models)
     if not names and config is None:
         names, hints = default_models()
@@ -319,12 +329,28 @@ def compare_cmd(
         _fail(str(exc))
     except KeyboardInterrupt:
         _interrupted(out)
+    except OSError as exc:  # a full disk, a folder where answers.jsonl should be
+        _os_error(exc, out)
     finally:
         plan.close()
-    print_report(result, console)
+    print_report(result, console, full_answers=_full_answers(out, chosen))
     if out is not None:
         _write_reports(result, out, chosen, console)
     sys.exit(EXIT_FAILURES if result.failed else EXIT_OK)
+
+
+# An option as -O takes it: KEY=VALUE, the key a name (settings.max_tokens, base_url).
+_OPTION_SHAPED = re.compile(r"[A-Za-z_][\w.-]*=.*", re.DOTALL)
+
+
+def _out_folder(typed: str) -> Path:
+    """The --out folder; one that looks like ``-O KEY=VALUE`` (``-o max_tokens=5``) exits 2."""
+    if _OPTION_SHAPED.fullmatch(typed):
+        _fail(
+            f"--out {typed!r} looks like an option (KEY=VALUE): did you mean -O {typed}? "
+            f"(for a folder of that name, write ./{typed})"
+        )
+    return Path(typed)
 
 
 def _fields(fields: Sequence[str], template: str | None) -> dict[str, str] | None:
@@ -401,9 +427,7 @@ def _ray_executor(
 
 
 def _interrupted(out: Path | None) -> NoReturn:
-    import shlex
-
-    command = shlex.join(["llmcompare", *sys.argv[1:]])
+    command = _resume_command()
     if out is None:
         click.echo(
             "llmcompare: interrupted; nothing was saved (with --out DIR a run can be resumed)",

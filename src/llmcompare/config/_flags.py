@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from llmcompare.config._problems import ConfigFileError, Problem
 from llmcompare.config._schema import CompareConfig, JudgeConfig, ModelConfig, _problems
 from llmcompare.errors import ConfigurationError
+from llmcompare.prompts import _TOO_DEEP
 
 _MODEL_FIELDS = ("api_key_env", "rpm", "tpm")
 
@@ -73,7 +74,10 @@ def models_from_flags(
             _flag_error(f"-O {value}", "an option applies to the -m before it: give -m first")
         shown, data, _ = specs[-1]
         specs[-1] = (shown, data, None)  # changed on the command line: no longer the file's
-        parsed = _option_value(text)
+        try:
+            parsed = _option_value(text)
+        except RecursionError:
+            _flag_error(f"-O {key}=...", _TOO_DEEP)
         head, dot, rest = key.partition(".")
         if key in ("label", "name"):
             _flag_error(f"-O {value}", "give a label as -m LABEL=NAME")

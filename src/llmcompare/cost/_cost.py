@@ -10,6 +10,7 @@ from typing import Annotated, Literal, NamedTuple, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmcompare.cost._prices import Price, match_price
+from llmcompare.errors import user_stacklevel
 from llmcompare.types import Completion
 
 __all__ = [
@@ -169,7 +170,7 @@ def _warn_unpriced(model: str) -> None:
         f"no price known for model {model!r}: its cost is reported as 'unpriced', not $0. "
         "Register one with llmcompare.cost.register_price(...) or load_prices(...).",
         UnpricedModelWarning,
-        stacklevel=4,  # the caller of assess (via _assess_answer)
+        stacklevel=user_stacklevel(),
     )
 
 

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from llmcompare.errors import BackendError, ConfigurationError
+from llmcompare.errors import BackendError, ConfigurationError, user_stacklevel
 from llmcompare.executors._base import WorkerStats
 from llmcompare.model import Model
 from llmcompare.plugins import ModelSpec, spec_of
@@ -158,7 +158,7 @@ class RayExecutor:
                 f"{model.id}: built by hand, so the Ray workers cannot build it: it runs in this "
                 "process (build it with llmcompare.get_model to run it on Ray)",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
             return False
         return True

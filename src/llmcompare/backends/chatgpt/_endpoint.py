@@ -20,8 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 from llmcompare.backends import _network
 from llmcompare.backends.chatgpt._options import ChatGPTOptions, ParameterDroppedWarning
 from llmcompare.backends.chatgpt._quirks import COMPATIBLE, Quirks
-from llmcompare.backends.chatgpt._tokens import count_text_tokens, count_tokens, user_stacklevel
-from llmcompare.errors import BackendError, ConfigurationError
+from llmcompare.backends.chatgpt._tokens import count_text_tokens, count_tokens
+from llmcompare.errors import BackendError, ConfigurationError, user_stacklevel
 from llmcompare.types import Completion, FinishReason, Request, Sent, Usage
 
 if TYPE_CHECKING:
