@@ -176,6 +176,21 @@ def test_unknown_and_invalid_options_are_refused(server: srv.OpenAIServer) -> No
         quirks_for("x", family="nope")
 
 
+# issue 22, item 14
+@pytest.mark.parametrize(
+    "url", ["127.0.0.1:8000/v1", "localhost:8000/v1", "ftp://127.0.0.1/v1", "http:///v1"]
+)
+def test_a_base_url_without_http_or_https_is_refused_at_construction_in_one_line(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ConfigurationError, match=r"add http:// or https://") as info:
+        get_model("chatgpt:gpt-4o-mini", base_url=url)
+    assert "\n" not in str(info.value)
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    with pytest.raises(ConfigurationError, match="OPENAI_BASE_URL"):
+        get_model("chatgpt:gpt-4o-mini")
+
+
 def test_header_values_are_hidden_in_repr_and_dumps_but_sent(server: srv.OpenAIServer) -> None:
     secret = "azure-secret-4f9a"
     options = ChatGPTOptions(base_url=server.url, headers={"api-key": secret, "X-Team": "evals"})

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from llmcompare.backends.chatgpt._sdk import SDKErrors
     from llmcompare.schema import ResponseFormat
 
-__all__ = ["FINISH", "MAX_OPENAI_STOPS", "Endpoint", "cut", "usage_of"]
+__all__ = ["FINISH", "MAX_OPENAI_STOPS", "Endpoint", "check_base_url", "cut", "usage_of"]
 
 MAX_OPENAI_STOPS = 4
 """OpenAI accepts at most four stop sequences (SDK docstring of ``stop``); with more, all of
@@ -402,6 +402,36 @@ class Endpoint:
             sent=self.sent(request, params),
             refusal=refusal,
         )
+
+
+def check_base_url(url: str, model_id: str, source: str) -> None:
+    """Refuse a ``base_url`` the SDK would accept but cannot reach, before anything is sent.
+
+    Without ``http://`` or ``https://`` (``127.0.0.1:8000/v1``) every request would fail later,
+    as a retryable connection error.
+
+    Args:
+        url: The address as given.
+        model_id: The llmcompare id, for the message.
+        source: Where the address came from (``"base_url"`` or ``"OPENAI_BASE_URL"``).
+
+    Raises:
+        ConfigurationError: One line naming the fix.
+    """
+    parts = urlsplit(url)
+    try:
+        host = parts.hostname
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        host = None
+    if parts.scheme.lower() in ("http", "https") and host:
+        return
+    # Shown without anything before an "@": that part may be a password.
+    shown = url.rpartition("@")[2] if "@" in url else url
+    raise ConfigurationError(
+        f"{model_id}: {source} {shown!r} is not an http(s) address with a host: "
+        "add http:// or https:// (e.g. http://127.0.0.1:8000/v1)"
+    )
 
 
 def _without_credentials(url: str) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from llmcompare.backends.chatgpt._batch import run_batch
-from llmcompare.backends.chatgpt._endpoint import FINISH, Endpoint, cut, usage_of
+from llmcompare.backends.chatgpt._endpoint import FINISH, Endpoint, check_base_url, cut, usage_of
 from llmcompare.backends.chatgpt._options import (
     DEFAULT_MODEL,
     ChatGPTOptions,
@@ -51,7 +51,8 @@ class ChatGPTModel(ModelBase):
     Raises:
         ConfigurationError: When neither an API key nor a base_url is given (as an option or
             through ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``). Nothing is sent before this check.
-            Also when ``options.family`` names no row of the quirks table.
+            Also when ``options.family`` names no row of the quirks table, and when the
+            base_url is not an ``http://`` or ``https://`` address with a host.
     """
 
     # Only with the batch option (set per object): interactive calls run concurrently instead.
@@ -72,6 +73,9 @@ class ChatGPTModel(ModelBase):
                 f"chatgpt:{name}: no OpenAI API key. Set OPENAI_API_KEY (or pass api_key=...), "
                 "or pass base_url=... to use an OpenAI-compatible server that needs no key"
             )
+        if base_url is not None:
+            source = "base_url" if options.base_url else "OPENAI_BASE_URL"
+            check_base_url(base_url, f"chatgpt:{name}", source)
         super().__init__(
             ModelInfo(
                 provider="chatgpt",
