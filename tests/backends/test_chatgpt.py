@@ -372,6 +372,82 @@ def test_missing_usage_is_estimated_never_zero(
     assert usage.output_tokens > 0
 
 
+# issue 22, item 22: usage a server reports is checked against the request before it is priced.
+IMPLAUSIBLE = {
+    "a huge output": srv.ok("one", prompt_tokens=9, completion_tokens=10**15),
+    "negative input": srv.ok("two", prompt_tokens=-5, completion_tokens=1),
+    "input past the prompt": srv.ok("three", prompt_tokens=10**9, completion_tokens=1),
+    "negative output": srv.ok("four", prompt_tokens=9, completion_tokens=-1),
+    "output past max_tokens": srv.ok("five", prompt_tokens=9, completion_tokens=50),
+}
+
+
+@pytest.mark.filterwarnings("ignore::llmcompare.backends.chatgpt.TokenEstimateWarning")
+def test_usage_that_cannot_be_true_is_flagged_unpriced_and_never_charged(
+    server: srv.OpenAIServer, tmp_path: Path
+) -> None:
+    server.script(
+        *IMPLAUSIBLE.values(),
+        # Plausible: 16 answer tokens plus 10 of reasoning the server counts beside them.
+        srv.ok("six", prompt_tokens=9, completion_tokens=26, reasoning_tokens=10),
+        srv.ok("seven", prompt_tokens=9, completion_tokens=3),
+    )
+    prompts = [{"id": name, "prompt": "Say one word."} for name in [*IMPLAUSIBLE, "six", "seven"]]
+    with make(server) as m:
+        result = llmcompare.compare(
+            {"gpt": m},
+            prompts,
+            max_tokens=16,
+            concurrency=1,
+            retry=None,
+            progress=False,
+            out=tmp_path / "run",
+        )
+    rows = {row.item_id: row for row in result.rows}
+    assert len(server.chat_requests) == 7  # each answered once; none failed, none re-sent
+    for name in IMPLAUSIBLE:
+        row = rows[name]
+        assert row.error is None, row.error
+        assert row.completion is not None
+        usage = row.completion.usage
+        assert usage.implausible is not None
+        assert "implausible usage" in usage.implausible
+        assert usage.estimated
+        assert 0 < usage.input_tokens < 100
+        assert 0 <= usage.output_tokens < 100
+        assert row.cost is not None
+        assert row.cost.status == "unpriced"
+        assert row.cost.usd == 0
+        assert "implausible usage" in row.cost.assumptions
+    for name in ("six", "seven"):
+        row = rows[name]
+        assert row.completion is not None
+        assert row.completion.usage.implausible is None
+        assert row.cost is not None
+        assert row.cost.status == "priced"
+    # Never a huge charge, in the record and in the run folder.
+    assert result.summaries[0].cost.usd < 1
+    saved = (tmp_path / "run" / "answers.jsonl").read_text()
+    assert saved.count("implausible usage") >= len(IMPLAUSIBLE)
+    assert f'"output_tokens":{10**15}' not in saved.replace(" ", "")
+
+
+# issue 22, item 22
+def test_a_stream_reporting_implausible_usage_is_flagged_the_same(
+    server: srv.OpenAIServer, model: ChatGPTModel
+) -> None:
+    from llmcompare.cost import cost_of
+
+    server.script(srv.ok("a streamed answer", prompt_tokens=9, completion_tokens=10**15))
+    with model.stream("Say it.", max_tokens=16) as stream:
+        list(stream)
+    done = stream.completion
+    assert done.usage.implausible is not None
+    assert "max_tokens" in done.usage.implausible
+    cost = cost_of(done)
+    assert (cost.status, cost.usd) == ("unpriced", 0)
+
+
 @pytest.mark.filterwarnings("ignore::llmcompare.backends.chatgpt.TokenEstimateWarning")
 def test_a_minimal_compatible_reply_is_accepted(
     server: srv.OpenAIServer, model: ChatGPTModel

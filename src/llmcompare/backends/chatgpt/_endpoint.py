@@ -21,6 +21,7 @@ from llmcompare.backends import _network
 from llmcompare.backends.chatgpt._options import ChatGPTOptions, ParameterDroppedWarning
 from llmcompare.backends.chatgpt._quirks import COMPATIBLE, Quirks
 from llmcompare.backends.chatgpt._tokens import count_text_tokens, count_tokens, user_stacklevel
+from llmcompare.backends.chatgpt._usage import implausible, usage_of
 from llmcompare.errors import BackendError, ConfigurationError
 from llmcompare.types import Completion, FinishReason, Request, Sent, Usage
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from llmcompare.backends.chatgpt._sdk import SDKErrors
     from llmcompare.schema import ResponseFormat
 
-__all__ = ["FINISH", "MAX_OPENAI_STOPS", "Endpoint", "check_base_url", "cut", "usage_of"]
+__all__ = ["FINISH", "MAX_OPENAI_STOPS", "Endpoint", "check_base_url", "cut"]
 
 MAX_OPENAI_STOPS = 4
 """OpenAI accepts at most four stop sequences (SDK docstring of ``stop``); with more, all of
@@ -55,26 +56,6 @@ def cut(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     """Cut ``text`` before the first stop string; returns the text and whether one was found."""
     at = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
     return (text[:at], True) if at >= 0 else (text, False)
-
-
-def usage_of(u: CompletionUsage) -> Usage:
-    """The provider's token counts as a :class:`~llmcompare.Usage`."""
-    # getattr: the SDK builds objects without validation, so a compatible server that leaves a
-    # field out gives an object without that attribute.
-    inp = getattr(u, "prompt_tokens", 0) or 0
-    out = getattr(u, "completion_tokens", 0) or 0
-    pd = getattr(u, "prompt_tokens_details", None)
-    cd = getattr(u, "completion_tokens_details", None)
-    cached = (getattr(pd, "cached_tokens", 0) or 0) if pd is not None else 0
-    reasoning = (getattr(cd, "reasoning_tokens", 0) or 0) if cd is not None else 0
-    # Clamp: a compatible server that reports more cached than prompt tokens must not turn a
-    # good answer into a validation error.
-    return Usage(
-        input_tokens=inp,
-        output_tokens=out,
-        cache_read_tokens=min(cached, inp),
-        reasoning_tokens=min(reasoning, out),
-    )
 
 
 class Endpoint:
@@ -351,13 +332,38 @@ class Endpoint:
 
     # -- answers ------------------------------------------------------------------------------
 
-    def estimate_usage(self, request: Request, text: str) -> Usage:
-        """Token counts from the tokenizer, marked as an estimate (the server sent none)."""
+    def estimate_usage(self, request: Request, text: str, why: str | None = None) -> Usage:
+        """Token counts from the tokenizer, marked as an estimate (the server sent none).
+
+        Args:
+            request: The request answered.
+            text: The answer.
+            why: Why the server's own counts were not believed, when it sent some.
+        """
         return Usage(
             input_tokens=count_tokens(self.name, request),
             output_tokens=count_text_tokens(self.name, text) if text else 0,
             estimated=True,
+            implausible=why,
         )
+
+    def usage(self, raw: CompletionUsage | None, request: Request, text: str) -> Usage:
+        """The usage of an answer: the server's counts when they can be true, else an estimate.
+
+        Args:
+            raw: The usage the server reported, if any.
+            request: The request answered.
+            text: The answer, to count when the server's counts are missing or not believed.
+        """
+        if raw is None:
+            return self.estimate_usage(request, text)
+        why = implausible(
+            raw,
+            request,
+            context_window=self.quirks.context_window,
+            reasoning_apart=self.quirks.max_tokens_field == "max_tokens",
+        )
+        return usage_of(raw) if why is None else self.estimate_usage(request, text, why)
 
     def completion(
         self,
@@ -387,12 +393,10 @@ class Endpoint:
             text, found = cut(text, stops)
             if found:
                 finish = "stop"
-        raw_usage = getattr(response, "usage", None)
-        usage = usage_of(raw_usage) if raw_usage is not None else self.estimate_usage(request, text)
         return Completion(
             text=text,
             finish_reason=finish,
-            usage=usage,
+            usage=self.usage(getattr(response, "usage", None), request, text),
             model=self.model_id,
             response_model=getattr(response, "model", None),
             request_id=response._request_id,

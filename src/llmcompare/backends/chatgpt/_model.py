@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from llmcompare.backends.chatgpt._batch import run_batch
-from llmcompare.backends.chatgpt._endpoint import FINISH, Endpoint, check_base_url, cut, usage_of
+from llmcompare.backends.chatgpt._endpoint import FINISH, Endpoint, check_base_url, cut
 from llmcompare.backends.chatgpt._options import (
     DEFAULT_MODEL,
     ChatGPTOptions,
@@ -349,12 +349,9 @@ class _StreamMapper:
         if tail:
             self._parts.append(tail)
         finish: FinishReason = "stop" if stopped else FINISH.get(self._finish, "stop")
-        if self._usage is not None:
-            usage = usage_of(self._usage)
-        else:
-            # The server sent no usage chunk (llama.cpp's server ignores include_usage): count
-            # with the tokenizer and say it is an estimate, never a silent zero.
-            usage = self._endpoint.estimate_usage(self._request, "".join(self._parts))
+        # Without a usage chunk (llama.cpp's server ignores include_usage), counted with the
+        # tokenizer and marked as an estimate, never a silent zero.
+        usage = self._endpoint.usage(self._usage, self._request, "".join(self._parts))
         return Chunk(
             text=tail,
             finish_reason=finish,
