@@ -808,6 +808,103 @@ def test_key_never_in_repr_logs_or_serialized_completion(
     assert server.chat_requests[0].headers["authorization"] == f"Bearer {KEY}"  # it was used
 
 
+# issue 22, item 11: every credential the backend holds, not only the key.
+PROXY_KEY = "proxy-key-0123456789"  # no OpenAI shape: only the backend knows it is a secret
+AZURE_KEY = "azure-secret-4f9a77e1"
+GATEWAY_TOKEN = "gw-token-99887766"
+PASSWORD = "pa55w0rd-xyzzy"
+QUERY_SECRET = "query-secret-123456"
+
+
+def _secrets_of(user: str) -> list[str]:
+    import base64
+
+    basic = base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()
+    return [PROXY_KEY, AZURE_KEY, GATEWAY_TOKEN, PASSWORD, QUERY_SECRET, basic]
+
+
+def _leaky_model(
+    server: srv.OpenAIServer, user: str | None = "alice", query: str = ""
+) -> ChatGPTModel:
+    host = server.url.removeprefix("http://")
+    return chatgpt(
+        "chatgpt:gpt-4o-mini",
+        api_key=PROXY_KEY,
+        headers={"api-key": AZURE_KEY, "X-Gateway-Token": GATEWAY_TOKEN},
+        base_url=f"http://{user}:{PASSWORD}@{host}{query}" if user else f"http://{host}{query}",
+        timeout=5,
+    )
+
+
+def test_a_server_echoing_every_credential_gets_none_into_errors_tracebacks_or_logs(
+    server: srv.OpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.script(srv.echo_request(401), srv.echo_request(500), srv.ok("fine"))
+    errors = []
+    # The key and the headers; then user:password@ in base_url, which replaces the key with
+    # basic credentials (httpx builds them from the URL).
+    for user in (None, "alice"):
+        with _leaky_model(server, user=user) as m, pytest.raises(ProviderHTTPError) as info:
+            m.generate("x")
+        errors.append(info.value)
+    with _leaky_model(server) as m:
+        assert m.generate("x").text == "fine"
+    # A query in base_url (a signed gateway address): the SDK posts to another path (a 404
+    # here), and httpx logs the address.
+    with _leaky_model(server, query=f"?sig={QUERY_SECRET}") as m:
+        with pytest.raises(ProviderHTTPError) as info:
+            m.generate("x")
+        errors.append(info.value)
+    # The credentials were sent, so the echoing server repeated them.
+    first, second = (r.headers for r in server.chat_requests[:2])
+    assert (first["authorization"], first["api-key"]) == (f"Bearer {PROXY_KEY}", AZURE_KEY)
+    assert second["authorization"].startswith("Basic ")
+    assert "authentication failed" in str(errors[0])
+    secrets = _secrets_of("alice")
+    for err in errors:
+        shown = [
+            str(err),
+            repr(err),
+            repr(err.headers),
+            "".join(traceback.format_exception(err)),
+            str(err.__cause__),
+            repr(err.__cause__),
+            pickle.loads(pickle.dumps(err)).message,
+        ]
+        for text in shown:
+            for secret in secrets:
+                assert secret not in text, (secret, text)
+    assert caplog.records, "the SDK and httpx logged nothing at DEBUG"
+    logged = "\n".join(r.getMessage() for r in caplog.records) + caplog.text
+    assert "/chat/completions" in logged
+    for secret in secrets:
+        assert secret not in logged, secret
+
+
+def test_a_server_echoing_every_credential_gets_none_into_the_run_folder_or_report(
+    server: srv.OpenAIServer, tmp_path: Path
+) -> None:
+    from llmcompare.report import write_report
+
+    server.script(srv.echo_request(401), srv.echo_request(403))
+    out = tmp_path / "run"
+    with _leaky_model(server, user="bob") as m:
+        result = llmcompare.compare(
+            {"gpt": m}, ["q1", "q2"], concurrency=1, retry=None, progress=False, out=out
+        )
+    assert [row.error is not None for row in result.rows] == [True, True]
+    assert AZURE_KEY in server.chat_requests[0].headers.values()
+    write_report(result, out, ("json", "csv", "html"))
+    files = [p for p in out.rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"answers.jsonl", "comparison.json", "comparison.csv", "report.html"} <= names
+    for path in files:
+        data = path.read_bytes()
+        for secret in _secrets_of("bob"):
+            assert secret.encode() not in data, (secret, path.name)
+
+
 # -- clients ----------------------------------------------------------------------------------
 
 

@@ -9,20 +9,21 @@ call, and every SDK call runs inside the one error mapping (:class:`._sdk.SDKErr
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import threading
 import time
 import warnings
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from llmcompare.backends import _network
 from llmcompare.backends.chatgpt._options import ChatGPTOptions, ParameterDroppedWarning
 from llmcompare.backends.chatgpt._quirks import COMPATIBLE, Quirks
 from llmcompare.backends.chatgpt._tokens import count_text_tokens, count_tokens, user_stacklevel
 from llmcompare.backends.chatgpt._usage import implausible, usage_of
-from llmcompare.errors import BackendError, ConfigurationError
+from llmcompare.errors import BackendError, ConfigurationError, register_secret
 from llmcompare.types import Completion, FinishReason, Request, Sent, Usage
 
 if TYPE_CHECKING:
@@ -85,6 +86,11 @@ class Endpoint:
         self.quirks = quirks
         self._secret = secret
         self._base_url = base_url
+        # Every credential held, masked wherever text leaves the backend (messages, the SDK's
+        # exceptions, log records): registered for the logs, kept for the messages.
+        self._secrets = _secrets_of(secret, options, base_url)
+        for value in self._secrets:
+            register_secret(value)
         # Where requests go, for messages and the network switch; OpenAI's own address when
         # no base_url is set (the SDK's default).
         self._target = base_url or "https://api.openai.com/v1"
@@ -127,10 +133,7 @@ class Endpoint:
         """Provider text fit for a message: trimmed, and without the key should it echo it."""
         from llmcompare.backends.chatgpt import _sdk
 
-        return _sdk.clean(text, self._secret_value())
-
-    def _secret_value(self) -> str | None:
-        return self._secret.get_secret_value() if self._secret is not None else None
+        return _sdk.clean(text, self._secrets)
 
     # -- clients and errors -------------------------------------------------------------------
 
@@ -145,7 +148,7 @@ class Endpoint:
                 model_id=self.model_id,
                 model=self.name,
                 base_url=self.shown_url,
-                secret=self._secret_value(),
+                secrets=self._secrets,
                 timeout=self.options.timeout,
             )
         return errors
@@ -436,6 +439,35 @@ def check_base_url(url: str, model_id: str, source: str) -> None:
         f"{model_id}: {source} {shown!r} is not an http(s) address with a host: "
         "add http:// or https:// (e.g. http://127.0.0.1:8000/v1)"
     )
+
+
+_MIN_SECRET = 4
+
+
+def _secrets_of(
+    key: SecretStr | None, options: ChatGPTOptions, base_url: str | None
+) -> tuple[str, ...]:
+    """Every credential a model holds: its key, header values, and what its base_url carries.
+
+    From ``base_url``: the user name and password (as written and decoded), the basic
+    credentials httpx builds from them (a server may echo its ``Authorization`` header), and
+    every query value. Longest first, so that a secret containing another is masked whole.
+    """
+    values = [key.get_secret_value()] if key is not None else []
+    values += [v.get_secret_value() for v in options.headers.values()]
+    if base_url:
+        parts = urlsplit(base_url)
+        user, password = parts.username, parts.password
+        if password is not None:
+            plain = f"{unquote(user or '')}:{unquote(password)}"
+            values += [password, unquote(password), base64.b64encode(plain.encode()).decode()]
+        if user:
+            values += [user, unquote(user)]
+        for pair in parts.query.split("&"):
+            raw = pair.partition("=")[2]
+            values += [raw, unquote(raw.replace("+", " "))]
+    # Shorter values are not masked: they would mask ordinary words in the text.
+    return tuple(sorted({v for v in values if len(v) >= _MIN_SECRET}, key=len, reverse=True))
 
 
 def _without_credentials(url: str) -> str:
