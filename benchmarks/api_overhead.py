@@ -2,8 +2,9 @@
 
 Run: python benchmarks/api_overhead.py [--quick] [--rounds N] [--only sync,async,...] [--no-fail]
 
-The benchmark starts the fast OpenAI-compatible test server (``tests/openai_server.py``: asyncio,
-no per-request sleep, TCP_NODELAY, one write per reply) in a subprocess and drives it from this
+The benchmark starts the fast OpenAI-compatible test server
+(``tests/helpers/openai_server.py``: asyncio, no per-request sleep, TCP_NODELAY, one write per
+reply) in a subprocess and drives it from this
 process. The primary metric is CLIENT time: CPU seconds of this process (``time.process_time``)
 per request, because the server's work happens in the other process; wall time is printed too.
 
@@ -50,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVER = ROOT / "tests" / "openai_server.py"
+SERVER = ROOT / "tests" / "helpers" / "openai_server.py"
 MODEL = "gpt-4o-mini"
 API_KEY = "sk-bench-not-a-real-key"
 CHUNKS = 20

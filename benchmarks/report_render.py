@@ -1,7 +1,7 @@
 """Report render: the interactive HTML page of 5,000 items x 3 models, against its budget.
 
 Targets (issue 16): rendering (`llmcompare.report.write_html`) takes under 2 s and the file is
-under 10 MB. The record is built directly (tests/report_data.py's `large`), not by running
+under 10 MB. The record is built directly (tests/helpers/report_data.py's `large`), not by running
 models: only rendering is timed, best of the rounds (the first also pays Jinja2's template
 compile and imports, as a user's one `llmcompare report` does, and is shown apart).
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from helpers.report_data import large
 from llmcompare.report import write_html
-from report_data import large
 
 BUDGET_S = 2.0
 BUDGET_MB = 10.0

@@ -1,15 +1,26 @@
-"""Fixtures shared by the tests.
+"""Fixtures shared by the tests, and the rules every test run follows.
 
 ``llama``: ONE real Llama model object (the embedded SmolLM2-135M-Instruct) for the whole test
 session, so its weights load once. Its GGUF is converted into a session-private cache directory
 (``llama_cache``), which keeps the tests off the user's own cache and shows a real first load.
+Under pytest-xdist each worker is a session: at most one load per worker. ``nox -s tests``
+distributes whole modules (``--dist loadscope``), so a module's expensive fixture (the Ray
+cluster of test_executors.py, the browser of test_report_browser.py, the ``transformers serve``
+process of test_chatgpt_peer.py) starts once, on one worker.
+
+The rules (hooks below):
+
+- Every test that uses the real Llama model or one of those fixtures is marked ``slow``.
+- In CI (``CI`` set) nothing may be skipped: a skip there means something CI must install is
+  missing, so it is reported as a failure. Elsewhere a skip is listed with its reason (``-ra``).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +28,47 @@ import pytest
 
 if TYPE_CHECKING:
     from llmcompare.backends.llama import LlamaModel
+
+# Tests that use any of these fixtures load a real model or start a real server or browser.
+SLOW = {"llama", "llama_backend", "ray_cluster", "browser", "serve"}
+
+
+def in_ci() -> bool:
+    """Whether this run is CI's (``CI`` set to anything but an empty or false value)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.skipped and in_ci() and not hasattr(report, "wasxfail"):
+        _fail_the_skip(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    report = yield
+    if report.skipped and in_ci():  # a module-level importorskip
+        _fail_the_skip(report)
+    return report
+
+
+def _fail_the_skip(report: pytest.TestReport | pytest.CollectReport) -> None:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = reason.removeprefix("Skipped: ")
+    report.outcome = "failed"
+    report.longrepr = f"skipped in CI, where every test must run: {reason}"
 
 
 def _llama_ready() -> str | None:
@@ -36,12 +88,24 @@ def _llama_ready() -> str | None:
 
 
 @pytest.fixture(autouse=True)
-def _private_response_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _private_response_cache(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     """Each test gets its own response cache: answers never leak from one test to another, and
-    the user's own cache is never touched. Subprocesses inherit it through the environment."""
+    the user's own cache is never touched. Subprocesses inherit it through the environment.
+
+    A test of the real Llama backend also finds there the weights this session converted
+    (hard links to ``llama_cache``), so a model it builds by name, in process or in a
+    subprocess, loads them instead of converting the GGUF again (tens of seconds each).
+    """
     from llmcompare.runs import CACHE_DIR_ENV
 
     folder = tmp_path_factory.mktemp("response-cache")
+    if "llama_backend" in request.fixturenames:
+        request.getfixturevalue("llama")  # the session's conversion, done once
+        converted = request.getfixturevalue("llama_cache") / "llama"
+        # Files there are only replaced or unlinked, never written through (see _load).
+        shutil.copytree(converted, folder / "llama", copy_function=os.link)
     before = os.environ.get(CACHE_DIR_ENV)
     os.environ[CACHE_DIR_ENV] = str(folder)
     try:
@@ -61,7 +125,7 @@ def sandbox() -> None:
     try:
         check_sandbox()
     except SandboxUnavailable as exc:
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail(f"the sandbox cannot run in CI: {exc}")
         pytest.skip(f"the sandbox cannot run here: {exc}")
 
@@ -71,7 +135,7 @@ def llama_backend() -> None:
     """Skip a test that needs the real Llama backend where it cannot run; fail instead in CI."""
     reason = _llama_ready()
     if reason is not None:
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail(f"the llama backend cannot run in CI: {reason}")
         pytest.skip(reason)
 

@@ -1,7 +1,6 @@
 """The `llmcompare` command, through its real entry point in a subprocess."""
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -9,33 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from openai_server import OpenAIServer
-
-EXE = shutil.which("llmcompare") or ""
-
-
-def cli_env() -> dict[str, str]:
-    """This process's environment without OpenAI or llmcompare settings, for a CLI subprocess.
-
-    The test's private response cache stays: a CLI run must not read or fill the user's.
-    """
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "LLMCOMPARE_")) or k == "LLMCOMPARE_CACHE_DIR"
-    }
-
-
-def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = cli_env()
-    return subprocess.run(
-        [EXE, *args] if EXE else [sys.executable, "-m", "llmcompare", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1200,
-        env={**base, "COLUMNS": "160", **env},
-    )
+from helpers.cli import EXE, run
+from helpers.openai_server import OpenAIServer
 
 
 @pytest.fixture

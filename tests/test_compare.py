@@ -14,6 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 import llmcompare
+from helpers.openai_server import OpenAIServer, ok, rate_limited
 from llmcompare import BackendError, Completion, Request, Usage
 from llmcompare.backends.fake import FunctionModel, ScriptedModel
 from llmcompare.comparison import compare
@@ -24,7 +25,6 @@ from llmcompare.report import print_report, summary_table_rows, write_report
 from llmcompare.retry import RetryPolicy
 from llmcompare.scorers import JsonValid, Judge
 from llmcompare.testing import no_wait
-from openai_server import OpenAIServer, ok, rate_limited
 
 if TYPE_CHECKING:
     from llmcompare.backends.llama import LlamaModel

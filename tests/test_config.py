@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cli import run
+from helpers.openai_server import OpenAIServer
 from llmcompare import ModelWrapper, Request
 from llmcompare.config import (
     CompareConfig,
@@ -23,8 +25,6 @@ from llmcompare.cost import Budget
 from llmcompare.errors import ConfigurationError
 from llmcompare.ratelimit import RateLimits
 from llmcompare.types import GenerationSettings
-from openai_server import OpenAIServer
-from test_cli import run
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "guides" / "config.md"

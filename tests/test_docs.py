@@ -11,7 +11,7 @@ What a page runs with:
 - A fresh temporary working directory, holding copies of the input files shipped in examples/
   (``prompts.jsonl``, ``prompts.yaml``, ``model_prices.json``): the docs tell readers to take them
   from there and use them by their relative names.
-- An OpenAI-compatible test server (tests/openai_server.py, unscripted: it echoes the last
+- An OpenAI-compatible test server (tests/helpers/openai_server.py, unscripted: it echoes the last
   message, with deterministic usage) as ``OPENAI_BASE_URL``, and a dummy ``OPENAI_API_KEY``, so
   ``get_model("chatgpt...")`` blocks run over real HTTP. A block that names a local server of its
   own (``http://127.0.0.1:8000/v1``) is pointed at the test server: the port a reader's server
@@ -359,7 +359,7 @@ def test_page_runs(
             run_page(page, monkeypatch, tmp_path, None)
             return
         # The Files and Batches APIs too: the Batch API examples run against it.
-        from openai_batch_server import BatchServer
+        from helpers.openai_batch_server import BatchServer
 
         with BatchServer() as server:
             monkeypatch.setenv("OPENAI_BASE_URL", server.url)

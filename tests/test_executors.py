@@ -65,10 +65,7 @@ def test_a_missing_ray_is_refused_before_anything_is_sent(
 def test_a_budget_with_a_ray_run_model_is_refused_before_anything_is_sent(
     llama_cache: Path, tmp_path: Path
 ) -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    import openai_server as srv
+    from helpers import openai_server as srv
     from llmcompare.cost import Budget
 
     with srv.OpenAIServer() as server:

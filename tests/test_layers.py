@@ -1,7 +1,7 @@
 """The layers of the package, held by a test: no import goes up a layer, no import circle.
 
-The layers are written once, in ``llmcompare/__init__.py``'s docstring order and in ``LAYERS``
-below; every ``import`` of an ``llmcompare`` module anywhere in a source file (module level,
+The layers are written once, in the package docstring (``llmcompare/__init__.py``), and read
+from there; every ``import`` of an ``llmcompare`` module anywhere in a source file (module level,
 under ``TYPE_CHECKING`` or inside a function) is checked. A function-level import that goes up a
 layer is a circle in disguise, so it counts too, except the few named in ``ALLOWED`` with their
 reasons.
@@ -10,46 +10,25 @@ reasons.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import llmcompare
 
 SRC = Path(llmcompare.__file__).resolve().parent
 
-# Top-level part of the package -> layer (lower numbers are lower layers: imported by higher ones).
-LAYERS: dict[str, int] = {
-    "_version": 0,
-    "types": 0,
-    "errors": 0,
-    "schema": 0,
-    "model": 1,
-    "wrapper": 1,
-    "retry": 2,
-    "ratelimit": 2,
-    "cost": 2,
-    "energy": 2,
-    "stats": 2,
-    "runs": 2,
-    "plugins": 3,
-    "backends": 3,
-    "batch": 4,
-    "executors": 4,
-    "config": 5,
-    "prompts": 5,
-    "sources": 5,
-    "scorers": 5,
-    "judges": 5,
-    "sandbox": 5,
-    "humaneval": 5,
-    "comparison": 6,
-    "record": 6,
-    "decision": 6,
-    "report": 6,
-    "cli": 7,
-    "testing": 7,
-    "__main__": 7,
-    "__init__": 8,
-}
+
+def _layers() -> dict[str, int]:
+    """Top-level part of the package -> layer, read from the package docstring's list."""
+    found: dict[str, int] = {"__init__": 8}  # the facade re-exports from every layer
+    for line in (llmcompare.__doc__ or "").splitlines():
+        match = re.match(r"(\d)\. ([\w, ]+):", line)
+        if match:
+            found.update(dict.fromkeys(match[2].split(", "), int(match[1])))
+    return found
+
+
+LAYERS = _layers()
 
 # (importer's part, imported part): why this upward import is right.
 ALLOWED: dict[tuple[str, str], str] = {

@@ -1,6 +1,6 @@
 """The HTML report in a real browser: Playwright driving the system Chromium, offline.
 
-One browser for the module; each test opens the page of known content (tests/report_data.py)
+One browser for the module; each test opens the page of known content (tests/helpers/report_data.py)
 from a file. Where Chromium or Playwright is missing the tests skip loudly, and fail in CI.
 """
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-import report_data
+from helpers import report_data
 from llmcompare.report import write_html
 
 if TYPE_CHECKING:

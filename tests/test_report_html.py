@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import report_data
+from helpers import report_data
 from llmcompare import Usage
 from llmcompare.cost import Cost
 from llmcompare.errors import ConfigurationError
@@ -75,7 +75,10 @@ def test_the_decision_view_says_what_its_dollars_are(record: Comparison, tmp_pat
     assert "not a correct answer: weigh it against the quality above" in page
     assert "as if the machine were paid only while it works" in page
     # A local request on a fast machine costs a fraction of a cent: shown, not rounded to 0.
-    local = record.summaries[0]
+    # The fake's throughput is measured, so a busy test machine would make it slower: fix it.
+    local = record.summaries[0].model_copy(update={"output_tokens_per_s": 2000.0})
+    record = record.model_copy(update={"summaries": (local, *record.summaries[1:])})
+    page = write_html(record, tmp_path / "fast.html").read_text(encoding="utf-8")
     assert local.output_tokens_per_s is not None
     per_s = local.output_tokens_per_s / (local.usage.output_tokens / local.succeeded)
     hardware = record.run.hardware

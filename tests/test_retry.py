@@ -6,10 +6,8 @@ import asyncio
 import dataclasses
 import email.utils
 import logging
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -426,11 +424,8 @@ def openai_server() -> Iterator[object]:
     pytest.importorskip("openai")
     chatgpt = pytest.importorskip("llmcompare.backends.chatgpt")
     assert chatgpt is not None
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    try:
-        import openai_server as srv
-    finally:
-        sys.path.pop(0)
+    from helpers import openai_server as srv
+
     with srv.OpenAIServer() as server:
         yield server
 
@@ -443,7 +438,7 @@ def _chatgpt(server: object) -> Model:
 
 
 def test_retry_over_http_honours_retry_after_then_succeeds(openai_server: object) -> None:
-    import openai_server as srv
+    from helpers import openai_server as srv
 
     server = openai_server
     server.script(  # type: ignore[attr-defined]
@@ -460,7 +455,7 @@ def test_retry_over_http_honours_retry_after_then_succeeds(openai_server: object
 
 
 def test_retry_over_http_never_repeats_a_400(openai_server: object) -> None:
-    import openai_server as srv
+    from helpers import openai_server as srv
 
     server = openai_server
     server.script(srv.error(400, "bad request"), srv.ok("never"))  # type: ignore[attr-defined]
@@ -472,7 +467,7 @@ def test_retry_over_http_never_repeats_a_400(openai_server: object) -> None:
 
 
 async def test_async_stream_retry_over_http(openai_server: object) -> None:
-    import openai_server as srv
+    from helpers import openai_server as srv
 
     server = openai_server
     server.script(  # type: ignore[attr-defined]
@@ -506,7 +501,7 @@ def _give_up(model: Model) -> None:
 
 
 def test_a_nan_retry_after_over_http_falls_back_to_the_reset_header(openai_server: object) -> None:
-    import openai_server as srv
+    from helpers import openai_server as srv
 
     server = openai_server
     headers = {

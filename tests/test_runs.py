@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 
 import llmcompare
+from helpers.cli import EXE, cli_env, run
+from helpers.openai_server import OpenAIServer, slow
 from llmcompare import compare
 from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
 from llmcompare.record import Comparison
 from llmcompare.scorers import MaxLength
-from openai_server import OpenAIServer, slow
-from test_cli import EXE, cli_env, run
 
 N = 12
 
@@ -182,7 +182,7 @@ def test_a_second_run_is_answered_from_the_cache_and_refresh_sends_again() -> No
 
 
 def test_errors_are_never_cached() -> None:
-    from openai_server import error
+    from helpers.openai_server import error
 
     with OpenAIServer() as server, chatgpt(server) as model:
         server.script(error(400, "bad request"))

@@ -10,6 +10,7 @@ import pytest
 datasets = pytest.importorskip("datasets", reason="needs the datasets extra")
 pd = pytest.importorskip("pandas", reason="needs the datasets extra")
 
+from helpers.cli import run  # noqa: E402 - after the optional imports
 from llmcompare import compare  # noqa: E402
 from llmcompare.backends.fake import FunctionModel  # noqa: E402
 from llmcompare.config import load_config  # noqa: E402
@@ -17,7 +18,6 @@ from llmcompare.errors import ConfigurationError  # noqa: E402
 from llmcompare.prompts import load_prompts  # noqa: E402
 from llmcompare.scorers import Numeric  # noqa: E402
 from llmcompare.sources import load_source  # noqa: E402
-from test_cli import run  # noqa: E402 - after the optional imports
 
 ROWS = [
     {"id": "sum", "prompt": "What is 17 + 25?", "reference": "42", "tags": ["math"]},

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import llmcompare
+from helpers.openai_server import OpenAIServer, ok, rate_limited
 from llmcompare import (
     Completion,
     CostTracker,
@@ -30,7 +31,6 @@ from llmcompare import (
 from llmcompare.backends.fake import ScriptedModel
 from llmcompare.cost import Budget
 from llmcompare.retry import RetryPolicy
-from openai_server import OpenAIServer, ok, rate_limited
 
 Wrap = Callable[[Model], Model]
 
@@ -257,7 +257,7 @@ def test_compare_keeps_the_request_rate_under_rpm() -> None:
 
 
 def test_the_cli_takes_rpm(tmp_path: Path) -> None:
-    from test_cli import run
+    from helpers.cli import run
 
     prompts = tmp_path / "p.jsonl"
     prompts.write_text("".join(f'{{"id": "q{i}", "prompt": "question {i}"}}\n' for i in range(5)))
@@ -282,7 +282,7 @@ def test_the_cli_takes_rpm(tmp_path: Path) -> None:
 
 
 def test_the_cli_refuses_a_non_positive_rpm() -> None:
-    from test_cli import run
+    from helpers.cli import run
 
     out = run("compare", "-m", "fake", "--rpm", "0")
     assert out.returncode == 2

@@ -1,9 +1,9 @@
 """Make docs/images/report.png and report-answers.png from a real run.
 
-The embedded Llama (SmolLM2-135M on transformers, on this machine's CPU) against the ChatGPT
-backend pointed at the project's OpenAI-compatible test server (tests/openai_server.py, which
-echoes the question, with deterministic usage): no API key is needed, and the API side's
-numbers are the test server's. The report is opened in the system Chromium with Playwright.
+The embedded Llama (SmolLM2-135M on transformers, on this machine's CPU) against the ChatGPT backend
+pointed at the project's OpenAI-compatible test server (tests/helpers/openai_server.py, which echoes
+the question, with deterministic usage): no API key is needed, and the API side's numbers are the
+test server's. The report is opened in the system Chromium with Playwright.
 
 Run from the repository root: ``python docs/images/report_screenshot.py``.
 """
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def main() -> None:
     """Run the comparison, render the report, take the two screenshots."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from openai_server import OpenAIServer  # the project's test server, beside the tests
+    from helpers.openai_server import OpenAIServer  # the project's test server
 
     items = builtin_suite()[:8]
     with OpenAIServer() as server:

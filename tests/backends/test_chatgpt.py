@@ -1,8 +1,8 @@
 """The chatgpt backend: the real openai SDK over real HTTP to a scripted server on 127.0.0.1.
 
-The server (tests/openai_server.py) plays OpenAI: it records what the client sent and answers
-each request with the behaviour a test scripts (usage details, 429s with each retry header form,
-5xx, a slow reply, a dropped connection, a stream cut halfway or without usage).
+The server (tests/helpers/openai_server.py) plays OpenAI: it records what the client sent and
+answers each request with the behaviour a test scripts (usage details, 429s with each retry header
+form, 5xx, a slow reply, a dropped connection, a stream cut halfway or without usage).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import pydantic
 import pytest
 
 import llmcompare
+from helpers import openai_server as srv
 from llmcompare import (
     BackendError,
     ConfigurationError,
@@ -51,12 +52,6 @@ from llmcompare.backends.chatgpt import (
     quirks_for,
 )
 from llmcompare.testing import no_network
-
-try:
-    import openai_server as srv
-except ImportError:  # tests/ is not on sys.path when pytest runs from tests/backends
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import openai_server as srv
 
 KEY = "sk-test-S3cr3tK3y-0123456789abcdef"
 MESSAGES = [Message.system("Be brief."), Message.user("Name three colours")]

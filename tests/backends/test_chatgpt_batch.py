@@ -1,4 +1,4 @@
-"""The chatgpt backend's Batch API path, against tests/openai_batch_server.py over real HTTP.
+"""The chatgpt backend's Batch API path, over real HTTP to tests/helpers/openai_batch_server.py.
 
 Every test drives the real openai SDK (files.create, batches.create/retrieve, files.content) at a
 loopback server that keeps the Batch API's state machine; polls skip their waits (no_wait).
@@ -19,16 +19,14 @@ from pathlib import Path
 
 import pytest
 
+from helpers import openai_batch_server as bsrv
+from helpers import openai_server as srv
 from llmcompare import Request, compare, get_model
 from llmcompare.backends.chatgpt import BatchRequestError
 from llmcompare.cost import cost_of, get_price
 from llmcompare.errors import ProviderHTTPError
 from llmcompare.runs import request_key
 from llmcompare.testing import batch_file_limits, no_wait
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import openai_batch_server as bsrv
-import openai_server as srv
 
 KEY = "sk-test-Batch-S3cr3t-0123456789"
 

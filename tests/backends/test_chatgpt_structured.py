@@ -6,25 +6,18 @@ the normaliser under test.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from enum import Enum
-from pathlib import Path
 
 import pydantic
 import pytest
 
+from helpers import openai_server as srv
 from llmcompare import ConfigurationError, compare, generate_many, get_model
 from llmcompare.backends.chatgpt import ChatGPTModel
 from llmcompare.prompts import builtin_suite
 from llmcompare.retry import with_retry
 from llmcompare.schema import SchemaError
-
-try:
-    import openai_server as srv
-except ImportError:  # tests/ is not on sys.path when pytest runs from tests/backends
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import openai_server as srv
 
 pytestmark = pytest.mark.slow
 

@@ -10,22 +10,16 @@ import json
 import sys
 from collections.abc import Iterator
 from enum import Enum
-from pathlib import Path
 from typing import Annotated, Any
 
 import jsonschema
 import pydantic
 import pytest
 
+from helpers import openai_server as srv
 from llmcompare import ConfigurationError, Message, Request, compare, generate_many, get_model
 from llmcompare.backends.llama import LlamaModel
 from llmcompare.prompts import PromptItem
-
-try:
-    import openai_server as srv
-except ImportError:  # tests/ is not on sys.path when pytest runs from tests/backends
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import openai_server as srv
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("llama_backend")]
 

@@ -1,6 +1,6 @@
 """A loopback OpenAI-compatible server with the Batch API, for tests (stdlib only).
 
-:class:`BatchServer` is :class:`~openai_server.OpenAIServer` (chat completions, scripted
+:class:`BatchServer` is :class:`~helpers.openai_server.OpenAIServer` (chat completions, scripted
 behaviours, recorded requests) plus ``/v1/files`` (upload, metadata, content) and
 ``/v1/batches`` (create, retrieve, cancel) with the Batch API's state machine. Each
 ``GET /v1/batches/{id}`` moves a batch one step on::
@@ -10,11 +10,11 @@ behaviours, recorded requests) plus ``/v1/files`` (upload, metadata, content) an
     validating -> failed                          (a line that does not validate)
     cancelling -> cancelled                       (after POST .../cancel: partial output kept)
 
-Each line of a batch takes the next scripted :class:`~openai_server.Behaviour`, as an interactive
-request would: an ``error(...)`` behaviour puts that line in the error file (HTTP status and error
-body, as the real service does), anything else answers it in the output file. Validation refuses a
-file whose ``custom_id`` repeats, whose line is not ``POST`` to the batch's endpoint, or whose body
-has no ``model`` and ``messages``.
+Each line of a batch takes the next scripted :class:`~helpers.openai_server.Behaviour`, as an
+interactive request would: an ``error(...)`` behaviour puts that line in the error file (HTTP status
+and error body, as the real service does), anything else answers it in the output file. Validation
+refuses a file whose ``custom_id`` repeats, whose line is not ``POST`` to the batch's endpoint, or
+whose body has no ``model`` and ``messages``.
 
 In a test::
 
@@ -36,7 +36,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from openai_server import Behaviour, OpenAIServer
+from helpers.openai_server import Behaviour, OpenAIServer
 
 __all__ = ["BatchServer", "StoredBatch"]
 
@@ -77,7 +77,7 @@ class StoredBatch:
 
 
 class BatchServer(OpenAIServer):
-    """An :class:`~openai_server.OpenAIServer` that also serves the Files and Batch APIs."""
+    """An :class:`~helpers.openai_server.OpenAIServer` that also serves the Files and Batch APIs."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -134,7 +134,7 @@ class BatchServer(OpenAIServer):
         if "/files" not in path and "/batches" not in path:
             return await super()._dispatch(method, target, headers, raw, reader, writer)
         if self.record:
-            from openai_server import RecordedRequest
+            from helpers.openai_server import RecordedRequest
 
             with self._lock:
                 self._requests.append(RecordedRequest(method, target, headers, None, raw))

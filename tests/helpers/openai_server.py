@@ -16,7 +16,7 @@ In a test::
 
 As a process (for benchmarks)::
 
-    python tests/openai_server.py --port 0 --chunks 20
+    python tests/helpers/openai_server.py --port 0 --chunks 20
 
 prints ``READY http://127.0.0.1:<port>/v1`` on its first line once it accepts connections, and
 stops on SIGINT / SIGTERM.
