@@ -92,6 +92,14 @@ def _fail(path: str, why: str) -> SchemaError:
     return SchemaError(f"response_format: {why} at {path or '/'}")
 
 
+def _within(total: int, most: int, what: str, path: str) -> None:
+    """Refuse a schema whose running ``total`` of ``what`` passed OpenAI's limit ``most``."""
+    if total > most:
+        raise _fail(
+            path, f"more than {most:,} {what} in all are unsupported (OpenAI's strict-mode limit)"
+        )
+
+
 class _Ref(NamedTuple):
     """A ``$ref`` met on the walk: in which part (the root ``#`` or a definition), to where."""
 
@@ -137,24 +145,19 @@ class _Normaliser:
     def strings(self, size: int, path: str) -> None:
         """Count characters of names, enum and const values against the schema's total."""
         self.string_size += size
-        if self.string_size > _MAX_STRING_SIZE:
-            raise _fail(
-                path,
-                f"more than {_MAX_STRING_SIZE:,} characters of property names, definition names, "
-                "enum and const values in all are unsupported (OpenAI's strict-mode limit)",
-            )
+        _within(
+            self.string_size,
+            _MAX_STRING_SIZE,
+            "characters of property names, definition names, enum and const values",
+            path,
+        )
 
     def enum(self, values: Any, path: str) -> None:
         """Count an enum against OpenAI's limits on enum values."""
         if not isinstance(values, list):
             return
         self.enum_values += len(values)
-        if self.enum_values > _MAX_ENUM_VALUES:
-            raise _fail(
-                path,
-                f"more than {_MAX_ENUM_VALUES:,} enum values in all are unsupported "
-                "(OpenAI's strict-mode limit)",
-            )
+        _within(self.enum_values, _MAX_ENUM_VALUES, "enum values", path)
         chars = sum(len(v) for v in values if isinstance(v, str))
         if len(values) > _ENUM_CHARS_FROM and chars > _MAX_ENUM_CHARS:
             raise _fail(
@@ -197,12 +200,7 @@ class _Normaliser:
         elif key == "properties":
             props = dict(value)
             self.properties += len(props)
-            if self.properties > _MAX_PROPERTIES:
-                raise _fail(
-                    sub,
-                    f"more than {_MAX_PROPERTIES:,} properties in all are unsupported "
-                    "(OpenAI's strict-mode limit)",
-                )
+            _within(self.properties, _MAX_PROPERTIES, "properties", sub)
             self.strings(sum(len(n) for n in props), sub)
             out[key] = {n: self.node(s, f"{sub}/{n}", depth + 1) for n, s in props.items()}
         elif key == "additionalProperties":
