@@ -97,6 +97,24 @@ def test_estimated_usage_gives_an_estimated_cost() -> None:
     assert cost.usd > 0
 
 
+# issue 22, item 22 (the backend's check: tests/backends/test_chatgpt.py)
+def test_implausible_usage_is_unpriced_with_its_reason_in_a_sum_too() -> None:
+    why = "implausible usage reported: completion_tokens=10**15 for max_tokens=16"
+    flagged = Completion(
+        text="answer",
+        finish_reason="stop",
+        usage=Usage(input_tokens=5, output_tokens=1, estimated=True, implausible=why),
+        model="chatgpt:gpt-4o-mini",
+    )
+    cost = cost_of(flagged)
+    assert (cost.status, cost.usd) == ("unpriced", 0)
+    assert why in cost.assumptions
+    total = cost + cost_of(done(input_tokens=1000))
+    assert total.status == "unpriced"
+    assert total.usd == Decimal("0.00015")
+    assert why in total.assumptions
+
+
 def test_unknown_model_is_unpriced_with_one_warning_never_a_silent_zero() -> None:
     with pytest.warns(UnpricedModelWarning, match="chatgpt:mystery-1"):
         cost = cost_of(done("chatgpt:mystery-1", input_tokens=100))

@@ -84,3 +84,20 @@ def _line_of(text: str) -> int:
     """The line of this file that holds ``text`` (after this function's own mention)."""
     with open(__file__, encoding="utf-8") as f:
         return next(n for n, line in enumerate(f, 1) if text in line and "_line_of" not in line)
+
+
+# issue 22, item 11 (the backend's side: tests/backends/test_chatgpt.py)
+def test_redact_masks_urls_credentials_basic_auth_and_registered_secrets() -> None:
+    from llmcompare.errors import register_secret
+
+    text = "POST http://alice:pa55w0rd@127.0.0.1:8000/v1 with Basic YWxpY2U6cGE1NXcwcmQ="
+    assert redact(text) == "POST http://[REDACTED]@127.0.0.1:8000/v1 with [REDACTED]"
+    assert redact("mail alice@example.com") == "mail alice@example.com"
+    header_value = "azure-4f9a77e1c0ffee"  # no recognisable shape: only its holder knows
+    assert redact(f"api-key: {header_value}") == f"api-key: {header_value}"
+    register_secret(header_value)
+    register_secret("true")  # too short to mask without masking ordinary words
+    assert redact(f"api-key: {header_value}; ok=true") == "api-key: [REDACTED]; ok=true"
+    err = ProviderHTTPError(f"echo {header_value}", model_id="m:x", status=401)
+    assert header_value not in str(err)
+    assert header_value not in repr(err)

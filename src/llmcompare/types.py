@@ -270,6 +270,9 @@ class Usage(BaseModel):
         reasoning_tokens: Generated tokens spent on hidden reasoning.
         estimated: True when any count was estimated rather than reported or counted exactly
             (for example a stream that ended without a usage report).
+        implausible: Why the counts the provider reported were not believed, when they could
+            not be true for the request (negative, past ``max_tokens`` or the prompt's length):
+            the counts are then an estimate, and the cost is ``"unpriced"`` with this reason.
     """
 
     model_config = _FROZEN
@@ -279,6 +282,7 @@ class Usage(BaseModel):
     cache_read_tokens: Annotated[int, Field(ge=0)] = 0
     reasoning_tokens: Annotated[int, Field(ge=0)] = 0
     estimated: bool = False
+    implausible: str | None = None
 
     @model_validator(mode="after")
     def _inclusive(self) -> Self:
@@ -310,6 +314,7 @@ class Usage(BaseModel):
             cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             estimated=self.estimated or other.estimated,
+            implausible=self.implausible or other.implausible,
         )
 
     def __radd__(self, other: object) -> Usage:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import email.utils
 import itertools
 import json
@@ -788,6 +789,7 @@ class OpenAIServer:
             writer.transport.abort()
             return False
         if behaviour.kind == "error":
+            behaviour = with_request_echoed(behaviour, method, target, headers)
             api_key = headers.get("authorization", "").removeprefix("Bearer ")
             writer.write(self._error_bytes(behaviour, request_id, api_key))
             await writer.drain()
@@ -1045,6 +1047,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     asyncio.run(run())
     return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# A server that echoes the request in its error text (issue 22, item 11)
+
+ECHO_REQUEST = "{request}"
+"""In an error's message: replaced by the request line and every request header, as they came."""
+
+
+def echo_request(status: int = 401) -> Behaviour:
+    """An error whose message repeats the request line and all its headers, credentials included.
+
+    Debug-minded gateways answer like this; a client must not pass the text on as it came.
+
+    Args:
+        status: HTTP status of the error.
+
+    Returns:
+        The behaviour.
+    """
+    return error(status, f"rejected: {ECHO_REQUEST}")
+
+
+def with_request_echoed(
+    b: Behaviour, method: str, target: str, headers: Mapping[str, str]
+) -> Behaviour:
+    """``b`` with :data:`ECHO_REQUEST` in its message replaced by the request (else ``b``)."""
+    if ECHO_REQUEST not in b.message:
+        return b
+    shown = f"{method} {target} " + "; ".join(f"{k}: {v}" for k, v in headers.items())
+    return dataclasses.replace(b, message=b.message.replace(ECHO_REQUEST, shown))
 
 
 if __name__ == "__main__":

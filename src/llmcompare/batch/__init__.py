@@ -43,7 +43,13 @@ from typing_extensions import Unpack
 from llmcompare.backends import _stop
 from llmcompare.batch._progress import Progress
 from llmcompare.batch._results import ResultsFile, read_results
-from llmcompare.model import Model, _continuous_batching, _native_batching, _run_coroutine_sync
+from llmcompare.model import (
+    Model,
+    _continuous_batching,
+    _native_batching,
+    _refuse_bare_string,
+    _run_coroutine_sync,
+)
 from llmcompare.ratelimit import with_rate_limit
 from llmcompare.retry import RetryPolicy, with_retry
 from llmcompare.schema import check_formats
@@ -123,12 +129,14 @@ async def agenerate_many(
         One result per prompt, in input order.
 
     Raises:
+        TypeError: When ``prompts`` is one string rather than a list.
         ValueError: When ``concurrency`` is below 1.
         pydantic.ValidationError: When a prompt or setting is invalid (nothing was sent).
         ConfigurationError: When ``results_file`` holds results of other requests.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    _refuse_bare_string(prompts, "agenerate_many")
     requests = [Request.of(p, **settings) for p in prompts]
     # A setup the model cannot run (no structured outputs, say) fails now, not row by row.
     check_formats(model, requests)
@@ -305,6 +313,7 @@ def generate_many(
         One result per prompt, in input order.
 
     Raises:
+        TypeError: When ``prompts`` is one string rather than a list.
         ValueError: When ``concurrency`` is below 1.
         pydantic.ValidationError: When a prompt or setting is invalid (nothing was sent).
         ConfigurationError: When ``results_file`` holds results of other requests.
@@ -335,4 +344,5 @@ def generate_many(
 
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    _refuse_bare_string(prompts, "generate_many")
     return _run_coroutine_sync(main)

@@ -349,6 +349,11 @@ def _assess_answer(
     """The cost of the answer itself, without earlier attempts that gave none."""
     if completion.compute_s is not None:
         return _local_cost(completion, hardware or GENERIC_CLOUD_VM, energy_j, hardware is None)
+    implausible = completion.usage.implausible
+    if implausible is not None:
+        # Counts the provider reported that cannot be true are not priced: no charge of millions
+        # for a server that reported 10^15 tokens, and no guess passed off as a price.
+        return Assessed(_ZERO, "unpriced", None, None, "", f"not priced: {implausible}", None)
     found = match_price(completion.model, completion.response_model)
     if found is None:
         name = completion.response_model or completion.model
@@ -432,7 +437,8 @@ def cost_of(
       one. A dated snapshot with no entry of its own (``gpt-3.5-turbo-1106``) is charged at its
       family's price (``gpt-3.5-turbo``) with status ``"estimated"`` and an assumption saying
       so. Estimated usage also gives ``"estimated"``. An unknown model gives status
-      ``"unpriced"`` with ``usd`` 0 and a warning, once per model.
+      ``"unpriced"`` with ``usd`` 0 and a warning, once per model; so does usage the provider
+      reported that cannot be true (``usage.implausible``), with the reason as an assumption.
     - Earlier attempts of the request that may be billed (``unanswered_usd``: a timeout, a
       cut stream) are added, and make the status ``"estimated"``.
 

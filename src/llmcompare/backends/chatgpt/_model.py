@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from llmcompare.backends.chatgpt._batch import run_batch
-from llmcompare.backends.chatgpt._endpoint import FINISH, Endpoint, cut, usage_of
+from llmcompare.backends.chatgpt._endpoint import FINISH, Endpoint, check_base_url, cut
 from llmcompare.backends.chatgpt._options import (
     DEFAULT_MODEL,
     ChatGPTOptions,
@@ -51,7 +51,8 @@ class ChatGPTModel(ModelBase):
     Raises:
         ConfigurationError: When neither an API key nor a base_url is given (as an option or
             through ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``). Nothing is sent before this check.
-            Also when ``options.family`` names no row of the quirks table.
+            Also when ``options.family`` names no row of the quirks table, and when the
+            base_url is not an ``http://`` or ``https://`` address with a host.
     """
 
     # Only with the batch option (set per object): interactive calls run concurrently instead.
@@ -72,6 +73,9 @@ class ChatGPTModel(ModelBase):
                 f"chatgpt:{name}: no OpenAI API key. Set OPENAI_API_KEY (or pass api_key=...), "
                 "or pass base_url=... to use an OpenAI-compatible server that needs no key"
             )
+        if base_url is not None:
+            source = "base_url" if options.base_url else "OPENAI_BASE_URL"
+            check_base_url(base_url, f"chatgpt:{name}", source)
         super().__init__(
             ModelInfo(
                 provider="chatgpt",
@@ -360,12 +364,9 @@ class _StreamMapper:
         if tail:
             self._parts.append(tail)
         finish: FinishReason = "stop" if stopped else FINISH.get(self._finish, "stop")
-        if self._usage is not None:
-            usage = usage_of(self._usage)
-        else:
-            # The server sent no usage chunk (llama.cpp's server ignores include_usage): count
-            # with the tokenizer and say it is an estimate, never a silent zero.
-            usage = self._endpoint.estimate_usage(self._request, "".join(self._parts))
+        # Without a usage chunk (llama.cpp's server ignores include_usage), counted with the
+        # tokenizer and marked as an estimate, never a silent zero.
+        usage = self._endpoint.usage(self._usage, self._request, "".join(self._parts))
         return Chunk(
             text=tail,
             finish_reason=finish,
