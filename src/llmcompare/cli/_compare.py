@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
@@ -19,9 +20,13 @@ from llmcompare.cli._common import (
     _fail,
     _format_option,
     _formats,
+    _full_answers,
+    _os_error,
+    _resume_command,
     _settings,
     _write_reports,
 )
+from llmcompare.cli._judge import judge_options
 from llmcompare.errors import ConfigurationError, LLMCompareError
 
 if TYPE_CHECKING:
@@ -175,7 +180,12 @@ def _model_flags(models: Sequence[str], options: Sequence[str]) -> list[tuple[st
     "JSON when it parses, else as text.",
 )
 @click.option(
-    "-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder."
+    "-o",
+    "--out",
+    "out_typed",
+    # As typed (a str): "./a=b" says a folder, where a Path would make it "a=b".
+    type=click.Path(file_okay=False),
+    help="Report folder.",
 )
 @_format_option("Report formats to write with --out (default: json, csv, html).")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Token limit per answer.")
@@ -221,6 +231,7 @@ def _model_flags(models: Sequence[str], options: Sequence[str]) -> list[tuple[st
     help="Run each local model on this many Ray actors (pip install 'llmcompare[ray]').",
 )
 @click.option("--ray-address", help="The Ray cluster to join (default: start a local one).")
+@judge_options()
 def compare_cmd(
     prompts: str | None,
     suite: str | None,
@@ -234,7 +245,7 @@ def compare_cmd(
     config: Path | None,
     models: Sequence[str],
     options: Sequence[str],
-    out: Path | None,
+    out_typed: str | None,
     formats: Sequence[str],
     max_tokens: int | None,
     temperature: float | None,
@@ -250,6 +261,9 @@ def compare_cmd(
     refresh: bool,
     ray_workers: int | None,
     ray_address: str | None,
+    judges: Sequence[str],
+    judge_mode: str | None,
+    judge_rubric: Path | None,
 ) -> None:
     """Run PROMPTS (a file, a dataset, hf:NAME[:CONFIG[:SPLIT]] or --suite) on every model.
 
@@ -263,6 +277,9 @@ def compare_cmd(
     The models come from -c FILE, or from -m flags each followed by its own -O options:
     -m vllm=chatgpt:meta-llama/Llama-3.1-8B-Instruct -O base_url=http://127.0.0.1:8000/v1
     -O api_key_env=VLLM_API_KEY -m chatgpt:gpt-5.4-mini -O api_key_env=OPENAI_API_KEY.
+
+    --judge NAME has a judge model say which answer is better (both orders, by default), for
+    each pair of models and item; repeat it for a panel. Its cost is reported on its own line.
     """
     from rich.console import Console
 
@@ -271,6 +288,7 @@ def compare_cmd(
     console = Console()
     if suite is not None and prompts is not None:
         _fail(f"give PROMPTS or --suite, not both (got {prompts!r} and --suite {suite})")
+    out = None if out_typed is None else _out_folder(out_typed)
     names = list(models)
     if not names and config is None:
         names, hints = default_models()
@@ -297,6 +315,7 @@ def compare_cmd(
         tpm=tpm,
         out=out,
         ray=(ray_workers, ray_address),
+        judge=(judges, judge_mode, judge_rubric),
     )
     if out is None:
         out = plan.out
@@ -310,12 +329,28 @@ def compare_cmd(
         _fail(str(exc))
     except KeyboardInterrupt:
         _interrupted(out)
+    except OSError as exc:  # a full disk, a folder where answers.jsonl should be
+        _os_error(exc, out)
     finally:
         plan.close()
-    print_report(result, console)
+    print_report(result, console, full_answers=_full_answers(out, chosen))
     if out is not None:
         _write_reports(result, out, chosen, console)
     sys.exit(EXIT_FAILURES if result.failed else EXIT_OK)
+
+
+# An option as -O takes it: KEY=VALUE, the key a name (settings.max_tokens, base_url).
+_OPTION_SHAPED = re.compile(r"[A-Za-z_][\w.-]*=.*", re.DOTALL)
+
+
+def _out_folder(typed: str) -> Path:
+    """The --out folder; one that looks like ``-O KEY=VALUE`` (``-o max_tokens=5``) exits 2."""
+    if _OPTION_SHAPED.fullmatch(typed):
+        _fail(
+            f"--out {typed!r} looks like an option (KEY=VALUE): did you mean -O {typed}? "
+            f"(for a folder of that name, write ./{typed})"
+        )
+    return Path(typed)
 
 
 def _fields(fields: Sequence[str], template: str | None) -> dict[str, str] | None:
@@ -345,11 +380,12 @@ def _compare_plan(
     tpm: float | None,
     out: Path | None,
     ray: tuple[int | None, str | None] = (None, None),
+    judge: tuple[Sequence[str], str | None, Path | None] = ((), None, None),
 ) -> ComparePlan:
     """The config file with the flags given over it, built (nothing is sent); exit 2 if bad."""
     from click.core import ParameterSource
 
-    from llmcompare.config import CompareConfig, load_config, models_from_flags
+    from llmcompare.config import CompareConfig, judge_from_flags, load_config, models_from_flags
 
     ctx = click.get_current_context()
 
@@ -370,6 +406,7 @@ def _compare_plan(
             tpm=tpm,
             out=out,
             executor=_ray_executor(base, *ray),
+            judge=judge_from_flags(*judge, base.judge),
             **sources,
         ).build()
     except (LLMCompareError, LookupError, ValueError) as exc:
@@ -390,9 +427,7 @@ def _ray_executor(
 
 
 def _interrupted(out: Path | None) -> NoReturn:
-    import shlex
-
-    command = shlex.join(["llmcompare", *sys.argv[1:]])
+    command = _resume_command()
     if out is None:
         click.echo(
             "llmcompare: interrupted; nothing was saved (with --out DIR a run can be resumed)",

@@ -10,11 +10,13 @@ from typing import Annotated, Literal, NamedTuple, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmcompare.cost._prices import Price, match_price
+from llmcompare.errors import user_stacklevel
 from llmcompare.types import Completion
 
 __all__ = [
     "BATCH_DISCOUNT",
     "GENERIC_CLOUD_VM",
+    "UNANSWERED",
     "Assessed",
     "Cost",
     "CostStatus",
@@ -25,6 +27,7 @@ __all__ = [
     "batch_tier",
     "cost_of",
     "energy_sum",
+    "unanswered_cost",
     "worse",
 ]
 
@@ -167,7 +170,7 @@ def _warn_unpriced(model: str) -> None:
         f"no price known for model {model!r}: its cost is reported as 'unpriced', not $0. "
         "Register one with llmcompare.cost.register_price(...) or load_prices(...).",
         UnpricedModelWarning,
-        stacklevel=3,
+        stacklevel=user_stacklevel(),
     )
 
 
@@ -301,12 +304,56 @@ def _local_cost(
     )
 
 
+UNANSWERED = (
+    "an attempt that reached the server and gave no answer (a timeout, a cut stream) may be "
+    "billed: charged at its worst case (input bound and max_tokens)"
+)
+"""The assumption of a cost that holds such attempts (see :func:`unanswered_cost`)."""
+
+
+def unanswered_cost(usd: Decimal) -> Cost:
+    """The cost charged for attempts that reached the server and gave no answer.
+
+    A provider may bill such an attempt (a timeout, a cut stream), so a
+    :class:`~llmcompare.cost.CostTracker` charges its worst case; the status is
+    ``"estimated"``, and the assumption says so.
+
+    Args:
+        usd: The dollars charged.
+
+    Returns:
+        The cost.
+    """
+    return Assessed(usd, "estimated", None, None, "", UNANSWERED, None).as_cost()
+
+
 def assess(
     completion: Completion, hardware: LocalHardware | None, energy_j: float | None
 ) -> Assessed:
     """The numbers of :func:`cost_of` without building a model (the tracker's hot path)."""
+    answer = _assess_answer(completion, hardware, energy_j)
+    extra = completion.unanswered_usd
+    if extra is None:
+        return answer
+    # Earlier attempts that may be billed are part of what the request cost.
+    return answer._replace(
+        usd=answer.usd + extra,
+        status=worse(answer.status, "estimated"),
+        assumptions=_merge(answer.assumptions, UNANSWERED),
+    )
+
+
+def _assess_answer(
+    completion: Completion, hardware: LocalHardware | None, energy_j: float | None
+) -> Assessed:
+    """The cost of the answer itself, without earlier attempts that gave none."""
     if completion.compute_s is not None:
         return _local_cost(completion, hardware or GENERIC_CLOUD_VM, energy_j, hardware is None)
+    implausible = completion.usage.implausible
+    if implausible is not None:
+        # Counts the provider reported that cannot be true are not priced: no charge of millions
+        # for a server that reported 10^15 tokens, and no guess passed off as a price.
+        return Assessed(_ZERO, "unpriced", None, None, "", f"not priced: {implausible}", None)
     found = match_price(completion.model, completion.response_model)
     if found is None:
         name = completion.response_model or completion.model
@@ -390,7 +437,10 @@ def cost_of(
       one. A dated snapshot with no entry of its own (``gpt-3.5-turbo-1106``) is charged at its
       family's price (``gpt-3.5-turbo``) with status ``"estimated"`` and an assumption saying
       so. Estimated usage also gives ``"estimated"``. An unknown model gives status
-      ``"unpriced"`` with ``usd`` 0 and a warning, once per model.
+      ``"unpriced"`` with ``usd`` 0 and a warning, once per model; so does usage the provider
+      reported that cannot be true (``usage.implausible``), with the reason as an assumption.
+    - Earlier attempts of the request that may be billed (``unanswered_usd``: a timeout, a
+      cut stream) are added, and make the status ``"estimated"``.
 
     Example:
         >>> from llmcompare import Completion, Usage

@@ -34,6 +34,7 @@ class _StreamState:
         "model",
         "parts",
         "refusal",
+        "replaced",
         "request_id",
         "response_model",
         "started",
@@ -52,6 +53,7 @@ class _StreamState:
         self.request_id: str | None = None
         self.response_model: str | None = None
         self.refusal: str | None = None
+        self.replaced = 0  # characters the chunks replaced (lone surrogate halves)
         self.done: Completion | None = None
 
     def begin(self) -> None:
@@ -64,6 +66,7 @@ class _StreamState:
             if self.ttft is None:
                 self.ttft = time.perf_counter() - self.started
             self.parts.append(chunk.text)
+        self.replaced += chunk.replaced_chars
         if chunk.finish_reason is not None:
             self.finish_reason = chunk.finish_reason
         if chunk.usage is not None:
@@ -100,6 +103,7 @@ class _StreamState:
             latency_s=latency,
             ttft_s=self.ttft if self.ttft is not None else latency,
             refusal=self.refusal,
+            replaced_chars=self.replaced,
         )
 
 
@@ -254,6 +258,7 @@ def chunk_of(completion: Completion) -> Chunk:
         request_id=completion.request_id,
         response_model=completion.response_model,
         refusal=completion.refusal,
+        replaced_chars=completion.replaced_chars,
     )
 
 

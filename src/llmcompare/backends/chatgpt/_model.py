@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from llmcompare.backends.chatgpt._batch import run_batch
-from llmcompare.backends.chatgpt._endpoint import FINISH, Endpoint, cut, usage_of
+from llmcompare.backends.chatgpt._endpoint import FINISH, Endpoint, check_base_url, cut
 from llmcompare.backends.chatgpt._options import (
     DEFAULT_MODEL,
     ChatGPTOptions,
@@ -51,7 +51,8 @@ class ChatGPTModel(ModelBase):
     Raises:
         ConfigurationError: When neither an API key nor a base_url is given (as an option or
             through ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``). Nothing is sent before this check.
-            Also when ``options.family`` names no row of the quirks table.
+            Also when ``options.family`` names no row of the quirks table, and when the
+            base_url is not an ``http://`` or ``https://`` address with a host.
     """
 
     # Only with the batch option (set per object): interactive calls run concurrently instead.
@@ -72,6 +73,9 @@ class ChatGPTModel(ModelBase):
                 f"chatgpt:{name}: no OpenAI API key. Set OPENAI_API_KEY (or pass api_key=...), "
                 "or pass base_url=... to use an OpenAI-compatible server that needs no key"
             )
+        if base_url is not None:
+            source = "base_url" if options.base_url else "OPENAI_BASE_URL"
+            check_base_url(base_url, f"chatgpt:{name}", source)
         super().__init__(
             ModelInfo(
                 provider="chatgpt",
@@ -275,6 +279,7 @@ class _StreamMapper:
         "_cutter",
         "_endpoint",
         "_finish",
+        "_half",
         "_parts",
         "_refusal",
         "_request",
@@ -296,6 +301,7 @@ class _StreamMapper:
         self._usage: CompletionUsage | None = None
         self._response_model: str | None = None
         self._sent_ids = False
+        self._half = ""  # a high surrogate that ended the last event: its low half comes next
 
     def feed(self, event: ChatCompletionChunk) -> Chunk | None:
         # getattr: the SDK does not validate events, and compatible servers leave fields out.
@@ -321,6 +327,7 @@ class _StreamMapper:
                 self._finish = finish
         if self._cutter is not None:
             text = self._cutter.feed(text)
+        text = self._join_halves(text)
         if not text:
             return None
         self._parts.append(text)
@@ -331,6 +338,15 @@ class _StreamMapper:
         self._sent_ids = True
         return Chunk(text=text, request_id=self._request_id, response_model=self._response_model)
 
+    def _join_halves(self, text: str) -> str:
+        # A gateway may split an emoji's JSON escape across two events ("\ud83d", "\ude00"):
+        # a high half that ends an event waits for the next one, so the pair is joined.
+        if self._half:
+            text, self._half = self._half + text, ""
+        if text and "\ud800" <= text[-1] <= "\udbff":
+            text, self._half = text[:-1], text[-1]
+        return text
+
     def end(self) -> Chunk:
         cutter = self._cutter
         stopped = cutter is not None and cutter.stopped
@@ -340,17 +356,17 @@ class _StreamMapper:
                 "was probably cut",
                 model_id=self._endpoint.model_id,
                 retryable=True,
+                maybe_billed=True,
             )
         tail = cutter.flush() if cutter is not None and not stopped else ""
+        # A half still waiting has lost its pair: the chunk replaces it and says so.
+        tail, self._half = self._half + tail, ""
         if tail:
             self._parts.append(tail)
         finish: FinishReason = "stop" if stopped else FINISH.get(self._finish, "stop")
-        if self._usage is not None:
-            usage = usage_of(self._usage)
-        else:
-            # The server sent no usage chunk (llama.cpp's server ignores include_usage): count
-            # with the tokenizer and say it is an estimate, never a silent zero.
-            usage = self._endpoint.estimate_usage(self._request, "".join(self._parts))
+        # Without a usage chunk (llama.cpp's server ignores include_usage), counted with the
+        # tokenizer and marked as an estimate, never a silent zero.
+        usage = self._endpoint.usage(self._usage, self._request, "".join(self._parts))
         return Chunk(
             text=tail,
             finish_reason=finish,
