@@ -310,7 +310,11 @@ class _Flow(Generic[TicketT]):
         # hook's waits included).
         assert self.inner is not None
         completion = self.inner.completion.model_copy(
-            update={"latency_s": built.latency_s, "ttft_s": built.ttft_s}
+            update={
+                "latency_s": built.latency_s,
+                "ttft_s": built.ttft_s,
+                "ttft_visible_s": built.ttft_visible_s,
+            }
         )
         self.settled = True
         return self.wrapper._after(self.request, completion, self.ticket)  # type: ignore[arg-type]
@@ -401,11 +405,12 @@ def _shifted(completion: Completion, shift: float) -> Completion:
     """Move a completion's timings later by ``shift`` seconds (time spent before its call)."""
     if shift <= 0.0:
         return completion
-    ttft = completion.ttft_s
+    ttft, visible = completion.ttft_s, completion.ttft_visible_s
     return completion.model_copy(
         update={
             "latency_s": completion.latency_s + shift,
             "ttft_s": None if ttft is None else ttft + shift,
+            "ttft_visible_s": None if visible is None else visible + shift,
         }
     )
 

@@ -66,6 +66,7 @@ def usage_of(u: CompletionUsage) -> Usage:
     pd = getattr(u, "prompt_tokens_details", None)
     cd = getattr(u, "completion_tokens_details", None)
     cached = (getattr(pd, "cached_tokens", 0) or 0) if pd is not None else 0
+    written = (getattr(pd, "cache_write_tokens", 0) or 0) if pd is not None else 0
     reasoning = (getattr(cd, "reasoning_tokens", 0) or 0) if cd is not None else 0
     # Clamp: a compatible server that reports more cached than prompt tokens must not turn a
     # good answer into a validation error.
@@ -74,6 +75,7 @@ def usage_of(u: CompletionUsage) -> Usage:
         output_tokens=out,
         cache_read_tokens=min(cached, inp),
         reasoning_tokens=min(reasoning, out),
+        cache_write_tokens=min(written, inp - min(cached, inp)),
     )
 
 
@@ -122,6 +124,10 @@ class Endpoint:
         self._extra: dict[str, Any] = {}
         if options.reasoning_effort is not None:
             self._extra["reasoning_effort"] = options.reasoning_effort
+        for field in ("service_tier", "prompt_cache_key", "prompt_cache_retention"):
+            value = getattr(options, field)
+            if value is not None:
+                self._extra[field] = value
 
     # -- facts --------------------------------------------------------------------------------
 
@@ -140,6 +146,11 @@ class Endpoint:
             identity["family"] = self.options.family
         if self.options.reasoning_effort is not None:
             identity["reasoning_effort"] = self.options.reasoning_effort
+        # Only when not the default: answers cached before these options existed keep their keys.
+        if self.options.api != "chat":
+            identity["api"] = self.options.api
+        if self.options.service_tier is not None:
+            identity["service_tier"] = self.options.service_tier
         return identity
 
     def clean(self, text: str) -> str:
@@ -401,6 +412,8 @@ class Endpoint:
             latency_s=time.perf_counter() - start,
             sent=self.sent(request, params),
             refusal=refusal,
+            api="chat",
+            service_tier=getattr(response, "service_tier", None),
         )
 
 

@@ -15,13 +15,15 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from llmcompare.backends.chatgpt._batch import run_batch
-from llmcompare.backends.chatgpt._endpoint import FINISH, Endpoint, cut, usage_of
+from llmcompare.backends.chatgpt._cutter import StopCutter
+from llmcompare.backends.chatgpt._endpoint import FINISH, Endpoint, usage_of
 from llmcompare.backends.chatgpt._options import (
     DEFAULT_MODEL,
     ChatGPTOptions,
     ParameterDroppedWarning,
 )
 from llmcompare.backends.chatgpt._quirks import Quirks, quirks_for
+from llmcompare.backends.chatgpt._responses import ResponsesApi
 from llmcompare.backends.chatgpt._tokens import count_tokens
 from llmcompare.errors import BackendError, ConfigurationError
 from llmcompare.model import ModelBase
@@ -86,6 +88,8 @@ class ChatGPTModel(ModelBase):
         self._name = name
         self._options = options
         self._endpoint = Endpoint(self.id, name, options, quirks, secret, base_url)
+        # The Responses API path, when chosen; None: chat.completions.
+        self._responses = ResponsesApi(self._endpoint) if options.api == "responses" else None
         if options.batch:
             # The Batch API takes whole batches: generate_many hands them over at once.
             self.native_batching = True
@@ -120,11 +124,12 @@ class ChatGPTModel(ModelBase):
         deployment, so it is part of what answers. The key, headers, organization and project
         never appear: the identity is hashed into keys that are written to disk. A forced
         quirks ``family`` and a ``reasoning_effort`` change what is sent, so they are included
-        when set.
+        when set; so is the API when it is the Responses API (``"api": "responses"``: the two
+        APIs never share a cached answer) and a ``service_tier``.
 
         Returns:
-            ``{"provider": "chatgpt", "model": ..., "endpoint": ...}``, plus ``family`` and
-            ``reasoning_effort`` when set.
+            ``{"provider": "chatgpt", "model": ..., "endpoint": ...}``, plus ``family``,
+            ``reasoning_effort``, ``api`` and ``service_tier`` when set.
         """
         return self._endpoint.identity()
 
@@ -163,12 +168,15 @@ class ChatGPTModel(ModelBase):
     # -- calls --------------------------------------------------------------------------------
 
     def _finalize_stream(self, completion: Completion, request: Request) -> Completion:
+        if self._responses is not None:
+            return self._responses.finalize(completion, request)
         endpoint = self._endpoint
-        return completion.model_copy(
-            update={"sent": endpoint.sent(request, endpoint.params(request, warn=False))}
-        )
+        sent = endpoint.sent(request, endpoint.params(request, warn=False))
+        return completion.model_copy(update={"sent": sent, "api": "chat"})
 
     def _generate(self, request: Request) -> Completion:
+        if self._responses is not None:
+            return self._responses.generate(request)
         start = time.perf_counter()
         endpoint = self._endpoint
         endpoint.check_network()
@@ -179,6 +187,8 @@ class ChatGPTModel(ModelBase):
         return endpoint.completion(response, request, params, start)
 
     async def _agenerate(self, request: Request) -> Completion:
+        if self._responses is not None:
+            return await self._responses.agenerate(request)
         start = time.perf_counter()
         endpoint = self._endpoint
         endpoint.check_network()
@@ -191,9 +201,12 @@ class ChatGPTModel(ModelBase):
     def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
         if not self._options.batch:
             return super()._generate_batch(requests)
-        return run_batch(self._endpoint, requests)
+        return run_batch(self._endpoint, requests, self._responses)
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
+        if self._responses is not None:
+            yield from self._responses.stream(request)
+            return
         endpoint = self._endpoint
         endpoint.check_network()
         client = endpoint.client()
@@ -212,6 +225,10 @@ class ChatGPTModel(ModelBase):
             stream.close()
 
     async def _astream(self, request: Request) -> AsyncIterator[Chunk]:
+        if self._responses is not None:
+            async for chunk in self._responses.astream(request):
+                yield chunk
+            return
         endpoint = self._endpoint
         endpoint.check_network()
         client = await endpoint.aclient()
@@ -237,37 +254,6 @@ def _streaming(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-class _StopCutter:
-    """Applies stop strings to streamed text that may split a stop string across chunks."""
-
-    __slots__ = ("_buf", "_hold", "_stops", "stopped")
-
-    def __init__(self, stops: Sequence[str]) -> None:
-        self._stops = stops
-        self._hold = max(len(s) for s in stops) - 1  # a longer tail cannot start a stop string
-        self._buf = ""
-        self.stopped = False
-
-    def feed(self, text: str) -> str:
-        if self.stopped:
-            return ""
-        self._buf += text
-        out, found = cut(self._buf, self._stops)
-        if found:
-            self._buf = ""
-            self.stopped = True
-            return out
-        keep = len(self._buf) - self._hold
-        if keep <= 0:
-            return ""
-        out, self._buf = self._buf[:keep], self._buf[keep:]
-        return out
-
-    def flush(self) -> str:
-        out, self._buf = self._buf, ""
-        return out
-
-
 class _StreamMapper:
     """Turns SDK stream events into llmcompare chunks; shared by the sync and async streams."""
 
@@ -281,6 +267,7 @@ class _StreamMapper:
         "_request_id",
         "_response_model",
         "_sent_ids",
+        "_tier",
         "_usage",
     )
 
@@ -289,13 +276,14 @@ class _StreamMapper:
         self._request = request
         self._request_id = request_id
         stops = endpoint.client_stops(request)
-        self._cutter = _StopCutter(stops) if stops else None
+        self._cutter = StopCutter(stops) if stops else None
         self._parts: list[str] = []
         self._refusal: list[str] = []
         self._finish: str | None = None
         self._usage: CompletionUsage | None = None
         self._response_model: str | None = None
         self._sent_ids = False
+        self._tier: str | None = None
 
     def feed(self, event: ChatCompletionChunk) -> Chunk | None:
         # getattr: the SDK does not validate events, and compatible servers leave fields out.
@@ -304,6 +292,9 @@ class _StreamMapper:
             self._usage = usage
         if self._response_model is None:
             self._response_model = getattr(event, "model", None)
+        tier = getattr(event, "service_tier", None)
+        if tier is not None:
+            self._tier = tier
         text = ""
         for choice in getattr(event, "choices", None) or ():
             if getattr(choice, "index", 0):
@@ -358,4 +349,5 @@ class _StreamMapper:
             request_id=self._request_id,
             response_model=self._response_model,
             refusal="".join(self._refusal) or None,
+            service_tier=self._tier,
         )
