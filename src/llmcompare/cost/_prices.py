@@ -18,8 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmcompare.errors import ConfigurationError
 
 __all__ = [
+    "TIERS",
     "Price",
     "PriceMatch",
+    "TierPrice",
     "get_price",
     "load_prices",
     "match_price",
@@ -32,6 +34,31 @@ __all__ = [
 _PER_MILLION = 6  # prices are per 1,000,000 tokens: scaleb(6) / scaleb(-6) convert exactly
 
 USD = Annotated[Decimal, Field(ge=0)]
+
+
+TIERS = ("flex", "priority", "scale", "ultrafast")
+"""Service tiers priced apart from the standard one (OpenAI's ``service_tier`` values); a
+completion served at ``default`` (or one that names no tier) is charged the standard price."""
+
+
+class TierPrice(BaseModel):
+    """What one model's tokens cost at one service tier, in US dollars per million tokens.
+
+    Attributes:
+        input: Price of uncached input tokens at the tier.
+        cached_input: Price of input tokens served from the prompt cache; None when the tier
+            lists none (cached tokens are then charged as input, and the cost says so).
+        output: Price of output tokens, reasoning tokens included.
+        cache_write: Price of input tokens written to the prompt cache; None when there is no
+            write rate (writes are charged as input).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input: USD
+    cached_input: USD | None = None
+    output: USD
+    cache_write: USD | None = None
 
 
 class Price(BaseModel):
@@ -47,6 +74,11 @@ class Price(BaseModel):
         batch_input: Price of input tokens sent through the Batch API; None when the table has
             none (the documented 50% discount on ``input`` is then applied).
         batch_output: Price of output tokens answered through the Batch API; None as above.
+        cache_write: Price of input tokens written to the provider's prompt cache (billed
+            from GPT-5.6 on); None when the model has no write rate (writes are input tokens).
+        tiers: Prices at the service tiers the provider lists for the model (``"flex"``,
+            ``"priority"``): an answer served at a tier not listed here is unpriced, never
+            charged the standard price.
         source: Where the price comes from (a URL, or a note for your own prices).
         as_of: When the price was read from the source.
         note: Anything else worth knowing about the entry.
@@ -60,6 +92,8 @@ class Price(BaseModel):
     output: USD
     batch_input: USD | None = None
     batch_output: USD | None = None
+    cache_write: USD | None = None
+    tiers: dict[str, TierPrice] = Field(default_factory=dict)
     source: str = ""
     as_of: date = Field(default_factory=date.today)
     note: str = ""

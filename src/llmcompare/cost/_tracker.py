@@ -131,18 +131,23 @@ class _Sum:
         "g_co2",
         "input",
         "kwh",
+        "kwh_range",
         "output",
         "reasoning",
+        "reasoning_usd",
         "refused",
         "requests",
         "sources",
         "status",
         "usd",
+        "written",
     )
 
     def __init__(self) -> None:
         self.requests = self.failed = self.refused = 0
-        self.input = self.output = self.cache = self.reasoning = 0
+        self.input = self.output = self.cache = self.reasoning = self.written = 0
+        self.kwh_range: tuple[Decimal, Decimal] | None = None
+        self.reasoning_usd: Decimal | None = None
         self.estimated = False
         self.usd = _ZERO
         self.kwh: Decimal | None = None
@@ -153,14 +158,20 @@ class _Sum:
         self.energy: EnergySource | None = None
 
     def add(self, completion: Completion, cost: Assessed) -> None:
-        usd, status, kwh, g_co2, source, assumptions, energy = cost
+        usd, status, kwh, g_co2, source, assumptions, energy, kwh_range, reasoning_usd, _ = cost
         self.energy = energy_sum(self.energy, energy)
+        if kwh_range is not None:
+            low, high = self.kwh_range or (_ZERO, _ZERO)
+            self.kwh_range = (low + kwh_range[0], high + kwh_range[1])
+        if reasoning_usd is not None:
+            self.reasoning_usd = (self.reasoning_usd or _ZERO) + reasoning_usd
         u = completion.usage
         self.requests += 1
         self.input += u.input_tokens
         self.output += u.output_tokens
         self.cache += u.cache_read_tokens
         self.reasoning += u.reasoning_tokens
+        self.written += u.cache_write_tokens
         self.estimated = self.estimated or u.estimated
         self.usd += usd
         if kwh is not None:
@@ -186,6 +197,7 @@ class _Sum:
                 cache_read_tokens=self.cache,
                 reasoning_tokens=self.reasoning,
                 estimated=self.estimated,
+                cache_write_tokens=self.written,
             ),
             cost=Cost.model_construct(
                 usd=self.usd,
@@ -195,6 +207,8 @@ class _Sum:
                 source="\n".join(self.sources),
                 assumptions="\n".join(self.assumptions),
                 energy=self.energy,
+                kwh_range=self.kwh_range,
+                reasoning_usd=self.reasoning_usd,
             ),
         )
 
@@ -335,7 +349,13 @@ class CostTracker:
     # -- budget book-keeping -------------------------------------------------------------------
 
     def _reserve(
-        self, model_id: str, local: bool, request: Request, *, batch: bool = False
+        self,
+        model_id: str,
+        local: bool,
+        request: Request,
+        *,
+        batch: bool = False,
+        tier: str | None = None,
     ) -> _Reservation | None:
         budget = self.budget
         if budget is None:
@@ -354,10 +374,20 @@ class CostTracker:
                     "its cost cannot be bounded against max_usd; register one with "
                     "llmcompare.cost.register_price(...)"
                 )
-            # A Batch API model is billed at the batch tier, and so reserves at it.
+            # A Batch API model is billed at the batch tier, and so reserves at it; one that
+            # asks for priority at its priority price (flex costs at most the standard price).
             unit_in, unit_out = (
                 batch_tier(price, _ZERO, [])[:2] if batch else (price.input, price.output)
             )
+            if tier == "priority" and not batch:
+                listed = price.tiers.get(tier)
+                if listed is None:
+                    self._refuse(model_id)
+                    raise BudgetExceeded(
+                        f"{model_id}: refused before sending: no priority price is known for "
+                        f"{price.model}, so its cost cannot be bounded against max_usd"
+                    )
+                unit_in, unit_out = listed.input, listed.output
             usd = (bound * unit_in + max_out * unit_out).scaleb(-6)
         with self._lock:
             why = None
@@ -516,12 +546,16 @@ class _TrackedModel(ModelWrapper["_Reservation | None"]):
         self._tracker = tracker
         self._local = inner.info.open_weights
         self._batch_api = getattr(inner, "batch_api", False) is True  # chatgpt's batch=True
+        tier = getattr(inner, "service_tier", None)  # chatgpt's service_tier option
+        self._tier = tier if isinstance(tier, str) else None
 
     def _before(self, request: Request) -> _Reservation | None:
         deadline = time.monotonic() + _PROBE_WAIT_S
         while True:
             try:
-                return self._tracker._reserve(self._id, self._local, request, batch=self._batch_api)
+                return self._tracker._reserve(
+                    self._id, self._local, request, batch=self._batch_api, tier=self._tier
+                )
             except _ProbeInFlight as exc:
                 if time.monotonic() > deadline:
                     raise _probe_timeout(self._id) from exc
@@ -535,7 +569,9 @@ class _TrackedModel(ModelWrapper["_Reservation | None"]):
         for request in requests:
             try:
                 out.append(
-                    self._tracker._reserve(self._id, self._local, request, batch=self._batch_api)
+                    self._tracker._reserve(
+                        self._id, self._local, request, batch=self._batch_api, tier=self._tier
+                    )
                 )
             except BudgetExceeded as exc:
                 out.append(exc)
@@ -545,7 +581,9 @@ class _TrackedModel(ModelWrapper["_Reservation | None"]):
         deadline = time.monotonic() + _PROBE_WAIT_S
         while True:
             try:
-                return self._tracker._reserve(self._id, self._local, request, batch=self._batch_api)
+                return self._tracker._reserve(
+                    self._id, self._local, request, batch=self._batch_api, tier=self._tier
+                )
             except _ProbeInFlight as exc:
                 if time.monotonic() > deadline:
                     raise _probe_timeout(self._id) from exc

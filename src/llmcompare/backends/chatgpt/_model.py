@@ -112,6 +112,16 @@ class ChatGPTModel(ModelBase):
         return self._options.batch
 
     @property
+    def api(self) -> str:
+        """The OpenAI API that answers: ``"chat"`` or ``"responses"`` (option ``api``)."""
+        return self._options.api
+
+    @property
+    def service_tier(self) -> str | None:
+        """The processing tier asked for (option ``service_tier``); None: the default."""
+        return self._options.service_tier
+
+    @property
     def base_url(self) -> str:
         """Where requests go (without any credentials written into the URL)."""
         return self._endpoint.shown_url
