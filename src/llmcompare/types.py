@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Annotated, Any, Literal, TypeAlias, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -30,6 +31,7 @@ __all__ = [
     "Role",
     "Sent",
     "Settings",
+    "ShelfLife",
     "Usage",
 ]
 
@@ -456,3 +458,29 @@ class Result:
             assert self.error is not None
             raise self.error
         return self.completion
+
+
+class ShelfLife(BaseModel):
+    """Until when a model can be run again: the day its provider stops serving it.
+
+    A comparison of a model past this date cannot be re-run as it was; the record and the
+    report say so ("re-runnable until DATE").
+
+    Attributes:
+        until: The announced shutdown date.
+        source: Where the date comes from (the provider's deprecations page with its check
+            date, or the server's ``/v1/models`` entry).
+    """
+
+    model_config = _FROZEN
+
+    until: date
+    source: str
+
+    def days_left(self, today: date) -> int:
+        """Days from ``today`` to the shutdown (negative once it is past)."""
+        return (self.until - today).days
+
+    def line(self, label: str) -> str:
+        """``"<label>: re-runnable until <date> (<source>)"``, for reports."""
+        return f"{label}: re-runnable until {self.until.isoformat()} ({self.source})"

@@ -45,7 +45,7 @@ from typing_extensions import Unpack
 
 from llmcompare.model import AsyncStream, Model, ModelBase, Stream
 from llmcompare.schema import ResponseFormat, check_formats
-from llmcompare.types import Chunk, Completion, Prompt, Request, Result, Settings
+from llmcompare.types import Chunk, Completion, Prompt, Request, Result, Settings, ShelfLife
 
 __all__ = ["ModelWrapper"]
 
@@ -260,6 +260,11 @@ class ModelWrapper(ModelBase, Generic[TicketT]):
         """
         inner = self._inner
         return inner.cache_identity() if isinstance(inner, ModelBase) else {"id": inner.id}
+
+    def shelf_life(self) -> ShelfLife | None:
+        """The inner model's shelf life: a wrapper does not change when it shuts down."""
+        inner = self._inner
+        return inner.shelf_life() if isinstance(inner, ModelBase) else None
 
     def warm_up(self) -> None:
         """Warm up the inner model (load its weights, say)."""

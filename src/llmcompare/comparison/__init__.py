@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from llmcompare.comparison._inputs import DEFAULT_SETTINGS, Models, build_models
 from llmcompare.comparison._plan import config_record, plan_record, plan_runs
 from llmcompare.comparison._record import RECORD_FILE, build_record, finished_record
 from llmcompare.comparison._run import Sending, close_all, open_cache, run_models
+from llmcompare.comparison._shelf import ShelfLifeWarning, shelf_lives
 from llmcompare.cost import Budget, LocalHardware
 from llmcompare.prompts import PromptItem
 from llmcompare.ratelimit import RateLimits
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from llmcompare.executors import Executor
     from llmcompare.runs import ResponseCache
 
-__all__ = ["DEFAULT_SETTINGS", "compare"]
+__all__ = ["DEFAULT_SETTINGS", "ShelfLifeWarning", "compare"]
 
 
 def compare(
@@ -150,6 +151,8 @@ def compare(
         runs, ks, tracker, own = plan_runs(
             built, inputs, overrides or {}, limits or {}, pass_at, budget, hardware, executor
         )
+        # Before anything is sent: a model past or near its shutdown date is warned about.
+        shelf = shelf_lives({r.label: r.model for r in runs}, date.today())
         sending = Sending(concurrency, retry, rpm, tpm, own, tracker, progress, refresh, executor)
         if out is not None:
             folder = RunFolder(
@@ -166,7 +169,7 @@ def compare(
     again = finished_record(folder, runs, inputs)
     if again is not None:
         return again
-    record = build_record(runs, inputs, hardware, started, ks)
+    record = build_record(runs, inputs, hardware, started, ks, shelf)
     if folder is not None:
         record.save(folder.path / RECORD_FILE)
     return record

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,7 @@ from llmcompare._version import __version__
 from llmcompare.cost import GENERIC_CLOUD_VM, LocalHardware, cost_of, oldest_price_date
 from llmcompare.record import Comparison, ErrorInfo, ModelSummary, Row, RunInfo, _aggregate
 from llmcompare.scorers import scorer_name
+from llmcompare.types import ShelfLife
 
 if TYPE_CHECKING:
     from llmcompare.comparison._inputs import Inputs
@@ -57,6 +58,7 @@ def build_record(
     hardware: LocalHardware | None,
     started: datetime,
     pass_at: tuple[int, ...],
+    shelf: Mapping[str, ShelfLife] | None = None,
 ) -> Comparison:
     """The typed record of the run: rows, summaries, pairwise differences and the run's stamp."""
     by_id = {item.id: item for item in inputs.items}
@@ -68,6 +70,8 @@ def build_record(
     labels = [r.label for r in runs]
     # Stamped before the statistics: the run ends with its last answer, not its bootstraps.
     stamp = _run_info(runs, inputs, hardware, started, pass_at, rows)
+    if shelf:
+        stamp = stamp.model_copy(update={"shelf_life": dict(shelf)})
     summaries = _aggregate.summaries(
         labels,
         {r.label: r.model.info.open_weights for r in runs},

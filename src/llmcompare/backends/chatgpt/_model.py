@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import SecretStr
 
@@ -24,10 +24,11 @@ from llmcompare.backends.chatgpt._options import (
 )
 from llmcompare.backends.chatgpt._quirks import Quirks, quirks_for
 from llmcompare.backends.chatgpt._responses import ResponsesApi
+from llmcompare.backends.chatgpt._shelf import server_shelf_life, table_shelf_life
 from llmcompare.backends.chatgpt._tokens import count_tokens
 from llmcompare.errors import BackendError, ConfigurationError
 from llmcompare.model import ModelBase
-from llmcompare.types import Chunk, Completion, FinishReason, ModelInfo, Request
+from llmcompare.types import Chunk, Completion, FinishReason, ModelInfo, Request, ShelfLife
 
 if TYPE_CHECKING:
     from openai.types import CompletionUsage
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_MODEL", "ChatGPTModel", "ChatGPTOptions", "ParameterDroppedWarning"]
 
 _INCLUDE_USAGE = {"include_usage": True}
+_UNASKED = object()  # shelf_life() not asked yet (None is an answer: no known date)
 
 
 class ChatGPTModel(ModelBase):
@@ -88,6 +90,7 @@ class ChatGPTModel(ModelBase):
         self._name = name
         self._options = options
         self._endpoint = Endpoint(self.id, name, options, quirks, secret, base_url)
+        self._shelf: object = _UNASKED
         # The Responses API path, when chosen; None: chat.completions.
         self._responses = ResponsesApi(self._endpoint) if options.api == "responses" else None
         if options.batch:
@@ -142,6 +145,21 @@ class ChatGPTModel(ModelBase):
             ``reasoning_effort``, ``api`` and ``service_tier`` when set.
         """
         return self._endpoint.identity()
+
+    def shelf_life(self) -> ShelfLife | None:
+        """Until when this model is served: the server's ``shutdown_date`` for it, else OpenAI's.
+
+        Asked once per model object: the server's ``/v1/models/{name}`` entry (its
+        ``shutdown_date``, when it gives one), else the dated table of OpenAI's deprecations
+        page (:data:`llmcompare.backends.chatgpt._shelf.SHUTDOWNS`, with its check date).
+
+        Returns:
+            The date and its source, or None when no shutdown is announced.
+        """
+        if self._shelf is _UNASKED:
+            found = server_shelf_life(self._endpoint) or table_shelf_life(self._name)
+            self._shelf = found
+        return cast("ShelfLife | None", self._shelf)
 
     def count_tokens(self, prompt: Request | str | Sequence[Any]) -> int:
         """Count the prompt tokens of a request before sending it (for budgets).
