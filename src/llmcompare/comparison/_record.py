@@ -14,7 +14,13 @@ from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
 
 from llmcompare._version import __version__
-from llmcompare.cost import GENERIC_CLOUD_VM, LocalHardware, cost_of, oldest_price_date
+from llmcompare.cost import (
+    GENERIC_CLOUD_VM,
+    LocalHardware,
+    cost_of,
+    genai_prices_version,
+    oldest_price_date,
+)
 from llmcompare.record import Comparison, ErrorInfo, ModelSummary, Row, RunInfo, _aggregate
 from llmcompare.scorers import scorer_name
 from llmcompare.types import ShelfLife
@@ -122,6 +128,10 @@ def _run_info(
         stats_seed=inputs.stats_seed,
         scorers=tuple(scorer_name(s) for s in inputs.scorers),
         pass_at=pass_at,
+        # Its version, when it priced anything: another version may price differently.
+        genai_prices=genai_prices_version()
+        if any(r.cost is not None and "genai-prices" in r.cost.source for r in rows)
+        else None,
     )
 
 

@@ -186,6 +186,12 @@ class _Table:
         if found is None:
             # Only then a snapshot's family, said so: a legacy snapshot may cost more or less.
             found = self.family(name) or (self.family(response_model) if response_model else None)
+        if found is None:
+            # Last, the optional genai-prices snapshot, for models the table lacks.
+            from llmcompare.cost._genai import genai_price
+
+            other = (response_model and genai_price(response_model)) or genai_price(name)
+            found = PriceMatch(other) if other else None
         with self.lock:
             self.memo[memo_key] = found
         return found

@@ -386,6 +386,8 @@ def stamp(comparison: Comparison) -> str:
     )
     hardware = run.cpu + (f", GPU {run.gpu}" if run.gpu else "")
     prices = run.price_table_date.isoformat() if run.price_table_date else "n/a"
+    if run.genai_prices:
+        prices += f" (genai-prices {run.genai_prices} for models the table lacks)"
     return (
         f"llmcompare {run.llmcompare_version} | models: {models} | hardware: {hardware} | "
         f"prices as of {prices} | {run.finished_at:%Y-%m-%d %H:%M:%S} UTC"
