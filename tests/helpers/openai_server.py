@@ -1095,6 +1095,10 @@ def responses_ok(
 
 _INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
+EFFORT_REASONING = {"none": 0, "minimal": 4, "low": 16, "medium": 64, "high": 128, "xhigh": 256}
+"""Hidden reasoning tokens an unscripted answer reports for each ``reasoning.effort`` (the echo
+of a request without one reasons for none): more effort, more (billed) reasoning."""
+
 
 def _input_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     items = body.get("input")
@@ -1133,8 +1137,12 @@ def responses_body(
     if finish in _INCOMPLETE_REASONS:
         status, incomplete = "incomplete", {"reason": _INCOMPLETE_REASONS[finish]}
     failed = bool(getattr(b, "failed", False))
+    effort = (body.get("reasoning") or {}).get("effort")
+    reasoning_tokens = (
+        b.reasoning_tokens if b.reasoning_tokens is not None else EFFORT_REASONING.get(effort, 0)
+    )
     output: list[dict[str, Any]] = []
-    if b.reasoning_tokens:
+    if reasoning_tokens:
         output.append({"id": f"rs_{request_id}", "type": "reasoning", "summary": []})
     part: dict[str, Any] = (
         {"type": "refusal", "refusal": "".join(pieces)}
@@ -1155,7 +1163,7 @@ def responses_body(
     if b.usage and not failed:
         prompt = b.prompt_tokens if b.prompt_tokens is not None else _count_prompt_tokens(messages)
         visible = b.completion_tokens if b.completion_tokens is not None else len(pieces)
-        reasoning = b.reasoning_tokens or 0
+        reasoning = reasoning_tokens
         usage = {
             "input_tokens": prompt,
             "input_tokens_details": {
@@ -1305,7 +1313,9 @@ async def _responses_route(
         await asyncio.sleep(0.01)  # let the client read what came before the cut
         writer.transport.abort()
         return False
-    think = float(getattr(b, "think_delay", 0.0))
+    think = float(getattr(b, "think_delay", 0.0) or getattr(server, "think_delay", 0.0))
+    if not any(b'"type": "reasoning"' in e for e in events):
+        think = 0.0
     if b.chunk_delay <= 0 and think <= 0:
         writer.write(head + data)  # one write: no Nagle / delayed-ACK stalls
         await writer.drain()
@@ -1375,6 +1385,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--record", action="store_true", help="keep requests in memory (off for benchmarks)"
     )
+    parser.add_argument(
+        "--think-delay",
+        type=float,
+        default=0.0,
+        help="seconds a streamed Responses answer that reasons waits before its first text",
+    )
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("this test server only binds to loopback")
@@ -1382,6 +1398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = OpenAIServer(
         args.host, args.port, chunks=args.chunks, text=args.text, record=args.record
     )
+    server.think_delay = args.think_delay  # type: ignore[attr-defined]  # read by /v1/responses
 
     async def run() -> None:
         task = asyncio.ensure_future(server.serve_forever())

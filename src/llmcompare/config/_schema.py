@@ -222,6 +222,10 @@ class CompareConfig(BaseModel):
         stats_seed: The seed of the bootstraps and permutation tests.
         out: The report folder.
         executor: Where local models run (default: in this process).
+        sweep: Settings as an axis: each key (a generation setting, or a backend option such
+            as ``reasoning_effort``) with its values; every model that takes the key runs once
+            per value, as its own labelled column (``<model>[reasoning_effort=low]``). See
+            :mod:`llmcompare.config._sweep`.
     """
 
     model_config = _FROZEN
@@ -245,6 +249,7 @@ class CompareConfig(BaseModel):
     limit: Annotated[int, Field(ge=1)] | None = None
     allow_code_execution: bool = False
     pass_at: list[Annotated[int, Field(ge=1)]] | None = None
+    sweep: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
 
     _base: Path | None = PrivateAttr(default=None)
     _source: _Source | None = PrivateAttr(default=None)
@@ -298,6 +303,7 @@ class CompareConfig(BaseModel):
         allow_code_execution: bool | None = None,
         pass_at: Sequence[int] | None = None,
         scorers: Sequence[str] | None = None,
+        sweep: Mapping[str, Sequence[Any]] | None = None,
     ) -> CompareConfig:
         """This config with command-line flags over it: each flag given wins over the file.
 
@@ -324,6 +330,7 @@ class CompareConfig(BaseModel):
             allow_code_execution: ``--allow-code-execution``.
             pass_at: ``--pass-at``.
             scorers: ``--scorer``: added to the file's scorers.
+            sweep: ``-S KEY=V1,V2``: each key's values replace the file's for that key.
 
         Returns:
             A new config; this one is unchanged.
@@ -356,6 +363,8 @@ class CompareConfig(BaseModel):
                 update["out"] = str(Path(out).absolute())
             if executor is not None:
                 update["executor"] = executor
+            if sweep:
+                update["sweep"] = {**self.sweep, **{k: list(v) for k, v in sweep.items()}}
             if budget_usd is not None:
                 old = self.budget.model_dump(exclude_unset=True) if self.budget else {}
                 update["budget"] = Budget.model_validate({**old, "max_usd": budget_usd})
@@ -472,7 +481,13 @@ class CompareConfig(BaseModel):
                 variable and the model.
             PromptFileError: For a prompt file that cannot be read (names its file and line).
         """
-        return build_plan(self)
+        from llmcompare.config._sweep import swept_models
+
+        if not self.sweep:
+            return build_plan(self)
+        # Each swept model becomes its variants: the plan runs (and labels) each on its own.
+        models = swept_models(self.models, self.sweep, self.path)
+        return build_plan(self.model_copy(update={"models": models, "sweep": {}}))
 
     # -- output -------------------------------------------------------------------------------
 
