@@ -254,8 +254,8 @@ class ChatGPTModel(ModelBase):
 
     async def _astream(self, request: Request) -> AsyncIterator[Chunk]:
         if self._responses is not None:
-            async for chunk in self._responses.astream(request):
-                yield chunk
+            async for piece in self._responses.astream(request):
+                yield piece
             return
         endpoint = self._endpoint
         endpoint.check_network()
