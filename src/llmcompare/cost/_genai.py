@@ -16,7 +16,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from llmcompare.cost._prices import TIERS, Price, TierPrice
+from llmcompare.cost._prices import TIERS, Price, TierPrice, add_price_source
 
 __all__ = ["genai_price", "genai_prices_version"]
 
@@ -109,3 +109,7 @@ def _base(value: Any) -> Decimal | None:
     if value is None:
         return None
     return Decimal(getattr(value, "base", value))
+
+
+# Asked after the built-in table (and a snapshot's family), for the models it lacks.
+add_price_source(genai_price)

@@ -6,7 +6,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from decimal import Decimal
 from importlib import resources
@@ -22,6 +22,7 @@ __all__ = [
     "Price",
     "PriceMatch",
     "TierPrice",
+    "add_price_source",
     "get_price",
     "load_prices",
     "match_price",
@@ -142,6 +143,7 @@ class _Table:
         self.lock = threading.Lock()
         self._builtin: dict[str, Price] | None = None
         self.user: dict[str, Price] = {}
+        self.fallbacks: list[Callable[[str], Price | None]] = []
         self.memo: dict[tuple[str, str | None], PriceMatch | None] = {}
 
     @property
@@ -186,12 +188,12 @@ class _Table:
         if found is None:
             # Only then a snapshot's family, said so: a legacy snapshot may cost more or less.
             found = self.family(name) or (self.family(response_model) if response_model else None)
-        if found is None:
-            # Last, the optional genai-prices snapshot, for models the table lacks.
-            from llmcompare.cost._genai import genai_price
-
-            other = (response_model and genai_price(response_model)) or genai_price(name)
-            found = PriceMatch(other) if other else None
+        for fallback in self.fallbacks if found is None else ():
+            # Last, other sources for models the table lacks (genai-prices, when installed).
+            other = (response_model and fallback(response_model)) or fallback(name)
+            if other:
+                found = PriceMatch(other)
+                break
         with self.lock:
             self.memo[memo_key] = found
         return found
@@ -204,6 +206,17 @@ class _Table:
 
 
 _table = _Table()
+
+
+def add_price_source(lookup: Callable[[str], Price | None]) -> None:
+    """Add a source asked, in order, for a model that neither table nor family prices.
+
+    Args:
+        lookup: Takes a model name, returns its price or None.
+    """
+    with _table.lock:
+        _table.fallbacks.append(lookup)
+        _table.memo.clear()
 
 
 def match_price(model: str, response_model: str | None = None) -> PriceMatch | None:
