@@ -901,6 +901,7 @@ class OpenAIServer:
                 ],
                 "system_fingerprint": "fp_test",
             }
+            payload.update(_served_tier(b, body))
             if usage is not None:
                 payload["usage"] = usage
             data = json.dumps(payload).encode()
@@ -923,6 +924,7 @@ class OpenAIServer:
             "created": created,
             "model": model,
             "system_fingerprint": "fp_test",
+            **_served_tier(b, body),
         }
 
         def event(choices: list[dict[str, Any]], chunk_usage: Any = None) -> bytes:
@@ -1105,6 +1107,19 @@ def _input_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     if isinstance(items, str):
         return [{"role": "user", "content": items}]
     return [m for m in items or () if isinstance(m, dict)]
+
+
+def _served_tier(b: Behaviour, body: dict[str, Any]) -> dict[str, str]:
+    """``service_tier`` of a reply: the behaviour's, else the one asked for (``auto``: default).
+
+    Empty when the request asks for none and the behaviour names none, as the chat replies of
+    this server always were.
+    """
+    asked = body.get("service_tier")
+    served = getattr(b, "service_tier", None)
+    if served is None and asked is None:
+        return {}
+    return {"service_tier": served or (asked if asked != "auto" else "default")}
 
 
 def responses_body(
