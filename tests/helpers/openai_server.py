@@ -1037,61 +1037,38 @@ class ResponsesBehaviour(Behaviour):
 def responses_ok(
     text: str | None = None,
     *,
-    prompt_tokens: int | None = None,
-    completion_tokens: int | None = None,
-    cached_tokens: int | None = None,
     cache_write_tokens: int | None = None,
-    reasoning_tokens: int | None = None,
-    finish_reason: str | None = None,
     service_tier: str | None = None,
-    model: str | None = None,
-    chunks: int | None = None,
-    usage: bool = True,
     think_delay: float = 0.0,
-    chunk_delay: float = 0.0,
     failed: bool = False,
     message: str = "The server had an error processing the response",
+    **reply: Any,
 ) -> ResponsesBehaviour:
     """A Responses API reply (JSON, or server-sent events when the request streams).
 
     Args:
         text: Reply text; ``None`` echoes the last input message.
-        prompt_tokens: Reported ``input_tokens``.
-        completion_tokens: Reported ``output_tokens``.
-        cached_tokens: Reported ``input_tokens_details.cached_tokens``.
         cache_write_tokens: Reported ``input_tokens_details.cache_write_tokens``.
-        reasoning_tokens: Reported ``output_tokens_details.reasoning_tokens``; a reasoning
-            item comes before the text.
-        finish_reason: ``"length"`` or ``"content_filter"`` answer ``status: incomplete``.
         service_tier: The tier reported as serving the answer.
-        model: Reported model name.
-        chunks: Number of streamed text deltas.
-        usage: ``False`` leaves usage out.
         think_delay: Seconds after the reasoning item before the first text.
-        chunk_delay: Seconds between streamed events.
         failed: Answer ``status: failed`` with ``message``.
         message: The error message of a failed response.
+        **reply: What :func:`ok` takes, meaning the same here: ``prompt_tokens`` is
+            ``input_tokens``, ``reasoning_tokens`` adds a reasoning item before the text,
+            ``finish_reason="length"`` (or ``"content_filter"``) answers ``status: incomplete``.
 
     Returns:
         The behaviour.
     """
     return ResponsesBehaviour(
-        kind="ok",
-        text=text,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        cached_tokens=cached_tokens,
-        cache_write_tokens=cache_write_tokens,
-        reasoning_tokens=reasoning_tokens,
-        finish_reason=finish_reason,
-        service_tier=service_tier,
-        model=model,
-        chunks=chunks,
-        usage=usage,
-        think_delay=think_delay,
-        chunk_delay=chunk_delay,
-        failed=failed,
-        message=message,
+        **{
+            **ok(text, **reply).__dict__,
+            "cache_write_tokens": cache_write_tokens,
+            "service_tier": service_tier,
+            "think_delay": think_delay,
+            "failed": failed,
+            "message": message,
+        }
     )
 
 

@@ -407,6 +407,16 @@ def _unpriced(
     )
 
 
+_AT_INPUT = "{} charged at the input price ({} has no {} price)"
+
+
+def _or_input(listed: Decimal | None, input_price: Decimal, tokens: int) -> Decimal | None:
+    """A listed price; the input price when none is listed and no token uses it; else None."""
+    if listed is not None:
+        return listed
+    return input_price if not tokens else None
+
+
 def _served_tier(reported: str | None) -> str | None:
     """The tier an answer is priced at: None for the standard one."""
     if reported in (None, "default", "auto"):
@@ -428,20 +438,14 @@ def _rates(
         source: Price | TierPrice = listed
     else:
         source = price
-    cached_price = source.cached_input
+    cached_price = _or_input(source.cached_input, source.input, usage.cache_read_tokens)
     if cached_price is None:
         cached_price = source.input
-        if usage.cache_read_tokens:
-            assumptions.append(
-                f"cached input charged at the input price ({price.model} has no cached price)"
-            )
-    write_price = source.cache_write
+        assumptions.append(_AT_INPUT.format("cached input", price.model, "cached"))
+    write_price = _or_input(source.cache_write, source.input, usage.cache_write_tokens)
     if write_price is None:
         write_price = source.input
-        if usage.cache_write_tokens:
-            assumptions.append(
-                f"cache writes charged at the input price ({price.model} has no write price)"
-            )
+        assumptions.append(_AT_INPUT.format("cache writes", price.model, "write"))
     input_price, output_price = source.input, source.output
     if completion.batch_id is not None:
         share = input_price

@@ -340,13 +340,7 @@ class Endpoint:
                 f"max_tokens sent as {field} (family {quirks.family}): it also counts the "
                 "model's hidden reasoning tokens, so the visible answer can be shorter"
             )
-        for name in ("temperature", "top_p"):
-            value = getattr(request, name)
-            if value is not None and name not in params:
-                notes.append(
-                    f"{name}={value} not sent: {self.name} (family {quirks.family}) accepts "
-                    "only its default, so it samples at the provider's default"
-                )
+        notes += self.dropped_notes(request, params)
         if request.stop and "stop" not in params:
             notes.append(
                 "stop strings applied by llmcompare to the answer, not sent: "
@@ -359,6 +353,15 @@ class Endpoint:
         shown = {k: v for k, v in params.items() if k not in ("messages", "stream_options")}
         # Built without validation: the per-request path stays cheap, and these are plain values.
         return Sent.model_construct(params=shown, notes=tuple(notes))
+
+    def dropped_notes(self, request: Request, params: Mapping[str, Any]) -> list[str]:
+        """A note for each sampling setting of ``request`` left out of ``params``, and why."""
+        return [
+            f"{name}={value} not sent: {self.name} (family {self.quirks.family}) accepts only "
+            "its default, so it samples at the provider's default"
+            for name in ("temperature", "top_p")
+            if (value := getattr(request, name)) is not None and name not in params
+        ]
 
     # -- answers ------------------------------------------------------------------------------
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import SecretStr
 
+from llmcompare.backends.chatgpt import _calls
 from llmcompare.backends.chatgpt._batch import run_batch
 from llmcompare.backends.chatgpt._cutter import StopCutter
 from llmcompare.backends.chatgpt._endpoint import FINISH, Endpoint, usage_of
@@ -207,11 +208,8 @@ class ChatGPTModel(ModelBase):
             return self._responses.generate(request)
         start = time.perf_counter()
         endpoint = self._endpoint
-        endpoint.check_network()
-        client = endpoint.client()
         params = endpoint.params(request)
-        with endpoint.errors:
-            response = client.chat.completions.create(**params)
+        response = _calls.create(endpoint, _chat, params)
         return endpoint.completion(response, request, params, start)
 
     async def _agenerate(self, request: Request) -> Completion:
@@ -219,11 +217,8 @@ class ChatGPTModel(ModelBase):
             return await self._responses.agenerate(request)
         start = time.perf_counter()
         endpoint = self._endpoint
-        endpoint.check_network()
-        client = await endpoint.aclient()
         params = endpoint.params(request)
-        with endpoint.errors:
-            response = await client.chat.completions.create(**params)
+        response = await _calls.acreate(endpoint, _chat, params)
         return endpoint.completion(response, request, params, start)
 
     def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
@@ -233,46 +228,26 @@ class ChatGPTModel(ModelBase):
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
         if self._responses is not None:
-            yield from self._responses.stream(request)
-            return
-        endpoint = self._endpoint
-        endpoint.check_network()
-        client = endpoint.client()
-        params = _streaming(endpoint.params(request))
-        with endpoint.errors:
-            stream = client.chat.completions.create(**params)
-        try:
-            mapper = _StreamMapper(endpoint, request, stream.response.headers.get("x-request-id"))
-            with endpoint.errors:
-                for event in stream:
-                    chunk = mapper.feed(event)
-                    if chunk is not None:
-                        yield chunk
-            yield mapper.end()
-        finally:
-            stream.close()
+            return self._responses.stream(request)
+        return _calls.stream(self._endpoint, _chat, self._body(request), self._mapper(request))
 
-    async def _astream(self, request: Request) -> AsyncIterator[Chunk]:
+    def _astream(self, request: Request) -> AsyncIterator[Chunk]:
         if self._responses is not None:
-            async for piece in self._responses.astream(request):
-                yield piece
-            return
+            return self._responses.astream(request)
+        return _calls.astream(self._endpoint, _chat, self._body(request), self._mapper(request))
+
+    def _body(self, request: Request) -> Callable[[], dict[str, Any]]:
+        """The request body of a stream, built when the stream starts."""
+        return lambda: _streaming(self._endpoint.params(request))
+
+    def _mapper(self, request: Request) -> Callable[[str | None], _StreamMapper]:
         endpoint = self._endpoint
-        endpoint.check_network()
-        client = await endpoint.aclient()
-        params = _streaming(endpoint.params(request))
-        with endpoint.errors:
-            stream = await client.chat.completions.create(**params)
-        try:
-            mapper = _StreamMapper(endpoint, request, stream.response.headers.get("x-request-id"))
-            with endpoint.errors:
-                async for event in stream:
-                    chunk = mapper.feed(event)
-                    if chunk is not None:
-                        yield chunk
-            yield mapper.end()
-        finally:
-            await stream.close()
+        return lambda request_id: _StreamMapper(endpoint, request, request_id)
+
+
+def _chat(client: Any) -> Any:
+    """The chat.completions resource of a client."""
+    return client.chat.completions
 
 
 def _streaming(params: dict[str, Any]) -> dict[str, Any]:

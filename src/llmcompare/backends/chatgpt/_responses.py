@@ -20,9 +20,10 @@ every SDK call here runs inside) and the token estimate. What differs, and lives
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from llmcompare.backends.chatgpt import _calls
 from llmcompare.backends.chatgpt._cutter import StopCutter
 from llmcompare.backends.chatgpt._endpoint import cut
 from llmcompare.errors import BackendError, ConfigurationError
@@ -174,14 +175,7 @@ class ResponsesApi:
                 "max_tokens sent as max_output_tokens (Responses API): it also counts the "
                 "model's hidden reasoning tokens, so the visible answer can be shorter"
             )
-        for name in ("temperature", "top_p"):
-            value = getattr(request, name)
-            if value is not None and name not in params:
-                notes.append(
-                    f"{name}={value} not sent: {endpoint.name} (family "
-                    f"{endpoint.quirks.family}) accepts only its default, so it samples at "
-                    "the provider's default"
-                )
+        notes += endpoint.dropped_notes(request, params)
         if request.stop:
             notes.append(
                 "stop strings applied by llmcompare to the answer, not sent: the Responses API "
@@ -256,62 +250,36 @@ class ResponsesApi:
     def generate(self, request: Request) -> Completion:
         """One answer, synchronously."""
         start = time.perf_counter()
-        endpoint = self.endpoint
-        endpoint.check_network()
-        client = endpoint.client()
         params = self.params(request)
-        with endpoint.errors:
-            response = client.responses.create(**params)
+        response = _calls.create(self.endpoint, _responses, params)
         return self.completion(response, request, params, start)
 
     async def agenerate(self, request: Request) -> Completion:
         """One answer, asynchronously."""
         start = time.perf_counter()
-        endpoint = self.endpoint
-        endpoint.check_network()
-        client = await endpoint.aclient()
         params = self.params(request)
-        with endpoint.errors:
-            response = await client.responses.create(**params)
+        response = await _calls.acreate(self.endpoint, _responses, params)
         return self.completion(response, request, params, start)
 
     def stream(self, request: Request) -> Iterator[Chunk]:
         """The answer as chunks, synchronously; the last one carries usage and finish."""
-        endpoint = self.endpoint
-        endpoint.check_network()
-        client = endpoint.client()
-        params = {**self.params(request), "stream": True}
-        with endpoint.errors:
-            stream = client.responses.create(**params)
-        try:
-            events = _Events(endpoint, request, stream.response.headers.get("x-request-id"))
-            with endpoint.errors:
-                for event in stream:
-                    chunk = events.feed(event)
-                    if chunk is not None:
-                        yield chunk
-            yield events.end()
-        finally:
-            stream.close()
+        return _calls.stream(self.endpoint, _responses, self._body(request), self._events(request))
 
-    async def astream(self, request: Request) -> AsyncIterator[Chunk]:
+    def astream(self, request: Request) -> AsyncIterator[Chunk]:
         """The answer as chunks, asynchronously; the last one carries usage and finish."""
+        return _calls.astream(self.endpoint, _responses, self._body(request), self._events(request))
+
+    def _body(self, request: Request) -> Callable[[], dict[str, Any]]:
+        return lambda: {**self.params(request), "stream": True}
+
+    def _events(self, request: Request) -> Callable[[str | None], _Events]:
         endpoint = self.endpoint
-        endpoint.check_network()
-        client = await endpoint.aclient()
-        params = {**self.params(request), "stream": True}
-        with endpoint.errors:
-            stream = await client.responses.create(**params)
-        try:
-            events = _Events(endpoint, request, stream.response.headers.get("x-request-id"))
-            with endpoint.errors:
-                async for event in stream:
-                    chunk = events.feed(event)
-                    if chunk is not None:
-                        yield chunk
-            yield events.end()
-        finally:
-            await stream.close()
+        return lambda request_id: _Events(endpoint, request, request_id)
+
+
+def _responses(client: Any) -> Any:
+    """The Responses API resource of a client."""
+    return client.responses
 
 
 class _Events:
