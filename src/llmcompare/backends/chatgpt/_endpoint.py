@@ -312,13 +312,7 @@ class Endpoint:
         }
         if request.max_tokens is not None:
             params[quirks.max_tokens_field] = request.max_tokens
-        for name in ("temperature", "top_p"):
-            value = getattr(request, name)
-            if value is not None:
-                if self._sampling:
-                    params[name] = value
-                elif warn:
-                    self._warn_dropped(name)
+        self.add_sampling(request, params, warn=warn)
         if request.stop and not self.client_stops(request):
             params["stop"] = list(request.stop)
         if request.seed is not None:
@@ -329,6 +323,22 @@ class Endpoint:
         if self._extra:
             params.update(self._extra)
         return params
+
+    def add_sampling(self, request: Request, params: dict[str, Any], *, warn: bool) -> None:
+        """Put ``temperature`` and ``top_p`` in ``params`` where the model takes them.
+
+        Args:
+            request: The request.
+            params: The request body being built (either API's).
+            warn: Warn (once per setting) about a setting the model does not take.
+        """
+        for name in ("temperature", "top_p"):
+            value = getattr(request, name)
+            if value is not None:
+                if self._sampling:
+                    params[name] = value
+                elif warn:
+                    self._warn_dropped(name)
 
     def sent(self, request: Request, params: Mapping[str, Any]) -> Sent:
         """What the provider received, and how it differs from the request's settings."""

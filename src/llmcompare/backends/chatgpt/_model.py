@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from llmcompare.backends.chatgpt import _calls
 from llmcompare.backends.chatgpt._batch import run_batch
-from llmcompare.backends.chatgpt._cutter import StopCutter
+from llmcompare.backends.chatgpt._cutter import StreamText
 from llmcompare.backends.chatgpt._endpoint import FINISH, Endpoint, usage_of
 from llmcompare.backends.chatgpt._options import (
     DEFAULT_MODEL,
@@ -257,35 +257,15 @@ def _streaming(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-class _StreamMapper:
-    """Turns SDK stream events into llmcompare chunks; shared by the sync and async streams."""
+class _StreamMapper(StreamText):
+    """Turns chat.completions stream events into llmcompare chunks (sync and async streams)."""
 
-    __slots__ = (
-        "_cutter",
-        "_endpoint",
-        "_finish",
-        "_parts",
-        "_refusal",
-        "_request",
-        "_request_id",
-        "_response_model",
-        "_sent_ids",
-        "_tier",
-        "_usage",
-    )
+    __slots__ = ("_finish", "_tier", "_usage")
 
     def __init__(self, endpoint: Endpoint, request: Request, request_id: str | None) -> None:
-        self._endpoint = endpoint
-        self._request = request
-        self._request_id = request_id
-        stops = endpoint.client_stops(request)
-        self._cutter = StopCutter(stops) if stops else None
-        self._parts: list[str] = []
-        self._refusal: list[str] = []
+        super().__init__(endpoint, request, request_id, endpoint.client_stops(request))
         self._finish: str | None = None
         self._usage: CompletionUsage | None = None
-        self._response_model: str | None = None
-        self._sent_ids = False
         self._tier: str | None = None
 
     def feed(self, event: ChatCompletionChunk) -> Chunk | None:
@@ -313,21 +293,10 @@ class _StreamMapper:
             finish = getattr(choice, "finish_reason", None)
             if finish is not None:
                 self._finish = finish
-        if self._cutter is not None:
-            text = self._cutter.feed(text)
-        if not text:
-            return None
-        self._parts.append(text)
-        # Validated construction, not model_construct: pydantic-core builds a small model about
-        # three times faster than model_construct's Python code, and this runs once per chunk.
-        if self._sent_ids:
-            return Chunk(text=text)
-        self._sent_ids = True
-        return Chunk(text=text, request_id=self._request_id, response_model=self._response_model)
+        return self.shown(text)
 
     def end(self) -> Chunk:
-        cutter = self._cutter
-        stopped = cutter is not None and cutter.stopped
+        tail, stopped = self.rest()
         if self._finish is None and not stopped:
             raise BackendError(
                 "the stream ended before the model finished (no finish_reason): the connection "
@@ -335,16 +304,10 @@ class _StreamMapper:
                 model_id=self._endpoint.model_id,
                 retryable=True,
             )
-        tail = cutter.flush() if cutter is not None and not stopped else ""
-        if tail:
-            self._parts.append(tail)
         finish: FinishReason = "stop" if stopped else FINISH.get(self._finish, "stop")
-        if self._usage is not None:
-            usage = usage_of(self._usage)
-        else:
-            # The server sent no usage chunk (llama.cpp's server ignores include_usage): count
-            # with the tokenizer and say it is an estimate, never a silent zero.
-            usage = self._endpoint.estimate_usage(self._request, "".join(self._parts))
+        # No usage chunk (llama.cpp's server ignores include_usage): counted with the tokenizer
+        # and said to be an estimate, never a silent zero.
+        usage = usage_of(self._usage) if self._usage is not None else self.estimate()
         return Chunk(
             text=tail,
             finish_reason=finish,

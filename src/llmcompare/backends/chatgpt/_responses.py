@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from llmcompare.backends.chatgpt import _calls
-from llmcompare.backends.chatgpt._cutter import StopCutter
+from llmcompare.backends.chatgpt._cutter import StreamText
 from llmcompare.backends.chatgpt._endpoint import cut
 from llmcompare.errors import BackendError, ConfigurationError
 from llmcompare.types import Chunk, Completion, FinishReason, Request, Sent, Usage
@@ -151,13 +151,7 @@ class ResponsesApi:
                     f"of {MIN_OUTPUT_TOKENS} or more, got {limit}; raise it or use api='chat'"
                 )
             params["max_output_tokens"] = limit
-        for name in ("temperature", "top_p"):
-            value = getattr(request, name)
-            if value is not None:
-                if endpoint._sampling:
-                    params[name] = value
-                elif warn:
-                    endpoint._warn_dropped(name)
+        endpoint.add_sampling(request, params, warn=warn)
         fmt = request.response_format
         if fmt is not None:
             endpoint.check_response_format(fmt)
@@ -282,33 +276,15 @@ def _responses(client: Any) -> Any:
     return client.responses
 
 
-class _Events:
-    """Turns Responses stream events into llmcompare chunks; shared by both streams."""
+class _Events(StreamText):
+    """Turns Responses stream events into llmcompare chunks (sync and async streams)."""
 
-    __slots__ = (
-        "_cutter",
-        "_endpoint",
-        "_final",
-        "_parts",
-        "_refusal",
-        "_request",
-        "_request_id",
-        "_response_model",
-        "_sent_ids",
-        "_thinking",
-    )
+    __slots__ = ("_final", "_thinking")
 
     def __init__(self, endpoint: Endpoint, request: Request, request_id: str | None) -> None:
-        self._endpoint = endpoint
-        self._request = request
-        self._request_id = request_id
         # The Responses API takes no stop strings: llmcompare applies every one.
-        self._cutter = StopCutter(request.stop) if request.stop else None
-        self._parts: list[str] = []
-        self._refusal: list[str] = []
+        super().__init__(endpoint, request, request_id, request.stop)
         self._final: Any = None
-        self._response_model: str | None = None
-        self._sent_ids = False
         self._thinking = False
 
     def feed(self, event: Any) -> Chunk | None:
@@ -341,29 +317,12 @@ class _Events:
             )
             if reasoning and not self._thinking and not self._parts:
                 self._thinking = True
-                return self._chunk("", thinking=True)
+                return self.shown("", thinking=True)
             return None
-        if self._cutter is not None:
-            text = self._cutter.feed(text)
-        if not text:
-            return None
-        self._parts.append(text)
-        return self._chunk(text)
-
-    def _chunk(self, text: str, *, thinking: bool = False) -> Chunk:
-        if self._sent_ids:
-            return Chunk(text=text, thinking=thinking)
-        self._sent_ids = True
-        return Chunk(
-            text=text,
-            thinking=thinking,
-            request_id=self._request_id,
-            response_model=self._response_model,
-        )
+        return self.shown(text)
 
     def end(self) -> Chunk:
-        cutter = self._cutter
-        stopped = cutter is not None and cutter.stopped
+        tail, stopped = self.rest()
         final = self._final
         if final is None and not stopped:
             raise BackendError(
@@ -372,17 +331,11 @@ class _Events:
                 model_id=self._endpoint.model_id,
                 retryable=True,
             )
-        tail = cutter.flush() if cutter is not None and not stopped else ""
-        if tail:
-            self._parts.append(tail)
         finish: FinishReason = "stop" if stopped else _finish(final)
         raw = getattr(final, "usage", None)
-        if raw is not None:
-            usage = usage_of_response(raw)
-        else:
-            # A server that completes without usage has not counted anything: estimate, and
-            # say so, never a silent zero.
-            usage = self._endpoint.estimate_usage(self._request, "".join(self._parts))
+        # A server that completes without usage has not counted anything: estimated, and said
+        # so, never a silent zero.
+        usage = usage_of_response(raw) if raw is not None else self.estimate()
         return Chunk(
             text=tail,
             finish_reason=finish,
