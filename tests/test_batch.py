@@ -689,3 +689,15 @@ def test_read_results_skips_lines_that_are_not_utf8_or_not_objects(tmp_path: Pat
         lines[0] + b"\n" + b'{"index": 1, "text": "\xe6\x97' + b"\n[1, 2]\n" + lines[2] + b"\n"
     )
     assert [r["index"] for r in read_results(path)] == [0, 2]
+
+
+# issue 22, item 12
+def test_a_bare_string_is_refused_by_generate_many_before_anything_is_sent() -> None:
+    sent: list[str] = []
+    model = FunctionModel(lambda r: sent.append(r.messages[-1].content) or "ok")
+    with pytest.raises(TypeError, match=r"pass a list of prompts") as caught:
+        generate_many(model, "hello")  # type: ignore[arg-type]
+    assert "\n" not in str(caught.value)
+    with pytest.raises(TypeError, match=r"pass a list of prompts"):
+        asyncio.run(agenerate_many(model, "hello"))  # type: ignore[arg-type]
+    assert sent == []

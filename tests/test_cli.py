@@ -1,14 +1,19 @@
 """The `llmcompare` command, through its real entry point in a subprocess."""
 
+import json
 import os
+import re
+import shlex
+import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from helpers.cli import EXE, run
+from helpers.cli import EXE, cli_env, run
 from helpers.openai_server import OpenAIServer
 
 
@@ -185,3 +190,204 @@ def test_a_zero_budget_is_accepted_and_applied(prompts: Path) -> None:
     assert out.returncode == 1, out.stderr
     assert "Traceback" not in out.stderr
     assert "BudgetExceeded" in out.stdout
+
+
+CLI = [EXE] if EXE else [sys.executable, "-m", "llmcompare"]
+
+
+def _many_prompts(path: Path, n: int, prompt: str) -> Path:
+    """A prompt file of ``n`` items, ``q0000``, ``q0001``, ..., each asking ``prompt``."""
+    path.write_text(
+        "".join(json.dumps({"id": f"q{i:04d}", "prompt": prompt}) + "\n" for i in range(n))
+    )
+    return path
+
+
+def _on_a_small_disk(
+    disk: Path, steps: list[tuple[int, list[str]]]
+) -> list[subprocess.CompletedProcess[str]]:
+    """Run each ``(KiB, command)`` step in turn, with room for that much more in ``disk``.
+
+    A real full filesystem, the kernel's own error: as root (this machine, CI), ``disk`` is a
+    tmpfs in a private mount namespace, holding what the folder held and the room given, grown
+    between the steps (ENOSPC); else each command runs under RLIMIT_FSIZE, no file larger than
+    the room given (EFBIG, "File too large").
+    """
+    env = {**cli_env(), "COLUMNS": "160"}
+    disk.mkdir(exist_ok=True)
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        import resource
+        import signal
+
+        def limited(kib: int) -> Callable[[], None]:
+            def limit() -> None:
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an error, not a kill
+                resource.setrlimit(resource.RLIMIT_FSIZE, (kib * 1024, kib * 1024))
+
+            return limit
+
+        return [
+            subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=600,
+                env=env,
+                preexec_fn=limited(kib),
+            )
+            for kib, command in steps
+        ]
+    held = sum(-(-f.stat().st_size // 4096) * 4 for f in disk.rglob("*") if f.is_file())
+    logs, kept = disk.parent / f"{disk.name}-logs", disk.parent / f"{disk.name}-before"
+    logs.mkdir()
+    where, before = shlex.quote(str(disk)), shlex.quote(str(kept))
+    script = [f"cp -a {where} {before} || exit 97"]
+    for n, (kib, command) in enumerate(steps):
+        if n == 0:
+            script.append(f"mount -t tmpfs -o size={held + kib}k tmpfs {where} || exit 99")
+            script.append(f"cp -a {before}/. {where}/ || exit 97")
+        else:
+            script.append(f"mount -o remount,size={held + kib}k {where} || exit 98")
+        out = f"{logs}/{n}"
+        script.append(f"{shlex.join(command)} >{out}.out 2>{out}.err; echo $? >{out}.rc")
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", "\n".join(script)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    return [
+        subprocess.CompletedProcess(
+            command,
+            int((logs / f"{n}.rc").read_text()),
+            (logs / f"{n}.out").read_text(),
+            (logs / f"{n}.err").read_text(),
+        )
+        for n, (_, command) in enumerate(steps)
+    ]
+
+
+# issue 22, item 5
+def test_a_full_disk_stops_the_run_in_one_line_with_its_own_exit_code_and_resumes(
+    tmp_path: Path,
+) -> None:
+    items = _many_prompts(tmp_path / "many.jsonl", 300, "word " * 100)
+    disk = tmp_path / "disk"
+    args = [str(items), "-m", "fake", "--out", str(disk / "run"), "--no-progress", "--no-cache"]
+    command = [*CLI, "compare", *args, "-f", "json"]
+    # The first run fills a 64 KiB disk; then the disk has room and the same command resumes.
+    full, resumed = _on_a_small_disk(disk, [(64, command), (16384, command)])
+    assert full.returncode == 3, full.stderr
+    assert "Traceback" not in full.stderr
+    assert "Exception ignored" not in full.stderr
+    errors = [line for line in full.stderr.splitlines() if line.startswith("llmcompare: error:")]
+    assert len(errors) == 1, full.stderr
+    assert errors[0].startswith("llmcompare: error: the disk is full (")
+    # The line after it is the command that resumes, as typed.
+    lines = full.stderr.splitlines()
+    resume = lines[lines.index(errors[0]) + 1].strip()
+    assert resume == shlex.join(["llmcompare", "compare", *args, "-f", "json"])
+    # Room again: the same command finishes the run from what was saved.
+    assert resumed.returncode == 0, resumed.stderr
+    assert "300/300" in resumed.stdout
+
+
+# issue 22, item 5 (the reports at the end)
+def test_a_full_disk_while_writing_the_reports_exits_3_in_one_line_per_report(
+    tmp_path: Path,
+) -> None:
+    items = _many_prompts(tmp_path / "many.jsonl", 200, "word " * 40)
+    disk = tmp_path / "disk"
+    first = run("compare", str(items), "-m", "fake", "--out", str(disk), "-f", "json")
+    assert first.returncode == 0, first.stderr
+    # Room for 64 KiB more: not for the page rendered from the record.
+    (done,) = _on_a_small_disk(disk, [(64, [*CLI, "report", str(disk), "-f", "html"])])
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("llmcompare: error:")]
+    assert len(errors) == 1, done.stderr
+    assert errors[0].startswith("llmcompare: error: could not write the html report: [Errno ")
+    assert f"llmcompare report {disk} -f html" in done.stderr
+
+
+# issue 22, item 16
+def test_a_folder_where_answers_jsonl_should_be_is_one_line_and_exit_2(
+    prompts: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    (out / "answers.jsonl").mkdir(parents=True)
+    done = run("compare", str(prompts), "-m", "fake", "--out", str(out), "--no-progress")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"llmcompare: error: Is a directory: {out / 'answers.jsonl'}"
+    )
+
+
+# issue 22, item 13
+@pytest.mark.parametrize(
+    "value", ["max_token=5", "settings.temperature=0.5", "base_url=http://127.0.0.1:8000/v1"]
+)
+def test_an_out_folder_that_looks_like_an_option_is_refused_naming_dash_capital_o(
+    prompts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    done = run("compare", str(prompts), "-m", "fake", "-o", value, "--no-progress")
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        f"llmcompare: error: --out {value!r} looks like an option (KEY=VALUE): did you mean "
+        f"-O {value}? (for a folder of that name, write ./{value})"
+    ]
+    assert done.stdout == ""
+    assert list(tmp_path.iterdir()) == [prompts]  # no folder made, nothing run
+
+
+def test_an_out_folder_with_an_equals_sign_written_as_a_path_is_a_folder(
+    prompts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    done = run("compare", str(prompts), "-m", "fake", "-o", "./a=b", "-f", "json")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "a=b" / "comparison.json").is_file()
+
+
+# issue 22, item 25
+def test_compare_prints_a_sample_of_the_answers_and_the_path_of_all(tmp_path: Path) -> None:
+    items = _many_prompts(tmp_path / "many.jsonl", 500, "question")
+    out = tmp_path / "run"
+    done = run("compare", str(items), "-m", "fake", "--out", str(out), "--no-progress")
+    assert done.returncode == 0, done.stderr
+    assert "500/500" in done.stdout
+    assert len(done.stdout.splitlines()) < 100  # not 500 answers
+    assert set(re.findall(r"q\d{4}", done.stdout)) == {f"q{i:04d}" for i in range(10)}
+    assert f"10 of 500 items shown; every answer is in {out / 'comparison.csv'}" in done.stdout
+    assert (out / "comparison.csv").read_text().count("\nq") == 500
+
+
+# issue 22, item 26
+def test_the_command_prints_each_warning_once_as_a_line_without_source(
+    prompts: Path, tmp_path: Path
+) -> None:
+    # Two unpriced models and a run folder with a damaged line: a warning and a log warning.
+    out = tmp_path / "run"
+    first = run("compare", str(prompts), "-m", "a=fake", "-m", "b=fake", "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    with (out / "answers.jsonl").open("a", encoding="utf-8") as f:
+        f.write('{"model": "a", "item": "x"}\n')
+    done = run("compare", str(prompts), "-m", "a=fake", "-m", "b=fake", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    unpriced = "llmcompare: warning: no price known for model 'fake:echo': its cost is reported as"
+    assert len([line for line in lines if line.startswith(unpriced)]) == 1, done.stderr
+    assert any(
+        line.startswith("llmcompare: warning: ") and "damaged line skipped" in line
+        for line in lines
+    ), done.stderr
+    assert "_tracker.py" not in done.stderr
+    assert "Warning:" not in done.stderr  # no "file:line: UnpricedModelWarning:" source line
+    assert all(line.startswith("llmcompare: ") for line in lines), done.stderr

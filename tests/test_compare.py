@@ -563,3 +563,56 @@ def test_a_model_that_answered_nothing_does_not_blank_the_others() -> None:
     assert dead.score is None
     assert dead.n_scored == 0
     assert [(p.model_a, p.model_b) for p in result.differences] == [("fake:a", "fake:b")]
+
+
+# issue 22, item 4
+@pytest.mark.parametrize("damage", ["empty", "cut"])
+def test_a_damaged_record_is_rebuilt_from_the_answers_without_sending(
+    tmp_path: Path, damage: str
+) -> None:
+    calls: list[str] = []
+
+    def answer(request: Request) -> str:
+        calls.append(request.messages[-1].content)
+        return oracle(request)
+
+    model = FunctionModel(answer, name="m")
+    out = tmp_path / "run"
+    first = compare([model], ITEMS, out=out, progress=False)
+    record = out / "comparison.json"
+    # What a kill or a full disk in the middle of a non-atomic write leaves behind.
+    record.write_bytes(b"" if damage == "empty" else record.read_bytes()[:200])
+    with pytest.raises(llmcompare.ConfigurationError) as refused:
+        Comparison.load(record)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert str(record) in message
+    assert "answers.jsonl" in message  # the fix: run the same comparison on the folder
+    assert "validation error" not in message.lower()  # not pydantic's raw text
+    again = compare([model], ITEMS, out=out, progress=False)
+    assert len(calls) == len(ITEMS)  # rebuilt from answers.jsonl: nothing sent again
+    assert [r.completion for r in again.rows] == [r.completion for r in first.rows]
+    assert [r.scores for r in again.rows] == [r.scores for r in first.rows]
+    assert Comparison.load(record).rows == again.rows
+
+
+# issue 22, item 4
+def test_the_record_is_written_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    out = tmp_path / "run"
+    compare([local_model()], ITEMS, out=out, progress=False)
+    record = out / "comparison.json"
+    before = record.read_bytes()
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        Comparison.load(record).save(record)
+    # The record in place is the whole earlier one, and no temporary file is left behind.
+    assert record.read_bytes() == before
+    assert sorted(p.name for p in out.iterdir() if "comparison" in p.name) == ["comparison.json"]

@@ -687,3 +687,140 @@ def test_credentials_in_a_url_never_reach_the_public_config() -> None:
     assert "s3cret" not in text
     assert "abc" not in text
     assert "gw.example/v1" in text
+
+
+# issue 22, item 16
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("deep.toml", "samples = 1\nx = " + "[" * 100_000 + "]" * 100_000 + "\n"),
+        ("deep.yaml", "samples: 1\nx: " + "[" * 100_000 + "]" * 100_000 + "\n"),
+    ],
+)
+def test_a_value_nested_too_deeply_is_one_line(folder: Path, name: str, text: str) -> None:
+    path = folder / name
+    path.write_text(text)
+    with pytest.raises(ConfigFileError, match="nested too deeply") as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+# issue 22, item 16
+def test_an_option_value_nested_too_deeply_is_one_line() -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(ConfigFileError, match="nested too deeply") as info:
+        models_from_flags([("-m", "fake"), ("-O", f"x={deep}")])
+    assert str(info.value).startswith("-O x=...: ")
+
+
+# issue 22, item 15
+@pytest.mark.parametrize(
+    ("text", "key", "line"),
+    [
+        ("models: [fake]\nsamples: yes\n", "samples", 2),
+        ("models: [fake]\nconcurrency: on\n", "concurrency", 2),
+        ("models: [fake]\nrpm: true\n", "rpm", 2),
+        ("models: [fake]\nsettings:\n  max_tokens: yes\n", "settings.max_tokens", 3),
+        ("models:\n  - name: fake\n    tpm: no\n", "models[0].tpm", 3),
+    ],
+)
+def test_a_yaml_boolean_is_not_a_number(folder: Path, text: str, key: str, line: int) -> None:
+    pytest.importorskip("yaml")
+    path = write(folder, "c.yaml", text)
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}:{line}: {key}: "), str(caught.value)
+    assert "boolean" in str(caught.value)
+
+
+# issue 22, item 15
+def test_a_toml_boolean_is_not_a_number(folder: Path) -> None:
+    path = write(folder, "c.toml", 'models = ["fake"]\nsamples = true\n')
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(f"{path}:2: samples: "), str(caught.value)
+
+
+# issue 22, item 15
+def test_a_yaml_key_given_twice_is_refused_with_both_lines(folder: Path) -> None:
+    pytest.importorskip("yaml")
+    text = "models: [fake]\nsamples: 1\nconcurrency: 4\nsamples: 3\n"
+    path = write(folder, "c.yaml", text)
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(path)
+    assert str(caught.value) == f"{path}:4: samples: given twice (first at line 2): keep one"
+    nested = "models:\n  - name: fake\n    rpm: 1\n    rpm: 2\n"
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(write(folder, "d.yaml", nested))
+    assert str(caught.value) == (
+        f"{folder / 'd.yaml'}:4: models[0].rpm: given twice (first at line 3): keep one"
+    )
+    inline = "models: [fake]\nsettings: {max_tokens: 5, max_tokens: 6}\n"
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(write(folder, "e.yaml", inline))
+    assert str(caught.value) == (
+        f"{folder / 'e.yaml'}:2: settings.max_tokens: given twice (first at line 2): keep one"
+    )
+
+
+# issue 22, item 15
+def test_a_toml_file_with_a_byte_order_mark_is_read(folder: Path) -> None:
+    path = folder / "bom.toml"
+    path.write_bytes(b'\xef\xbb\xbfmodels = ["fake"]\nsamples = 2\n\nsampels = 1\n')
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(path)
+    # Read, and its lines counted as written: the misspelled key is at line 4.
+    assert str(caught.value).startswith(f"{path}:4: sampels: unknown key")
+    path.write_bytes(b'\xef\xbb\xbfmodels = ["fake"]\nsamples = 2\n')
+    assert load_config(path).samples == 2
+
+
+# issue 22, item 19
+def test_an_unknown_field_is_refused_naming_the_fields_not_the_config_keys() -> None:
+    with pytest.raises(ConfigFileError) as caught:
+        CompareConfig().with_overrides(fields={"answer": "answer"})
+    assert str(caught.value) == (
+        "command line: fields.answer: unknown key; the keys here are prompt, template, "
+        "reference, id, system, tags"
+    )
+    with pytest.raises(ConfigFileError) as caught:
+        CompareConfig().with_overrides(settings={"max_token": 5})
+    assert str(caught.value) == (
+        "command line: settings.max_token: unknown key; did you mean 'max_tokens'?"
+    )
+
+
+# issue 22, item 19
+def test_an_unknown_field_flag_is_one_line(folder: Path) -> None:
+    done = run(
+        "compare",
+        str(folder / "p.jsonl"),
+        "-m",
+        "fake",
+        "--field",
+        "answer=answer",
+        "--no-progress",
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "llmcompare: error: command line: fields.answer: unknown key; the keys here are prompt, "
+        "template, reference, id, system, tags"
+    ]
+
+
+# issue 22, item 17
+def test_a_rate_limit_under_one_a_day_is_refused_at_its_line(folder: Path) -> None:
+    path = write(folder, "c.toml", 'models = [{ name = "fake", rpm = 1e-9 }]\ntpm = 1e-12\n')
+    with pytest.raises(ConfigFileError) as caught:
+        load_config(path)
+    assert str(caught.value).splitlines() == [
+        f"{path}:1: models[0].rpm: rpm=1e-09 is less than one a day: a request would wait longer "
+        "than a day; give at least 0.0007 (about one a day), or no limit",
+        f"{path}:2: tpm: tpm=1e-12 is less than one a day: a request would wait longer than a "
+        "day; give at least 0.0007 (about one a day), or no limit",
+    ]
+    done = run("compare", "-c", str(path))
+    assert done.returncode == 2, done.stderr
+    # One marked line per problem, as the file's problems are listed.
+    lines = done.stderr.splitlines()
+    assert [line.startswith(f"llmcompare: error: {path}:") for line in lines] == [True, True]

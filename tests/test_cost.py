@@ -14,6 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from helpers.openai_server import OpenAIServer, RecordedRequest, ok, stream_break
+from helpers.openai_server import _count_prompt_tokens as count_prompt_tokens
 from llmcompare import (
     BackendError,
     BudgetExceeded,
@@ -23,8 +25,10 @@ from llmcompare import (
     Request,
     Usage,
 )
+from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
 from llmcompare.backends.fake import FunctionModel, ScriptedModel
 from llmcompare.batch import generate_many
+from llmcompare.comparison import compare
 from llmcompare.cost import (
     GENERIC_CLOUD_VM,
     Budget,
@@ -33,10 +37,13 @@ from llmcompare.cost import (
     LocalHardware,
     UnpricedModelWarning,
     cost_of,
+    get_price,
     input_token_bound,
     register_price,
     reset_prices,
 )
+from llmcompare.retry import RetryPolicy
+from llmcompare.testing import no_wait
 
 
 @pytest.fixture(autouse=True)
@@ -93,6 +100,24 @@ def test_estimated_usage_gives_an_estimated_cost() -> None:
     cost = cost_of(done(input_tokens=100, output_tokens=10, estimated=True))
     assert cost.status == "estimated"
     assert cost.usd > 0
+
+
+# issue 22, item 22 (the backend's check: tests/backends/test_chatgpt.py)
+def test_implausible_usage_is_unpriced_with_its_reason_in_a_sum_too() -> None:
+    why = "implausible usage reported: completion_tokens=10**15 for max_tokens=16"
+    flagged = Completion(
+        text="answer",
+        finish_reason="stop",
+        usage=Usage(input_tokens=5, output_tokens=1, estimated=True, implausible=why),
+        model="chatgpt:gpt-4o-mini",
+    )
+    cost = cost_of(flagged)
+    assert (cost.status, cost.usd) == ("unpriced", 0)
+    assert why in cost.assumptions
+    total = cost + cost_of(done(input_tokens=1000))
+    assert total.status == "unpriced"
+    assert total.usd == Decimal("0.00015")
+    assert why in total.assumptions
 
 
 def test_unknown_model_is_unpriced_with_one_warning_never_a_silent_zero() -> None:
@@ -584,3 +609,141 @@ def test_measured_energy_on_a_completion_reaches_its_cost_with_the_method() -> N
     tracker.record(measured)
     assert tracker.total.cost.kwh == Decimal("0.002")
     assert tracker.total.cost.energy == "measured-nvml"
+
+
+# -- money the server counts (issue 22) ------------------------------------------------------------
+
+
+def server_cost(requests: Sequence[RecordedRequest]) -> Decimal:
+    """What the server would bill for the chat requests it received, at gpt-4o-mini's prices.
+
+    Every request that reached the server is billed in full: the server answers it (the echo,
+    cut at max_tokens) whether or not the client is still waiting.
+    """
+    price = get_price("chatgpt:gpt-4o-mini")
+    assert price is not None
+    total = Decimal(0)
+    for r in requests:
+        body = r.body
+        words = len(body["messages"][-1]["content"].split())
+        out = min(words, body.get("max_completion_tokens") or body.get("max_tokens") or words)
+        total += (count_prompt_tokens(body["messages"]) * price.input + out * price.output) / 10**6
+    return total
+
+
+# issue 22, item 2
+def test_a_dollar_budget_bounds_what_timed_out_requests_may_be_billed() -> None:
+    prompts = [" ".join(f"word{i}x{j}" for j in range(300)) for i in range(20)]
+    budget = Budget(max_usd=Decimal("0.001"))
+    with OpenAIServer() as server, no_wait():
+        server.default = ok(delay=0.4)  # every reply comes after the client gave up
+        model = ChatGPTModel("gpt-4o-mini", ChatGPTOptions(base_url=server.url, timeout=0.1))
+        record = compare([model], prompts, budget=budget, concurrency=1, progress=False)
+        billed = server_cost(server.chat_requests)
+        reached = len(server.chat_requests)
+    assert reached >= 1
+    assert billed <= budget.max_usd  # type: ignore[operator]
+    # The rows say what may be billed: the attempts that reached the server are charged.
+    charged = [r.cost for r in record.rows if r.error is not None and r.cost is not None]
+    assert charged
+    assert all(c.status == "estimated" and c.usd > 0 for c in charged)
+    assert any("may be billed" in c.assumptions for c in charged)
+    spent = record.summaries[0].cost.usd
+    assert billed <= spent <= budget.max_usd  # type: ignore[operator]
+
+
+# issue 22, item 2
+def test_an_answer_after_a_timed_out_attempt_costs_that_attempt_too() -> None:
+    tracker = CostTracker(Budget(max_usd="1"))
+    with OpenAIServer() as server, no_wait():
+        server.script(ok("late", delay=0.4), ok("in time"), stream_break(after_chunks=1))
+        model = ChatGPTModel("gpt-4o-mini", ChatGPTOptions(base_url=server.url, timeout=0.1))
+        first, cut = generate_many(
+            model,
+            ["hi", "there"],
+            concurrency=1,
+            retry=RetryPolicy(attempts=2),
+            tracker=tracker,
+            max_tokens=10,
+            stream=True,
+            progress=False,
+        )
+        assert len(server.chat_requests) == 3
+    # The first request timed out once, then answered: both attempts are on its answer.
+    done = first.unwrap()
+    assert done.text == "in time"
+    worst = (input_token_bound(Request.of("hi")) * Decimal("0.15") + 10 * Decimal("0.6")) / 10**6
+    assert done.unanswered_usd == worst
+    assert (
+        cost_of(done).usd == worst + cost_of(done.model_copy(update={"unanswered_usd": None})).usd
+    )
+    assert cost_of(done).status == "estimated"
+    # The second was cut mid-stream (not retried: its text had reached the caller): charged,
+    # and its error says so.
+    assert isinstance(cut.error, BackendError)
+    assert cut.error.maybe_billed
+    worst_cut = (
+        input_token_bound(Request.of("there")) * Decimal("0.15") + 10 * Decimal("0.6")
+    ) / 10**6
+    assert cut.error.charged_usd == worst_cut
+    assert tracker.total.unanswered == 2
+    assert tracker.spent_usd == cost_of(done).usd + worst_cut
+
+
+# issue 22, item 2
+def test_without_a_budget_a_request_that_may_be_billed_is_still_charged() -> None:
+    timeout = BackendError("timed out", model_id="chatgpt:gpt-4o-mini", maybe_billed=True)
+    refused = BackendError("HTTP 500", model_id="chatgpt:gpt-4o-mini", retryable=True)
+    tracker = CostTracker()
+    model = tracker.wrap(ScriptedModel([timeout, refused], name="gpt-4o-mini"))
+    for _ in range(2):
+        with pytest.raises(BackendError):
+            model.generate("hi", max_tokens=7)
+    worst = (input_token_bound(Request.of("hi")) * Decimal("0.15") + 7 * Decimal("0.6")) / 10**6
+    assert timeout.charged_usd == worst == tracker.spent_usd
+    assert refused.charged_usd is None  # an error status is not billed
+    assert (tracker.total.failed, tracker.total.unanswered) == (2, 1)
+
+
+# issue 22, item 6
+def test_a_dollar_budget_under_concurrency_waits_for_requests_in_flight_instead_of_refusing() -> (
+    None
+):
+    budget = Budget(max_usd=Decimal("0.001"))
+    prompts = [f"question {i}" for i in range(300)]
+    answered: dict[int, int] = {}
+    with OpenAIServer() as server:
+        server.default = ok(delay=0.005)
+        model = ChatGPTModel("gpt-4o-mini", ChatGPTOptions(base_url=server.url))
+        for concurrency in (1, 16):
+            server.reset()
+            server.default = ok(delay=0.005)
+            tracker = CostTracker(budget)
+            generate_many(
+                model,
+                prompts,
+                concurrency=concurrency,
+                tracker=tracker,
+                max_tokens=256,
+                progress=False,
+            )
+            answered[concurrency] = len(server.chat_requests)
+            assert server_cost(server.chat_requests) <= budget.max_usd  # type: ignore[operator]
+            assert tracker.spent_usd <= budget.max_usd  # type: ignore[operator]
+    assert answered[1] >= 250
+    assert answered[16] >= answered[1] * 0.95
+
+
+# issue 22, item 6
+def test_a_request_never_waits_for_a_stream_its_own_thread_holds() -> None:
+    worst = (input_token_bound(Request.of("hi")) * Decimal("0.15") + 10 * Decimal("0.6")) / 10**6
+    tracker = CostTracker(Budget(max_usd=worst * 3 / 2))
+    model = tracker.wrap(ScriptedModel(default="one two three", name="gpt-4o-mini"))
+    with model.stream("hi", max_tokens=10) as stream:
+        next(iter(stream))  # the stream's reservation is held from its first read
+        # Room comes back only when the stream ends, which this thread would never reach.
+        with pytest.raises(BudgetExceeded, match="this thread holds"):
+            model.generate("hi", max_tokens=10)
+        list(stream)
+    assert model.generate("hi", max_tokens=10).text == "one two three"
+    assert tracker.total.refused == 1

@@ -6,6 +6,7 @@ requests in the same batches (greedy decoding), and an actor killed mid-run lose
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from collections.abc import Iterator
@@ -233,3 +234,93 @@ def test_config_file_and_cli_choose_the_executor(tmp_path: Path) -> None:
     shown = CliRunner().invoke(main, ["compare", "--help"]).output
     assert "--ray-workers" in shown
     assert "--ray-address" in shown
+
+
+def _stat(pid: int) -> tuple[int, str, str, str] | None:
+    """``(parent, state, start time, name)`` of a process from /proc, or None when it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    name = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return int(fields[1]), fields[0], fields[19], name
+
+
+def _descendants(root: int) -> dict[tuple[int, str], str]:
+    """Every process below ``root`` (Ray's raylet, GCS, workers): ``(pid, start) -> name``."""
+    children: dict[int, list[tuple[int, str, str]]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) is not None:
+            parent, _, start, name = stat
+            children.setdefault(parent, []).append((int(entry.name), start, name))
+    found: dict[tuple[int, str], str] = {}
+    todo = [root]
+    while todo:
+        for pid, start, name in children.get(todo.pop(), []):
+            found[(pid, start)] = name
+            todo.append(pid)
+    return found
+
+
+def _alive(process: tuple[int, str]) -> bool:
+    stat = _stat(process[0])
+    return stat is not None and stat[2] == process[1] and stat[1] != "Z"
+
+
+# issue 22, item 24: Ctrl-C leaves at once (os._exit), and no Ray process of the run stays behind.
+def test_ctrl_c_on_a_ray_run_leaves_no_ray_process_of_it_alive(
+    llama: LlamaModel, llama_cache: Path, tmp_path: Path
+) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip('ray is not installed (pip install "llmcompare[ray]")')
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("finding a run's processes reads /proc (Linux)")
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "prompt": f"Write a long story number {i} about a cat."})
+            + "\n"
+            for i in range(40)
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "run"
+    command = [
+        *(sys.executable, "-m", "llmcompare", "compare", str(prompts)),
+        *("-m", "llama", "-O", f"cache_dir={llama_cache}", "--max-tokens", "64"),
+        *("--ray-workers", "2", "--concurrency", "2", "--out", str(out)),
+    ]
+    env = {**os.environ, "LLMCOMPARE_LOAD_PLUGINS": "", "OMP_NUM_THREADS": "1"}
+    seen: dict[tuple[int, str], str] = {}
+    with (tmp_path / "err.txt").open("w") as err:
+        cli = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        try:
+            deadline = time.monotonic() + 600
+            answers = out / "answers.jsonl"
+            # Running: both actors built their model and answers are arriving.
+            while not (answers.exists() and answers.read_text(encoding="utf-8").strip()):
+                assert cli.poll() is None, (tmp_path / "err.txt").read_text()[-3000:]
+                assert time.monotonic() < deadline, "the Ray run never answered"
+                seen.update(_descendants(cli.pid))
+                time.sleep(0.5)
+            seen.update(_descendants(cli.pid))
+            assert "raylet" in seen.values()
+            cli.send_signal(signal.SIGINT)
+            assert cli.wait(timeout=120) == 130
+            deadline = time.monotonic() + 20
+            while (alive := [seen[p] for p in seen if _alive(p)]) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert alive == []
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+            for pid, _ in (p for p in seen if _alive(p)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)

@@ -197,6 +197,18 @@ def test_generate_batch_validates_everything_before_running() -> None:
     assert model.generate_batch([]) == []
 
 
+# issue 22, item 12
+def test_a_bare_string_is_refused_by_generate_batch_before_anything_is_sent() -> None:
+    from llmcompare.retry import RetryPolicy, with_retry
+
+    model = SyncOnly()
+    for target in (model, with_retry(model, RetryPolicy())):
+        with pytest.raises(TypeError, match=r"pass a list of prompts") as caught:
+            target.generate_batch("hello")  # type: ignore[arg-type]
+        assert "\n" not in str(caught.value)
+    assert model.threads == set()
+
+
 def test_model_is_a_context_manager() -> None:
     class Closing(SyncOnly):
         closed = 0

@@ -117,3 +117,19 @@ def test_csv_with_a_repeated_column_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PromptFileError, match=r"repeated column\(s\) \['prompt'\]") as info:
         load_prompts(path)
     assert info.value.line == 1
+
+
+# issue 22, item 16
+@pytest.mark.parametrize("suffix", [".jsonl", ".yaml"])
+def test_a_line_nested_too_deeply_is_refused_naming_its_line(tmp_path: Path, suffix: str) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    path = tmp_path / f"deep{suffix}"
+    if suffix == ".jsonl":
+        path.write_text(f'{{"id": "a", "prompt": "x"}}\n{{"id": "b", "prompt": {deep}}}\n')
+    else:
+        path.write_text(f"- id: a\n  prompt: x\n- id: b\n  prompt: {deep}\n")
+    with pytest.raises(PromptFileError, match="nested too deeply") as info:
+        load_prompts(path)
+    assert str(info.value).startswith(f"{path}:")
+    if suffix == ".jsonl":
+        assert info.value.line == 2

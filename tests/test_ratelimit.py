@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpers.cli import run
 from llmcompare import Request, compare
 from llmcompare.backends.fake import ScriptedModel
 from llmcompare.errors import ConfigurationError
-from llmcompare.ratelimit import RateLimiter, RateLimits
+from llmcompare.ratelimit import RateLimiter, RateLimits, with_rate_limit
 
 
 class FakeClock:
@@ -188,3 +189,56 @@ def test_rate_limits_are_positive_numbers(bad: object) -> None:
     with pytest.raises(ValueError, match="tpm must be positive"):
         RateLimits(tpm=bad)  # type: ignore[arg-type]
     assert RateLimits() == RateLimits(rpm=None, tpm=None)  # no limit at all
+
+
+# -- issue 22, item 17: a limit that makes a request wait long says so ----------------------------
+
+
+# issue 22, item 17
+@pytest.mark.filterwarnings("ignore::llmcompare.cost.UnpricedModelWarning")  # fake models
+def test_a_wait_over_a_minute_is_said_naming_the_model_the_limit_and_the_wait(
+    virtual_time: VirtualTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = ScriptedModel(default="ok", name="slow")
+    with caplog.at_level("WARNING", logger="llmcompare.ratelimit"):
+        result = compare([model], ["a", "b"], rpm=0.5, concurrency=1, progress=False, cache=False)
+    assert [row.error for row in result.rows] == [None, None]
+    # The first request goes at once; the second waits 122 s (two minutes and the burst).
+    said = [r.getMessage() for r in caplog.records if r.name == "llmcompare.ratelimit"]
+    assert said == [
+        f"{model.id}: the next request waits 2 min 2 s for the rate limit rpm=0.5 (one request "
+        "every 2 min 2 s)"
+    ]
+
+
+# issue 22, item 17
+def test_a_short_wait_says_nothing(
+    virtual_time: VirtualTime, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = with_rate_limit(ScriptedModel(default="ok"), rpm=2)
+    with caplog.at_level("WARNING", logger="llmcompare.ratelimit"):
+        assert [model.generate(p).text for p in ("a", "b", "c")] == ["ok"] * 3
+    assert virtual_time.now > 30  # it did wait, under a minute each time
+    assert [r for r in caplog.records if r.name == "llmcompare.ratelimit"] == []
+
+
+# issue 22, item 17
+@pytest.mark.parametrize(("name", "value"), [("rpm", 1e-9), ("tpm", 1e-9), ("rpm", 1 / 1500)])
+def test_a_limit_under_one_a_day_is_refused(name: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"{name}={value!r} is less than one a day") as info:
+        RateLimiter(**{name: value})
+    assert "a request would wait longer than a day" in str(info.value)
+    with pytest.raises(ValueError, match="less than one a day"):
+        RateLimits(**{name: value})
+    RateLimiter(**{name: 1 / 1440})  # one a day is a limit
+
+
+# issue 22, item 17
+@pytest.mark.parametrize("flags", [["-O", "rpm=1e-9"], ["--rpm", "1e-9"]])
+def test_the_command_refuses_a_limit_under_one_a_day_before_sending(flags: list[str]) -> None:
+    done = run("compare", "--suite", "builtin", "-m", "fake", *flags, "--no-progress")
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("llmcompare: error: ")
+    assert "rpm=1e-09 is less than one a day" in line

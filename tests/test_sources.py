@@ -161,3 +161,67 @@ def test_a_hub_id_without_network_says_so_in_one_line(tmp_path: Path) -> None:
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "Hugging Face Hub cannot be reached (HF_HUB_OFFLINE is set)" in lines[0]
+
+
+@pytest.fixture
+def gsm(tmp_path: Path) -> Path:
+    path = tmp_path / "gsm.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in GSM), encoding="utf-8")
+    return path
+
+
+# issue 22, item 19
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        (
+            "Q: {question",
+            "template 'Q: {question': the '{' at position 3 is never closed: end the field "
+            "with '}', or write '{{' for a literal '{'",
+        ),
+        (
+            "Q: question}?",
+            "template 'Q: question}?': the '}' at position 11 closes no field: write '}}' for "
+            "a literal '}'",
+        ),
+        (
+            "Q: {question:{width}",
+            "template 'Q: {question:{width}': the '{' at position 3 is never closed: end the "
+            "field with '}', or write '{{' for a literal '{'",
+        ),
+    ],
+)
+def test_a_template_syntax_error_says_where_and_how_to_fix_it(
+    gsm: Path, template: str, message: str
+) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        load_source(gsm, fields={"template": template})
+    assert str(info.value) == f"fields.template: {message}"
+
+
+# issue 22, item 19
+@pytest.mark.parametrize(
+    "template",
+    [
+        "Q: {question.__class__.__mro__}",
+        "Q: {question[0]}",
+        "Q: {question!r}",
+        "Q: {0}",
+        "Q: {}",
+        "Q: {question:{answer.__class__}}",
+    ],
+)
+def test_a_template_formats_plain_columns_only(gsm: Path, tmp_path: Path, template: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        load_source(gsm, fields={"template": template})
+    assert "a template names columns only, as {question}" in str(info.value)
+    # The command refuses it in one line, before anything runs.
+    done = run("compare", str(gsm), "-m", "fake", "--template", template, "--no-progress")
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    errors = done.stderr.splitlines()
+    assert len(errors) == 1, done.stderr
+    assert errors[0].startswith("llmcompare: error: command line: fields.template: template ")
+    # A plain field with a format spec still formats.
+    (item,) = load_source(gsm, fields={"template": "{question:.9}|"}, limit=1)
+    assert item.prompt == "Ann has 3|"

@@ -1,11 +1,14 @@
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from llmcompare import Completion, Message, Request, Usage
+from llmcompare import Chunk, Completion, Message, Request, Usage, compare
+from llmcompare.backends.fake import FunctionModel
+from llmcompare.types import GenerationSettings
 
 
 def test_every_prompt_form_normalises_to_the_same_request() -> None:
@@ -107,3 +110,66 @@ def test_values_round_trip_through_json() -> None:
     assert Completion.model_validate_json(completion.model_dump_json()) == completion
     request = Request.of([Message.system("be brief"), Message.user("hi")], stop=["\n"], seed=3)
     assert Request.model_validate(json.loads(request.model_dump_json())) == request
+
+
+# issue 22, item 1
+def test_a_split_surrogate_pair_is_joined_and_a_lone_half_is_replaced_and_flagged() -> None:
+    # A gateway that streams an emoji as two escaped halves gives Python two lone surrogates.
+    joined = Completion(
+        text="Smile \ud83d\ude00 split", finish_reason="stop", usage=Usage(), model="m"
+    )
+    assert joined.text == "Smile \U0001f600 split"
+    assert joined.replaced_chars == 0
+    lone = Completion(text="a \ud83d b \ude00", finish_reason="stop", usage=Usage(), model="m")
+    assert lone.text == "a \ufffd b \ufffd"
+    assert lone.replaced_chars == 2
+    # Valid text is untouched, its flag kept as given, and every value encodes and round-trips.
+    again = Completion.model_validate_json(lone.model_dump_json())
+    assert again == lone
+    assert Chunk(text="\udc00x").text == "\ufffdx"
+    assert Chunk(text="\udc00x").replaced_chars == 1
+    assert Completion(text="x", finish_reason="stop", usage=Usage(), model="m", refusal="\ud83d")
+    for value in (joined, lone, Chunk(text="\ud83d")):
+        value.model_dump_json().encode("utf-8")
+
+
+# issue 22, item 1: the issue's repro, through compare and its run folder
+def test_an_answer_holding_surrogates_is_recorded_valid_and_never_asked_again(
+    tmp_path: Path,
+) -> None:
+    calls: list[str] = []
+
+    def answer(request: Request) -> str:
+        calls.append(request.messages[-1].content)
+        return "Smile \ud83d\ude00 split" if len(calls) % 2 else "lone \ud83d half"
+
+    model = FunctionModel(answer, name="m")
+    record = compare([model], ["hi", "there"], out=tmp_path / "o", progress=False)
+    texts = sorted(r.completion.text for r in record.rows if r.completion is not None)
+    assert texts == ["Smile \U0001f600 split", "lone \ufffd half"]
+    flags = {r.completion.text: r.completion.replaced_chars for r in record.rows if r.completion}
+    assert flags == {"Smile \U0001f600 split": 0, "lone \ufffd half": 1}
+    # The run folder reads back: a rerun asks nothing again and gives the same record.
+    again = compare([model], ["hi", "there"], out=tmp_path / "o", progress=False)
+    assert len(calls) == 2
+    assert [r.completion for r in again.rows] == [r.completion for r in record.rows]
+
+
+# issue 22, item 1
+def test_a_prompt_with_half_a_character_is_refused_and_a_split_pair_joined() -> None:
+    assert Message.user("Smile \ud83d\ude00").content == "Smile \U0001f600"
+    with pytest.raises(ValidationError, match="half of a character"):
+        Request.of("Smile \ud83d")
+
+
+# issue 22, item 15
+@pytest.mark.parametrize("value", [True, False, "5", 5.0])
+def test_a_token_count_is_an_int_not_a_bool_a_string_or_a_float(value: object) -> None:
+    with pytest.raises(ValidationError, match="max_tokens") as info:
+        Request.of("hi", max_tokens=value)
+    assert [e["type"] for e in info.value.errors()] == ["int_type"]
+    with pytest.raises(ValidationError, match="max_tokens"):
+        GenerationSettings(max_tokens=value)  # type: ignore[arg-type]
+    # An int is one, and a saved request (JSON) still reads back.
+    request = Request.of("hi", max_tokens=5)
+    assert Request.model_validate_json(request.model_dump_json()).max_tokens == 5

@@ -1,6 +1,8 @@
 """The decision behind a comparison: rent a closed model or host an open one.
 
 - :func:`per_correct`: dollars and kWh per correct answer of each model.
+- :func:`per_judged_good`: where items have no reference scorer, a judged run's quality
+  instead: dollars per answer the judge found at least as good as every other model's.
 - :func:`break_even`: monthly dollars against monthly requests for two models, and the volume
   above which one costs less than the other (:class:`BreakEven`).
 
@@ -47,8 +49,10 @@ __all__ = [
     "BreakEven",
     "CostLine",
     "PerCorrect",
+    "PerJudgedGood",
     "break_even",
     "per_correct",
+    "per_judged_good",
     "round_volume",
 ]
 
@@ -89,6 +93,59 @@ def per_correct(comparison: Comparison) -> list[PerCorrect]:
         usd = None if n <= 0 or s.cost.status == "unpriced" else float(s.cost.usd) / n
         kwh = None if n <= 0 or s.cost.kwh is None else float(s.cost.kwh) / n
         out.append(PerCorrect(model=s.model, correct=n, usd=usd, kwh=kwh))
+    return out
+
+
+@dataclass(frozen=True)
+class PerJudgedGood:
+    """What one answer judged at least as good as the others' cost, for one model.
+
+    An answer counts when the judge (pairwise, or comparing grades) found no other model's
+    answer to the same item better: it won or tied every pair it was in.
+
+    Attributes:
+        model: The model's label.
+        good: Answers judged at least as good as every other model's.
+        judged: Answers with a verdict on every pair they were in.
+        win_rate: The model's mean win rate over its pairs (wins plus half the ties).
+        usd: Dollars per such answer, or None when there is none or it is unpriced.
+    """
+
+    model: str
+    good: int
+    judged: int
+    win_rate: float | None
+    usd: float | None
+
+
+def per_judged_good(comparison: Comparison) -> list[PerJudgedGood]:
+    """Dollars per answer judged at least as good as the others', per model (judged runs).
+
+    Empty for a run that was not judged.
+    """
+    judging = comparison.judging
+    if judging is None:
+        return []
+    lost: set[tuple[str, str, int]] = set()
+    seen: dict[tuple[str, str, int], bool] = {}
+    for v in judging.verdicts:
+        for model, other in ((v.model_a, "b"), (v.model_b, "a")):
+            key = (model, v.item_id, v.sample)
+            seen[key] = seen.get(key, True) and v.winner is not None
+            if v.winner == other:
+                lost.add(key)
+    out = []
+    for s in comparison.summaries:
+        judged = [k for k, complete in seen.items() if k[0] == s.model and complete]
+        good = sum(1 for k in judged if k not in lost)
+        rates = [
+            p.win_rate if p.model_a == s.model else 1.0 - p.win_rate
+            for p in judging.pairs
+            if s.model in (p.model_a, p.model_b) and p.win_rate is not None
+        ]
+        usd = None if good == 0 or s.cost.status == "unpriced" else float(s.cost.usd) / good
+        rate = sum(rates) / len(rates) if rates else None
+        out.append(PerJudgedGood(s.model, good, len(judged), rate, usd))
     return out
 
 

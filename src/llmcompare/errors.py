@@ -3,14 +3,19 @@
 Every error the library raises on purpose derives from :class:`LLMCompareError`, so callers
 can catch one class. Backend failures carry the model id and say whether retrying could help; the
 SDK's own exception stays reachable as ``__cause__``. No message or repr ever holds a secret:
-header values that carry credentials are dropped and key-shaped strings are masked by
-:func:`redact`.
+header values that carry credentials are dropped, and :func:`redact` masks key-shaped strings,
+credentials written into URLs and every secret a backend registered (:func:`register_secret`).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+import threading
 from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from types import FrameType
 
 __all__ = [
     "BackendError",
@@ -22,6 +27,8 @@ __all__ = [
     "RateLimitError",
     "UnknownModelError",
     "redact",
+    "register_secret",
+    "user_stacklevel",
 ]
 
 # Header names whose values are credentials or session state; they never leave an error object.
@@ -39,21 +46,84 @@ _SECRET_HEADERS = frozenset(
     }
 )
 
-# Key-shaped tokens: OpenAI-style "sk-..." keys and bearer tokens. Masking them in every message is
-# cheap insurance against a provider echoing the key back in an error body.
-_SECRET_PATTERN = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9_\-\.=]{6,})")
+# Key-shaped tokens: OpenAI-style "sk-..." keys, bearer tokens and HTTP basic credentials.
+# Masking them in every message is cheap insurance against a provider echoing them back.
+_SECRET_PATTERN = re.compile(
+    r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+[A-Za-z0-9_\-\.=]{6,}|Basic\s+[A-Za-z0-9+/=]{6,})"
+)
+# "user:password@" written into a URL ("http://alice:s3cret@host/v1").
+_URL_USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://)[^/\s@]+@")
+
+_MIN_SECRET = 8
+"""Registered values shorter than this are not masked: they would mask ordinary words."""
+
+_registered: tuple[str, ...] = ()
+_registered_lock = threading.Lock()
+
+
+def register_secret(value: str) -> None:
+    """Mask ``value`` in every message :func:`redact` handles from now on, in this process.
+
+    For credentials with no recognisable shape, which only the code holding them knows to be
+    secret: a header value (Azure's ``api-key``), a password or query value written into a
+    URL. Backends register theirs when they are built; llmcompare's errors, and the log records
+    of the SDKs they use, then never show them. Values shorter than 8 characters are ignored.
+
+    Args:
+        value: The secret.
+    """
+    global _registered
+    if len(value) < _MIN_SECRET:
+        return
+    with _registered_lock:
+        if value not in _registered:
+            # Longest first: a secret that contains another is masked whole.
+            _registered = tuple(sorted((*_registered, value), key=len, reverse=True))
 
 
 def redact(text: str) -> str:
-    """Mask anything in ``text`` that looks like an API key or a bearer token.
+    """Mask anything in ``text`` that looks like a credential, or was registered as one.
 
     Args:
         text: Any message that may have come from a provider or the user's configuration.
 
     Returns:
-        The text with each key-shaped token replaced by ``"[REDACTED]"``.
+        The text with each key-shaped token, basic credential, ``user:password@`` of a URL and
+        registered secret (see :func:`register_secret`) replaced by ``"[REDACTED]"``.
     """
-    return _SECRET_PATTERN.sub("[REDACTED]", text)
+    for secret in _registered:
+        if secret in text:
+            text = text.replace(secret, "[REDACTED]")
+    text = _SECRET_PATTERN.sub("[REDACTED]", text)
+    return _URL_USERINFO.sub(r"\1[REDACTED]@", text)
+
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_STDLIB = os.path.dirname(os.path.abspath(os.__file__)) + os.sep
+# The machinery between a user's call and the code that warns: an event loop, a thread pool.
+_PLUMBING = tuple(_STDLIB + name for name in ("asyncio" + os.sep, "concurrent" + os.sep))
+_PLUMBING += (_STDLIB + "threading.py",)
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` for :func:`warnings.warn` that points at the user's own call.
+
+    Frames of llmcompare and of the machinery it runs requests on (asyncio's event loop,
+    thread pools) are skipped, so a warning shows the caller's line (``compare(...)`` in the
+    user's script), not ``cost/_tracker.py`` or ``asyncio/events.py``. Where no frame is the
+    user's (a worker thread), the warning is attributed to ``sys``. Plugins may use it too::
+
+        warnings.warn("...", MyWarning, stacklevel=user_stacklevel())
+
+    Returns:
+        The level, counted from the function that calls this one (1: that function).
+    """
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith((_PACKAGE, *_PLUMBING)):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 class LLMCompareError(Exception):
@@ -125,11 +195,25 @@ class BackendError(LLMCompareError):
     Attributes:
         model_id: The llmcompare id of the model that failed (``"provider:name"``).
         retryable: Whether sending the same request again may succeed (timeouts, resets, 429, 5xx).
+        maybe_billed: Whether the request reached the provider before it failed, so that the
+            provider may bill it: a timeout while waiting for the answer, a connection or a
+            stream cut after the request was sent. A refusal (an HTTP error status) or a
+            connection that never opened is not billed.
+        charged_usd: Dollars a :class:`~llmcompare.cost.CostTracker` counted for the request
+            because it may be billed (its worst case), summed over its attempts; None when
+            nothing was charged.
     """
 
-    def __init__(self, message: str, *, model_id: str, retryable: bool = False) -> None:
+    # Class defaults: an error rebuilt from another version's pickle has them too.
+    maybe_billed: bool = False
+    charged_usd: Decimal | None = None
+
+    def __init__(
+        self, message: str, *, model_id: str, retryable: bool = False, maybe_billed: bool = False
+    ) -> None:
         self.model_id = model_id
         self.retryable = retryable
+        self.maybe_billed = maybe_billed
         super().__init__(f"{model_id}: {message}")
 
     def __reduce__(self) -> tuple[object, ...]:

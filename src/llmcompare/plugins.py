@@ -44,7 +44,7 @@ import pluggy
 from pydantic import BaseModel, ConfigDict
 
 from llmcompare.backends._network import check_network
-from llmcompare.errors import PluginLoadError, UnknownModelError, redact
+from llmcompare.errors import PluginLoadError, UnknownModelError, redact, user_stacklevel
 from llmcompare.model import Model
 
 if TYPE_CHECKING:
@@ -379,7 +379,7 @@ class Registry:
             message = f"llmcompare plugin {ep.name!r} from {source} failed to load: {error}"
             if strict:
                 raise PluginLoadError(message, plugin=ep.name, distribution=dist) from exc
-            warnings.warn(message, PluginWarning, stacklevel=4)
+            warnings.warn(message, PluginWarning, stacklevel=user_stacklevel())
             return
         self._plugins.append(
             PluginInfo(ep.name, dist, version, tuple(e.name for e in staged), None, builtin)

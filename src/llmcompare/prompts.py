@@ -160,6 +160,11 @@ def _from_rows(rows: Iterable[tuple[int, Any]], path: str) -> list[PromptItem]:
     return _check_unique(items, path)
 
 
+# Python's parsers recurse: a value nested thousands deep exhausts the stack, and no prompt
+# item is nested more than a few levels.
+_TOO_DEEP = "nested too deeply: a value holds lists or objects thousands of levels deep"
+
+
 def _jsonl_rows(text: str, path: str) -> Iterable[tuple[int, Any]]:
     for line_no, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -168,6 +173,8 @@ def _jsonl_rows(text: str, path: str) -> Iterable[tuple[int, Any]]:
             yield line_no, json.loads(line)
         except json.JSONDecodeError as exc:
             raise PromptFileError(f"invalid JSON: {exc.msg}", path=path, line=line_no) from None
+        except RecursionError:
+            raise PromptFileError(_TOO_DEEP, path=path, line=line_no) from None
 
 
 def _csv_rows(text: str, path: str) -> Iterable[tuple[int, Any]]:
@@ -231,6 +238,8 @@ def _yaml_rows(text: str, path: str) -> Iterable[tuple[int, Any]]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise PromptFileError(f"invalid YAML: {exc}", path=path, line=line) from None
+    except RecursionError:
+        raise PromptFileError(_TOO_DEEP, path=path) from None
     if isinstance(data, Mapping) and "prompts" in data:
         data = data["prompts"]
     if not isinstance(data, list):

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import numbers
 import threading
@@ -32,13 +33,40 @@ from llmcompare.wrapper import ModelWrapper
 __all__ = ["RateLimiter", "RateLimits", "with_rate_limit"]
 
 
+log = logging.getLogger("llmcompare.ratelimit")
+
+LONG_WAIT_S = 60.0
+"""A wait longer than this is said (a warning on the ``llmcompare.ratelimit`` logger)."""
+
+_PER_DAY = 24 * 60
+"""Minutes in a day: a limit under ``1 / _PER_DAY`` per minute admits less than one a day."""
+
+
 def _check_limit(name: str, value: object) -> None:
-    """Refuse a limit that is not a positive number (None: no limit)."""
+    """Refuse a limit that is not a positive number, or admits less than one a day (None: none)."""
     if value is None:
         return
     # bool is an int to Python, but ``rpm=True`` is a mistake, not one request per minute.
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) > 0:
         raise ValueError(f"{name} must be positive, got {value!r}")
+    if float(value) * _PER_DAY < 1:
+        # rpm=1e-9 would send one request, then wait for centuries without a word.
+        raise ValueError(
+            f"{name}={value!r} is less than one a day: a request would wait longer than a "
+            "day; give at least 0.0007 (about one a day), or no limit"
+        )
+
+
+def _duration(seconds: float) -> str:
+    """``"42 s"``, ``"2 min 2 s"``, ``"3 h 5 min"``: a wait as a person reads it."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, rest = divmod(whole // 60, 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
 
 
 @dataclass(frozen=True)
@@ -133,10 +161,18 @@ class RateLimiter:
         if not burst_s > 0:
             raise ValueError(f"burst_s must be positive, got {burst_s}")
         self._clock = clock
+        self._rpm, self._tpm, self._burst_s = rpm, tpm, burst_s
         now = clock()
         self._requests = None if rpm is None else _Bucket(rpm, burst_s, now)
         self._tokens = None if tpm is None else _Bucket(tpm, burst_s, now)
         self._lock = threading.Lock()
+
+    def _limits(self) -> str:
+        """The limits as a long wait names them: ``rpm=0.5 (one request every 2 min 2 s)``."""
+        text = ", ".join(f"{n}={v:g}" for n, v in (("rpm", self._rpm), ("tpm", self._tpm)) if v)
+        if self._rpm is not None:
+            text += f" (one request every {_duration((60.0 + self._burst_s) / self._rpm)})"
+        return text
 
     @property
     def limits_tokens(self) -> bool:
@@ -210,6 +246,7 @@ class _RateLimited(ModelWrapper[int]):
         super().__init__(inner)
         self._limiter = limiter
         self._count = limiter.limits_tokens
+        self._told = -math.inf  # when a long wait was last said, on the limiter's clock
 
     @property
     def limiter(self) -> RateLimiter:
@@ -219,16 +256,31 @@ class _RateLimited(ModelWrapper[int]):
     def _tokens(self, request: Request) -> int:
         return _estimate_tokens(request) if self._count else 0
 
+    def _tell(self, wait: float) -> None:
+        """Say a wait over :data:`LONG_WAIT_S`, at most once a minute (many requests wait)."""
+        now = self._limiter._clock()
+        if wait > LONG_WAIT_S and now - self._told >= LONG_WAIT_S:
+            self._told = now
+            log.warning(
+                "%s: the next request waits %s for the rate limit %s",
+                self.id,
+                _duration(wait),
+                self._limiter._limits(),
+            )
+
     def _before(self, request: Request) -> int:
         tokens = self._tokens(request)
-        self._limiter.acquire_blocking(tokens)
+        if (wait := self._limiter.reserve(tokens)) > 0.0:
+            self._tell(wait)
+            self._limiter.acquire_blocking(tokens)
         return tokens
 
     async def _abefore(self, request: Request) -> int:
         tokens = self._tokens(request)
         # Under the limits the capacity is taken at once; only a request that must wait pays
         # for the waiting coroutine.
-        if self._limiter.reserve(tokens) > 0.0:
+        if (wait := self._limiter.reserve(tokens)) > 0.0:
+            self._tell(wait)
             await self._limiter.acquire(tokens)
         return tokens
 

@@ -17,7 +17,10 @@ string, number, integer, boolean, object, array, null, with ``enum``, ``const``,
 ("Recursive schemas are supported"); strings take ``pattern`` and ``format`` (date-time, time,
 date, duration, email, hostname, ipv4, ipv6, uuid); numbers ``minimum``, ``maximum``,
 ``exclusiveMinimum``, ``exclusiveMaximum``, ``multipleOf``; arrays ``items``, ``minItems``,
-``maxItems``; the root is an object; at most 10 levels of nesting and 5000 properties in all.
+``maxItems``; the root is an object. Its published limits are checked too (see ``_MAX_DEPTH``):
+nesting (also through ``$ref``), properties, enum values and string size; and a ``$ref`` cycle
+through two or more definitions is refused (recursion to ``"#"`` or of one definition to itself
+is what strict mode supports).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import copy
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 from typing_extensions import Self
@@ -43,8 +46,20 @@ __all__ = [
     "response_format",
 ]
 
+# OpenAI's strict-mode limits, from the structured-outputs guide, "Supported schemas"
+# (https://platform.openai.com/docs/guides/structured-outputs#supported-schemas): "A schema may
+# have up to 5000 object properties total, with up to 10 levels of nesting"; "the total string
+# length of all property names, definition names, enum values, and const values cannot exceed
+# 120,000 characters"; "A schema may have up to 1000 enum values across all enum properties";
+# "For a single enum property with string values, the total string length of all enum values
+# cannot exceed 15,000 characters when there are more than 250 enum values". Checked here, so a
+# schema past them fails before anything is sent, for every backend alike.
 _MAX_DEPTH = 10
 _MAX_PROPERTIES = 5000
+_MAX_STRING_SIZE = 120_000
+_MAX_ENUM_VALUES = 1000
+_MAX_ENUM_CHARS = 15_000
+_ENUM_CHARS_FROM = 250
 
 _TYPES = frozenset({"string", "number", "integer", "boolean", "object", "array", "null"})
 _FORMATS = frozenset(
@@ -77,13 +92,38 @@ def _fail(path: str, why: str) -> SchemaError:
     return SchemaError(f"response_format: {why} at {path or '/'}")
 
 
+def _within(total: int, most: int, what: str, path: str) -> None:
+    """Refuse a schema whose running ``total`` of ``what`` passed OpenAI's limit ``most``."""
+    if total > most:
+        raise _fail(
+            path, f"more than {most:,} {what} in all are unsupported (OpenAI's strict-mode limit)"
+        )
+
+
+class _Ref(NamedTuple):
+    """A ``$ref`` met on the walk: in which part (the root ``#`` or a definition), to where."""
+
+    owner: str
+    target: str
+    depth: int
+    path: str
+    bare: bool  # kept as a $ref in the output (not inlined): its target's depth adds to its own
+
+
 class _Normaliser:
     def __init__(self, root: Mapping[str, Any]) -> None:
         self.root = root
         self.properties = 0
+        self.enum_values = 0
+        self.string_size = 0
         # The references being inlined, outermost first: one met again is a recursion. The
         # root is always being walked, so "#" is a recursion wherever it appears.
         self.inlining: list[str] = ["#"]
+        # The part being walked ("#", or "#/$defs/<name>"), how deep each part goes, and
+        # every reference: checked once the walk is done, for cycles and nesting through refs.
+        self.owner = "#"
+        self.deepest: dict[str, int] = {}
+        self.refs: list[_Ref] = []
 
     def resolve(self, ref: str, path: str) -> Mapping[str, Any]:
         if ref == "#":  # recursion to the root, as OpenAI's strict mode allows
@@ -102,16 +142,55 @@ class _Normaliser:
             raise _fail(path, f"$ref {ref!r} is not a schema")
         return node
 
+    def strings(self, size: int, path: str) -> None:
+        """Count characters of names, enum and const values against the schema's total."""
+        self.string_size += size
+        _within(
+            self.string_size,
+            _MAX_STRING_SIZE,
+            "characters of property names, definition names, enum and const values",
+            path,
+        )
+
+    def enum(self, values: Any, path: str) -> None:
+        """Count an enum against OpenAI's limits on enum values."""
+        if not isinstance(values, list):
+            return
+        self.enum_values += len(values)
+        _within(self.enum_values, _MAX_ENUM_VALUES, "enum values", path)
+        chars = sum(len(v) for v in values if isinstance(v, str))
+        if len(values) > _ENUM_CHARS_FROM and chars > _MAX_ENUM_CHARS:
+            raise _fail(
+                path,
+                f"an enum of more than {_ENUM_CHARS_FROM} values may hold at most "
+                f"{_MAX_ENUM_CHARS:,} characters, this one {chars:,} (OpenAI's strict-mode limit)",
+            )
+        self.strings(chars, path)
+
+    def definitions(self, key: str, value: Any, sub: str) -> dict[str, Any]:
+        """Walk the definitions, each as its own part (a reference's target)."""
+        defs = dict(value)
+        self.strings(sum(len(n) for n in defs), sub)
+        out: dict[str, Any] = {}
+        for name, schema in defs.items():
+            self.owner = f"#/{key}/" + name.replace("~", "~0").replace("/", "~1")
+            try:
+                out[name] = self.node(schema, f"{sub}/{name}", 1)
+            finally:
+                self.owner = "#"
+        return out
+
     def keyword(self, out: dict[str, Any], key: str, value: Any, path: str, depth: int) -> None:
         sub = f"{path}/{key}"
         if key == "$ref":
             self.resolve(str(value), path)
+            self.refs.append(_Ref(self.owner, str(value), depth, path, bare=True))
             out[key] = value
         elif key in ("$defs", "definitions"):
             # "definitions" is the older name (draft-07, pydantic v1); OpenAI accepts both.
             if depth:
                 raise _fail(path, f"{key} is supported at the root only")
-            out[key] = {n: self.node(s, f"{sub}/{n}", 1) for n, s in dict(value).items()}
+            out[key] = self.definitions(key, value, sub)
         elif key == "anyOf":
             if not isinstance(value, list) or not value:
                 raise _fail(path, "anyOf must be a non-empty list")
@@ -121,8 +200,8 @@ class _Normaliser:
         elif key == "properties":
             props = dict(value)
             self.properties += len(props)
-            if self.properties > _MAX_PROPERTIES:
-                raise _fail(path, f"more than {_MAX_PROPERTIES} properties are unsupported")
+            _within(self.properties, _MAX_PROPERTIES, "properties", sub)
+            self.strings(sum(len(n) for n in props), sub)
             out[key] = {n: self.node(s, f"{sub}/{n}", depth + 1) for n, s in props.items()}
         elif key == "additionalProperties":
             if value is not False:
@@ -132,6 +211,10 @@ class _Normaliser:
         elif key == "format" and value not in _FORMATS:
             raise _fail(path, f"format {value!r} is unsupported")
         else:
+            if key == "enum":
+                self.enum(value, path)
+            elif key == "const" and isinstance(value, str):
+                self.strings(len(value), path)
             out[key] = copy.deepcopy(value)
 
     def node(self, schema: Any, path: str, depth: int) -> dict[str, Any]:
@@ -139,6 +222,7 @@ class _Normaliser:
             raise _fail(path, "a schema must be a JSON object (true/false schemas are unsupported)")
         if depth > _MAX_DEPTH:
             raise _fail(path, f"nesting deeper than {_MAX_DEPTH} levels is unsupported")
+        self.deepest[self.owner] = max(self.deepest.get(self.owner, 0), depth)
         schema = {k: v for k, v in schema.items() if k not in _ANNOTATIONS}
         all_of = schema.pop("allOf", None)
         if all_of is not None:
@@ -164,7 +248,9 @@ class _Normaliser:
     def inline(self, ref: str, schema: dict[str, Any], path: str, depth: int) -> dict[str, Any]:
         """A ``$ref`` beside other keywords: inlined, the local keywords winning."""
         target = self.resolve(ref, path)
-        if ref in self.inlining:
+        recursive = ref in self.inlining
+        self.refs.append(_Ref(self.owner, ref, depth, path, bare=recursive))
+        if recursive:
             # A recursive reference cannot be inlined (it would never end): it stays a bare
             # $ref, as strict mode wants, which only a description may be dropped for.
             rest = sorted(set(schema) - {"$ref", "description"})
@@ -177,6 +263,63 @@ class _Normaliser:
             return self.node(merged, path, depth)
         finally:
             self.inlining.pop()
+
+    def part(self, ref: str) -> str | None:
+        """The definition a reference points into (``"#/$defs/A"``), or None for the root."""
+        for owner in self.deepest:
+            if owner != "#" and (ref == owner or ref.startswith(owner + "/")):
+                return owner
+        return None
+
+    def check_references(self) -> None:
+        """Refuse cycles through two or more definitions, and nesting too deep through refs.
+
+        Recursion to the root (``"#"``) and of one definition to itself is what strict mode
+        supports; it is not followed for depth (it is unbounded by design).
+        """
+        edges: dict[str, list[_Ref]] = {}
+        for ref in self.refs:
+            target = self.part(ref.target)
+            if target is not None and target != ref.owner:
+                edges.setdefault(ref.owner, []).append(ref._replace(target=target))
+        done: set[str] = set()
+
+        def visit(owner: str, trail: list[str]) -> None:
+            for ref in edges.get(owner, ()):
+                if ref.target in trail:
+                    cycle = [*trail[trail.index(ref.target) :], ref.target]
+                    raise _fail(
+                        ref.path,
+                        f"the $ref cycle {' -> '.join(cycle)} is unsupported (only '#' and a "
+                        "definition that refers to itself may recurse)",
+                    )
+                if ref.target not in done:
+                    visit(ref.target, [*trail, ref.target])
+            done.add(owner)
+
+        for owner in list(edges):
+            if owner != "#" and owner not in done:
+                visit(owner, [owner])
+        reach: dict[str, int] = {}
+
+        def below(owner: str) -> int:
+            # How many levels a part goes below its own top (a definition is walked from 1).
+            if owner not in reach:
+                top = 0 if owner == "#" else 1
+                levels = self.deepest.get(owner, top) - top
+                for ref in edges.get(owner, ()):
+                    if ref.bare:
+                        levels = max(levels, ref.depth - top + below(ref.target))
+                reach[owner] = levels
+            return reach[owner]
+
+        for ref in (r for refs in edges.values() for r in refs if r.bare):
+            if ref.depth + below(ref.target) > _MAX_DEPTH:
+                raise _fail(
+                    ref.path,
+                    f"nesting deeper than {_MAX_DEPTH} levels is unsupported "
+                    f"(through $ref {ref.target!r})",
+                )
 
     def types(self, schema: dict[str, Any], path: str) -> list[str]:
         """The node's type names (``object`` added when it has properties), its keywords checked."""
@@ -232,6 +375,7 @@ def normalise(schema: Mapping[str, Any]) -> dict[str, Any]:
         walker.inlining.append(ref)
         root = {**walker.resolve(ref, ""), **{k: v for k, v in defs.items() if v}}
     out = walker.node(root, "", 0)
+    walker.check_references()
     if out.get("type") != "object":
         raise SchemaError(
             "response_format: the root of the schema must be an object (type 'object'), "

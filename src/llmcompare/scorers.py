@@ -10,7 +10,8 @@ expression, a numeric reference without a number) is refused before the run is p
 Built in: :class:`Exact`, :class:`Contains`, :class:`Regex`, :class:`Numeric`, :class:`JsonValid`
 (optionally against a pydantic model, or against each item's own schema), :class:`JsonFields`
 (fields equal to a JSON reference), :class:`MaxLength`, and :class:`Judge`, which asks any
-:class:`~llmcompare.Model` to grade the answer with a rubric. Prompt files name scorers with
+:class:`~llmcompare.Model` to grade the answer with a rubric (the pointwise judge of
+:mod:`llmcompare.judges`, where pairwise judges and panels are too). Prompt files name scorers with
 :func:`scorer_from_name` (``"exact"``, ``"contains"``, ``"regex"``, ``"numeric"``, ``"json"``,
 ``"schema"``, ``"json_fields"``, ``"max_words:25"``, ``"max_chars:200"``), and ``"unit_tests"``
 (alias ``"pass"``), which runs the answer's code with the item's tests in a sandbox
@@ -28,10 +29,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from pydantic import BaseModel, ValidationError
 
 from llmcompare.errors import ConfigurationError
+from llmcompare.judges import POINTWISE_RUBRIC, PointwiseJudge
 from llmcompare.schema import ResponseFormat, parse_json, response_format
 
 if TYPE_CHECKING:
-    from llmcompare.model import Model
     from llmcompare.prompts import PromptItem
     from llmcompare.types import Completion
 
@@ -363,40 +364,16 @@ class MaxLength:
         return len(completion.text.strip()) <= self._chars
 
 
-DEFAULT_RUBRIC = (
-    "You are grading an answer to a question. Judge correctness first, then whether it follows "
-    "the instructions in the question, then clarity."
-)
+DEFAULT_RUBRIC = POINTWISE_RUBRIC
+"""The pointwise judge's default rubric (kept under its old name)."""
 
+Judge = PointwiseJudge
+"""The pointwise judge (:class:`llmcompare.judges.PointwiseJudge`), usable as a scorer.
 
-class Judge:
-    """Ask a model to grade each answer from 1 to 10; the score is ``(grade - 1) / 9``.
-
-    Args:
-        model: Any model; a strong one grades better. It is called with temperature 0.
-        rubric: What the grader should value.
-        name: The name the score is reported under.
-    """
-
-    def __init__(self, model: Model, *, rubric: str = DEFAULT_RUBRIC, name: str = "judge") -> None:
-        self.name = name
-        self._model = model
-        self._rubric = rubric
-
-    def __call__(self, completion: Completion, item: PromptItem) -> float | None:
-        """Grade one answer; ``None`` when the grader's reply holds no grade."""
-        question = "\n".join(f"{m.role}: {m.content}" for m in item.conversation())
-        reference = f"\nReference answer: {item.reference}" if item.reference else ""
-        prompt = (
-            f"{self._rubric}\n\nQuestion:\n{question}{reference}\n\nAnswer to grade:\n"
-            f"{completion.text}\n\nReply with a single integer grade from 1 (worst) to 10 "
-            "(best) and nothing else."
-        )
-        reply = self._model.generate(prompt, temperature=0.0, max_tokens=8).text
-        match = re.search(r"\b(10|[1-9])\b", reply)
-        if match is None:
-            return None
-        return (int(match.group(1)) - 1) / 9
+``Judge(model, rubric=..., name="judge")`` grades each answer from 1 to 10 with its reasoning
+(structured output where the model supports it); its score is ``(grade - 1) / 9``. Given as
+``compare(judge=...)`` instead of a scorer, its requests are cached, budgeted and resumed.
+"""
 
 
 def scorer_from_name(spec: str, *, allow_code_execution: bool = False) -> Scorer:

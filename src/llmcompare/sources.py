@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from llmcompare.errors import ConfigurationError
 from llmcompare.prompts import PromptFileError, PromptItem, _check_unique, _validation_message
@@ -67,6 +67,13 @@ class FieldMap(BaseModel):
     id: str | None = None
     system: str | None = None
     tags: str | None = None
+
+    @field_validator("template")
+    @classmethod
+    def _plain_fields(cls, value: str | None) -> str | None:
+        if value is not None:
+            _template_fields(value)
+        return value
 
 
 def _is_dataset(value: object) -> bool:
@@ -115,7 +122,7 @@ def load_source(
             that names a column the source lacks (names the column and lists the columns).
         PromptFileError: A row that does not make a valid item (names the row).
     """
-    mapping = fields if isinstance(fields, FieldMap) else FieldMap.model_validate(fields or {})
+    mapping = fields if isinstance(fields, FieldMap) else _field_map(fields or {})
     if limit is not None and limit < 1:
         raise ConfigurationError(f"limit must be at least 1, got {limit}")
     name = _name(source)
@@ -135,6 +142,18 @@ def load_source(
         columns = list(data.column_names)
         rows = data
     return _items(rows, columns, mapping, name, limit)
+
+
+def _field_map(fields: Mapping[str, str]) -> FieldMap:
+    try:
+        return FieldMap.model_validate(fields)
+    except ValidationError as exc:
+        raise ConfigurationError(
+            "; ".join(
+                f"fields.{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
+            )
+        ) from None
 
 
 _ROW_FILES = (".jsonl", ".ndjson", ".csv")
@@ -261,17 +280,58 @@ def _network_error(exc: BaseException) -> bool:
 
 
 def _template_fields(template: str) -> list[str]:
+    """The columns a template names; ValueError for bad syntax or a field that is not a column.
+
+    A template formats columns only: ``{question}``, with a format spec if wanted
+    (``{question:.200}``). Attribute and index access, conversions and nested fields would let a
+    template reach into the objects behind a value (``{question.__class__.__mro__}``).
+    """
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"template {template!r}: {_brace_problem(template) or exc}") from None
     names = []
-    for _, field, _, _ in string.Formatter().parse(template):
+    for _, field, spec, conversion in parsed:
         if field is None:
             continue
-        base = field.split(".", 1)[0].split("[", 1)[0]
-        if not base or base.isdigit():
-            raise ConfigurationError(
-                f"template {template!r}: every {{...}} must name a column, as {{question}}"
+        if (
+            not field
+            or field.isdigit()
+            or any(c in field for c in ".[]")
+            or conversion
+            or (spec and "{" in spec)
+        ):
+            shown = field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            raise ValueError(
+                f"template {template!r}: {{{shown}}} is not a column: a template names columns "
+                "only, as {question} (no attributes, indexes, conversions or nested fields)"
             )
-        names.append(base)
+        names.append(field)
     return names
+
+
+def _brace_problem(template: str) -> str | None:
+    """Where a template's braces go wrong, and the fix; None if they balance."""
+    i = 0
+    while i < len(template):
+        if template.startswith(("{{", "}}"), i):
+            i += 2
+        elif template[i] == "{":
+            depth, j = 1, i + 1
+            while j < len(template) and depth:
+                depth += {"{": 1, "}": -1}.get(template[j], 0)
+                j += 1
+            if depth:
+                return (
+                    f"the '{{' at position {i} is never closed: end the field with '}}', or "
+                    "write '{{' for a literal '{'"
+                )
+            i = j
+        elif template[i] == "}":
+            return f"the '}}' at position {i} closes no field: write '}}}}' for a literal '}}'"
+        else:
+            i += 1
+    return None
 
 
 def _items(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeAlias, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -41,6 +42,55 @@ Role: TypeAlias = Literal["system", "user", "assistant"]
 FinishReason: TypeAlias = Literal["stop", "length", "content_filter", "error"]
 """Why generation ended: natural end or stop string, token limit, provider filter, or failure."""
 
+
+def _valid_text(text: str) -> tuple[str, int]:
+    r"""Text that encodes as UTF-8, and how many characters had to be replaced to get it.
+
+    A JSON escape can carry half of a character (``"\ud83d"``): a gateway that splits an
+    emoji's escape across two events leaves two lone UTF-16 surrogates in a Python string, and
+    a lone one when the other half never comes. Adjacent halves are joined into their character;
+    a half alone becomes U+FFFD. Anything else is kept as it is.
+    """
+    if text.isascii():
+        return text, 0
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        return text, 0
+    # UTF-16 with the halves written as they are: a high half followed by a low one decodes
+    # as the pair's character, and each half alone decodes as U+FFFD.
+    fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return fixed, fixed.count("\ufffd") - text.count("\ufffd")
+
+
+def _valid_texts(data: Any) -> Any:
+    """A model's input with ``text`` and ``refusal`` made valid, replacements counted."""
+    if type(data) is not dict:
+        return data
+    text = data.get("text")
+    # The common case first, kept cheap: this runs for every chunk of every stream.
+    if (text is None or (type(text) is str and text.isascii())) and data.get("refusal") is None:
+        return data
+    fixed: dict[str, Any] | None = None
+    replaced = 0
+    for name in ("text", "refusal"):
+        value = data.get(name)
+        if isinstance(value, str) and not value.isascii():
+            valid, n = _valid_text(value)
+            if valid is not value:
+                fixed = fixed if fixed is not None else dict(data)
+                fixed[name] = valid
+                # The refusal is the text too (see Completion.refusal): count its halves once.
+                if name == "text" or data.get("text") != value:
+                    replaced += n
+    if fixed is None:
+        return data
+    fixed["replaced_chars"] = int(fixed.get("replaced_chars") or 0) + replaced
+    return fixed
+
+
 # defer_build: each class builds its validator on first use instead of at import, which would
 # otherwise be most of the time of `import llmcompare` (and load pydantic's plugin machinery).
 _FROZEN = ConfigDict(frozen=True, extra="forbid", defer_build=True)
@@ -58,6 +108,19 @@ class Message(BaseModel):
 
     role: Role
     content: str
+
+    @field_validator("content")
+    @classmethod
+    def _valid_content(cls, value: str) -> str:
+        # A prompt is input: the halves of a character are joined, but half a character alone
+        # is refused before anything is sent (it cannot be written as UTF-8, nor keyed).
+        valid, replaced = _valid_text(value)
+        if replaced:
+            raise ValueError(
+                "holds half of a character (a lone UTF-16 surrogate, as a JSON escape such as "
+                "\\ud83d cut from its other half leaves): fix the text"
+            )
+        return valid
 
     @classmethod
     def system(cls, content: str) -> Message:
@@ -106,7 +169,8 @@ class GenerationSettings(BaseModel):
 
     model_config = _FROZEN
 
-    max_tokens: Annotated[int, Field(gt=0)] | None = None
+    # strict: a count is an int; True (a YAML "yes"), "5" or 5.0 is a mistake, not a count.
+    max_tokens: Annotated[int, Field(gt=0, strict=True)] | None = None
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     stop: tuple[str, ...] = ()
@@ -211,6 +275,9 @@ class Usage(BaseModel):
             write rate from GPT-5.6 on; OpenAI's ``input_tokens_details.cache_write_tokens``).
         estimated: True when any count was estimated rather than reported or counted exactly
             (for example a stream that ended without a usage report).
+        implausible: Why the counts the provider reported were not believed, when they could
+            not be true for the request (negative, past ``max_tokens`` or the prompt's length):
+            the counts are then an estimate, and the cost is ``"unpriced"`` with this reason.
     """
 
     model_config = _FROZEN
@@ -221,6 +288,7 @@ class Usage(BaseModel):
     reasoning_tokens: Annotated[int, Field(ge=0)] = 0
     estimated: bool = False
     cache_write_tokens: Annotated[int, Field(ge=0)] = 0
+    implausible: str | None = None
 
     @model_validator(mode="after")
     def _inclusive(self) -> Self:
@@ -259,6 +327,7 @@ class Usage(BaseModel):
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             estimated=self.estimated or other.estimated,
             cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            implausible=self.implausible or other.implausible,
         )
 
     def __radd__(self, other: object) -> Usage:
@@ -337,6 +406,14 @@ class Completion(BaseModel):
             it (OpenAI: ``"default"``, ``"flex"``, ``"priority"``, ...); it is priced at that tier.
         ttft_visible_s: Seconds from the call to the first VISIBLE token of a stream: after any
             hidden reasoning, which ``ttft_s`` (the first token of any kind) does not wait for.
+        replaced_chars: Characters of the answer as received that are not text: lone halves
+            of a UTF-16 surrogate pair (an escape cut in two with its other half lost), each
+            replaced by U+FFFD. 0 when the answer arrived valid; halves that arrive together,
+            even in two chunks of a stream, are joined into their character instead.
+        unanswered_usd: Dollars charged for earlier attempts of this request that reached the
+            provider and gave no answer (a timeout, a cut stream): the provider may bill them,
+            so a :class:`~llmcompare.cost.CostTracker` counts each at its worst case, and so
+            does this answer's cost. None when there were none.
     """
 
     model_config = _FROZEN
@@ -365,6 +442,15 @@ class Completion(BaseModel):
     api: str | None = None
     service_tier: str | None = None
     ttft_visible_s: Annotated[float, Field(ge=0.0)] | None = None
+    replaced_chars: Annotated[int, Field(ge=0)] = 0
+    unanswered_usd: Annotated[Decimal, Field(ge=0)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid(cls, data: Any) -> Any:
+        # Text is made valid where it enters: every later write (a run folder line, the cache,
+        # a report) can then encode it.
+        return _valid_texts(data)
 
 
 class Chunk(BaseModel):
@@ -382,6 +468,8 @@ class Chunk(BaseModel):
         thinking: The model has started generating but shows nothing yet (hidden reasoning
             began): the stream's first token, before its first visible one.
         service_tier: Set on the last chunk when the provider reported the tier that served it.
+        replaced_chars: Characters of this chunk's text as received that are not text (lone
+            surrogate halves), each replaced by U+FFFD; see :attr:`Completion.replaced_chars`.
     """
 
     model_config = _FROZEN
@@ -394,6 +482,12 @@ class Chunk(BaseModel):
     refusal: str | None = None
     thinking: bool = False
     service_tier: str | None = None
+    replaced_chars: Annotated[int, Field(ge=0)] = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid(cls, data: Any) -> Any:
+        return _valid_texts(data)
 
 
 class ModelInfo(BaseModel):

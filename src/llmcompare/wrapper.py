@@ -43,7 +43,7 @@ from typing import Any, Generic, TypeVar
 from typing_extensions import TypeVar as DefaultTypeVar
 from typing_extensions import Unpack
 
-from llmcompare.model import AsyncStream, Model, ModelBase, Stream
+from llmcompare.model import AsyncStream, Model, ModelBase, Stream, _refuse_bare_string
 from llmcompare.schema import ResponseFormat, check_formats
 from llmcompare.types import Chunk, Completion, Prompt, Request, Result, Settings, ShelfLife
 
@@ -215,6 +215,7 @@ class ModelWrapper(ModelBase, Generic[TicketT]):
         self, prompts: Sequence[Prompt], /, **settings: Unpack[Settings]
     ) -> list[Result]:
         """Answer many prompts through the inner model's ``generate_batch``; one result each."""
+        _refuse_bare_string(prompts, "generate_batch")
         requests = [_request(p, settings) for p in prompts]
         check_formats(self, requests)
         outs = self._batch(requests, time.perf_counter()) if requests else []

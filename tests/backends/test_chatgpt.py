@@ -171,6 +171,21 @@ def test_unknown_and_invalid_options_are_refused(server: srv.OpenAIServer) -> No
         quirks_for("x", family="nope")
 
 
+# issue 22, item 14
+@pytest.mark.parametrize(
+    "url", ["127.0.0.1:8000/v1", "localhost:8000/v1", "ftp://127.0.0.1/v1", "http:///v1"]
+)
+def test_a_base_url_without_http_or_https_is_refused_at_construction_in_one_line(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ConfigurationError, match=r"add http:// or https://") as info:
+        get_model("chatgpt:gpt-4o-mini", base_url=url)
+    assert "\n" not in str(info.value)
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    with pytest.raises(ConfigurationError, match="OPENAI_BASE_URL"):
+        get_model("chatgpt:gpt-4o-mini")
+
+
 def test_header_values_are_hidden_in_repr_and_dumps_but_sent(server: srv.OpenAIServer) -> None:
     secret = "azure-secret-4f9a"
     options = ChatGPTOptions(base_url=server.url, headers={"api-key": secret, "X-Team": "evals"})
@@ -350,6 +365,82 @@ def test_missing_usage_is_estimated_never_zero(
     assert usage.estimated
     assert usage.input_tokens > 0
     assert usage.output_tokens > 0
+
+
+# issue 22, item 22: usage a server reports is checked against the request before it is priced.
+IMPLAUSIBLE = {
+    "a huge output": srv.ok("one", prompt_tokens=9, completion_tokens=10**15),
+    "negative input": srv.ok("two", prompt_tokens=-5, completion_tokens=1),
+    "input past the prompt": srv.ok("three", prompt_tokens=10**9, completion_tokens=1),
+    "negative output": srv.ok("four", prompt_tokens=9, completion_tokens=-1),
+    "output past max_tokens": srv.ok("five", prompt_tokens=9, completion_tokens=50),
+}
+
+
+@pytest.mark.filterwarnings("ignore::llmcompare.backends.chatgpt.TokenEstimateWarning")
+def test_usage_that_cannot_be_true_is_flagged_unpriced_and_never_charged(
+    server: srv.OpenAIServer, tmp_path: Path
+) -> None:
+    server.script(
+        *IMPLAUSIBLE.values(),
+        # Plausible: 16 answer tokens plus 10 of reasoning the server counts beside them.
+        srv.ok("six", prompt_tokens=9, completion_tokens=26, reasoning_tokens=10),
+        srv.ok("seven", prompt_tokens=9, completion_tokens=3),
+    )
+    prompts = [{"id": name, "prompt": "Say one word."} for name in [*IMPLAUSIBLE, "six", "seven"]]
+    with make(server) as m:
+        result = llmcompare.compare(
+            {"gpt": m},
+            prompts,
+            max_tokens=16,
+            concurrency=1,
+            retry=None,
+            progress=False,
+            out=tmp_path / "run",
+        )
+    rows = {row.item_id: row for row in result.rows}
+    assert len(server.chat_requests) == 7  # each answered once; none failed, none re-sent
+    for name in IMPLAUSIBLE:
+        row = rows[name]
+        assert row.error is None, row.error
+        assert row.completion is not None
+        usage = row.completion.usage
+        assert usage.implausible is not None
+        assert "implausible usage" in usage.implausible
+        assert usage.estimated
+        assert 0 < usage.input_tokens < 100
+        assert 0 <= usage.output_tokens < 100
+        assert row.cost is not None
+        assert row.cost.status == "unpriced"
+        assert row.cost.usd == 0
+        assert "implausible usage" in row.cost.assumptions
+    for name in ("six", "seven"):
+        row = rows[name]
+        assert row.completion is not None
+        assert row.completion.usage.implausible is None
+        assert row.cost is not None
+        assert row.cost.status == "priced"
+    # Never a huge charge, in the record and in the run folder.
+    assert result.summaries[0].cost.usd < 1
+    saved = (tmp_path / "run" / "answers.jsonl").read_text()
+    assert saved.count("implausible usage") >= len(IMPLAUSIBLE)
+    assert f'"output_tokens":{10**15}' not in saved.replace(" ", "")
+
+
+# issue 22, item 22
+def test_a_stream_reporting_implausible_usage_is_flagged_the_same(
+    server: srv.OpenAIServer, model: ChatGPTModel
+) -> None:
+    from llmcompare.cost import cost_of
+
+    server.script(srv.ok("a streamed answer", prompt_tokens=9, completion_tokens=10**15))
+    with model.stream("Say it.", max_tokens=16) as stream:
+        list(stream)
+    done = stream.completion
+    assert done.usage.implausible is not None
+    assert "max_tokens" in done.usage.implausible
+    cost = cost_of(done)
+    assert (cost.status, cost.usd) == ("unpriced", 0)
 
 
 @pytest.mark.filterwarnings("ignore::llmcompare.backends.chatgpt.TokenEstimateWarning")
@@ -712,6 +803,103 @@ def test_key_never_in_repr_logs_or_serialized_completion(
     assert server.chat_requests[0].headers["authorization"] == f"Bearer {KEY}"  # it was used
 
 
+# issue 22, item 11: every credential the backend holds, not only the key.
+PROXY_KEY = "proxy-key-0123456789"  # no OpenAI shape: only the backend knows it is a secret
+AZURE_KEY = "azure-secret-4f9a77e1"
+GATEWAY_TOKEN = "gw-token-99887766"
+PASSWORD = "pa55w0rd-xyzzy"
+QUERY_SECRET = "query-secret-123456"
+
+
+def _secrets_of(user: str) -> list[str]:
+    import base64
+
+    basic = base64.b64encode(f"{user}:{PASSWORD}".encode()).decode()
+    return [PROXY_KEY, AZURE_KEY, GATEWAY_TOKEN, PASSWORD, QUERY_SECRET, basic]
+
+
+def _leaky_model(
+    server: srv.OpenAIServer, user: str | None = "alice", query: str = ""
+) -> ChatGPTModel:
+    host = server.url.removeprefix("http://")
+    return chatgpt(
+        "chatgpt:gpt-4o-mini",
+        api_key=PROXY_KEY,
+        headers={"api-key": AZURE_KEY, "X-Gateway-Token": GATEWAY_TOKEN},
+        base_url=f"http://{user}:{PASSWORD}@{host}{query}" if user else f"http://{host}{query}",
+        timeout=5,
+    )
+
+
+def test_a_server_echoing_every_credential_gets_none_into_errors_tracebacks_or_logs(
+    server: srv.OpenAIServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.script(srv.echo_request(401), srv.echo_request(500), srv.ok("fine"))
+    errors = []
+    # The key and the headers; then user:password@ in base_url, which replaces the key with
+    # basic credentials (httpx builds them from the URL).
+    for user in (None, "alice"):
+        with _leaky_model(server, user=user) as m, pytest.raises(ProviderHTTPError) as info:
+            m.generate("x")
+        errors.append(info.value)
+    with _leaky_model(server) as m:
+        assert m.generate("x").text == "fine"
+    # A query in base_url (a signed gateway address): the SDK posts to another path (a 404
+    # here), and httpx logs the address.
+    with _leaky_model(server, query=f"?sig={QUERY_SECRET}") as m:
+        with pytest.raises(ProviderHTTPError) as info:
+            m.generate("x")
+        errors.append(info.value)
+    # The credentials were sent, so the echoing server repeated them.
+    first, second = (r.headers for r in server.chat_requests[:2])
+    assert (first["authorization"], first["api-key"]) == (f"Bearer {PROXY_KEY}", AZURE_KEY)
+    assert second["authorization"].startswith("Basic ")
+    assert "authentication failed" in str(errors[0])
+    secrets = _secrets_of("alice")
+    for err in errors:
+        shown = [
+            str(err),
+            repr(err),
+            repr(err.headers),
+            "".join(traceback.format_exception(err)),
+            str(err.__cause__),
+            repr(err.__cause__),
+            pickle.loads(pickle.dumps(err)).message,
+        ]
+        for text in shown:
+            for secret in secrets:
+                assert secret not in text, (secret, text)
+    assert caplog.records, "the SDK and httpx logged nothing at DEBUG"
+    logged = "\n".join(r.getMessage() for r in caplog.records) + caplog.text
+    assert "/chat/completions" in logged
+    for secret in secrets:
+        assert secret not in logged, secret
+
+
+def test_a_server_echoing_every_credential_gets_none_into_the_run_folder_or_report(
+    server: srv.OpenAIServer, tmp_path: Path
+) -> None:
+    from llmcompare.report import write_report
+
+    server.script(srv.echo_request(401), srv.echo_request(403))
+    out = tmp_path / "run"
+    with _leaky_model(server, user="bob") as m:
+        result = llmcompare.compare(
+            {"gpt": m}, ["q1", "q2"], concurrency=1, retry=None, progress=False, out=out
+        )
+    assert [row.error is not None for row in result.rows] == [True, True]
+    assert AZURE_KEY in server.chat_requests[0].headers.values()
+    write_report(result, out, ("json", "csv", "html"))
+    files = [p for p in out.rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"answers.jsonl", "comparison.json", "comparison.csv", "report.html"} <= names
+    for path in files:
+        data = path.read_bytes()
+        for secret in _secrets_of("bob"):
+            assert secret.encode() not in data, (secret, path.name)
+
+
 # -- clients ----------------------------------------------------------------------------------
 
 
@@ -947,3 +1135,25 @@ def test_count_tokens_method_and_estimate_warning_class() -> None:
         warnings.simplefilter("ignore")
         m = chatgpt("chatgpt:gpt-4o", base_url="http://127.0.0.1:9/v1")
         assert m.count_tokens("Hello world") > 7
+
+
+# issue 22, item 1
+@pytest.mark.filterwarnings("ignore::llmcompare.backends.chatgpt.TokenEstimateWarning")
+def test_an_emoji_streamed_as_two_escaped_halves_is_joined_and_a_lone_half_is_flagged(
+    server: srv.OpenAIServer, model: ChatGPTModel
+) -> None:
+    server.script(
+        srv.streamed("Smile ", "\ud83d", "\ude00", " split"),
+        srv.streamed("lone ", "\ud83d", " half"),
+    )
+    with model.stream("hi") as stream:
+        chunks = list(stream)
+    # Every chunk is valid text as it is handed out, and the answer holds the whole emoji.
+    for chunk in chunks:
+        chunk.text.encode("utf-8")
+    assert "".join(c.text for c in chunks) == stream.completion.text == "Smile \U0001f600 split"
+    assert stream.completion.replaced_chars == 0
+    with model.stream("hi") as stream:
+        list(stream)
+    assert stream.completion.text == "lone \ufffd half"
+    assert stream.completion.replaced_chars == 1

@@ -301,6 +301,53 @@ def test_a_stream_cut_before_response_completed_is_retryable(server: srv.OpenAIS
     assert cut.value.retryable
 
 
+@pytest.mark.filterwarnings("ignore::llmcompare.backends.chatgpt.TokenEstimateWarning")
+def test_usage_that_cannot_be_true_is_flagged_unpriced_as_on_the_chat_path(
+    server: srv.OpenAIServer,
+) -> None:
+    # output_tokens past max_output_tokens (which counts reasoning too), then a negative count.
+    server.script(
+        srv.responses_ok("one", prompt_tokens=9, completion_tokens=10**15),
+        srv.responses_ok("two", prompt_tokens=-3, completion_tokens=2),
+        srv.responses_ok("three", prompt_tokens=9, completion_tokens=10**15),
+        srv.responses_ok("four", prompt_tokens=9, completion_tokens=3),
+    )
+    with make(server) as model:
+        answers = [
+            model.generate("Say it.", max_tokens=16),
+            model.generate("Say it.", max_tokens=16),
+            streamed(model, "Say it.", max_tokens=16),
+            model.generate("Say it.", max_tokens=16),
+        ]
+    fields = ("output_tokens", "input_tokens", "output_tokens")
+    for done, field in zip(answers[:3], fields, strict=True):
+        why = done.usage.implausible
+        assert why is not None
+        assert f"implausible usage reported: {field}=" in why
+        assert done.usage.estimated
+        assert 0 <= done.usage.output_tokens < 100
+        cost = cost_of(done)
+        assert (cost.status, cost.usd) == ("unpriced", 0)
+        assert "implausible usage" in cost.assumptions
+    assert answers[3].usage.implausible is None
+    assert answers[3].usage.output_tokens == 3
+
+
+def test_a_custom_key_echoed_by_a_failed_response_is_removed(server: srv.OpenAIServer) -> None:
+    secret = "my-own-proxy-key-456"  # not OpenAI-shaped: only the backend knows it is secret
+    server.script(srv.responses_ok("x", failed=True, message="bad key " + secret))
+    server.script(srv.error(500, "bad key " + secret, headers={"x-debug": "key=" + secret}))
+    model = get_model("chatgpt:gpt-5.4-mini", base_url=server.url, api_key=secret, api="responses")
+    with model:
+        with pytest.raises(BackendError) as failed:
+            model.generate("x")
+        with pytest.raises(ProviderHTTPError) as denied:
+            streamed(model, "x")
+    for info in (failed, denied):
+        assert secret not in str(info.value)
+        assert secret not in repr(info.value)
+
+
 # -- the cache key and the Batch API -------------------------------------------------------------
 
 

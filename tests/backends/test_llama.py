@@ -711,3 +711,62 @@ def test_two_processes_converting_at_once_leave_one_good_cache(tmp_path: Path) -
     entries = sorted(p.name for p in (tmp_path / "llama" / "gguf").iterdir())
     assert len(entries) == 1, entries  # one published folder, no partial one left behind
     assert not entries[0].startswith(".")
+
+
+# -- the process ---------------------------------------------------------------------------------
+
+# The issue's one-liner, with the session's converted cache.
+_GENERATE_AND_EXIT = """
+import llmcompare, sys
+model = llmcompare.get_model("llama", cache_dir=sys.argv[1])
+print(model.generate("Name a color.", max_tokens=8).text)
+"""
+
+# The worker thread is certainly inside a forward pass when the interpreter exits.
+_STREAM_LEFT_OPEN = """
+import llmcompare, sys
+model = llmcompare.get_model("llama", cache_dir=sys.argv[1])
+chunks = iter(model.stream("Write a long story about a cat.", max_tokens=200))
+print(next(chunks).text)
+"""
+
+
+def _exits(code: str, cache: Path, runs: int, at_once: int = 2) -> list[tuple[int, str, str]]:
+    """Run ``code`` ``runs`` times, ``at_once`` at a time: each one's status, stdout, stderr."""
+    done: list[tuple[int, str, str]] = []
+    env = {**os.environ, "LLMCOMPARE_LOAD_PLUGINS": ""}
+    while len(done) < runs:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, str(cache)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            for _ in range(min(at_once, runs - len(done)))
+        ]
+        for proc in procs:
+            out, err = proc.communicate(timeout=600)
+            done.append((proc.returncode, out, err))
+    return done
+
+
+# issue 22, item 7: the scheduler's worker is stopped and joined at exit, never left inside torch.
+def test_a_script_that_generates_then_exits_never_aborts(
+    llama: LlamaModel, llama_cache: Path
+) -> None:
+    runs = _exits(_GENERATE_AND_EXIT, llama_cache, 20)
+    aborted = [(rc, err[-500:]) for rc, _, err in runs if rc != 0 or "terminate called" in err]
+    assert aborted == []
+    assert all(out.strip() for _, out, _ in runs)
+
+
+# issue 22, item 7
+def test_a_stream_still_generating_at_exit_ends_the_process_cleanly(
+    llama: LlamaModel, llama_cache: Path
+) -> None:
+    [(rc, out, err)] = _exits(_STREAM_LEFT_OPEN, llama_cache, 1)
+    assert "terminate called" not in err
+    assert rc == 0, err[-2000:]
+    assert out.strip()

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import email.utils
 import itertools
 import json
@@ -795,6 +796,7 @@ class OpenAIServer:
             writer.transport.abort()
             return False
         if behaviour.kind == "error":
+            behaviour = with_request_echoed(behaviour, method, target, headers)
             api_key = headers.get("authorization", "").removeprefix("Bearer ")
             writer.write(self._error_bytes(behaviour, request_id, api_key))
             await writer.drain()
@@ -1409,5 +1411,70 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------------------
+# A server that echoes the request in its error text (issue 22, item 11)
+
+ECHO_REQUEST = "{request}"
+"""In an error's message: replaced by the request line and every request header, as they came."""
+
+
+def echo_request(status: int = 401) -> Behaviour:
+    """An error whose message repeats the request line and all its headers, credentials included.
+
+    Debug-minded gateways answer like this; a client must not pass the text on as it came.
+
+    Args:
+        status: HTTP status of the error.
+
+    Returns:
+        The behaviour.
+    """
+    return error(status, f"rejected: {ECHO_REQUEST}")
+
+
+def with_request_echoed(
+    b: Behaviour, method: str, target: str, headers: Mapping[str, str]
+) -> Behaviour:
+    """``b`` with :data:`ECHO_REQUEST` in its message replaced by the request (else ``b``)."""
+    if ECHO_REQUEST not in b.message:
+        return b
+    shown = f"{method} {target} " + "; ".join(f"{k}: {v}" for k, v in headers.items())
+    return dataclasses.replace(b, message=b.message.replace(ECHO_REQUEST, shown))
+
+
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --------------------------------------------------------------------------------------------------
+# Behaviours added for issue 22
+
+
+def streamed(*pieces: str, model: str = "gpt-4o-mini", finish_reason: str = "stop") -> Behaviour:
+    """A 200 event stream of exactly these content pieces, split wherever the test says.
+
+    A piece may hold half of a character: a lone UTF-16 surrogate is written as its JSON escape
+    (``"\\ud83d"``), as a gateway that splits an emoji's escape across two events does. Usage
+    is not reported (the client estimates it). The reply is the same whatever the request.
+
+    Args:
+        pieces: The content of each event, in order.
+        model: The model name in the events.
+        finish_reason: The finish reason of the last event.
+
+    Returns:
+        The behaviour (a raw body: the request is not looked at).
+    """
+    base = {"id": "chatcmpl-streamed", "object": "chat.completion.chunk", "created": 0}
+
+    def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        obj = {**base, "model": model, "choices": [choice]}
+        # ensure_ascii (the default): a lone surrogate leaves as its escape, never as bytes.
+        return b"data: " + json.dumps(obj).encode("ascii") + b"\n\n"
+
+    events = [event({"role": "assistant", "content": ""})]
+    events += [event({"content": p}) for p in pieces]
+    events.append(event({}, finish_reason))
+    events.append(b"data: [DONE]\n\n")
+    return raw(b"".join(events), headers={"content-type": "text/event-stream"})

@@ -158,6 +158,7 @@ def _word_chunks(completion: Completion) -> Iterator[Chunk]:
         usage=completion.usage,
         request_id=completion.request_id,
         response_model=completion.response_model,
+        replaced_chars=completion.replaced_chars,
     )
 
 

@@ -43,7 +43,13 @@ from typing_extensions import Unpack
 from llmcompare.backends import _stop
 from llmcompare.batch._progress import Progress
 from llmcompare.batch._results import ResultsFile, read_results
-from llmcompare.model import Model, _continuous_batching, _native_batching, _run_coroutine_sync
+from llmcompare.model import (
+    Model,
+    _continuous_batching,
+    _native_batching,
+    _refuse_bare_string,
+    _run_coroutine_sync,
+)
 from llmcompare.ratelimit import with_rate_limit
 from llmcompare.retry import RetryPolicy, with_retry
 from llmcompare.schema import check_formats
@@ -62,17 +68,18 @@ def _compose(
     tpm: float | None,
     tracker: CostTracker | None,
 ) -> Model:
-    # Innermost first: the limiter gates every attempt, retries happen under one budget
-    # reservation, and the tracker sees each logical request once.
+    # Innermost first: the limiter gates every attempt, and the tracker sees every attempt
+    # too: each is checked against the budget before it is sent, and one that reached the
+    # server without an answer (a timeout) is charged, so a retry can never pass the budget.
     runner = model
     # Interactive rate limits do not apply to a Batch API model (chatgpt's batch=True): its
     # requests go in one upload, under the Batch API's own limits.
     if (rpm is not None or tpm is not None) and getattr(model, "batch_api", False) is not True:
         runner = with_rate_limit(runner, rpm=rpm, tpm=tpm)
-    if retry is not None:
-        runner = with_retry(runner, retry)
     if tracker is not None:
         runner = tracker.wrap(runner)
+    if retry is not None:
+        runner = with_retry(runner, retry)
     return runner
 
 
@@ -122,12 +129,14 @@ async def agenerate_many(
         One result per prompt, in input order.
 
     Raises:
+        TypeError: When ``prompts`` is one string rather than a list.
         ValueError: When ``concurrency`` is below 1.
         pydantic.ValidationError: When a prompt or setting is invalid (nothing was sent).
         ConfigurationError: When ``results_file`` holds results of other requests.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    _refuse_bare_string(prompts, "agenerate_many")
     requests = [Request.of(p, **settings) for p in prompts]
     # A setup the model cannot run (no structured outputs, say) fails now, not row by row.
     check_formats(model, requests)
@@ -304,6 +313,7 @@ def generate_many(
         One result per prompt, in input order.
 
     Raises:
+        TypeError: When ``prompts`` is one string rather than a list.
         ValueError: When ``concurrency`` is below 1.
         pydantic.ValidationError: When a prompt or setting is invalid (nothing was sent).
         ConfigurationError: When ``results_file`` holds results of other requests.
@@ -334,4 +344,5 @@ def generate_many(
 
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    _refuse_bare_string(prompts, "generate_many")
     return _run_coroutine_sync(main)

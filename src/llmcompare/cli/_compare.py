@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -21,9 +22,13 @@ from llmcompare.cli._common import (
     _fail,
     _format_option,
     _formats,
+    _full_answers,
+    _os_error,
+    _resume_command,
     _settings,
     _write_reports,
 )
+from llmcompare.cli._judge import judge_options
 from llmcompare.errors import ConfigurationError, LLMCompareError
 
 if TYPE_CHECKING:
@@ -188,7 +193,12 @@ def _model_flags(models: Sequence[str], options: Sequence[str]) -> list[tuple[st
     "(-S reasoning_effort=low,high; -S temperature=0,0.7); repeat for more (combined).",
 )
 @click.option(
-    "-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Report folder."
+    "-o",
+    "--out",
+    "out_typed",
+    # As typed (a str): "./a=b" says a folder, where a Path would make it "a=b".
+    type=click.Path(file_okay=False),
+    help="Report folder.",
 )
 @_format_option("Report formats to write with --out (default: json, csv, html).")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Token limit per answer.")
@@ -234,6 +244,7 @@ def _model_flags(models: Sequence[str], options: Sequence[str]) -> list[tuple[st
     help="Run each local model on this many Ray actors (pip install 'llmcompare[ray]').",
 )
 @click.option("--ray-address", help="The Ray cluster to join (default: start a local one).")
+@judge_options()
 def compare_cmd(
     prompts: str | None,
     suite: str | None,
@@ -248,7 +259,7 @@ def compare_cmd(
     models: Sequence[str],
     options: Sequence[str],
     sweeps: Sequence[str],
-    out: Path | None,
+    out_typed: str | None,
     formats: Sequence[str],
     max_tokens: int | None,
     temperature: float | None,
@@ -264,6 +275,9 @@ def compare_cmd(
     refresh: bool,
     ray_workers: int | None,
     ray_address: str | None,
+    judges: Sequence[str],
+    judge_mode: str | None,
+    judge_rubric: Path | None,
 ) -> None:
     """Run PROMPTS (a file, a dataset, hf:NAME[:CONFIG[:SPLIT]] or --suite) on every model.
 
@@ -277,6 +291,9 @@ def compare_cmd(
     The models come from -c FILE, or from -m flags each followed by its own -O options:
     -m vllm=chatgpt:meta-llama/Llama-3.1-8B-Instruct -O base_url=http://127.0.0.1:8000/v1
     -O api_key_env=VLLM_API_KEY -m chatgpt:gpt-5.4-mini -O api_key_env=OPENAI_API_KEY.
+
+    --judge NAME has a judge model say which answer is better (both orders, by default), for
+    each pair of models and item; repeat it for a panel. Its cost is reported on its own line.
     """
     from rich.console import Console
 
@@ -285,6 +302,7 @@ def compare_cmd(
     console = Console()
     if suite is not None and prompts is not None:
         _fail(f"give PROMPTS or --suite, not both (got {prompts!r} and --suite {suite})")
+    out = None if out_typed is None else _out_folder(out_typed)
     names = list(models)
     if not names and config is None:
         names, hints = default_models()
@@ -312,6 +330,7 @@ def compare_cmd(
         out=out,
         ray=(ray_workers, ray_address),
         sweeps=sweeps,
+        judge=(judges, judge_mode, judge_rubric),
     )
     if out is None:
         out = plan.out
@@ -326,9 +345,11 @@ def compare_cmd(
         _fail(str(exc))
     except KeyboardInterrupt:
         _interrupted(out)
+    except OSError as exc:  # a full disk, a folder where answers.jsonl should be
+        _os_error(exc, out)
     finally:
         plan.close()
-    print_report(result, console)
+    print_report(result, console, full_answers=_full_answers(out, chosen))
     if out is not None:
         _write_reports(result, out, chosen, console)
     sys.exit(EXIT_FAILURES if result.failed else EXIT_OK)
@@ -354,6 +375,20 @@ def _warnings_shown(console: Console) -> Iterator[None]:
         yield
     finally:
         warnings.showwarning = shown
+
+
+# An option as -O takes it: KEY=VALUE, the key a name (settings.max_tokens, base_url).
+_OPTION_SHAPED = re.compile(r"[A-Za-z_][\w.-]*=.*", re.DOTALL)
+
+
+def _out_folder(typed: str) -> Path:
+    """The --out folder; one that looks like ``-O KEY=VALUE`` (``-o max_tokens=5``) exits 2."""
+    if _OPTION_SHAPED.fullmatch(typed):
+        _fail(
+            f"--out {typed!r} looks like an option (KEY=VALUE): did you mean -O {typed}? "
+            f"(for a folder of that name, write ./{typed})"
+        )
+    return Path(typed)
 
 
 def _fields(fields: Sequence[str], template: str | None) -> dict[str, str] | None:
@@ -384,11 +419,12 @@ def _compare_plan(
     out: Path | None,
     ray: tuple[int | None, str | None] = (None, None),
     sweeps: Sequence[str] = (),
+    judge: tuple[Sequence[str], str | None, Path | None] = ((), None, None),
 ) -> ComparePlan:
     """The config file with the flags given over it, built (nothing is sent); exit 2 if bad."""
     from click.core import ParameterSource
 
-    from llmcompare.config import CompareConfig, load_config, models_from_flags
+    from llmcompare.config import CompareConfig, judge_from_flags, load_config, models_from_flags
     from llmcompare.config._sweep import parse_sweep_flag
 
     ctx = click.get_current_context()
@@ -411,6 +447,7 @@ def _compare_plan(
             out=out,
             executor=_ray_executor(base, *ray),
             sweep=dict(parse_sweep_flag(flag) for flag in sweeps),
+            judge=judge_from_flags(*judge, base.judge),
             **sources,
         ).build()
     except (LLMCompareError, LookupError, ValueError) as exc:
@@ -431,9 +468,7 @@ def _ray_executor(
 
 
 def _interrupted(out: Path | None) -> NoReturn:
-    import shlex
-
-    command = shlex.join(["llmcompare", *sys.argv[1:]])
+    command = _resume_command()
     if out is None:
         click.echo(
             "llmcompare: interrupted; nothing was saved (with --out DIR a run can be resumed)",

@@ -12,6 +12,7 @@ from llmcompare.cli._common import (
     _fail,
     _format_option,
     _formats,
+    _full_answers,
     _run_dir_argument,
     _write_reports,
 )
@@ -55,7 +56,7 @@ def report_cmd(run_dir: Path, formats: Sequence[str], show: bool) -> None:
     chosen = _formats(formats or ("csv", "html"))
     result = _load_run(run_dir)
     if show:
-        print_report(result, console)
+        print_report(result, console, full_answers=_full_answers(run_dir, chosen))
     _write_reports(result, run_dir, chosen, console)
 
 
@@ -107,5 +108,5 @@ def rescore_cmd(
         rescored = result.rescore(built, replace=replace, allow_code_execution=allow_code_execution)
     except ConfigurationError as exc:
         _fail(exc.message)
-    print_report(rescored, console)
+    print_report(rescored, console, full_answers=_full_answers(run_dir, chosen))
     _write_reports(rescored, run_dir, chosen, console)

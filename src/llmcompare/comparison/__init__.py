@@ -24,11 +24,13 @@ from typing import TYPE_CHECKING, Any
 from typing_extensions import Unpack
 
 from llmcompare.comparison._inputs import DEFAULT_SETTINGS, Models, build_models, check_inputs
+from llmcompare.comparison._judging import check_judge, judge_runs
 from llmcompare.comparison._plan import config_record, plan_record, plan_runs
-from llmcompare.comparison._record import RECORD_FILE, build_record, finished_record
+from llmcompare.comparison._record import build_record
 from llmcompare.comparison._run import Sending, close_all, open_cache, run_models
 from llmcompare.comparison._shelf import ShelfLifeWarning, shelf_lives
 from llmcompare.cost import Budget, LocalHardware
+from llmcompare.judges import Judge, JudgePanel, Judging
 from llmcompare.prompts import PromptItem
 from llmcompare.ratelimit import RateLimits
 from llmcompare.record import Comparison
@@ -68,6 +70,7 @@ def compare(
     executor: Executor | None = None,
     allow_code_execution: bool = False,
     pass_at: Sequence[int] | None = None,
+    judge: Judge | JudgePanel | None = None,
     **settings: Unpack[Settings],
 ) -> Comparison:
     """Run every prompt on every model and gather answers, scores, latency, tokens and cost.
@@ -130,6 +133,13 @@ def compare(
         pass_at: The k values of pass@k reported for code scorers, each at most ``samples``;
             by default 1 and ``samples`` (only 1 at temperature 0, where k > 1 is refused:
             greedy samples are one answer repeated).
+        judge: A judge (:class:`~llmcompare.judges.PairwiseJudge`,
+            :class:`~llmcompare.judges.PointwiseJudge`) or a
+            :class:`~llmcompare.judges.JudgePanel`: once the models have answered, it judges
+            every item's answers (each pair of models, or each answer), its requests sent
+            through this run (concurrency, retry, rate limits, the budget, the cache, and
+            ``judgments.jsonl`` in ``out``). The record's ``judging`` holds the verdicts, each
+            pair's figures and the judge's cost, apart from the models'.
         **settings: Generation settings shared by every model, on top of the defaults
             (greedy, ``max_tokens=256``).
 
@@ -144,32 +154,37 @@ def compare(
     inputs = check_inputs(
         models, prompts, settings, scorers, samples, confidence, stats_seed, allow_code_execution
     )
+    check_judge(judge, len(models))
     built, owned = build_models(models)
     folder: RunFolder | None = None
     store: ResponseCache | None = None
+    judging: Judging | None = None
     try:
-        runs, ks, tracker, own = plan_runs(
-            built, inputs, overrides or {}, limits or {}, pass_at, budget, hardware, executor
-        )
-        # Before anything is sent: a model past or near its shutdown date is warned about.
-        shelf = shelf_lives({r.label: r.model for r in runs}, date.today())
-        sending = Sending(concurrency, retry, rpm, tpm, own, tracker, progress, refresh, executor)
-        if out is not None:
-            folder = RunFolder(
-                out,
-                plan_record(runs, inputs, overrides),
-                config_record(runs, inputs, budget, hardware, sending),
-                force_new=force_new,
+        try:
+            runs, ks, tracker, own = plan_runs(
+                built, inputs, overrides or {}, limits or {}, pass_at, budget, hardware, executor
             )
-        store = open_cache(cache)
-        started = datetime.now(timezone.utc)
-        run_models(runs, sending, folder, store)
+            # Before anything is sent: a model past or near its shutdown date is warned about.
+            shelf = shelf_lives({r.label: r.model for r in runs}, date.today())
+            sending = Sending(
+                concurrency, retry, rpm, tpm, own, tracker, progress, refresh, executor
+            )
+            if out is not None:
+                # From here to its record, the folder is this run's alone (see RunFolder).
+                folder = RunFolder(
+                    out,
+                    plan_record(runs, inputs, overrides),
+                    config_record(runs, inputs, budget, hardware, sending),
+                    force_new=force_new,
+                )
+            store = open_cache(cache)
+            started = datetime.now(timezone.utc)
+            run_models(runs, sending, folder, store)
+            if judge is not None:
+                judging = judge_runs(judge, runs, inputs, sending, folder, store, hardware)
+        finally:
+            close_all(store if cache is True else None, owned)
+        return build_record(runs, inputs, hardware, started, ks, folder, judging, shelf)
     finally:
-        close_all(folder, store if cache is True else None, owned)
-    again = finished_record(folder, runs, inputs)
-    if again is not None:
-        return again
-    record = build_record(runs, inputs, hardware, started, ks, shelf)
-    if folder is not None:
-        record.save(folder.path / RECORD_FILE)
-    return record
+        if folder is not None:
+            folder.close()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from llmcompare._version import __version__
 from llmcompare.comparison._inputs import Inputs, pass_at_ks
 from llmcompare.cost import Budget, CostTracker, LocalHardware
-from llmcompare.errors import ConfigurationError
+from llmcompare.errors import ConfigurationError, user_stacklevel
 from llmcompare.model import Model, ModelBase
 from llmcompare.ratelimit import RateLimits
 from llmcompare.runs import model_identity, request_key
@@ -217,7 +217,7 @@ def _identity(model: Model, *, warn: bool) -> dict[str, Any] | None:
             warnings.warn(
                 f"{model.id}: not cached ({type(exc).__name__}: {exc})",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         return None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
@@ -21,13 +22,17 @@ from llmcompare.cost import (
     genai_prices_version,
     oldest_price_date,
 )
+from llmcompare.cost._cost import unanswered_cost
+from llmcompare.errors import BackendError, ConfigurationError
 from llmcompare.record import Comparison, ErrorInfo, ModelSummary, Row, RunInfo, _aggregate
+from llmcompare.runs import ANSWERS_FILE
 from llmcompare.scorers import scorer_name
 from llmcompare.types import ShelfLife
 
 if TYPE_CHECKING:
     from llmcompare.comparison._inputs import Inputs
     from llmcompare.comparison._plan import ModelRun, PlannedRequest
+    from llmcompare.judges import Judging
     from llmcompare.prompts import PromptItem
     from llmcompare.runs import RunFolder
 
@@ -50,8 +55,19 @@ def finished_record(
     finished = folder.path / RECORD_FILE
     if not finished.exists():
         return None
+    try:
+        record = Comparison.load(finished)
+    except ConfigurationError:
+        # Cut by a kill or a full disk (written by an older llmcompare, not atomically): the
+        # answers are all in answers.jsonl, so the record is built again from them.
+        warnings.warn(
+            f"{finished} was not a whole record: rebuilt from {folder.path / ANSWERS_FILE}",
+            RuntimeWarning,
+            stacklevel=4,  # compare()'s caller
+        )
+        return None
     return _aggregate.rescored(
-        Comparison.load(finished),
+        record,
         inputs.scorers,
         replace=False,
         allow_code_execution=inputs.allow_code_execution,
@@ -64,9 +80,24 @@ def build_record(
     hardware: LocalHardware | None,
     started: datetime,
     pass_at: tuple[int, ...],
+    folder: RunFolder | None = None,
+    judging: Judging | None = None,
     shelf: Mapping[str, ShelfLife] | None = None,
 ) -> Comparison:
-    """The typed record of the run: rows, summaries, pairwise differences and the run's stamp."""
+    """The typed record of the run: rows, summaries, pairwise differences and the run's stamp.
+
+    With a run folder, a finished run asked again keeps its own record (see
+    :func:`finished_record`); any other record is saved in the folder. A new ``judging``
+    replaces the record's (a record judged again is saved again).
+    """
+    again = finished_record(folder, runs, inputs)
+    if again is not None:
+        if judging is None:
+            return again
+        again = again.model_copy(update={"judging": judging})
+        if folder is not None:
+            again.save(folder.path / RECORD_FILE)
+        return again
     by_id = {item.id: item for item in inputs.items}
     rows = tuple(
         _row(by_id[planned.item_id], run.label, planned, inputs.scoring, hardware)
@@ -88,7 +119,7 @@ def build_record(
         pass_at=pass_at,
         code_scorers=inputs.scoring.pass_at_k_names(inputs.items),
     )
-    return Comparison(
+    record = Comparison(
         run=stamp,
         items=tuple(inputs.items),
         rows=rows,
@@ -96,7 +127,11 @@ def build_record(
             _throughput(summary, run) for summary, run in zip(summaries, runs, strict=True)
         ),
         differences=_aggregate.differences(labels, rows, inputs.confidence, inputs.stats_seed),
+        judging=judging,
     )
+    if folder is not None:
+        record.save(folder.path / RECORD_FILE)
+    return record
 
 
 def _run_info(
@@ -146,13 +181,17 @@ def _row(
     assert result is not None  # every request has its answer or failure by now
     seed = result.request.seed
     if result.completion is None:
-        assert result.error is not None
+        error = result.error
+        assert error is not None
+        # A failure that may be billed (a timeout) was charged: the row says what, and why.
+        charged = error.charged_usd if isinstance(error, BackendError) else None
         return Row(
             item_id=item.id,
             model=label,
             sample=planned.sample,
             seed=seed,
-            error=ErrorInfo.of(result.error),
+            error=ErrorInfo.of(error),
+            cost=None if charged is None else unanswered_cost(charged),
         )
     completion = result.completion
     return Row(

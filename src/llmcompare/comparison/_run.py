@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from llmcompare.batch import generate_many
 from llmcompare.batch._results import error_record
 from llmcompare.cost import CostTracker
-from llmcompare.errors import LLMCompareError
+from llmcompare.errors import LLMCompareError, user_stacklevel
 from llmcompare.model import Model, _native_batching, _native_streaming
 from llmcompare.ratelimit import RateLimits
 from llmcompare.retry import RetryPolicy
@@ -70,12 +70,11 @@ def open_cache(cache: bool | ResponseCache) -> ResponseCache | None:
     return cache
 
 
-def close_all(
-    folder: RunFolder | None, store: ResponseCache | None, owned: Sequence[Model]
-) -> None:
-    """Close the run folder, the cache this run opened and the models it built."""
-    if folder is not None:
-        folder.close()
+def close_all(store: ResponseCache | None, owned: Sequence[Model]) -> None:
+    """Close the cache this run opened and the models it built.
+
+    The run folder stays open (and locked) until the record is written in it.
+    """
     if store is not None:
         store.close()
     for model in owned:
@@ -266,5 +265,7 @@ class _Arrivals:
             except (LLMCompareError, ValueError, OSError) as exc:
                 # A lost cache entry costs a request later; a lost run costs them all.
                 warnings.warn(
-                    f"{model.id}: answer not cached ({exc})", RuntimeWarning, stacklevel=2
+                    f"{model.id}: answer not cached ({exc})",
+                    RuntimeWarning,
+                    stacklevel=user_stacklevel(),
                 )

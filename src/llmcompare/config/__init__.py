@@ -22,15 +22,17 @@ TOML is read with the standard library (``tomllib``; ``tomli`` on Python 3.10), 
 when it is installed (the ``report`` extra).
 
 The parts, each in its own private module: the problems and their messages (``_problems``), the
-schema (``_schema``), the plan (``_plan``), the command-line models (``_flags``) and the files
-with the line of each key (``_files``).
+schema (``_schema``), the plan (``_plan``), the command-line models (``_flags``), the judge
+(``_judge``: a ``[judge]`` table, or ``--judge`` flags) and the files with the line of each key
+(``_files``).
 """
 
 from llmcompare.config._files import CONFIG_FILE_SUFFIXES, load_config
-from llmcompare.config._flags import models_from_flags
+from llmcompare.config._flags import judge_from_flags, models_from_flags
+from llmcompare.config._judge import build_judge
 from llmcompare.config._plan import ComparePlan
 from llmcompare.config._problems import ConfigFileError, Problem
-from llmcompare.config._schema import CompareConfig, ExecutorConfig, ModelConfig
+from llmcompare.config._schema import CompareConfig, ExecutorConfig, JudgeConfig, ModelConfig
 
 __all__ = [
     "CONFIG_FILE_SUFFIXES",
@@ -38,8 +40,11 @@ __all__ = [
     "ComparePlan",
     "ConfigFileError",
     "ExecutorConfig",
+    "JudgeConfig",
     "ModelConfig",
     "Problem",
+    "build_judge",
+    "judge_from_flags",
     "load_config",
     "models_from_flags",
 ]

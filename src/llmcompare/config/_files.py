@@ -10,8 +10,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from llmcompare.config._problems import ConfigFileError, Problem, _Loc, _order, _Source
+from llmcompare.config._problems import (
+    ConfigFileError,
+    Problem,
+    _dotted,
+    _Loc,
+    _order,
+    _Source,
+)
 from llmcompare.config._schema import CompareConfig, _problems
+from llmcompare.prompts import _TOO_DEEP
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -43,7 +51,8 @@ def load_config(path: str | Path) -> CompareConfig:
     name = str(path)
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        # utf-8-sig: a byte order mark (Windows editors write one) is not part of the document.
+        text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigFileError(name, [Problem(None, "no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -84,6 +93,8 @@ def _read_toml(text: str, name: str) -> tuple[Any, dict[_Loc, int]]:
         raise ConfigFileError(
             name, [Problem(None, f"invalid TOML: {message}", line=line, column=column)]
         ) from None
+    except RecursionError:
+        raise ConfigFileError(name, [Problem(None, f"invalid TOML: {_TOO_DEEP}")]) from None
     return data, _TomlLines(text).scan()
 
 
@@ -111,14 +122,26 @@ def _read_yaml(text: str, name: str) -> tuple[Any, dict[_Loc, int]]:
         raise ConfigFileError(
             name, [Problem(None, f"invalid YAML: {problem}", line=line)]
         ) from None
+    except RecursionError:
+        raise ConfigFileError(name, [Problem(None, f"invalid YAML: {_TOO_DEEP}")]) from None
     lines: dict[_Loc, int] = {}
+    twice: list[Problem] = []
 
     def walk(node: yaml.Node, loc: _Loc) -> None:
         if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
             for key, value in node.value:
                 if isinstance(key, yaml.ScalarNode):
                     sub = (*loc, str(key.value))
-                    lines.setdefault(sub, key.start_mark.line + 1)
+                    line = key.start_mark.line + 1
+                    if str(key.value) in seen:
+                        # YAML keeps the last one silently: the run would use a value its
+                        # author may not have seen.
+                        first = seen[str(key.value)]
+                        message = f"given twice (first at line {first}): keep one"
+                        twice.append(Problem(_dotted(sub), message, line=line))
+                    seen.setdefault(str(key.value), line)
+                    lines.setdefault(sub, line)
                     walk(value, sub)
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
@@ -128,6 +151,8 @@ def _read_yaml(text: str, name: str) -> tuple[Any, dict[_Loc, int]]:
 
     if root is not None:
         walk(root, ())
+    if twice:
+        raise ConfigFileError(name, twice)
     return data, lines
 
 
@@ -162,7 +187,7 @@ class _TomlLines:
                 table = self.header() if self.peek() == "[" else self.key_value(table)
                 if self.pos == start:
                     break
-        except (_ScanError, IndexError):
+        except (_ScanError, IndexError, RecursionError):
             pass
         return self.lines
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import typing
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from llmcompare.config._problems import ConfigFileError, Problem
-from llmcompare.config._schema import CompareConfig, ModelConfig, _problems
+from llmcompare.config._schema import CompareConfig, JudgeConfig, ModelConfig, _problems
+from llmcompare.errors import ConfigurationError
+from llmcompare.prompts import _TOO_DEEP
 
 _MODEL_FIELDS = ("api_key_env", "rpm", "tpm")
 
@@ -70,7 +74,10 @@ def models_from_flags(
             _flag_error(f"-O {value}", "an option applies to the -m before it: give -m first")
         shown, data, _ = specs[-1]
         specs[-1] = (shown, data, None)  # changed on the command line: no longer the file's
-        parsed = _option_value(text)
+        try:
+            parsed = _option_value(text)
+        except RecursionError:
+            _flag_error(f"-O {key}=...", _TOO_DEEP)
         head, dot, rest = key.partition(".")
         if key in ("label", "name"):
             _flag_error(f"-O {value}", "give a label as -m LABEL=NAME")
@@ -95,3 +102,39 @@ def models_from_flags(
 
 def _flag_error(where: str, message: str) -> typing.NoReturn:
     raise ConfigFileError(None, [Problem(None, message, where=where)])
+
+
+def judge_from_flags(
+    names: Sequence[str],
+    mode: str | None,
+    rubric_file: str | os.PathLike[str] | None,
+    base: JudgeConfig | None,
+) -> JudgeConfig | None:
+    """The judge the flags ask for, over the file's (None: no judge, or the file's stands).
+
+    Args:
+        names: ``--judge`` values (``NAME`` or ``LABEL=NAME``): they replace the file's judge
+            models; two or more are a panel.
+        mode: ``--judge-mode``.
+        rubric_file: ``--judge-rubric`` (relative to the working folder).
+        base: The file's ``[judge]``, if any.
+
+    Raises:
+        ConfigurationError: For ``--judge-mode`` or ``--judge-rubric`` without a judge.
+    """
+    if not names and mode is None and rubric_file is None:
+        return None
+    if not names and base is None:
+        raise ConfigurationError(
+            "--judge-mode and --judge-rubric need a judge: give --judge NAME (or a [judge] "
+            "table in the config file)"
+        )
+    data = base.model_dump(exclude_unset=True) if base is not None else {}
+    if names:
+        data["models"] = list(names)
+    if mode is not None:
+        data["mode"] = mode
+    if rubric_file is not None:
+        data.pop("rubric", None)
+        data["rubric_file"] = str(Path(rubric_file).absolute())
+    return JudgeConfig.model_validate(data)

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from pydantic import ValidationError
 
+from llmcompare.config._judge import build_judge
 from llmcompare.config._problems import ConfigFileError, Problem, _message
 from llmcompare.cost import Budget, LocalHardware
 from llmcompare.errors import LLMCompareError
+from llmcompare.judges import Judge, JudgePanel
 from llmcompare.model import Model
 from llmcompare.prompts import PromptItem, load_prompts
 from llmcompare.ratelimit import RateLimits
@@ -62,6 +64,7 @@ class ComparePlan:
         allow_code_execution: Whether code scorers may run the models' code, sandboxed.
         pass_at: The k values of pass@k for code scorers (``None``: 1 and ``samples``).
         out: The run folder, or ``None``.
+        judge: The judge of the answers (or a panel), or ``None``; the plan owns its models.
     """
 
     config: CompareConfig = field(repr=False)
@@ -83,6 +86,7 @@ class ComparePlan:
     allow_code_execution: bool = False
     pass_at: list[int] | None = None
     out: Path | None = None
+    judge: Judge | JudgePanel | None = None
 
     def run(
         self,
@@ -135,6 +139,7 @@ class ComparePlan:
             executor=self.executor,
             allow_code_execution=self.allow_code_execution,
             pass_at=self.pass_at,
+            judge=self.judge,
             **self.settings,
         )
 
@@ -152,9 +157,11 @@ class ComparePlan:
         return {**given, **self.settings}
 
     def close(self) -> None:
-        """Close every model (``compare`` closes only the models it built from names)."""
+        """Close every model, the judge's too (``compare`` closes only those it built)."""
         for model in self.models.values():
             model.close()
+        for judge in () if self.judge is None else self.judge.judges:
+            judge.model.close()
 
     def __enter__(self) -> ComparePlan:
         return self
@@ -176,6 +183,12 @@ def build_plan(config: CompareConfig) -> ComparePlan:
     # Before the models, so a missing Ray leaves nothing to close.
     executor = None if config.executor is None else config.executor.build()
     built = _models(config)
+    try:
+        judge = build_judge(config)
+    except BaseException:
+        for model in built.values():
+            model.close()
+        raise
     by_label = list(zip(built, config.models, strict=True))
     return ComparePlan(
         config=config,
@@ -204,6 +217,7 @@ def build_plan(config: CompareConfig) -> ComparePlan:
         allow_code_execution=config.allow_code_execution,
         pass_at=config.pass_at,
         out=config.out_dir(),
+        judge=judge,
     )
 
 

@@ -96,8 +96,21 @@ class _Source:
         return None
 
 
+_NOT_A_NUMBER = "a boolean (true/false, yes/no, on/off) is not a number: write the number"
+
+
+def _no_bool(value: Any) -> Any:
+    """Refuse a boolean where a number goes (a pydantic before-validator): ``samples: yes``."""
+    # Python's bool is an int, and pydantic turns True into 1 for an int or a float field.
+    if isinstance(value, bool):
+        raise ValueError(_NOT_A_NUMBER)
+    return value
+
+
 def _message(err: Any, allowed: Sequence[str] | None) -> str:
     kind = err["type"]
+    if kind in ("int_type", "float_type") and isinstance(err.get("input"), bool):
+        return _NOT_A_NUMBER
     if kind == "extra_forbidden":
         loc = err["loc"]
         key = str(loc[-1]) if loc else ""

@@ -19,10 +19,12 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -34,11 +36,13 @@ from llmcompare.config._problems import (
     _dotted,
     _Loc,
     _message,
+    _no_bool,
     _order,
     _Source,
 )
 from llmcompare.cost import Budget, LocalHardware
 from llmcompare.errors import ConfigurationError
+from llmcompare.ratelimit import RateLimits
 from llmcompare.scorers import scorer_from_name
 from llmcompare.sources import SUITES, FieldMap
 from llmcompare.types import GenerationSettings
@@ -51,6 +55,16 @@ _FROZEN = ConfigDict(frozen=True, extra="forbid")
 # Option names whose values are credentials: masked in repr and in public_dict().
 _SECRET_OPTION = re.compile(r"key|token|secret|password|passwd|auth|credential|cookie", re.I)
 _MASK = "***"
+
+
+_NOT_BOOL = BeforeValidator(_no_bool)
+"""On every number of the schema: a YAML ``yes`` is not 1."""
+
+
+def _rate(value: float | None, info: ValidationInfo) -> float | None:
+    """A limit the rate limiter takes (one that admits less than one a day is refused)."""
+    RateLimits(**{str(info.field_name): value})
+    return value
 
 
 def _label(value: str) -> str:
@@ -124,8 +138,10 @@ class ModelConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     api_key_env: Annotated[str, AfterValidator(_env_name)] | None = None
     settings: GenerationSettings = Field(default_factory=GenerationSettings)
-    rpm: Annotated[float, Field(gt=0)] | None = None
-    tpm: Annotated[float, Field(gt=0)] | None = None
+    rpm: Annotated[float, Field(gt=0), _NOT_BOOL] | None = None
+    tpm: Annotated[float, Field(gt=0), _NOT_BOOL] | None = None
+
+    _limits = field_validator("rpm", "tpm")(_rate)
 
     # The model's position among the file's [[models]], so a problem found later (an option its
     # backend refuses, a missing key variable) is reported at its line; None for a -m flag.
@@ -158,6 +174,56 @@ def _scorer_name(spec: str) -> str:
     return spec
 
 
+_MODEL_KEYS = frozenset(ModelConfig.model_fields)
+
+
+class JudgeConfig(BaseModel):
+    """The judge of a comparison: the ``[judge]`` table of a file, or ``--judge`` flags.
+
+    The judge model is a model like the others (``name``, ``options``, ``api_key_env``,
+    ``settings``, ``rpm``, ``tpm``), written in the table itself, or as ``judge = "NAME"``; a
+    panel lists its models as ``[[judge.models]]`` tables (each with its own ``label``).
+
+    Attributes:
+        models: The judge model, or a panel's models.
+        mode: ``"pairwise"`` (two answers side by side) or ``"pointwise"`` (a grade each).
+        rubric: What the judge should value, replacing the default rubric.
+        rubric_file: A text file holding the rubric (relative to the config file).
+        swap: Pairwise: ask each pair in both orders.
+        allow_tie: Pairwise: let the judge say tie.
+        vote: A panel's vote: ``"majority"`` or ``"mean"``.
+        scale: Pointwise: the lowest and highest grade.
+    """
+
+    model_config = _FROZEN
+
+    models: Annotated[list[ModelConfig], Field(min_length=1)]
+    mode: Literal["pairwise", "pointwise"] = "pairwise"
+    rubric: Annotated[str, Field(min_length=1)] | None = None
+    rubric_file: str | None = None
+    swap: bool = True
+    allow_tie: bool = True
+    vote: Literal["majority", "mean"] = "majority"
+    scale: tuple[int, int] = (1, 10)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_model(cls, data: Any) -> Any:
+        # judge = "chatgpt:gpt-5.4", or a [judge] table holding the model's own keys.
+        if isinstance(data, str):
+            return {"models": [data]}
+        if isinstance(data, Mapping) and "name" in data:
+            own = {k: v for k, v in data.items() if k in _MODEL_KEYS}
+            return {**{k: v for k, v in data.items() if k not in _MODEL_KEYS}, "models": [own]}
+        return data
+
+    @model_validator(mode="after")
+    def _one_rubric(self) -> JudgeConfig:
+        if self.rubric is not None and self.rubric_file is not None:
+            raise ValueError("give rubric or rubric_file, not both")
+        return self
+
+
 class ExecutorConfig(BaseModel):
     """Where local models run (``executor = { kind = "ray", workers = 4 }`` in a config file).
 
@@ -173,8 +239,8 @@ class ExecutorConfig(BaseModel):
     model_config = _FROZEN
 
     kind: Literal["local", "ray"] = "local"
-    workers: Annotated[int, Field(ge=1)] = 2
-    num_gpus_per_worker: Annotated[float, Field(ge=0)] = 0.0
+    workers: Annotated[int, Field(ge=1), _NOT_BOOL] = 2
+    num_gpus_per_worker: Annotated[float, Field(ge=0), _NOT_BOOL] = 0.0
     address: str | None = None
 
     def build(self) -> Executor | None:
@@ -226,6 +292,7 @@ class CompareConfig(BaseModel):
             as ``reasoning_effort``) with its values; every model that takes the key runs once
             per value, as its own labelled column (``<model>[reasoning_effort=low]``). See
             :mod:`llmcompare.config._sweep`.
+        judge: The judge of the answers (see :class:`JudgeConfig`), or None.
     """
 
     model_config = _FROZEN
@@ -234,25 +301,28 @@ class CompareConfig(BaseModel):
     prompts: Annotated[list[str], Field(min_length=1)] | None = None
     scorers: list[Annotated[str, AfterValidator(_scorer_name)]] = Field(default_factory=list)
     settings: GenerationSettings = Field(default_factory=GenerationSettings)
-    samples: Annotated[int, Field(ge=1)] = 1
-    concurrency: Annotated[int, Field(ge=1)] = 8
-    rpm: Annotated[float, Field(gt=0)] | None = None
-    tpm: Annotated[float, Field(gt=0)] | None = None
+    samples: Annotated[int, Field(ge=1), _NOT_BOOL] = 1
+    concurrency: Annotated[int, Field(ge=1), _NOT_BOOL] = 8
+    rpm: Annotated[float, Field(gt=0), _NOT_BOOL] | None = None
+    tpm: Annotated[float, Field(gt=0), _NOT_BOOL] | None = None
     budget: Budget | None = None
     hardware: LocalHardware | None = None
-    confidence: Annotated[float, Field(gt=0, lt=1)] = 0.95
-    stats_seed: Annotated[int, Field(ge=0)] = 0
+    confidence: Annotated[float, Field(gt=0, lt=1), _NOT_BOOL] = 0.95
+    stats_seed: Annotated[int, Field(ge=0), _NOT_BOOL] = 0
     out: str | None = None
     executor: ExecutorConfig | None = None
     fields: FieldMap | None = None
     split: str | None = None
-    limit: Annotated[int, Field(ge=1)] | None = None
+    limit: Annotated[int, Field(ge=1), _NOT_BOOL] | None = None
     allow_code_execution: bool = False
-    pass_at: list[Annotated[int, Field(ge=1)]] | None = None
+    pass_at: list[Annotated[int, Field(ge=1), _NOT_BOOL]] | None = None
     sweep: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
+    judge: JudgeConfig | None = None
 
     _base: Path | None = PrivateAttr(default=None)
     _source: _Source | None = PrivateAttr(default=None)
+
+    _limits = field_validator("rpm", "tpm")(_rate)
 
     @field_validator("prompts", mode="before")
     @classmethod
@@ -304,6 +374,7 @@ class CompareConfig(BaseModel):
         pass_at: Sequence[int] | None = None,
         scorers: Sequence[str] | None = None,
         sweep: Mapping[str, Sequence[Any]] | None = None,
+        judge: JudgeConfig | None = None,
     ) -> CompareConfig:
         """This config with command-line flags over it: each flag given wins over the file.
 
@@ -331,6 +402,8 @@ class CompareConfig(BaseModel):
             pass_at: ``--pass-at``.
             scorers: ``--scorer``: added to the file's scorers.
             sweep: ``-S KEY=V1,V2``: each key's values replace the file's for that key.
+            judge: ``--judge``, ``--judge-mode``, ``--judge-rubric``: replaces the file's judge
+                (:func:`~llmcompare.config.judge_from_flags` builds it over the file's).
 
         Returns:
             A new config; this one is unchanged.
@@ -341,54 +414,56 @@ class CompareConfig(BaseModel):
         update: dict[str, Any] = {}
         chosen = list(self.models if models is None else models)
         given = dict(settings or {})
+        # The parts given whole (settings, fields, budget) are merged here and validated with
+        # the rest, in one validation: a problem then has its place (fields.answer), and the
+        # keys it suggests are those of that place, not the top level's.
+        if given:
+            update["settings"] = {**self.settings.as_settings(), **given}
+        if given or rpm is not None or tpm is not None:
+            chosen = [
+                _without(m, set(given), rpm=rpm is not None, tpm=tpm is not None) for m in chosen
+            ]
+        if prompts is not None:
+            update["prompts"] = [
+                str(p) if _named(str(p)) else str(Path(p).absolute()) for p in prompts
+            ]
+        if fields:
+            old_fields = self.fields.model_dump(exclude_none=True) if self.fields else {}
+            update["fields"] = {**old_fields, **fields}
+        if out is not None:
+            update["out"] = str(Path(out).absolute())
+        if executor is not None:
+            update["executor"] = executor
+        if sweep:
+            update["sweep"] = {**self.sweep, **{k: list(v) for k, v in sweep.items()}}
+        if budget_usd is not None:
+            old = self.budget.model_dump(exclude_unset=True) if self.budget else {}
+            update["budget"] = {**old, "max_usd": budget_usd}
+        for name, value in (
+            ("samples", samples),
+            ("concurrency", concurrency),
+            ("rpm", rpm),
+            ("tpm", tpm),
+            ("split", split),
+            ("limit", limit),
+            ("allow_code_execution", allow_code_execution),
+            ("pass_at", None if pass_at is None else list(pass_at)),
+            ("scorers", None if not scorers else [*self.scorers, *scorers]),
+            ("judge", judge),
+        ):
+            if value is not None:
+                update[name] = value
         try:
-            if given:
-                update["settings"] = GenerationSettings.model_validate(
-                    {**self.settings.as_settings(), **given}
-                )
-            if given or rpm is not None or tpm is not None:
-                chosen = [
-                    _without(m, set(given), rpm=rpm is not None, tpm=tpm is not None)
-                    for m in chosen
-                ]
-            update["models"] = chosen
-            if prompts is not None:
-                update["prompts"] = [
-                    str(p) if _named(str(p)) else str(Path(p).absolute()) for p in prompts
-                ]
-            if fields:
-                old_fields = self.fields.model_dump(exclude_none=True) if self.fields else {}
-                update["fields"] = FieldMap.model_validate({**old_fields, **fields})
-            if out is not None:
-                update["out"] = str(Path(out).absolute())
-            if executor is not None:
-                update["executor"] = executor
-            if sweep:
-                update["sweep"] = {**self.sweep, **{k: list(v) for k, v in sweep.items()}}
-            if budget_usd is not None:
-                old = self.budget.model_dump(exclude_unset=True) if self.budget else {}
-                update["budget"] = Budget.model_validate({**old, "max_usd": budget_usd})
-            for name, value in (
-                ("samples", samples),
-                ("concurrency", concurrency),
-                ("rpm", rpm),
-                ("tpm", tpm),
-                ("split", split),
-                ("limit", limit),
-                ("allow_code_execution", allow_code_execution),
-                ("pass_at", None if pass_at is None else list(pass_at)),
-                ("scorers", None if not scorers else [*self.scorers, *scorers]),
-            ):
-                if value is not None:
-                    update[name] = value
-            # Validate the whole (the bounds of samples, rpm, ...) while keeping each model's
-            # place in the file; model_copy alone would not check anything.
-            CompareConfig.model_validate(
+            # The whole is validated (the bounds of samples, rpm, ...) without the models, which
+            # keep their place in the file; model_copy alone would not check anything.
+            checked = CompareConfig.model_validate(
                 {**self.model_dump(exclude={"models"}), **update, "models": []}
             )
         except ValidationError as exc:
             raise ConfigFileError(self.path, _problems(exc, None, "command line")) from None
-        return self.model_copy(update=update)
+        return self.model_copy(
+            update={**{name: getattr(checked, name) for name in update}, "models": chosen}
+        )
 
     # -- checks -------------------------------------------------------------------------------
 
@@ -509,6 +584,10 @@ class CompareConfig(BaseModel):
             data["prompts"] = [str(p) for p in self._sources()]
         if self.out is not None:
             data["out"] = str(self.out_dir())
+        if self.judge is not None:
+            for model, dumped in zip(self.judge.models, data["judge"]["models"], strict=True):
+                dumped["options"] = _mask_options(dumped["options"])
+                dumped["settings"] = model.settings.model_dump(mode="json", exclude_unset=True)
         return data
 
 

@@ -27,6 +27,7 @@ Example:
 Money is Decimal end to end: amounts are never floats, and sums are exact.
 """
 
+from llmcompare.cost._budget import Budget, input_token_bound
 from llmcompare.cost._cost import (
     GENERIC_CLOUD_VM,
     Cost,
@@ -50,7 +51,7 @@ from llmcompare.cost._prices import (
     register_price,
     reset_prices,
 )
-from llmcompare.cost._tracker import Budget, CostTracker, Totals, input_token_bound
+from llmcompare.cost._tracker import CostTracker, Totals
 
 __all__ = [
     "GENERIC_CLOUD_VM",

@@ -11,11 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llmcompare.cost._api_energy import api_energy
 from llmcompare.cost._prices import Price, TierPrice, match_price
+from llmcompare.errors import user_stacklevel
 from llmcompare.types import Completion
 
 __all__ = [
     "BATCH_DISCOUNT",
     "GENERIC_CLOUD_VM",
+    "UNANSWERED",
     "Assessed",
     "Cost",
     "CostStatus",
@@ -26,6 +28,7 @@ __all__ = [
     "batch_tier",
     "cost_of",
     "energy_sum",
+    "unanswered_cost",
     "worse",
 ]
 
@@ -206,7 +209,7 @@ def _warn_unpriced(model: str, tier: str | None = None) -> None:
             "reported as 'unpriced', never charged the standard rate. Register one with "
             f"llmcompare.cost.register_price(Price(..., tiers={{{tier!r}: TierPrice(...)}}))."
         )
-    warnings.warn(message, UnpricedModelWarning, stacklevel=3)
+    warnings.warn(message, UnpricedModelWarning, stacklevel=user_stacklevel())
 
 
 # -- local hardware --------------------------------------------------------------------------------
@@ -342,22 +345,66 @@ def _local_cost(
     )
 
 
+UNANSWERED = (
+    "an attempt that reached the server and gave no answer (a timeout, a cut stream) may be "
+    "billed: charged at its worst case (input bound and max_tokens)"
+)
+"""The assumption of a cost that holds such attempts (see :func:`unanswered_cost`)."""
+
+
+def unanswered_cost(usd: Decimal) -> Cost:
+    """The cost charged for attempts that reached the server and gave no answer.
+
+    A provider may bill such an attempt (a timeout, a cut stream), so a
+    :class:`~llmcompare.cost.CostTracker` charges its worst case; the status is
+    ``"estimated"``, and the assumption says so.
+
+    Args:
+        usd: The dollars charged.
+
+    Returns:
+        The cost.
+    """
+    return Assessed(usd, "estimated", None, None, "", UNANSWERED, None).as_cost()
+
+
 def assess(
     completion: Completion, hardware: LocalHardware | None, energy_j: float | None
 ) -> Assessed:
     """The numbers of :func:`cost_of` without building a model (the tracker's hot path)."""
+    answer = _assess_answer(completion, hardware, energy_j)
+    extra = completion.unanswered_usd
+    if extra is None:
+        return answer
+    # Earlier attempts that may be billed are part of what the request cost.
+    return answer._replace(
+        usd=answer.usd + extra,
+        status=worse(answer.status, "estimated"),
+        assumptions=_merge(answer.assumptions, UNANSWERED),
+    )
+
+
+def _assess_answer(
+    completion: Completion, hardware: LocalHardware | None, energy_j: float | None
+) -> Assessed:
+    """The cost of the answer itself, without earlier attempts that gave none."""
     if completion.compute_s is not None:
         return _local_cost(completion, hardware or GENERIC_CLOUD_VM, energy_j, hardware is None)
     usage = completion.usage
     name = completion.response_model or completion.model
     energy = api_energy(name, usage.output_tokens, completion.latency_s)
     spent = (energy.kwh, energy.g_co2, (energy.low, energy.high))
+    tier = _served_tier(completion.service_tier)
+    implausible = usage.implausible
+    if implausible is not None:
+        # Counts the provider reported that cannot be true are not priced: no charge of millions
+        # for a server that reported 10^15 tokens, and no guess passed off as a price.
+        return _unpriced(f"not priced: {implausible}", "", energy.source, spent, tier)
     found = match_price(completion.model, completion.response_model)
     if found is None:
         _warn_unpriced(name)
         return _unpriced(f"no price known for {name}", "", energy.source, spent, None)
     price = found.price
-    tier = _served_tier(completion.service_tier)
     assumptions = [found.assumption] if found.assumption else []
     rates = _rates(price, completion, tier, assumptions)
     if rates is None:
@@ -504,7 +551,10 @@ def cost_of(
       one. A dated snapshot with no entry of its own (``gpt-3.5-turbo-1106``) is charged at its
       family's price (``gpt-3.5-turbo``) with status ``"estimated"`` and an assumption saying
       so. Estimated usage also gives ``"estimated"``. An unknown model gives status
-      ``"unpriced"`` with ``usd`` 0 and a warning, once per model.
+      ``"unpriced"`` with ``usd`` 0 and a warning, once per model; so does usage the provider
+      reported that cannot be true (``usage.implausible``), with the reason as an assumption.
+    - Earlier attempts of the request that may be billed (``unanswered_usd``: a timeout, a
+      cut stream) are added, and make the status ``"estimated"``.
 
     Example:
         >>> from llmcompare import Completion, Usage

@@ -9,105 +9,56 @@ import time
 from collections.abc import Sequence
 from decimal import Decimal
 from types import TracebackType
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 from typing_extensions import Self
 
+from llmcompare.cost._budget import (
+    DEFAULT_MAX_TOKENS,
+    POLL_S,
+    WAIT_S,
+    Budget,
+    Reservation,
+    Wait,
+    show_usd,
+    worst_case,
+)
 from llmcompare.cost._cost import (
+    UNANSWERED,
     Assessed,
     Cost,
     CostStatus,
     EnergySource,
     LocalHardware,
     assess,
-    batch_tier,
     energy_sum,
     worse,
 )
 from llmcompare.cost._prices import get_price
-from llmcompare.errors import BudgetExceeded
+from llmcompare.errors import BackendError, BudgetExceeded
 from llmcompare.model import Model
 from llmcompare.types import Completion, Request, Usage
 from llmcompare.wrapper import ModelWrapper
 
-__all__ = ["Budget", "CostTracker", "Totals", "input_token_bound"]
+__all__ = ["CostTracker", "Totals"]
 
 logger = logging.getLogger("llmcompare.cost")
 
 _ZERO = Decimal(0)
 
 
-def input_token_bound(request: Request) -> int:
-    """An upper bound on the input tokens of a request, computed without a tokenizer.
-
-    UTF-8 bytes of every message plus 8 tokens per message and 32 per request: byte-level BPE
-    tokenizers (OpenAI's, Llama's) never produce more tokens than bytes, and the margins cover
-    chat-format tokens (OpenAI adds 3 per message and 3 per reply). Real counts are usually
-    about a quarter of this; budgets reserve it and give the rest back once the real usage is
-    known.
-
-    Args:
-        request: The request.
-
-    Returns:
-        The bound, in tokens.
-    """
-    total = 32
-    for message in request.messages:
-        text = message.content
-        total += 8 + (len(text) if text.isascii() else len(text.encode("utf-8")))
-    return total
-
-
-class Budget(BaseModel):
-    """Limits a :class:`CostTracker` enforces before each request is sent.
-
-    Each request reserves its worst case: :func:`input_token_bound` input tokens plus its
-    ``max_tokens`` output tokens (``default_max_tokens`` when the request sets none), priced at
-    the model's uncached input and output prices. A request whose worst case does not fit next to
-    what is already spent and reserved raises :class:`~llmcompare.BudgetExceeded` and is not
-    sent. After it returns, the reservation is replaced by the real usage and cost, so the rest
-    becomes available again. For API models, under any concurrency the totals never pass a
-    limit, as long as providers respect ``max_tokens``.
-
-    For a USD limit the model must have a known price (a request to an unpriced API model is
-    refused, since its cost could not be bounded). A local model's dollar cost is known only
-    after it ran, so the first request of each local model runs alone, as a probe, while the
-    others wait (or, in a batch, are refused): its measured cost per token then bounds the
-    next ones, each reserving ``highest cost per output token seen x (input bound +
-    max_tokens)`` (the whole cost, prompt included, over the output tokens: a probe that
-    answered in one token gives a high rate, never a low one). Before a probe has been measured
-    nothing bounds its cost: that one request is what a run can pass ``max_usd`` by. The bound
-    after it is an estimate from measurements, conservative (a request alone costs more per
-    token than a row of a batch, and the input bound is about four times the real count), not
-    a guarantee as an API price is.
-
-    Attributes:
-        max_usd: Most dollars to spend.
-        max_tokens: Most tokens (input plus output) to use.
-        max_requests: Most requests to send (failed ones count: they were sent).
-        default_max_tokens: Output tokens assumed for a request without ``max_tokens``. Set
-            ``max_tokens`` on requests for a strict guarantee: a provider may generate more.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    max_usd: Annotated[Decimal, Field(ge=0)] | None = None
-    max_tokens: Annotated[int, Field(ge=0)] | None = None
-    max_requests: Annotated[int, Field(ge=0)] | None = None
-    default_max_tokens: Annotated[int, Field(gt=0)] = 4096
-
-
 class Totals(BaseModel):
     """Usage and cost summed over requests.
 
     Attributes:
-        requests: Requests sent, failed ones included.
+        requests: Requests sent, failed ones included (each attempt of a retried request
+            that went through the tracker counts).
         failed: Requests sent that raised an error.
         refused: Requests refused by the budget (not sent).
+        unanswered: Failed requests that reached the provider and may be billed (a timeout,
+            a cut stream): charged at their worst case, in ``cost``.
         usage: Summed token usage of the successful requests.
-        cost: Summed cost of the successful requests.
+        cost: Summed cost of the successful requests and of the unanswered ones.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -115,6 +66,7 @@ class Totals(BaseModel):
     requests: int = 0
     failed: int = 0
     refused: int = 0
+    unanswered: int = 0
     usage: Usage = Usage()
     cost: Cost = Cost()
 
@@ -139,12 +91,13 @@ class _Sum:
         "requests",
         "sources",
         "status",
+        "unanswered",
         "usd",
         "written",
     )
 
     def __init__(self) -> None:
-        self.requests = self.failed = self.refused = 0
+        self.requests = self.failed = self.refused = self.unanswered = 0
         self.input = self.output = self.cache = self.reasoning = self.written = 0
         self.kwh_range: tuple[Decimal, Decimal] | None = None
         self.reasoning_usd: Decimal | None = None
@@ -186,11 +139,22 @@ class _Sum:
             for line in assumptions.split("\n"):
                 self.assumptions[line] = None
 
+    def fail(self, charged: Decimal | None) -> None:
+        """Count a failed request; one that may be billed is charged (an estimate)."""
+        self.requests += 1
+        self.failed += 1
+        if charged is not None:
+            self.unanswered += 1
+            self.usd += charged
+            self.status = worse(self.status, "estimated")
+            self.assumptions[UNANSWERED] = None
+
     def totals(self) -> Totals:
         return Totals(
             requests=self.requests,
             failed=self.failed,
             refused=self.refused,
+            unanswered=self.unanswered,
             usage=Usage.model_construct(
                 input_tokens=self.input,
                 output_tokens=self.output,
@@ -211,26 +175,6 @@ class _Sum:
                 reasoning_usd=self.reasoning_usd,
             ),
         )
-
-
-class _Reservation:
-    __slots__ = ("local", "model_id", "probe", "tokens", "usd")
-
-    def __init__(
-        self, tokens: int, usd: Decimal, model_id: str, *, probe: bool, local: bool
-    ) -> None:
-        self.tokens = tokens
-        self.usd = usd
-        self.model_id = model_id  # the wrapped model's id: a local rate is kept under it
-        self.probe = probe
-        self.local = local
-
-
-_PROBING = "a probe of this local model is in flight"
-
-
-class _ProbeInFlight(BudgetExceeded):
-    """A local model's request that must wait for its probe: not a refusal, a wait."""
 
 
 class CostTracker:
@@ -266,6 +210,10 @@ class CostTracker:
         self.budget = budget
         self.hardware = hardware
         self._lock = threading.Lock()
+        # Notified each time a request in flight settles: requests waiting for room wake up.
+        self._settled = threading.Condition(self._lock)
+        self._generation = 0
+        self._holding: dict[int, int] = {}  # reservations in flight by thread
         # Local models: the highest dollars per token measured so far, and the models whose
         # probe (their first request, alone) is in flight.
         self._local_rate: dict[str, Decimal] = {}
@@ -356,90 +304,116 @@ class CostTracker:
         *,
         batch: bool = False,
         tier: str | None = None,
-    ) -> _Reservation | None:
+    ) -> Reservation | None:
         budget = self.budget
         if budget is None:
             return None
-        max_out = request.max_tokens or budget.default_max_tokens
-        bound = input_token_bound(request)
-        tokens = bound + max_out
+        tokens, worst = worst_case(
+            model_id, request, budget.default_max_tokens, batch=batch, tier=tier
+        )
         usd = _ZERO
         probe = False
         if budget.max_usd is not None and not local:
-            price = get_price(model_id)
-            if price is None:
+            if worst is None:
                 self._refuse(model_id)
+                price = get_price(model_id)
+                if price is not None:  # priced, but not at the tier it asks for
+                    raise BudgetExceeded(
+                        f"{model_id}: refused before sending: no {tier} price is known for "
+                        f"{price.model}, so its cost cannot be bounded against max_usd"
+                    )
                 raise BudgetExceeded(
                     f"{model_id}: refused before sending: no price is known for this model, so "
                     "its cost cannot be bounded against max_usd; register one with "
                     "llmcompare.cost.register_price(...)"
                 )
-            # A Batch API model is billed at the batch tier, and so reserves at it; one that
-            # asks for priority at its priority price (flex costs at most the standard price).
-            unit_in, unit_out = (
-                batch_tier(price, _ZERO, [])[:2] if batch else (price.input, price.output)
-            )
-            if tier == "priority" and not batch:
-                listed = price.tiers.get(tier)
-                if listed is None:
-                    self._refuse(model_id)
-                    raise BudgetExceeded(
-                        f"{model_id}: refused before sending: no priority price is known for "
-                        f"{price.model}, so its cost cannot be bounded against max_usd"
-                    )
-                unit_in, unit_out = listed.input, listed.output
-            usd = (bound * unit_in + max_out * unit_out).scaleb(-6)
+            usd = worst
         with self._lock:
-            why = None
+            why: str | None = None  # why it is refused
+            wait: tuple[str, str] | None = None  # why it waits, and the refusal if in vain
+            probing = False
             if budget.max_usd is not None and local:
                 rate = self._local_rate.get(model_id)
                 if rate is not None:
                     usd = rate * tokens
                 elif model_id in self._probing:
-                    why = _PROBING
+                    probing = True
+                    wait = (
+                        "its first request runs alone to measure what a request of this local "
+                        "model costs, against max_usd",
+                        f"the request measuring this local model's cost did not finish within "
+                        f"{WAIT_S:.0f} s (a stream left unread?), so no cost bound is known",
+                    )
                 else:
                     probe = True
-            if why is not None:
-                pass
-            elif (
-                budget.max_requests is not None
-                and self._sent + self._held_requests + 1 > budget.max_requests
-            ):
-                why = f"max_requests={budget.max_requests} reached"
-            elif (
-                budget.max_tokens is not None
-                and self._spent_tokens + self._held_tokens + tokens > budget.max_tokens
-            ):
-                why = (
-                    f"its worst case of {tokens} tokens does not fit in max_tokens="
-                    f"{budget.max_tokens} ({self._spent_tokens} used, {self._held_tokens} "
-                    "reserved by requests in flight)"
-                )
-            elif budget.max_usd is not None and (
-                self._spent_usd + self._held_usd + usd > budget.max_usd
-                or (probe and self._spent_usd + self._held_usd >= budget.max_usd)
-            ):
-                why = (
-                    f"its worst case of ${usd} does not fit in max_usd=${budget.max_usd} "
-                    f"(${self._spent_usd} spent, ${self._held_usd} reserved by requests in "
-                    "flight)"
-                )
-            if why is None:
+            if wait is None:
+                why, wait = self._room(budget, tokens, usd, probe)
+            if why is None and wait is None:
                 self._held_requests += 1
                 self._held_tokens += tokens
                 self._held_usd += usd
                 if probe:
                     self._probing.add(model_id)
-                return _Reservation(tokens, usd, model_id, probe=probe, local=local)
-            if why is not _PROBING:
+                held = Reservation(tokens, usd, model_id, probe=probe, local=local)
+                self._holding[held.thread] = self._holding.get(held.thread, 0) + 1
+                return held
+            if why is not None:
                 self._sum(model_id).refused += 1
                 self._total.refused += 1
-        if why is _PROBING:
-            raise _ProbeInFlight(
-                f"{model_id}: not sent yet: its first request runs alone to measure what a "
-                "request of this local model costs, against max_usd"
-            )
-        raise BudgetExceeded(f"{model_id}: refused before sending: {why}")
+            generation = self._generation
+        if why is not None:
+            raise BudgetExceeded(f"{model_id}: refused before sending: {why}")
+        assert wait is not None
+        raise Wait(model_id, wait[0], generation=generation, in_vain=wait[1], probe=probing)
+
+    def _room(
+        self, budget: Budget, tokens: int, usd: Decimal, probe: bool
+    ) -> tuple[str | None, tuple[str, str] | None]:
+        """Whether a request fits (under the lock): why it is refused, or why it must wait.
+
+        Refused when it cannot fit even once every request in flight has settled; told to wait
+        when it fits alone but not beside what they reserve: they settle at their real usage,
+        usually a fraction of their worst case, so refusing it now would refuse almost
+        everything that fits under concurrency.
+        """
+        flight_usd = f"${show_usd(self._held_usd)} reserved by requests in flight"
+        in_vain = f"the requests in flight did not settle within {WAIT_S:.0f} s"
+        if (
+            budget.max_requests is not None
+            and self._sent + self._held_requests + 1 > budget.max_requests
+        ):
+            # Requests in flight count once they end, whatever the outcome: no point waiting.
+            return f"max_requests={budget.max_requests} reached", None
+        waits = []
+        if budget.max_tokens is not None:
+            worst = f"its worst case of {tokens} tokens"
+            if self._spent_tokens + tokens > budget.max_tokens:
+                return (
+                    f"{worst} does not fit in max_tokens={budget.max_tokens} "
+                    f"({self._spent_tokens} used)"
+                ), None
+            if self._spent_tokens + self._held_tokens + tokens > budget.max_tokens:
+                waits.append(
+                    f"{worst} fits in max_tokens={budget.max_tokens} only once requests in "
+                    f"flight settle ({self._spent_tokens} used, {self._held_tokens} reserved)"
+                )
+        if budget.max_usd is not None:
+            worst = f"its worst case of ${show_usd(usd)}"
+            spent = f"${show_usd(self._spent_usd)} spent"
+            if self._spent_usd + usd > budget.max_usd or (
+                probe and self._spent_usd >= budget.max_usd
+            ):
+                return f"{worst} does not fit in max_usd=${budget.max_usd} ({spent})", None
+            if self._spent_usd + self._held_usd + usd > budget.max_usd or (
+                probe and self._spent_usd + self._held_usd >= budget.max_usd
+            ):
+                waits.append(
+                    f"{worst} fits in max_usd=${budget.max_usd} only once requests in flight "
+                    f"settle ({spent}, {flight_usd})"
+                )
+        if waits:
+            return None, ("; ".join(waits), f"{waits[0]}, and {in_vain}")
+        return None, None
 
     def needs_probe(self, model_id: str) -> bool:
         """Whether a local model's next request must run alone to measure its cost first."""
@@ -462,16 +436,57 @@ class CostTracker:
             s = self._by_model[model_id] = _Sum()
         return s
 
-    def _unhold(self, reservation: _Reservation | None) -> None:
+    def _unhold(self, reservation: Reservation | None) -> None:
         if reservation is not None:
+            left = self._holding.pop(reservation.thread) - 1
+            if left:
+                self._holding[reservation.thread] = left
             self._held_requests -= 1
             self._held_tokens -= reservation.tokens
             self._held_usd -= reservation.usd
             if reservation.probe:
                 self._probing.discard(reservation.model_id)
+            # Room may have come back: the requests waiting for it look again.
+            self._generation += 1
+            self._settled.notify_all()
+
+    def _wait_sync(self, waiting: Wait, deadline: float) -> None:
+        """Block until a request in flight settles after ``waiting`` was raised, or time runs out.
+
+        Raises:
+            BudgetExceeded: When nothing settled before the deadline, or when this thread holds
+                one of the requests in flight itself (waiting for it would never end).
+        """
+        with self._settled:
+            if threading.get_ident() in self._holding:
+                raise self._refused(
+                    waiting,
+                    f"{waiting.reason}, and this thread holds one of the requests in flight "
+                    "(a stream not read to its end?)",
+                )
+            settled = self._settled.wait_for(
+                lambda: self._generation != waiting.generation,
+                timeout=max(deadline - time.monotonic(), 0.0),
+            )
+            if not settled:
+                raise self._refused(waiting, waiting.in_vain)
+
+    async def _wait_async(self, waiting: Wait, deadline: float) -> None:
+        """The same wait without blocking the event loop (the tracker is shared by threads)."""
+        while self._generation == waiting.generation:
+            if time.monotonic() > deadline:
+                with self._lock:
+                    raise self._refused(waiting, waiting.in_vain)
+            await asyncio.sleep(POLL_S)
+
+    def _refused(self, waiting: Wait, why: str) -> BudgetExceeded:
+        """A wait that ends in a refusal (under the lock): counted, and its error."""
+        self._sum(waiting.model_id).refused += 1
+        self._total.refused += 1
+        return waiting.refused(why)
 
     def _settle(
-        self, reservation: _Reservation | None, completion: Completion, energy_j: float | None
+        self, reservation: Reservation | None, completion: Completion, energy_j: float | None
     ) -> Assessed:
         cost = assess(completion, self.hardware, energy_j)
         with self._lock:
@@ -491,15 +506,49 @@ class CostTracker:
             self._total.add(completion, cost)
         return cost
 
-    def _release(self, reservation: _Reservation | None, model_id: str) -> None:
+    def _release(
+        self,
+        reservation: Reservation | None,
+        model_id: str,
+        charge: tuple[int, Decimal] | None = None,
+    ) -> None:
+        """A failed request: its reservation given back, or, ``charge``d, spent."""
+        charged = None if charge is None else charge[1]
         with self._lock:
             self._unhold(reservation)
             self._sent += 1
-            s = self._sum(model_id)
-            s.requests += 1
-            s.failed += 1
-            self._total.requests += 1
-            self._total.failed += 1
+            if charge is not None:
+                self._spent_tokens += charge[0]
+                self._spent_usd += charge[1]
+            self._sum(model_id).fail(charged)
+            self._total.fail(charged)
+
+    def _fail(
+        self,
+        reservation: Reservation | None,
+        model_id: str,
+        request: Request,
+        error: BaseException,
+        *,
+        batch: bool = False,
+        tier: str | None = None,
+    ) -> None:
+        """Settle a failed API request: one that may be billed is charged its worst case.
+
+        A request that reached the provider before it failed (a timeout, a cut stream: the
+        backend marks its error ``maybe_billed``) may be billed in full, so it is charged
+        what its reservation held (input bound plus ``max_tokens``), never $0: a budget then
+        bounds what a run of timeouts can cost, and the retry that would pass it is refused.
+        The charge goes on the error (``charged_usd``) for its row.
+        """
+        charge = None
+        if isinstance(error, BackendError) and error.maybe_billed:
+            default = self.budget.default_max_tokens if self.budget else DEFAULT_MAX_TOKENS
+            tokens, usd = worst_case(model_id, request, default, batch=batch, tier=tier)
+            if usd is not None:
+                charge = (tokens, usd)
+                error.charged_usd = usd
+        self._release(reservation, model_id, charge)
 
     # -- context manager -----------------------------------------------------------------------
 
@@ -536,7 +585,7 @@ def _line(name: str, t: Totals) -> str:
     )
 
 
-class _TrackedModel(ModelWrapper["_Reservation | None"]):
+class _TrackedModel(ModelWrapper["Reservation | None"]):
     """A model whose calls are checked against a budget and recorded; see CostTracker.wrap."""
 
     label = "tracked"
@@ -549,23 +598,22 @@ class _TrackedModel(ModelWrapper["_Reservation | None"]):
         tier = getattr(inner, "service_tier", None)  # chatgpt's service_tier option
         self._tier = tier if isinstance(tier, str) else None
 
-    def _before(self, request: Request) -> _Reservation | None:
-        deadline = time.monotonic() + _PROBE_WAIT_S
+    def _before(self, request: Request) -> Reservation | None:
+        deadline = time.monotonic() + WAIT_S
         while True:
             try:
                 return self._tracker._reserve(
                     self._id, self._local, request, batch=self._batch_api, tier=self._tier
                 )
-            except _ProbeInFlight as exc:
-                if time.monotonic() > deadline:
-                    raise _probe_timeout(self._id) from exc
-                time.sleep(_PROBE_POLL_S)
+            except Wait as waiting:
+                self._tracker._wait_sync(waiting, deadline)
 
-    def _before_batch(self, requests: Sequence[Request]) -> list[_Reservation | Exception | None]:
+    def _before_batch(self, requests: Sequence[Request]) -> list[Reservation | Exception | None]:
         # No waiting here: a batch's rows are admitted together, so a row waiting for the probe
-        # of its own batch would wait forever. Rows behind a probe are not sent (their error
-        # says why); generate_many sends a local model's probe on its own first.
-        out: list[_Reservation | Exception | None] = []
+        # of its own batch, or for its other rows to settle, would wait forever. Rows behind a
+        # probe are not sent (their error says why; generate_many sends a local model's probe
+        # on its own first); rows that do not fit beside the others are refused.
+        out: list[Reservation | Exception | None] = []
         for request in requests:
             try:
                 out.append(
@@ -573,41 +621,36 @@ class _TrackedModel(ModelWrapper["_Reservation | None"]):
                         self._id, self._local, request, batch=self._batch_api, tier=self._tier
                     )
                 )
+            except Wait as waiting:
+                if waiting.probe:
+                    out.append(waiting)
+                else:
+                    self._tracker._refuse(self._id)
+                    out.append(waiting.refused(f"{waiting.reason} (a batch's rows go together)"))
             except BudgetExceeded as exc:
                 out.append(exc)
         return out
 
-    async def _abefore(self, request: Request) -> _Reservation | None:
-        deadline = time.monotonic() + _PROBE_WAIT_S
+    async def _abefore(self, request: Request) -> Reservation | None:
+        deadline = time.monotonic() + WAIT_S
         while True:
             try:
                 return self._tracker._reserve(
                     self._id, self._local, request, batch=self._batch_api, tier=self._tier
                 )
-            except _ProbeInFlight as exc:
-                if time.monotonic() > deadline:
-                    raise _probe_timeout(self._id) from exc
-                await asyncio.sleep(_PROBE_POLL_S)
+            except Wait as waiting:
+                await self._tracker._wait_async(waiting, deadline)
 
     def _after(
-        self, request: Request, completion: Completion, ticket: _Reservation | None
+        self, request: Request, completion: Completion, ticket: Reservation | None
     ) -> Completion:
         self._tracker._settle(ticket, completion, None)
         return completion
 
-    def _failed(self, request: Request, error: BaseException, ticket: _Reservation | None) -> None:
-        self._tracker._release(ticket, self._id)
-
-
-# How often a local model's request checks whether the probe that measures its cost is done,
-# and how long it waits at most (a probe held by a stream nobody reads must not hang the rest).
-_PROBE_POLL_S = 0.02
-_PROBE_WAIT_S = 600.0
-
-
-def _probe_timeout(model_id: str) -> BudgetExceeded:
-    return BudgetExceeded(
-        f"{model_id}: refused before sending: the request measuring this local model's cost "
-        f"did not finish within {_PROBE_WAIT_S:.0f} s (a stream left unread?), so no cost "
-        "bound is known"
-    )
+    def _failed(self, request: Request, error: BaseException, ticket: Reservation | None) -> None:
+        if self._local:
+            self._tracker._release(ticket, self._id)
+        else:
+            self._tracker._fail(
+                ticket, self._id, request, error, batch=self._batch_api, tier=self._tier
+            )

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from llmcompare.errors import BackendError, ConfigurationError
+from llmcompare.errors import BackendError, ConfigurationError, user_stacklevel
 from llmcompare.executors._base import WorkerStats
 from llmcompare.model import Model
 from llmcompare.plugins import ModelSpec, spec_of
@@ -99,7 +99,9 @@ class RayExecutor:
         num_gpus_per_worker: GPUs each actor reserves (0: CPU only).
         num_cpus_per_worker: CPUs each actor reserves.
         address: The Ray cluster to join (``"auto"``, ``"ray://host:10001"``); None joins the
-            cluster this process already started, else starts a local one.
+            cluster this process already started, else starts a local one. A Ray session a
+            run starts (or joins) ends with the run, Ctrl-C included; one this process had
+            started before is left running.
         ready_timeout_s: How long the actors may take to start and load the model before the
             run is given up (a cluster that cannot place them, say).
 
@@ -158,7 +160,7 @@ class RayExecutor:
                 f"{model.id}: built by hand, so the Ray workers cannot build it: it runs in this "
                 "process (build it with llmcompare.get_model to run it on Ray)",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
             return False
         return True
@@ -186,16 +188,22 @@ class RayExecutor:
                 "this one with llmcompare.get_model(...)"
             )
         ray = _ray()
-        if not ray.is_initialized():
-            ray.init(address=self.address, include_dashboard=False)
-        self._check_resources(ray.cluster_resources())
-        remote = ray.remote(num_cpus=self.num_cpus_per_worker, num_gpus=self.num_gpus_per_worker)(
-            _Worker
-        )
-        names = [f"ray-{k}" for k in range(self.workers)]
-        self.actors = [remote.remote(spec, name) for name in names]
-        shards = _Shards(ray, self.actors, names, requests, max(1, batch_size), on_result)
+        # A Ray session this run starts (or joins) is this run's: it ends with it, whatever
+        # ends the run. On Ctrl-C the CLI leaves at once (os._exit, which skips Ray's exit
+        # hook), and a local cluster's processes would otherwise outlive it for minutes. A
+        # session the caller started stays theirs: only this run's actors are killed.
+        own = not ray.is_initialized()
+        shards: _Shards | None = None
         try:
+            if own:
+                ray.init(address=self.address, include_dashboard=False)
+            self._check_resources(ray.cluster_resources())
+            remote = ray.remote(
+                num_cpus=self.num_cpus_per_worker, num_gpus=self.num_gpus_per_worker
+            )(_Worker)
+            names = [f"ray-{k}" for k in range(self.workers)]
+            self.actors = [remote.remote(spec, name) for name in names]
+            shards = _Shards(ray, self.actors, names, requests, max(1, batch_size), on_result)
             shards.start(self.ready_timeout_s)
             if on_ready is not None:
                 on_ready()
@@ -204,7 +212,10 @@ class RayExecutor:
             for actor in self.actors:
                 ray.kill(actor)
             self.actors = []
-            self.stats[model.id] = shards.stats()
+            if shards is not None:
+                self.stats[model.id] = shards.stats()
+            if own:
+                ray.shutdown()
 
     def _check_resources(self, cluster: dict[str, float]) -> None:
         """Refuse workers the cluster cannot place: they would wait for resources forever."""

@@ -113,6 +113,20 @@ class Model(Protocol):
         ...
 
 
+def _refuse_bare_string(prompts: object, call: str) -> None:
+    """Refuse one string where many prompts are expected (a string is a sequence of characters).
+
+    Args:
+        prompts: What the caller passed as the prompts.
+        call: The function's name, for the message.
+
+    Raises:
+        TypeError: When ``prompts`` is a string.
+    """
+    if isinstance(prompts, str):
+        raise TypeError(f"{call}() got one string: pass a list of prompts, e.g. [{prompts[:20]!r}]")
+
+
 def _run_coroutine_sync(make: Callable[[], Awaitable[_T]]) -> _T:
     """Run a coroutine to completion from synchronous code, inside an event loop or not."""
     # asyncio and concurrent.futures are imported here, not at module level: together they
@@ -325,7 +339,11 @@ class ModelBase:
 
         Returns:
             One result per prompt, in order.
+
+        Raises:
+            TypeError: When ``prompts`` is one string rather than a list.
         """
+        _refuse_bare_string(prompts, "generate_batch")
         requests = [Request.of(p, **settings) for p in prompts]
         check_formats(self, requests)
         start = time.perf_counter()

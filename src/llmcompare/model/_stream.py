@@ -34,6 +34,7 @@ class _StreamState:
         "model",
         "parts",
         "refusal",
+        "replaced",
         "request_id",
         "response_model",
         "service_tier",
@@ -56,6 +57,7 @@ class _StreamState:
         self.request_id: str | None = None
         self.response_model: str | None = None
         self.refusal: str | None = None
+        self.replaced = 0  # characters the chunks replaced (lone surrogate halves)
         self.done: Completion | None = None
 
     def begin(self) -> None:
@@ -73,6 +75,7 @@ class _StreamState:
         elif chunk.thinking and self.ttft is None:
             # Hidden reasoning started: the first token, though nothing shows yet.
             self.ttft = time.perf_counter() - self.started
+        self.replaced += chunk.replaced_chars
         if chunk.finish_reason is not None:
             self.finish_reason = chunk.finish_reason
         if chunk.usage is not None:
@@ -113,6 +116,7 @@ class _StreamState:
             ttft_visible_s=self.visible if self.visible is not None else latency,
             refusal=self.refusal,
             service_tier=self.service_tier,
+            replaced_chars=self.replaced,
         )
 
 
@@ -268,6 +272,7 @@ def chunk_of(completion: Completion) -> Chunk:
         response_model=completion.response_model,
         refusal=completion.refusal,
         service_tier=completion.service_tier,
+        replaced_chars=completion.replaced_chars,
     )
 
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from llmcompare.cost import Cost
-from llmcompare.errors import LLMCompareError
+from llmcompare.errors import LLMCompareError, user_stacklevel
 from llmcompare.prompts import PromptItem
 from llmcompare.record._types import ModelSummary, Pairwise, PassAtK, Row
 from llmcompare.scorers import Contains, Scorer, check_item, scorer_from_name, scorer_name
@@ -182,7 +182,7 @@ class Scoring:
                 warnings.warn(
                     f"scorer {scorer_name(scorer)!r} failed on item {item.id!r}: {exc}",
                     RuntimeWarning,
-                    stacklevel=2,
+                    stacklevel=user_stacklevel(),
                 )
                 value = None
             score = None if value is None else float(value)
@@ -193,7 +193,7 @@ class Scoring:
                     f"scorer {scorer_name(scorer)!r} gave {value!r} on item {item.id!r}: scores "
                     "must be in [0, 1], so it is recorded as no score",
                     RuntimeWarning,
-                    stacklevel=2,
+                    stacklevel=user_stacklevel(),
                 )
                 score = None
             out[scorer_name(scorer)] = score
@@ -402,7 +402,7 @@ def rescored(
                     f"the run's scorer {name!r} is not a built-in one: pass it to rescore() to "
                     "keep its scores",
                     RuntimeWarning,
-                    stacklevel=3,
+                    stacklevel=user_stacklevel(),
                 )
         given = {scorer_name(s) for s in scorers}
         scorers = [*[s for s in built if scorer_name(s) not in given], *scorers]

@@ -7,17 +7,22 @@ rescore`` use only this package, the scorers and :mod:`llmcompare.report`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from llmcompare.errors import LLMCompareError
+from llmcompare.cost import Budget, CostTracker
+from llmcompare.errors import ConfigurationError, LLMCompareError
+from llmcompare.judges import Judge, JudgePanel, Judging, Ranking, judge_answers, ranking
 from llmcompare.prompts import PromptItem
 from llmcompare.record import _aggregate
 from llmcompare.record._types import FROZEN, ModelSummary, Pairwise, Row, RunInfo
+from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
+from llmcompare.runs import ResponseCache
 from llmcompare.scorers import Scorer
 
 if TYPE_CHECKING:
@@ -26,6 +31,27 @@ if TYPE_CHECKING:
     from llmcompare.decision import BreakEven
 
 __all__ = ["Comparison"]
+
+
+class _DamagedRecord(ConfigurationError, ValueError):
+    """A record file that is not a whole record: the fix is in the message.
+
+    A ``ValueError`` too, as pydantic's validation error was: code that caught that still does.
+    """
+
+
+def _sync_folder(folder: Path) -> None:
+    """Sync a folder's entries to disk (the rename of a file in it), where the OS allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # Windows cannot open a folder: its renames are durable enough
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # a file system that cannot sync folders: the rename still happened
+    finally:
+        os.close(fd)
 
 
 class Comparison(BaseModel):
@@ -37,6 +63,8 @@ class Comparison(BaseModel):
         rows: One row per item, model and sample.
         summaries: One per model, in run order.
         differences: Every pair of models (in run order), compared on each item's mean score.
+        judging: The judge's verdicts, each pair's figures and the judge's own cost, when the
+            run was judged (``compare(judge=...)``, :meth:`rejudge`).
     """
 
     model_config = FROZEN
@@ -46,6 +74,7 @@ class Comparison(BaseModel):
     rows: tuple[Row, ...]
     summaries: tuple[ModelSummary, ...]
     differences: tuple[Pairwise, ...] = ()
+    judging: Judging | None = None
 
     def row(self, item_id: str, model: str, sample: int = 0) -> Row:
         """The row for one item, model (its label) and sample.
@@ -142,15 +171,56 @@ class Comparison(BaseModel):
         return sum(1 for r in self.rows if r.error is not None)
 
     def save(self, path: str | Path) -> Path:
-        """Write the record as JSON."""
+        """Write the record as JSON, whole or not at all.
+
+        The JSON goes to a temporary file in the same folder, synced to disk, which then
+        replaces ``path`` in one step: a kill or a full disk leaves the earlier file (or none),
+        never a part of one.
+
+        Raises:
+            OSError: When it cannot be written (the earlier file is left as it was).
+        """
         p = Path(path)
-        p.write_text(self.model_dump_json(indent=2), encoding="utf-8")
+        data = self.model_dump_json(indent=2).encode("utf-8")
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _sync_folder(p.parent)
         return p
 
     @classmethod
     def load(cls, path: str | Path) -> Comparison:
-        """Read a record written by :meth:`save`."""
-        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+        """Read a record written by :meth:`save`.
+
+        Raises:
+            OSError: When the file cannot be read (it does not exist, say).
+            ConfigurationError: When it is not a whole record (empty, cut short, not JSON, of
+                another shape): one line that names the file and the fix. It is also a
+                ``ValueError``, as a validation error was before.
+        """
+        p = Path(path)
+        data = p.read_bytes()
+        try:
+            return cls.model_validate_json(data)
+        except ValidationError as exc:
+            first = exc.errors(include_input=False, include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            why = (
+                "it is empty"
+                if not data.strip()
+                else (f"{where}: " if where else "") + first["msg"]
+            )
+            raise _DamagedRecord(
+                f"{p} is not a whole record ({why}): run the same comparison on its folder "
+                "again to rebuild it from answers.jsonl (nothing is sent for the answers there)"
+            ) from None
 
     def rescore(
         self,
@@ -176,4 +246,97 @@ class Comparison(BaseModel):
         """
         return _aggregate.rescored(
             self, scorers, replace=replace, allow_code_execution=allow_code_execution
+        )
+
+    def rejudge(
+        self,
+        judge: Judge | JudgePanel,
+        *,
+        out: str | os.PathLike[str] | None = None,
+        cache: bool | ResponseCache = True,
+        budget: Budget | None = None,
+        concurrency: int = 8,
+        retry: RetryPolicy | None = DEFAULT_POLICY,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        progress: bool | None = None,
+        refresh: bool = False,
+    ) -> Comparison:
+        """Judge the recorded answers again with another judge; no compared model is asked.
+
+        The judge's requests run like a comparison's: concurrent, retried, rate-limited, under
+        ``budget``, answered from the response cache when it has them, and (with ``out``, the
+        run folder) written to ``judgments.jsonl`` as they arrive, so a stopped rejudge
+        resumes. The answers that failed are not judged.
+
+        Args:
+            judge: A judge or a panel.
+            out: The run folder to keep the judge's replies in, or None.
+            cache: The response cache: True the shared one, False none, or give one.
+            budget: Limits on the judge's dollars, tokens or requests.
+            concurrency: Requests in flight per judge model.
+            retry: The retry policy; None retries nothing.
+            rpm: Requests per minute, at most, per judge model.
+            tpm: Tokens per minute, at most, per judge model.
+            progress: Show a progress bar; None: when stderr is a terminal.
+            refresh: Ask the judge again even when the cache has its reply.
+
+        Returns:
+            A new record: the same answers and scores, this judge's ``judging``.
+
+        Raises:
+            ConfigurationError: For a pairwise judge of a one-model run (nothing was sent).
+        """
+        answers = {
+            (r.item_id, r.model, r.sample): r.completion
+            for r in self.rows
+            if r.completion is not None
+        }
+        store = ResponseCache() if cache is True else (cache or None)
+        try:
+            judging = judge_answers(
+                judge,
+                self.items,
+                answers,
+                self.run.models,
+                tracker=CostTracker(budget, hardware=self.run.hardware),
+                cache=store,
+                out=out,
+                concurrency=concurrency,
+                retry=retry,
+                rpm=rpm,
+                tpm=tpm,
+                progress=progress,
+                refresh=refresh,
+                hardware=self.run.hardware,
+                confidence=self.run.confidence,
+                seed=self.run.stats_seed,
+            )
+        finally:
+            if cache is True and store is not None:
+                store.close()
+        return self.model_copy(update={"judging": judging})
+
+    def ranking(self, *, resamples: int = 1000) -> Ranking:
+        """The judged run's ranking: Bradley-Terry scores and the win-rate matrix.
+
+        Bradley-Terry by maximum likelihood on the verdicts (a tie half a win to each), with
+        bootstrap intervals over items at the run's confidence and seed, on an Elo-like scale
+        (the models' mean at 1000); see :func:`llmcompare.judges.bradley_terry`.
+
+        Raises:
+            LLMCompareError: When the run was not judged, or no pair got a verdict.
+        """
+        if self.judging is None:
+            raise LLMCompareError(
+                "this run was not judged: compare(..., judge=...) or comparison.rejudge(judge)"
+            )
+        if not any(v.winner is not None for v in self.judging.verdicts):
+            raise LLMCompareError("no pair of answers got a verdict: there is nothing to rank")
+        return ranking(
+            self.judging.verdicts,
+            self.run.models,
+            confidence=self.run.confidence,
+            resamples=resamples,
+            seed=self.run.stats_seed,
         )

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmcompare.cost import Cost, LocalHardware
 from llmcompare.errors import BackendError, redact
 from llmcompare.stats import Difference
-from llmcompare.types import Completion, ShelfLife, Usage
+from llmcompare.types import Completion, ShelfLife, Usage, _valid_text
 
 __all__ = ["FROZEN", "ErrorInfo", "ModelSummary", "Pairwise", "PassAtK", "Row", "RunInfo"]
 
@@ -43,7 +43,9 @@ class ErrorInfo(BaseModel):
         """Describe an exception."""
         retryable = exc.retryable if isinstance(exc, BackendError) else None
         # llmcompare's own errors are redacted already; a third-party backend's may not be.
-        return cls(type=type(exc).__name__, message=redact(str(exc)), retryable=retryable)
+        # A provider's text may hold half a character: the record must always encode.
+        message, _ = _valid_text(redact(str(exc)))
+        return cls(type=type(exc).__name__, message=message, retryable=retryable)
 
 
 class Row(BaseModel):

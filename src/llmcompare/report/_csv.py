@@ -5,13 +5,16 @@
 - :func:`write_summary_csv`: one row per model; :func:`write_pairs_csv`: one per pair of models.
 
 Values, not formatted text: a missing value is an empty cell (missing in pandas), numbers stay
-numbers and dollars :class:`~decimal.Decimal`.
+numbers and dollars :class:`~decimal.Decimal`. In the files, a text cell that a spreadsheet would
+run as a formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) starts
+with ``'`` instead, as OWASP recommends against CSV injection.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -121,13 +124,30 @@ def _answer_records(comparison: Comparison, score_names: Sequence[str]) -> Itera
         ]
 
 
+# What makes a spreadsheet read a cell as a formula (OWASP's CSV injection list).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _cell(value: object) -> object:
+    """A value as a CSV cell: text that a spreadsheet would run as a formula gets a leading ``'``.
+
+    An answer, an item id or a model label is written by whoever controls the model or the
+    prompts (``=HYPERLINK(...)``, ``=cmd|...``); the ``'`` makes a spreadsheet show it as text.
+    Numbers stay numbers, and so does text that is one (``-5``).
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def _write(path: str | Path, header: Sequence[str], records: Iterable[Iterable[object]]) -> Path:
-    """Write a header and rows; the csv module writes None as an empty cell."""
+    """Write a header and rows; None is an empty cell, and no cell is a formula."""
     p = Path(path)
     with p.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(header)
-        writer.writerows(records)
+        writer.writerows([_cell(v) for v in record] for record in records)
     return p
 
 
@@ -143,7 +163,8 @@ def answers_frame(comparison: Comparison) -> pd.DataFrame:
 
     Missing values are missing (``pd.isna``; a failed request's ``text`` too), while a
     successful empty answer keeps its ``""``; numbers stay numbers and dollars stay
-    :class:`~decimal.Decimal`.
+    :class:`~decimal.Decimal`. Text is the record's, as it is: an answer that starts with ``=``
+    still does (:func:`write_csv` is the spreadsheet-safe file, where it is prefixed with ``'``).
 
     Raises:
         ConfigurationError: When pandas is not installed.

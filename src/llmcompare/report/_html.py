@@ -16,10 +16,12 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmcompare.decision import per_correct
+from llmcompare.decision import per_correct, per_judged_good
 from llmcompare.errors import ConfigurationError
 from llmcompare.record._aggregate import item_scores_of
 from llmcompare.report import _svg
+from llmcompare.report._judging import grid_verdicts, judging_view
+from llmcompare.report._judging_svg import ranking_chart
 from llmcompare.report._tables import break_even_chart, chart_data, view
 
 if TYPE_CHECKING:
@@ -142,6 +144,8 @@ def grid_data(comparison: Comparison) -> dict[str, Any]:
     tags: dict[str, None] = {}
     items = []
     prompts = dict(_prompt_text(comparison))
+    judged = comparison.judging
+    verdicts = grid_verdicts(judged, models) if judged is not None else {}
     for item in comparison.items:
         tags.update(dict.fromkeys(item.tags))
         items.append(
@@ -152,6 +156,8 @@ def grid_data(comparison: Comparison) -> dict[str, Any]:
                 "r": item.reference,
                 "m": [scores.get(item.id) for scores in item_scores],
                 "c": cells[item.id],
+                # The judge's verdicts on this item's answers, when the run was judged.
+                **({"v": verdicts.get(item.id, [])} if judged is not None else {}),
             }
         )
     return {
@@ -185,6 +191,7 @@ def context(comparison: Comparison) -> dict[str, Any]:
     """Everything the template shows."""
     tables = view(comparison)
     grid = grid_data(comparison)
+    judged_view = judging_view(comparison)
     received = {
         model: [
             {
@@ -205,6 +212,15 @@ def context(comparison: Comparison) -> dict[str, Any]:
         "notes": [n for n in tables.notes if n.kind != "pair"],
         "charts": _charts(comparison),
         "per_correct": per_correct(comparison),
+        "per_judged": per_judged_good(comparison),
+        # Any score at all: without one, the judged quality stands in for "correct".
+        "has_scores": any(v is not None for row in comparison.rows for v in row.scores.values()),
+        "judging": judged_view,
+        "ranking_svg": (
+            ranking_chart(judged_view.ranking.bradley_terry)
+            if judged_view is not None and judged_view.ranking is not None
+            else None
+        ),
         "break_evens": [(found, _break_even_svg(found)) for found in tables.break_evens],
         "received": received,
         "summaries": {s.model: s for s in comparison.summaries},
@@ -269,6 +285,8 @@ def render(comparison: Comparison) -> str:
         for found, chart in ctx["break_evens"]
     ]
     ctx["data"] = Markup(ctx["data"])  # noqa: S704
+    if ctx["ranking_svg"] is not None:
+        ctx["ranking_svg"] = Markup(ctx["ranking_svg"])  # noqa: S704
     ctx["script"] = Markup(_asset("report.js"))  # noqa: S704
     ctx["style"] = Markup(_asset("report.css"))  # noqa: S704
     return template.render(ctx)

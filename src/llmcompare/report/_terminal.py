@@ -1,9 +1,10 @@
-"""The terminal report: the summary table, the answers side by side, the notes (rich)."""
+"""The terminal report: the summary table, a sample of the answers, the notes (rich)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from llmcompare.report._judging import judging_lines
 from llmcompare.report._tables import view
 
 if TYPE_CHECKING:
@@ -33,15 +34,27 @@ def _answer_cell(row: Row, answer_width: int) -> str:
     )
 
 
+SAMPLE_ITEMS = 10
+"""How many items' answers the terminal report shows by default: a sample, not 5,000 rows."""
+
+
 def print_report(
-    comparison: Comparison, console: Console | None = None, *, answer_width: int = 60
+    comparison: Comparison,
+    console: Console | None = None,
+    *,
+    answer_width: int = 60,
+    items: int | None = SAMPLE_ITEMS,
+    full_answers: str | None = None,
 ) -> None:
-    """Print the aggregate table and the answers side by side.
+    """Print the aggregate table, a sample of the answers side by side, and the notes.
 
     Args:
         comparison: The record to show.
         console: A rich console; by default one on stdout.
         answer_width: Characters of each answer to show.
+        items: How many items' answers to show (the first ones); ``None`` shows every item.
+        full_answers: Where every answer is, said under a sample (``"every answer is in
+            run/comparison.csv"``); by default how to print them all.
     """
     from rich.console import Console
     from rich.markup import escape
@@ -61,7 +74,8 @@ def print_report(
     answers.add_column("item")
     for model in comparison.run.models:
         answers.add_column(escape(model))
-    for item in comparison.items:
+    shown = comparison.items if items is None else comparison.items[: max(items, 0)]
+    for item in shown:
         answers.add_row(
             escape(item.id),
             *(
@@ -70,9 +84,15 @@ def print_report(
             ),
         )
     console.print(answers)
+    if len(shown) < len(comparison.items):
+        where = full_answers or "print_report(..., items=None) prints every one"
+        line = f"{len(shown)} of {len(comparison.items)} items shown; {where}"
+        console.print(f"[dim]{escape(line)}[/dim]")
     for note in tables.notes:
         style = "yellow" if note.kind == "warning" else "dim"
         console.print(f"[{style}]{escape(note.line)}[/{style}]")
+    for line in judging_lines(comparison):
+        console.print(escape(line))
     for even in tables.break_even_lines:
         console.print(f"[bold]{escape(even)}[/bold]")
     console.print(f"[dim]{escape(tables.stamp)}[/dim]")

@@ -35,11 +35,12 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 
-from llmcompare.errors import BackendError, ProviderHTTPError, redact
+from llmcompare.errors import BackendError, BudgetExceeded, ProviderHTTPError, redact
 from llmcompare.model import Model
 from llmcompare.retry._after import parse_retry_after
 from llmcompare.types import Completion, Request
@@ -195,7 +196,17 @@ def _skip_wait(seconds: float) -> bool:
 class _Run:
     """Book-keeping of one retried call: attempts, waits, and the (possibly virtual) clock."""
 
-    __slots__ = ("attempts", "first", "model_id", "policy", "skipped", "start", "waited")
+    __slots__ = (
+        "attempts",
+        "charged",
+        "first",
+        "last",
+        "model_id",
+        "policy",
+        "skipped",
+        "start",
+        "waited",
+    )
 
     def __init__(self, policy: RetryPolicy, model_id: str) -> None:
         self.policy = policy
@@ -205,12 +216,38 @@ class _Run:
         self.waited = 0.0
         self.skipped = 0.0  # waits not slept (no_wait): they still count against the deadline
         self.first: BaseException | None = None
+        self.last: BaseException | None = None  # the error of the attempt before this one
+        # Dollars a cost tracker under this wrapper charged for failed attempts that may be
+        # billed (BackendError.charged_usd): they belong to the request's answer or error.
+        self.charged: Decimal | None = None
+
+    def failed(self, error: BaseException) -> None:
+        """Note a failed attempt: what it was charged, and that it is the last error so far."""
+        self.last = error
+        if isinstance(error, BackendError) and error.charged_usd is not None:
+            self.charged = (self.charged or Decimal(0)) + error.charged_usd
+
+    def gave_up(self, error: Exception) -> Exception:
+        """The error a retried call ends with, carrying every attempt's charge.
+
+        A retry that a budget refuses (:class:`~llmcompare.BudgetExceeded`: the attempts
+        before it were charged) ends with the error of the attempt before it, the real cause:
+        the request was sent, it was not "refused before sending".
+        """
+        if isinstance(error, BudgetExceeded) and isinstance(self.last, Exception):
+            error = self.last
+        elif error is not self.last:
+            self.failed(error)
+        if isinstance(error, BackendError) and self.charged is not None:
+            error.charged_usd = self.charged
+        return error
 
     def begin(self) -> None:
         self.start = time.monotonic()
 
     def worth_retrying(self, error: Exception) -> bool:
         """Whether to go on after the first attempt failed with ``error``."""
+        self.failed(error)
         if self.policy.attempts == 1 or not is_retryable(error):
             return False
         self.first = error
@@ -262,6 +299,9 @@ class _Run:
 
     def before_sleep(self, state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
+        # The first failure is replayed by tenacity (next_attempt): it was noted already.
+        if error is not None and error is not self.last:
+            self.failed(error)
         _log_retry(self.model_id, state.attempt_number, state.upcoming_sleep, error)
 
     def sleep(self, seconds: float) -> None:
@@ -318,11 +358,18 @@ class _RetryingModel(ModelWrapper[_Run]):
             return call()
         except Exception as exc:
             if not ticket.worth_retrying(exc):
+                ticket.gave_up(exc)
                 raise
-        for attempt in ticket.retrying():
-            with attempt:
-                ticket.next_attempt()
-                result = call()
+        try:
+            for attempt in ticket.retrying():
+                with attempt:
+                    ticket.next_attempt()
+                    result = call()
+        except Exception as exc:
+            final = ticket.gave_up(exc)
+            if final is exc:
+                raise
+            raise final  # noqa: B904 - the attempt before's own error, with its own cause
         return result
 
     async def _aaround(self, ticket: _Run, call: Callable[[], Awaitable[_T]]) -> _T:
@@ -331,11 +378,18 @@ class _RetryingModel(ModelWrapper[_Run]):
             return await call()
         except Exception as exc:
             if not ticket.worth_retrying(exc):
+                ticket.gave_up(exc)
                 raise
-        async for attempt in ticket.aretrying():
-            with attempt:
-                ticket.next_attempt()
-                result = await call()
+        try:
+            async for attempt in ticket.aretrying():
+                with attempt:
+                    ticket.next_attempt()
+                    result = await call()
+        except Exception as exc:
+            final = ticket.gave_up(exc)
+            if final is exc:
+                raise
+            raise final  # noqa: B904 - the attempt before's own error, with its own cause
         return result
 
     def _around_batch(
@@ -376,9 +430,11 @@ class _RetryingModel(ModelWrapper[_Run]):
     def _after(self, request: Request, completion: Completion, ticket: _Run) -> Completion:
         if ticket.attempts == 1:
             return completion
-        return completion.model_copy(
-            update={"attempts": ticket.attempts, "retry_wait_s": ticket.waited}
-        )
+        update: dict[str, object] = {"attempts": ticket.attempts, "retry_wait_s": ticket.waited}
+        if ticket.charged is not None:
+            # Earlier attempts that may be billed are part of what this answer cost.
+            update["unanswered_usd"] = (completion.unanswered_usd or 0) + ticket.charged
+        return completion.model_copy(update=update)
 
 
 def with_retry(model: Model, policy: RetryPolicy = DEFAULT_POLICY) -> Model:

@@ -2,8 +2,10 @@
 
 An entry is found by its key, :func:`request_key`: a SHA-256 over the model's identity (what
 decides its answers, see :meth:`llmcompare.ModelBase.cache_identity`), the request as sent and
-the sample index. The same request to the same model is therefore never paid for twice, across
-runs, folders and processes.
+the sample index. A request answered once is therefore not sent again by a later run, in any
+folder or process. The cache is not a lock: two runs that send the same request at the same
+time both pay for it (and the first answer stored stays). Two runs on one run folder never do:
+the folder's lock makes the second wait for the first (see :class:`~llmcompare.runs.RunFolder`).
 
 ``sqlite3`` and ``platformdirs`` are imported when a cache is opened, not with this module:
 importing :mod:`llmcompare.runs` stays as light as ``import llmcompare``.

@@ -13,6 +13,12 @@ Running the same comparison on the same folder sends only what is missing: answe
 ``answers.jsonl`` are read back with their original timings, failures are sent again. A folder
 made by another comparison is refused, naming what differs, unless ``force_new``; so is a folder
 of another run folder format (written by another version of llmcompare).
+
+One run at a time: a run holds a lock on its folder (``.llmcompare-lock``, an OS file lock that
+the system releases when the process ends, however it ends) from the moment it opens the folder
+until it closes it. A second run on the same folder waits for it (up to
+:data:`LOCK_WAIT_S`), then resumes from what the first one left, paying nothing twice; if the
+first run is still going by then, the second is refused in one line.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +40,7 @@ from pydantic import ValidationError
 from llmcompare.errors import ConfigurationError
 from llmcompare.types import Completion
 
-__all__ = ["ANSWERS_FILE", "RUN_FILE", "Answer", "RunFolder", "fingerprint"]
+__all__ = ["ANSWERS_FILE", "LOCK_WAIT_S", "RUN_FILE", "Answer", "RunFolder", "fingerprint"]
 
 logger = logging.getLogger("llmcompare.runs")
 
@@ -44,6 +52,11 @@ ANSWERS_FILE = "answers.jsonl"
 # 2: the lines of answers.jsonl name their request by its request_key (1: by a hash of the
 # request alone, which no other part of llmcompare used).
 _FORMAT = 2
+
+_LOCK_FILE = ".llmcompare-lock"
+LOCK_WAIT_S = 30.0
+"""How long a run waits for another run on its folder to end before it is refused."""
+_LOCK_POLL_S = 0.1
 
 
 def _canonical(value: Any) -> str:
@@ -97,6 +110,7 @@ class RunFolder:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._file: IO[str] | None = None
+        self._held: IO[str] | None = None
         if self.path.exists() and not self.path.is_dir():
             raise ConfigurationError(f"--out {self.path}: is a file, not a folder")
         try:
@@ -108,6 +122,16 @@ class RunFolder:
             raise ConfigurationError(
                 f"--out {self.path}: cannot write there ({exc.strerror or exc})"
             ) from None
+        # Before anything is read: what the folder holds may change until the lock is ours.
+        self._held = _hold(self.path / _LOCK_FILE)
+        try:
+            self._open(plan, config, force_new=force_new)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, plan: Mapping[str, Any], config: Mapping[str, Any], *, force_new: bool) -> None:
+        """Read the folder's run record, or write this run's (under the folder's lock)."""
         digest = fingerprint(plan)
         run_file = self.path / RUN_FILE
         self.resumed = False
@@ -122,7 +146,8 @@ class RunFolder:
                 )
             else:
                 # Nothing of the other comparison may pass for this one's.
-                for name in (ANSWERS_FILE, "comparison.json"):
+                # judgments.jsonl: the judges' replies (llmcompare.judges), beside the answers.
+                for name in (ANSWERS_FILE, "comparison.json", "judgments.jsonl"):
                     (self.path / name).unlink(missing_ok=True)
         if not self.resumed:
             record = {"format": _FORMAT, "fingerprint": digest, "plan": plan, "config": config}
@@ -198,19 +223,94 @@ class RunFolder:
         text = json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n"
         with self._lock:
             if self._file is None:
-                self._file = (self.path / ANSWERS_FILE).open("a", encoding="utf-8")
+                # backslashreplace: a lone surrogate (half a character, in an error message
+                # say) is written as its JSON escape, so no line ever fails to encode and
+                # every line reads back as it was.
+                self._file = (self.path / ANSWERS_FILE).open(
+                    "a", encoding="utf-8", errors="backslashreplace"
+                )
             # One write and a flush per answer: a kill loses at most the line being written.
             self._file.write(text)
             self._file.flush()
 
     def close(self) -> None:
-        """Close the answers file, syncing it to disk."""
+        """Close the answers file, syncing it to disk, and let another run have the folder."""
         with self._lock:
-            if self._file is not None:
-                self._file.flush()
-                os.fsync(self._file.fileno())
-                self._file.close()
-                self._file = None
+            try:
+                if self._file is not None:
+                    self._file.flush()
+                    os.fsync(self._file.fileno())
+                    self._file.close()
+                    self._file = None
+            finally:
+                if self._held is not None:
+                    # Closing the file releases the OS lock (as the end of the process does).
+                    self._held.close()
+                    self._held = None
+
+
+def _hold(path: Path) -> IO[str]:
+    """Take the run folder's lock, waiting up to LOCK_WAIT_S for another run to end.
+
+    Returns:
+        The open lock file: the lock is held while it stays open.
+
+    Raises:
+        ConfigurationError: When another run still holds it after the wait.
+    """
+    try:
+        file = path.open("a+", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(
+            f"--out {path.parent}: cannot write there ({exc.strerror or exc})"
+        ) from None
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while not _try_lock(file):
+        if time.monotonic() > deadline:
+            holder = _holder(file)
+            file.close()
+            raise ConfigurationError(
+                f"--out {path.parent}: another llmcompare run is using this folder{holder}; "
+                "wait for it to end and run the same command again (it resumes without paying "
+                "twice), or use another folder"
+            )
+        time.sleep(_LOCK_POLL_S)
+    # Who holds it, for the message of a run that finds it taken.
+    file.seek(0)
+    file.truncate()
+    file.write(json.dumps({"pid": os.getpid(), "since": time.time()}) + "\n")
+    file.flush()
+    return file
+
+
+def _try_lock(file: IO[str]) -> bool:
+    """Take an exclusive OS lock on the file without waiting; False when another holds it."""
+    if sys.platform == "win32":  # no flock: lock the first byte of the file instead
+        import msvcrt
+
+        try:
+            file.seek(0)
+            msvcrt.locking(file.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _holder(file: IO[str]) -> str:
+    """``" (pid N)"`` for the run holding the lock, when its lock file says."""
+    try:
+        file.seek(0)
+        pid = json.loads(file.read() or "{}").get("pid")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return f" (pid {pid})" if isinstance(pid, int) else ""
 
 
 def _read_run(path: Path) -> dict[str, Any]:

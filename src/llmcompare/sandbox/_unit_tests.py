@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING
 
-from llmcompare.errors import ConfigurationError
+from llmcompare.errors import ConfigurationError, user_stacklevel
 from llmcompare.sandbox._harness import HARNESS as _HARNESS
 from llmcompare.sandbox._process import ExecResult, Limits, _run, check_sandbox
 
@@ -104,7 +104,7 @@ class UnitTests:
                 f"Python needs but for a throwaway {self.limits.work_mb} MiB folder, and no "
                 "inherited environment",
                 CodeExecutionWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
 
     def program(self, completion: Completion, item: PromptItem) -> str:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from llmcompare.backends.chatgpt._endpoint import cut
-from llmcompare.types import Chunk, Request, Usage
+from llmcompare.types import Chunk, Request
 
 if TYPE_CHECKING:
     from llmcompare.backends.chatgpt._endpoint import Endpoint
@@ -64,6 +64,7 @@ class StreamText:
     __slots__ = (
         "_cutter",
         "_endpoint",
+        "_half",
         "_parts",
         "_refusal",
         "_request",
@@ -83,6 +84,7 @@ class StreamText:
         self._refusal: list[str] = []
         self._response_model: str | None = None
         self._sent_ids = False
+        self._half = ""  # a high surrogate that ended the last event: its low half comes next
 
     def shown(self, text: str, *, thinking: bool = False) -> Chunk | None:
         """The chunk of new text (after stop strings), or None when nothing shows yet.
@@ -91,6 +93,7 @@ class StreamText:
         """
         if self._cutter is not None:
             text = self._cutter.feed(text)
+        text = self._join_halves(text)
         if not text and not thinking:
             return None
         if text:
@@ -107,15 +110,22 @@ class StreamText:
             response_model=self._response_model,
         )
 
+    def _join_halves(self, text: str) -> str:
+        # A gateway may split an emoji's JSON escape across two events ("\ud83d", "\ude00"):
+        # a high half that ends an event waits for the next one, so the pair is joined.
+        if self._half:
+            text, self._half = self._half + text, ""
+        if text and "\ud800" <= text[-1] <= "\udbff":
+            text, self._half = text[:-1], text[-1]
+        return text
+
     def rest(self) -> tuple[str, bool]:
         """At the end: the text held back, and whether a stop string ended the answer."""
         cutter = self._cutter
         stopped = cutter is not None and cutter.stopped
         tail = cutter.flush() if cutter is not None and not stopped else ""
+        # A half still waiting has lost its pair: the chunk replaces it and says so.
+        tail, self._half = self._half + tail, ""
         if tail:
             self._parts.append(tail)
         return tail, stopped
-
-    def estimate(self) -> Usage:
-        """Token counts from the tokenizer, marked estimated: the server reported none."""
-        return self._endpoint.estimate_usage(self._request, "".join(self._parts))

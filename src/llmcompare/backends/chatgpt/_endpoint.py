@@ -9,31 +9,34 @@ call, and every SDK call runs inside the one error mapping (:class:`._sdk.SDKErr
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import threading
 import time
 import warnings
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from llmcompare.backends import _network
 from llmcompare.backends.chatgpt._options import ChatGPTOptions, ParameterDroppedWarning
 from llmcompare.backends.chatgpt._quirks import COMPATIBLE, Quirks
-from llmcompare.backends.chatgpt._tokens import count_text_tokens, count_tokens, user_stacklevel
-from llmcompare.errors import BackendError, ConfigurationError
+from llmcompare.backends.chatgpt._tokens import count_text_tokens, count_tokens
+from llmcompare.backends.chatgpt._usage import Api, implausible, usage_of
+from llmcompare.errors import BackendError, ConfigurationError, register_secret, user_stacklevel
 from llmcompare.types import Completion, FinishReason, Request, Sent, Usage
 
 if TYPE_CHECKING:
     import openai
     from openai.types import CompletionUsage
     from openai.types.chat import ChatCompletion
+    from openai.types.responses import ResponseUsage
     from pydantic import SecretStr
 
     from llmcompare.backends.chatgpt._sdk import SDKErrors
     from llmcompare.schema import ResponseFormat
 
-__all__ = ["FINISH", "MAX_OPENAI_STOPS", "Endpoint", "cut", "usage_of"]
+__all__ = ["FINISH", "MAX_OPENAI_STOPS", "Endpoint", "check_base_url", "cut"]
 
 MAX_OPENAI_STOPS = 4
 """OpenAI accepts at most four stop sequences (SDK docstring of ``stop``); with more, all of
@@ -55,28 +58,6 @@ def cut(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     """Cut ``text`` before the first stop string; returns the text and whether one was found."""
     at = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
     return (text[:at], True) if at >= 0 else (text, False)
-
-
-def usage_of(u: CompletionUsage) -> Usage:
-    """The provider's token counts as a :class:`~llmcompare.Usage`."""
-    # getattr: the SDK builds objects without validation, so a compatible server that leaves a
-    # field out gives an object without that attribute.
-    inp = getattr(u, "prompt_tokens", 0) or 0
-    out = getattr(u, "completion_tokens", 0) or 0
-    pd = getattr(u, "prompt_tokens_details", None)
-    cd = getattr(u, "completion_tokens_details", None)
-    cached = (getattr(pd, "cached_tokens", 0) or 0) if pd is not None else 0
-    written = (getattr(pd, "cache_write_tokens", 0) or 0) if pd is not None else 0
-    reasoning = (getattr(cd, "reasoning_tokens", 0) or 0) if cd is not None else 0
-    # Clamp: a compatible server that reports more cached than prompt tokens must not turn a
-    # good answer into a validation error.
-    return Usage(
-        input_tokens=inp,
-        output_tokens=out,
-        cache_read_tokens=min(cached, inp),
-        reasoning_tokens=min(reasoning, out),
-        cache_write_tokens=min(written, inp - min(cached, inp)),
-    )
 
 
 class Endpoint:
@@ -106,6 +87,11 @@ class Endpoint:
         self.quirks = quirks
         self._secret = secret
         self._base_url = base_url
+        # Every credential held, masked wherever text leaves the backend (messages, the SDK's
+        # exceptions, log records): registered for the logs, kept for the messages.
+        self._secrets = _secrets_of(secret, options, base_url)
+        for value in self._secrets:
+            register_secret(value)
         # Where requests go, for messages and the network switch; OpenAI's own address when
         # no base_url is set (the SDK's default).
         self._target = base_url or "https://api.openai.com/v1"
@@ -157,10 +143,7 @@ class Endpoint:
         """Provider text fit for a message: trimmed, and without the key should it echo it."""
         from llmcompare.backends.chatgpt import _sdk
 
-        return _sdk.clean(text, self._secret_value())
-
-    def _secret_value(self) -> str | None:
-        return self._secret.get_secret_value() if self._secret is not None else None
+        return _sdk.clean(text, self._secrets)
 
     # -- clients and errors -------------------------------------------------------------------
 
@@ -175,7 +158,7 @@ class Endpoint:
                 model_id=self.model_id,
                 model=self.name,
                 base_url=self.shown_url,
-                secret=self._secret_value(),
+                secrets=self._secrets,
                 timeout=self.options.timeout,
             )
         return errors
@@ -375,13 +358,46 @@ class Endpoint:
 
     # -- answers ------------------------------------------------------------------------------
 
-    def estimate_usage(self, request: Request, text: str) -> Usage:
-        """Token counts from the tokenizer, marked as an estimate (the server sent none)."""
+    def estimate_usage(self, request: Request, text: str, why: str | None = None) -> Usage:
+        """Token counts from the tokenizer, marked as an estimate (the server sent none).
+
+        Args:
+            request: The request answered.
+            text: The answer.
+            why: Why the server's own counts were not believed, when it sent some.
+        """
         return Usage(
             input_tokens=count_tokens(self.name, request),
             output_tokens=count_text_tokens(self.name, text) if text else 0,
             estimated=True,
+            implausible=why,
         )
+
+    def usage(
+        self,
+        raw: CompletionUsage | ResponseUsage | None,
+        request: Request,
+        text: str,
+        api: Api = "chat",
+    ) -> Usage:
+        """The usage of an answer: the server's counts when they can be true, else an estimate.
+
+        Args:
+            raw: The usage the server reported, if any.
+            request: The request answered.
+            text: The answer, to count when the server's counts are missing or not believed.
+            api: The API that answered (``max_output_tokens`` counts reasoning by definition).
+        """
+        if raw is None:
+            return self.estimate_usage(request, text)
+        why = implausible(
+            raw,
+            request,
+            context_window=self.quirks.context_window,
+            reasoning_apart=api == "chat" and self.quirks.max_tokens_field == "max_tokens",
+            api=api,
+        )
+        return usage_of(raw, api) if why is None else self.estimate_usage(request, text, why)
 
     def completion(
         self,
@@ -411,12 +427,10 @@ class Endpoint:
             text, found = cut(text, stops)
             if found:
                 finish = "stop"
-        raw_usage = getattr(response, "usage", None)
-        usage = usage_of(raw_usage) if raw_usage is not None else self.estimate_usage(request, text)
         return Completion(
             text=text,
             finish_reason=finish,
-            usage=usage,
+            usage=self.usage(getattr(response, "usage", None), request, text),
             model=self.model_id,
             response_model=getattr(response, "model", None),
             request_id=response._request_id,
@@ -428,6 +442,65 @@ class Endpoint:
             api="chat",
             service_tier=getattr(response, "service_tier", None),
         )
+
+
+def check_base_url(url: str, model_id: str, source: str) -> None:
+    """Refuse a ``base_url`` the SDK would accept but cannot reach, before anything is sent.
+
+    Without ``http://`` or ``https://`` (``127.0.0.1:8000/v1``) every request would fail later,
+    as a retryable connection error.
+
+    Args:
+        url: The address as given.
+        model_id: The llmcompare id, for the message.
+        source: Where the address came from (``"base_url"`` or ``"OPENAI_BASE_URL"``).
+
+    Raises:
+        ConfigurationError: One line naming the fix.
+    """
+    parts = urlsplit(url)
+    try:
+        host = parts.hostname
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        host = None
+    if parts.scheme.lower() in ("http", "https") and host:
+        return
+    # Shown without anything before an "@": that part may be a password.
+    shown = url.rpartition("@")[2] if "@" in url else url
+    raise ConfigurationError(
+        f"{model_id}: {source} {shown!r} is not an http(s) address with a host: "
+        "add http:// or https:// (e.g. http://127.0.0.1:8000/v1)"
+    )
+
+
+_MIN_SECRET = 4
+
+
+def _secrets_of(
+    key: SecretStr | None, options: ChatGPTOptions, base_url: str | None
+) -> tuple[str, ...]:
+    """Every credential a model holds: its key, header values, and what its base_url carries.
+
+    From ``base_url``: the user name and password (as written and decoded), the basic
+    credentials httpx builds from them (a server may echo its ``Authorization`` header), and
+    every query value. Longest first, so that a secret containing another is masked whole.
+    """
+    values = [key.get_secret_value()] if key is not None else []
+    values += [v.get_secret_value() for v in options.headers.values()]
+    if base_url:
+        parts = urlsplit(base_url)
+        user, password = parts.username, parts.password
+        if password is not None:
+            plain = f"{unquote(user or '')}:{unquote(password)}"
+            values += [password, unquote(password), base64.b64encode(plain.encode()).decode()]
+        if user:
+            values += [user, unquote(user)]
+        for pair in parts.query.split("&"):
+            raw = pair.partition("=")[2]
+            values += [raw, unquote(raw.replace("+", " "))]
+    # Shorter values are not masked: they would mask ordinary words in the text.
+    return tuple(sorted({v for v in values if len(v) >= _MIN_SECRET}, key=len, reverse=True))
 
 
 def _without_credentials(url: str) -> str:

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from llmcompare.backends.chatgpt import _calls
 from llmcompare.backends.chatgpt._batch import run_batch
 from llmcompare.backends.chatgpt._cutter import StreamText
-from llmcompare.backends.chatgpt._endpoint import FINISH, Endpoint, usage_of
+from llmcompare.backends.chatgpt._endpoint import FINISH, Endpoint, check_base_url
 from llmcompare.backends.chatgpt._options import (
     DEFAULT_MODEL,
     ChatGPTOptions,
@@ -56,7 +56,8 @@ class ChatGPTModel(ModelBase):
     Raises:
         ConfigurationError: When neither an API key nor a base_url is given (as an option or
             through ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``). Nothing is sent before this check.
-            Also when ``options.family`` names no row of the quirks table.
+            Also when ``options.family`` names no row of the quirks table, and when the
+            base_url is not an ``http://`` or ``https://`` address with a host.
     """
 
     # Only with the batch option (set per object): interactive calls run concurrently instead.
@@ -77,6 +78,9 @@ class ChatGPTModel(ModelBase):
                 f"chatgpt:{name}: no OpenAI API key. Set OPENAI_API_KEY (or pass api_key=...), "
                 "or pass base_url=... to use an OpenAI-compatible server that needs no key"
             )
+        if base_url is not None:
+            source = "base_url" if options.base_url else "OPENAI_BASE_URL"
+            check_base_url(base_url, f"chatgpt:{name}", source)
         super().__init__(
             ModelInfo(
                 provider="chatgpt",
@@ -303,11 +307,12 @@ class _StreamMapper(StreamText):
                 "was probably cut",
                 model_id=self._endpoint.model_id,
                 retryable=True,
+                maybe_billed=True,
             )
         finish: FinishReason = "stop" if stopped else FINISH.get(self._finish, "stop")
-        # No usage chunk (llama.cpp's server ignores include_usage): counted with the tokenizer
-        # and said to be an estimate, never a silent zero.
-        usage = usage_of(self._usage) if self._usage is not None else self.estimate()
+        # Without a usage chunk (llama.cpp's server ignores include_usage), counted with the
+        # tokenizer and marked as an estimate, never a silent zero.
+        usage = self._endpoint.usage(self._usage, self._request, "".join(self._parts))
         return Chunk(
             text=tail,
             finish_reason=finish,

@@ -27,12 +27,12 @@ from llmcompare.backends.chatgpt import _calls
 from llmcompare.backends.chatgpt._cutter import StreamText
 from llmcompare.backends.chatgpt._endpoint import cut
 from llmcompare.errors import BackendError, ConfigurationError
-from llmcompare.types import Chunk, Completion, FinishReason, Request, Sent, Usage
+from llmcompare.types import Chunk, Completion, FinishReason, Request, Sent
 
 if TYPE_CHECKING:
     from llmcompare.backends.chatgpt._endpoint import Endpoint
 
-__all__ = ["MIN_OUTPUT_TOKENS", "URL", "ResponsesApi", "usage_of_response"]
+__all__ = ["MIN_OUTPUT_TOKENS", "URL", "ResponsesApi"]
 
 URL = "/v1/responses"
 """The endpoint of the Responses API (also the ``url`` of its Batch API lines)."""
@@ -45,26 +45,6 @@ _INCOMPLETE: dict[str | None, FinishReason] = {
     "content_filter": "content_filter",
 }
 """Why a response is ``incomplete``, in llmcompare's terms (anything else: ``"stop"``)."""
-
-
-def usage_of_response(u: Any) -> Usage:
-    """The Responses API's token counts (``ResponseUsage``) as a :class:`~llmcompare.Usage`."""
-    # getattr throughout: the SDK builds objects without validation, and older recordings and
-    # compatible servers leave details (cache_write_tokens, say) out.
-    inp = getattr(u, "input_tokens", 0) or 0
-    out = getattr(u, "output_tokens", 0) or 0
-    ind = getattr(u, "input_tokens_details", None)
-    outd = getattr(u, "output_tokens_details", None)
-    cached = min((getattr(ind, "cached_tokens", 0) or 0) if ind is not None else 0, inp)
-    written = (getattr(ind, "cache_write_tokens", 0) or 0) if ind is not None else 0
-    reasoning = (getattr(outd, "reasoning_tokens", 0) or 0) if outd is not None else 0
-    return Usage(
-        input_tokens=inp,
-        output_tokens=out,
-        cache_read_tokens=cached,
-        reasoning_tokens=min(reasoning, out),
-        cache_write_tokens=min(written, inp - cached),
-    )
 
 
 def _outputs(response: Any) -> tuple[str, str | None]:
@@ -201,10 +181,7 @@ class ResponsesApi:
             text, found = cut(text, request.stop)
             if found:
                 finish = "stop"
-        raw = getattr(response, "usage", None)
-        usage = (
-            usage_of_response(raw) if raw is not None else endpoint.estimate_usage(request, text)
-        )
+        usage = endpoint.usage(getattr(response, "usage", None), request, text, "responses")
         return Completion(
             text=text,
             finish_reason=finish,
@@ -330,12 +307,14 @@ class _Events(StreamText):
                 "event): the connection was probably cut",
                 model_id=self._endpoint.model_id,
                 retryable=True,
+                maybe_billed=True,
             )
         finish: FinishReason = "stop" if stopped else _finish(final)
-        raw = getattr(final, "usage", None)
         # A server that completes without usage has not counted anything: estimated, and said
-        # so, never a silent zero.
-        usage = usage_of_response(raw) if raw is not None else self.estimate()
+        # so, never a silent zero; usage that cannot be true is estimated with the reason.
+        usage = self._endpoint.usage(
+            getattr(final, "usage", None), self._request, "".join(self._parts), "responses"
+        )
         return Chunk(
             text=tail,
             finish_reason=finish,

@@ -9,7 +9,6 @@ no-network switch of :mod:`llmcompare.testing` covers it too.
 
 from __future__ import annotations
 
-import sys
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
@@ -17,6 +16,7 @@ from typing import Any, Protocol
 
 from llmcompare.backends import _network
 from llmcompare.backends.chatgpt._quirks import quirks_for
+from llmcompare.errors import user_stacklevel
 from llmcompare.types import Message, Request
 
 __all__ = ["TokenEstimateWarning", "count_text_tokens", "count_tokens", "encoding_name"]
@@ -32,16 +32,6 @@ _DOWNLOAD_TIMEOUT_S = 10.0
 
 class TokenEstimateWarning(UserWarning):
     """Token counts are estimated because the model's tiktoken encoding could not be loaded."""
-
-
-def user_stacklevel() -> int:
-    """The ``stacklevel`` that points a warning at the first caller outside llmcompare."""
-    frame = sys._getframe(1)
-    level = 1
-    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("llmcompare"):
-        frame = frame.f_back
-        level += 1
-    return level
 
 
 class _Encoder(Protocol):

@@ -14,14 +14,20 @@ Greedy output is the same token for token as one request at a time: padding is m
 positions count real tokens only. A sampled row draws from its own seeded ``torch.Generator``, so
 its answer does not depend on its batch mates.
 
+At interpreter exit every live scheduler is shut down and its worker joined (an ``atexit``
+hook): a daemon thread still inside a torch call when the interpreter finalizes is killed there,
+which aborts the process (``terminate called without an active exception``, exit 134).
+
 Imports torch; loaded only when a model first generates.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +43,9 @@ from llmcompare.errors import BackendError
 __all__ = ["Scheduler", "SchedulerStats"]
 
 _log = logging.getLogger(__name__)
+
+# Every scheduler not yet collected, for the exit hook below.
+_live: weakref.WeakSet[Scheduler] = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,7 @@ class Scheduler:
         self._closed = False
         self._requests = self._steps = self._prefills = self._joined = self._peak = 0
         self._sizes: Counter[int] = Counter()
+        _live.add(self)
 
     @property
     def stats(self) -> SchedulerStats:
@@ -343,6 +353,17 @@ class Scheduler:
             else:
                 keep.append(row)
         return keep, leaving
+
+
+@atexit.register
+def _shutdown_all() -> None:
+    """Stop every worker between two steps and wait for it, before the interpreter finalizes.
+
+    Registered when torch is already imported, so it runs before torch's own exit hooks. Jobs
+    still queued or running (a stream nobody finished reading) fail as closed.
+    """
+    for scheduler in list(_live):
+        scheduler.shutdown()
 
 
 def _accepted(engine: Engine, job: Job, token: int, now: float) -> bool:

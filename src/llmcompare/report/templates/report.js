@@ -93,11 +93,56 @@
         if (rows.length === 1 && D.scorers.length > 1) td.appendChild(el("span", "badge " + badgeClass(r.s[k]), k + " " + fmt(r.s[k])));
       });
     });
+    judgedBadges(item, m).forEach(function (b) { td.appendChild(b); });
     var first = rows[0];
     if (!first) { td.appendChild(el("div", "dim", "not run")); return td; }
     td.appendChild(first.e !== undefined ? el("div", "ans err", first.e) : el("div", "ans", first.a));
     if (rows.length > 1) td.appendChild(el("div", "dim", rows.length + " samples"));
     return td;
+  }
+
+  // The judge's verdicts on an item, as this model's column sees them: won, lost, tied.
+  function judgedBadges(item, m) {
+    if (!item.v) return [];
+    var won = 0, lost = 0, tied = 0, odd = 0;
+    item.v.forEach(function (v) {
+      if (v.a !== m && v.b !== m) return;
+      if (v.i) odd++;
+      if (v.w === "tie") tied++;
+      else if ((v.w === "a") === (v.a === m) && v.w) won++;
+      else if (v.w) lost++;
+    });
+    var out = [];
+    if (D.models.length === 2) {
+      if (won) out.push(el("span", "badge good judged", "judged better"));
+      if (lost) out.push(el("span", "badge bad judged", "judged worse"));
+      if (tied) out.push(el("span", "badge mid judged", "judged a tie"));
+    } else if (won + lost + tied) {
+      out.push(el("span", "badge none judged", "judge: " + won + " won, " + lost + " lost, " + tied + " tied"));
+    }
+    if (odd) out.push(el("span", "badge bad inconsistent", "inconsistent"));
+    return out;
+  }
+
+  function verdicts(item) {
+    var box = el("div", "verdicts");
+    box.appendChild(el("h4", null, "Verdicts"));
+    item.v.forEach(function (v) {
+      var win = v.w === "a" ? D.models[v.a] + " better" : v.w === "b" ? D.models[v.b] + " better" : v.w === "tie" ? "tie" : "no verdict";
+      var line = el("div", "verdict-line" + (v.i ? " inconsistent" : ""));
+      line.appendChild(el("strong", null, D.models[v.a] + " vs " + D.models[v.b] + ": " + win));
+      if (v.i) line.appendChild(el("span", "badge bad inconsistent", "inconsistent: the verdict flipped with the order"));
+      box.appendChild(line);
+      v.c.forEach(function (c) {
+        var det = el("details");
+        var what = c.e ? "no verdict" : c.g !== null && c.g !== undefined ? "grade " + c.g : "said " + c.d;
+        var shown = c.f === null || c.f === undefined ? "" : (c.g !== null && c.g !== undefined ? ", graded " : ", shown first: ") + D.models[c.f];
+        det.appendChild(el("summary", null, c.j + shown + ": " + what));
+        det.appendChild(el("pre", c.e ? "err" : null, c.e || c.r));
+        box.appendChild(det);
+      });
+    });
+    return box;
   }
 
   function dl(pairs) {
@@ -139,6 +184,7 @@
       grid.appendChild(box);
     });
     td.appendChild(grid);
+    if (item.v && item.v.length) td.appendChild(verdicts(item));
     tr.appendChild(td);
     return tr;
   }

@@ -1,37 +1,7 @@
-"""Statistics to choose between two models from their per-item scores in [0, 1].
+"""One model's mean score with its interval, and two models compared item by item.
 
-Pure functions over numbers: nothing here knows about models, prompts or backends. The method
-follows the values it is given, so callers never pick one:
-
-* :func:`mean_interval`: one model's mean score with a confidence interval. Every score 0 or 1:
-  the Wilson score interval; any other value: a seeded BCa bootstrap over items.
-* :func:`paired_difference`: two models scored on the same items, compared item by item. The
-  interval is a seeded paired bootstrap of the per-item differences; the two-sided p-value is an
-  exact McNemar test when every score is 0 or 1, else a paired sign-flip permutation test.
-* :func:`item_means`: one mean per item over repeated samples, to call first when an item was
-  answered more than once, so that its samples count as one cluster and not as many items.
-* :func:`pass_at_k`: the unbiased pass@k estimator.
-
-scipy (a dependency of llmcompare) is imported on first use, so importing this module stays light.
-
-Example:
-    >>> from llmcompare.stats import mean_interval, paired_difference
-    >>> a = [1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1]
-    >>> b = [0, 1, 0, 0, 1, 0, 0, 1, 0, 1, 0, 1]
-    >>> d = paired_difference(a, b)
-    >>> d.wins, d.ties, d.losses
-    (5, 7, 0)
-    >>> round(d.p_value, 4)  # exact McNemar: 5 discordant pairs, all won by A
-    0.0625
-    >>> d.ci_low < d.delta < d.ci_high  # a seeded bootstrap: the same call, the same interval
-    True
-    >>> d.method
-    'mcnemar-exact, paired bootstrap 95%'
-    >>> paired_difference(a[:4], b[:4]).verdict()
-    'too few items to tell (n = 4)'
-    >>> iv = mean_interval(a)
-    >>> iv.method, round(iv.mean, 3), round(iv.low, 3), round(iv.high, 3)
-    ('wilson', 0.833, 0.552, 0.953)
+The functions :func:`mean_interval`, :func:`paired_difference`, :func:`item_means` and
+:func:`pass_at_k` of :mod:`llmcompare.stats`; see the package's docstring for the methods.
 """
 
 from __future__ import annotations
@@ -39,9 +9,12 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from llmcompare.stats._common import check_options as _check_options
+from llmcompare.stats._common import scipy_stats as _scipy_stats
 
 if TYPE_CHECKING:
     import numpy as np
@@ -54,6 +27,7 @@ __all__ = [
     "mean_interval",
     "paired_difference",
     "pass_at_k",
+    "sign_test",
 ]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -314,6 +288,34 @@ def paired_difference(
     )
 
 
+def sign_test(wins: int, losses: int) -> float:
+    """The exact two-sided sign test of wins against losses, ties set aside.
+
+    Under "neither is better" each decided item is a fair coin: the p-value is the binomial
+    probability of a split at least as uneven as ``wins : losses`` (scipy's ``binomtest``),
+    1.0 when nothing was decided. Ties carry no information on which is better and are left out
+    (report their count beside it).
+
+    Example:
+        >>> round(sign_test(9, 1), 4)  # 2 * (C(10,0) + C(10,1)) / 2**10
+        0.0215
+
+    Args:
+        wins: Items the first model won.
+        losses: Items it lost.
+
+    Raises:
+        ValueError: For a negative or non-integer count.
+    """
+    for name, value in (("wins", wins), ("losses", losses)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
+    decided = wins + losses
+    if decided == 0:
+        return 1.0
+    return min(1.0, float(_scipy_stats().binomtest(wins, decided, 0.5).pvalue))
+
+
 def item_means(scores_by_item: Mapping[str, Sequence[float]]) -> dict[str, float]:
     """The mean score of each item over its repeated samples, in the mapping's order.
 
@@ -370,28 +372,6 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     # C(n-c, k) / C(n, k) = prod_{i = n-c+1}^{n} (1 - k / i).
     prob_all_wrong = math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
     return 1.0 - prob_all_wrong
-
-
-def _scipy_stats() -> Any:
-    """``scipy.stats``, imported on first use, with a hint when scipy is missing."""
-    try:
-        # scipy ships no type information (no py.typed): what it returns is Any to mypy anyway.
-        from scipy import stats  # type: ignore[import-untyped]
-    except ImportError as exc:
-        raise ImportError(
-            "llmcompare.stats needs scipy, a dependency of llmcompare: reinstall it, "
-            "for example `pip install --force-reinstall llmcompare` (or `pip install scipy`)"
-        ) from exc
-    return stats
-
-
-def _check_options(confidence: float, seed: int, resamples: int) -> None:
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if isinstance(resamples, bool) or not isinstance(resamples, int) or resamples < 1:
-        raise ValueError(f"resamples must be a positive integer, got {resamples!r}")
 
 
 def _check_score(value: float, where: str) -> None:

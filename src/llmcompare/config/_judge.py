@@ -1,0 +1,148 @@
+"""The judge of a config, built: its models (keys read from their variables), its rubric.
+
+:func:`build_judge` turns a :class:`~llmcompare.config.JudgeConfig` into a
+:class:`~llmcompare.judges.PairwiseJudge`, a :class:`~llmcompare.judges.PointwiseJudge` or a
+:class:`~llmcompare.judges.JudgePanel` (the flags' own config comes from
+:func:`~llmcompare.config.judge_from_flags`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from llmcompare.config._problems import ConfigFileError, Problem, _dotted, _message
+from llmcompare.errors import ConfigurationError, LLMCompareError
+from llmcompare.judges import (
+    PAIRWISE_RUBRIC,
+    POINTWISE_RUBRIC,
+    Judge,
+    JudgePanel,
+    PairwiseJudge,
+    PointwiseJudge,
+)
+from llmcompare.ratelimit import with_rate_limit
+
+if TYPE_CHECKING:
+    from llmcompare.config._schema import CompareConfig, ModelConfig
+    from llmcompare.model import Model
+
+__all__ = ["build_judge"]
+
+
+def build_judge(config: CompareConfig) -> Judge | JudgePanel | None:
+    """The config's judge, built (its models too: close them with the plan).
+
+    Raises:
+        ConfigFileError: For a judge model that cannot be built (an unset key variable, an
+            option its backend refuses), or a rubric file that cannot be read.
+    """
+    judge = config.judge
+    if judge is None:
+        return None
+    rubric = judge.rubric if judge.rubric_file is None else _rubric(config, judge.rubric_file)
+    built: list[Model] = []
+    try:
+        judges: list[Judge] = []
+        for k, m in enumerate(judge.models):
+            model = _model(config, k, m)
+            built.append(model)
+            name, settings = m.label or m.name, m.settings.as_settings()
+            if judge.mode == "pairwise":
+                judges.append(
+                    PairwiseJudge(
+                        model,
+                        rubric=rubric or PAIRWISE_RUBRIC,
+                        swap=judge.swap,
+                        allow_tie=judge.allow_tie,
+                        name=name,
+                        settings=settings,
+                    )
+                )
+            else:
+                judges.append(
+                    PointwiseJudge(
+                        model,
+                        rubric=rubric or POINTWISE_RUBRIC,
+                        scale=judge.scale,
+                        name=name,
+                        settings=settings,
+                    )
+                )
+        return judges[0] if len(judges) == 1 else JudgePanel(judges, vote=judge.vote)
+    except ConfigFileError:
+        for model in built:
+            model.close()
+        raise
+    except ConfigurationError as exc:
+        for model in built:
+            model.close()
+        raise ConfigFileError(config.path, [_problem(config, ["judge"], exc.message)]) from None
+
+
+def _rubric(config: CompareConfig, name: str) -> str:
+    path = config._resolve(name)
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        message = f"cannot read the rubric file {path}: {getattr(exc, 'strerror', None) or exc}"
+        problem = _problem(config, ["judge", "rubric_file"], message)
+        raise ConfigFileError(config.path, [problem]) from None
+    if not text:
+        message = f"the rubric file {path} is empty"
+        raise ConfigFileError(config.path, [_problem(config, ["judge", "rubric_file"], message)])
+    return text
+
+
+def _problem(config: CompareConfig, loc: list[str | int], message: str) -> Problem:
+    source = config._source
+    if source is None:
+        return Problem(_dotted(tuple(loc)), message, where="--judge")
+    if (
+        loc[:3] == ["judge", "models", 0]
+        and config.judge is not None
+        and len(config.judge.models) == 1
+    ):
+        # A [judge] table may hold its one model's keys itself (name = ..., options = ...).
+        own = ["judge", *loc[3:]]
+        if tuple(own) in source.lines or tuple(loc) not in source.lines:
+            loc = own
+    return Problem(_dotted(tuple(loc)), message, line=source.line_of(tuple(loc)))
+
+
+def _model(config: CompareConfig, k: int, m: ModelConfig) -> Model:
+    """Judge model ``k``, its key read from its variable; problems at its line."""
+    from llmcompare.plugins import get_model
+
+    loc: list[str | int] = ["judge", "models", k]
+    options = dict(m.options)
+    if "api_key" in options:
+        message = "a key does not belong in a config file: name its variable with api_key_env"
+        raise ConfigFileError(config.path, [_problem(config, [*loc, "options"], message)])
+    if m.api_key_env is not None:
+        key = os.environ.get(m.api_key_env)
+        if not key:
+            message = (
+                f"the environment variable {m.api_key_env} is not set (or is empty); it must "
+                f"hold the API key of the judge {m.shown!r}"
+            )
+            raise ConfigFileError(config.path, [_problem(config, [*loc, "api_key_env"], message)])
+        options["api_key"] = key
+    try:
+        model = get_model(m.name, **options)
+    except ValidationError as exc:
+        # Only the messages: a pydantic error's text would show the values (the key).
+        problems = [
+            _problem(config, [*loc, "options", *err["loc"]], _message(err, None))
+            for err in exc.errors()
+        ]
+        raise ConfigFileError(config.path, problems) from None
+    except (LLMCompareError, LookupError, ValueError) as exc:
+        raise ConfigFileError(config.path, [_problem(config, loc, str(exc))]) from None
+    finally:
+        options.clear()  # the key is held by the model only
+    if m.rpm is not None or m.tpm is not None:
+        model = with_rate_limit(model, rpm=m.rpm, tpm=m.tpm)
+    return model

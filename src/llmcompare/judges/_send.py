@@ -1,0 +1,180 @@
+"""Judge requests sent as requests like any other: the run folder, the cache, then the judge.
+
+:func:`ask` takes one judge model's requests and answers each from, in turn, the run folder's
+``judgments.jsonl`` (what this run already asked), the response cache (what any run asked), and
+only then the judge, through :func:`~llmcompare.batch.generate_many`: concurrency, retry, rate
+limits and the run's :class:`~llmcompare.cost.CostTracker` (a budget reserves each request's
+worst case before it is sent). Each reply is written to the folder and the cache the moment it
+arrives. Requests with the same key (the same content) are asked once.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from llmcompare.batch import generate_many
+from llmcompare.errors import LLMCompareError, redact
+from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
+from llmcompare.runs import model_identity, request_key
+from llmcompare.types import Completion, Request, Result
+
+if TYPE_CHECKING:
+    from llmcompare.cost import CostTracker
+    from llmcompare.judges._store import JudgmentsFile
+    from llmcompare.model import Model
+    from llmcompare.runs import ResponseCache
+
+__all__ = ["Reply", "Sending", "ask", "describe"]
+
+
+@dataclass(frozen=True)
+class Sending:
+    """How judge requests are sent; a comparison passes its own run's settings.
+
+    Attributes:
+        tracker: Cost and budget across the run (the judge's requests count against it).
+        cache: The response cache, or None.
+        store: The run folder's ``judgments.jsonl``, or None.
+        concurrency: Requests in flight per judge model.
+        retry: The retry policy; None retries nothing.
+        rpm: Requests per minute, at most, per judge model.
+        tpm: Tokens per minute, at most, per judge model.
+        progress: Show a progress bar; None: when stderr is a terminal.
+        refresh: Ask the judge even when the cache has its reply.
+    """
+
+    tracker: CostTracker | None = None
+    cache: ResponseCache | None = None
+    store: JudgmentsFile | None = None
+    concurrency: int = 8
+    retry: RetryPolicy | None = DEFAULT_POLICY
+    rpm: float | None = None
+    tpm: float | None = None
+    progress: bool | None = None
+    refresh: bool = False
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A judge's reply to one request, or why there is none.
+
+    Attributes:
+        completion: The reply.
+        error: Why the request failed (type and redacted message), when it did.
+        cached: Whether the reply was read back rather than asked now.
+    """
+
+    completion: Completion | None
+    error: str | None = None
+    cached: bool = False
+
+
+def describe(error: BaseException) -> str:
+    """A failure in one line, its message redacted (no key reaches a record)."""
+    return f"{type(error).__name__}: {redact(str(error))}"
+
+
+def ask(
+    model: Model, judge: str, asked: Sequence[tuple[Request, int]], sending: Sending
+) -> list[Reply]:
+    """Every request's reply, in order; see the module docstring.
+
+    Args:
+        model: The judge model.
+        judge: The judge's name, written with each reply.
+        asked: Each request with its sample index (a request asked again on purpose, to see
+            whether the judge repeats itself, is the same request as another sample).
+        sending: How to send.
+    """
+    identity = _identity(model)
+    named = identity if identity is not None else {"id": model.id}
+    keys = [request_key(named, request, sample) for request, sample in asked]
+    unique: dict[str, Request] = {}
+    for key, (request, _) in zip(keys, asked, strict=True):
+        unique.setdefault(key, request)
+    got: dict[str, Reply] = {}
+    store = sending.store
+    saved = store.read() if store is not None else {}
+    for key in unique:
+        found = saved.get(key)
+        if found is not None:
+            got[key] = Reply(found.completion, cached=found.cached)
+            if sending.tracker is not None and not found.cached:
+                # Asked and paid for by this run before it stopped: the budget counts it.
+                sending.tracker.record(found.completion)
+    cache = sending.cache if identity is not None else None
+    if cache is not None and not sending.refresh:
+        for key in unique:
+            if key not in got and (hit := cache.get(key)) is not None:
+                got[key] = Reply(hit, cached=True)
+                if store is not None:
+                    store.write(key, judge, completion=hit, cached=True)
+    todo = [key for key in unique if key not in got]
+    if todo:
+        arrived = _Arrivals(model, judge, todo, got, store, cache, sending.refresh)
+        generate_many(
+            model,
+            [unique[key] for key in todo],
+            concurrency=sending.concurrency,
+            retry=sending.retry,
+            rpm=sending.rpm,
+            tpm=sending.tpm,
+            tracker=sending.tracker,
+            progress=sending.progress,
+            on_result=arrived,
+        )
+    return [got[key] for key in keys]
+
+
+def _identity(model: Model) -> dict[str, Any] | None:
+    """The judge model's cache identity; None (never cached) for a test double or a failure."""
+    try:
+        return model_identity(model)
+    except Exception as exc:  # noqa: BLE001 - no identity: no cache for this judge, not a failure
+        warnings.warn(f"{model.id}: judge not cached ({describe(exc)})", RuntimeWarning, 3)
+        return None
+
+
+class _Arrivals:
+    """Where each reply goes the moment it arrives: the replies, the folder, the cache."""
+
+    def __init__(
+        self,
+        model: Model,
+        judge: str,
+        todo: Sequence[str],
+        got: dict[str, Reply],
+        store: JudgmentsFile | None,
+        cache: ResponseCache | None,
+        refresh: bool,
+    ) -> None:
+        self.model = model
+        self.judge = judge
+        self.todo = todo
+        self.got = got
+        self.store = store
+        self.cache = cache
+        self.refresh = refresh
+
+    def __call__(self, result: Result) -> None:
+        key = self.todo[result.index]
+        completion = result.completion
+        if completion is None:
+            assert result.error is not None
+            error = describe(result.error)
+            self.got[key] = Reply(None, error=error)
+            if self.store is not None:
+                self.store.write(key, self.judge, error=error)
+            return
+        self.got[key] = Reply(completion)
+        if self.store is not None:
+            self.store.write(key, self.judge, completion=completion)
+        if self.cache is not None:
+            try:
+                self.cache.put(key, completion, model=self.model.id, replace=self.refresh)
+            except (LLMCompareError, ValueError, OSError) as exc:
+                # A lost cache entry costs a request later; a lost run costs them all.
+                warnings.warn(f"{self.model.id}: judge reply not cached ({exc})", RuntimeWarning, 2)
