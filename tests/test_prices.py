@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import calendar
 import json
 import re
 from collections.abc import Iterator
@@ -54,10 +53,9 @@ def shipped() -> dict[str, Any]:
 
 # -- the shipped table and its dates -------------------------------------------------------------
 
-# How a note dates its source: "data checked 2026-04-30", "(updated 2025-06-03)", "edited May
-# 2026". Other dates in a note (a corroborating page, a price cut) do not date the source.
-_NOTE_DAY = re.compile(r"\b(?:checked|updated|edited) (\d{4}-\d{2}-\d{2})\b")
-_NOTE_MONTH = re.compile(r"\b(?:checked|updated|edited) ([A-Z][a-z]+) (\d{4})\b")
+OPENAI_PRICING = "https://developers.openai.com/api/docs/pricing"
+# How a note dates the check of OpenAI's page: "checked there on 2026-10-12".
+_CHECKED = re.compile(r"\bchecked there on (\d{4}-\d{2}-\d{2})\b")
 
 
 def test_as_of_dates_parse_and_none_is_after_the_table_date() -> None:
@@ -66,34 +64,19 @@ def test_as_of_dates_parse_and_none_is_after_the_table_date() -> None:
     assert updated <= date.today()
     as_of = {e["model"]: date.fromisoformat(e["as_of"]) for e in data["prices"]}
     assert len(as_of) == len(data["prices"])  # one entry per model
-    assert max(as_of.values()) == updated  # the table's own newest date
+    assert max(as_of.values()) <= updated  # no row is checked after the table was compiled
     assert {p.model: p.as_of for p in prices()} == as_of
 
 
-def test_each_note_date_is_the_as_of_of_its_entry() -> None:
-    data = shipped()
-    updated = date.fromisoformat(data["updated"])
-    dated = set()
-    for entry in data["prices"]:
-        as_of = date.fromisoformat(entry["as_of"])
-        days = {date.fromisoformat(d) for d in _NOTE_DAY.findall(entry["note"])}
-        months = {
-            (int(y), list(calendar.month_name).index(m))
-            for m, y in _NOTE_MONTH.findall(entry["note"])
-        }
-        assert len(days) + len(months) <= 1, entry["model"]  # one date for the source
-        if days:
-            assert as_of in days, entry["model"]
-        elif months:
-            # Only a month is known: the first of it, the earliest the price can be dated.
-            assert {(as_of.year, as_of.month)} == months, entry["model"]
-            assert as_of.day == 1, entry["model"]
-        else:
-            assert as_of == updated, entry["model"]  # read when the table was compiled
-        if days or months:
-            dated.add(entry["model"])
-    # The entries whose sources were checked months before the table was compiled.
-    assert {"gpt-5.5", "gpt-5.4", "gpt-4.1", "gpt-4o", "gpt-4o-2024-05-13", "gpt-4o-mini"} <= dated
+def test_every_openai_row_cites_openais_pricing_page_with_its_check_date() -> None:
+    for entry in shipped()["prices"]:
+        assert entry["source"] == OPENAI_PRICING, entry["model"]
+        days = [date.fromisoformat(d) for d in _CHECKED.findall(entry["note"])]
+        # The first date a note gives is the check of the row's standard (and tier) columns.
+        assert days, entry["model"]
+        assert date.fromisoformat(entry["as_of"]) == days[0], entry["model"]
+    # No row cites a third party for OpenAI's own list prices any more.
+    assert "tokenmix" not in json.dumps(shipped()).lower()
 
 
 # -- entries, lookup, registered and loaded prices ----------------------------------------------
@@ -136,8 +119,12 @@ def test_lookup_by_llmcompare_id_and_by_dated_provider_name() -> None:
     # A snapshot with a price of its own is not confused with the current one.
     assert get_price("chatgpt:gpt-4o", "gpt-4o-2024-05-13").input == Decimal(5)  # type: ignore[union-attr]
     assert get_price("chatgpt:gpt-4o", "gpt-4o-2024-08-06").input == Decimal("2.50")  # type: ignore[union-attr]
-    # Names that merely start like a priced model are not priced as it.
-    assert get_price("chatgpt:gpt-4o-mini-search-preview") is None
+    # Names that merely start like a priced model are not priced as it (genai-prices, when
+    # installed, may price it as itself).
+    search = get_price("chatgpt:gpt-4o-mini-search-preview")
+    assert search is None or (
+        search.model == "gpt-4o-mini-search-preview" and "genai-prices" in search.source
+    )
     assert get_price("llama:smollm2-135m") is None
 
 
@@ -317,10 +304,10 @@ def _as_of(model: str, response_model: str | None = None) -> date:
 
 
 def test_oldest_price_date_is_the_oldest_of_the_prices_used() -> None:
-    models = ["chatgpt:gpt-5", "chatgpt:gpt-4o-mini"]
+    models = ["chatgpt:gpt-4", "chatgpt:gpt-4o-mini"]
     assert oldest_price_date(models) == min(_as_of(m) for m in models)
-    newest = _as_of("chatgpt:gpt-5")
-    assert oldest_price_date(["chatgpt:gpt-5"]) == newest
+    newest = _as_of("chatgpt:gpt-4")
+    assert oldest_price_date(["chatgpt:gpt-4"]) == newest
     # Only the prices used count, not the oldest entry of the table.
     assert newest > min(p.as_of for p in prices())
     # A snapshot without an entry uses its family's price, and so its date.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeAlias, cast
 
@@ -31,6 +32,7 @@ __all__ = [
     "Role",
     "Sent",
     "Settings",
+    "ShelfLife",
     "Usage",
 ]
 
@@ -260,14 +262,17 @@ Prompt: TypeAlias = str | Sequence[Message] | Request
 class Usage(BaseModel):
     """Token counts of one call, or a sum of calls.
 
-    The buckets are inclusive, as providers report them: ``cache_read_tokens`` are counted inside
-    ``input_tokens`` and ``reasoning_tokens`` inside ``output_tokens``.
+    The buckets are inclusive, as providers report them: ``cache_read_tokens`` and
+    ``cache_write_tokens`` are counted inside ``input_tokens`` and ``reasoning_tokens`` inside
+    ``output_tokens``.
 
     Attributes:
         input_tokens: Prompt tokens, cached ones included.
         output_tokens: Generated tokens, reasoning ones included.
         cache_read_tokens: Prompt tokens served from the provider's cache.
         reasoning_tokens: Generated tokens spent on hidden reasoning.
+        cache_write_tokens: Prompt tokens written to the provider's prompt cache (billed at a
+            write rate from GPT-5.6 on; OpenAI's ``input_tokens_details.cache_write_tokens``).
         estimated: True when any count was estimated rather than reported or counted exactly
             (for example a stream that ended without a usage report).
         implausible: Why the counts the provider reported were not believed, when they could
@@ -282,6 +287,7 @@ class Usage(BaseModel):
     cache_read_tokens: Annotated[int, Field(ge=0)] = 0
     reasoning_tokens: Annotated[int, Field(ge=0)] = 0
     estimated: bool = False
+    cache_write_tokens: Annotated[int, Field(ge=0)] = 0
     implausible: str | None = None
 
     @model_validator(mode="after")
@@ -290,6 +296,12 @@ class Usage(BaseModel):
             raise ValueError(
                 f"cache_read_tokens ({self.cache_read_tokens}) is counted inside input_tokens "
                 f"({self.input_tokens}) and cannot exceed it"
+            )
+        if self.cache_read_tokens + self.cache_write_tokens > self.input_tokens:
+            raise ValueError(
+                f"cache_write_tokens ({self.cache_write_tokens}) and cache_read_tokens "
+                f"({self.cache_read_tokens}) are parts of input_tokens ({self.input_tokens}) "
+                "and together cannot exceed it"
             )
         if self.reasoning_tokens > self.output_tokens:
             raise ValueError(
@@ -314,6 +326,7 @@ class Usage(BaseModel):
             cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             estimated=self.estimated or other.estimated,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
             implausible=self.implausible or other.implausible,
         )
 
@@ -387,6 +400,12 @@ class Completion(BaseModel):
             ``max_tokens``, say); None when it does.
         refusal: The model's refusal to answer in the format (OpenAI's ``message.refusal``):
             a result, not a parse error. ``text`` holds it too.
+        api: The provider API that answered, when a backend has more than one (the chatgpt
+            backend: ``"chat"`` for chat.completions, ``"responses"`` for the Responses API).
+        service_tier: The processing tier that served the answer, as the provider reported
+            it (OpenAI: ``"default"``, ``"flex"``, ``"priority"``, ...); it is priced at that tier.
+        ttft_visible_s: Seconds from the call to the first VISIBLE token of a stream: after any
+            hidden reasoning, which ``ttft_s`` (the first token of any kind) does not wait for.
         replaced_chars: Characters of the answer as received that are not text: lone halves
             of a UTF-16 surrogate pair (an escape cut in two with its other half lost), each
             replaced by U+FFFD. 0 when the answer arrived valid; halves that arrive together,
@@ -420,6 +439,9 @@ class Completion(BaseModel):
     parsed: Any = None
     parse_error: str | None = None
     refusal: str | None = None
+    api: str | None = None
+    service_tier: str | None = None
+    ttft_visible_s: Annotated[float, Field(ge=0.0)] | None = None
     replaced_chars: Annotated[int, Field(ge=0)] = 0
     unanswered_usd: Annotated[Decimal, Field(ge=0)] | None = None
 
@@ -443,6 +465,9 @@ class Chunk(BaseModel):
         request_id: The provider's request id, when known.
         response_model: The model name the provider reported, when known.
         refusal: Set on the last chunk when the model refused to answer in the format.
+        thinking: The model has started generating but shows nothing yet (hidden reasoning
+            began): the stream's first token, before its first visible one.
+        service_tier: Set on the last chunk when the provider reported the tier that served it.
         replaced_chars: Characters of this chunk's text as received that are not text (lone
             surrogate halves), each replaced by U+FFFD; see :attr:`Completion.replaced_chars`.
     """
@@ -455,6 +480,8 @@ class Chunk(BaseModel):
     request_id: str | None = None
     response_model: str | None = None
     refusal: str | None = None
+    thinking: bool = False
+    service_tier: str | None = None
     replaced_chars: Annotated[int, Field(ge=0)] = 0
 
     @model_validator(mode="before")
@@ -525,3 +552,29 @@ class Result:
             assert self.error is not None
             raise self.error
         return self.completion
+
+
+class ShelfLife(BaseModel):
+    """Until when a model can be run again: the day its provider stops serving it.
+
+    A comparison of a model past this date cannot be re-run as it was; the record and the
+    report say so ("re-runnable until DATE").
+
+    Attributes:
+        until: The announced shutdown date.
+        source: Where the date comes from (the provider's deprecations page with its check
+            date, or the server's ``/v1/models`` entry).
+    """
+
+    model_config = _FROZEN
+
+    until: date
+    source: str
+
+    def days_left(self, today: date) -> int:
+        """Days from ``today`` to the shutdown (negative once it is past)."""
+        return (self.until - today).days
+
+    def line(self, label: str) -> str:
+        """``"<label>: re-runnable until <date> (<source>)"``, for reports."""
+        return f"{label}: re-runnable until {self.until.isoformat()} ({self.source})"

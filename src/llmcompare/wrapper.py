@@ -45,7 +45,7 @@ from typing_extensions import Unpack
 
 from llmcompare.model import AsyncStream, Model, ModelBase, Stream, _refuse_bare_string
 from llmcompare.schema import ResponseFormat, check_formats
-from llmcompare.types import Chunk, Completion, Prompt, Request, Result, Settings
+from llmcompare.types import Chunk, Completion, Prompt, Request, Result, Settings, ShelfLife
 
 __all__ = ["ModelWrapper"]
 
@@ -262,6 +262,11 @@ class ModelWrapper(ModelBase, Generic[TicketT]):
         inner = self._inner
         return inner.cache_identity() if isinstance(inner, ModelBase) else {"id": inner.id}
 
+    def shelf_life(self) -> ShelfLife | None:
+        """The inner model's shelf life: a wrapper does not change when it shuts down."""
+        inner = self._inner
+        return inner.shelf_life() if isinstance(inner, ModelBase) else None
+
     def warm_up(self) -> None:
         """Warm up the inner model (load its weights, say)."""
         self._inner.warm_up()
@@ -311,7 +316,11 @@ class _Flow(Generic[TicketT]):
         # hook's waits included).
         assert self.inner is not None
         completion = self.inner.completion.model_copy(
-            update={"latency_s": built.latency_s, "ttft_s": built.ttft_s}
+            update={
+                "latency_s": built.latency_s,
+                "ttft_s": built.ttft_s,
+                "ttft_visible_s": built.ttft_visible_s,
+            }
         )
         self.settled = True
         return self.wrapper._after(self.request, completion, self.ticket)  # type: ignore[arg-type]
@@ -402,11 +411,12 @@ def _shifted(completion: Completion, shift: float) -> Completion:
     """Move a completion's timings later by ``shift`` seconds (time spent before its call)."""
     if shift <= 0.0:
         return completion
-    ttft = completion.ttft_s
+    ttft, visible = completion.ttft_s, completion.ttft_visible_s
     return completion.model_copy(
         update={
             "latency_s": completion.latency_s + shift,
             "ttft_s": None if ttft is None else ttft + shift,
+            "ttft_visible_s": None if visible is None else visible + shift,
         }
     )
 

@@ -36,7 +36,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from helpers.openai_server import Behaviour, OpenAIServer
+from helpers.openai_server import Behaviour, OpenAIServer, responses_body
 
 __all__ = ["BatchServer", "StoredBatch"]
 
@@ -236,6 +236,8 @@ class BatchServer(OpenAIServer):
 
     def _validate(self, batch: StoredBatch) -> None:
         seen: set[str] = set()
+        # A Responses API batch's bodies carry "input" where chat bodies carry "messages".
+        needed = "input" if batch.endpoint.endswith("/responses") else "messages"
         for number, line in enumerate(batch.lines, 1):
             custom_id = line.get("custom_id")
             body = line.get("body")
@@ -244,8 +246,8 @@ class BatchServer(OpenAIServer):
                 problem = ("duplicate_custom_id", f"custom_id {custom_id!r} is not unique")
             elif line.get("method") != "POST" or line.get("url") != batch.endpoint:
                 problem = ("invalid_url", f"line must POST to {batch.endpoint}")
-            elif not isinstance(body, dict) or "model" not in body or "messages" not in body:
-                problem = ("invalid_body", "body needs 'model' and 'messages'")
+            elif not isinstance(body, dict) or "model" not in body or needed not in body:
+                problem = ("invalid_body", f"body needs 'model' and '{needed}'")
             if problem is not None:
                 code, message = problem
                 batch.validation.append(
@@ -273,6 +275,17 @@ class BatchServer(OpenAIServer):
                         "request_id": request_id,
                         "body": {"error": err},
                     },
+                    "error": None,
+                }
+            )
+            return
+        if batch.endpoint.endswith("/responses"):
+            answer = responses_body(self, behaviour, line["body"], request_id)
+            batch.output.append(
+                {
+                    "id": f"batch_req_{request_id}",
+                    "custom_id": custom_id,
+                    "response": {"status_code": 200, "request_id": request_id, "body": answer},
                     "error": None,
                 }
             )

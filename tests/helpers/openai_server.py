@@ -50,12 +50,15 @@ __all__ = [
     "Behaviour",
     "OpenAIServer",
     "RecordedRequest",
+    "ResponsesBehaviour",
     "drop_connection",
     "error",
     "ok",
     "rate_limited",
     "raw",
     "refused",
+    "responses_body",
+    "responses_ok",
     "slow",
     "stream_break",
     "stream_error_event",
@@ -756,6 +759,10 @@ class OpenAIServer:
             )
             await writer.drain()
             return True
+        if method == "POST" and path.endswith("/responses"):
+            return await _responses_route(self, body, headers, request_id, reader, writer)
+        if method == "GET" and "/models/" in path:
+            return await _model_route(self, path.rsplit("/", 1)[1], request_id, writer)
         if method != "POST" or not path.endswith("/chat/completions"):
             writer.write(
                 self._error_bytes(
@@ -896,6 +903,7 @@ class OpenAIServer:
                 ],
                 "system_fingerprint": "fp_test",
             }
+            payload.update(_served_tier(b, body))
             if usage is not None:
                 payload["usage"] = usage
             data = json.dumps(payload).encode()
@@ -918,6 +926,7 @@ class OpenAIServer:
             "created": created,
             "model": model,
             "system_fingerprint": "fp_test",
+            **_served_tier(b, body),
         }
 
         def event(choices: list[dict[str, Any]], chunk_usage: Any = None) -> bytes:
@@ -998,6 +1007,352 @@ class OpenAIServer:
 
 
 # --------------------------------------------------------------------------------------------------
+# The Responses API (POST /v1/responses) and one model's facts (GET /v1/models/{id})
+#
+# Each /v1/responses request takes the next scripted behaviour from the same queue as chat
+# requests: ok(), error(), rate_limited(), refused(), drop_connection(), stream_break() and
+# stream_error_event() mean the same here. responses_ok() adds what only this API reports: cache
+# writes, the service tier that served the answer, a reasoning item before the text (with a pause
+# after it, so the first visible token comes after the first token), a failed response. Usage is
+# reported the way OpenAI reports it: in the response, and in the stream's response.completed.
+
+
+@dataclass(frozen=True)
+class ResponsesBehaviour(Behaviour):
+    """A :class:`Behaviour` with what only the Responses API reports.
+
+    Attributes:
+        cache_write_tokens: ``input_tokens_details.cache_write_tokens``.
+        service_tier: The tier reported as serving the answer (``None``: the one asked for,
+            ``"default"`` for ``auto`` or none).
+        think_delay: Seconds between the reasoning item and the first text (with
+            ``reasoning_tokens``: a reasoning item is streamed first).
+        failed: Answer ``status: failed`` (a ``response.failed`` event when streaming).
+    """
+
+    cache_write_tokens: int | None = None
+    service_tier: str | None = None
+    think_delay: float = 0.0
+    failed: bool = False
+
+
+def responses_ok(
+    text: str | None = None,
+    *,
+    cache_write_tokens: int | None = None,
+    service_tier: str | None = None,
+    think_delay: float = 0.0,
+    failed: bool = False,
+    message: str = "The server had an error processing the response",
+    **reply: Any,
+) -> ResponsesBehaviour:
+    """A Responses API reply (JSON, or server-sent events when the request streams).
+
+    Args:
+        text: Reply text; ``None`` echoes the last input message.
+        cache_write_tokens: Reported ``input_tokens_details.cache_write_tokens``.
+        service_tier: The tier reported as serving the answer.
+        think_delay: Seconds after the reasoning item before the first text.
+        failed: Answer ``status: failed`` with ``message``.
+        message: The error message of a failed response.
+        **reply: What :func:`ok` takes, meaning the same here: ``prompt_tokens`` is
+            ``input_tokens``, ``reasoning_tokens`` adds a reasoning item before the text,
+            ``finish_reason="length"`` (or ``"content_filter"``) answers ``status: incomplete``.
+
+    Returns:
+        The behaviour.
+    """
+    return ResponsesBehaviour(
+        **{
+            **ok(text, **reply).__dict__,
+            "cache_write_tokens": cache_write_tokens,
+            "service_tier": service_tier,
+            "think_delay": think_delay,
+            "failed": failed,
+            "message": message,
+        }
+    )
+
+
+_INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+EFFORT_REASONING = {"none": 0, "minimal": 4, "low": 16, "medium": 64, "high": 128, "xhigh": 256}
+"""Hidden reasoning tokens an unscripted answer reports for each ``reasoning.effort`` (the echo
+of a request without one reasons for none): more effort, more (billed) reasoning."""
+
+
+def _input_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    items = body.get("input")
+    if isinstance(items, str):
+        return [{"role": "user", "content": items}]
+    return [m for m in items or () if isinstance(m, dict)]
+
+
+def _served_tier(b: Behaviour, body: dict[str, Any]) -> dict[str, str]:
+    """``service_tier`` of a reply: the behaviour's, else the one asked for (``auto``: default).
+
+    Empty when the request asks for none and the behaviour names none, as the chat replies of
+    this server always were.
+    """
+    asked = body.get("service_tier")
+    served = getattr(b, "service_tier", None)
+    if served is None and asked is None:
+        return {}
+    return {"service_tier": served or (asked if asked != "auto" else "default")}
+
+
+def responses_body(
+    server: OpenAIServer, b: Behaviour, body: dict[str, Any], request_id: str
+) -> dict[str, Any]:
+    """The Response object answering ``body`` under behaviour ``b`` (also a Batch API line's).
+
+    Args:
+        server: The server (its default text and chunking).
+        b: The behaviour.
+        body: The request body.
+        request_id: The request id, from which the response and item ids are made.
+
+    Returns:
+        The Response, as JSON-able data.
+    """
+    messages = _input_messages(body)
+    text = b.text if b.text is not None else server.text
+    if text is None:
+        last = messages[-1].get("content", "") if messages else ""
+        text = last if isinstance(last, str) else json.dumps(last)
+    n = b.chunks if b.chunks is not None else server.chunks
+    pieces = _split(text, n) if n is not None else _words(text)
+    limit = body.get("max_output_tokens")
+    finish = b.finish_reason
+    if finish is None and isinstance(limit, int) and 0 < limit < len(pieces):
+        pieces, finish = pieces[:limit], "length"
+    status = "completed"
+    incomplete = None
+    if finish in _INCOMPLETE_REASONS:
+        status, incomplete = "incomplete", {"reason": _INCOMPLETE_REASONS[finish]}
+    failed = bool(getattr(b, "failed", False))
+    effort = (body.get("reasoning") or {}).get("effort")
+    reasoning_tokens = (
+        b.reasoning_tokens if b.reasoning_tokens is not None else EFFORT_REASONING.get(effort, 0)
+    )
+    output: list[dict[str, Any]] = []
+    if reasoning_tokens:
+        output.append({"id": f"rs_{request_id}", "type": "reasoning", "summary": []})
+    part: dict[str, Any] = (
+        {"type": "refusal", "refusal": "".join(pieces)}
+        if b.refusal
+        else {"type": "output_text", "text": "".join(pieces), "annotations": [], "logprobs": []}
+    )
+    if not failed:
+        output.append(
+            {
+                "id": f"msg_{request_id}",
+                "type": "message",
+                "status": "incomplete" if incomplete else "completed",
+                "role": "assistant",
+                "content": [part],
+            }
+        )
+    usage: dict[str, Any] | None = None
+    if b.usage and not failed:
+        prompt = b.prompt_tokens if b.prompt_tokens is not None else _count_prompt_tokens(messages)
+        visible = b.completion_tokens if b.completion_tokens is not None else len(pieces)
+        reasoning = reasoning_tokens
+        usage = {
+            "input_tokens": prompt,
+            "input_tokens_details": {
+                "cached_tokens": b.cached_tokens or 0,
+                "cache_write_tokens": getattr(b, "cache_write_tokens", None) or 0,
+            },
+            "output_tokens": visible + reasoning,
+            "output_tokens_details": {"reasoning_tokens": reasoning},
+            "total_tokens": prompt + visible + reasoning,
+        }
+    asked = body.get("service_tier")
+    served = getattr(b, "service_tier", None) or (
+        asked if asked not in (None, "auto") else "default"
+    )
+    return {
+        "id": f"resp_{request_id}",
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "failed" if failed else status,
+        "error": {"code": "server_error", "message": b.message} if failed else None,
+        "incomplete_details": incomplete,
+        "model": b.model or str(body.get("model")),
+        "output": output,
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "max_output_tokens": limit,
+        "reasoning": body.get("reasoning") or {"effort": None, "summary": None},
+        "service_tier": served,
+        "store": body.get("store", True),
+        "text": body.get("text") or {"format": {"type": "text"}},
+        "usage": usage,
+    }
+
+
+def _sse(kind: str, data: dict[str, Any]) -> bytes:
+    return f"event: {kind}\ndata: ".encode() + json.dumps({"type": kind, **data}).encode() + b"\n\n"
+
+
+def _response_events(final: dict[str, Any], b: Behaviour) -> list[bytes]:
+    """The server-sent events of a streamed response, ending with its last state."""
+    seq = itertools.count()
+    start = {**final, "status": "in_progress", "output": [], "usage": None, "error": None}
+    start["incomplete_details"] = None
+    events = [
+        _sse("response.created", {"sequence_number": next(seq), "response": start}),
+        _sse("response.in_progress", {"sequence_number": next(seq), "response": start}),
+    ]
+    for index, item in enumerate(final["output"]):
+        if item["type"] == "reasoning":
+            for kind in ("response.output_item.added", "response.output_item.done"):
+                events.append(
+                    _sse(kind, {"sequence_number": next(seq), "output_index": index, "item": item})
+                )
+            continue
+        part = item["content"][0]
+        refusal = part["type"] == "refusal"
+        whole = part["refusal"] if refusal else part["text"]
+        opened = {**item, "status": "in_progress", "content": []}
+        events.append(
+            _sse(
+                "response.output_item.added",
+                {"sequence_number": next(seq), "output_index": index, "item": opened},
+            )
+        )
+        where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        n = b.chunks if b.chunks is not None else None
+        for piece in _split(whole, n) if n is not None else _words(whole):
+            kind = "response.refusal.delta" if refusal else "response.output_text.delta"
+            extra = {} if refusal else {"logprobs": []}
+            events.append(
+                _sse(kind, {"sequence_number": next(seq), **where, "delta": piece, **extra})
+            )
+        events.append(
+            _sse(
+                "response.output_item.done",
+                {"sequence_number": next(seq), "output_index": index, "item": item},
+            )
+        )
+    last = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(
+        final["status"], "response.failed"
+    )
+    events.append(_sse(last, {"sequence_number": next(seq), "response": final}))
+    return events
+
+
+async def _responses_route(
+    server: OpenAIServer,
+    body: Any,
+    headers: dict[str, str],
+    request_id: str,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+) -> bool:
+    """Answer one POST /v1/responses; returns False when the connection must be closed."""
+    if not isinstance(body, dict) or "input" not in body or "model" not in body:
+        bad = Behaviour(
+            kind="error", status=400, message="body must be JSON with 'model' and 'input'"
+        )
+        writer.write(server._error_bytes(bad, request_id))
+        await writer.drain()
+        return True
+    b = server._next_behaviour()
+    if b.request_id is not None:
+        request_id = b.request_id
+    if b.delay > 0:
+        await asyncio.sleep(b.delay)
+        if reader.at_eof():
+            writer.transport.abort()
+            return False
+    if b.kind == "drop":
+        writer.transport.abort()
+        return False
+    if b.kind == "error":
+        api_key = headers.get("authorization", "").removeprefix("Bearer ")
+        writer.write(server._error_bytes(b, request_id, api_key))
+        await writer.drain()
+        return True
+    final = responses_body(server, b, body, request_id)
+    head_headers = {"x-request-id": request_id, **b.headers} if request_id else dict(b.headers)
+    if not body.get("stream"):
+        data = json.dumps(final).encode()
+        head = server._head(200, head_headers, len(data), "application/json")
+        if b.kind == "stream_break":
+            writer.write(head + data[: len(data) // 2])
+            await writer.drain()
+            writer.transport.abort()
+            return False
+        writer.write(head + data)
+        await writer.drain()
+        return True
+    events = _response_events(final, b)
+    first_text = next(
+        (i for i, e in enumerate(events) if b"output_text.delta" in e or b"refusal.delta" in e),
+        len(events) - 1,
+    )
+    if b.kind == "stream_error_event":
+        err = {"code": "server_error", "message": b.message, "param": None, "sequence_number": 99}
+        events = [*events[: first_text + b.after_chunks], _sse("error", err)]
+    data = b"".join(events)
+    head = server._head(
+        200, {**head_headers, "cache-control": "no-cache"}, len(data), "text/event-stream"
+    )
+    if b.kind == "stream_break":
+        writer.write(head + b"".join(events[: first_text + b.after_chunks]))
+        await writer.drain()
+        await asyncio.sleep(0.01)  # let the client read what came before the cut
+        writer.transport.abort()
+        return False
+    think = float(getattr(b, "think_delay", 0.0) or getattr(server, "think_delay", 0.0))
+    if not any(b'"type": "reasoning"' in e for e in events):
+        think = 0.0
+    if b.chunk_delay <= 0 and think <= 0:
+        writer.write(head + data)  # one write: no Nagle / delayed-ACK stalls
+        await writer.drain()
+        return True
+    writer.write(head)
+    for i, ev in enumerate(events):
+        pause = think if i == first_text else b.chunk_delay if i else 0.0
+        if pause > 0:
+            await asyncio.sleep(pause)
+            if reader.at_eof():
+                writer.transport.abort()
+                return False
+        writer.write(ev)
+        await writer.drain()
+    return True
+
+
+async def _model_route(
+    server: OpenAIServer, model_id: str, request_id: str, writer: asyncio.StreamWriter
+) -> bool:
+    """Answer GET /v1/models/{id}: the model, with its facts (``server.model_facts[id]``).
+
+    Set ``server.model_facts = {"gpt-4o": {"shutdown_date": "2027-01-14"}}`` to report a
+    shutdown date, as OpenAI's model object may.
+    """
+    if model_id not in server.models:
+        missing = Behaviour(
+            kind="error", status=404, message=f"The model '{model_id}' does not exist"
+        )
+        writer.write(server._error_bytes(missing, request_id))
+        await writer.drain()
+        return True
+    facts = getattr(server, "model_facts", {}).get(model_id, {})
+    payload = {"id": model_id, "object": "model", "created": 0, "owned_by": "test", **facts}
+    data = json.dumps(payload).encode()
+    writer.write(
+        server._head(200, {"x-request-id": request_id}, len(data), "application/json") + data
+    )
+    await writer.drain()
+    return True
+
+
+# --------------------------------------------------------------------------------------------------
 # Command line
 
 
@@ -1024,6 +1379,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--record", action="store_true", help="keep requests in memory (off for benchmarks)"
     )
+    parser.add_argument(
+        "--think-delay",
+        type=float,
+        default=0.0,
+        help="seconds a streamed Responses answer that reasons waits before its first text",
+    )
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("this test server only binds to loopback")
@@ -1031,6 +1392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = OpenAIServer(
         args.host, args.port, chunks=args.chunks, text=args.text, record=args.record
     )
+    server.think_delay = args.think_delay  # type: ignore[attr-defined]  # read by /v1/responses
 
     async def run() -> None:
         task = asyncio.ensure_future(server.serve_forever())

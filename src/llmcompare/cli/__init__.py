@@ -4,6 +4,7 @@ Commands:
     compare   Run a prompt set on several models and report side by side.
     generate  Stream one answer from one model, then its usage and cost.
     models    List the registered models.
+    prices    Show a model's prices, tier by tier, and where each comes from.
     plugins   List the plugins found, their models, and why any failed to load.
     cache     Show (``cache info``) or empty (``cache clear``) the response cache.
     report    Render the reports of a saved run again (any format), from its record.
@@ -32,6 +33,7 @@ from llmcompare.cli._common import _warnings_as_lines
 from llmcompare.cli._compare import compare_cmd, default_models
 from llmcompare.cli._judge import judge_audit_cmd, rejudge_cmd
 from llmcompare.cli._models import generate_cmd, models_cmd, plugins_cmd
+from llmcompare.cli._prices import prices_cmd
 from llmcompare.cli._saved import report_cmd, rescore_cmd
 
 __all__ = ["default_models", "main"]
@@ -49,6 +51,7 @@ for _command in (
     generate_cmd,
     models_cmd,
     plugins_cmd,
+    prices_cmd,
     cache_group,
     report_cmd,
     rescore_cmd,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -30,6 +32,8 @@ from llmcompare.cli._judge import judge_options
 from llmcompare.errors import ConfigurationError, LLMCompareError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from llmcompare.config import CompareConfig, ComparePlan, ExecutorConfig
 
 
@@ -180,6 +184,15 @@ def _model_flags(models: Sequence[str], options: Sequence[str]) -> list[tuple[st
     "JSON when it parses, else as text.",
 )
 @click.option(
+    "-S",
+    "--sweep",
+    "sweeps",
+    multiple=True,
+    metavar="KEY=V1,V2",
+    help="Run each model once per value of a setting or backend option, as its own column "
+    "(-S reasoning_effort=low,high; -S temperature=0,0.7); repeat for more (combined).",
+)
+@click.option(
     "-o",
     "--out",
     "out_typed",
@@ -245,6 +258,7 @@ def compare_cmd(
     config: Path | None,
     models: Sequence[str],
     options: Sequence[str],
+    sweeps: Sequence[str],
     out_typed: str | None,
     formats: Sequence[str],
     max_tokens: int | None,
@@ -315,6 +329,7 @@ def compare_cmd(
         tpm=tpm,
         out=out,
         ray=(ray_workers, ray_address),
+        sweeps=sweeps,
         judge=(judges, judge_mode, judge_rubric),
     )
     if out is None:
@@ -324,7 +339,8 @@ def compare_cmd(
         plan = dataclasses.replace(plan, out=out)
     chosen = _formats(formats)
     try:
-        result = plan.run(progress=progress, force_new=force_new, cache=cache, refresh=refresh)
+        with _warnings_shown(console):
+            result = plan.run(progress=progress, force_new=force_new, cache=cache, refresh=refresh)
     except (ConfigurationError, ValueError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -337,6 +353,28 @@ def compare_cmd(
     if out is not None:
         _write_reports(result, out, chosen, console)
     sys.exit(EXIT_FAILURES if result.failed else EXIT_OK)
+
+
+@contextlib.contextmanager
+def _warnings_shown(console: Console) -> Iterator[None]:
+    """Show a run's shelf-life warnings as one plain line each, the moment they are raised."""
+    from rich.markup import escape
+
+    from llmcompare.comparison import ShelfLifeWarning
+
+    shown = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, ShelfLifeWarning):
+            console.print(f"[yellow]warning: {escape(str(message))}[/yellow]", highlight=False)
+        else:
+            shown(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = shown
 
 
 # An option as -O takes it: KEY=VALUE, the key a name (settings.max_tokens, base_url).
@@ -380,12 +418,14 @@ def _compare_plan(
     tpm: float | None,
     out: Path | None,
     ray: tuple[int | None, str | None] = (None, None),
+    sweeps: Sequence[str] = (),
     judge: tuple[Sequence[str], str | None, Path | None] = ((), None, None),
 ) -> ComparePlan:
     """The config file with the flags given over it, built (nothing is sent); exit 2 if bad."""
     from click.core import ParameterSource
 
     from llmcompare.config import CompareConfig, judge_from_flags, load_config, models_from_flags
+    from llmcompare.config._sweep import parse_sweep_flag
 
     ctx = click.get_current_context()
 
@@ -406,6 +446,7 @@ def _compare_plan(
             tpm=tpm,
             out=out,
             executor=_ray_executor(base, *ray),
+            sweep=dict(parse_sweep_flag(flag) for flag in sweeps),
             judge=judge_from_flags(*judge, base.judge),
             **sources,
         ).build()

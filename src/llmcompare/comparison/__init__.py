@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from llmcompare.comparison._judging import check_judge, judge_runs
 from llmcompare.comparison._plan import config_record, plan_record, plan_runs
 from llmcompare.comparison._record import build_record
 from llmcompare.comparison._run import Sending, close_all, open_cache, run_models
+from llmcompare.comparison._shelf import ShelfLifeWarning, shelf_lives
 from llmcompare.cost import Budget, LocalHardware
 from llmcompare.judges import Judge, JudgePanel, Judging
 from llmcompare.prompts import PromptItem
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from llmcompare.executors import Executor
     from llmcompare.runs import ResponseCache
 
-__all__ = ["DEFAULT_SETTINGS", "compare"]
+__all__ = ["DEFAULT_SETTINGS", "ShelfLifeWarning", "compare"]
 
 
 def compare(
@@ -163,6 +164,8 @@ def compare(
             runs, ks, tracker, own = plan_runs(
                 built, inputs, overrides or {}, limits or {}, pass_at, budget, hardware, executor
             )
+            # Before anything is sent: a model past or near its shutdown date is warned about.
+            shelf = shelf_lives({r.label: r.model for r in runs}, date.today())
             sending = Sending(
                 concurrency, retry, rpm, tpm, own, tracker, progress, refresh, executor
             )
@@ -181,7 +184,7 @@ def compare(
                 judging = judge_runs(judge, runs, inputs, sending, folder, store, hardware)
         finally:
             close_all(store if cache is True else None, owned)
-        return build_record(runs, inputs, hardware, started, ks, folder, judging)
+        return build_record(runs, inputs, hardware, started, ks, folder, judging, shelf)
     finally:
         if folder is not None:
             folder.close()

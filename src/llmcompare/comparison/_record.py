@@ -10,17 +10,24 @@ import os
 import platform
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
 
 from llmcompare._version import __version__
-from llmcompare.cost import GENERIC_CLOUD_VM, LocalHardware, cost_of, oldest_price_date
+from llmcompare.cost import (
+    GENERIC_CLOUD_VM,
+    LocalHardware,
+    cost_of,
+    genai_prices_version,
+    oldest_price_date,
+)
 from llmcompare.cost._cost import unanswered_cost
 from llmcompare.errors import BackendError, ConfigurationError
 from llmcompare.record import Comparison, ErrorInfo, ModelSummary, Row, RunInfo, _aggregate
 from llmcompare.runs import ANSWERS_FILE
 from llmcompare.scorers import scorer_name
+from llmcompare.types import ShelfLife
 
 if TYPE_CHECKING:
     from llmcompare.comparison._inputs import Inputs
@@ -75,6 +82,7 @@ def build_record(
     pass_at: tuple[int, ...],
     folder: RunFolder | None = None,
     judging: Judging | None = None,
+    shelf: Mapping[str, ShelfLife] | None = None,
 ) -> Comparison:
     """The typed record of the run: rows, summaries, pairwise differences and the run's stamp.
 
@@ -99,6 +107,8 @@ def build_record(
     labels = [r.label for r in runs]
     # Stamped before the statistics: the run ends with its last answer, not its bootstraps.
     stamp = _run_info(runs, inputs, hardware, started, pass_at, rows)
+    if shelf:
+        stamp = stamp.model_copy(update={"shelf_life": dict(shelf)})
     summaries = _aggregate.summaries(
         labels,
         {r.label: r.model.info.open_weights for r in runs},
@@ -153,6 +163,10 @@ def _run_info(
         stats_seed=inputs.stats_seed,
         scorers=tuple(scorer_name(s) for s in inputs.scorers),
         pass_at=pass_at,
+        # Its version, when it priced anything: another version may price differently.
+        genai_prices=genai_prices_version()
+        if any(r.cost is not None and "genai-prices" in r.cost.source for r in rows)
+        else None,
     )
 
 

@@ -288,6 +288,10 @@ class CompareConfig(BaseModel):
         stats_seed: The seed of the bootstraps and permutation tests.
         out: The report folder.
         executor: Where local models run (default: in this process).
+        sweep: Settings as an axis: each key (a generation setting, or a backend option such
+            as ``reasoning_effort``) with its values; every model that takes the key runs once
+            per value, as its own labelled column (``<model>[reasoning_effort=low]``). See
+            :mod:`llmcompare.config._sweep`.
         judge: The judge of the answers (see :class:`JudgeConfig`), or None.
     """
 
@@ -312,6 +316,7 @@ class CompareConfig(BaseModel):
     limit: Annotated[int, Field(ge=1), _NOT_BOOL] | None = None
     allow_code_execution: bool = False
     pass_at: list[Annotated[int, Field(ge=1), _NOT_BOOL]] | None = None
+    sweep: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
     judge: JudgeConfig | None = None
 
     _base: Path | None = PrivateAttr(default=None)
@@ -368,6 +373,7 @@ class CompareConfig(BaseModel):
         allow_code_execution: bool | None = None,
         pass_at: Sequence[int] | None = None,
         scorers: Sequence[str] | None = None,
+        sweep: Mapping[str, Sequence[Any]] | None = None,
         judge: JudgeConfig | None = None,
     ) -> CompareConfig:
         """This config with command-line flags over it: each flag given wins over the file.
@@ -395,6 +401,7 @@ class CompareConfig(BaseModel):
             allow_code_execution: ``--allow-code-execution``.
             pass_at: ``--pass-at``.
             scorers: ``--scorer``: added to the file's scorers.
+            sweep: ``-S KEY=V1,V2``: each key's values replace the file's for that key.
             judge: ``--judge``, ``--judge-mode``, ``--judge-rubric``: replaces the file's judge
                 (:func:`~llmcompare.config.judge_from_flags` builds it over the file's).
 
@@ -427,6 +434,8 @@ class CompareConfig(BaseModel):
             update["out"] = str(Path(out).absolute())
         if executor is not None:
             update["executor"] = executor
+        if sweep:
+            update["sweep"] = {**self.sweep, **{k: list(v) for k, v in sweep.items()}}
         if budget_usd is not None:
             old = self.budget.model_dump(exclude_unset=True) if self.budget else {}
             update["budget"] = {**old, "max_usd": budget_usd}
@@ -547,7 +556,13 @@ class CompareConfig(BaseModel):
                 variable and the model.
             PromptFileError: For a prompt file that cannot be read (names its file and line).
         """
-        return build_plan(self)
+        from llmcompare.config._sweep import swept_models
+
+        if not self.sweep:
+            return build_plan(self)
+        # Each swept model becomes its variants: the plan runs (and labels) each on its own.
+        models = swept_models(self.models, self.sweep, self.path)
+        return build_plan(self.model_copy(update={"models": models, "sweep": {}}))
 
     # -- output -------------------------------------------------------------------------------
 

@@ -7,6 +7,11 @@
 - :func:`cost_of` turns a :class:`~llmcompare.Completion` into a :class:`Cost` that says how it
   was obtained: ``"priced"``, ``"estimated"`` or ``"unpriced"`` (never a silent $0). Local models
   are costed from their measured compute time on :class:`LocalHardware`, with energy and CO2.
+  API answers are priced at the service tier that served them (:class:`TierPrice`: flex,
+  priority; a tier without a price is unpriced, with the reason), cache writes at the write
+  rate, and their energy is estimated as a range labelled ``"estimated-api"``.
+- Models the built-in table lacks are priced from pydantic's genai-prices when it is installed
+  (``pip install "llmcompare[prices]"``; its bundled snapshot, offline).
 - :class:`CostTracker` sums usage and cost per model and enforces a :class:`Budget` before each
   request is sent.
 
@@ -32,10 +37,15 @@ from llmcompare.cost._cost import (
     UnpricedModelWarning,
     cost_of,
 )
+from llmcompare.cost._genai import genai_prices_version
 from llmcompare.cost._prices import (
+    TIERS,
     Price,
+    PriceMatch,
+    TierPrice,
     get_price,
     load_prices,
+    match_price,
     oldest_price_date,
     prices,
     register_price,
@@ -45,6 +55,7 @@ from llmcompare.cost._tracker import CostTracker, Totals
 
 __all__ = [
     "GENERIC_CLOUD_VM",
+    "TIERS",
     "Budget",
     "Cost",
     "CostStatus",
@@ -52,12 +63,16 @@ __all__ = [
     "EnergySource",
     "LocalHardware",
     "Price",
+    "PriceMatch",
+    "TierPrice",
     "Totals",
     "UnpricedModelWarning",
     "cost_of",
+    "genai_prices_version",
     "get_price",
     "input_token_bound",
     "load_prices",
+    "match_price",
     "oldest_price_date",
     "prices",
     "register_price",

@@ -55,19 +55,33 @@ DEFAULT_MAX_TOKENS = 4096
 
 
 def worst_case(
-    model_id: str, request: Request, default_max_tokens: int, *, batch: bool = False
+    model_id: str,
+    request: Request,
+    default_max_tokens: int,
+    *,
+    batch: bool = False,
+    tier: str | None = None,
 ) -> tuple[int, Decimal | None]:
     """A request's most tokens (input bound plus max_tokens) and most dollars (None: unpriced).
 
     Priced at the model's uncached input and output prices; a Batch API model at its batch
-    tier, as it is billed.
+    tier, as it is billed; one that asks for the priority tier at its priority price (None
+    when the table lists none). Flex costs at most the standard price.
     """
     max_out = request.max_tokens or default_max_tokens
     bound = input_token_bound(request)
     price = get_price(model_id)
     if price is None:
         return bound + max_out, None
-    unit_in, unit_out = batch_tier(price, _ZERO, [])[:2] if batch else (price.input, price.output)
+    if batch:
+        unit_in, unit_out = batch_tier(price, _ZERO, [])[:2]
+    elif tier == "priority":
+        listed = price.tiers.get(tier)
+        if listed is None:
+            return bound + max_out, None
+        unit_in, unit_out = listed.input, listed.output
+    else:
+        unit_in, unit_out = price.input, price.output
     return bound + max_out, (bound * unit_in + max_out * unit_out).scaleb(-6)
 
 

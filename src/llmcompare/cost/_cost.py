@@ -9,7 +9,8 @@ from typing import Annotated, Literal, NamedTuple, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmcompare.cost._prices import Price, match_price
+from llmcompare.cost._api_energy import api_energy
+from llmcompare.cost._prices import Price, TierPrice, match_price
 from llmcompare.errors import user_stacklevel
 from llmcompare.types import Completion
 
@@ -39,10 +40,13 @@ CostStatus: TypeAlias = Literal["priced", "unpriced", "estimated"]
 - ``"unpriced"``: no price is known, so ``usd`` is missing that part (never a silent zero).
 """
 
-EnergySource: TypeAlias = Literal["measured-rapl", "measured-nvml", "estimated", "mixed"]
+EnergySource: TypeAlias = Literal[
+    "measured-rapl", "measured-nvml", "estimated", "estimated-api", "mixed"
+]
 """Where a cost's energy comes from: measured by the CPU packages' RAPL counters or the GPU's
-NVML counter, ``"estimated"`` from the configured watts times compute time, or ``"mixed"`` for a
-sum of costs whose energy came from more than one of these."""
+NVML counter, ``"estimated"`` from the configured watts times compute time, ``"estimated-api"``
+estimated for a model behind an API (a range, see :mod:`llmcompare.cost._api_energy`), or
+``"mixed"`` for a sum of costs whose energy came from more than one of these."""
 
 _RANK: dict[str, int] = {"priced": 0, "estimated": 1, "unpriced": 2}
 
@@ -104,6 +108,11 @@ class Cost(BaseModel):
         source: Where the prices or rates come from (one per line).
         assumptions: What was assumed to get the numbers (one per line).
         energy: Where ``kwh`` comes from (see :data:`EnergySource`), when there is energy.
+        kwh_range: The low and high ends of an estimated ``kwh`` (API models' energy is a
+            range, ``kwh`` its middle), when it is one.
+        reasoning_usd: The part of ``usd`` spent on hidden reasoning tokens, when priced.
+        tier: The service tier the request was served and priced at (``"flex"``,
+            ``"priority"``, ...); None for the standard tier.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -115,6 +124,9 @@ class Cost(BaseModel):
     source: str = ""
     assumptions: str = ""
     energy: EnergySource | None = None
+    kwh_range: tuple[Decimal, Decimal] | None = None
+    reasoning_usd: Decimal | None = None
+    tier: str | None = None
 
     def __add__(self, other: Cost) -> Cost:
         """Add two costs; the status of the sum is the worse of the two."""
@@ -129,6 +141,9 @@ class Cost(BaseModel):
             source=_merge(self.source, other.source),
             assumptions=_merge(self.assumptions, other.assumptions),
             energy=energy_sum(self.energy, other.energy),
+            kwh_range=range_sum(self, other),
+            reasoning_usd=_add_opt(self.reasoning_usd, other.reasoning_usd),
+            tier=self.tier if self.tier == other.tier else None,
         )
 
     def __radd__(self, other: object) -> Cost:
@@ -142,6 +157,22 @@ class Cost(BaseModel):
         if tokens <= 0:
             return None
         return self.usd * 1000 / tokens
+
+
+def _span(cost: Cost) -> tuple[Decimal, Decimal] | None:
+    if cost.kwh_range is not None:
+        return cost.kwh_range
+    return None if cost.kwh is None else (cost.kwh, cost.kwh)
+
+
+def range_sum(a: Cost, b: Cost) -> tuple[Decimal, Decimal] | None:
+    """The energy range of ``a + b``: a point energy counts as a range of one value."""
+    if a.kwh_range is None and b.kwh_range is None:
+        return None
+    sa, sb = _span(a), _span(b)
+    if sa is None or sb is None:
+        return sa or sb
+    return (sa[0] + sb[0], sa[1] + sb[1])
 
 
 def energy_sum(a: EnergySource | None, b: EnergySource | None) -> EnergySource | None:
@@ -161,17 +192,24 @@ _warned: set[str] = set()
 _warned_lock = threading.Lock()
 
 
-def _warn_unpriced(model: str) -> None:
+def _warn_unpriced(model: str, tier: str | None = None) -> None:
+    key = model if tier is None else f"{model}@{tier}"
     with _warned_lock:
-        if model in _warned:
+        if key in _warned:
             return
-        _warned.add(model)
-    warnings.warn(
-        f"no price known for model {model!r}: its cost is reported as 'unpriced', not $0. "
-        "Register one with llmcompare.cost.register_price(...) or load_prices(...).",
-        UnpricedModelWarning,
-        stacklevel=user_stacklevel(),
-    )
+        _warned.add(key)
+    if tier is None:
+        message = (
+            f"no price known for model {model!r}: its cost is reported as 'unpriced', not $0. "
+            "Register one with llmcompare.cost.register_price(...) or load_prices(...)."
+        )
+    else:
+        message = (
+            f"no {tier} price known for model {model!r}: answers served at the {tier} tier are "
+            "reported as 'unpriced', never charged the standard rate. Register one with "
+            f"llmcompare.cost.register_price(Price(..., tiers={{{tier!r}: TierPrice(...)}}))."
+        )
+    warnings.warn(message, UnpricedModelWarning, stacklevel=user_stacklevel())
 
 
 # -- local hardware --------------------------------------------------------------------------------
@@ -251,6 +289,9 @@ class Assessed(NamedTuple):
     source: str
     assumptions: str
     energy: EnergySource | None
+    kwh_range: tuple[Decimal, Decimal] | None = None
+    reasoning_usd: Decimal | None = None
+    tier: str | None = None
 
     def as_cost(self) -> Cost:
         """The :class:`Cost` of these numbers."""
@@ -349,42 +390,115 @@ def _assess_answer(
     """The cost of the answer itself, without earlier attempts that gave none."""
     if completion.compute_s is not None:
         return _local_cost(completion, hardware or GENERIC_CLOUD_VM, energy_j, hardware is None)
-    implausible = completion.usage.implausible
+    usage = completion.usage
+    name = completion.response_model or completion.model
+    energy = api_energy(name, usage.output_tokens, completion.latency_s)
+    spent = (energy.kwh, energy.g_co2, (energy.low, energy.high))
+    tier = _served_tier(completion.service_tier)
+    implausible = usage.implausible
     if implausible is not None:
         # Counts the provider reported that cannot be true are not priced: no charge of millions
         # for a server that reported 10^15 tokens, and no guess passed off as a price.
-        return Assessed(_ZERO, "unpriced", None, None, "", f"not priced: {implausible}", None)
+        return _unpriced(f"not priced: {implausible}", "", energy.source, spent, tier)
     found = match_price(completion.model, completion.response_model)
     if found is None:
-        name = completion.response_model or completion.model
         _warn_unpriced(name)
-        return Assessed(_ZERO, "unpriced", None, None, "", f"no price known for {name}", None)
+        return _unpriced(f"no price known for {name}", "", energy.source, spent, None)
     price = found.price
-    usage = completion.usage
-    cached = usage.cache_read_tokens
-    cached_price = price.cached_input
     assumptions = [found.assumption] if found.assumption else []
-    if cached_price is None:
-        cached_price = price.input
-        if cached:
-            assumptions.append(
-                f"cached input charged at the input price ({price.model} has no cached price)"
-            )
-    input_price, output_price = price.input, price.output
-    if completion.batch_id is not None:
-        input_price, output_price, cached_price = batch_tier(price, cached_price, assumptions)
+    rates = _rates(price, completion, tier, assumptions)
+    if rates is None:
+        _warn_unpriced(price.model, tier)
+        why = (
+            f"no {tier} price for {price.model} in the price table: an answer served at the "
+            f"{tier} tier is unpriced, not charged the standard rate"
+        )
+        return _unpriced(why, price.citation, energy.source, spent, tier)
+    input_price, cached_price, output_price, write_price = rates
+    cached, written = usage.cache_read_tokens, usage.cache_write_tokens
     usd = (
-        (usage.input_tokens - cached) * input_price
+        (usage.input_tokens - cached - written) * input_price
         + cached * cached_price
+        + written * write_price
         + usage.output_tokens * output_price
     ).scaleb(-6)
+    reasoning_usd = (usage.reasoning_tokens * output_price).scaleb(-6)
     # A snapshot charged at its family's price is an estimate: it may have cost something else.
     estimated = usage.estimated or found.snapshot is not None
     status: CostStatus = "estimated" if estimated else "priced"
-    citation = price.citation
     return Assessed(
-        _fixed(usd, _USD_PLACES), status, None, None, citation, "\n".join(assumptions), None
+        _fixed(usd, _USD_PLACES),
+        status,
+        spent[0],
+        spent[1],
+        f"{price.citation}\n{energy.source}",
+        "\n".join(assumptions),
+        "estimated-api",
+        spent[2],
+        _fixed(reasoning_usd, _USD_PLACES),
+        tier,
     )
+
+
+def _unpriced(
+    why: str,
+    source: str,
+    energy: str,
+    spent: tuple[Decimal, Decimal, tuple[Decimal, Decimal]],
+    tier: str | None,
+) -> Assessed:
+    kwh, g_co2, kwh_range = spent
+    sources = f"{source}\n{energy}" if source else energy
+    return Assessed(
+        _ZERO, "unpriced", kwh, g_co2, sources, why, "estimated-api", kwh_range, None, tier
+    )
+
+
+_AT_INPUT = "{} charged at the input price ({} has no {} price)"
+
+
+def _or_input(listed: Decimal | None, input_price: Decimal, tokens: int) -> Decimal | None:
+    """A listed price; the input price when none is listed and no token uses it; else None."""
+    if listed is not None:
+        return listed
+    return input_price if not tokens else None
+
+
+def _served_tier(reported: str | None) -> str | None:
+    """The tier an answer is priced at: None for the standard one."""
+    if reported in (None, "default", "auto"):
+        return None
+    # OpenAI reports a request for "fast" as served at "priority"; it is priced as one.
+    return "priority" if reported == "fast" else reported
+
+
+def _rates(
+    price: Price, completion: Completion, tier: str | None, assumptions: list[str]
+) -> tuple[Decimal, Decimal, Decimal, Decimal] | None:
+    """Input, cached-input, output and cache-write prices for this answer; None: unpriced."""
+    usage = completion.usage
+    if tier is not None and completion.batch_id is None:
+        listed = price.tiers.get(tier)
+        if listed is None:
+            return None
+        assumptions.append(f"{tier} tier: {price.model}'s {tier} prices")
+        source: Price | TierPrice = listed
+    else:
+        source = price
+    cached_price = _or_input(source.cached_input, source.input, usage.cache_read_tokens)
+    if cached_price is None:
+        cached_price = source.input
+        assumptions.append(_AT_INPUT.format("cached input", price.model, "cached"))
+    write_price = _or_input(source.cache_write, source.input, usage.cache_write_tokens)
+    if write_price is None:
+        write_price = source.input
+        assumptions.append(_AT_INPUT.format("cache writes", price.model, "write"))
+    input_price, output_price = source.input, source.output
+    if completion.batch_id is not None:
+        share = input_price
+        input_price, output_price, cached_price = batch_tier(price, cached_price, assumptions)
+        write_price = write_price * (input_price / share) if share else write_price
+    return input_price, cached_price, output_price, write_price
 
 
 BATCH_DISCOUNT = Decimal("0.5")

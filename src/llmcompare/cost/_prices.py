@@ -6,7 +6,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from decimal import Decimal
 from importlib import resources
@@ -18,8 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmcompare.errors import ConfigurationError
 
 __all__ = [
+    "TIERS",
     "Price",
     "PriceMatch",
+    "TierPrice",
+    "add_price_source",
     "get_price",
     "load_prices",
     "match_price",
@@ -32,6 +35,31 @@ __all__ = [
 _PER_MILLION = 6  # prices are per 1,000,000 tokens: scaleb(6) / scaleb(-6) convert exactly
 
 USD = Annotated[Decimal, Field(ge=0)]
+
+
+TIERS = ("flex", "priority", "scale", "ultrafast")
+"""Service tiers priced apart from the standard one (OpenAI's ``service_tier`` values); a
+completion served at ``default`` (or one that names no tier) is charged the standard price."""
+
+
+class TierPrice(BaseModel):
+    """What one model's tokens cost at one service tier, in US dollars per million tokens.
+
+    Attributes:
+        input: Price of uncached input tokens at the tier.
+        cached_input: Price of input tokens served from the prompt cache; None when the tier
+            lists none (cached tokens are then charged as input, and the cost says so).
+        output: Price of output tokens, reasoning tokens included.
+        cache_write: Price of input tokens written to the prompt cache; None when there is no
+            write rate (writes are charged as input).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    input: USD
+    cached_input: USD | None = None
+    output: USD
+    cache_write: USD | None = None
 
 
 class Price(BaseModel):
@@ -47,6 +75,11 @@ class Price(BaseModel):
         batch_input: Price of input tokens sent through the Batch API; None when the table has
             none (the documented 50% discount on ``input`` is then applied).
         batch_output: Price of output tokens answered through the Batch API; None as above.
+        cache_write: Price of input tokens written to the provider's prompt cache (billed
+            from GPT-5.6 on); None when the model has no write rate (writes are input tokens).
+        tiers: Prices at the service tiers the provider lists for the model (``"flex"``,
+            ``"priority"``): an answer served at a tier not listed here is unpriced, never
+            charged the standard price.
         source: Where the price comes from (a URL, or a note for your own prices).
         as_of: When the price was read from the source.
         note: Anything else worth knowing about the entry.
@@ -60,6 +93,8 @@ class Price(BaseModel):
     output: USD
     batch_input: USD | None = None
     batch_output: USD | None = None
+    cache_write: USD | None = None
+    tiers: dict[str, TierPrice] = Field(default_factory=dict)
     source: str = ""
     as_of: date = Field(default_factory=date.today)
     note: str = ""
@@ -108,6 +143,7 @@ class _Table:
         self.lock = threading.Lock()
         self._builtin: dict[str, Price] | None = None
         self.user: dict[str, Price] = {}
+        self.fallbacks: list[Callable[[str], Price | None]] = []
         self.memo: dict[tuple[str, str | None], PriceMatch | None] = {}
 
     @property
@@ -152,6 +188,12 @@ class _Table:
         if found is None:
             # Only then a snapshot's family, said so: a legacy snapshot may cost more or less.
             found = self.family(name) or (self.family(response_model) if response_model else None)
+        for fallback in self.fallbacks if found is None else ():
+            # Last, other sources for models the table lacks (genai-prices, when installed).
+            other = (response_model and fallback(response_model)) or fallback(name)
+            if other:
+                found = PriceMatch(other)
+                break
         with self.lock:
             self.memo[memo_key] = found
         return found
@@ -164,6 +206,17 @@ class _Table:
 
 
 _table = _Table()
+
+
+def add_price_source(lookup: Callable[[str], Price | None]) -> None:
+    """Add a source asked, in order, for a model that neither table nor family prices.
+
+    Args:
+        lookup: Takes a model name, returns its price or None.
+    """
+    with _table.lock:
+        _table.fallbacks.append(lookup)
+        _table.memo.clear()
 
 
 def match_price(model: str, response_model: str | None = None) -> PriceMatch | None:

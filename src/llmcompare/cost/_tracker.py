@@ -34,6 +34,7 @@ from llmcompare.cost._cost import (
     energy_sum,
     worse,
 )
+from llmcompare.cost._prices import get_price
 from llmcompare.errors import BackendError, BudgetExceeded
 from llmcompare.model import Model
 from llmcompare.types import Completion, Request, Usage
@@ -82,19 +83,24 @@ class _Sum:
         "g_co2",
         "input",
         "kwh",
+        "kwh_range",
         "output",
         "reasoning",
+        "reasoning_usd",
         "refused",
         "requests",
         "sources",
         "status",
         "unanswered",
         "usd",
+        "written",
     )
 
     def __init__(self) -> None:
         self.requests = self.failed = self.refused = self.unanswered = 0
-        self.input = self.output = self.cache = self.reasoning = 0
+        self.input = self.output = self.cache = self.reasoning = self.written = 0
+        self.kwh_range: tuple[Decimal, Decimal] | None = None
+        self.reasoning_usd: Decimal | None = None
         self.estimated = False
         self.usd = _ZERO
         self.kwh: Decimal | None = None
@@ -105,14 +111,20 @@ class _Sum:
         self.energy: EnergySource | None = None
 
     def add(self, completion: Completion, cost: Assessed) -> None:
-        usd, status, kwh, g_co2, source, assumptions, energy = cost
+        usd, status, kwh, g_co2, source, assumptions, energy, kwh_range, reasoning_usd, _ = cost
         self.energy = energy_sum(self.energy, energy)
+        if kwh_range is not None:
+            low, high = self.kwh_range or (_ZERO, _ZERO)
+            self.kwh_range = (low + kwh_range[0], high + kwh_range[1])
+        if reasoning_usd is not None:
+            self.reasoning_usd = (self.reasoning_usd or _ZERO) + reasoning_usd
         u = completion.usage
         self.requests += 1
         self.input += u.input_tokens
         self.output += u.output_tokens
         self.cache += u.cache_read_tokens
         self.reasoning += u.reasoning_tokens
+        self.written += u.cache_write_tokens
         self.estimated = self.estimated or u.estimated
         self.usd += usd
         if kwh is not None:
@@ -149,6 +161,7 @@ class _Sum:
                 cache_read_tokens=self.cache,
                 reasoning_tokens=self.reasoning,
                 estimated=self.estimated,
+                cache_write_tokens=self.written,
             ),
             cost=Cost.model_construct(
                 usd=self.usd,
@@ -158,6 +171,8 @@ class _Sum:
                 source="\n".join(self.sources),
                 assumptions="\n".join(self.assumptions),
                 energy=self.energy,
+                kwh_range=self.kwh_range,
+                reasoning_usd=self.reasoning_usd,
             ),
         )
 
@@ -282,17 +297,31 @@ class CostTracker:
     # -- budget book-keeping -------------------------------------------------------------------
 
     def _reserve(
-        self, model_id: str, local: bool, request: Request, *, batch: bool = False
+        self,
+        model_id: str,
+        local: bool,
+        request: Request,
+        *,
+        batch: bool = False,
+        tier: str | None = None,
     ) -> Reservation | None:
         budget = self.budget
         if budget is None:
             return None
-        tokens, worst = worst_case(model_id, request, budget.default_max_tokens, batch=batch)
+        tokens, worst = worst_case(
+            model_id, request, budget.default_max_tokens, batch=batch, tier=tier
+        )
         usd = _ZERO
         probe = False
         if budget.max_usd is not None and not local:
             if worst is None:
                 self._refuse(model_id)
+                price = get_price(model_id)
+                if price is not None:  # priced, but not at the tier it asks for
+                    raise BudgetExceeded(
+                        f"{model_id}: refused before sending: no {tier} price is known for "
+                        f"{price.model}, so its cost cannot be bounded against max_usd"
+                    )
                 raise BudgetExceeded(
                     f"{model_id}: refused before sending: no price is known for this model, so "
                     "its cost cannot be bounded against max_usd; register one with "
@@ -502,6 +531,7 @@ class CostTracker:
         error: BaseException,
         *,
         batch: bool = False,
+        tier: str | None = None,
     ) -> None:
         """Settle a failed API request: one that may be billed is charged its worst case.
 
@@ -514,7 +544,7 @@ class CostTracker:
         charge = None
         if isinstance(error, BackendError) and error.maybe_billed:
             default = self.budget.default_max_tokens if self.budget else DEFAULT_MAX_TOKENS
-            tokens, usd = worst_case(model_id, request, default, batch=batch)
+            tokens, usd = worst_case(model_id, request, default, batch=batch, tier=tier)
             if usd is not None:
                 charge = (tokens, usd)
                 error.charged_usd = usd
@@ -565,12 +595,16 @@ class _TrackedModel(ModelWrapper["Reservation | None"]):
         self._tracker = tracker
         self._local = inner.info.open_weights
         self._batch_api = getattr(inner, "batch_api", False) is True  # chatgpt's batch=True
+        tier = getattr(inner, "service_tier", None)  # chatgpt's service_tier option
+        self._tier = tier if isinstance(tier, str) else None
 
     def _before(self, request: Request) -> Reservation | None:
         deadline = time.monotonic() + WAIT_S
         while True:
             try:
-                return self._tracker._reserve(self._id, self._local, request, batch=self._batch_api)
+                return self._tracker._reserve(
+                    self._id, self._local, request, batch=self._batch_api, tier=self._tier
+                )
             except Wait as waiting:
                 self._tracker._wait_sync(waiting, deadline)
 
@@ -583,7 +617,9 @@ class _TrackedModel(ModelWrapper["Reservation | None"]):
         for request in requests:
             try:
                 out.append(
-                    self._tracker._reserve(self._id, self._local, request, batch=self._batch_api)
+                    self._tracker._reserve(
+                        self._id, self._local, request, batch=self._batch_api, tier=self._tier
+                    )
                 )
             except Wait as waiting:
                 if waiting.probe:
@@ -599,7 +635,9 @@ class _TrackedModel(ModelWrapper["Reservation | None"]):
         deadline = time.monotonic() + WAIT_S
         while True:
             try:
-                return self._tracker._reserve(self._id, self._local, request, batch=self._batch_api)
+                return self._tracker._reserve(
+                    self._id, self._local, request, batch=self._batch_api, tier=self._tier
+                )
             except Wait as waiting:
                 await self._tracker._wait_async(waiting, deadline)
 
@@ -613,4 +651,6 @@ class _TrackedModel(ModelWrapper["Reservation | None"]):
         if self._local:
             self._tracker._release(ticket, self._id)
         else:
-            self._tracker._fail(ticket, self._id, request, error, batch=self._batch_api)
+            self._tracker._fail(
+                ticket, self._id, request, error, batch=self._batch_api, tier=self._tier
+            )

@@ -26,6 +26,7 @@ from llmcompare.types import (
     Request,
     Result,
     Settings,
+    ShelfLife,
 )
 
 __all__ = ["AsyncStream", "Model", "ModelBase", "Stream"]
@@ -388,6 +389,15 @@ class ModelBase:
             answers change from one object to the next).
         """
         return {"id": self._id}
+
+    def shelf_life(self) -> ShelfLife | None:
+        """Until when this model can be run again: its provider's announced shutdown date.
+
+        A comparison warns, before anything is sent, about a model past or near that date, and
+        its record says until when it can be re-run. The default is None (no known date: a
+        local model can be run as long as its weights exist).
+        """
+        return None
 
     def warm_up(self) -> None:
         """Get ready for the first call (load weights, say) so that it is not slower than the rest.

@@ -37,9 +37,11 @@ class _StreamState:
         "replaced",
         "request_id",
         "response_model",
+        "service_tier",
         "started",
         "ttft",
         "usage",
+        "visible",
     )
 
     def __init__(self, model: ModelBase, finish: Callable[[Completion], Completion] | None) -> None:
@@ -48,6 +50,8 @@ class _StreamState:
         self.parts: list[str] = []
         self.started = 0.0
         self.ttft: float | None = None
+        self.visible: float | None = None
+        self.service_tier: str | None = None
         self.finish_reason: FinishReason | None = None
         self.usage: Usage | None = None
         self.request_id: str | None = None
@@ -63,9 +67,14 @@ class _StreamState:
 
     def see(self, chunk: Chunk) -> None:
         if chunk.text:
-            if self.ttft is None:
-                self.ttft = time.perf_counter() - self.started
+            if self.visible is None:
+                self.visible = time.perf_counter() - self.started
+                if self.ttft is None:
+                    self.ttft = self.visible
             self.parts.append(chunk.text)
+        elif chunk.thinking and self.ttft is None:
+            # Hidden reasoning started: the first token, though nothing shows yet.
+            self.ttft = time.perf_counter() - self.started
         self.replaced += chunk.replaced_chars
         if chunk.finish_reason is not None:
             self.finish_reason = chunk.finish_reason
@@ -77,6 +86,8 @@ class _StreamState:
             self.response_model = chunk.response_model
         if chunk.refusal is not None:
             self.refusal = chunk.refusal
+        if chunk.service_tier is not None:
+            self.service_tier = chunk.service_tier
 
     def end(self) -> None:
         if self.done is None:
@@ -102,7 +113,9 @@ class _StreamState:
             request_id=self.request_id,
             latency_s=latency,
             ttft_s=self.ttft if self.ttft is not None else latency,
+            ttft_visible_s=self.visible if self.visible is not None else latency,
             refusal=self.refusal,
+            service_tier=self.service_tier,
             replaced_chars=self.replaced,
         )
 
@@ -258,6 +271,7 @@ def chunk_of(completion: Completion) -> Chunk:
         request_id=completion.request_id,
         response_model=completion.response_model,
         refusal=completion.refusal,
+        service_tier=completion.service_tier,
         replaced_chars=completion.replaced_chars,
     )
 

@@ -233,6 +233,7 @@ def summarise(
     for c in done:
         if c.sent is not None:
             adjustments.update(dict.fromkeys(c.sent.notes))
+    visible = [c.ttft_visible_s for c in fresh if c.ttft_visible_s is not None]
     return ModelSummary(
         model=label,
         open_weights=open_weights,
@@ -259,7 +260,21 @@ def summarise(
         wall_s=wall_s,
         revisions=tuple(sorted({c.response_model for c in done if c.response_model})),
         adjustments=tuple(adjustments),
+        ttft_visible_p50_s=_percentile(visible, 50),
+        apis=tuple(sorted({c.api for c in done if c.api})),
+        cost_by_tier=_cost_by_tier(rows),
     )
+
+
+def _cost_by_tier(rows: Sequence[Row]) -> dict[str, Cost]:
+    """Each tier's share of a model's cost: ``standard``, ``flex``, ``priority``, ``batch``."""
+    out: dict[str, Cost] = {}
+    for row in rows:
+        if row.cost is None or row.completion is None:
+            continue
+        tier = "batch" if row.completion.batch_id else (row.cost.tier or "standard")
+        out[tier] = out[tier] + row.cost if tier in out else row.cost
+    return out
 
 
 def summaries(

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmcompare.cost import Cost, LocalHardware
 from llmcompare.errors import BackendError, redact
 from llmcompare.stats import Difference
-from llmcompare.types import Completion, Usage, _valid_text
+from llmcompare.types import Completion, ShelfLife, Usage, _valid_text
 
 __all__ = ["FROZEN", "ErrorInfo", "ModelSummary", "Pairwise", "PassAtK", "Row", "RunInfo"]
 
@@ -169,6 +169,12 @@ class ModelSummary(BaseModel):
         adjustments: How the settings the model received differ from the shared ones, and why
             (a parameter the provider does not accept, one sent under another name).
         pass_at_k: pass@k for each code scorer and each k of the run's ``pass_at``.
+        ttft_visible_p50_s: Median time to the first VISIBLE token (streamed requests): after
+            hidden reasoning, which ``ttft_p50_s`` does not wait for.
+        apis: The provider APIs that answered (the chatgpt backend: ``"chat"``,
+            ``"responses"``).
+        cost_by_tier: The cost split by the service tier each answer was served and priced
+            at: ``"standard"``, ``"flex"``, ``"priority"``, ``"batch"`` (the Batch API).
     """
 
     model_config = FROZEN
@@ -197,11 +203,24 @@ class ModelSummary(BaseModel):
     revisions: tuple[str, ...] = ()
     adjustments: tuple[str, ...] = ()
     pass_at_k: tuple[PassAtK, ...] = ()
+    ttft_visible_p50_s: float | None = None
+    apis: tuple[str, ...] = ()
+    cost_by_tier: dict[str, Cost] = Field(default_factory=dict)
 
     @property
     def failed(self) -> int:
         """Requests that failed: a model with failures is flagged in reports."""
         return self.requests - self.succeeded
+
+    @property
+    def cache_hit_share(self) -> float | None:
+        """The share of input tokens served from a cache, or None without input tokens.
+
+        The API's prompt cache, or a local engine's prefix reuse, as each backend reports it
+        in ``cache_read_tokens``.
+        """
+        u = self.usage
+        return u.cache_read_tokens / u.input_tokens if u.input_tokens else None
 
 
 class RunInfo(BaseModel):
@@ -228,6 +247,10 @@ class RunInfo(BaseModel):
             exactly).
         scorers: The names of the scorers applied to every item (besides each item's own).
         pass_at: The k values of pass@k reported for code scorers (each at most ``samples``).
+        shelf_life: Until when each model (by label) can be re-run: its provider's announced
+            shutdown date and where it comes from; models without one are left out.
+        genai_prices: The version of pydantic's genai-prices that priced the models the
+            built-in table lacks, when it priced any.
     """
 
     model_config = FROZEN
@@ -249,3 +272,5 @@ class RunInfo(BaseModel):
     stats_seed: int = 0
     scorers: tuple[str, ...] = ()
     pass_at: tuple[int, ...] = ()
+    shelf_life: dict[str, ShelfLife] = Field(default_factory=dict)
+    genai_prices: str | None = None

@@ -57,6 +57,14 @@ _CSV_FIELDS = (
     "g_co2",
     "sent",
     "sent_notes",
+    "api",
+    "service_tier",
+    "ttft_visible_s",
+    "cache_write_tokens",
+    "reasoning_usd",
+    "energy",
+    "kwh_low",
+    "kwh_high",
 )
 
 
@@ -104,6 +112,14 @@ def _answer_records(comparison: Comparison, score_names: Sequence[str]) -> Itera
             None if cost is None else cost.g_co2,
             None if c is None or c.sent is None else json.dumps(c.sent.params),
             None if c is None or c.sent is None else " | ".join(c.sent.notes),
+            None if c is None else c.api,
+            None if c is None else c.service_tier,
+            None if c is None else c.ttft_visible_s,
+            c.usage.cache_write_tokens if c else None,
+            None if cost is None else cost.reasoning_usd,
+            None if cost is None else cost.energy,
+            None if cost is None or cost.kwh_range is None else cost.kwh_range[0],
+            None if cost is None or cost.kwh_range is None else cost.kwh_range[1],
             *(row.scores.get(n) for n in score_names),
         ]
 
@@ -189,6 +205,13 @@ _SUMMARY_FIELDS = (
     "retries",
     "wall_s",
     "adjustments",
+    "ttft_visible_p50_s",
+    "cache_hit_share",
+    "reasoning_usd",
+    "energy",
+    "kwh_low",
+    "kwh_high",
+    "cost_by_tier",
 )
 
 _PAIR_FIELDS = (
@@ -237,6 +260,13 @@ def _summary_record(s: ModelSummary) -> list[object]:
         s.retries,
         s.wall_s,
         " | ".join(s.adjustments),
+        s.ttft_visible_p50_s,
+        s.cache_hit_share,
+        s.cost.reasoning_usd,
+        s.cost.energy,
+        None if s.cost.kwh_range is None else s.cost.kwh_range[0],
+        None if s.cost.kwh_range is None else s.cost.kwh_range[1],
+        json.dumps({tier: str(cost.usd) for tier, cost in s.cost_by_tier.items()}) or None,
     ]
 
 

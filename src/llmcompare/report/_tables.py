@@ -47,6 +47,8 @@ __all__ = [
     "view",
 ]
 
+_SHELF_WARN_DAYS = 30  # a model this close to its shutdown is a warning, as compare warns
+
 NoteKind = Literal["pair", "warning", "info"]
 """What a note is: a pair's verdict, a warning that changes how to read a figure, or context."""
 
@@ -178,6 +180,38 @@ def _cost_cell(s: ModelSummary) -> str:
     return mark + _fmt(s.cost.usd)
 
 
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _tier_cell(s: ModelSummary, tier: str) -> str:
+    cost = s.cost_by_tier.get(tier)
+    if cost is None:
+        return "-"
+    if cost.status == "unpriced":
+        return "unpriced"
+    return ("~" if cost.status == "estimated" else "") + _fmt(cost.usd)
+
+
+def _reasoning_share(s: ModelSummary) -> str:
+    spent = s.cost.reasoning_usd
+    if spent is None or s.cost.status == "unpriced" or not s.cost.usd:
+        return "-"
+    return f"{float(spent / s.cost.usd):.0%}"
+
+
+def _energy_cell(s: ModelSummary) -> str:
+    cost = s.cost
+    if cost.kwh is None:
+        return "-"
+    if cost.energy == "estimated-api" and cost.kwh_range is not None:
+        # An API model's energy is an estimate with its range, and says so: never read as a
+        # measured figure beside a local model's.
+        low, high = cost.kwh_range
+        return f"~{_fmt(cost.kwh)} [{_fmt(low)}-{_fmt(high)}] estimated-api"
+    return _fmt(cost.kwh)
+
+
 def _score_cell(s: ModelSummary) -> str:
     if s.score is None:
         return "-"
@@ -210,6 +244,8 @@ def summary_rows(comparison: Comparison) -> Iterator[SummaryRow]:
     common = max((s.n_scored for s in sums), default=0)
     level = f"{comparison.run.confidence:.0%}"
     yield row("kind", ("open weights" if s.open_weights else "API" for s in sums))
+    if any(s.apis for s in sums):
+        yield row("API used", (", ".join(s.apis) or "-" for s in sums))
     yield row(
         "answered", (f"{s.succeeded}/{s.requests}" + (" !" if s.failed else "") for s in sums)
     )
@@ -225,15 +261,28 @@ def summary_rows(comparison: Comparison) -> Iterator[SummaryRow]:
     yield row("latency p50 (s)", (_fmt(s.latency_p50_s) for s in sums))
     yield row("latency p95 (s)", (_fmt(s.latency_p95_s) for s in sums))
     yield row("first token p50 (s)", (_fmt(s.ttft_p50_s) for s in sums))
+    if any(s.ttft_visible_p50_s is not None for s in sums):
+        # After hidden reasoning: what a reader of a streamed answer waits for.
+        yield row("first visible token p50 (s)", (_fmt(s.ttft_visible_p50_s) for s in sums))
     yield row("output tokens/s", (_fmt(s.output_tokens_per_s, 1) for s in sums))
     yield row("input tokens", (str(s.usage.input_tokens) for s in sums))
     yield row("output tokens", (str(s.usage.output_tokens) for s in sums))
+    if any(s.usage.reasoning_tokens for s in sums):
+        yield row("reasoning tokens", (str(s.usage.reasoning_tokens) for s in sums), sub=True)
+    if any(s.usage.cache_read_tokens or s.usage.cache_write_tokens for s in sums):
+        yield row("cache-hit share", (_share(s.cache_hit_share) for s in sums))
     yield row("cost ($)", (_cost_cell(s) for s in sums))
+    tiers = {t: None for s in sums for t in s.cost_by_tier}
+    if set(tiers) - {"standard"}:
+        for tier in tiers:
+            yield row(f"{tier} tier ($)", (_tier_cell(s, tier) for s in sums), sub=True)
+    if any(s.cost.reasoning_usd for s in sums):
+        yield row("reasoning share of cost", (_reasoning_share(s) for s in sums), sub=True)
     yield row(
         "$ per 1K tokens",
         ("-" if s.usd_per_1k_tokens is None else _fmt(s.usd_per_1k_tokens) for s in sums),
     )
-    yield row("energy (kWh)", ("-" if s.cost.kwh is None else _fmt(s.cost.kwh) for s in sums))
+    yield row("energy (kWh)", (_energy_cell(s) for s in sums))
     yield row("CO2 (g)", ("-" if s.cost.g_co2 is None else _fmt(s.cost.g_co2) for s in sums))
     yield row("retries", (str(s.retries) for s in sums))
     yield row("run time (s)", (_fmt(s.wall_s, 1) for s in sums))
@@ -284,6 +333,10 @@ def _notes(comparison: Comparison, pairs: Iterable[PairRow]) -> Iterator[Note]:
     for s in sums:
         if s.cost.assumptions:
             yield Note("info", f"{s.model}: {s.cost.assumptions}")
+    for label, life in comparison.run.shelf_life.items():
+        # Counted from the run's end: a saved record says how long it stays re-runnable.
+        left = life.days_left(comparison.run.finished_at.date())
+        yield Note("warning" if left <= _SHELF_WARN_DAYS else "info", life.line(label))
     batched = {r.model for r in comparison.rows if r.completion and r.completion.batch_id}
     for model in sorted(batched):
         yield Note(
@@ -333,6 +386,8 @@ def stamp(comparison: Comparison) -> str:
     )
     hardware = run.cpu + (f", GPU {run.gpu}" if run.gpu else "")
     prices = run.price_table_date.isoformat() if run.price_table_date else "n/a"
+    if run.genai_prices:
+        prices += f" (genai-prices {run.genai_prices} for models the table lacks)"
     return (
         f"llmcompare {run.llmcompare_version} | models: {models} | hardware: {hardware} | "
         f"prices as of {prices} | {run.finished_at:%Y-%m-%d %H:%M:%S} UTC"
@@ -493,7 +548,11 @@ def chart_data(comparison: Comparison) -> Charts:
             "Energy",
             "Wh, whole run",
             tuple(
-                (s.model, None if s.cost.kwh is None else float(s.cost.kwh) * 1000) for s in sums
+                (
+                    s.model + (" (estimated-api)" if s.cost.energy == "estimated-api" else ""),
+                    None if s.cost.kwh is None else float(s.cost.kwh) * 1000,
+                )
+                for s in sums
             ),
             missing="not measured",
         ),

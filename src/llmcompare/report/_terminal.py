@@ -64,7 +64,8 @@ def print_report(
     tables = view(comparison)
     table = Table(title="Models", title_justify="left")
     for i, col in enumerate(tables.header.strings()):
-        table.add_column(col, justify="left" if i == 0 else "right", overflow="fold")
+        # Escaped: a label may hold brackets ("...[reasoning_effort=low]" of a sweep).
+        table.add_column(escape(col), justify="left" if i == 0 else "right", overflow="fold")
     for row in tables.summary:
         table.add_row(*(escape(cell) for cell in row.strings()))
     console.print(table)
@@ -72,7 +73,7 @@ def print_report(
     answers = Table(title="Answers", title_justify="left", show_lines=True)
     answers.add_column("item")
     for model in comparison.run.models:
-        answers.add_column(model)
+        answers.add_column(escape(model))
     shown = comparison.items if items is None else comparison.items[: max(items, 0)]
     for item in shown:
         answers.add_row(

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import openai
 
     from llmcompare.backends.chatgpt._endpoint import Endpoint
+    from llmcompare.backends.chatgpt._responses import ResponsesApi
 
 __all__ = [
     "ENDPOINT",
@@ -63,7 +64,7 @@ __all__ = [
 log = logging.getLogger("llmcompare.backends.chatgpt")
 
 ENDPOINT = "/v1/chat/completions"
-"""The endpoint every line of a batch calls."""
+"""The endpoint every line of a batch calls (``/v1/responses`` with ``api="responses"``)."""
 
 MAX_REQUESTS_PER_FILE = 50_000
 """The Batch API's limit of requests per input file."""
@@ -103,13 +104,17 @@ class BatchRequestError(BackendError):
         super().__init__(message, model_id=model_id)
 
 
-def run_batch(endpoint: Endpoint, requests: Sequence[Request]) -> list[Completion | Exception]:
+def run_batch(
+    endpoint: Endpoint, requests: Sequence[Request], responses: ResponsesApi | None = None
+) -> list[Completion | Exception]:
     """Answer ``requests`` through the Batch API; one entry per request, in order.
 
     Args:
         endpoint: The chatgpt model's endpoint (its client, request building and answer
             mapping are used).
         requests: The requests.
+        responses: The model's Responses API, when it uses it: the lines then call
+            ``/v1/responses`` with its request bodies, and answers are read as Responses.
 
     Returns:
         A completion or the error of each request.
@@ -125,9 +130,10 @@ def run_batch(endpoint: Endpoint, requests: Sequence[Request]) -> list[Completio
     identity = endpoint.identity()
     keys = [request_key(identity, r) for r in requests]
     unique: dict[str, Request] = dict(zip(keys, requests, strict=True))
-    params = {k: endpoint.params(r) for k, r in unique.items()}
+    build = endpoint.params if responses is None else responses.params
+    params = {k: build(r) for k, r in unique.items()}
     journal = BatchJournal(journal_path())
-    run = _Run(endpoint, journal, unique, params, start)
+    run = _Run(endpoint, journal, unique, params, start, responses)
     try:
         if not journal_fresh():  # compare(refresh=True): new answers, not journaled ones
             run.resume()
@@ -162,8 +168,11 @@ class _Run:
         requests: Mapping[str, Request],
         params: Mapping[str, Mapping[str, Any]],
         start: float,
+        responses: ResponsesApi | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.responses = responses
+        self.url = ENDPOINT if responses is None else responses.url
         self.client: openai.OpenAI = endpoint.client()
         self.journal = journal
         self.requests = requests
@@ -209,7 +218,7 @@ class _Run:
                 return
 
     def submit(self, keys: Sequence[str]) -> None:
-        for lines in _files(keys, self.params):
+        for lines in _files(keys, self.params, self.url):
             data = b"".join(line for _, line in lines)
             upload = self._call(
                 self.client.files.create,
@@ -223,7 +232,7 @@ class _Run:
             batch = self._call(
                 self.client.batches.create,
                 input_file_id=upload.id,
-                endpoint=ENDPOINT,
+                endpoint=self.url,
                 completion_window="24h",
                 metadata={"created_by": "llmcompare"},
             )
@@ -386,17 +395,21 @@ class _Run:
                 text, model_id=model_id, batch_id=batch_id, code=None if code is None else str(code)
             )
         request = self.requests[key]
+        start = self.started.get(batch_id, self.start)
         try:
-            response_object = ChatCompletion.model_validate(body)
-            # As the SDK does for interactive answers (openai._models.add_request_id).
-            object.__setattr__(response_object, "_request_id", response.get("request_id"))
-            start = self.started.get(batch_id, self.start)
-            completion = endpoint.completion(response_object, request, self.params[key], start)
+            if self.responses is not None:
+                completion = self.responses.answer(body, response.get("request_id"), request, start)
+            else:
+                response_object = ChatCompletion.model_validate(body)
+                # As the SDK does for interactive answers (openai._models.add_request_id).
+                object.__setattr__(response_object, "_request_id", response.get("request_id"))
+                completion = endpoint.completion(response_object, request, self.params[key], start)
         except BackendError as exc:
             return exc
         except ValueError as exc:  # pydantic's ValidationError: not a chat completion
+            kind = "chat completion" if self.responses is None else "Response"
             return BackendError(
-                f"batch {batch_id}: the answer is not a chat completion ({exc.__class__.__name__})",
+                f"batch {batch_id}: the answer is not a {kind} ({exc.__class__.__name__})",
                 model_id=model_id,
             )
         return completion.model_copy(update={"batch_id": batch_id})
@@ -417,13 +430,13 @@ def _why_missing(batch: Any) -> str:
 
 
 def _files(
-    keys: Sequence[str], params: Mapping[str, Mapping[str, Any]]
+    keys: Sequence[str], params: Mapping[str, Mapping[str, Any]], url: str = ENDPOINT
 ) -> Iterator[list[tuple[str, bytes]]]:
     """Group the JSONL lines of ``keys`` into files within the request and size limits."""
     lines: list[tuple[str, bytes]] = []
     size = 0
     for key in keys:
-        line = {"custom_id": key, "method": "POST", "url": ENDPOINT, "body": params[key]}
+        line = {"custom_id": key, "method": "POST", "url": url, "body": params[key]}
         data = (json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
         if lines and (len(lines) >= MAX_REQUESTS_PER_FILE or size + len(data) > MAX_FILE_BYTES):
             yield lines

@@ -22,7 +22,7 @@ from llmcompare.backends import _network
 from llmcompare.backends.chatgpt._options import ChatGPTOptions, ParameterDroppedWarning
 from llmcompare.backends.chatgpt._quirks import COMPATIBLE, Quirks
 from llmcompare.backends.chatgpt._tokens import count_text_tokens, count_tokens
-from llmcompare.backends.chatgpt._usage import implausible, usage_of
+from llmcompare.backends.chatgpt._usage import Api, implausible, usage_of
 from llmcompare.errors import BackendError, ConfigurationError, register_secret, user_stacklevel
 from llmcompare.types import Completion, FinishReason, Request, Sent, Usage
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import openai
     from openai.types import CompletionUsage
     from openai.types.chat import ChatCompletion
+    from openai.types.responses import ResponseUsage
     from pydantic import SecretStr
 
     from llmcompare.backends.chatgpt._sdk import SDKErrors
@@ -109,6 +110,10 @@ class Endpoint:
         self._extra: dict[str, Any] = {}
         if options.reasoning_effort is not None:
             self._extra["reasoning_effort"] = options.reasoning_effort
+        for field in ("service_tier", "prompt_cache_key", "prompt_cache_retention"):
+            value = getattr(options, field)
+            if value is not None:
+                self._extra[field] = value
 
     # -- facts --------------------------------------------------------------------------------
 
@@ -127,6 +132,11 @@ class Endpoint:
             identity["family"] = self.options.family
         if self.options.reasoning_effort is not None:
             identity["reasoning_effort"] = self.options.reasoning_effort
+        # Only when not the default: answers cached before these options existed keep their keys.
+        if self.options.api != "chat":
+            identity["api"] = self.options.api
+        if self.options.service_tier is not None:
+            identity["service_tier"] = self.options.service_tier
         return identity
 
     def clean(self, text: str) -> str:
@@ -285,13 +295,7 @@ class Endpoint:
         }
         if request.max_tokens is not None:
             params[quirks.max_tokens_field] = request.max_tokens
-        for name in ("temperature", "top_p"):
-            value = getattr(request, name)
-            if value is not None:
-                if self._sampling:
-                    params[name] = value
-                elif warn:
-                    self._warn_dropped(name)
+        self.add_sampling(request, params, warn=warn)
         if request.stop and not self.client_stops(request):
             params["stop"] = list(request.stop)
         if request.seed is not None:
@@ -303,6 +307,22 @@ class Endpoint:
             params.update(self._extra)
         return params
 
+    def add_sampling(self, request: Request, params: dict[str, Any], *, warn: bool) -> None:
+        """Put ``temperature`` and ``top_p`` in ``params`` where the model takes them.
+
+        Args:
+            request: The request.
+            params: The request body being built (either API's).
+            warn: Warn (once per setting) about a setting the model does not take.
+        """
+        for name in ("temperature", "top_p"):
+            value = getattr(request, name)
+            if value is not None:
+                if self._sampling:
+                    params[name] = value
+                elif warn:
+                    self._warn_dropped(name)
+
     def sent(self, request: Request, params: Mapping[str, Any]) -> Sent:
         """What the provider received, and how it differs from the request's settings."""
         quirks = self.quirks
@@ -313,13 +333,7 @@ class Endpoint:
                 f"max_tokens sent as {field} (family {quirks.family}): it also counts the "
                 "model's hidden reasoning tokens, so the visible answer can be shorter"
             )
-        for name in ("temperature", "top_p"):
-            value = getattr(request, name)
-            if value is not None and name not in params:
-                notes.append(
-                    f"{name}={value} not sent: {self.name} (family {quirks.family}) accepts "
-                    "only its default, so it samples at the provider's default"
-                )
+        notes += self.dropped_notes(request, params)
         if request.stop and "stop" not in params:
             notes.append(
                 "stop strings applied by llmcompare to the answer, not sent: "
@@ -332,6 +346,15 @@ class Endpoint:
         shown = {k: v for k, v in params.items() if k not in ("messages", "stream_options")}
         # Built without validation: the per-request path stays cheap, and these are plain values.
         return Sent.model_construct(params=shown, notes=tuple(notes))
+
+    def dropped_notes(self, request: Request, params: Mapping[str, Any]) -> list[str]:
+        """A note for each sampling setting of ``request`` left out of ``params``, and why."""
+        return [
+            f"{name}={value} not sent: {self.name} (family {self.quirks.family}) accepts only "
+            "its default, so it samples at the provider's default"
+            for name in ("temperature", "top_p")
+            if (value := getattr(request, name)) is not None and name not in params
+        ]
 
     # -- answers ------------------------------------------------------------------------------
 
@@ -350,13 +373,20 @@ class Endpoint:
             implausible=why,
         )
 
-    def usage(self, raw: CompletionUsage | None, request: Request, text: str) -> Usage:
+    def usage(
+        self,
+        raw: CompletionUsage | ResponseUsage | None,
+        request: Request,
+        text: str,
+        api: Api = "chat",
+    ) -> Usage:
         """The usage of an answer: the server's counts when they can be true, else an estimate.
 
         Args:
             raw: The usage the server reported, if any.
             request: The request answered.
             text: The answer, to count when the server's counts are missing or not believed.
+            api: The API that answered (``max_output_tokens`` counts reasoning by definition).
         """
         if raw is None:
             return self.estimate_usage(request, text)
@@ -364,9 +394,10 @@ class Endpoint:
             raw,
             request,
             context_window=self.quirks.context_window,
-            reasoning_apart=self.quirks.max_tokens_field == "max_tokens",
+            reasoning_apart=api == "chat" and self.quirks.max_tokens_field == "max_tokens",
+            api=api,
         )
-        return usage_of(raw) if why is None else self.estimate_usage(request, text, why)
+        return usage_of(raw, api) if why is None else self.estimate_usage(request, text, why)
 
     def completion(
         self,
@@ -408,6 +439,8 @@ class Endpoint:
             latency_s=time.perf_counter() - start,
             sent=self.sent(request, params),
             refusal=refusal,
+            api="chat",
+            service_tier=getattr(response, "service_tier", None),
         )
 
 

@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import SecretStr
 
+from llmcompare.backends.chatgpt import _calls
 from llmcompare.backends.chatgpt._batch import run_batch
-from llmcompare.backends.chatgpt._endpoint import FINISH, Endpoint, check_base_url, cut
+from llmcompare.backends.chatgpt._cutter import StreamText
+from llmcompare.backends.chatgpt._endpoint import FINISH, Endpoint, check_base_url
 from llmcompare.backends.chatgpt._options import (
     DEFAULT_MODEL,
     ChatGPTOptions,
     ParameterDroppedWarning,
 )
 from llmcompare.backends.chatgpt._quirks import Quirks, quirks_for
+from llmcompare.backends.chatgpt._responses import ResponsesApi
+from llmcompare.backends.chatgpt._shelf import server_shelf_life, table_shelf_life
 from llmcompare.backends.chatgpt._tokens import count_tokens
 from llmcompare.errors import BackendError, ConfigurationError
 from llmcompare.model import ModelBase
-from llmcompare.types import Chunk, Completion, FinishReason, ModelInfo, Request
+from llmcompare.types import Chunk, Completion, FinishReason, ModelInfo, Request, ShelfLife
 
 if TYPE_CHECKING:
     from openai.types import CompletionUsage
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_MODEL", "ChatGPTModel", "ChatGPTOptions", "ParameterDroppedWarning"]
 
 _INCLUDE_USAGE = {"include_usage": True}
+_UNASKED = object()  # shelf_life() not asked yet (None is an answer: no known date)
 
 
 class ChatGPTModel(ModelBase):
@@ -90,6 +95,9 @@ class ChatGPTModel(ModelBase):
         self._name = name
         self._options = options
         self._endpoint = Endpoint(self.id, name, options, quirks, secret, base_url)
+        self._shelf: object = _UNASKED
+        # The Responses API path, when chosen; None: chat.completions.
+        self._responses = ResponsesApi(self._endpoint) if options.api == "responses" else None
         if options.batch:
             # The Batch API takes whole batches: generate_many hands them over at once.
             self.native_batching = True
@@ -112,6 +120,16 @@ class ChatGPTModel(ModelBase):
         return self._options.batch
 
     @property
+    def api(self) -> str:
+        """The OpenAI API that answers: ``"chat"`` or ``"responses"`` (option ``api``)."""
+        return self._options.api
+
+    @property
+    def service_tier(self) -> str | None:
+        """The processing tier asked for (option ``service_tier``); None: the default."""
+        return self._options.service_tier
+
+    @property
     def base_url(self) -> str:
         """Where requests go (without any credentials written into the URL)."""
         return self._endpoint.shown_url
@@ -124,13 +142,29 @@ class ChatGPTModel(ModelBase):
         deployment, so it is part of what answers. The key, headers, organization and project
         never appear: the identity is hashed into keys that are written to disk. A forced
         quirks ``family`` and a ``reasoning_effort`` change what is sent, so they are included
-        when set.
+        when set; so is the API when it is the Responses API (``"api": "responses"``: the two
+        APIs never share a cached answer) and a ``service_tier``.
 
         Returns:
-            ``{"provider": "chatgpt", "model": ..., "endpoint": ...}``, plus ``family`` and
-            ``reasoning_effort`` when set.
+            ``{"provider": "chatgpt", "model": ..., "endpoint": ...}``, plus ``family``,
+            ``reasoning_effort``, ``api`` and ``service_tier`` when set.
         """
         return self._endpoint.identity()
+
+    def shelf_life(self) -> ShelfLife | None:
+        """Until when this model is served: the server's ``shutdown_date`` for it, else OpenAI's.
+
+        Asked once per model object: the server's ``/v1/models/{name}`` entry (its
+        ``shutdown_date``, when it gives one), else the dated table of OpenAI's deprecations
+        page (:data:`llmcompare.backends.chatgpt._shelf.SHUTDOWNS`, with its check date).
+
+        Returns:
+            The date and its source, or None when no shutdown is announced.
+        """
+        if self._shelf is _UNASKED:
+            found = server_shelf_life(self._endpoint) or table_shelf_life(self._name)
+            self._shelf = found
+        return cast("ShelfLife | None", self._shelf)
 
     def count_tokens(self, prompt: Request | str | Sequence[Any]) -> int:
         """Count the prompt tokens of a request before sending it (for budgets).
@@ -167,71 +201,57 @@ class ChatGPTModel(ModelBase):
     # -- calls --------------------------------------------------------------------------------
 
     def _finalize_stream(self, completion: Completion, request: Request) -> Completion:
+        if self._responses is not None:
+            return self._responses.finalize(completion, request)
         endpoint = self._endpoint
-        return completion.model_copy(
-            update={"sent": endpoint.sent(request, endpoint.params(request, warn=False))}
-        )
+        sent = endpoint.sent(request, endpoint.params(request, warn=False))
+        return completion.model_copy(update={"sent": sent, "api": "chat"})
 
     def _generate(self, request: Request) -> Completion:
+        if self._responses is not None:
+            return self._responses.generate(request)
         start = time.perf_counter()
         endpoint = self._endpoint
-        endpoint.check_network()
-        client = endpoint.client()
         params = endpoint.params(request)
-        with endpoint.errors:
-            response = client.chat.completions.create(**params)
+        response = _calls.create(endpoint, _chat, params)
         return endpoint.completion(response, request, params, start)
 
     async def _agenerate(self, request: Request) -> Completion:
+        if self._responses is not None:
+            return await self._responses.agenerate(request)
         start = time.perf_counter()
         endpoint = self._endpoint
-        endpoint.check_network()
-        client = await endpoint.aclient()
         params = endpoint.params(request)
-        with endpoint.errors:
-            response = await client.chat.completions.create(**params)
+        response = await _calls.acreate(endpoint, _chat, params)
         return endpoint.completion(response, request, params, start)
 
     def _generate_batch(self, requests: Sequence[Request]) -> list[Completion | Exception]:
         if not self._options.batch:
             return super()._generate_batch(requests)
-        return run_batch(self._endpoint, requests)
+        return run_batch(self._endpoint, requests, self._responses)
 
     def _stream(self, request: Request) -> Iterator[Chunk]:
-        endpoint = self._endpoint
-        endpoint.check_network()
-        client = endpoint.client()
-        params = _streaming(endpoint.params(request))
-        with endpoint.errors:
-            stream = client.chat.completions.create(**params)
-        try:
-            mapper = _StreamMapper(endpoint, request, stream.response.headers.get("x-request-id"))
-            with endpoint.errors:
-                for event in stream:
-                    chunk = mapper.feed(event)
-                    if chunk is not None:
-                        yield chunk
-            yield mapper.end()
-        finally:
-            stream.close()
+        if self._responses is not None:
+            return self._responses.stream(request)
+        return _calls.stream(self._endpoint, _chat, self._body(request), self._mapper(request))
 
-    async def _astream(self, request: Request) -> AsyncIterator[Chunk]:
+    def _astream(self, request: Request) -> AsyncIterator[Chunk]:
+        if self._responses is not None:
+            return self._responses.astream(request)
+        return _calls.astream(self._endpoint, _chat, self._body(request), self._mapper(request))
+
+    def _body(self, request: Request) -> Callable[[], dict[str, Any]]:
+        """The request body of a stream, built when the stream starts."""
+        return lambda: _streaming(self._endpoint.params(request))
+
+    def _mapper(self, request: Request) -> Callable[[str | None], _StreamMapper]:
         endpoint = self._endpoint
-        endpoint.check_network()
-        client = await endpoint.aclient()
-        params = _streaming(endpoint.params(request))
-        with endpoint.errors:
-            stream = await client.chat.completions.create(**params)
-        try:
-            mapper = _StreamMapper(endpoint, request, stream.response.headers.get("x-request-id"))
-            with endpoint.errors:
-                async for event in stream:
-                    chunk = mapper.feed(event)
-                    if chunk is not None:
-                        yield chunk
-            yield mapper.end()
-        finally:
-            await stream.close()
+        return lambda request_id: _StreamMapper(endpoint, request, request_id)
+
+
+def _chat(client: Any) -> Any:
+    """The chat.completions resource of a client."""
+    return client.chat.completions
 
 
 def _streaming(params: dict[str, Any]) -> dict[str, Any]:
@@ -241,67 +261,16 @@ def _streaming(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-class _StopCutter:
-    """Applies stop strings to streamed text that may split a stop string across chunks."""
+class _StreamMapper(StreamText):
+    """Turns chat.completions stream events into llmcompare chunks (sync and async streams)."""
 
-    __slots__ = ("_buf", "_hold", "_stops", "stopped")
-
-    def __init__(self, stops: Sequence[str]) -> None:
-        self._stops = stops
-        self._hold = max(len(s) for s in stops) - 1  # a longer tail cannot start a stop string
-        self._buf = ""
-        self.stopped = False
-
-    def feed(self, text: str) -> str:
-        if self.stopped:
-            return ""
-        self._buf += text
-        out, found = cut(self._buf, self._stops)
-        if found:
-            self._buf = ""
-            self.stopped = True
-            return out
-        keep = len(self._buf) - self._hold
-        if keep <= 0:
-            return ""
-        out, self._buf = self._buf[:keep], self._buf[keep:]
-        return out
-
-    def flush(self) -> str:
-        out, self._buf = self._buf, ""
-        return out
-
-
-class _StreamMapper:
-    """Turns SDK stream events into llmcompare chunks; shared by the sync and async streams."""
-
-    __slots__ = (
-        "_cutter",
-        "_endpoint",
-        "_finish",
-        "_half",
-        "_parts",
-        "_refusal",
-        "_request",
-        "_request_id",
-        "_response_model",
-        "_sent_ids",
-        "_usage",
-    )
+    __slots__ = ("_finish", "_tier", "_usage")
 
     def __init__(self, endpoint: Endpoint, request: Request, request_id: str | None) -> None:
-        self._endpoint = endpoint
-        self._request = request
-        self._request_id = request_id
-        stops = endpoint.client_stops(request)
-        self._cutter = _StopCutter(stops) if stops else None
-        self._parts: list[str] = []
-        self._refusal: list[str] = []
+        super().__init__(endpoint, request, request_id, endpoint.client_stops(request))
         self._finish: str | None = None
         self._usage: CompletionUsage | None = None
-        self._response_model: str | None = None
-        self._sent_ids = False
-        self._half = ""  # a high surrogate that ended the last event: its low half comes next
+        self._tier: str | None = None
 
     def feed(self, event: ChatCompletionChunk) -> Chunk | None:
         # getattr: the SDK does not validate events, and compatible servers leave fields out.
@@ -310,6 +279,9 @@ class _StreamMapper:
             self._usage = usage
         if self._response_model is None:
             self._response_model = getattr(event, "model", None)
+        tier = getattr(event, "service_tier", None)
+        if tier is not None:
+            self._tier = tier
         text = ""
         for choice in getattr(event, "choices", None) or ():
             if getattr(choice, "index", 0):
@@ -325,31 +297,10 @@ class _StreamMapper:
             finish = getattr(choice, "finish_reason", None)
             if finish is not None:
                 self._finish = finish
-        if self._cutter is not None:
-            text = self._cutter.feed(text)
-        text = self._join_halves(text)
-        if not text:
-            return None
-        self._parts.append(text)
-        # Validated construction, not model_construct: pydantic-core builds a small model about
-        # three times faster than model_construct's Python code, and this runs once per chunk.
-        if self._sent_ids:
-            return Chunk(text=text)
-        self._sent_ids = True
-        return Chunk(text=text, request_id=self._request_id, response_model=self._response_model)
-
-    def _join_halves(self, text: str) -> str:
-        # A gateway may split an emoji's JSON escape across two events ("\ud83d", "\ude00"):
-        # a high half that ends an event waits for the next one, so the pair is joined.
-        if self._half:
-            text, self._half = self._half + text, ""
-        if text and "\ud800" <= text[-1] <= "\udbff":
-            text, self._half = text[:-1], text[-1]
-        return text
+        return self.shown(text)
 
     def end(self) -> Chunk:
-        cutter = self._cutter
-        stopped = cutter is not None and cutter.stopped
+        tail, stopped = self.rest()
         if self._finish is None and not stopped:
             raise BackendError(
                 "the stream ended before the model finished (no finish_reason): the connection "
@@ -358,11 +309,6 @@ class _StreamMapper:
                 retryable=True,
                 maybe_billed=True,
             )
-        tail = cutter.flush() if cutter is not None and not stopped else ""
-        # A half still waiting has lost its pair: the chunk replaces it and says so.
-        tail, self._half = self._half + tail, ""
-        if tail:
-            self._parts.append(tail)
         finish: FinishReason = "stop" if stopped else FINISH.get(self._finish, "stop")
         # Without a usage chunk (llama.cpp's server ignores include_usage), counted with the
         # tokenizer and marked as an estimate, never a silent zero.
@@ -374,4 +320,5 @@ class _StreamMapper:
             request_id=self._request_id,
             response_model=self._response_model,
             refusal="".join(self._refusal) or None,
+            service_tier=self._tier,
         )

@@ -6,13 +6,26 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-__all__ = ["DEFAULT_MODEL", "ChatGPTOptions", "ParameterDroppedWarning", "ReasoningEffort"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "Api",
+    "ChatGPTOptions",
+    "ParameterDroppedWarning",
+    "ReasoningEffort",
+    "ServiceTier",
+]
 
 DEFAULT_MODEL = "gpt-5.4-mini"
 """The model ``get_model("chatgpt")`` uses: current and cheap at openai 3.54 (it is not on the
 SDK's deprecation list, unlike gpt-4o-mini and gpt-5-mini)."""
 
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+
+Api = Literal["chat", "responses"]
+"""Which OpenAI API answers: chat.completions (``"chat"``) or the Responses API."""
+
+ServiceTier = Literal["auto", "default", "flex", "priority"]
+"""The processing tier asked for (``service_tier``); the answer says which one served it."""
 
 
 class ParameterDroppedWarning(UserWarning):
@@ -39,6 +52,17 @@ class ChatGPTOptions(BaseModel):
         batch: Answer ``generate_batch`` (and so ``generate_many`` and ``compare``) through the
             OpenAI Batch API: half the price, no rate limits, answers within 24 hours; latency
             is then the batch's turnaround. See :mod:`llmcompare.backends.chatgpt._batch`.
+        api: ``"chat"`` (the default: chat.completions, which every OpenAI-compatible server
+            speaks) or ``"responses"`` (OpenAI's Responses API, ``POST /v1/responses``, which
+            OpenAI recommends for reasoning models). Each answer records the API used.
+        service_tier: The processing tier to ask for: ``"auto"`` (the project's setting),
+            ``"default"``, ``"flex"`` (about the Batch price, answered at once, may be refused
+            with a 429) or ``"priority"`` (about twice the price, with a latency target). The
+            tier that served each answer is recorded and priced.
+        prompt_cache_key: OpenAI's ``prompt_cache_key``: requests with the same key share
+            prompt-cache entries (better cache hits across a comparison's requests).
+        prompt_cache_retention: OpenAI's ``prompt_cache_retention`` (``"in_memory"`` or
+            ``"24h"``): how long cached prefixes may live.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -52,3 +76,7 @@ class ChatGPTOptions(BaseModel):
     family: str | None = None
     reasoning_effort: ReasoningEffort | None = None
     batch: bool = False
+    api: Api = "chat"
+    service_tier: ServiceTier | None = None
+    prompt_cache_key: str | None = Field(default=None, min_length=1)
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
