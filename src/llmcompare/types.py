@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeAlias, cast
 
@@ -390,6 +391,9 @@ class Completion(BaseModel):
             provider and gave no answer (a timeout, a cut stream): the provider may bill them,
             so a :class:`~llmcompare.cost.CostTracker` counts each at its worst case, and so
             does this answer's cost. None when there were none.
+        measured_at: When the answer arrived (UTC), stamped by a comparison: the cache and the
+            run folder keep it, so a rerun answered from them reports this measurement.
+        measured_on: Where it was timed (the host name of the machine that sent it).
     """
 
     model_config = _FROZEN
@@ -417,6 +421,8 @@ class Completion(BaseModel):
     refusal: str | None = None
     replaced_chars: Annotated[int, Field(ge=0)] = 0
     unanswered_usd: Annotated[Decimal, Field(ge=0)] | None = None
+    measured_at: datetime | None = None
+    measured_on: str | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Unpack
 
+from llmcompare.comparison._hosting import host
 from llmcompare.comparison._inputs import DEFAULT_SETTINGS, Models, build_models, check_inputs
 from llmcompare.comparison._judging import check_judge, judge_runs
 from llmcompare.comparison._plan import config_record, plan_record, plan_runs
@@ -70,6 +71,7 @@ def compare(
     allow_code_execution: bool = False,
     pass_at: Sequence[int] | None = None,
     judge: Judge | JudgePanel | None = None,
+    hosted: Mapping[str, str | Mapping[str, Any] | LocalHardware] | None = None,
     **settings: Unpack[Settings],
 ) -> Comparison:
     """Run every prompt on every model and gather answers, scores, latency, tokens and cost.
@@ -139,6 +141,11 @@ def compare(
             through this run (concurrency, retry, rate limits, the budget, the cache, and
             ``judgments.jsonl`` in ``out``). The record's ``judging`` holds the verdicts, each
             pair's figures and the judge's cost, apart from the models'.
+        hosted: Hosted models, by label: the machine each is served from (a preset name such
+            as ``"h100"``, see :func:`llmcompare.cost.hosting_presets`, or its figures
+            ``{"usd_per_hour": 2.99, "watts": 700, "name": ...}``). A hosted model is open
+            weights in the record; its requests cost their share of the time the server was
+            busy with them at that rate, never a token price.
         **settings: Generation settings shared by every model, on top of the defaults
             (greedy, ``max_tokens=256``).
 
@@ -163,6 +170,7 @@ def compare(
             runs, ks, tracker, own = plan_runs(
                 built, inputs, overrides or {}, limits or {}, pass_at, budget, hardware, executor
             )
+            host(runs, hosted or {})
             sending = Sending(
                 concurrency, retry, rpm, tpm, own, tracker, progress, refresh, executor
             )

@@ -15,6 +15,7 @@ from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
 
 from llmcompare._version import __version__
+from llmcompare.comparison._hosting import hosted_rows
 from llmcompare.cost import GENERIC_CLOUD_VM, LocalHardware, cost_of, oldest_price_date
 from llmcompare.cost._cost import unanswered_cost
 from llmcompare.errors import BackendError, ConfigurationError
@@ -91,17 +92,21 @@ def build_record(
             again.save(folder.path / RECORD_FILE)
         return again
     by_id = {item.id: item for item in inputs.items}
-    rows = tuple(
-        _row(by_id[planned.item_id], run.label, planned, inputs.scoring, hardware)
-        for run in runs
-        for planned in run.requests
-    )
+    made: list[Row] = []
+    for run in runs:
+        mine = [
+            _row(by_id[p.item_id], run.label, p, inputs.scoring, hardware, run.hosted is None)
+            for p in run.requests
+        ]
+        # A hosted model's answers cost machine time: their shares of its busy time.
+        made.extend(mine if run.hosted is None else hosted_rows(mine, run.hosted))
+    rows = tuple(made)
     labels = [r.label for r in runs]
     # Stamped before the statistics: the run ends with its last answer, not its bootstraps.
     stamp = _run_info(runs, inputs, hardware, started, pass_at, rows)
     summaries = _aggregate.summaries(
         labels,
-        {r.label: r.model.info.open_weights for r in runs},
+        {r.label: r.model.info.open_weights or r.hosted is not None for r in runs},
         rows,
         {r.label: r.wall_s for r in runs},
         inputs.confidence,
@@ -145,6 +150,7 @@ def _run_info(
         hardware=(hardware or GENERIC_CLOUD_VM)
         if any(r.model.info.open_weights for r in runs)
         else None,
+        hosted={r.label: r.hosted for r in runs if r.hosted is not None},
         settings=inputs.settings,
         models=tuple(r.label for r in runs),
         model_ids={r.label: r.model.id for r in runs},
@@ -162,6 +168,7 @@ def _row(
     planned: PlannedRequest,
     scoring: _aggregate.Scoring,
     hardware: LocalHardware | None,
+    priced: bool = True,
 ) -> Row:
     result = planned.result
     assert result is not None  # every request has its answer or failure by now
@@ -187,16 +194,21 @@ def _row(
         seed=seed,
         completion=completion,
         scores=scoring.score(item, completion),
-        cost=cost_of(completion, hardware=hardware),
+        cost=cost_of(completion, hardware=hardware) if priced else None,
         cached=planned.cached,
     )
 
 
 def _throughput(summary: ModelSummary, run: ModelRun) -> ModelSummary:
-    """Throughput over what this call sent and timed: answers read back were timed elsewhere."""
+    """Throughput over what this call sent and timed: answers read back were timed elsewhere.
+
+    A model this call sent nothing to keeps the figure of the run that timed its answers.
+    """
+    if not run.sent:
+        return summary
     sent = [p.result.completion for p in run.requests if p.sent and p.result is not None]
     tokens = sum(c.usage.output_tokens for c in sent if c is not None)
-    rate = tokens / run.wall_s if run.sent and run.wall_s > 0 else None
+    rate = tokens / run.wall_s if run.wall_s > 0 else None
     return summary.model_copy(update={"output_tokens_per_s": rate})
 
 

@@ -7,6 +7,9 @@
 - :func:`cost_of` turns a :class:`~llmcompare.Completion` into a :class:`Cost` that says how it
   was obtained: ``"priced"``, ``"estimated"`` or ``"unpriced"`` (never a silent $0). Local models
   are costed from their measured compute time on :class:`LocalHardware`, with energy and CO2.
+- Hosted models (open weights served on stated hardware): :func:`hosted_hardware` from a preset
+  (:func:`hosting_presets`, package data with sources) or the user's figures; their answers
+  cost their share of the machine's busy time (:func:`busy_costs`), never a token price.
 - :class:`CostTracker` sums usage and cost per model and enforces a :class:`Budget` before each
   request is sent.
 
@@ -32,6 +35,7 @@ from llmcompare.cost._cost import (
     UnpricedModelWarning,
     cost_of,
 )
+from llmcompare.cost._hosting import busy_costs, busy_seconds, hosted_hardware, hosting_presets
 from llmcompare.cost._prices import (
     Price,
     get_price,
@@ -54,8 +58,12 @@ __all__ = [
     "Price",
     "Totals",
     "UnpricedModelWarning",
+    "busy_costs",
+    "busy_seconds",
     "cost_of",
     "get_price",
+    "hosted_hardware",
+    "hosting_presets",
     "input_token_bound",
     "load_prices",
     "oldest_price_date",

@@ -16,7 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmcompare.decision import per_correct, per_judged_good
+from llmcompare.cost._units import plain, usd
+from llmcompare.decision import MONTH_BASIS, per_correct, per_judged_good
 from llmcompare.errors import ConfigurationError
 from llmcompare.record._aggregate import item_scores_of
 from llmcompare.report import _svg
@@ -112,10 +113,11 @@ def _cell(row: Row, sent: _Interned, assumptions: _Interned) -> dict[str, Any]:
             key = repr(c.sent.params) + repr(c.sent.notes)
             out["sn"] = sent.add(key, {"params": c.sent.params, "notes": list(c.sent.notes)})
     if row.cost is not None:
-        out["c"] = str(row.cost.usd)
+        # Plain decimals ("0.0000198"), never Decimal's exponent form ("1.98E-5").
+        out["c"] = f"{row.cost.usd:f}"
         out["cs"] = row.cost.status
         if row.cost.kwh is not None:
-            out["k"] = str(row.cost.kwh)
+            out["k"] = f"{row.cost.kwh:f}"
         if row.cost.assumptions:
             out["as"] = assumptions.add(row.cost.assumptions, row.cost.assumptions)
     if row.cached:
@@ -212,6 +214,11 @@ def context(comparison: Comparison) -> dict[str, Any]:
         "notes": [n for n in tables.notes if n.kind != "pair"],
         "charts": _charts(comparison),
         "per_correct": per_correct(comparison),
+        "figures": tables.figures,
+        "correct": tables.correct,
+        "month_basis": MONTH_BASIS,
+        "plain": plain,
+        "usd": usd,
         "per_judged": per_judged_good(comparison),
         # Any score at all: without one, the judged quality stands in for "correct".
         "has_scores": any(v is not None for row in comparison.rows for v in row.scores.values()),

@@ -18,7 +18,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
-from llmcompare.decision import BreakEven, break_even, round_volume
+from llmcompare.cost._units import plain
+from llmcompare.decision import (
+    MONTH_BASIS,
+    BreakEven,
+    Figure,
+    break_even,
+    correct_unit,
+    figures,
+    round_volume,
+)
 
 if TYPE_CHECKING:
     from llmcompare.record import Comparison, ModelSummary
@@ -132,6 +141,9 @@ class View:
         notes: The pairs' verdicts, failures, settings not sent as asked, cost assumptions.
         break_evens: Each pair of models' break-even volume, in run order.
         stamp: One line saying what the run was.
+        figures: Each model's dollars and Wh per 1,000 requests and correct answers.
+        correct: What a correct answer is in this run (``"correct answers"``, or ``"expected
+            correct answers"`` when scores are partial).
     """
 
     header: SummaryRow
@@ -140,11 +152,23 @@ class View:
     notes: tuple[Note, ...]
     break_evens: tuple[BreakEven, ...]
     stamp: str
+    figures: tuple[Figure, ...] = ()
+    correct: str = "correct answers"
 
     @property
     def break_even_lines(self) -> list[str]:
         """One line per pair of models: the volume above which one costs less."""
         return [f"break-even: {found.sentence()}" for found in self.break_evens]
+
+    @property
+    def decision_lines(self) -> list[str]:
+        """The decision as the terminal says it, each cost basis named.
+
+        Each break-even sentence first, then each model's figures.
+        """
+        return [f"{line} ({MONTH_BASIS})" for line in self.break_even_lines] + [
+            f.line(self.correct) for f in self.figures
+        ]
 
 
 def view(comparison: Comparison) -> View:
@@ -157,6 +181,8 @@ def view(comparison: Comparison) -> View:
         notes=tuple(_notes(comparison, pairs)),
         break_evens=break_evens(comparison),
         stamp=stamp(comparison),
+        figures=tuple(figures(comparison)),
+        correct=correct_unit(comparison),
     )
 
 
@@ -167,8 +193,9 @@ def _fmt(value: float | Decimal | None, digits: int = 2) -> str:
     if value is None:
         return "-"
     if isinstance(value, Decimal):
-        return f"{value:.6f}" if value < 1 else f"{value:.2f}"
-    return f"{value:.{digits}f}"
+        # Money and energy: three significant figures, never an exponent ("0.0000198").
+        return plain(value) if value < 1 else f"{value:,.2f}"
+    return f"{value:,.{digits}f}"
 
 
 def _cost_cell(s: ModelSummary) -> str:

@@ -92,6 +92,8 @@ def print_report(
         console.print(f"[{style}]{escape(note.line)}[/{style}]")
     for line in judging_lines(comparison):
         console.print(escape(line))
-    for even in tables.break_even_lines:
-        console.print(f"[bold]{escape(even)}[/bold]")
+    # The decision: the break-even sentence first, then the figures, each basis named.
+    for i, line in enumerate(tables.decision_lines):
+        bold = i < len(tables.break_evens)
+        console.print(f"[bold]{escape(line)}[/bold]" if bold else escape(line))
     console.print(f"[dim]{escape(tables.stamp)}[/dim]")

@@ -1,0 +1,144 @@
+"""Hosting costs: the decision survives a cached rerun, and its figures read as plain numbers."""
+
+from __future__ import annotations
+
+import platform
+import re
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import report_data
+from llmcompare import Completion, Request
+from llmcompare.backends.fake import FunctionModel
+from llmcompare.comparison import compare
+from llmcompare.cost import Cost, register_price, reset_prices
+from llmcompare.record import Comparison
+from llmcompare.report import print_report, write_html
+from llmcompare.runs import ResponseCache
+
+# A number in exponent notation as Python or Decimal writes it: 1.98e-05, 6.74602E-7, 1e+06.
+EXPONENT = re.compile(r"\d[eE][-+]?\d")
+
+
+class _Cached(FunctionModel):
+    """A deterministic function model the response cache may keep (a fake never is)."""
+
+    def cache_identity(self) -> dict[str, Any] | None:
+        return {"function": self.id}
+
+
+def _models() -> list[FunctionModel]:
+    local, api = report_data.local_model(), report_data.api_model()
+
+    def slow_local(request: Request) -> Completion:
+        time.sleep(0.01)  # something to time: the throughput is output tokens over it
+        return local._fn(request)  # the helper's answers, cacheable
+
+    return [
+        _Cached(slow_local, name="local", open_weights=True),
+        _Cached(api._fn, name="api"),
+    ]
+
+
+@pytest.fixture
+def priced() -> Any:
+    register_price("fake:api", input="0.50", output="1.50", source="test price")
+    yield
+    reset_prices()
+
+
+def _run(cache: Path) -> Comparison:
+    return compare(
+        _models(),
+        report_data.ITEMS,
+        cache=ResponseCache(cache),
+        hardware=report_data.HARDWARE,
+        progress=False,
+        concurrency=1,
+    )
+
+
+def test_a_fully_cached_rerun_decides_like_the_first_run(tmp_path: Path, priced: Any) -> None:
+    first = _run(tmp_path / "cache.db")
+    again = _run(tmp_path / "cache.db")
+    local = again.summaries[0]
+    assert local.cached == local.succeeded == 6  # nothing sent: every answer from the cache
+    found, before = (
+        again.break_even("fake:local", "fake:api"),
+        first.break_even("fake:local", "fake:api"),
+    )
+    assert found.crossover is not None
+    assert found.sentence() == before.sentence()
+    assert "cannot be costed" not in found.sentence()
+    # The throughput is the first run's, from the answers' own stamps: output tokens over the
+    # span from the first request's start to the last answer (at most their summed latency).
+    done = [r.completion for r in first.rows if r.model == "fake:local" and r.completion]
+    ends = [c.measured_at.timestamp() for c in done if c.measured_at is not None]
+    span = max(ends) - min(e - c.latency_s for e, c in zip(ends, done, strict=True))
+    span = min(span, sum(c.latency_s for c in done))
+    tokens = sum(c.usage.output_tokens for c in done)
+    assert local.output_tokens_per_s == pytest.approx(tokens / span)
+    assert local.timed_on == platform.node()
+    assert local.timed_at == min(c.measured_at for c in done if c.measured_at is not None)
+    assert first.summaries[0].timed_at is None  # the first run's figures are its own
+    # The decision says where and when the figure was measured.
+    assert any(f"by an earlier run on {platform.node()} at " in a for a in found.assumptions)
+
+
+def _exponent_record() -> Comparison:
+    """The report record with figures that Python and Decimal write with an exponent."""
+    record = report_data.comparison()
+    local, api = record.summaries
+    local = local.model_copy(
+        update={
+            "cost": Cost(usd=Decimal("1.98e-05"), kwh=Decimal("6.74602e-07"), g_co2=Decimal(0)),
+            "output_tokens_per_s": 1234567.8,
+        }
+    )
+    api = api.model_copy(update={"cost": Cost(usd=Decimal("1234567.8"))})
+    rows = tuple(
+        r.model_copy(update={"cost": Cost(usd=Decimal("1.98e-05"), kwh=Decimal("6.74602e-07"))})
+        if r.model == "fake:local" and r.cost is not None
+        else r
+        for r in record.rows
+    )
+    return record.model_copy(update={"summaries": (local, api), "rows": rows})
+
+
+def test_no_figure_is_written_with_an_exponent(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    record = _exponent_record()
+    console = Console(record=True, width=240)
+    print_report(record, console)
+    text = console.export_text()
+    assert not EXPONENT.search(text), EXPONENT.findall(text)
+    assert "0.0000198" in text  # the local model's dollars, three significant figures
+    assert "1,234,567.80" in text  # the API's, thousands separated
+    page = write_html(record, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert not EXPONENT.search(page), EXPONENT.findall(page)
+    assert "0.000000674602" in page  # a row's kWh in the page's data, in full
+
+
+def test_the_decision_names_each_cost_basis_and_says_the_break_even_first() -> None:
+    from rich.console import Console
+
+    record = report_data.comparison()
+    console = Console(record=True, width=240)
+    print_report(record, console)
+    lines = console.export_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("break-even:"))
+    assert lines[first].endswith("(a machine kept on all month)")
+    figures = lines[first + 1 : first + 3]
+    # The API: $0.00125 a request is $1.25 per 1,000; its 3 correct answers of 5 cost $6.25
+    # over 3, per 1,000 correct answers $2.08.
+    assert figures[1] == (
+        "fake:api: $1.25 per 1,000 requests, $2.08 per 1,000 correct answers (paid per token)"
+    )
+    assert figures[0].startswith("fake:local: $")
+    assert "(paid per second of use); " in figures[0]
+    assert "Wh per 1,000 requests" in figures[0]
