@@ -142,3 +142,105 @@ def test_the_decision_names_each_cost_basis_and_says_the_break_even_first() -> N
     assert figures[0].startswith("fake:local: $")
     assert "(paid per second of use); " in figures[0]
     assert "Wh per 1,000 requests" in figures[0]
+
+
+# -- hosted models ---------------------------------------------------------------------------------
+
+HOSTED = "chatgpt:meta-llama/Llama-3.1-8B-Instruct"
+H100 = {"usd_per_hour": 2.99, "watts": 700, "name": "1x H100 80GB on demand"}
+
+
+def _union_seconds(done: list[Completion]) -> float:
+    """The seconds at least one request was in flight, computed here from the stamps."""
+    spans = sorted(
+        (c.measured_at.timestamp() - c.latency_s, c.measured_at.timestamp())
+        for c in done
+        if c.measured_at is not None
+    )
+    total, (start, stop) = 0.0, spans[0]
+    for a, b in spans[1:]:
+        if a > stop:
+            total, start, stop = total + stop - start, a, b
+        else:
+            stop = max(stop, b)
+    return total + stop - start
+
+
+@pytest.mark.filterwarnings("error::llmcompare.cost.UnpricedModelWarning")
+def test_a_hosted_model_behind_a_server_costs_its_machine_time() -> None:
+    from helpers.openai_server import OpenAIServer, ok
+    from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
+
+    items = [f"question {i}" for i in range(6)]
+    with OpenAIServer() as server:
+        options = ChatGPTOptions(base_url=server.url, api_key="sk-test-0")
+        # Each reply takes 0.05 s at the server: two in flight overlap, so busy < summed latency.
+        server.script(*(ok("Paris is the capital", delay=0.05) for _ in range(12)))
+        with (
+            ChatGPTModel("meta-llama/Llama-3.1-8B-Instruct", options) as served,
+            ChatGPTModel("gpt-4o-mini", options) as api,
+        ):
+            record = compare(
+                [served, api],
+                items,
+                hosted={HOSTED: H100},
+                cache=False,
+                progress=False,
+                concurrency=2,
+            )
+    hardware = record.run.hosted[HOSTED]
+    assert hardware.name == "1x H100 80GB on demand"
+    assert hardware.usd_per_hour == Decimal("2.99")
+    summary = next(s for s in record.summaries if s.model == HOSTED)
+    assert summary.open_weights  # open weights in the record, though reached over HTTP
+    rows = [r for r in record.rows if r.model == HOSTED]
+    done = [r.completion for r in rows if r.completion is not None]
+    assert len(done) == 6, [r.error for r in rows]
+    # The rows' costs sum to the busy time times the rate: machine time, not a token price.
+    busy = _union_seconds(done)
+    total = sum(float(r.cost.usd) for r in rows if r.cost is not None)
+    assert total == pytest.approx(busy * 2.99 / 3600, rel=1e-6)
+    assert busy < sum(c.latency_s for c in done)  # overlapping requests are not paid twice
+    kwh = sum(float(r.cost.kwh) for r in rows if r.cost is not None and r.cost.kwh is not None)
+    assert kwh == pytest.approx(busy * 700 / 3_600_000, rel=1e-6)
+    # The break-even against the API model follows, on the hosted machine's rate.
+    found = record.break_even(HOSTED, "chatgpt:gpt-4o-mini")
+    local, _ = found.lines
+    assert local is not None
+    assert local.local
+    assert local.fixed_usd == pytest.approx(2.99 * 730)
+    assert any("hosted on 1x H100 80GB on demand at $2.99/h" in a for a in found.assumptions)
+
+
+def test_a_preset_machine_names_its_source_and_the_users_figures_win() -> None:
+    from llmcompare.cost import hosted_hardware, hosting_presets
+    from llmcompare.errors import ConfigurationError
+
+    h100 = hosting_presets()["h100"]
+    assert h100.watts == Decimal(700)
+    assert "https://" in h100.notes
+    assert "checked 20" in h100.notes
+    mine = hosted_hardware({"preset": "h100", "usd_per_hour": 2.10})
+    assert mine.usd_per_hour == Decimal("2.1")
+    assert mine.watts == Decimal(700)
+    assert "the user's usd_per_hour" in mine.notes
+    with pytest.raises(ConfigurationError, match="not a known machine"):
+        hosted_hardware("h900")
+
+
+def test_hosted_from_a_config_file_and_from_a_flag(tmp_path: Path) -> None:
+    from llmcompare.config import load_config, models_from_flags
+
+    path = tmp_path / "llmcompare.toml"
+    path.write_text(
+        '[[models]]\nname = "chatgpt:meta-llama/Llama-3.1-8B-Instruct"\n'
+        'options = { base_url = "http://127.0.0.1:8000/v1" }\n'
+        'hosted = { usd_per_hour = 2.99, watts = 700, name = "1x H100 80GB on demand" }\n',
+        encoding="utf-8",
+    )
+    (model,) = load_config(path).models
+    assert model.hosted is not None
+    assert model.hosted.usd_per_hour == Decimal("2.99")
+    (flagged,) = models_from_flags([("-m", HOSTED), ("-O", "hosted=l4")])
+    assert flagged.hosted is not None
+    assert flagged.hosted.name.startswith("1x L4")

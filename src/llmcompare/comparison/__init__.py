@@ -16,6 +16,7 @@ the models built (``_inputs``), every request planned (``_plan``), each model ru
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing_extensions import Unpack
 from llmcompare.comparison._hosting import host
 from llmcompare.comparison._inputs import DEFAULT_SETTINGS, Models, build_models, check_inputs
 from llmcompare.comparison._judging import check_judge, judge_runs
+from llmcompare.comparison._load import check_levels, plan_sweep, run_sweeps
 from llmcompare.comparison._plan import config_record, plan_record, plan_runs
 from llmcompare.comparison._record import build_record
 from llmcompare.comparison._run import Sending, close_all, open_cache, run_models
@@ -33,7 +35,7 @@ from llmcompare.cost import Budget, LocalHardware
 from llmcompare.judges import Judge, JudgePanel, Judging
 from llmcompare.prompts import PromptItem
 from llmcompare.ratelimit import RateLimits
-from llmcompare.record import Comparison
+from llmcompare.record import Comparison, Slo, parse_slo
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.runs import RunFolder
 from llmcompare.scorers import Scorer
@@ -72,6 +74,8 @@ def compare(
     pass_at: Sequence[int] | None = None,
     judge: Judge | JudgePanel | None = None,
     hosted: Mapping[str, str | Mapping[str, Any] | LocalHardware] | None = None,
+    load: Sequence[int] | None = None,
+    slo: str | Slo | None = None,
     **settings: Unpack[Settings],
 ) -> Comparison:
     """Run every prompt on every model and gather answers, scores, latency, tokens and cost.
@@ -146,6 +150,14 @@ def compare(
             ``{"usd_per_hour": 2.99, "watts": 700, "name": ...}``). A hosted model is open
             weights in the record; its requests cost their share of the time the server was
             busy with them at that rate, never a token price.
+        load: Levels of requests in flight to sweep (``[1, 4, 16, 64]``): once the models
+            have answered, each model's items are sent again at each level, timed and never
+            from the cache (an engine that batches gets ``level`` rows a batch). Before
+            anything is sent the sweep's request count and worst-case cost are said; a sweep
+            whose worst case exceeds the budget's dollars is refused. The record's ``sweeps``
+            hold each level's figures.
+        slo: A latency target (``"ttft_p95<=1,latency_p95<=10"``, seconds): each swept
+            model's operating point is its highest throughput that meets it.
         **settings: Generation settings shared by every model, on top of the defaults
             (greedy, ``max_tokens=256``).
 
@@ -170,7 +182,13 @@ def compare(
             runs, ks, tracker, own = plan_runs(
                 built, inputs, overrides or {}, limits or {}, pass_at, budget, hardware, executor
             )
-            host(runs, hosted or {})
+            host(runs, hosted or {}, tracker)
+            levels = check_levels(load) if load is not None else ()
+            target = parse_slo(slo) if isinstance(slo, str) else slo
+            if levels:
+                said = plan_sweep(runs, levels, budget)
+                if progress is not False:
+                    print(said, file=sys.stderr)
             sending = Sending(
                 concurrency, retry, rpm, tpm, own, tracker, progress, refresh, executor
             )
@@ -185,11 +203,12 @@ def compare(
             store = open_cache(cache)
             started = datetime.now(timezone.utc)
             run_models(runs, sending, folder, store)
+            sweeps = run_sweeps(runs, levels, target, sending) if levels else ()
             if judge is not None:
                 judging = judge_runs(judge, runs, inputs, sending, folder, store, hardware)
         finally:
             close_all(store if cache is True else None, owned)
-        return build_record(runs, inputs, hardware, started, ks, folder, judging)
+        return build_record(runs, inputs, hardware, started, ks, folder, judging, sweeps)
     finally:
         if folder is not None:
             folder.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from llmcompare.cost import LocalHardware
+from llmcompare.cost import CostTracker, LocalHardware
 from llmcompare.cost._hosting import busy_costs, hosted_hardware
 from llmcompare.errors import ConfigurationError
 
@@ -17,16 +17,23 @@ __all__ = ["host", "hosted_rows"]
 
 
 def host(
-    runs: Sequence[ModelRun], hosted: Mapping[str, str | Mapping[str, Any] | LocalHardware]
+    runs: Sequence[ModelRun],
+    hosted: Mapping[str, str | Mapping[str, Any] | LocalHardware],
+    tracker: CostTracker,
 ) -> None:
-    """Give each hosted model's run its machine; a label not in the run is refused."""
+    """Give each hosted model's run its machine, and the budget's tracker too.
+
+    A label not in the run is refused (nothing is sent yet).
+    """
     by_label = {r.label: r for r in runs}
     for label, spec in hosted.items():
         if label not in by_label:
             raise ConfigurationError(
                 f"hosted names {label!r}, not a model of this run: {list(by_label)}"
             )
-        by_label[label].hosted = hosted_hardware(spec)
+        run = by_label[label]
+        run.hosted = hosted_hardware(spec)
+        tracker.hosted[run.model.id] = run.hosted
 
 
 def hosted_rows(rows: Sequence[Row], hardware: LocalHardware) -> list[Row]:

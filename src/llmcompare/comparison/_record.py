@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from llmcompare.comparison._plan import ModelRun, PlannedRequest
     from llmcompare.judges import Judging
     from llmcompare.prompts import PromptItem
+    from llmcompare.record import Sweep
     from llmcompare.runs import RunFolder
 
 __all__ = ["RECORD_FILE", "build_record", "cpu_name", "finished_record"]
@@ -76,6 +77,7 @@ def build_record(
     pass_at: tuple[int, ...],
     folder: RunFolder | None = None,
     judging: Judging | None = None,
+    sweeps: tuple[Sweep, ...] = (),
 ) -> Comparison:
     """The typed record of the run: rows, summaries, pairwise differences and the run's stamp.
 
@@ -123,6 +125,7 @@ def build_record(
         ),
         differences=_aggregate.differences(labels, rows, inputs.confidence, inputs.stats_seed),
         judging=judging,
+        sweeps=sweeps,
     )
     if folder is not None:
         record.save(folder.path / RECORD_FILE)

@@ -65,6 +65,7 @@ class ComparePlan:
         pass_at: The k values of pass@k for code scorers (``None``: 1 and ``samples``).
         out: The run folder, or ``None``.
         judge: The judge of the answers (or a panel), or ``None``; the plan owns its models.
+        hosted: The hosted models' machines, by label (see ``compare``'s ``hosted``).
     """
 
     config: CompareConfig = field(repr=False)
@@ -87,6 +88,7 @@ class ComparePlan:
     pass_at: list[int] | None = None
     out: Path | None = None
     judge: Judge | JudgePanel | None = None
+    hosted: dict[str, LocalHardware] = field(default_factory=dict)
 
     def run(
         self,
@@ -140,6 +142,7 @@ class ComparePlan:
             allow_code_execution=self.allow_code_execution,
             pass_at=self.pass_at,
             judge=self.judge,
+            hosted=self.hosted,
             **self.settings,
         )
 
@@ -218,6 +221,7 @@ def build_plan(config: CompareConfig) -> ComparePlan:
         pass_at=config.pass_at,
         out=config.out_dir(),
         judge=judge,
+        hosted={label: m.hosted for label, m in by_label if m.hosted is not None},
     )
 
 

@@ -40,7 +40,7 @@ from llmcompare.config._problems import (
     _order,
     _Source,
 )
-from llmcompare.cost import Budget, LocalHardware
+from llmcompare.cost import Budget, LocalHardware, hosted_hardware
 from llmcompare.errors import ConfigurationError
 from llmcompare.ratelimit import RateLimits
 from llmcompare.scorers import scorer_from_name
@@ -65,6 +65,16 @@ def _rate(value: float | None, info: ValidationInfo) -> float | None:
     """A limit the rate limiter takes (one that admits less than one a day is refused)."""
     RateLimits(**{str(info.field_name): value})
     return value
+
+
+def _hosted(value: Any) -> Any:
+    """A preset name or a machine's figures as the hardware (an unknown one is refused)."""
+    if value is None or isinstance(value, LocalHardware):
+        return value
+    try:
+        return hosted_hardware(value)
+    except ConfigurationError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _label(value: str) -> str:
@@ -129,6 +139,9 @@ class ModelConfig(BaseModel):
         settings: Generation settings for this model only, over the shared ones.
         rpm: Requests per minute, at most, for this model (default: the config's ``rpm``).
         tpm: Tokens per minute, at most, for this model (default: the config's ``tpm``).
+        hosted: The machine this model is served from, making it a hosted model (open weights,
+            costed from machine time): a preset name (``"h100"``) or its figures,
+            ``{ usd_per_hour = 2.99, watts = 700, name = "1x H100 80GB on demand" }``.
     """
 
     model_config = _FROZEN
@@ -140,6 +153,7 @@ class ModelConfig(BaseModel):
     settings: GenerationSettings = Field(default_factory=GenerationSettings)
     rpm: Annotated[float, Field(gt=0), _NOT_BOOL] | None = None
     tpm: Annotated[float, Field(gt=0), _NOT_BOOL] | None = None
+    hosted: Annotated[LocalHardware, BeforeValidator(_hosted)] | None = None
 
     _limits = field_validator("rpm", "tpm")(_rate)
 

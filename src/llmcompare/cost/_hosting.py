@@ -25,11 +25,17 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from llmcompare.cost._cost import Cost, LocalHardware
+from llmcompare.cost._cost import Assessed, Cost, LocalHardware
 from llmcompare.errors import ConfigurationError
 from llmcompare.types import Completion
 
-__all__ = ["busy_costs", "busy_seconds", "hosted_hardware", "hosting_presets"]
+__all__ = [
+    "busy_costs",
+    "busy_seconds",
+    "hosted_hardware",
+    "hosting_presets",
+    "machine_time_bound",
+]
 
 _FIGURES = ("usd_per_hour", "watts", "usd_per_kwh", "g_co2_per_kwh", "name", "notes")
 
@@ -156,3 +162,22 @@ def busy_costs(done: Sequence[Completion], hardware: LocalHardware) -> list[Cost
             )
         )
     return out
+
+
+def machine_time_bound(completion: Completion, hardware: LocalHardware) -> Assessed:
+    """The most a hosted answer can cost: its whole latency of machine time at the rate.
+
+    What a budget counts as the answer arrives; the record's cost is its share of the busy
+    time (:func:`busy_costs`), never more.
+    """
+    seconds = Decimal(repr(completion.latency_s))
+    kwh = seconds * hardware.watts / Decimal(3_600_000)
+    return Assessed(
+        usd=seconds * hardware.usd_per_hour / Decimal(3600) + kwh * hardware.usd_per_kwh,
+        status="estimated",
+        kwh=kwh,
+        g_co2=kwh * hardware.g_co2_per_kwh,
+        source=f"{hardware.name}: {hardware.notes}",
+        assumptions=f"hosted on {hardware.name}: at most its latency of machine time",
+        energy="estimated",
+    )

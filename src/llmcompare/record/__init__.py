@@ -16,6 +16,19 @@ only this package, the scorers and :mod:`llmcompare.report`).
 from __future__ import annotations
 
 from llmcompare.record._comparison import Comparison
+from llmcompare.record._load import LoadLevel, Slo, Sweep, parse_slo
 from llmcompare.record._types import ErrorInfo, ModelSummary, Pairwise, PassAtK, Row, RunInfo
 
-__all__ = ["Comparison", "ErrorInfo", "ModelSummary", "Pairwise", "PassAtK", "Row", "RunInfo"]
+__all__ = [
+    "Comparison",
+    "ErrorInfo",
+    "LoadLevel",
+    "ModelSummary",
+    "Pairwise",
+    "PassAtK",
+    "Row",
+    "RunInfo",
+    "Slo",
+    "Sweep",
+    "parse_slo",
+]

@@ -128,7 +128,7 @@ def difference(
     )
 
 
-def _percentile(values: Sequence[float], q: float) -> float | None:
+def percentile(values: Sequence[float], q: float) -> float | None:
     """Linear-interpolated percentile (q in [0, 100]); None for no values."""
     if not values:
         return None
@@ -281,9 +281,9 @@ def summarise(
         score_ci_method=None if found is None else found.method,
         n_scored=len(headline),
         score_failures_as_zero=failures_as_zero,
-        latency_p50_s=_percentile([c.latency_s for c in fresh], 50),
-        latency_p95_s=_percentile([c.latency_s for c in fresh], 95),
-        ttft_p50_s=_percentile([c.ttft_s for c in fresh if c.ttft_s is not None], 50),
+        latency_p50_s=percentile([c.latency_s for c in fresh], 50),
+        latency_p95_s=percentile([c.latency_s for c in fresh], 95),
+        ttft_p50_s=percentile([c.ttft_s for c in fresh if c.ttft_s is not None], 50),
         output_tokens_per_s=(
             sum(c.usage.output_tokens for c in fresh) / timed_s if fresh and timed_s > 0 else None
         ),
