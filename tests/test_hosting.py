@@ -244,3 +244,90 @@ def test_hosted_from_a_config_file_and_from_a_flag(tmp_path: Path) -> None:
     (flagged,) = models_from_flags([("-m", HOSTED), ("-O", "hosted=l4")])
     assert flagged.hosted is not None
     assert flagged.hosted.name.startswith("1x L4")
+
+
+# -- load sweeps -----------------------------------------------------------------------------------
+
+
+def test_a_sweep_matches_a_server_of_n_slots_and_the_target_picks_its_level(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import math
+
+    from helpers.openai_server import SlottedServer
+    from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
+
+    slots, per_token, words = 4, 0.02, 10
+    reply_s = per_token * words  # 0.2 s a reply once it has a slot
+    items = [f"question {i}" for i in range(12)]
+    levels = [1, 2, 4, 8]
+    with SlottedServer(slots, per_token, " ".join(["word"] * words)) as server:
+        options = ChatGPTOptions(base_url=server.url, api_key="sk-test-0")
+        with ChatGPTModel("meta-llama/Llama-3.1-8B-Instruct", options) as model:
+            record = compare(
+                [model],
+                items,
+                hosted={HOSTED: "h100"},
+                load=levels,
+                slo="latency_p95<=0.3",
+                cache=False,
+                concurrency=1,
+            )
+        # The answers once, then each level's 12 requests (16 at level 8: twice the level).
+        assert len(server.chat_requests) == 12 + 12 + 12 + 12 + 16
+    said = capsys.readouterr().err
+    assert "load sweep: 52 timed requests (1 models x levels 1, 2, 4, 8" in said
+    (sweep,) = record.sweeps
+    assert [x.level for x in sweep.levels] == levels
+    for x in sweep.levels:
+        # The server's model: min(L, slots) replies every reply_s; a request waits its turn.
+        rounds = math.ceil(x.level / slots)
+        assert x.errors == 0
+        assert x.requests_per_s == pytest.approx(min(x.level, slots) / reply_s, rel=0.35)
+        assert x.output_tokens_per_s == pytest.approx(x.requests_per_s * words, rel=1e-6)
+        assert x.latency_p50_s == pytest.approx(rounds * reply_s, rel=0.35)
+    # The target's level, computed here: the highest throughput whose p95 latency meets 0.3 s
+    # in the server's model is 4 in flight (8 queue a second round: 0.4 s).
+    assert sweep.operating_level == 4
+    assert "<- operating point" in said
+    # The decision costs the hosted machine at that level's throughput, and says so.
+    found = record.break_even(HOSTED, HOSTED)
+    line = found.lines[0]
+    point = sweep.operating_point
+    assert line is not None
+    assert point is not None
+    assert line.capacity == pytest.approx(point.output_tokens_per_s / words * 3600 * 730)
+    assert any("at its operating point, 4 requests in flight" in a for a in found.assumptions)
+
+
+def test_a_paid_sweep_above_the_budget_is_refused_before_anything_is_sent() -> None:
+    from helpers.openai_server import OpenAIServer
+    from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
+    from llmcompare.cost import Budget
+    from llmcompare.errors import ConfigurationError
+
+    with OpenAIServer() as server:
+        options = ChatGPTOptions(base_url=server.url, api_key="sk-test-0")
+        # 2 items at levels 1, 4, 16, 32: each level at least twice over: 2 + 8 + 32 + 64.
+        refused = pytest.raises(ConfigurationError, match=r"load sweep: 106 timed requests.*budget")
+        with ChatGPTModel("gpt-4o-mini", options) as model, refused:
+            compare(
+                [model],
+                ["hi", "there"],
+                load=[1, 4, 16, 32],
+                budget=Budget(max_usd=Decimal("0.001")),
+                cache=False,
+                progress=False,
+            )
+        assert server.chat_requests == []
+
+
+def test_the_in_process_engine_serves_more_at_a_higher_level(llama: Any) -> None:
+    items = ["Name a colour.", "Name a fruit.", "Name a city.", "Name an animal."]
+    record = compare([llama], items, load=[1, 4], cache=False, progress=False, max_tokens=8)
+    (sweep,) = record.sweeps
+    one, four = sweep.levels
+    assert (one.requests, four.requests) == (4, 8)
+    assert one.errors == four.errors == 0
+    # Four rows a batch share each forward pass: more tokens a second than one at a time.
+    assert four.output_tokens_per_s > one.output_tokens_per_s

@@ -45,7 +45,7 @@ from llmcompare.cost._units import per_thousand, plain, usd
 from llmcompare.record._aggregate import row_score
 
 if TYPE_CHECKING:
-    from llmcompare.record import Comparison, ModelSummary
+    from llmcompare.record import Comparison, LoadLevel, ModelSummary
 
 __all__ = [
     "HOURS_PER_MONTH",
@@ -374,7 +374,11 @@ def _tier(served: _Served) -> str:
 
 
 def _cost_line(
-    s: ModelSummary, hardware: LocalHardware, default_hw: bool, served: _Served
+    s: ModelSummary,
+    hardware: LocalHardware,
+    default_hw: bool,
+    served: _Served,
+    swept: LoadLevel | None = None,
 ) -> tuple[CostLine | None, list[str]]:
     answered = s.succeeded
     if answered == 0:
@@ -390,11 +394,13 @@ def _cost_line(
             f"{in_per_req:,.0f} input + {out_per_req:,.0f} output tokens a request "
             f"{_tier(served)}), linear in volume"
         ]
-    if not s.output_tokens_per_s or out_per_req <= 0:
+    tokens_per_s = s.output_tokens_per_s if swept is None else swept.output_tokens_per_s
+    if not tokens_per_s or out_per_req <= 0:
         return None, [f"{s.model}: no measured throughput, so hosting it cannot be costed"]
-    workers = max(1, len(served.workers))
+    # A sweep's level is one machine's load; the run's own rate may be several workers'.
+    workers = max(1, len(served.workers)) if swept is None else 1
     # Several workers ran side by side: the measured rate is their sum, one machine serves a share.
-    per_worker = s.output_tokens_per_s / workers
+    per_worker = tokens_per_s / workers
     per_s = per_worker / out_per_req
     capacity = per_s * 3600 * HOURS_PER_MONTH
     kwh = float(s.cost.kwh) / answered if s.cost.kwh is not None else 0.0
@@ -409,8 +415,13 @@ def _cost_line(
         capacity=capacity,
         full_use_usd_per_request=full_use,
     )
-    measured = f"measured {s.output_tokens_per_s:.1f} output tokens/s"
-    if s.timed_at is not None:
+    measured = f"measured {tokens_per_s:.1f} output tokens/s"
+    if swept is not None:
+        measured += (
+            f" at its operating point, {swept.level} requests in flight (the highest "
+            "throughput that meets the latency target)"
+        )
+    elif s.timed_at is not None:
         # A rerun answered from the cache reports the run that timed the answers.
         where = f" on {s.timed_on}" if s.timed_on else ""
         measured += f" (by an earlier run{where} at {s.timed_at:%Y-%m-%d %H:%M} UTC)"
@@ -424,7 +435,9 @@ def _cost_line(
         f"a month (${line.fixed_usd:,.2f} per machine)",
         f"{s.model}: {measured}; over {out_per_req:,.0f} output tokens a request that is "
         f"{plain(per_s)} requests/s, {capacity:,.0f} a month per machine, if requests come "
-        "evenly all month at the run's concurrency (peaks need spare machines)",
+        "evenly all month at "
+        + ("that level" if swept is not None else "the run's concurrency")
+        + " (peaks need spare machines)",
         f"{s.model}: energy {plain(per_thousand(kwh) * 1000)} Wh per 1,000 requests at "
         f"{usd(hardware.usd_per_kwh)}/kWh (idle draw not counted)",
         f"{s.model}: {_per_1k(full_use)} if the machine is busy every hour it is paid for "
@@ -497,12 +510,18 @@ def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
     hardware = comparison.run.hardware or GENERIC_CLOUD_VM
     default_hw = comparison.run.hardware is None
     hosted = comparison.run.hosted
+    sweeps = {sweep.model: sweep for sweep in comparison.sweeps}
 
     def line(model: str) -> tuple[CostLine | None, list[str]]:
         # A hosted model is costed on its own machine; the run's hardware is the others'.
         own = hosted.get(model)
+        sweep = sweeps.get(model)
         return _cost_line(
-            by_model[model], own or hardware, default_hw and own is None, _served(comparison, model)
+            by_model[model],
+            own or hardware,
+            default_hw and own is None,
+            _served(comparison, model),
+            None if sweep is None else sweep.operating_point,
         )
 
     a, notes_a = line(model_a)

@@ -92,6 +92,9 @@ def print_report(
         console.print(f"[{style}]{escape(note.line)}[/{style}]")
     for line in judging_lines(comparison):
         console.print(escape(line))
+    for sweep in comparison.sweeps:
+        for line in sweep.lines():
+            console.print(escape(line))
     # The decision: the break-even sentence first, then the figures, each basis named.
     for i, line in enumerate(tables.decision_lines):
         bold = i < len(tables.break_evens)
