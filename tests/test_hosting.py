@@ -331,3 +331,52 @@ def test_the_in_process_engine_serves_more_at_a_higher_level(llama: Any) -> None
     assert one.errors == four.errors == 0
     # Four rows a batch share each forward pass: more tokens a second than one at a time.
     assert four.output_tokens_per_s > one.output_tokens_per_s
+
+
+def test_the_command_line_sweeps_a_hosted_model_to_a_target(tmp_path: Path) -> None:
+    from helpers.cli import run
+    from helpers.openai_server import SlottedServer
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(f'{{"prompt": "q{i}"}}\n' for i in range(4)), encoding="utf-8")
+    with SlottedServer(2, 0.01, "one two three four five") as server:
+        out = run(
+            "compare",
+            str(prompts),
+            "-m",
+            HOSTED,
+            "-O",
+            f"base_url={server.url}",
+            "-O",
+            "api_key_env=VLLM_KEY",
+            "-O",
+            "hosted=h100",
+            "--load",
+            "1,2",
+            "--slo",
+            "latency_p95<=30",
+            "--no-cache",
+            "--out",
+            str(tmp_path / "run"),
+            VLLM_KEY="sk-test-0",
+        )
+    assert out.returncode == 0, out.stderr
+    assert "load sweep: 8 timed requests (1 models x levels 1, 2" in out.stderr
+    record = Comparison.load(tmp_path / "run" / "comparison.json")
+    (sweep,) = record.sweeps
+    assert sweep.operating_level == 2  # both meet 30 s: the higher throughput
+    assert record.run.hosted[HOSTED].name.startswith("1x H100")
+    assert "<- operating point" in " ".join(out.stdout.split())  # wrapped at 160 columns
+
+
+def test_a_bad_target_or_level_is_refused_at_the_boundary(tmp_path: Path) -> None:
+    from llmcompare.config import load_config
+    from llmcompare.config._problems import ConfigFileError
+
+    path = tmp_path / "llmcompare.toml"
+    path.write_text('load = [1, 4]\nslo = "ttft_p95<=1,latency_p95<=10"\n', encoding="utf-8")
+    config = load_config(path)
+    assert (config.load, config.slo) == ([1, 4], "ttft_p95<=1,latency_p95<=10")
+    path.write_text('slo = "speed>=3"\n', encoding="utf-8")
+    with pytest.raises(ConfigFileError, match=r"llmcompare.toml:1: slo: .*NAME<=SECONDS"):
+        load_config(path)

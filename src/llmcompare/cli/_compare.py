@@ -155,6 +155,18 @@ def _model_flags(models: Sequence[str], options: Sequence[str]) -> list[tuple[st
     help="Report pass@K for code scorers (repeat; default 1 and --samples).",
 )
 @click.option(
+    "--load",
+    metavar="LEVELS",
+    help="Sweep these levels of requests in flight after the run (e.g. 1,4,16,64): timed, "
+    "never from the cache; each model's figures per level and its operating point.",
+)
+@click.option(
+    "--slo",
+    metavar="TARGET",
+    help="The sweep's latency target, seconds (e.g. ttft_p95<=1,latency_p95<=10): each "
+    "model's operating point is its highest throughput that meets it.",
+)
+@click.option(
     "-c",
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -242,6 +254,8 @@ def compare_cmd(
     allow_code_execution: bool | None,
     pass_at: Sequence[int],
     scorers: Sequence[str],
+    load: str | None,
+    slo: str | None,
     config: Path | None,
     models: Sequence[str],
     options: Sequence[str],
@@ -306,6 +320,8 @@ def compare_cmd(
             "allow_code_execution": allow_code_execution,
             "pass_at": list(pass_at) or None,
             "scorers": list(scorers) or None,
+            "load": _levels(load),
+            "slo": slo,
         },
         settings=_settings(max_tokens, temperature, seed),
         samples=samples,
@@ -411,6 +427,19 @@ def _compare_plan(
         ).build()
     except (LLMCompareError, LookupError, ValueError) as exc:
         _fail(str(exc))
+
+
+def _levels(text: str | None) -> list[int] | None:
+    """``--load 1,4,16``'s levels (exit 2 on anything but whole numbers of 1 or more)."""
+    if text is None:
+        return None
+    try:
+        levels = [int(x) for x in text.split(",")]
+    except ValueError:
+        levels = []
+    if not levels or min(levels) < 1:
+        _fail(f"--load {text!r}: give levels of requests in flight, such as 1,4,16,64")
+    return levels
 
 
 def _ray_executor(

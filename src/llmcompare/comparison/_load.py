@@ -17,13 +17,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from llmcompare.batch import generate_many
+from llmcompare.batch._slo import Slo
 from llmcompare.cost import Budget
 from llmcompare.cost._budget import DEFAULT_MAX_TOKENS, worst_case
 from llmcompare.cost._units import usd
 from llmcompare.errors import ConfigurationError
 from llmcompare.model import _native_batching, _native_streaming
 from llmcompare.record._aggregate import percentile
-from llmcompare.record._load import LoadLevel, Slo, Sweep, operating_level
+from llmcompare.record._load import LoadLevel, Sweep, operating_level
 from llmcompare.types import Request, Result
 
 if TYPE_CHECKING:

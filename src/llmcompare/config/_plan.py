@@ -66,6 +66,8 @@ class ComparePlan:
         out: The run folder, or ``None``.
         judge: The judge of the answers (or a panel), or ``None``; the plan owns its models.
         hosted: The hosted models' machines, by label (see ``compare``'s ``hosted``).
+        load: The levels of a load sweep, or None.
+        slo: The sweep's latency target, or None.
     """
 
     config: CompareConfig = field(repr=False)
@@ -89,6 +91,8 @@ class ComparePlan:
     out: Path | None = None
     judge: Judge | JudgePanel | None = None
     hosted: dict[str, LocalHardware] = field(default_factory=dict)
+    load: list[int] | None = None
+    slo: str | None = None
 
     def run(
         self,
@@ -143,6 +147,8 @@ class ComparePlan:
             pass_at=self.pass_at,
             judge=self.judge,
             hosted=self.hosted,
+            load=self.load,
+            slo=self.slo,
             **self.settings,
         )
 
@@ -222,6 +228,8 @@ def build_plan(config: CompareConfig) -> ComparePlan:
         out=config.out_dir(),
         judge=judge,
         hosted={label: m.hosted for label, m in by_label if m.hosted is not None},
+        load=config.load,
+        slo=config.slo,
     )
 
 

@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from llmcompare.batch._slo import parse_slo
 from llmcompare.config._plan import ComparePlan, build_plan
 from llmcompare.config._problems import (
     ConfigFileError,
@@ -64,6 +65,14 @@ _NOT_BOOL = BeforeValidator(_no_bool)
 def _rate(value: float | None, info: ValidationInfo) -> float | None:
     """A limit the rate limiter takes (one that admits less than one a day is refused)."""
     RateLimits(**{str(info.field_name): value})
+    return value
+
+
+def _slo(value: str) -> str:
+    try:
+        parse_slo(value)
+    except ConfigurationError as exc:
+        raise ValueError(str(exc)) from None
     return value
 
 
@@ -303,6 +312,8 @@ class CompareConfig(BaseModel):
         out: The report folder.
         executor: Where local models run (default: in this process).
         judge: The judge of the answers (see :class:`JudgeConfig`), or None.
+        load: Levels of requests in flight to sweep (``compare``'s ``load``), or None.
+        slo: The latency target of the sweep (``"ttft_p95<=1,latency_p95<=10"``), or None.
     """
 
     model_config = _FROZEN
@@ -327,6 +338,8 @@ class CompareConfig(BaseModel):
     allow_code_execution: bool = False
     pass_at: list[Annotated[int, Field(ge=1), _NOT_BOOL]] | None = None
     judge: JudgeConfig | None = None
+    load: list[Annotated[int, Field(ge=1), _NOT_BOOL]] | None = None
+    slo: Annotated[str, AfterValidator(_slo)] | None = None
 
     _base: Path | None = PrivateAttr(default=None)
     _source: _Source | None = PrivateAttr(default=None)
@@ -383,6 +396,8 @@ class CompareConfig(BaseModel):
         pass_at: Sequence[int] | None = None,
         scorers: Sequence[str] | None = None,
         judge: JudgeConfig | None = None,
+        load: Sequence[int] | None = None,
+        slo: str | None = None,
     ) -> CompareConfig:
         """This config with command-line flags over it: each flag given wins over the file.
 
@@ -411,6 +426,8 @@ class CompareConfig(BaseModel):
             scorers: ``--scorer``: added to the file's scorers.
             judge: ``--judge``, ``--judge-mode``, ``--judge-rubric``: replaces the file's judge
                 (:func:`~llmcompare.config.judge_from_flags` builds it over the file's).
+            load: ``--load``: the levels of a load sweep.
+            slo: ``--slo``: the sweep's latency target.
 
         Returns:
             A new config; this one is unchanged.
@@ -455,6 +472,8 @@ class CompareConfig(BaseModel):
             ("pass_at", None if pass_at is None else list(pass_at)),
             ("scorers", None if not scorers else [*self.scorers, *scorers]),
             ("judge", judge),
+            ("load", None if load is None else list(load)),
+            ("slo", slo),
         ):
             if value is not None:
                 update[name] = value

@@ -15,8 +15,9 @@ only this package, the scorers and :mod:`llmcompare.report`).
 
 from __future__ import annotations
 
+from llmcompare.batch._slo import Slo, parse_slo
 from llmcompare.record._comparison import Comparison
-from llmcompare.record._load import LoadLevel, Slo, Sweep, parse_slo
+from llmcompare.record._load import LoadLevel, Sweep
 from llmcompare.record._types import ErrorInfo, ModelSummary, Pairwise, PassAtK, Row, RunInfo
 
 __all__ = [

@@ -3,24 +3,18 @@
 - :class:`LoadLevel`: one level's requests/s, output tokens/s, latency and time to first token
   (p50, p95), time per output token and errors.
 - :class:`Sweep`: one model's levels and its operating point: the highest throughput that
-  meets the target (:class:`Slo`).
-- :func:`parse_slo`: ``"ttft_p95<=1,latency_p95<=10"`` as a :class:`Slo`.
+  meets the latency target (:class:`~llmcompare.record.Slo`).
 """
 
 from __future__ import annotations
 
-import re
-
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmcompare.errors import ConfigurationError
+from llmcompare.batch._slo import Slo
 
-__all__ = ["SLO_METRICS", "LoadLevel", "Slo", "Sweep", "parse_slo"]
+__all__ = ["LoadLevel", "Sweep", "operating_level"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
-
-SLO_METRICS = ("latency_p50_s", "latency_p95_s", "ttft_p50_s", "ttft_p95_s", "tpot_s")
-"""The figures a latency target may bound (``latency_p95`` is read as ``latency_p95_s``)."""
 
 
 class LoadLevel(BaseModel):
@@ -63,40 +57,6 @@ class LoadLevel(BaseModel):
             if value is None or value > bound:
                 return False
         return True
-
-
-class Slo(BaseModel):
-    """A latency target: upper bounds on some of a level's figures, in seconds.
-
-    Attributes:
-        bounds: Each bounded figure (one of :data:`SLO_METRICS`) and its bound.
-        text: The target as the user wrote it.
-    """
-
-    model_config = _FROZEN
-
-    bounds: dict[str, float]
-    text: str
-
-
-def parse_slo(text: str) -> Slo:
-    """A latency target from ``"ttft_p95<=1,latency_p95<=10"`` (seconds; ``_s`` optional).
-
-    Raises:
-        ConfigurationError: For a bound that is not ``NAME<=SECONDS`` of a known figure.
-    """
-    bounds: dict[str, float] = {}
-    for part in (p.strip() for p in text.split(",")):
-        found = re.fullmatch(r"([a-z0-9_]+)\s*<=\s*([0-9]*\.?[0-9]+)", part)
-        name = "" if found is None else found[1]
-        metric = name if name.endswith("_s") else f"{name}_s"
-        if found is None or metric not in SLO_METRICS:
-            raise ConfigurationError(
-                f"--slo {part!r}: give NAME<=SECONDS, NAME one of "
-                f"{[m.removesuffix('_s') for m in SLO_METRICS]} (e.g. ttft_p95<=1,latency_p95<=10)"
-            )
-        bounds[metric] = float(found[2])
-    return Slo(bounds=bounds, text=text)
 
 
 class Sweep(BaseModel):
