@@ -380,3 +380,63 @@ def test_a_bad_target_or_level_is_refused_at_the_boundary(tmp_path: Path) -> Non
     path.write_text('slo = "speed>=3"\n', encoding="utf-8")
     with pytest.raises(ConfigFileError, match=r"llmcompare.toml:1: slo: .*NAME<=SECONDS"):
         load_config(path)
+
+
+# -- what if -------------------------------------------------------------------------------------
+
+
+def test_what_if_prices_the_items_offline_and_sends_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tiktoken
+
+    from helpers.cli import run
+    from helpers.openai_server import OpenAIServer
+    from helpers.tiktoken_cache import seed_tiktoken_cache
+
+    if not seed_tiktoken_cache(tmp_path):
+        pytest.skip("quicktok-v1 (offline tiktoken tables) is not installed")
+    prompts = ["What is the capital of France?", "Name three primes.", "Say hello."]
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(f'{{"prompt": "{p}"}}\n' for p in prompts), encoding="utf-8")
+    with OpenAIServer() as server:
+        out = run(
+            "compare",
+            str(path),
+            "-m",
+            "fake",
+            "-O",
+            "open_weights=true",
+            "--what-if",
+            "chatgpt:gpt-5.4-mini",
+            "--no-cache",
+            "--out",
+            str(tmp_path / "run"),
+            TIKTOKEN_CACHE_DIR=str(tmp_path),
+            LLMCOMPARE_NO_NETWORK="1",
+            OPENAI_BASE_URL=server.url,
+        )
+        assert server.requests == []  # priced, never sent
+    assert out.returncode == 0, out.stderr
+    assert "TokenEstimateWarning" not in out.stderr
+    record = Comparison.load(tmp_path / "run" / "comparison.json")
+    (priced,) = record.what_if
+    # The count, computed here with tiktoken's o200k_base: OpenAI's chat framing of one user
+    # message (3 + 1 for the role) and 3 to prime the reply.
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))  # the same seeded tables, offline
+    enc = tiktoken.get_encoding("o200k_base")
+    assert priced.input_tokens == sum(3 + 1 + len(enc.encode_ordinary(p)) + 3 for p in prompts)
+    answers = [r.completion.text for r in record.rows if r.completion is not None]
+    assert priced.output_tokens == sum(len(enc.encode_ordinary(a)) for a in answers)
+    # gpt-5.4-mini's table prices, per million tokens.
+    from llmcompare.cost import get_price
+
+    price = get_price("chatgpt:gpt-5.4-mini")
+    assert price is not None
+    expected = (priced.input_tokens * price.input + priced.output_tokens * price.output) / 10**6
+    assert priced.usd == expected
+    text = " ".join(out.stdout.split())
+    assert "chatgpt:gpt-5.4-mini: estimated, not sent" in text  # the break-even sentence
+    assert "(paid per token, estimated, not sent)" in text  # its figures
+    page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert "estimated, not sent" in page

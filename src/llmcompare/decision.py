@@ -45,7 +45,7 @@ from llmcompare.cost._units import per_thousand, plain, usd
 from llmcompare.record._aggregate import row_score
 
 if TYPE_CHECKING:
-    from llmcompare.record import Comparison, LoadLevel, ModelSummary
+    from llmcompare.record import Comparison, LoadLevel, ModelSummary, WhatIf
 
 __all__ = [
     "HOURS_PER_MONTH",
@@ -117,6 +117,7 @@ class Figure:
         basis: How the dollars are counted: ``"paid per token"`` (an API model at its prices)
             or ``"paid per second of use"`` (a hosted model's machine time at its rate).
         estimated: Whether the dollars are estimated rather than priced.
+        correct: Correct answers in the run (None for a model priced without sending).
     """
 
     model: str
@@ -125,6 +126,7 @@ class Figure:
     wh_per_1k_requests: float | None
     basis: str
     estimated: bool = False
+    correct: float | None = None
 
     def line(self, correct: str = "correct answers") -> str:
         """The figures as one line, each in plain decimals, the basis named once at the end."""
@@ -161,6 +163,18 @@ def figures(comparison: Comparison) -> list[Figure]:
                 wh_per_1k_requests=None if kwh is None else per_thousand(kwh) * 1000,
                 basis="paid per second of use" if s.open_weights else "paid per token",
                 estimated=s.cost.status == "estimated",
+                correct=pc.correct,
+            )
+        )
+    for w in comparison.what_if:
+        out.append(
+            Figure(
+                model=w.model,
+                usd_per_1k_requests=per_thousand(w.usd_per_request),
+                usd_per_1k_correct=None,
+                wh_per_1k_requests=None,
+                basis="paid per token, estimated, not sent",
+                estimated=True,
             )
         )
     return out
@@ -289,6 +303,8 @@ class BreakEven:
             that is below ``crossover`` (above it the API is cheaper again just after each
             added machine); None when the two are the same.
         machines: Machines the hosted model needs at the crossover (None without one).
+        not_sent: A model of the pair priced without sending anything (``what_if``), whose
+            figures are estimated, not sent; None when both ran.
     """
 
     model_a: str
@@ -300,9 +316,14 @@ class BreakEven:
     assumptions: tuple[str, ...] = field(default=())
     first_crossover: float | None = None
     machines: int | None = None
+    not_sent: str | None = None
 
     def sentence(self) -> str:
         """The verdict in one sentence, for the report and the terminal."""
+        said = self._verdict()
+        return said if self.not_sent is None else f"{said} ({self.not_sent}: estimated, not sent)"
+
+    def _verdict(self) -> str:
         if self.crossover is not None and self.cheaper_above is not None:
             other = self.model_b if self.cheaper_above == self.model_a else self.model_a
             line = self.lines[0] if self.cheaper_above == self.model_a else self.lines[1]
@@ -448,6 +469,17 @@ def _cost_line(
     return line, notes
 
 
+def _what_if_line(w: WhatIf) -> tuple[CostLine, list[str]]:
+    """A model priced without sending anything: linear in volume, estimated, not sent."""
+    per_request = w.usd_per_request
+    return CostLine(model=w.model, local=False, usd_per_request=per_request), [
+        f"{w.model}: {_per_1k(per_request)}, paid per token, estimated, not sent (the run's "
+        f"{w.requests:,} requests: {w.input_tokens:,} input tokens counted with its tokenizer, "
+        f"{w.output_tokens:,} output tokens estimated from the run's answers, at its table "
+        "prices), linear in volume"
+    ]
+
+
 @dataclass(frozen=True)
 class _Crossing:
     for_good: float | None
@@ -504,8 +536,9 @@ def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
         KeyError: When a model is not in the run.
     """
     by_model = {s.model: s for s in comparison.summaries}
+    priced_only = {w.model: w for w in comparison.what_if}
     for model in (model_a, model_b):
-        if model not in by_model:
+        if model not in by_model and model not in priced_only:
             raise KeyError(f"{model!r} is not a model of this run: {list(by_model)}")
     hardware = comparison.run.hardware or GENERIC_CLOUD_VM
     default_hw = comparison.run.hardware is None
@@ -513,6 +546,8 @@ def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
     sweeps = {sweep.model: sweep for sweep in comparison.sweeps}
 
     def line(model: str) -> tuple[CostLine | None, list[str]]:
+        if model not in by_model:
+            return _what_if_line(priced_only[model])
         # A hosted model is costed on its own machine; the run's hardware is the others'.
         own = hosted.get(model)
         sweep = sweeps.get(model)
@@ -544,8 +579,18 @@ def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
         first: float | None = None,
         machines: int | None = None,
     ) -> BreakEven:
+        not_sent = next((m for m in (model_a, model_b) if m not in by_model), None)
         return BreakEven(
-            model_a, model_b, (a, b), crossover, cheaper, reason, assumptions, first, machines
+            model_a,
+            model_b,
+            (a, b),
+            crossover,
+            cheaper,
+            reason,
+            assumptions,
+            first,
+            machines,
+            not_sent,
         )
 
     if a is None or b is None:

@@ -167,6 +167,14 @@ def _model_flags(models: Sequence[str], options: Sequence[str]) -> list[tuple[st
     "model's operating point is its highest throughput that meets it.",
 )
 @click.option(
+    "--what-if",
+    "what_if",
+    multiple=True,
+    metavar="MODEL",
+    help="Price the items at MODEL's table prices without sending anything (repeat): input "
+    "tokens counted offline, output estimated from the answers; marked 'estimated, not sent'.",
+)
+@click.option(
     "-c",
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -256,6 +264,7 @@ def compare_cmd(
     scorers: Sequence[str],
     load: str | None,
     slo: str | None,
+    what_if: Sequence[str],
     config: Path | None,
     models: Sequence[str],
     options: Sequence[str],
@@ -322,6 +331,7 @@ def compare_cmd(
             "scorers": list(scorers) or None,
             "load": _levels(load),
             "slo": slo,
+            "what_if": list(what_if) or None,
         },
         settings=_settings(max_tokens, temperature, seed),
         samples=samples,

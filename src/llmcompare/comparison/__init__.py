@@ -31,6 +31,7 @@ from llmcompare.comparison._load import check_levels, plan_sweep, run_sweeps
 from llmcompare.comparison._plan import config_record, plan_record, plan_runs
 from llmcompare.comparison._record import build_record
 from llmcompare.comparison._run import Sending, close_all, open_cache, run_models
+from llmcompare.comparison._what_if import check_what_if, price_what_if
 from llmcompare.cost import Budget, LocalHardware
 from llmcompare.judges import Judge, JudgePanel, Judging
 from llmcompare.prompts import PromptItem
@@ -76,6 +77,7 @@ def compare(
     hosted: Mapping[str, str | Mapping[str, Any] | LocalHardware] | None = None,
     load: Sequence[int] | None = None,
     slo: str | Slo | None = None,
+    what_if: Sequence[str] = (),
     **settings: Unpack[Settings],
 ) -> Comparison:
     """Run every prompt on every model and gather answers, scores, latency, tokens and cost.
@@ -158,6 +160,11 @@ def compare(
             hold each level's figures.
         slo: A latency target (``"ttft_p95<=1,latency_p95<=10"``, seconds): each swept
             model's operating point is its highest throughput that meets it.
+        what_if: Models to price on the same items without sending them anything
+            (``"chatgpt:gpt-5.4-mini"``): input tokens counted with the model's tokenizer
+            offline, output tokens estimated from the run's answers, at its table prices. The
+            record's ``what_if`` holds them, marked estimated, not sent; the decision shows a
+            break-even against each.
         **settings: Generation settings shared by every model, on top of the defaults
             (greedy, ``max_tokens=256``).
 
@@ -173,6 +180,7 @@ def compare(
         models, prompts, settings, scorers, samples, confidence, stats_seed, allow_code_execution
     )
     check_judge(judge, len(models))
+    priced_only = check_what_if(what_if)
     built, owned = build_models(models)
     folder: RunFolder | None = None
     store: ResponseCache | None = None
@@ -204,11 +212,12 @@ def compare(
             started = datetime.now(timezone.utc)
             run_models(runs, sending, folder, store)
             sweeps = run_sweeps(runs, levels, target, sending) if levels else ()
+            estimates = price_what_if(runs, priced_only) if priced_only else ()
             if judge is not None:
                 judging = judge_runs(judge, runs, inputs, sending, folder, store, hardware)
         finally:
             close_all(store if cache is True else None, owned)
-        return build_record(runs, inputs, hardware, started, ks, folder, judging, sweeps)
+        return build_record(runs, inputs, hardware, started, ks, folder, judging, sweeps, estimates)
     finally:
         if folder is not None:
             folder.close()

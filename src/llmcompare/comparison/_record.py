@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from llmcompare.comparison._plan import ModelRun, PlannedRequest
     from llmcompare.judges import Judging
     from llmcompare.prompts import PromptItem
-    from llmcompare.record import Sweep
+    from llmcompare.record import Sweep, WhatIf
     from llmcompare.runs import RunFolder
 
 __all__ = ["RECORD_FILE", "build_record", "cpu_name", "finished_record"]
@@ -78,6 +78,7 @@ def build_record(
     folder: RunFolder | None = None,
     judging: Judging | None = None,
     sweeps: tuple[Sweep, ...] = (),
+    what_if: tuple[WhatIf, ...] = (),
 ) -> Comparison:
     """The typed record of the run: rows, summaries, pairwise differences and the run's stamp.
 
@@ -126,6 +127,7 @@ def build_record(
         differences=_aggregate.differences(labels, rows, inputs.confidence, inputs.stats_seed),
         judging=judging,
         sweeps=sweeps,
+        what_if=what_if,
     )
     if folder is not None:
         record.save(folder.path / RECORD_FILE)

@@ -68,6 +68,7 @@ class ComparePlan:
         hosted: The hosted models' machines, by label (see ``compare``'s ``hosted``).
         load: The levels of a load sweep, or None.
         slo: The sweep's latency target, or None.
+        what_if: Models priced without sending anything.
     """
 
     config: CompareConfig = field(repr=False)
@@ -93,6 +94,7 @@ class ComparePlan:
     hosted: dict[str, LocalHardware] = field(default_factory=dict)
     load: list[int] | None = None
     slo: str | None = None
+    what_if: list[str] = field(default_factory=list)
 
     def run(
         self,
@@ -149,6 +151,7 @@ class ComparePlan:
             hosted=self.hosted,
             load=self.load,
             slo=self.slo,
+            what_if=self.what_if,
             **self.settings,
         )
 
@@ -230,6 +233,7 @@ def build_plan(config: CompareConfig) -> ComparePlan:
         hosted={label: m.hosted for label, m in by_label if m.hosted is not None},
         load=config.load,
         slo=config.slo,
+        what_if=list(config.what_if),
     )
 
 

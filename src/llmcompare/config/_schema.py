@@ -314,6 +314,7 @@ class CompareConfig(BaseModel):
         judge: The judge of the answers (see :class:`JudgeConfig`), or None.
         load: Levels of requests in flight to sweep (``compare``'s ``load``), or None.
         slo: The latency target of the sweep (``"ttft_p95<=1,latency_p95<=10"``), or None.
+        what_if: Models priced on the items without sending anything (``compare``'s).
     """
 
     model_config = _FROZEN
@@ -340,6 +341,7 @@ class CompareConfig(BaseModel):
     judge: JudgeConfig | None = None
     load: list[Annotated[int, Field(ge=1), _NOT_BOOL]] | None = None
     slo: Annotated[str, AfterValidator(_slo)] | None = None
+    what_if: list[str] = Field(default_factory=list)
 
     _base: Path | None = PrivateAttr(default=None)
     _source: _Source | None = PrivateAttr(default=None)
@@ -398,6 +400,7 @@ class CompareConfig(BaseModel):
         judge: JudgeConfig | None = None,
         load: Sequence[int] | None = None,
         slo: str | None = None,
+        what_if: Sequence[str] | None = None,
     ) -> CompareConfig:
         """This config with command-line flags over it: each flag given wins over the file.
 
@@ -428,6 +431,7 @@ class CompareConfig(BaseModel):
                 (:func:`~llmcompare.config.judge_from_flags` builds it over the file's).
             load: ``--load``: the levels of a load sweep.
             slo: ``--slo``: the sweep's latency target.
+            what_if: ``--what-if``: added to the file's.
 
         Returns:
             A new config; this one is unchanged.
@@ -474,6 +478,7 @@ class CompareConfig(BaseModel):
             ("judge", judge),
             ("load", None if load is None else list(load)),
             ("slo", slo),
+            ("what_if", None if not what_if else [*self.what_if, *what_if]),
         ):
             if value is not None:
                 update[name] = value

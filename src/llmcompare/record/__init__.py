@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from llmcompare.batch._slo import Slo, parse_slo
 from llmcompare.record._comparison import Comparison
-from llmcompare.record._load import LoadLevel, Sweep
+from llmcompare.record._load import LoadLevel, Sweep, WhatIf
 from llmcompare.record._types import ErrorInfo, ModelSummary, Pairwise, PassAtK, Row, RunInfo
 
 __all__ = [
@@ -31,5 +31,6 @@ __all__ = [
     "RunInfo",
     "Slo",
     "Sweep",
+    "WhatIf",
     "parse_slo",
 ]

@@ -4,15 +4,19 @@
   (p50, p95), time per output token and errors.
 - :class:`Sweep`: one model's levels and its operating point: the highest throughput that
   meets the latency target (:class:`~llmcompare.record.Slo`).
+- :class:`WhatIf`: a model priced on the run's items without sending anything.
 """
 
 from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmcompare.batch._slo import Slo
 
-__all__ = ["LoadLevel", "Sweep", "operating_level"]
+__all__ = ["LoadLevel", "Sweep", "WhatIf", "operating_level"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -104,3 +108,31 @@ def operating_level(levels: tuple[LoadLevel, ...], slo: Slo | None) -> int | Non
         return None
     met = [x for x in levels if x.meets(slo)]
     return max(met, key=lambda x: x.output_tokens_per_s).level if met else None
+
+
+class WhatIf(BaseModel):
+    """A model priced on the run's items without sending anything: estimated, not sent.
+
+    Attributes:
+        model: The model priced (``"chatgpt:gpt-5.4-mini"``).
+        requests: The requests priced (the run's items times samples).
+        input_tokens: Their input tokens, counted exactly with the model's tokenizer offline.
+        output_tokens: Their output tokens, estimated: the run's measured answers to each
+            item re-tokenized with that tokenizer (their mean over the run's models).
+        usd: What they would cost at the model's table prices.
+        price_date: When those prices were checked.
+    """
+
+    model_config = _FROZEN
+
+    model: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    usd: Decimal
+    price_date: date | None = None
+
+    @property
+    def usd_per_request(self) -> float:
+        """Dollars a request, estimated."""
+        return float(self.usd) / self.requests if self.requests else 0.0

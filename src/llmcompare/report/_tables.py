@@ -335,11 +335,15 @@ def notes(comparison: Comparison) -> list[str]:
 
 
 def break_evens(comparison: Comparison) -> tuple[BreakEven, ...]:
-    """Each pair of models' break-even (see :func:`llmcompare.decision.break_even`), run order."""
+    """Each pair of models' break-even (see :func:`llmcompare.decision.break_even`), run order.
+
+    Then each open model against each model priced without sending (``what_if``).
+    """
     models = comparison.run.models
+    open_models = [s.model for s in comparison.summaries if s.open_weights]
     return tuple(
         break_even(comparison, a, b) for i, a in enumerate(models) for b in models[i + 1 :]
-    )
+    ) + tuple(break_even(comparison, a, w.model) for a in open_models for w in comparison.what_if)
 
 
 def break_even_lines(comparison: Comparison) -> list[str]:
