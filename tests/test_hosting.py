@@ -440,3 +440,23 @@ def test_what_if_prices_the_items_offline_and_sends_nothing(
     assert "(paid per token, estimated, not sent)" in text  # its figures
     page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     assert "estimated, not sent" in page
+
+
+def test_the_hosting_guides_config_loads_and_is_the_example() -> None:
+    from llmcompare.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    example = root / "examples" / "hosting.toml"
+    config = load_config(example)
+    llama, gpt = config.models
+    assert llama.hosted is not None
+    assert llama.hosted.usd_per_hour == Decimal("2.99")
+    assert (config.load, config.slo) == ([1, 4, 16, 64], "ttft_p95<=1,latency_p95<=10")
+    assert config.what_if == ["chatgpt:gpt-5.4"]
+    assert gpt.api_key_env == "OPENAI_API_KEY"
+    # The guide shows the file as it is (its comments aside).
+    body = "".join(
+        line for line in example.read_text(encoding="utf-8").splitlines(True) if line[:1] != "#"
+    )
+    guide = (root / "docs" / "guides" / "hosting.md").read_text(encoding="utf-8")
+    assert body in guide
