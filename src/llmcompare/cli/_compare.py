@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from llmcompare.config import CompareConfig, ComparePlan, ExecutorConfig
 
 
+DEMO_WHAT_IF = "chatgpt:gpt-5.4-mini"
+"""What a bare ``llmcompare compare`` without ChatGPT prices offline, so it shows a decision."""
+
+
 def default_models() -> tuple[list[str], list[str]]:
     """The models a bare ``llmcompare compare`` runs, and hints for those it cannot.
 
@@ -317,6 +321,13 @@ def compare_cmd(
         names, hints = default_models()
         for hint in hints:
             console.print(f"[yellow]{hint}[/yellow]")
+        if "chatgpt" not in names and not what_if:
+            # The keyless demo still shows a decision: ChatGPT priced offline, nothing sent.
+            what_if = (DEMO_WHAT_IF,)
+            console.print(
+                f"[yellow]{DEMO_WHAT_IF}: priced offline on the same items (estimated, not "
+                "sent); --what-if MODEL prices another[/yellow]"
+            )
     # The file (if any), then the flags over it: one plan, whatever the models came from.
     plan = _compare_plan(
         config,

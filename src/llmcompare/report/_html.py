@@ -23,7 +23,7 @@ from llmcompare.record._aggregate import item_scores_of
 from llmcompare.report import _svg
 from llmcompare.report._judging import grid_verdicts, judging_view
 from llmcompare.report._judging_svg import ranking_chart
-from llmcompare.report._tables import break_even_chart, chart_data, view
+from llmcompare.report._tables import break_even_chart, chart_data, sweep_chart, view
 
 if TYPE_CHECKING:
     import jinja2
@@ -176,11 +176,13 @@ def grid_data(comparison: Comparison) -> dict[str, Any]:
 
 def _charts(comparison: Comparison) -> list[str]:
     charts = chart_data(comparison)
+    swept = sweep_chart(comparison)
     return [
         _svg.scatter(charts.quality_vs_cost),
         _svg.scatter(charts.quality_vs_latency),
         _svg.bars(charts.throughput),
         _svg.bars(charts.energy),
+        *([] if swept is None else [_svg.lines(swept)]),
     ]
 
 
