@@ -194,9 +194,8 @@ def compare(
             levels = check_levels(load) if load is not None else ()
             target = parse_slo(slo) if isinstance(slo, str) else slo
             if levels:
-                said = plan_sweep(runs, levels, budget)
-                if progress is not False:
-                    print(said, file=sys.stderr)
+                # Said whatever the progress bar: what a sweep will send and cost, before it does.
+                print(plan_sweep(runs, levels, budget), file=sys.stderr)
             sending = Sending(
                 concurrency, retry, rpm, tpm, own, tracker, progress, refresh, executor
             )
