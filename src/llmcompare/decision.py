@@ -153,7 +153,10 @@ def figures(comparison: Comparison) -> list[Figure]:
         pc = by_model[s.model]
         priced = s.cost.status != "unpriced" and s.succeeded > 0
         per_request = float(s.cost.usd) / s.succeeded if priced else None
-        kwh = None if s.cost.kwh is None or s.succeeded == 0 else float(s.cost.kwh) / s.succeeded
+        # An API's energy is an estimate with a wide range (the table shows it as such): not a
+        # figure to weigh beside a measured one in the decision.
+        spent = None if s.cost.energy == "estimated-api" else s.cost.kwh
+        kwh = None if spent is None or s.succeeded == 0 else float(spent) / s.succeeded
         out.append(
             Figure(
                 model=s.model,
