@@ -131,7 +131,8 @@ def test_the_page_shows_each_items_verdicts_beside_the_answers(tmp_path: Path) -
     page = write_html(result, tmp_path / "report.html").read_text(encoding="utf-8")
     assert '<section id="judging">' in page
     assert "judging: $" in page
-    assert "$ per answer judged at least as good" in page
+    # Per 1,000 answers: the decision's human units (issue 24), not dollars per one answer.
+    assert "$ per 1,000 answers judged at least as good" in page
     assert "no reference scorer: the judge's verdicts are the quality measure" in page
     (blob,) = BLOB.findall(page)
     items = {i["id"]: i for i in json.loads(blob)["items"]}

@@ -74,6 +74,8 @@ def test_the_decision_view_says_what_its_dollars_are(record: Comparison, tmp_pat
     page = write_html(record, tmp_path / "report.html").read_text(encoding="utf-8")
     assert "not a correct answer: weigh it against the quality above" in page
     assert "as if the machine were paid only while it works" in page
+    assert "paid per second of use" in page
+    assert "paid per token" in page
     # A local request on a fast machine costs a fraction of a cent: shown, not rounded to 0.
     # The fake's throughput is measured, so a busy test machine would make it slower: fix it.
     local = record.summaries[0].model_copy(update={"output_tokens_per_s": 2000.0})
@@ -85,10 +87,14 @@ def test_the_decision_view_says_what_its_dollars_are(record: Comparison, tmp_pat
     assert hardware is not None
     full_use = float(hardware.usd_per_hour) / (per_s * 3600)
     assert full_use < 5e-7
-    assert f"${full_use:.3g} a request if the machine is busy" in page
+    # Per 1,000 requests, three significant figures in plain decimals (no exponent).
+    shown = re.search(r"\$([0-9.]+) per 1,000 requests if the machine is busy", page)
+    assert shown is not None
+    assert float(shown[1]) == pytest.approx(full_use * 1000, rel=0.005)
     assert "$0.000000" not in page
-    # Dollars per correct answer by hand: the API's $0.00625 over its 3 correct answers.
-    assert f"<td>{0.00625 / 3:.3g}</td>" in page
+    # Dollars per 1,000 correct answers by hand: the API's $0.00625 over its 3 correct answers.
+    assert f"{0.00625 / 3 * 1000:.2f}" == "2.08"
+    assert "<td>$2.08</td>" in page
 
 
 def test_the_page_marks_warnings_and_shows_each_pair_once(
@@ -160,7 +166,7 @@ def test_break_even_matches_a_hand_computation(record: Comparison) -> None:
     # Past one machine's capacity a second one is paid for.
     assert local.monthly_usd(3_000_000) == pytest.approx(2 * 730 + 3_000_000 * 0.0002)
     assert any("kept on 730 h a month" in a for a in found.assumptions)
-    assert any("$0.001250 a request" in a for a in found.assumptions)
+    assert any("$1.25 per 1,000 requests, paid per token" in a for a in found.assumptions)
 
 
 def _hand_costs(volume: float, capacity: float) -> tuple[float, float]:
@@ -264,7 +270,8 @@ def test_a_machine_too_slow_never_breaks_even(record: Comparison) -> None:
     assert found.cheaper_above == "fake:api"
     assert found.reason is not None
     # Fully used, a request costs $1 / 36 requests an hour + $0.0002 of energy.
-    assert f"${1 / 36 + 0.0002:.6f}" in found.reason
+    assert f"{(1 / 36 + 0.0002) * 1000:.1f}" == "28.0"  # three significant figures: $28
+    assert "$28 per 1,000 requests" in found.reason
 
 
 def test_two_api_models_have_no_crossover(record: Comparison) -> None:

@@ -3,6 +3,8 @@
 - :func:`per_correct`: dollars and kWh per correct answer of each model.
 - :func:`per_judged_good`: where items have no reference scorer, a judged run's quality
   instead: dollars per answer the judge found at least as good as every other model's.
+- :func:`figures`: each model's dollars and Wh per 1,000 requests and correct answers, each
+  with its cost basis named (the report shows them after the break-even sentence).
 - :func:`break_even`: monthly dollars against monthly requests for two models, and the volume
   above which one costs less than the other (:class:`BreakEven`).
 
@@ -39,18 +41,23 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from llmcompare.cost import GENERIC_CLOUD_VM, LocalHardware
+from llmcompare.cost._units import per_thousand, plain, usd
 from llmcompare.record._aggregate import row_score
 
 if TYPE_CHECKING:
-    from llmcompare.record import Comparison, ModelSummary
+    from llmcompare.record import Comparison, LoadLevel, ModelSummary, WhatIf
 
 __all__ = [
     "HOURS_PER_MONTH",
+    "MONTH_BASIS",
     "BreakEven",
     "CostLine",
+    "Figure",
     "PerCorrect",
     "PerJudgedGood",
     "break_even",
+    "correct_unit",
+    "figures",
     "per_correct",
     "per_judged_good",
     "round_volume",
@@ -58,6 +65,10 @@ __all__ = [
 
 HOURS_PER_MONTH = 730.0
 """Hours in an average month (8,760 / 12): what an always-on machine is paid for."""
+
+MONTH_BASIS = "a machine kept on all month"
+"""The break-even's cost basis, named wherever it is shown (the run's figures are the other:
+``"paid per second of use"``)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,98 @@ class PerCorrect:
     correct: float
     usd: float | None
     kwh: float | None
+
+
+def correct_unit(comparison: Comparison) -> str:
+    """What a "correct answer" is in this run, as the decision names it.
+
+    A score of 1 (``"correct answers"``); with partial scores, the expected number of correct
+    answers (each answer adds its score: ``"expected correct answers"``).
+    """
+    partial = any(
+        score is not None and score not in (0.0, 1.0)
+        for row in comparison.rows
+        if (score := row_score(row)) is not None
+    )
+    return "expected correct answers" if partial else "correct answers"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One model's figures of the run in the units a reader compares, with their cost basis.
+
+    Attributes:
+        model: The model's label.
+        usd_per_1k_requests: Dollars per 1,000 answered requests (None: unpriced).
+        usd_per_1k_correct: Dollars per 1,000 correct answers (None: none correct, unpriced).
+        wh_per_1k_requests: Watt-hours per 1,000 answered requests (None: unknown, API).
+        basis: How the dollars are counted: ``"paid per token"`` (an API model at its prices)
+            or ``"paid per second of use"`` (a hosted model's machine time at its rate).
+        estimated: Whether the dollars are estimated rather than priced.
+        correct: Correct answers in the run (None for a model priced without sending).
+    """
+
+    model: str
+    usd_per_1k_requests: float | None
+    usd_per_1k_correct: float | None
+    wh_per_1k_requests: float | None
+    basis: str
+    estimated: bool = False
+    correct: float | None = None
+
+    def line(self, correct: str = "correct answers") -> str:
+        """The figures as one line, each in plain decimals, the basis named once at the end."""
+        mark = "~" if self.estimated else ""
+        parts = []
+        if self.usd_per_1k_requests is not None:
+            parts.append(f"{mark}{usd(self.usd_per_1k_requests)} per 1,000 requests")
+        if self.usd_per_1k_correct is not None:
+            parts.append(f"{mark}{usd(self.usd_per_1k_correct)} per 1,000 {correct}")
+        dollars = f" ({self.basis})" if parts else "unpriced"
+        energy = (
+            ""
+            if self.wh_per_1k_requests is None
+            else f"; {plain(self.wh_per_1k_requests)} Wh per 1,000 requests"
+        )
+        return f"{self.model}: {', '.join(parts)}{dollars}{energy}"
+
+
+def figures(comparison: Comparison) -> list[Figure]:
+    """Each model's dollars and energy per 1,000 requests and correct answers, in run order."""
+    by_model = {pc.model: pc for pc in per_correct(comparison)}
+    out = []
+    for s in comparison.summaries:
+        pc = by_model[s.model]
+        priced = s.cost.status != "unpriced" and s.succeeded > 0
+        per_request = float(s.cost.usd) / s.succeeded if priced else None
+        # An API's energy is an estimate with a wide range (the table shows it as such): not a
+        # figure to weigh beside a measured one in the decision.
+        spent = None if s.cost.energy == "estimated-api" else s.cost.kwh
+        kwh = None if spent is None or s.succeeded == 0 else float(spent) / s.succeeded
+        out.append(
+            Figure(
+                model=s.model,
+                usd_per_1k_requests=None if per_request is None else per_thousand(per_request),
+                usd_per_1k_correct=None if pc.usd is None else per_thousand(pc.usd),
+                # kWh a request to Wh per 1,000 requests: x 1,000 twice.
+                wh_per_1k_requests=None if kwh is None else per_thousand(kwh) * 1000,
+                basis="paid per second of use" if s.open_weights else "paid per token",
+                estimated=s.cost.status == "estimated",
+                correct=pc.correct,
+            )
+        )
+    for w in comparison.what_if:
+        out.append(
+            Figure(
+                model=w.model,
+                usd_per_1k_requests=per_thousand(w.usd_per_request),
+                usd_per_1k_correct=None,
+                wh_per_1k_requests=None,
+                basis="paid per token, estimated, not sent",
+                estimated=True,
+            )
+        )
+    return out
 
 
 def per_correct(comparison: Comparison) -> list[PerCorrect]:
@@ -203,6 +306,8 @@ class BreakEven:
             that is below ``crossover`` (above it the API is cheaper again just after each
             added machine); None when the two are the same.
         machines: Machines the hosted model needs at the crossover (None without one).
+        not_sent: A model of the pair priced without sending anything (``what_if``), whose
+            figures are estimated, not sent; None when both ran.
     """
 
     model_a: str
@@ -214,9 +319,14 @@ class BreakEven:
     assumptions: tuple[str, ...] = field(default=())
     first_crossover: float | None = None
     machines: int | None = None
+    not_sent: str | None = None
 
     def sentence(self) -> str:
         """The verdict in one sentence, for the report and the terminal."""
+        said = self._verdict()
+        return said if self.not_sent is None else f"{said} ({self.not_sent}: estimated, not sent)"
+
+    def _verdict(self) -> str:
         if self.crossover is not None and self.cheaper_above is not None:
             other = self.model_b if self.cheaper_above == self.model_a else self.model_a
             line = self.lines[0] if self.cheaper_above == self.model_a else self.lines[1]
@@ -248,10 +358,9 @@ def round_volume(n: float) -> str:
     return f"{round(n, -digits):,.0f}"
 
 
-def _usd(x: float) -> str:
-    """Dollars a request: six decimals, or three significant figures below a hundredth cent."""
-    # Six decimals alone would show a local request's fraction of a cent as $0.000000.
-    return f"${x:.6f}" if x == 0 or x >= 1e-4 else f"${x:.3g}"
+def _per_1k(x: float) -> str:
+    """Dollars a request as the reader compares them: per 1,000 requests, plain decimals."""
+    return f"{usd(per_thousand(x))} per 1,000 requests"
 
 
 @dataclass(frozen=True)
@@ -289,7 +398,11 @@ def _tier(served: _Served) -> str:
 
 
 def _cost_line(
-    s: ModelSummary, hardware: LocalHardware, default_hw: bool, served: _Served
+    s: ModelSummary,
+    hardware: LocalHardware,
+    default_hw: bool,
+    served: _Served,
+    swept: LoadLevel | None = None,
 ) -> tuple[CostLine | None, list[str]]:
     answered = s.succeeded
     if answered == 0:
@@ -299,16 +412,19 @@ def _cost_line(
     out_per_req = s.usage.output_tokens / answered
     in_per_req = s.usage.input_tokens / answered
     if not s.open_weights:
-        usd = float(s.cost.usd) / answered
-        return CostLine(model=s.model, local=False, usd_per_request=usd), [
-            f"{s.model}: {_usd(usd)} a request (the run's mean of {in_per_req:.0f} input + "
-            f"{out_per_req:.0f} output tokens {_tier(served)}), linear in volume"
+        per_request = float(s.cost.usd) / answered
+        return CostLine(model=s.model, local=False, usd_per_request=per_request), [
+            f"{s.model}: {_per_1k(per_request)}, paid per token (the run's mean of "
+            f"{in_per_req:,.0f} input + {out_per_req:,.0f} output tokens a request "
+            f"{_tier(served)}), linear in volume"
         ]
-    if not s.output_tokens_per_s or out_per_req <= 0:
+    tokens_per_s = s.output_tokens_per_s if swept is None else swept.output_tokens_per_s
+    if not tokens_per_s or out_per_req <= 0:
         return None, [f"{s.model}: no measured throughput, so hosting it cannot be costed"]
-    workers = max(1, len(served.workers))
+    # A sweep's level is one machine's load; the run's own rate may be several workers'.
+    workers = max(1, len(served.workers)) if swept is None else 1
     # Several workers ran side by side: the measured rate is their sum, one machine serves a share.
-    per_worker = s.output_tokens_per_s / workers
+    per_worker = tokens_per_s / workers
     per_s = per_worker / out_per_req
     capacity = per_s * 3600 * HOURS_PER_MONTH
     kwh = float(s.cost.kwh) / answered if s.cost.kwh is not None else 0.0
@@ -323,26 +439,48 @@ def _cost_line(
         capacity=capacity,
         full_use_usd_per_request=full_use,
     )
-    measured = f"measured {s.output_tokens_per_s:.1f} output tokens/s"
+    measured = f"measured {tokens_per_s:.1f} output tokens/s"
+    if swept is not None:
+        measured += (
+            f" at its operating point, {swept.level} requests in flight (the highest "
+            "throughput that meets the latency target)"
+        )
+    elif s.timed_at is not None:
+        # A rerun answered from the cache reports the run that timed the answers.
+        where = f" on {s.timed_on}" if s.timed_on else ""
+        measured += f" (by an earlier run{where} at {s.timed_at:%Y-%m-%d %H:%M} UTC)"
     if workers > 1:
         measured += (
             f" in total over {workers} workers ({', '.join(served.workers)}), each taken as one "
-            f"machine at ${rate:g}/h serving {per_worker:.1f} tokens/s"
+            f"machine at {usd(rate)}/h serving {per_worker:.1f} tokens/s"
         )
     notes = [
-        f"{s.model}: hosted on {hardware.name} at ${rate:g}/h, kept on {HOURS_PER_MONTH:g} h a "
-        f"month (${line.fixed_usd:,.2f} per machine)",
-        f"{s.model}: {measured}; over {out_per_req:.0f} output tokens a request that is "
-        f"{per_s:.3g} requests/s, {capacity:,.0f} a month per machine, if requests come evenly "
-        "all month at the run's concurrency (peaks need spare machines)",
-        f"{s.model}: energy {kwh:.3g} kWh a request at ${hardware.usd_per_kwh}/kWh "
-        "(idle draw not counted)",
-        f"{s.model}: {_usd(full_use)} a request if the machine is busy "
-        "every hour it is paid for (rented per second of use)",
+        f"{s.model}: hosted on {hardware.name} at {usd(rate)}/h, kept on {HOURS_PER_MONTH:g} h "
+        f"a month (${line.fixed_usd:,.2f} per machine)",
+        f"{s.model}: {measured}; over {out_per_req:,.0f} output tokens a request that is "
+        f"{plain(per_s)} requests/s, {capacity:,.0f} a month per machine, if requests come "
+        "evenly all month at "
+        + ("that level" if swept is not None else "the run's concurrency")
+        + " (peaks need spare machines)",
+        f"{s.model}: energy {plain(per_thousand(kwh) * 1000)} Wh per 1,000 requests at "
+        f"{usd(hardware.usd_per_kwh)}/kWh (idle draw not counted)",
+        f"{s.model}: {_per_1k(full_use)} if the machine is busy every hour it is paid for "
+        "(paid per second of use)",
     ]
     if default_hw:
         notes.append(f"{s.model}: default hardware rates ({hardware.notes})")
     return line, notes
+
+
+def _what_if_line(w: WhatIf) -> tuple[CostLine, list[str]]:
+    """A model priced without sending anything: linear in volume, estimated, not sent."""
+    per_request = w.usd_per_request
+    return CostLine(model=w.model, local=False, usd_per_request=per_request), [
+        f"{w.model}: {_per_1k(per_request)}, paid per token, estimated, not sent (the run's "
+        f"{w.requests:,} requests: {w.input_tokens:,} input tokens counted with its tokenizer, "
+        f"{w.output_tokens:,} output tokens estimated from the run's answers, at its table "
+        "prices), linear in volume"
+    ]
 
 
 @dataclass(frozen=True)
@@ -378,9 +516,9 @@ def _crossover(fixed: CostLine, linear: CostLine) -> _Crossing:
         return _Crossing(k * first, first if k > 1 else None, k, None)
     assert fixed.full_use_usd_per_request is not None
     reason = (
-        f"{linear.model} costs less at every volume: even fully used, a request on "
-        f"{fixed.model} costs {_usd(fixed.full_use_usd_per_request)} against "
-        f"{_usd(linear.usd_per_request)}"
+        f"{linear.model} costs less at every volume: even fully used, "
+        f"{fixed.model} costs {_per_1k(fixed.full_use_usd_per_request)} against "
+        f"{_per_1k(linear.usd_per_request)}"
     )
     return _Crossing(None, None, None, reason)
 
@@ -401,13 +539,31 @@ def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
         KeyError: When a model is not in the run.
     """
     by_model = {s.model: s for s in comparison.summaries}
+    priced_only = {w.model: w for w in comparison.what_if}
     for model in (model_a, model_b):
-        if model not in by_model:
+        if model not in by_model and model not in priced_only:
             raise KeyError(f"{model!r} is not a model of this run: {list(by_model)}")
     hardware = comparison.run.hardware or GENERIC_CLOUD_VM
     default_hw = comparison.run.hardware is None
-    a, notes_a = _cost_line(by_model[model_a], hardware, default_hw, _served(comparison, model_a))
-    b, notes_b = _cost_line(by_model[model_b], hardware, default_hw, _served(comparison, model_b))
+    hosted = comparison.run.hosted
+    sweeps = {sweep.model: sweep for sweep in comparison.sweeps}
+
+    def line(model: str) -> tuple[CostLine | None, list[str]]:
+        if model not in by_model:
+            return _what_if_line(priced_only[model])
+        # A hosted model is costed on its own machine; the run's hardware is the others'.
+        own = hosted.get(model)
+        sweep = sweeps.get(model)
+        return _cost_line(
+            by_model[model],
+            own or hardware,
+            default_hw and own is None,
+            _served(comparison, model),
+            None if sweep is None else sweep.operating_point,
+        )
+
+    a, notes_a = line(model_a)
+    b, notes_b = line(model_b)
     assumptions = (
         *notes_a,
         *notes_b,
@@ -426,8 +582,18 @@ def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
         first: float | None = None,
         machines: int | None = None,
     ) -> BreakEven:
+        not_sent = next((m for m in (model_a, model_b) if m not in by_model), None)
         return BreakEven(
-            model_a, model_b, (a, b), crossover, cheaper, reason, assumptions, first, machines
+            model_a,
+            model_b,
+            (a, b),
+            crossover,
+            cheaper,
+            reason,
+            assumptions,
+            first,
+            machines,
+            not_sent,
         )
 
     if a is None or b is None:

@@ -8,8 +8,6 @@ form, 5xx, a slow reply, a dropped connection, a stream cut halfway or without u
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import inspect
 import json
 import logging
 import os
@@ -30,6 +28,7 @@ import pytest
 
 import llmcompare
 from helpers import openai_server as srv
+from helpers.tiktoken_cache import seed_tiktoken_cache
 from llmcompare import (
     BackendError,
     ConfigurationError,
@@ -982,38 +981,8 @@ def test_a_missing_openai_sdk_names_the_extra_to_install() -> None:
     assert "ModuleNotFoundError" in out.stdout  # the original error is kept as the cause
 
 
-def _seed_tiktoken_cache(cache: Path) -> bool:
-    """Write cl100k_base / o200k_base into a tiktoken cache from the quicktok-v1 wheel's tables."""
-    import base64
-    import hashlib
-    import struct
-
-    spec = importlib.util.find_spec("quicktok")
-    if spec is None or not spec.submodule_search_locations:
-        return False
-    data = Path(next(iter(spec.submodule_search_locations))) / "data"
-    import tiktoken_ext.openai_public as public  # type: ignore[import-untyped]
-
-    source = inspect.getsource(public)
-    for ours, theirs in (("cl100k", "cl100k_base"), ("o200k", "o200k_base")):
-        url = re.search(rf'"(https://[^"]+/{theirs}\.tiktoken)"', source)
-        assert url is not None
-        raw = (data / f"{ours}.vocab").read_bytes()
-        (count,) = struct.unpack_from("<I", raw, 0)
-        pos, lines = 4, []
-        for _ in range(count):
-            (size,) = struct.unpack_from("<H", raw, pos)
-            token = raw[pos + 2 : pos + 2 + size]
-            (rank,) = struct.unpack_from("<I", raw, pos + 2 + size)
-            pos += 6 + size
-            lines.append(base64.b64encode(token) + b" " + str(rank).encode() + b"\n")
-        name = hashlib.sha1(url.group(1).encode()).hexdigest()  # tiktoken's file naming
-        (cache / name).write_bytes(b"".join(lines))
-    return True
-
-
 def test_token_count_is_exact_with_tiktoken(tmp_path: Path) -> None:
-    if not _seed_tiktoken_cache(tmp_path):
+    if not seed_tiktoken_cache(tmp_path):
         reason = "quicktok-v1 (offline tiktoken tables) is not installed"
         if os.environ.get("CI"):
             pytest.fail(reason)

@@ -1478,3 +1478,39 @@ def streamed(*pieces: str, model: str = "gpt-4o-mini", finish_reason: str = "sto
     events.append(event({}, finish_reason))
     events.append(b"data: [DONE]\n\n")
     return raw(b"".join(events), headers={"content-type": "text/event-stream"})
+
+
+class SlottedServer(OpenAIServer):
+    """A server that answers at most ``slots`` requests at once, each in a fixed time per token.
+
+    The scripted stand-in for a serving engine under load: a request waits for a free slot,
+    then takes ``per_token_s`` for each word of its reply (one word is one output token).
+    With ``L`` requests in flight and ``S`` seconds a reply, it serves ``min(L, slots) / S``
+    requests a second, each taking about ``ceil(L / slots) * S``.
+
+    Args:
+        slots: Requests served at once.
+        per_token_s: Seconds per output token.
+        text: The reply (its words are the output tokens).
+    """
+
+    def __init__(self, slots: int, per_token_s: float, text: str) -> None:
+        super().__init__(text=text)
+        self.slots = slots
+        self.per_token_s = per_token_s
+        self.tokens = len(text.split())
+        self._slots: asyncio.Semaphore | None = None
+
+    async def _reply(
+        self,
+        b: Behaviour,
+        body: dict[str, Any],
+        request_id: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
+        if self._slots is None:  # made on the server's own event loop
+            self._slots = asyncio.Semaphore(self.slots)
+        async with self._slots:
+            await asyncio.sleep(self.per_token_s * self.tokens)
+            return await super()._reply(b, body, request_id, reader, writer)

@@ -37,6 +37,10 @@ if TYPE_CHECKING:
     from llmcompare.config import CompareConfig, ComparePlan, ExecutorConfig
 
 
+DEMO_WHAT_IF = "chatgpt:gpt-5.4-mini"
+"""What a bare ``llmcompare compare`` without ChatGPT prices offline, so it shows a decision."""
+
+
 def default_models() -> tuple[list[str], list[str]]:
     """The models a bare ``llmcompare compare`` runs, and hints for those it cannot.
 
@@ -159,6 +163,26 @@ def _model_flags(models: Sequence[str], options: Sequence[str]) -> list[tuple[st
     help="Report pass@K for code scorers (repeat; default 1 and --samples).",
 )
 @click.option(
+    "--load",
+    metavar="LEVELS",
+    help="Sweep these levels of requests in flight after the run (e.g. 1,4,16,64): timed, "
+    "never from the cache; each model's figures per level and its operating point.",
+)
+@click.option(
+    "--slo",
+    metavar="TARGET",
+    help="The sweep's latency target, seconds (e.g. ttft_p95<=1,latency_p95<=10): each "
+    "model's operating point is its highest throughput that meets it.",
+)
+@click.option(
+    "--what-if",
+    "what_if",
+    multiple=True,
+    metavar="MODEL",
+    help="Price the items at MODEL's table prices without sending anything (repeat): input "
+    "tokens counted offline, output estimated from the answers; marked 'estimated, not sent'.",
+)
+@click.option(
     "-c",
     "--config",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -255,6 +279,9 @@ def compare_cmd(
     allow_code_execution: bool | None,
     pass_at: Sequence[int],
     scorers: Sequence[str],
+    load: str | None,
+    slo: str | None,
+    what_if: Sequence[str],
     config: Path | None,
     models: Sequence[str],
     options: Sequence[str],
@@ -308,6 +335,13 @@ def compare_cmd(
         names, hints = default_models()
         for hint in hints:
             console.print(f"[yellow]{hint}[/yellow]")
+        if "chatgpt" not in names and not what_if:
+            # The keyless demo still shows a decision: ChatGPT priced offline, nothing sent.
+            what_if = (DEMO_WHAT_IF,)
+            console.print(
+                f"[yellow]{DEMO_WHAT_IF}: priced offline on the same items (estimated, not "
+                "sent); --what-if MODEL prices another[/yellow]"
+            )
     # The file (if any), then the flags over it: one plan, whatever the models came from.
     plan = _compare_plan(
         config,
@@ -320,6 +354,9 @@ def compare_cmd(
             "allow_code_execution": allow_code_execution,
             "pass_at": list(pass_at) or None,
             "scorers": list(scorers) or None,
+            "load": _levels(load),
+            "slo": slo,
+            "what_if": list(what_if) or None,
         },
         settings=_settings(max_tokens, temperature, seed),
         samples=samples,
@@ -452,6 +489,19 @@ def _compare_plan(
         ).build()
     except (LLMCompareError, LookupError, ValueError) as exc:
         _fail(str(exc))
+
+
+def _levels(text: str | None) -> list[int] | None:
+    """``--load 1,4,16``'s levels (exit 2 on anything but whole numbers of 1 or more)."""
+    if text is None:
+        return None
+    try:
+        levels = [int(x) for x in text.split(",")]
+    except ValueError:
+        levels = []
+    if not levels or min(levels) < 1:
+        _fail(f"--load {text!r}: give levels of requests in flight, such as 1,4,16,64")
+    return levels
 
 
 def _ray_executor(

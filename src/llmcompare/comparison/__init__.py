@@ -16,6 +16,7 @@ the models built (``_inputs``), every request planned (``_plan``), each model ru
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -23,17 +24,20 @@ from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Unpack
 
+from llmcompare.comparison._hosting import host
 from llmcompare.comparison._inputs import DEFAULT_SETTINGS, Models, build_models, check_inputs
 from llmcompare.comparison._judging import check_judge, judge_runs
+from llmcompare.comparison._load import check_levels, plan_sweep, run_sweeps
 from llmcompare.comparison._plan import config_record, plan_record, plan_runs
 from llmcompare.comparison._record import build_record
 from llmcompare.comparison._run import Sending, close_all, open_cache, run_models
 from llmcompare.comparison._shelf import ShelfLifeWarning, shelf_lives
+from llmcompare.comparison._what_if import check_what_if, price_what_if
 from llmcompare.cost import Budget, LocalHardware
 from llmcompare.judges import Judge, JudgePanel, Judging
 from llmcompare.prompts import PromptItem
 from llmcompare.ratelimit import RateLimits
-from llmcompare.record import Comparison
+from llmcompare.record import Comparison, Slo, parse_slo
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.runs import RunFolder
 from llmcompare.scorers import Scorer
@@ -71,6 +75,10 @@ def compare(
     allow_code_execution: bool = False,
     pass_at: Sequence[int] | None = None,
     judge: Judge | JudgePanel | None = None,
+    hosted: Mapping[str, str | Mapping[str, Any] | LocalHardware] | None = None,
+    load: Sequence[int] | None = None,
+    slo: str | Slo | None = None,
+    what_if: Sequence[str] = (),
     **settings: Unpack[Settings],
 ) -> Comparison:
     """Run every prompt on every model and gather answers, scores, latency, tokens and cost.
@@ -140,6 +148,24 @@ def compare(
             through this run (concurrency, retry, rate limits, the budget, the cache, and
             ``judgments.jsonl`` in ``out``). The record's ``judging`` holds the verdicts, each
             pair's figures and the judge's cost, apart from the models'.
+        hosted: Hosted models, by label: the machine each is served from (a preset name such
+            as ``"h100"``, see :func:`llmcompare.cost.hosting_presets`, or its figures
+            ``{"usd_per_hour": 2.99, "watts": 700, "name": ...}``). A hosted model is open
+            weights in the record; its requests cost their share of the time the server was
+            busy with them at that rate, never a token price.
+        load: Levels of requests in flight to sweep (``[1, 4, 16, 64]``): once the models
+            have answered, each model's items are sent again at each level, timed and never
+            from the cache (an engine that batches gets ``level`` rows a batch). Before
+            anything is sent the sweep's request count and worst-case cost are said; a sweep
+            whose worst case exceeds the budget's dollars is refused. The record's ``sweeps``
+            hold each level's figures.
+        slo: A latency target (``"ttft_p95<=1,latency_p95<=10"``, seconds): each swept
+            model's operating point is its highest throughput that meets it.
+        what_if: Models to price on the same items without sending them anything
+            (``"chatgpt:gpt-5.4-mini"``): input tokens counted with the model's tokenizer
+            offline, output tokens estimated from the run's answers, at its table prices. The
+            record's ``what_if`` holds them, marked estimated, not sent; the decision shows a
+            break-even against each.
         **settings: Generation settings shared by every model, on top of the defaults
             (greedy, ``max_tokens=256``).
 
@@ -155,6 +181,7 @@ def compare(
         models, prompts, settings, scorers, samples, confidence, stats_seed, allow_code_execution
     )
     check_judge(judge, len(models))
+    priced_only = check_what_if(what_if)
     built, owned = build_models(models)
     folder: RunFolder | None = None
     store: ResponseCache | None = None
@@ -166,6 +193,12 @@ def compare(
             )
             # Before anything is sent: a model past or near its shutdown date is warned about.
             shelf = shelf_lives({r.label: r.model for r in runs}, date.today())
+            host(runs, hosted or {}, tracker)
+            levels = check_levels(load) if load is not None else ()
+            target = parse_slo(slo) if isinstance(slo, str) else slo
+            if levels:
+                # Said whatever the progress bar: what a sweep will send and cost, before it does.
+                print(plan_sweep(runs, levels, budget), file=sys.stderr)
             sending = Sending(
                 concurrency, retry, rpm, tpm, own, tracker, progress, refresh, executor
             )
@@ -180,11 +213,15 @@ def compare(
             store = open_cache(cache)
             started = datetime.now(timezone.utc)
             run_models(runs, sending, folder, store)
+            sweeps = run_sweeps(runs, levels, target, sending) if levels else ()
+            estimates = price_what_if(runs, priced_only) if priced_only else ()
             if judge is not None:
                 judging = judge_runs(judge, runs, inputs, sending, folder, store, hardware)
         finally:
             close_all(store if cache is True else None, owned)
-        return build_record(runs, inputs, hardware, started, ks, folder, judging, shelf)
+        return build_record(
+            runs, inputs, hardware, started, ks, folder, judging, shelf, sweeps, estimates
+        )
     finally:
         if folder is not None:
             folder.close()

@@ -67,6 +67,8 @@ class ModelRun:
         requests: One record per request.
         cacheable: Whether the model has a cache identity (its answers go to the cache).
         wall_s: The wall time of what this call sent to it.
+        hosted: The machine it is served from, when it is a hosted model (costed from
+            machine time, open weights in the record).
     """
 
     label: str
@@ -74,6 +76,7 @@ class ModelRun:
     requests: list[PlannedRequest] = field(default_factory=list)
     cacheable: bool = False
     wall_s: float = 0.0
+    hosted: LocalHardware | None = None
 
     @property
     def sent(self) -> bool:

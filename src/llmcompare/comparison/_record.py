@@ -15,6 +15,7 @@ from datetime import date, datetime, timezone
 from typing import TYPE_CHECKING
 
 from llmcompare._version import __version__
+from llmcompare.comparison._hosting import hosted_rows
 from llmcompare.cost import (
     GENERIC_CLOUD_VM,
     LocalHardware,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from llmcompare.comparison._plan import ModelRun, PlannedRequest
     from llmcompare.judges import Judging
     from llmcompare.prompts import PromptItem
+    from llmcompare.record import Sweep, WhatIf
     from llmcompare.runs import RunFolder
 
 __all__ = ["RECORD_FILE", "build_record", "cpu_name", "finished_record"]
@@ -83,6 +85,8 @@ def build_record(
     folder: RunFolder | None = None,
     judging: Judging | None = None,
     shelf: Mapping[str, ShelfLife] | None = None,
+    sweeps: tuple[Sweep, ...] = (),
+    what_if: tuple[WhatIf, ...] = (),
 ) -> Comparison:
     """The typed record of the run: rows, summaries, pairwise differences and the run's stamp.
 
@@ -99,11 +103,15 @@ def build_record(
             again.save(folder.path / RECORD_FILE)
         return again
     by_id = {item.id: item for item in inputs.items}
-    rows = tuple(
-        _row(by_id[planned.item_id], run.label, planned, inputs.scoring, hardware)
-        for run in runs
-        for planned in run.requests
-    )
+    made: list[Row] = []
+    for run in runs:
+        mine = [
+            _row(by_id[p.item_id], run.label, p, inputs.scoring, hardware, run.hosted is None)
+            for p in run.requests
+        ]
+        # A hosted model's answers cost machine time: their shares of its busy time.
+        made.extend(mine if run.hosted is None else hosted_rows(mine, run.hosted))
+    rows = tuple(made)
     labels = [r.label for r in runs]
     # Stamped before the statistics: the run ends with its last answer, not its bootstraps.
     stamp = _run_info(runs, inputs, hardware, started, pass_at, rows)
@@ -111,7 +119,7 @@ def build_record(
         stamp = stamp.model_copy(update={"shelf_life": dict(shelf)})
     summaries = _aggregate.summaries(
         labels,
-        {r.label: r.model.info.open_weights for r in runs},
+        {r.label: r.model.info.open_weights or r.hosted is not None for r in runs},
         rows,
         {r.label: r.wall_s for r in runs},
         inputs.confidence,
@@ -128,6 +136,8 @@ def build_record(
         ),
         differences=_aggregate.differences(labels, rows, inputs.confidence, inputs.stats_seed),
         judging=judging,
+        sweeps=sweeps,
+        what_if=what_if,
     )
     if folder is not None:
         record.save(folder.path / RECORD_FILE)
@@ -155,6 +165,7 @@ def _run_info(
         hardware=(hardware or GENERIC_CLOUD_VM)
         if any(r.model.info.open_weights for r in runs)
         else None,
+        hosted={r.label: r.hosted for r in runs if r.hosted is not None},
         settings=inputs.settings,
         models=tuple(r.label for r in runs),
         model_ids={r.label: r.model.id for r in runs},
@@ -176,6 +187,7 @@ def _row(
     planned: PlannedRequest,
     scoring: _aggregate.Scoring,
     hardware: LocalHardware | None,
+    priced: bool = True,
 ) -> Row:
     result = planned.result
     assert result is not None  # every request has its answer or failure by now
@@ -201,16 +213,21 @@ def _row(
         seed=seed,
         completion=completion,
         scores=scoring.score(item, completion),
-        cost=cost_of(completion, hardware=hardware),
+        cost=cost_of(completion, hardware=hardware) if priced else None,
         cached=planned.cached,
     )
 
 
 def _throughput(summary: ModelSummary, run: ModelRun) -> ModelSummary:
-    """Throughput over what this call sent and timed: answers read back were timed elsewhere."""
+    """Throughput over what this call sent and timed: answers read back were timed elsewhere.
+
+    A model this call sent nothing to keeps the figure of the run that timed its answers.
+    """
+    if not run.sent:
+        return summary
     sent = [p.result.completion for p in run.requests if p.sent and p.result is not None]
     tokens = sum(c.usage.output_tokens for c in sent if c is not None)
-    rate = tokens / run.wall_s if run.sent and run.wall_s > 0 else None
+    rate = tokens / run.wall_s if run.wall_s > 0 else None
     return summary.model_copy(update={"output_tokens_per_s": rate})
 
 

@@ -9,10 +9,12 @@ resumes where it was and never pays twice.
 
 from __future__ import annotations
 
+import platform
 import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from llmcompare.batch import generate_many
@@ -26,6 +28,9 @@ from llmcompare.runs import ResponseCache
 from llmcompare.runs._folder import Answer, RunFolder
 from llmcompare.runs._journal import journal_in
 from llmcompare.types import Result
+
+# Where a comparison's answers are timed: named on each answer it sends (Completion.measured_on).
+_HOST = platform.node() or "this machine"
 
 if TYPE_CHECKING:
     from llmcompare.comparison._plan import ModelRun, PlannedRequest
@@ -253,15 +258,22 @@ class _Arrivals:
         self.refresh = refresh
 
     def __call__(self, result: Result) -> None:
-        planned = self.run.answer(self.todo[result.index], result.completion, result.error)
+        completion = result.completion
+        if completion is not None and completion.measured_at is None:
+            # Stamped before it is kept anywhere: a rerun from the cache or the folder then
+            # reports this measurement, with where and when it was taken.
+            completion = completion.model_copy(
+                update={"measured_at": datetime.now(timezone.utc), "measured_on": _HOST}
+            )
+        planned = self.run.answer(self.todo[result.index], completion, result.error)
         planned.sent = True
         if self.folder is not None:
             _write(self.folder, self.run.label, planned)
-        if self.store is not None and result.completion is not None:
+        if self.store is not None and completion is not None:
             assert planned.key is not None  # named: the cache is in use
             model = self.run.model
             try:
-                self.store.put(planned.key, result.completion, model=model.id, replace=self.refresh)
+                self.store.put(planned.key, completion, model=model.id, replace=self.refresh)
             except (LLMCompareError, ValueError, OSError) as exc:
                 # A lost cache entry costs a request later; a lost run costs them all.
                 warnings.warn(

@@ -16,7 +16,7 @@ from llmcompare.config._schema import CompareConfig, JudgeConfig, ModelConfig, _
 from llmcompare.errors import ConfigurationError
 from llmcompare.prompts import _TOO_DEEP
 
-_MODEL_FIELDS = ("api_key_env", "rpm", "tpm")
+_MODEL_FIELDS = ("api_key_env", "rpm", "tpm", "hosted")
 
 
 def _option_value(text: str) -> Any:
@@ -37,6 +37,7 @@ def models_from_flags(
     describes it. ``-O KEY=VALUE`` applies to the ``-m``
     before it: a backend option (``base_url``, ``timeout``, ``device``, ...; ``options.KEY``
     says so explicitly), or one of the model's own keys: ``api_key_env``, ``rpm``, ``tpm``,
+    ``hosted`` (a machine preset such as ``h100``, or its figures as JSON),
     ``settings.NAME``. A value is read as JSON when it parses (``30``, ``true``, ``null``,
     ``"text"``, ``[...]``), else as text.
 

@@ -65,6 +65,10 @@ class ComparePlan:
         pass_at: The k values of pass@k for code scorers (``None``: 1 and ``samples``).
         out: The run folder, or ``None``.
         judge: The judge of the answers (or a panel), or ``None``; the plan owns its models.
+        hosted: The hosted models' machines, by label (see ``compare``'s ``hosted``).
+        load: The levels of a load sweep, or None.
+        slo: The sweep's latency target, or None.
+        what_if: Models priced without sending anything.
     """
 
     config: CompareConfig = field(repr=False)
@@ -87,6 +91,10 @@ class ComparePlan:
     pass_at: list[int] | None = None
     out: Path | None = None
     judge: Judge | JudgePanel | None = None
+    hosted: dict[str, LocalHardware] = field(default_factory=dict)
+    load: list[int] | None = None
+    slo: str | None = None
+    what_if: list[str] = field(default_factory=list)
 
     def run(
         self,
@@ -140,6 +148,10 @@ class ComparePlan:
             allow_code_execution=self.allow_code_execution,
             pass_at=self.pass_at,
             judge=self.judge,
+            hosted=self.hosted,
+            load=self.load,
+            slo=self.slo,
+            what_if=self.what_if,
             **self.settings,
         )
 
@@ -218,6 +230,10 @@ def build_plan(config: CompareConfig) -> ComparePlan:
         pass_at=config.pass_at,
         out=config.out_dir(),
         judge=judge,
+        hosted={label: m.hosted for label, m in by_label if m.hosted is not None},
+        load=config.load,
+        slo=config.slo,
+        what_if=list(config.what_if),
     )
 
 

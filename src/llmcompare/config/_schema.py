@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from llmcompare.batch._slo import parse_slo
 from llmcompare.config._plan import ComparePlan, build_plan
 from llmcompare.config._problems import (
     ConfigFileError,
@@ -40,7 +41,7 @@ from llmcompare.config._problems import (
     _order,
     _Source,
 )
-from llmcompare.cost import Budget, LocalHardware
+from llmcompare.cost import Budget, LocalHardware, hosted_hardware
 from llmcompare.errors import ConfigurationError
 from llmcompare.ratelimit import RateLimits
 from llmcompare.scorers import scorer_from_name
@@ -65,6 +66,24 @@ def _rate(value: float | None, info: ValidationInfo) -> float | None:
     """A limit the rate limiter takes (one that admits less than one a day is refused)."""
     RateLimits(**{str(info.field_name): value})
     return value
+
+
+def _slo(value: str) -> str:
+    try:
+        parse_slo(value)
+    except ConfigurationError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _hosted(value: Any) -> Any:
+    """A preset name or a machine's figures as the hardware (an unknown one is refused)."""
+    if value is None or isinstance(value, LocalHardware):
+        return value
+    try:
+        return hosted_hardware(value)
+    except ConfigurationError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _label(value: str) -> str:
@@ -129,6 +148,9 @@ class ModelConfig(BaseModel):
         settings: Generation settings for this model only, over the shared ones.
         rpm: Requests per minute, at most, for this model (default: the config's ``rpm``).
         tpm: Tokens per minute, at most, for this model (default: the config's ``tpm``).
+        hosted: The machine this model is served from, making it a hosted model (open weights,
+            costed from machine time): a preset name (``"h100"``) or its figures,
+            ``{ usd_per_hour = 2.99, watts = 700, name = "1x H100 80GB on demand" }``.
     """
 
     model_config = _FROZEN
@@ -140,6 +162,7 @@ class ModelConfig(BaseModel):
     settings: GenerationSettings = Field(default_factory=GenerationSettings)
     rpm: Annotated[float, Field(gt=0), _NOT_BOOL] | None = None
     tpm: Annotated[float, Field(gt=0), _NOT_BOOL] | None = None
+    hosted: Annotated[LocalHardware, BeforeValidator(_hosted)] | None = None
 
     _limits = field_validator("rpm", "tpm")(_rate)
 
@@ -293,6 +316,10 @@ class CompareConfig(BaseModel):
             per value, as its own labelled column (``<model>[reasoning_effort=low]``). See
             :mod:`llmcompare.config._sweep`.
         judge: The judge of the answers (see :class:`JudgeConfig`), or None.
+        load: Levels of requests in flight for a load sweep (``compare``'s ``load``; not
+            ``sweep``, which sweeps settings), or None.
+        slo: The latency target of the load sweep (``"ttft_p95<=1,latency_p95<=10"``), or None.
+        what_if: Models priced on the items without sending anything (``compare``'s).
     """
 
     model_config = _FROZEN
@@ -318,6 +345,9 @@ class CompareConfig(BaseModel):
     pass_at: list[Annotated[int, Field(ge=1), _NOT_BOOL]] | None = None
     sweep: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
     judge: JudgeConfig | None = None
+    load: list[Annotated[int, Field(ge=1), _NOT_BOOL]] | None = None
+    slo: Annotated[str, AfterValidator(_slo)] | None = None
+    what_if: list[str] = Field(default_factory=list)
 
     _base: Path | None = PrivateAttr(default=None)
     _source: _Source | None = PrivateAttr(default=None)
@@ -375,6 +405,9 @@ class CompareConfig(BaseModel):
         scorers: Sequence[str] | None = None,
         sweep: Mapping[str, Sequence[Any]] | None = None,
         judge: JudgeConfig | None = None,
+        load: Sequence[int] | None = None,
+        slo: str | None = None,
+        what_if: Sequence[str] | None = None,
     ) -> CompareConfig:
         """This config with command-line flags over it: each flag given wins over the file.
 
@@ -404,6 +437,9 @@ class CompareConfig(BaseModel):
             sweep: ``-S KEY=V1,V2``: each key's values replace the file's for that key.
             judge: ``--judge``, ``--judge-mode``, ``--judge-rubric``: replaces the file's judge
                 (:func:`~llmcompare.config.judge_from_flags` builds it over the file's).
+            load: ``--load``: the levels of a load sweep.
+            slo: ``--slo``: the sweep's latency target.
+            what_if: ``--what-if``: added to the file's.
 
         Returns:
             A new config; this one is unchanged.
@@ -450,6 +486,9 @@ class CompareConfig(BaseModel):
             ("pass_at", None if pass_at is None else list(pass_at)),
             ("scorers", None if not scorers else [*self.scorers, *scorers]),
             ("judge", judge),
+            ("load", None if load is None else list(load)),
+            ("slo", slo),
+            ("what_if", None if not what_if else [*self.what_if, *what_if]),
         ):
             if value is not None:
                 update[name] = value

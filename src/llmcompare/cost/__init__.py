@@ -12,6 +12,9 @@
   rate, and their energy is estimated as a range labelled ``"estimated-api"``.
 - Models the built-in table lacks are priced from pydantic's genai-prices when it is installed
   (``pip install "llmcompare[prices]"``; its bundled snapshot, offline).
+- Hosted models (open weights served on stated hardware): :func:`hosted_hardware` from a preset
+  (:func:`hosting_presets`, package data with sources) or the user's figures; their answers
+  cost their share of the machine's busy time (:func:`busy_costs`), never a token price.
 - :class:`CostTracker` sums usage and cost per model and enforces a :class:`Budget` before each
   request is sent.
 
@@ -38,6 +41,7 @@ from llmcompare.cost._cost import (
     cost_of,
 )
 from llmcompare.cost._genai import genai_prices_version
+from llmcompare.cost._hosting import busy_costs, busy_seconds, hosted_hardware, hosting_presets
 from llmcompare.cost._prices import (
     TIERS,
     Price,
@@ -67,9 +71,13 @@ __all__ = [
     "TierPrice",
     "Totals",
     "UnpricedModelWarning",
+    "busy_costs",
+    "busy_seconds",
     "cost_of",
     "genai_prices_version",
     "get_price",
+    "hosted_hardware",
+    "hosting_presets",
     "input_token_bound",
     "load_prices",
     "match_price",

@@ -34,6 +34,7 @@ from llmcompare.cost._cost import (
     energy_sum,
     worse,
 )
+from llmcompare.cost._hosting import machine_time_bound
 from llmcompare.cost._prices import get_price
 from llmcompare.errors import BackendError, BudgetExceeded
 from llmcompare.model import Model
@@ -199,6 +200,11 @@ class CostTracker:
         hardware: The machine local models run on, for their cost (see
             :class:`~llmcompare.cost.LocalHardware`). Energy comes with each completion, as
             measured by its backend (``energy_j``), else from the configured watts.
+
+    Attributes:
+        hosted: Hosted models' machines, by model id: such a model's answer counts its
+            latency at the machine's rate (the most its share of the busy time can be), never
+            a token price.
     """
 
     def __init__(
@@ -209,6 +215,7 @@ class CostTracker:
     ) -> None:
         self.budget = budget
         self.hardware = hardware
+        self.hosted: dict[str, LocalHardware] = {}
         self._lock = threading.Lock()
         # Notified each time a request in flight settles: requests waiting for room wake up.
         self._settled = threading.Condition(self._lock)
@@ -488,7 +495,12 @@ class CostTracker:
     def _settle(
         self, reservation: Reservation | None, completion: Completion, energy_j: float | None
     ) -> Assessed:
-        cost = assess(completion, self.hardware, energy_j)
+        machine = self.hosted.get(completion.model)
+        cost = (
+            assess(completion, self.hardware, energy_j)
+            if machine is None
+            else machine_time_bound(completion, machine)
+        )
         with self._lock:
             if reservation is not None and reservation.local:
                 # The whole cost (prompt included) per OUTPUT token, the highest seen, bounds the

@@ -15,7 +15,22 @@ only this package, the scorers and :mod:`llmcompare.report`).
 
 from __future__ import annotations
 
+from llmcompare.batch._slo import Slo, parse_slo
 from llmcompare.record._comparison import Comparison
+from llmcompare.record._load import LoadLevel, Sweep, WhatIf
 from llmcompare.record._types import ErrorInfo, ModelSummary, Pairwise, PassAtK, Row, RunInfo
 
-__all__ = ["Comparison", "ErrorInfo", "ModelSummary", "Pairwise", "PassAtK", "Row", "RunInfo"]
+__all__ = [
+    "Comparison",
+    "ErrorInfo",
+    "LoadLevel",
+    "ModelSummary",
+    "Pairwise",
+    "PassAtK",
+    "Row",
+    "RunInfo",
+    "Slo",
+    "Sweep",
+    "WhatIf",
+    "parse_slo",
+]

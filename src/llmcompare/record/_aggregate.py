@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from llmcompare.cost import Cost
@@ -126,7 +128,7 @@ def difference(
     )
 
 
-def _percentile(values: Sequence[float], q: float) -> float | None:
+def percentile(values: Sequence[float], q: float) -> float | None:
     """Linear-interpolated percentile (q in [0, 100]); None for no values."""
     if not values:
         return None
@@ -200,6 +202,34 @@ class Scoring:
         return out
 
 
+@dataclass(frozen=True)
+class _Timing:
+    span_s: float
+    at: datetime
+    on: str | None
+
+
+def _earlier_timing(done: Sequence[Completion]) -> _Timing | None:
+    """The span over which an earlier run timed these cached answers, when each was stamped.
+
+    From the first request's start (its arrival less its latency) to the last arrival: the
+    wall time of the run that sent them, so its throughput is reported again. Answers of
+    several runs (hours apart) are taken as sent one after another: the span is at most the
+    sum of their latencies.
+    """
+    stamps = [c.measured_at for c in done]
+    if not done or any(t is None for t in stamps):
+        return None
+    ends = [t.timestamp() for t in stamps if t is not None]
+    starts = [end - c.latency_s for end, c in zip(ends, done, strict=True)]
+    span = min(max(ends) - min(starts), sum(c.latency_s for c in done))
+    if span <= 0:
+        return None
+    first = min(t for t in stamps if t is not None)
+    hosts = sorted({c.measured_on for c in done if c.measured_on})
+    return _Timing(span, first, ", ".join(hosts) or None)
+
+
 def summarise(
     label: str,
     open_weights: bool,
@@ -214,6 +244,12 @@ def summarise(
     done = [r.completion for r in rows if r.completion is not None]
     # Timings and throughput are this run's measurements: a cached answer's are not new ones.
     fresh = [r.completion for r in rows if r.completion is not None and not r.cached]
+    # Nothing sent by this run (every answer from the cache or a run folder): the answers'
+    # own timings, from the run that sent them.
+    earlier = _earlier_timing(done) if wall_s <= 0 else None
+    if earlier is not None:
+        fresh = done
+    timed_s = wall_s if earlier is None else earlier.span_s
     names: dict[str, None] = {}
     for row in rows:
         names.update(dict.fromkeys(row.scores))
@@ -246,11 +282,11 @@ def summarise(
         score_ci_method=None if found is None else found.method,
         n_scored=len(headline),
         score_failures_as_zero=failures_as_zero,
-        latency_p50_s=_percentile([c.latency_s for c in fresh], 50),
-        latency_p95_s=_percentile([c.latency_s for c in fresh], 95),
-        ttft_p50_s=_percentile([c.ttft_s for c in fresh if c.ttft_s is not None], 50),
+        latency_p50_s=percentile([c.latency_s for c in fresh], 50),
+        latency_p95_s=percentile([c.latency_s for c in fresh], 95),
+        ttft_p50_s=percentile([c.ttft_s for c in fresh if c.ttft_s is not None], 50),
         output_tokens_per_s=(
-            sum(c.usage.output_tokens for c in fresh) / wall_s if fresh and wall_s > 0 else None
+            sum(c.usage.output_tokens for c in fresh) / timed_s if fresh and timed_s > 0 else None
         ),
         cached=sum(r.cached for r in rows),
         usage=usage,
@@ -258,9 +294,11 @@ def summarise(
         usd_per_1k_tokens=per_1k,
         retries=sum(c.attempts - 1 for c in done),
         wall_s=wall_s,
+        timed_at=None if earlier is None else earlier.at,
+        timed_on=None if earlier is None else earlier.on,
         revisions=tuple(sorted({c.response_model for c in done if c.response_model})),
         adjustments=tuple(adjustments),
-        ttft_visible_p50_s=_percentile(visible, 50),
+        ttft_visible_p50_s=percentile(visible, 50),
         apis=tuple(sorted({c.api for c in done if c.api})),
         cost_by_tier=_cost_by_tier(rows),
     )

@@ -20,6 +20,7 @@ from llmcompare.errors import ConfigurationError, LLMCompareError
 from llmcompare.judges import Judge, JudgePanel, Judging, Ranking, judge_answers, ranking
 from llmcompare.prompts import PromptItem
 from llmcompare.record import _aggregate
+from llmcompare.record._load import Sweep, WhatIf
 from llmcompare.record._types import FROZEN, ModelSummary, Pairwise, Row, RunInfo
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.runs import ResponseCache
@@ -65,6 +66,10 @@ class Comparison(BaseModel):
         differences: Every pair of models (in run order), compared on each item's mean score.
         judging: The judge's verdicts, each pair's figures and the judge's own cost, when the
             run was judged (``compare(judge=...)``, :meth:`rejudge`).
+        sweeps: Each swept model's load sweep (``compare(..., load=[...])``): its figures at
+            each level of requests in flight and its operating point.
+        what_if: Models priced on the same items without sending anything
+            (``compare(..., what_if=[...])``): estimated, not sent.
     """
 
     model_config = FROZEN
@@ -75,6 +80,8 @@ class Comparison(BaseModel):
     summaries: tuple[ModelSummary, ...]
     differences: tuple[Pairwise, ...] = ()
     judging: Judging | None = None
+    sweeps: tuple[Sweep, ...] = ()
+    what_if: tuple[WhatIf, ...] = ()
 
     def row(self, item_id: str, model: str, sample: int = 0) -> Row:
         """The row for one item, model (its label) and sample.

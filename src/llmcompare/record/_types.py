@@ -165,6 +165,10 @@ class ModelSummary(BaseModel):
         cached: Answers that came from the response cache (nothing sent for them; latency and
             throughput are measured on the others when there are any).
         wall_s: Seconds the model's whole run took (its requests sent in this run).
+        timed_at: When an earlier run measured the latency and throughput figures, when every
+            answer came from the cache or a run folder (a rerun reports that measurement);
+            None when they are this run's own.
+        timed_on: Where that earlier run measured them (the host that sent the requests).
         revisions: Model names the provider reported (dated snapshots, paths).
         adjustments: How the settings the model received differ from the shared ones, and why
             (a parameter the provider does not accept, one sent under another name).
@@ -200,6 +204,8 @@ class ModelSummary(BaseModel):
     retries: int
     cached: int = 0
     wall_s: float
+    timed_at: datetime | None = None
+    timed_on: str | None = None
     revisions: tuple[str, ...] = ()
     adjustments: tuple[str, ...] = ()
     pass_at_k: tuple[PassAtK, ...] = ()
@@ -237,6 +243,9 @@ class RunInfo(BaseModel):
         price_table_date: The OLDEST date at which a price used in this run was checked
             against its source: every price is at least this fresh.
         hardware: Local cost assumptions, when local models ran.
+        hosted: The hosted models' machines, by label: each one is open weights served on
+            that hardware, costed from machine time at its rate (see
+            :func:`llmcompare.cost.hosted_hardware`).
         settings: Generation settings shared by all models.
         models: The models' labels (their ids unless labels were given), in run order: the
             names rows and summaries use.
@@ -264,6 +273,7 @@ class RunInfo(BaseModel):
     gpu: str | None = None
     price_table_date: date | None = None
     hardware: LocalHardware | None = None
+    hosted: dict[str, LocalHardware] = Field(default_factory=dict)
     settings: dict[str, Any]
     models: tuple[str, ...]
     model_ids: dict[str, str] = Field(default_factory=dict)

@@ -266,7 +266,7 @@ def _summary_record(s: ModelSummary) -> list[object]:
         s.cost.energy,
         None if s.cost.kwh_range is None else s.cost.kwh_range[0],
         None if s.cost.kwh_range is None else s.cost.kwh_range[1],
-        json.dumps({tier: str(cost.usd) for tier, cost in s.cost_by_tier.items()}) or None,
+        json.dumps({tier: format(cost.usd, "f") for tier, cost in s.cost_by_tier.items()}) or None,
     ]
 
 

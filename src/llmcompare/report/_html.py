@@ -16,13 +16,14 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmcompare.decision import per_correct, per_judged_good
+from llmcompare.cost._units import plain, usd
+from llmcompare.decision import MONTH_BASIS, per_correct, per_judged_good
 from llmcompare.errors import ConfigurationError
 from llmcompare.record._aggregate import item_scores_of
 from llmcompare.report import _svg
 from llmcompare.report._judging import grid_verdicts, judging_view
 from llmcompare.report._judging_svg import ranking_chart
-from llmcompare.report._tables import break_even_chart, chart_data, view
+from llmcompare.report._tables import break_even_chart, chart_data, sweep_chart, view
 
 if TYPE_CHECKING:
     import jinja2
@@ -112,10 +113,11 @@ def _cell(row: Row, sent: _Interned, assumptions: _Interned) -> dict[str, Any]:
             key = repr(c.sent.params) + repr(c.sent.notes)
             out["sn"] = sent.add(key, {"params": c.sent.params, "notes": list(c.sent.notes)})
     if row.cost is not None:
-        out["c"] = str(row.cost.usd)
+        # Plain decimals ("0.0000198"), never Decimal's exponent form ("1.98E-5").
+        out["c"] = f"{row.cost.usd:f}"
         out["cs"] = row.cost.status
         if row.cost.kwh is not None:
-            out["k"] = str(row.cost.kwh)
+            out["k"] = f"{row.cost.kwh:f}"
         if row.cost.assumptions:
             out["as"] = assumptions.add(row.cost.assumptions, row.cost.assumptions)
     if row.cached:
@@ -174,11 +176,13 @@ def grid_data(comparison: Comparison) -> dict[str, Any]:
 
 def _charts(comparison: Comparison) -> list[str]:
     charts = chart_data(comparison)
+    swept = sweep_chart(comparison)
     return [
         _svg.scatter(charts.quality_vs_cost),
         _svg.scatter(charts.quality_vs_latency),
         _svg.bars(charts.throughput),
         _svg.bars(charts.energy),
+        *([] if swept is None else [_svg.lines(swept)]),
     ]
 
 
@@ -212,6 +216,11 @@ def context(comparison: Comparison) -> dict[str, Any]:
         "notes": [n for n in tables.notes if n.kind != "pair"],
         "charts": _charts(comparison),
         "per_correct": per_correct(comparison),
+        "figures": tables.figures,
+        "correct": tables.correct,
+        "month_basis": MONTH_BASIS,
+        "plain": plain,
+        "usd": usd,
         "per_judged": per_judged_good(comparison),
         # Any score at all: without one, the judged quality stands in for "correct".
         "has_scores": any(v is not None for row in comparison.rows for v in row.scores.values()),

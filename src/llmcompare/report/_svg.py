@@ -17,6 +17,7 @@ import textwrap
 from collections.abc import Sequence
 from html import escape
 
+from llmcompare.cost._units import plain
 from llmcompare.report._tables import Bars, Lines, Scatter
 
 __all__: list[str] = []
@@ -48,12 +49,10 @@ def _num(v: float) -> str:
         return "0"
     a = abs(v)
     if a >= 1e6:
-        return f"{v / 1e6:.3g}M"
+        return f"{plain(v / 1e6)}M"
     if a >= 1e3:
-        return f"{v / 1e3:.3g}k"
-    if a >= 0.01:
-        return f"{v:.3g}"
-    return f"{v:.1e}"
+        return f"{plain(v / 1e3)}k"
+    return plain(v)
 
 
 class _Frame:
@@ -184,7 +183,7 @@ def bars(chart: Bars) -> str:
             parts.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" '
                 f'height="{frame.py(0) - y:.1f}" fill="{color}"><title>{escape(label)}: '
-                f"{v:.4g}</title></rect>"
+                f"{plain(v, 4)}</title></rect>"
             )
             parts.append(
                 f'<text x="{x + width / 2:.1f}" y="{y - 4:.1f}" class="bv">{_num(v)}</text>'

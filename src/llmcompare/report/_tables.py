@@ -18,7 +18,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
-from llmcompare.decision import BreakEven, break_even, round_volume
+from llmcompare.cost._units import plain
+from llmcompare.decision import (
+    MONTH_BASIS,
+    BreakEven,
+    Figure,
+    break_even,
+    correct_unit,
+    figures,
+    round_volume,
+)
 
 if TYPE_CHECKING:
     from llmcompare.record import Comparison, ModelSummary
@@ -44,6 +53,7 @@ __all__ = [
     "stamp",
     "summary_rows",
     "summary_table_rows",
+    "sweep_chart",
     "view",
 ]
 
@@ -134,6 +144,9 @@ class View:
         notes: The pairs' verdicts, failures, settings not sent as asked, cost assumptions.
         break_evens: Each pair of models' break-even volume, in run order.
         stamp: One line saying what the run was.
+        figures: Each model's dollars and Wh per 1,000 requests and correct answers.
+        correct: What a correct answer is in this run (``"correct answers"``, or ``"expected
+            correct answers"`` when scores are partial).
     """
 
     header: SummaryRow
@@ -142,11 +155,23 @@ class View:
     notes: tuple[Note, ...]
     break_evens: tuple[BreakEven, ...]
     stamp: str
+    figures: tuple[Figure, ...] = ()
+    correct: str = "correct answers"
 
     @property
     def break_even_lines(self) -> list[str]:
         """One line per pair of models: the volume above which one costs less."""
         return [f"break-even: {found.sentence()}" for found in self.break_evens]
+
+    @property
+    def decision_lines(self) -> list[str]:
+        """The decision as the terminal says it, each cost basis named.
+
+        Each break-even sentence first, then each model's figures.
+        """
+        return [f"{line} ({MONTH_BASIS})" for line in self.break_even_lines] + [
+            f.line(self.correct) for f in self.figures
+        ]
 
 
 def view(comparison: Comparison) -> View:
@@ -159,6 +184,8 @@ def view(comparison: Comparison) -> View:
         notes=tuple(_notes(comparison, pairs)),
         break_evens=break_evens(comparison),
         stamp=stamp(comparison),
+        figures=tuple(figures(comparison)),
+        correct=correct_unit(comparison),
     )
 
 
@@ -169,8 +196,9 @@ def _fmt(value: float | Decimal | None, digits: int = 2) -> str:
     if value is None:
         return "-"
     if isinstance(value, Decimal):
-        return f"{value:.6f}" if value < 1 else f"{value:.2f}"
-    return f"{value:.{digits}f}"
+        # Money and energy: three significant figures, never an exponent ("0.0000198").
+        return plain(value) if value < 1 else f"{value:,.2f}"
+    return f"{value:,.{digits}f}"
 
 
 def _cost_cell(s: ModelSummary) -> str:
@@ -361,11 +389,15 @@ def notes(comparison: Comparison) -> list[str]:
 
 
 def break_evens(comparison: Comparison) -> tuple[BreakEven, ...]:
-    """Each pair of models' break-even (see :func:`llmcompare.decision.break_even`), run order."""
+    """Each pair of models' break-even (see :func:`llmcompare.decision.break_even`), run order.
+
+    Then each open model against each model priced without sending (``what_if``).
+    """
     models = comparison.run.models
+    open_models = [s.model for s in comparison.summaries if s.open_weights]
     return tuple(
         break_even(comparison, a, b) for i, a in enumerate(models) for b in models[i + 1 :]
-    )
+    ) + tuple(break_even(comparison, a, w.model) for a in open_models for w in comparison.what_if)
 
 
 def break_even_lines(comparison: Comparison) -> list[str]:
@@ -591,4 +623,44 @@ def break_even_chart(found: BreakEven) -> Lines | None:
         series=tuple((line.model, tuple((x, line.monthly_usd(x)) for x in xs)) for line in (a, b)),
         marks=tuple(marks),
         notes=(found.sentence(), *found.assumptions),
+    )
+
+
+def sweep_chart(comparison: Comparison) -> Lines | None:
+    """Throughput against p95 latency, a line per swept model through its levels.
+
+    Each operating point is marked with its level; the target, when there is one, is in the
+    notes. None for a run without a sweep.
+    """
+    sweeps = [s for s in comparison.sweeps if any(x.latency_p95_s is not None for x in s.levels)]
+    if not sweeps:
+        return None
+    marks = []
+    for sweep in sweeps:
+        point = sweep.operating_point
+        if point is not None and point.latency_p95_s is not None:
+            marks.append(
+                (point.latency_p95_s, point.output_tokens_per_s, f"{point.level} in flight")
+            )
+    targets = {s.slo.text for s in sweeps if s.slo is not None}
+    return Lines(
+        title="Throughput against p95 latency, by requests in flight",
+        xlabel="latency p95 (s)",
+        ylabel="output tokens / s",
+        series=tuple(
+            (
+                s.model,
+                tuple(
+                    (x.latency_p95_s, x.output_tokens_per_s)
+                    for x in s.levels
+                    if x.latency_p95_s is not None
+                ),
+            )
+            for s in sweeps
+        ),
+        marks=tuple(marks),
+        notes=tuple(
+            f"marked: each model's operating point, the highest throughput meeting {t}"
+            for t in sorted(targets)
+        ),
     )

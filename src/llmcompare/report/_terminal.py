@@ -93,6 +93,11 @@ def print_report(
         console.print(f"[{style}]{escape(note.line)}[/{style}]")
     for line in judging_lines(comparison):
         console.print(escape(line))
-    for even in tables.break_even_lines:
-        console.print(f"[bold]{escape(even)}[/bold]")
+    for sweep in comparison.sweeps:
+        for line in sweep.lines():
+            console.print(escape(line))
+    # The decision: the break-even sentence first, then the figures, each basis named.
+    for i, line in enumerate(tables.decision_lines):
+        bold = i < len(tables.break_evens)
+        console.print(f"[bold]{escape(line)}[/bold]" if bold else escape(line))
     console.print(f"[dim]{escape(tables.stamp)}[/dim]")

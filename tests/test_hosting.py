@@ -1,0 +1,472 @@
+"""Hosting costs: the decision survives a cached rerun, and its figures read as plain numbers."""
+
+from __future__ import annotations
+
+import platform
+import re
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import report_data
+from llmcompare import Completion, Request
+from llmcompare.backends.fake import FunctionModel
+from llmcompare.comparison import compare
+from llmcompare.cost import Cost, register_price, reset_prices
+from llmcompare.record import Comparison
+from llmcompare.report import print_report, write_html
+from llmcompare.runs import ResponseCache
+
+# A number in exponent notation as Python or Decimal writes it: 1.98e-05, 6.74602E-7, 1e+06.
+EXPONENT = re.compile(r"\d[eE][-+]?\d")
+
+
+class _Cached(FunctionModel):
+    """A deterministic function model the response cache may keep (a fake never is)."""
+
+    def cache_identity(self) -> dict[str, Any] | None:
+        return {"function": self.id}
+
+
+def _models() -> list[FunctionModel]:
+    local, api = report_data.local_model(), report_data.api_model()
+
+    def slow_local(request: Request) -> Completion:
+        time.sleep(0.01)  # something to time: the throughput is output tokens over it
+        return local._fn(request)  # the helper's answers, cacheable
+
+    return [
+        _Cached(slow_local, name="local", open_weights=True),
+        _Cached(api._fn, name="api"),
+    ]
+
+
+@pytest.fixture
+def priced() -> Any:
+    register_price("fake:api", input="0.50", output="1.50", source="test price")
+    yield
+    reset_prices()
+
+
+def _run(cache: Path) -> Comparison:
+    return compare(
+        _models(),
+        report_data.ITEMS,
+        cache=ResponseCache(cache),
+        hardware=report_data.HARDWARE,
+        progress=False,
+        concurrency=1,
+    )
+
+
+def test_a_fully_cached_rerun_decides_like_the_first_run(tmp_path: Path, priced: Any) -> None:
+    first = _run(tmp_path / "cache.db")
+    again = _run(tmp_path / "cache.db")
+    local = again.summaries[0]
+    assert local.cached == local.succeeded == 6  # nothing sent: every answer from the cache
+    found, before = (
+        again.break_even("fake:local", "fake:api"),
+        first.break_even("fake:local", "fake:api"),
+    )
+    assert found.crossover is not None
+    assert found.sentence() == before.sentence()
+    assert "cannot be costed" not in found.sentence()
+    # The throughput is the first run's, from the answers' own stamps: output tokens over the
+    # span from the first request's start to the last answer (at most their summed latency).
+    done = [r.completion for r in first.rows if r.model == "fake:local" and r.completion]
+    ends = [c.measured_at.timestamp() for c in done if c.measured_at is not None]
+    span = max(ends) - min(e - c.latency_s for e, c in zip(ends, done, strict=True))
+    span = min(span, sum(c.latency_s for c in done))
+    tokens = sum(c.usage.output_tokens for c in done)
+    assert local.output_tokens_per_s == pytest.approx(tokens / span)
+    assert local.timed_on == platform.node()
+    assert local.timed_at == min(c.measured_at for c in done if c.measured_at is not None)
+    assert first.summaries[0].timed_at is None  # the first run's figures are its own
+    # The decision says where and when the figure was measured.
+    assert any(f"by an earlier run on {platform.node()} at " in a for a in found.assumptions)
+
+
+def _exponent_record() -> Comparison:
+    """The report record with figures that Python and Decimal write with an exponent."""
+    record = report_data.comparison()
+    local, api = record.summaries
+    local = local.model_copy(
+        update={
+            "cost": Cost(usd=Decimal("1.98e-05"), kwh=Decimal("6.74602e-07"), g_co2=Decimal(0)),
+            "output_tokens_per_s": 1234567.8,
+        }
+    )
+    api = api.model_copy(update={"cost": Cost(usd=Decimal("1234567.8"))})
+    rows = tuple(
+        r.model_copy(update={"cost": Cost(usd=Decimal("1.98e-05"), kwh=Decimal("6.74602e-07"))})
+        if r.model == "fake:local" and r.cost is not None
+        else r
+        for r in record.rows
+    )
+    return record.model_copy(update={"summaries": (local, api), "rows": rows})
+
+
+def test_no_figure_is_written_with_an_exponent(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    record = _exponent_record()
+    console = Console(record=True, width=240)
+    print_report(record, console)
+    text = console.export_text()
+    assert not EXPONENT.search(text), EXPONENT.findall(text)
+    assert "0.0000198" in text  # the local model's dollars, three significant figures
+    assert "1,234,567.80" in text  # the API's, thousands separated
+    page = write_html(record, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert not EXPONENT.search(page), EXPONENT.findall(page)
+    assert "0.000000674602" in page  # a row's kWh in the page's data, in full
+
+
+def test_the_decision_names_each_cost_basis_and_says_the_break_even_first() -> None:
+    from rich.console import Console
+
+    record = report_data.comparison()
+    console = Console(record=True, width=240)
+    print_report(record, console)
+    lines = console.export_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("break-even:"))
+    assert lines[first].endswith("(a machine kept on all month)")
+    figures = lines[first + 1 : first + 3]
+    # The API: $0.00125 a request is $1.25 per 1,000; its 3 correct answers of 5 cost $6.25
+    # over 3, per 1,000 correct answers $2.08.
+    assert figures[1] == (
+        "fake:api: $1.25 per 1,000 requests, $2.08 per 1,000 correct answers (paid per token)"
+    )
+    assert figures[0].startswith("fake:local: $")
+    assert "(paid per second of use); " in figures[0]
+    assert "Wh per 1,000 requests" in figures[0]
+
+
+# -- hosted models ---------------------------------------------------------------------------------
+
+HOSTED = "chatgpt:meta-llama/Llama-3.1-8B-Instruct"
+H100 = {"usd_per_hour": 2.99, "watts": 700, "name": "1x H100 80GB on demand"}
+
+
+def _union_seconds(done: list[Completion]) -> float:
+    """The seconds at least one request was in flight, computed here from the stamps."""
+    spans = sorted(
+        (c.measured_at.timestamp() - c.latency_s, c.measured_at.timestamp())
+        for c in done
+        if c.measured_at is not None
+    )
+    total, (start, stop) = 0.0, spans[0]
+    for a, b in spans[1:]:
+        if a > stop:
+            total, start, stop = total + stop - start, a, b
+        else:
+            stop = max(stop, b)
+    return total + stop - start
+
+
+@pytest.mark.filterwarnings("error::llmcompare.cost.UnpricedModelWarning")
+def test_a_hosted_model_behind_a_server_costs_its_machine_time() -> None:
+    from helpers.openai_server import OpenAIServer, ok
+    from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
+
+    items = [f"question {i}" for i in range(6)]
+    with OpenAIServer() as server:
+        options = ChatGPTOptions(base_url=server.url, api_key="sk-test-0")
+        # Each reply takes 0.05 s at the server: two in flight overlap, so busy < summed latency.
+        server.script(*(ok("Paris is the capital", delay=0.05) for _ in range(12)))
+        with (
+            ChatGPTModel("meta-llama/Llama-3.1-8B-Instruct", options) as served,
+            ChatGPTModel("gpt-4o-mini", options) as api,
+        ):
+            record = compare(
+                [served, api],
+                items,
+                hosted={HOSTED: H100},
+                cache=False,
+                progress=False,
+                concurrency=2,
+            )
+    hardware = record.run.hosted[HOSTED]
+    assert hardware.name == "1x H100 80GB on demand"
+    assert hardware.usd_per_hour == Decimal("2.99")
+    summary = next(s for s in record.summaries if s.model == HOSTED)
+    assert summary.open_weights  # open weights in the record, though reached over HTTP
+    rows = [r for r in record.rows if r.model == HOSTED]
+    done = [r.completion for r in rows if r.completion is not None]
+    assert len(done) == 6, [r.error for r in rows]
+    # The rows' costs sum to the busy time times the rate: machine time, not a token price.
+    busy = _union_seconds(done)
+    total = sum(float(r.cost.usd) for r in rows if r.cost is not None)
+    # To rounding: each answer's times are kept to the microsecond, so the busy time the test
+    # rebuilds from them may differ from the one measured by up to a microsecond an answer.
+    tick = len(done) * 1e-6
+    assert total == pytest.approx(busy * 2.99 / 3600, abs=tick * 2.99 / 3600)
+    assert busy < sum(c.latency_s for c in done)  # overlapping requests are not paid twice
+    kwh = sum(float(r.cost.kwh) for r in rows if r.cost is not None and r.cost.kwh is not None)
+    assert kwh == pytest.approx(busy * 700 / 3_600_000, abs=tick * 700 / 3_600_000)
+    # The break-even against the API model follows, on the hosted machine's rate.
+    found = record.break_even(HOSTED, "chatgpt:gpt-4o-mini")
+    local, _ = found.lines
+    assert local is not None
+    assert local.local
+    assert local.fixed_usd == pytest.approx(2.99 * 730)
+    assert any("hosted on 1x H100 80GB on demand at $2.99/h" in a for a in found.assumptions)
+
+
+def test_a_preset_machine_names_its_source_and_the_users_figures_win() -> None:
+    from llmcompare.cost import hosted_hardware, hosting_presets
+    from llmcompare.errors import ConfigurationError
+
+    h100 = hosting_presets()["h100"]
+    assert h100.watts == Decimal(700)
+    assert "https://" in h100.notes
+    assert "checked 20" in h100.notes
+    mine = hosted_hardware({"preset": "h100", "usd_per_hour": 2.10})
+    assert mine.usd_per_hour == Decimal("2.1")
+    assert mine.watts == Decimal(700)
+    assert "the user's usd_per_hour" in mine.notes
+    with pytest.raises(ConfigurationError, match="not a known machine"):
+        hosted_hardware("h900")
+
+
+def test_hosted_from_a_config_file_and_from_a_flag(tmp_path: Path) -> None:
+    from llmcompare.config import load_config, models_from_flags
+
+    path = tmp_path / "llmcompare.toml"
+    path.write_text(
+        '[[models]]\nname = "chatgpt:meta-llama/Llama-3.1-8B-Instruct"\n'
+        'options = { base_url = "http://127.0.0.1:8000/v1" }\n'
+        'hosted = { usd_per_hour = 2.99, watts = 700, name = "1x H100 80GB on demand" }\n',
+        encoding="utf-8",
+    )
+    (model,) = load_config(path).models
+    assert model.hosted is not None
+    assert model.hosted.usd_per_hour == Decimal("2.99")
+    (flagged,) = models_from_flags([("-m", HOSTED), ("-O", "hosted=l4")])
+    assert flagged.hosted is not None
+    assert flagged.hosted.name.startswith("1x L4")
+
+
+# -- load sweeps -----------------------------------------------------------------------------------
+
+
+def test_a_sweep_matches_a_server_of_n_slots_and_the_target_picks_its_level(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import math
+
+    from helpers.openai_server import SlottedServer
+    from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
+
+    # Half a second a reply: the client's own overhead (tens of ms on a busy machine) stays
+    # well inside the tolerance.
+    slots, per_token, words = 4, 0.05, 10
+    reply_s = per_token * words
+    items = [f"question {i}" for i in range(8)]
+    levels = [1, 4, 8]
+    with SlottedServer(slots, per_token, " ".join(["word"] * words)) as server:
+        options = ChatGPTOptions(base_url=server.url, api_key="sk-test-0")
+        with ChatGPTModel("meta-llama/Llama-3.1-8B-Instruct", options) as model:
+            record = compare(
+                [model],
+                items,
+                hosted={HOSTED: "h100"},
+                load=levels,
+                slo="latency_p95<=0.75",
+                cache=False,
+                concurrency=4,
+            )
+        # The answers once, then each level's 8 requests (16 at level 8: twice the level).
+        assert len(server.chat_requests) == 8 + 8 + 8 + 16
+    said = capsys.readouterr().err
+    assert "load sweep: 32 timed requests (1 models x levels 1, 4, 8" in said
+    (sweep,) = record.sweeps
+    assert [x.level for x in sweep.levels] == levels
+    for x in sweep.levels:
+        # The server's model: min(L, slots) replies every reply_s; a request waits its turn.
+        rounds = math.ceil(x.level / slots)
+        assert x.errors == 0
+        assert x.requests_per_s == pytest.approx(min(x.level, slots) / reply_s, rel=0.35)
+        assert x.output_tokens_per_s == pytest.approx(x.requests_per_s * words, rel=1e-6)
+        assert x.latency_p50_s == pytest.approx(rounds * reply_s, rel=0.35)
+    # The target's level, computed here: the highest throughput whose p95 latency meets 0.75 s
+    # in the server's model is 4 in flight (at 8, half wait a second round: 1 s).
+    assert sweep.operating_level == 4
+    assert "<- operating point" in said
+    # The decision costs the hosted machine at that level's throughput, and says so.
+    found = record.break_even(HOSTED, HOSTED)
+    line = found.lines[0]
+    point = sweep.operating_point
+    assert line is not None
+    assert point is not None
+    assert line.capacity == pytest.approx(point.output_tokens_per_s / words * 3600 * 730)
+    assert any("at its operating point, 4 requests in flight" in a for a in found.assumptions)
+    # The page draws throughput against p95 latency, the operating point and target marked.
+    page = write_html(record, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Throughput against p95 latency, by requests in flight" in page
+    assert ">4 in flight<" in page
+    assert "the highest throughput meeting latency_p95&lt;=0.75" in page
+
+
+def test_a_paid_sweep_above_the_budget_is_refused_before_anything_is_sent() -> None:
+    from helpers.openai_server import OpenAIServer
+    from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
+    from llmcompare.cost import Budget
+    from llmcompare.errors import ConfigurationError
+
+    with OpenAIServer() as server:
+        options = ChatGPTOptions(base_url=server.url, api_key="sk-test-0")
+        # 2 items at levels 1, 4, 16, 32: each level at least twice over: 2 + 8 + 32 + 64.
+        refused = pytest.raises(ConfigurationError, match=r"load sweep: 106 timed requests.*budget")
+        with ChatGPTModel("gpt-4o-mini", options) as model, refused:
+            compare(
+                [model],
+                ["hi", "there"],
+                load=[1, 4, 16, 32],
+                budget=Budget(max_usd=Decimal("0.001")),
+                cache=False,
+                progress=False,
+            )
+        assert server.chat_requests == []
+
+
+def test_the_in_process_engine_serves_more_at_a_higher_level(llama: Any) -> None:
+    items = ["Name a colour.", "Name a fruit.", "Name a city.", "Name an animal."]
+    record = compare([llama], items, load=[1, 4], cache=False, progress=False, max_tokens=8)
+    (sweep,) = record.sweeps
+    one, four = sweep.levels
+    assert (one.requests, four.requests) == (4, 8)
+    assert one.errors == four.errors == 0
+    # Four rows a batch share each forward pass: more tokens a second than one at a time.
+    assert four.output_tokens_per_s > one.output_tokens_per_s
+
+
+def test_the_command_line_sweeps_a_hosted_model_to_a_target(tmp_path: Path) -> None:
+    from helpers.cli import run
+    from helpers.openai_server import SlottedServer
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(f'{{"prompt": "q{i}"}}\n' for i in range(4)), encoding="utf-8")
+    with SlottedServer(2, 0.01, "one two three four five") as server:
+        out = run(
+            "compare",
+            str(prompts),
+            "-m",
+            HOSTED,
+            "-O",
+            f"base_url={server.url}",
+            "-O",
+            "api_key_env=VLLM_KEY",
+            "-O",
+            "hosted=h100",
+            "--load",
+            "1,2",
+            "--slo",
+            "latency_p95<=30",
+            "--no-cache",
+            "--out",
+            str(tmp_path / "run"),
+            VLLM_KEY="sk-test-0",
+        )
+    assert out.returncode == 0, out.stderr
+    assert "load sweep: 8 timed requests (1 models x levels 1, 2" in out.stderr
+    record = Comparison.load(tmp_path / "run" / "comparison.json")
+    (sweep,) = record.sweeps
+    assert sweep.operating_level == 2  # both meet 30 s: the higher throughput
+    assert record.run.hosted[HOSTED].name.startswith("1x H100")
+    assert "<- operating point" in " ".join(out.stdout.split())  # wrapped at 160 columns
+
+
+def test_a_bad_target_or_level_is_refused_at_the_boundary(tmp_path: Path) -> None:
+    from llmcompare.config import load_config
+    from llmcompare.config._problems import ConfigFileError
+
+    path = tmp_path / "llmcompare.toml"
+    path.write_text('load = [1, 4]\nslo = "ttft_p95<=1,latency_p95<=10"\n', encoding="utf-8")
+    config = load_config(path)
+    assert (config.load, config.slo) == ([1, 4], "ttft_p95<=1,latency_p95<=10")
+    path.write_text('slo = "speed>=3"\n', encoding="utf-8")
+    with pytest.raises(ConfigFileError, match=r"llmcompare.toml:1: slo: .*NAME<=SECONDS"):
+        load_config(path)
+
+
+# -- what if -------------------------------------------------------------------------------------
+
+
+def test_what_if_prices_the_items_offline_and_sends_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tiktoken
+
+    from helpers.cli import run
+    from helpers.openai_server import OpenAIServer
+    from helpers.tiktoken_cache import seed_tiktoken_cache
+
+    if not seed_tiktoken_cache(tmp_path):
+        pytest.skip("quicktok-v1 (offline tiktoken tables) is not installed")
+    prompts = ["What is the capital of France?", "Name three primes.", "Say hello."]
+    path = tmp_path / "p.jsonl"
+    path.write_text("".join(f'{{"prompt": "{p}"}}\n' for p in prompts), encoding="utf-8")
+    with OpenAIServer() as server:
+        out = run(
+            "compare",
+            str(path),
+            "-m",
+            "fake",
+            "-O",
+            "open_weights=true",
+            "--what-if",
+            "chatgpt:gpt-5.4-mini",
+            "--no-cache",
+            "--out",
+            str(tmp_path / "run"),
+            TIKTOKEN_CACHE_DIR=str(tmp_path),
+            LLMCOMPARE_NO_NETWORK="1",
+            OPENAI_BASE_URL=server.url,
+        )
+        assert server.requests == []  # priced, never sent
+    assert out.returncode == 0, out.stderr
+    assert "TokenEstimateWarning" not in out.stderr
+    record = Comparison.load(tmp_path / "run" / "comparison.json")
+    (priced,) = record.what_if
+    # The count, computed here with tiktoken's o200k_base: OpenAI's chat framing of one user
+    # message (3 + 1 for the role) and 3 to prime the reply.
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))  # the same seeded tables, offline
+    enc = tiktoken.get_encoding("o200k_base")
+    assert priced.input_tokens == sum(3 + 1 + len(enc.encode_ordinary(p)) + 3 for p in prompts)
+    answers = [r.completion.text for r in record.rows if r.completion is not None]
+    assert priced.output_tokens == sum(len(enc.encode_ordinary(a)) for a in answers)
+    # gpt-5.4-mini's table prices, per million tokens.
+    from llmcompare.cost import get_price
+
+    price = get_price("chatgpt:gpt-5.4-mini")
+    assert price is not None
+    expected = (priced.input_tokens * price.input + priced.output_tokens * price.output) / 10**6
+    assert priced.usd == expected
+    text = " ".join(out.stdout.split())
+    assert "chatgpt:gpt-5.4-mini: estimated, not sent" in text  # the break-even sentence
+    assert "(paid per token, estimated, not sent)" in text  # its figures
+    page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert "estimated, not sent" in page
+
+
+def test_the_hosting_guides_config_loads_and_is_the_example() -> None:
+    from llmcompare.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    example = root / "examples" / "hosting.toml"
+    config = load_config(example)
+    llama, gpt = config.models
+    assert llama.hosted is not None
+    assert llama.hosted.usd_per_hour == Decimal("2.99")
+    assert (config.load, config.slo) == ([1, 4, 16, 64], "ttft_p95<=1,latency_p95<=10")
+    assert config.what_if == ["chatgpt:gpt-5.4"]
+    assert gpt.api_key_env == "OPENAI_API_KEY"
+    # The guide shows the file as it is (its comments aside).
+    body = "".join(
+        line for line in example.read_text(encoding="utf-8").splitlines(True) if line[:1] != "#"
+    )
+    guide = (root / "docs" / "guides" / "hosting.md").read_text(encoding="utf-8")
+    assert body in guide
