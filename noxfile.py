@@ -22,6 +22,7 @@ the Python it ran on.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -93,6 +94,13 @@ def shared_env(session: nox.Session) -> str:
     return str(python)
 
 
+def _env(python: str) -> dict[str, str]:
+    """One torch thread, and the shared environment's scripts (the `llmcompare` command) first
+    on PATH: the sessions call its python by path, which puts nothing on PATH."""
+    bin_dir = str(Path(python).parent)
+    return {"OMP_NUM_THREADS": "1", "PATH": os.pathsep.join([bin_dir, os.environ["PATH"]])}
+
+
 @nox.session(python=PYTHONS, venv_params=WITHOUT_PIP)
 def tests(session: nox.Session) -> None:
     """Run the test suite on the real backends (`nox -s tests-3.11 -- -k name` to pick tests)."""
@@ -103,7 +111,7 @@ def tests(session: nox.Session) -> None:
         "pytest",
         *PYTEST_PARALLEL,
         *session.posargs,
-        env={"OMP_NUM_THREADS": "1"},
+        env=_env(python),
         external=True,
     )
     session.run(python, "-m", "pytest", f"{PLUGIN_TEMPLATE}/tests", external=True)
@@ -120,7 +128,7 @@ def coverage(session: nox.Session) -> None:
         *PYTEST_PARALLEL,
         *PYTEST_COVERAGE,
         *session.posargs,
-        env={"OMP_NUM_THREADS": "1"},
+        env=_env(python),
         external=True,
     )
 
@@ -163,7 +171,7 @@ def demo(session: nox.Session) -> None:
         "out",
         "--force-new",
         *session.posargs,
-        env={"OMP_NUM_THREADS": "1"},
+        env=_env(python),
         external=True,
     )
 
