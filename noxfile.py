@@ -97,7 +97,8 @@ def shared_env(session: nox.Session) -> str:
 def _env(python: str) -> dict[str, str]:
     """One torch thread, and the shared environment's scripts (the `llmcompare` command) first
     on PATH: the sessions call its python by path, which puts nothing on PATH."""
-    bin_dir = str(Path(python).parent)
+    # Absolute: a test that changes directory still finds the command.
+    bin_dir = str(Path(python).parent.resolve())
     return {"OMP_NUM_THREADS": "1", "PATH": os.pathsep.join([bin_dir, os.environ["PATH"]])}
 
 
