@@ -298,7 +298,7 @@ class Engine:
             positions = torch.arange(cached, shared, device=device).unsqueeze(0)
             self.forward(cache, input_ids=prefix, position_ids=positions)
         if store is not None:
-            store.store(first, cached, shared, cache.layers)
+            store.store(first, shared, cache.layers)
         if rows > 1:
             cache.batch_repeat_interleave(rows)
         return shared

@@ -89,19 +89,21 @@ class PrefixCache:
         ]
         return tokens, layers
 
-    def store(self, prompt: Sequence[int], start: int, end: int, layers: Sequence[Any]) -> None:
-        """Keep the blocks of ``prompt[:end]`` from ``start`` on, read from the cache ``layers``.
+    def store(self, prompt: Sequence[int], end: int, layers: Sequence[Any]) -> None:
+        """Keep the whole blocks of ``prompt[:end]``, read from the cache ``layers``.
 
         Args:
             prompt: The row's prompt tokens.
-            start: Tokens already cached (a multiple of :data:`BLOCK`).
             end: Tokens whose KV ``layers`` holds, row 0, positions ``0..end``.
             layers: A transformers cache's layers (``.keys`` and ``.values``).
         """
         if not self.capacity:
             return
-        keys = _keys(prompt, end)
-        for index in range(start // BLOCK, len(keys)):
+        # A prefix longer than the whole cache keeps its first blocks only.
+        keys = _keys(prompt, end)[: self.capacity]
+        # From the last block to the first: a prefix's first blocks end up the most recent, so
+        # eviction cuts it from its end.
+        for index in range(len(keys) - 1, -1, -1):
             key = keys[index]
             if key in self._blocks:
                 self._blocks.move_to_end(key)

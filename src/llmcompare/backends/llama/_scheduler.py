@@ -55,6 +55,8 @@ class SchedulerStats:
         prefix_hits: Lookups that found at least one cached block.
         prefix_tokens_reused: Prompt tokens, row by row, whose KV came from the prefix cache
             instead of being computed; over ``prompt_tokens``, the prefix-hit share.
+        prefix_tokens_cached: Tokens whose KV the prefix cache holds now.
+        prefix_evictions: Blocks the prefix cache dropped to stay within its bound.
     """
 
     requests: int = 0
@@ -67,6 +69,8 @@ class SchedulerStats:
     prefix_lookups: int = 0
     prefix_hits: int = 0
     prefix_tokens_reused: int = 0
+    prefix_tokens_cached: int = 0
+    prefix_evictions: int = 0
 
 
 class Scheduler:
@@ -105,6 +109,8 @@ class Scheduler:
                 prefix_lookups=prefix.lookups,
                 prefix_hits=prefix.hits,
                 prefix_tokens_reused=prefix.tokens_reused,
+                prefix_tokens_cached=prefix.tokens,
+                prefix_evictions=prefix.evicted,
             )
 
     # -- callers' side ------------------------------------------------------------------------
