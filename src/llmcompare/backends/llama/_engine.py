@@ -4,7 +4,8 @@ Imports torch; loaded only when a model first generates.
 
 Why not ``model.generate``: for a batch it keeps computing rows that have already finished, and
 pads every prompt to the longest one. This engine prefills the prompt prefix that a batch shares
-(typically the chat template's system prompt) once, drops finished rows from the KV cache, and
+(typically the chat template's system prompt) once, takes what it can of it from the prefix
+cache across requests (``_prefix.py``), drops finished rows from the KV cache, and
 handles stop strings, per-request sampling settings and streaming in the same loop. Greedy
 output is the same token for token as one request at a time.
 
