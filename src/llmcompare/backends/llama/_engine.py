@@ -260,6 +260,9 @@ class Engine:
                 attention_mask=mask,
                 position_ids=positions[:, shared:],
             )
+            if rows == 1 and self.mergeable and self.prefix_cache.capacity:
+                # One row has no padding: its whole prompt's KV is in the cache now.
+                self.prefix_cache.store(prompts[0], len(prompts[0]) - 1, cache.layers)
             elapsed = time.perf_counter() - start
             joules = self.joules_since(reading)
         total = sum(len(p) for p in prompts)
@@ -276,7 +279,8 @@ class Engine:
         """Fill ``cache`` with the prefix every prompt shares, once, then repeat it to each row.
 
         The prefix cache gives what it holds of that prefix; the rest is computed and kept in
-        it. Every row keeps at least one token of its own, whose logits start its answer.
+        it (a lone row's rest is computed with its own tokens, in one forward). Every row keeps
+        at least one token of its own, whose logits start its answer.
 
         Returns:
             The length of the prefix in ``cache`` (0: none, the rows are prefilled whole).
@@ -290,6 +294,9 @@ class Engine:
             cached, layers = store.match(first, shared, rows)
             for index, (keys, values) in enumerate(layers or ()):
                 cache.update(keys, values, index)
+            if rows == 1:
+                # The row computes the rest in one forward; prefill keeps its blocks after it.
+                return cached
         elif rows == 1 or shared < _MIN_SHARED_PREFIX or shared * (rows - 1) < _MIN_PREFIX_SAVING:
             # Without the prefix cache an extra forward pays only for a prefix many rows share.
             return 0
