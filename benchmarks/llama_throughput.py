@@ -18,6 +18,10 @@ reports what it ran on so the run fails when they differ. The contenders:
   prompts at batch 1: the time of its decoding steps alone, the floor of a token at batch 1;
 - ``many``: 64 items (the prompts four times, numbered) through one ``generate_batch`` and
   through ``compare``, alternately;
+- ``few-shot``: 48 GSM8K-style questions through one ``generate_batch``, each after the same 8
+  worked examples (~650 prompt tokens), against the same questions alone, alternately: the
+  prefix cache computes the examples once (a fresh set of examples each round, so no round
+  reuses another's);
 - ``first load`` (the GGUF converted into an empty cache) and ``cached load`` (a new process
   reading that cache).
 
@@ -31,7 +35,8 @@ are compared across contenders.
 Targets: generate_batch >= 1.5x raw generate and >= 3x sequential; sequential time per output
 token (after the first, whose time is the prefill's) <= 1.05x the raw decoding step; the
 threads' wall time <= 0.5x sequential, with the same greedy texts; compare's throughput on 64
-items >= 0.9x one generate_batch's; cached load <= 1/5 of the first load; generate_batch peak
+items >= 0.9x one generate_batch's; the few-shot questions <= 1.4x the time of the questions
+alone; cached load <= 1/5 of the first load; generate_batch peak
 RSS <= 1.03x raw generate's; greedy texts of batch == sequential. (Like for like, the two
 peaks are the same within about 1% from run to run: the memory target catches a real
 regression, not noise.)
@@ -96,8 +101,46 @@ TARGET_CACHED_LOAD = 1 / 5
 # Peak RSS of generate_batch over raw batched generate: equal within ~1% run to run.
 TARGET_RSS = 1.03
 
+# The few-shot row: questions, worked examples before each, and its target (time over alone).
+FEWSHOT_QUESTIONS = 48
+FEWSHOT_EXAMPLES = 8
+TARGET_FEWSHOT = 1.4
+_NAMES = ("Ann", "Ben", "Cara", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jo", "Kim", "Lu")
+_THINGS = ("apples", "pens", "stamps", "marbles", "books", "shells", "coins", "cards")
+
+
+def gsm8k_style(i: int, worked: bool) -> str:
+    """A GSM8K-style word problem (two steps); with its worked answer when ``worked``."""
+    name, other = _NAMES[i % len(_NAMES)], _NAMES[(i + 5) % len(_NAMES)]
+    thing = _THINGS[i % len(_THINGS)]
+    a, b, c = 12 + 3 * i, 4 + i % 9, 2 + i % 5
+    question = (
+        f"Question: {name} has {a} {thing}. {other} gives {name} {b} more, and {name} gives "
+        f"{c} to each of 2 friends. How many {thing} are left?\nAnswer:"
+    )
+    if not worked:
+        return question
+    total = a + b
+    return (
+        f"{question} {a} + {b} = {total}. 2 x {c} = {2 * c}. {total} - {2 * c} = "
+        f"{total - 2 * c}. The answer is {total - 2 * c}.\n\n"
+    )
+
+
+def fewshot_prompts(round_number: int) -> tuple[list[str], list[str]]:
+    """The few-shot prompts of a round and the same questions alone.
+
+    The examples open with the round's number, so no round finds another's in the prefix cache.
+    """
+    examples = f"Set {round_number}. Solve each problem step by step.\n\n" + "".join(
+        gsm8k_style(100 + k, worked=True) for k in range(FEWSHOT_EXAMPLES)
+    )
+    alone = [gsm8k_style(i, worked=False) for i in range(FEWSHOT_QUESTIONS)]
+    return [examples + q for q in alone], alone
+
+
 # Generation contenders in the order they take turns within a round.
-ORDER = ("sequential", "batch", "raw", "threads", "step", "many")
+ORDER = ("sequential", "batch", "raw", "threads", "step", "many", "fewshot")
 LABELS = {
     "sequential": "llmcompare sequential generate",
     "batch": "llmcompare generate_batch",
@@ -105,6 +148,7 @@ LABELS = {
     "threads": "llmcompare generate, 1 thread each",
     "step": "raw decoding steps, batch 1",
     "many": f"llmcompare generate_batch x{MANY}",
+    "fewshot": f"generate_batch {FEWSHOT_QUESTIONS} questions alone",
 }
 
 # Marks the lines a worker means for the parent: a library may print to stdout too.
@@ -382,6 +426,41 @@ def setup_many(args: argparse.Namespace, prompts: list[str]) -> tuple[dict[str, 
     return _facts(model.hf_model), run
 
 
+def setup_fewshot(args: argparse.Namespace, prompts: list[str]) -> tuple[dict[str, Any], Run]:
+    model = _llama(args)
+    model.generate_batch(prompts[:2], max_tokens=4)  # warm-up
+    turn = 0
+
+    def timed(items: list[str]) -> tuple[float, int]:
+        start = time.perf_counter()
+        results = model.generate_batch(items, max_tokens=args.max_tokens)
+        return time.perf_counter() - start, sum(r.unwrap().usage.output_tokens for r in results)
+
+    def run() -> dict[str, Any]:
+        nonlocal turn
+        turn += 1
+        shots, alone = fewshot_prompts(turn)
+        before = model.stats
+        # The two take turns going first, round by round.
+        if turn % 2:
+            shot_run, alone_run = timed(shots), timed(alone)
+        else:
+            alone_run, shot_run = timed(alone), timed(shots)
+        after = model.stats
+        return {
+            "seconds": alone_run[0],
+            "tokens": alone_run[1],
+            "fewshot_seconds": shot_run[0],
+            "fewshot_tokens": shot_run[1],
+            "prompt_tokens": after.prompt_tokens - before.prompt_tokens,
+            "reused_tokens": after.prefix_tokens_reused - before.prefix_tokens_reused,
+            "prefix_tokens": model.count_tokens(shots[0]) - model.count_tokens(alone[0]),
+            "texts": [],
+        }
+
+    return _facts(model.hf_model), run
+
+
 SETUPS = {
     "sequential": setup_sequential,
     "batch": setup_batch,
@@ -389,6 +468,7 @@ SETUPS = {
     "threads": setup_threads,
     "step": setup_step,
     "many": setup_many,
+    "fewshot": setup_fewshot,
 }
 
 
@@ -609,6 +689,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{'llmcompare compare x' + str(MANY):<34}{compare_best['compare_tokens']:>8}"
         f"{compare_best['compare_seconds']:>10.2f}{compare_rate:>10.1f}{rss['many']:>13.0f}"
     )
+    fewshot_best = min(rounds["fewshot"], key=lambda r: r["fewshot_seconds"])
+    print(
+        f"{'generate_batch few-shot x' + str(FEWSHOT_QUESTIONS):<34}"
+        f"{fewshot_best['fewshot_tokens']:>8}{fewshot_best['fewshot_seconds']:>10.2f}"
+        f"{fewshot_best['fewshot_tokens'] / fewshot_best['fewshot_seconds']:>10.1f}"
+        f"{rss['fewshot']:>13.0f}"
+    )
+    hit_share = fewshot_best["reused_tokens"] / fewshot_best["prompt_tokens"]
+    print(
+        f"few-shot: {fewshot_best['prefix_tokens']} tokens of examples before each question; "
+        f"prefix-cache hit share {hit_share:.0%} of the prompt tokens of both calls"
+    )
     print()
     print(
         f"first load (GGUF converted): {first['load_s']:.2f} s "
@@ -654,6 +746,7 @@ def main(argv: list[str] | None = None) -> int:
     step_ratio_all = best["sequential"]["seconds"] / best["sequential"]["tokens"] / raw_step
     threads_ratio = best["threads"]["seconds"] / best["sequential"]["seconds"]
     compare_ratio = compare_rate / rate["many"]
+    fewshot_ratio = fewshot_best["fewshot_seconds"] / best["fewshot"]["seconds"]
     checks = [
         (
             f"like for like: {DEVICE} {DTYPE} {args.threads} thread(s) on every contender"
@@ -687,6 +780,11 @@ def main(argv: list[str] | None = None) -> int:
             f"compare x{MANY} / generate_batch x{MANY} {compare_ratio:5.2f}x  "
             f"(target >= {TARGET_COMPARE:.2f}x)",
             compare_ratio >= TARGET_COMPARE,
+        ),
+        (
+            f"few-shot / alone, {FEWSHOT_QUESTIONS} questions {fewshot_ratio:5.2f}x  "
+            f"(target <= {TARGET_FEWSHOT:.1f}x)",
+            fewshot_ratio <= TARGET_FEWSHOT,
         ),
         (
             f"cached load / first load        {load_ratio:5.2f}   "

@@ -27,6 +27,7 @@ from llmcompare.backends.llama._options import (
     DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_MAX_BATCH_TOKENS,
     DEFAULT_MAX_TOKENS,
+    DEFAULT_PREFIX_CACHE_TOKENS,
     LlamaOptions,
 )
 from llmcompare.plugins import Register, hookimpl
@@ -36,6 +37,7 @@ __all__ = [
     "DEFAULT_MAX_BATCH_TOKENS",
     "DEFAULT_MAX_TOKENS",
     "DEFAULT_MODEL",
+    "DEFAULT_PREFIX_CACHE_TOKENS",
     "EMBEDDED_INSTALL",
     "LlamaModel",
     "LlamaOptions",

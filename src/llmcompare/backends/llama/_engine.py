@@ -4,7 +4,8 @@ Imports torch; loaded only when a model first generates.
 
 Why not ``model.generate``: for a batch it keeps computing rows that have already finished, and
 pads every prompt to the longest one. This engine prefills the prompt prefix that a batch shares
-(typically the chat template's system prompt) once, drops finished rows from the KV cache, and
+(typically the chat template's system prompt) once, takes what it can of it from the prefix
+cache across requests (``_prefix.py``), drops finished rows from the KV cache, and
 handles stop strings, per-request sampling settings and streaming in the same loop. Greedy
 output is the same token for token as one request at a time.
 
@@ -27,6 +28,7 @@ from llmcompare.backends.llama._constrain import Grammars
 from llmcompare.backends.llama._job import Constraint, Job
 from llmcompare.backends.llama._kv import KVBatch, Prefilled
 from llmcompare.backends.llama._options import DEFAULT_MAX_TOKENS
+from llmcompare.backends.llama._prefix import BLOCK, PrefixCache
 from llmcompare.energy import EnergyCounter, energy_counter
 from llmcompare.errors import BackendError
 from llmcompare.types import Completion, Request, Sent, Usage
@@ -49,6 +51,8 @@ class Engine:
         max_batch_size: Most rows in one batch.
         max_batch_tokens: Most token slots (rows x (prompt + new tokens)) in one batch.
         response_model: What produced the weights (file, folder or hub id), for completions.
+        prefix_cache_tokens: Most prompt-prefix tokens whose KV is kept across requests
+            (:class:`PrefixCache`); 0 keeps none.
     """
 
     def __init__(
@@ -60,6 +64,7 @@ class Engine:
         max_batch_size: int,
         max_batch_tokens: int,
         response_model: str,
+        prefix_cache_tokens: int = 0,
     ) -> None:
         self.model_id = model_id
         self.model = model
@@ -98,6 +103,8 @@ class Engine:
         # Fast tokenizers are not safe to call from two threads at once ("Already borrowed").
         self._tok_lock = threading.Lock()
         self.tokens_generated = 0
+        # The KV of prompt prefixes across requests (a few-shot prefix is computed once).
+        self.prefix_cache = PrefixCache(prefix_cache_tokens)
         # Measured energy per step, where the device lets it be read (RAPL on a CPU, NVML on an
         # NVIDIA GPU): each step's joules are shared out among its rows, like its time.
         self.energy: EnergyCounter | None = energy_counter(self.device_name)
@@ -236,14 +243,7 @@ class Engine:
                 from transformers.cache_utils import DynamicLayer
 
                 self.mergeable = all(type(layer) is DynamicLayer for layer in cache.layers)
-            shared = _shared_prefix(prompts) if rows > 1 else 0
-            if shared < _MIN_SHARED_PREFIX or shared * (rows - 1) < _MIN_PREFIX_SAVING:
-                shared = 0
-            if shared:
-                prefix = torch.tensor([prompts[0][:shared]], dtype=torch.long, device=device)
-                positions = torch.arange(shared, device=device).unsqueeze(0)
-                self.forward(cache, input_ids=prefix, position_ids=positions)
-                cache.batch_repeat_interleave(rows)
+            shared = self._prefill_prefix(cache, prompts)
             width = max(len(p) for p in prompts) - shared
             ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
             own = torch.zeros((rows, width), dtype=torch.long)
@@ -260,6 +260,9 @@ class Engine:
                 attention_mask=mask,
                 position_ids=positions[:, shared:],
             )
+            if rows == 1 and self.mergeable and self.prefix_cache.capacity:
+                # One row has no padding: its whole prompt's KV is in the cache now.
+                self.prefix_cache.store(prompts[0], len(prompts[0]) - 1, cache.layers)
             elapsed = time.perf_counter() - start
             joules = self.joules_since(reading)
         total = sum(len(p) for p in prompts)
@@ -271,6 +274,42 @@ class Engine:
         pads = [0 if shared else width - len(p) for p in prompts]
         holes = [bool(shared) and len(p) - shared < width for p in prompts]
         return Prefilled(cache, mask, positions[:, -1:], logits, pads, holes)
+
+    def _prefill_prefix(self, cache: Any, prompts: list[list[int]]) -> int:
+        """Fill ``cache`` with the prefix every prompt shares, once, then repeat it to each row.
+
+        The prefix cache gives what it holds of that prefix; the rest is computed and kept in
+        it (a lone row's rest is computed with its own tokens, in one forward). Every row keeps
+        at least one token of its own, whose logits start its answer.
+
+        Returns:
+            The length of the prefix in ``cache`` (0: none, the rows are prefilled whole).
+        """
+        rows = len(prompts)
+        first = prompts[0]
+        shared = _shared_prefix(prompts) if rows > 1 else len(first) - 1
+        store = self.prefix_cache if self.mergeable and self.prefix_cache.capacity else None
+        cached = 0
+        if store is not None and shared >= BLOCK:
+            cached, layers = store.match(first, shared, rows)
+            for index, (keys, values) in enumerate(layers or ()):
+                cache.update(keys, values, index)
+            if rows == 1:
+                # The row computes the rest in one forward; prefill keeps its blocks after it.
+                return cached
+        elif rows == 1 or shared < _MIN_SHARED_PREFIX or shared * (rows - 1) < _MIN_PREFIX_SAVING:
+            # Without the prefix cache an extra forward pays only for a prefix many rows share.
+            return 0
+        if shared > cached:
+            device = self.device
+            prefix = torch.tensor([first[cached:shared]], dtype=torch.long, device=device)
+            positions = torch.arange(cached, shared, device=device).unsqueeze(0)
+            self.forward(cache, input_ids=prefix, position_ids=positions)
+        if store is not None:
+            store.store(first, shared, cache.layers)
+        if rows > 1:
+            cache.batch_repeat_interleave(rows)
+        return shared
 
     def step(self, batch: KVBatch, keep: list[int], rows: int, tokens: torch.Tensor) -> None:
         """Run the next decoding forward: the kept rows' new tokens go in, their logits come out.

@@ -370,5 +370,6 @@ def load(model_id: str, source: Source, options: LlamaOptions) -> Loaded:
         max_batch_size=options.max_batch_size,
         max_batch_tokens=options.max_batch_tokens,
         response_model=source.label,
+        prefix_cache_tokens=options.prefix_cache_tokens,
     )
     return Loaded(engine, Scheduler(engine), time.perf_counter() - start, converted, folder)

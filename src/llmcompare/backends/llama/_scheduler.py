@@ -59,6 +59,13 @@ class SchedulerStats:
         joined: Jobs admitted into a batch that was already running (continuous batching).
         peak_rows: The most rows one step computed.
         batch_sizes: How many steps ran with each number of rows.
+        prompt_tokens: Prompt tokens of the jobs that entered the batch.
+        prefix_lookups: Prefills that looked their prompts' shared prefix up in the prefix cache.
+        prefix_hits: Lookups that found at least one cached block.
+        prefix_tokens_reused: Prompt tokens, row by row, whose KV came from the prefix cache
+            instead of being computed; over ``prompt_tokens``, the prefix-hit share.
+        prefix_tokens_cached: Tokens whose KV the prefix cache holds now.
+        prefix_evictions: Blocks the prefix cache dropped to stay within its bound.
     """
 
     requests: int = 0
@@ -67,6 +74,12 @@ class SchedulerStats:
     joined: int = 0
     peak_rows: int = 0
     batch_sizes: dict[int, int] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    prefix_lookups: int = 0
+    prefix_hits: int = 0
+    prefix_tokens_reused: int = 0
+    prefix_tokens_cached: int = 0
+    prefix_evictions: int = 0
 
 
 class Scheduler:
@@ -86,12 +99,14 @@ class Scheduler:
         # Set by shutdown(): queued and running jobs fail, later submits fail at once.
         self._closed = False
         self._requests = self._steps = self._prefills = self._joined = self._peak = 0
+        self._prompt_tokens = 0
         self._sizes: Counter[int] = Counter()
         _live.add(self)
 
     @property
     def stats(self) -> SchedulerStats:
         """What the scheduler has done so far."""
+        prefix = self.engine.prefix_cache
         with self._cond:
             return SchedulerStats(
                 requests=self._requests,
@@ -100,6 +115,12 @@ class Scheduler:
                 joined=self._joined,
                 peak_rows=self._peak,
                 batch_sizes=dict(sorted(self._sizes.items())),
+                prompt_tokens=self._prompt_tokens,
+                prefix_lookups=prefix.lookups,
+                prefix_hits=prefix.hits,
+                prefix_tokens_reused=prefix.tokens_reused,
+                prefix_tokens_cached=prefix.tokens,
+                prefix_evictions=prefix.evicted,
             )
 
     # -- callers' side ------------------------------------------------------------------------
@@ -281,6 +302,7 @@ class Scheduler:
             return
         with self._cond:
             self._requests += len(group)
+            self._prompt_tokens += sum(len(j.prompt) for j in group)
             self._prefills += 1
             if joined:
                 self._joined += len(group)
