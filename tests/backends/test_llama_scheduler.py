@@ -299,20 +299,42 @@ def _start_story(llama: LlamaModel, max_tokens: int = 60) -> tuple[threading.Thr
 def test_a_failed_merge_fails_its_rows_and_the_next_call_works(
     llama: LlamaModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A merge that raises (out of memory, say) is injected into the private padding step."""
+    """A merge that raises (out of memory, say) is injected into the private step that grows the
+    slab (the running batch was sized exactly for its two rows: a third needs a bigger one)."""
     from llmcompare.backends.llama import _kv
 
     def boom(*_: Any, **__: Any) -> Any:
         raise RuntimeError("injected merge fault")
 
-    monkeypatch.setattr(_kv, "_pad", boom)
     batch, outcome = _start_story(llama)
+    monkeypatch.setattr(_kv.KVBatch, "_plan", boom)
     with pytest.raises(BackendError, match="injected merge fault"):
         _in_thread(lambda: llama.generate(FRANCE, max_tokens=4, temperature=0), "the joiner")
     batch.join(120)
     assert not batch.is_alive(), "the running batch hung"
     # A layer may have been half merged: the running rows failed too, with the cause.
     assert [type(r.error) for r in outcome[0]] == [BackendError, BackendError]
+    monkeypatch.undo()
+    answer = _in_thread(lambda: llama.generate(FRANCE, max_tokens=4), "a later call")
+    assert answer.usage.output_tokens == 4
+
+
+def test_a_failure_while_admitting_fails_the_jobs_taken_instead_of_losing_them(
+    llama: LlamaModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug between taking jobs from the queue and putting them in the batch (injected into the
+    private admit step) ends the worker: the jobs it held fail with the cause, none waits
+    forever, and the next call starts a fresh worker."""
+    from llmcompare.backends.llama import _scheduler
+
+    def boom(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("injected admission bug")
+
+    monkeypatch.setattr(_scheduler.Scheduler, "_admit", boom)
+    results = _in_thread(
+        lambda: llama.generate_batch([FRANCE, STORY], max_tokens=4, temperature=0), "the batch"
+    )
+    assert all("injected admission bug" in str(r.error) for r in results), results
     monkeypatch.undo()
     answer = _in_thread(lambda: llama.generate(FRANCE, max_tokens=4), "a later call")
     assert answer.usage.output_tokens == 4

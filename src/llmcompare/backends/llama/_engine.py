@@ -315,22 +315,17 @@ class Engine:
         """Run the next decoding forward: the kept rows' new tokens go in, their logits come out.
 
         Args:
-            batch: The running batch (its ``rows`` already the kept ones).
+            batch: The running batch (``batch.rows`` still the ``rows`` of the last step; the
+                kept ones, in their new order, afterwards).
             keep: The rows, of the ``rows`` that computed the last step, that stay.
             rows: How many rows computed the last step.
             tokens: Each of those rows' new token, on the device.
         """
-        mask, last_pos, nxt = batch.retire(keep, rows, tokens)
-        if mask is not None:
-            mask = torch.cat([mask, mask.new_ones((len(keep), 1))], dim=1)
-        last_pos = last_pos + 1
+        mask, positions, ids = batch.next_inputs(keep, rows, tokens)
         batch.logits = self.forward(
-            batch.cache,
-            input_ids=nxt.reshape(-1, 1),
-            attention_mask=mask,
-            position_ids=last_pos,
+            batch.cache, input_ids=ids, attention_mask=mask, position_ids=positions
         )
-        batch.mask, batch.last_pos = mask, last_pos
+        batch.advance()
 
     def completion(
         self, job: Job, request_id: str | None = None, *, since: float | None = None

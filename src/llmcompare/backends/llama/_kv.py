@@ -1,12 +1,24 @@
-"""The KV-cache layout of the ``llama`` backend's running batch.
+"""The KV-cache layout of the ``llama`` backend's running batch: one preallocated slab.
 
-Rows are left-padded to one width: a row's padding columns are masked out and its positions
-count real tokens only, so padding never changes its answer. Newcomers are merged into the
-running batch by left-padding both to the wider of the two; finished rows leave it, and columns
-that every remaining row pads are cut away. The engine (``_engine.py``) runs the forward passes
-over this layout.
+Every layer's keys and values live in one buffer of shape ``(slots, kv heads, columns, head
+dim)``, allocated when a batch starts and reallocated only when a newcomer needs more room (then
+with room to spare, so rarely). All rows share one write column, ``end``: a decoding step writes
+each row's new key and value in place there, and attention reads the view ``[:rows, :,
+start:end + 1]``. Nothing is concatenated per step (transformers' ``DynamicCache``, which
+``model.generate`` uses, copies the whole cache at every step).
 
-Imports torch; loaded only when a model first generates.
+Rows are right-aligned at ``end``: a shorter row's columns before its first token are masked out,
+and positions count real tokens only, so padding never changes an answer. Newcomers are
+prefilled on their own (``_engine.py``) and copied into free slots: a copy the size of their
+prompts, not of the batch. A finished row's slot is taken by the last live row (one row's KV
+copied), so the live rows are always the first ``rows`` slots and no step computes a finished
+row. Columns that every live row starts after are skipped by moving ``start``: no copy.
+
+A model whose cache is not plain growing layers (sliding windows) keeps the cache of its
+prefill instead, and newcomers wait for the batch to end (the scheduler checks
+``Engine.mergeable``).
+
+Imports torch and transformers; loaded only when a model first generates.
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import torch
+from transformers.cache_utils import Cache, DynamicLayer
 
 from llmcompare.backends.llama._job import Job
 
@@ -29,7 +42,7 @@ class Prefilled(NamedTuple):
         last_pos: The position of each row's last prompt token, shape ``(rows, 1)``.
         logits: The logits of each row's next token.
         pads: Leading padding columns of each row.
-        holes: Rows with padding after a shared prefix, which no cut removes.
+        holes: Rows with padding after a shared prefix (inside the row, not leading).
     """
 
     cache: Any
@@ -40,113 +53,322 @@ class Prefilled(NamedTuple):
     holes: list[bool]
 
 
+class _Columns:
+    """The live column range of a slab, shared by its layers: ``[start, end)`` holds the cache."""
+
+    __slots__ = ("end", "start")
+
+    def __init__(self, start: int, end: int) -> None:
+        self.start = start
+        self.end = end
+
+
+class _Plan(NamedTuple):
+    """A slab about to replace the batch's: its size, how far the live columns move, its layers."""
+
+    rows: int
+    cols: int
+    shift: int
+    columns: _Columns
+    layers: list[SlabLayer]
+
+
+class SlabLayer(DynamicLayer):  # type: ignore[no-untyped-call]
+    """One layer's keys and values in the slab; transformers' attention calls :meth:`update`.
+
+    A ``DynamicLayer`` to transformers (full attention, no fixed maximum), whose storage is the
+    preallocated buffers ``slab_keys`` and ``slab_values``.
+    """
+
+    def __init__(self, columns: _Columns, keys: torch.Tensor, values: torch.Tensor) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.columns = columns
+        self.slab_keys = keys
+        self.slab_values = values
+        self.device = keys.device
+        self.is_initialized = True
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the new tokens' keys and values at the end column; return the live view."""
+        rows, width = key_states.shape[0], key_states.shape[-2]
+        start, end = self.columns.start, self.columns.end
+        self.slab_keys[:rows, :, end : end + width].copy_(key_states)
+        self.slab_values[:rows, :, end : end + width].copy_(value_states)
+        self.keys = self.slab_keys[:rows, :, start : end + width]
+        self.values = self.slab_values[:rows, :, start : end + width]
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        """Columns the cache holds before this step's tokens."""
+        return self.columns.end - self.columns.start
+
+
 class KVBatch:
     """The running batch: its rows, their KV cache and what the next forward needs.
 
     Touched by the scheduler's worker thread only.
+
+    Args:
+        max_rows: The most rows the batch may hold (the engine's ``max_batch_size``).
+        max_tokens: The most token slots (rows x columns) a grown slab may reserve
+            (``max_batch_tokens``); an exact fit is always allowed.
+        attention: The model's attention implementation (``config._attn_implementation``),
+            which decides the form of the mask handed to it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_rows: int, max_tokens: int, attention: str = "sdpa") -> None:
+        self.max_rows = max_rows
+        self.max_tokens = max_tokens
+        self.attention = attention
         self.rows: list[Job] = []
+        # The cache the forward passes take: a slab's Cache of SlabLayers, or (a model that
+        # cannot be merged) its prefill's own cache.
         self.cache: Any = None
-        # The attention mask; None while no row has padding (transformers then needs none, and
-        # does not check a mask for padding at every step: a host-device sync on a GPU).
-        self.mask: torch.Tensor | None = None
         self.last_pos: torch.Tensor | None = None
         self.logits: torch.Tensor | None = None
-        # Leading padding columns of each row: the columns every row pads are cut away.
-        self.pads: list[int] = []
-        # Rows with padding after a shared prefix, which no cut removes.
-        self.holes: list[bool] = []
+        self._columns = _Columns(0, 0)
+        self._layers: list[SlabLayer] = []
+        # Which columns of each slot hold a real token; the slab's attention mask.
+        self._valid: torch.Tensor | None = None
+        # Without a slab: the 2-D attention mask (None: no padding).
+        self._mask: torch.Tensor | None = None
+        # Each row's first real column (absolute), and whether it has padding after it.
+        self._first: list[int] = []
+        self._holes: list[bool] = []
 
     def clear(self) -> None:
         """Empty the batch: no row, no cache."""
-        self.rows, self.pads, self.holes = [], [], []
-        self.cache = self.mask = self.last_pos = self.logits = None
+        self.rows, self._first, self._holes, self._layers = [], [], [], []
+        self.cache = self.last_pos = self.logits = self._valid = self._mask = None
+        self._columns = _Columns(0, 0)
 
     @property
     def width(self) -> int:
-        """The cache's real width (0 when empty): rows with holes keep it after the longest left."""
-        return int(self.cache.get_seq_length()) if self.rows else 0
-
-    def merge(self, group: list[Job], new: Prefilled) -> None:
-        """Make the prefilled newcomers the batch, or left-pad and append them to it."""
+        """The cache's live width in columns (0 when empty)."""
         if not self.rows:
-            self.cache, self.last_pos, self.logits = new.cache, new.last_pos, new.logits
-            self.rows, self.pads, self.holes = list(group), new.pads, new.holes
-            self.mask = None if _dense(new.pads, new.holes) else new.mask
-            return
-        assert self.last_pos is not None
-        assert self.logits is not None
-        mask = new.mask
-        mine_mask = self.mask
-        if mine_mask is None:
-            length = self.cache.get_seq_length()
-            mine_mask = torch.ones((len(self.rows), length), dtype=torch.long, device=mask.device)
-        width = max(mine_mask.shape[1], mask.shape[1])
-        for mine, theirs in zip(self.cache.layers, new.cache.layers, strict=True):
-            mine.keys = torch.cat([_pad(mine.keys, width), _pad(theirs.keys, width)])
-            mine.values = torch.cat([_pad(mine.values, width), _pad(theirs.values, width)])
-        self.pads = [p + width - mine_mask.shape[1] for p in self.pads] + [
-            p + width - mask.shape[1] for p in new.pads
-        ]
-        self.holes += new.holes
-        merged = torch.cat([_pad(mine_mask, width, -1), _pad(mask, width, -1)])
-        self.mask = None if _dense(self.pads, self.holes) else merged
-        self.last_pos = torch.cat([self.last_pos, new.last_pos])
-        self.logits = torch.cat([self.logits, new.logits])
-        self.rows.extend(group)
+            return 0
+        if self._layers:
+            return self._columns.end - self._columns.start
+        return int(self.cache.get_seq_length())
 
-    def retire(
-        self, keep: list[int], rows: int, tokens: torch.Tensor
-    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        """Drop the rows not in ``keep`` from the cache and the mask; their padding columns too.
+    @property
+    def slots(self) -> tuple[int, int]:
+        """The slab's allocated (rows, columns); ``(0, 0)`` without one."""
+        if not self._layers:
+            return 0, 0
+        shape = self._layers[0].slab_keys.shape
+        return int(shape[0]), int(shape[2])
+
+    # -- newcomers ----------------------------------------------------------------------------
+
+    def merge(self, group: list[Job], new: Prefilled, *, slab: bool = True) -> None:
+        """Add the prefilled newcomers to the batch (they become it when it is empty).
 
         Args:
-            keep: The rows (of the ``rows`` that computed the last step) that stay.
-            rows: How many rows computed the last step.
-            tokens: Each of those rows' next input token.
+            group: Their jobs, in the prefill's row order.
+            new: Their prefill.
+            slab: Whether the model's cache can live in a slab (plain full-attention layers);
+                when not, the batch must be empty and keeps the prefill's cache.
+        """
+        if not slab:
+            assert not self.rows, "a cache that cannot be merged takes no newcomers"
+            self.cache, self.last_pos, self.logits = new.cache, new.last_pos, new.logits
+            self.rows = list(group)
+            self._mask = None if not any(new.pads) and not any(new.holes) else new.mask
+            return
+        old = len(self.rows)
+        width = int(new.mask.shape[1])
+        # Decoding steps still to come: each row writes at most one column per token it adds.
+        ahead = max(j.max_new - len(j.out) for j in [*self.rows, *group])
+        cols = self._columns
+        rows_cap, cols_cap = self.slots
+        plan = None
+        if old + len(group) > rows_cap or cols.end < width or cols.end + ahead > cols_cap:
+            plan = self._plan(old + len(group), width, ahead)
+            cols = plan.columns
+        end = cols.end
+        valid = self._valid
+        assert valid is not None
+        start = min(cols.start, end - width) if old else end - width
+        if start < cols.start:
+            # Columns newly in view: no old row has a token there (stale slots hold garbage).
+            valid[:old, start : cols.start] = False
+        cols.start = start
+        rows = slice(old, old + len(group))
+        place = slice(end - width, end)
+        for index, theirs in enumerate(new.cache.layers):
+            layer = self._move(index, plan, theirs.keys) if plan else self._layers[index]
+            layer.slab_keys[rows, :, place].copy_(theirs.keys)
+            layer.slab_values[rows, :, place].copy_(theirs.values)
+            # Its rows are in the slab: the prefill's copy goes now, layer by layer, so the
+            # two never both hold the whole cache (the peak memory stays the slab's).
+            theirs.keys = theirs.values = None
+        if plan:
+            self._layers = plan.layers
+            self.cache = Cache(layers=list(plan.layers))
+            self._columns = plan.columns
+        valid[rows, start:end] = False
+        valid[rows, place] = new.mask.bool()
+        self._first += [end - width + pad for pad in new.pads]
+        self._holes += new.holes
+        if old:
+            assert self.last_pos is not None
+            assert self.logits is not None
+            self.last_pos = torch.cat([self.last_pos, new.last_pos])
+            self.logits = torch.cat([self.logits, new.logits])
+        else:
+            self.last_pos, self.logits = new.last_pos, new.logits
+        self.rows.extend(group)
+
+    def _plan(self, rows: int, width: int, ahead: int) -> _Plan:
+        """A new slab's size for ``rows`` rows; its mask made, the live rows' moved into it.
+
+        The live columns move to the left edge, with room for a newcomer ``width`` wide and
+        ``ahead`` more steps. A batch that starts fresh gets an exact fit (one
+        ``generate_batch`` never reallocates); a running batch that grows gets room to spare,
+        within ``max_tokens``, so joins rarely reallocate. The layers are made one by one by
+        :meth:`_move` as the newcomers are copied in.
+        """
+        old_rows = len(self.rows)
+        cols = self._columns
+        live = cols.end - cols.start if old_rows else 0
+        span = max(live, width)
+        new_rows, new_cols = rows, span + ahead
+        if old_rows:
+            grown = (min(self.max_rows, max(rows, 2 * self.slots[0])), new_cols + new_cols // 2)
+            if grown[0] * grown[1] <= self.max_tokens:
+                new_rows, new_cols = grown
+        # The old rows keep their right alignment: their last column lands at ``span``.
+        shift = span - cols.end
+        device = self._valid.device if self._valid is not None else None
+        valid = torch.zeros((new_rows, new_cols), dtype=torch.bool, device=device)
+        if old_rows:
+            assert self._valid is not None
+            valid[:old_rows, cols.start + shift : span] = self._valid[
+                :old_rows, cols.start : cols.end
+            ]
+            self._first = [f + shift for f in self._first]
+        self._valid = valid
+        return _Plan(new_rows, new_cols, shift, _Columns(span - live, span), [])
+
+    def _move(self, index: int, plan: _Plan, like: torch.Tensor) -> SlabLayer:
+        """Layer ``index`` of the planned slab, the live rows' keys and values moved into it."""
+        shape = (plan.rows, like.shape[1], plan.cols, like.shape[3])
+        # Zeros, never empty memory: a masked column still enters attention's arithmetic
+        # (weight 0), and 0 x NaN would be NaN.
+        keys, values = like.new_zeros(shape), like.new_zeros(shape)
+        old_rows = len(self.rows)
+        if old_rows:
+            cols = self._columns
+            mine = self._layers[index]
+            src = slice(cols.start, cols.end)
+            dst = slice(cols.start + plan.shift, cols.end + plan.shift)
+            keys[:old_rows, :, dst].copy_(mine.slab_keys[:old_rows, :, src])
+            values[:old_rows, :, dst].copy_(mine.slab_values[:old_rows, :, src])
+            # The old layer's buffers go as soon as they are moved.
+            mine.slab_keys = mine.slab_values = like.new_zeros(0)
+        layer = SlabLayer(plan.columns, keys, values)
+        plan.layers.append(layer)
+        return layer
+
+    # -- a step -------------------------------------------------------------------------------
+
+    def next_inputs(
+        self, keep: list[int], rows: int, tokens: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """Retire the rows not in ``keep``; the next forward's attention mask, positions and ids.
+
+        Args:
+            keep: The rows (of the ``rows`` that computed the last step) that stay, ascending.
+            rows: How many rows computed the last step (``self.rows`` still lists them).
+            tokens: Each of those rows' next input token, on the device.
 
         Returns:
-            The attention mask (None: no padding), last positions and next input tokens of the
-            rows kept.
+            The attention mask (None: no padding; a 4-D boolean mask with a slab, 2-D without),
+            each kept row's position for its new token ``(rows, 1)``, and the tokens ``(rows,
+            1)``. ``self.rows`` lists the kept rows, in their new order, afterwards.
         """
-        mask, last_pos = self.mask, self.last_pos
-        assert last_pos is not None
-        if len(keep) == rows:
-            return mask, last_pos, tokens
-        # Finished rows leave the batch: later steps compute only live rows.
-        index = torch.tensor(keep, device=tokens.device)
-        self.cache.batch_select_indices(index)
-        last_pos, tokens = last_pos[index], tokens[index]
-        pads = [self.pads[r] for r in keep]
-        self.holes = [self.holes[r] for r in keep]
-        if mask is not None:
-            mask = mask[index]
-            cut = min(pads)
-            if cut:
-                # Columns that are padding in every row left: drop them from the cache.
-                for layer in self.cache.layers:
-                    layer.keys = layer.keys[..., cut:, :]
-                    layer.values = layer.values[..., cut:, :]
-                mask = mask[:, cut:]
-                pads = [p - cut for p in pads]
-            if _dense(pads, self.holes):
-                mask = None
-        self.pads = pads
-        return mask, last_pos, tokens
+        assert self.last_pos is not None
+        jobs = self.rows
+        # The kept rows from here on: a failure below fails these, not the rows that left.
+        self.rows = [jobs[r] for r in keep]
+        order = self._retire(keep, rows) if len(keep) < rows else list(range(rows))
+        self.rows = [jobs[r] for r in order]
+        last_pos = self.last_pos
+        if len(order) < rows or order != list(range(len(order))):
+            index = torch.tensor(order, device=tokens.device)
+            last_pos, tokens = last_pos[index], tokens[index]
+        last_pos = last_pos + 1
+        self.last_pos = last_pos
+        if not self._layers:
+            if self._mask is not None:
+                self._mask = torch.cat([self._mask, self._mask.new_ones((len(order), 1))], dim=1)
+            return self._mask, last_pos, tokens.reshape(-1, 1)
+        cols = self._columns
+        valid = self._valid
+        assert valid is not None
+        count = len(order)
+        valid[:count, cols.end] = True
+        if not any(self._holes) and all(f == cols.start for f in self._first):
+            return None, last_pos, tokens.reshape(-1, 1)
+        return (
+            self._mask_of(valid[:count, cols.start : cols.end + 1]),
+            last_pos,
+            tokens.reshape(-1, 1),
+        )
 
+    def _mask_of(self, valid: torch.Tensor) -> torch.Tensor:
+        """The attention mask of one decoding step, in the form the attention takes it.
 
-def _dense(pads: list[int], holes: list[bool]) -> bool:
-    """Whether no row has padding: the attention mask would be all ones."""
-    return not any(pads) and not any(holes)
+        SDPA and eager attention get it ready (4-D, one query): transformers would otherwise
+        rebuild it from a 2-D mask at every step. Others (flash attention, which unpads) get the
+        2-D mask transformers expects.
+        """
+        if self.attention == "sdpa":
+            return valid[:, None, None, :]
+        if self.attention == "eager":
+            dtype = self._layers[0].slab_keys.dtype
+            blocked = torch.zeros(valid.shape, dtype=dtype, device=valid.device)
+            blocked.masked_fill_(~valid, torch.finfo(dtype).min)
+            return blocked[:, None, None, :]
+        return valid.long()
 
+    def advance(self) -> None:
+        """After a forward: its tokens are in the cache."""
+        if self._layers:
+            self._columns.end += 1
 
-def _pad(tensor: torch.Tensor, width: int, dim: int = -2) -> torch.Tensor:
-    """Left-pad ``tensor`` with zeros along ``dim`` to ``width``."""
-    missing = width - tensor.shape[dim]
-    if missing == 0:
-        return tensor
-    shape = list(tensor.shape)
-    shape[dim] = missing
-    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+    def _retire(self, keep: list[int], rows: int) -> list[int]:
+        """Drop the rows not in ``keep``; the kept rows' old indices in their new order."""
+        if not self._layers:
+            assert self.last_pos is not None
+            index = torch.tensor(keep, device=self.last_pos.device)
+            self.cache.batch_select_indices(index)
+            if self._mask is not None:
+                self._mask = self._mask[index]
+            return keep
+        count = len(keep)
+        # Slots below ``count`` left empty are taken by kept rows from above it.
+        gaps = sorted(set(range(count)) - set(keep))
+        movers = [r for r in keep if r >= count]
+        order = list(range(count))
+        for gap, mover in zip(gaps, movers, strict=True):
+            order[gap] = mover
+        if gaps:
+            cols = self._columns
+            live = slice(cols.start, cols.end)
+            device = self._valid.device if self._valid is not None else None
+            dst = torch.tensor(gaps, device=device)
+            src = torch.tensor(movers, device=device)
+            for layer in self._layers:
+                layer.slab_keys[dst, :, live] = layer.slab_keys[src, :, live]
+                layer.slab_values[dst, :, live] = layer.slab_values[src, :, live]
+            assert self._valid is not None
+            self._valid[dst, live] = self._valid[src, live]
+        self._first = [self._first[r] for r in order]
+        self._holes = [self._holes[r] for r in order]
+        # Columns before every kept row's first token leave the view (no copy).
+        self._columns.start = min(self._first)
+        return order

@@ -44,6 +44,11 @@ __all__ = ["Scheduler", "SchedulerStats"]
 
 _log = logging.getLogger(__name__)
 
+# How long the requests arriving together may take to all arrive before a batch starts: a
+# quiet gap this long ends the wait, which never lasts longer than the maximum.
+_SETTLE_GAP_S = 0.002
+_SETTLE_MAX_S = 0.05
+
 # Every scheduler not yet collected, for the exit hook below.
 _live: weakref.WeakSet[Scheduler] = weakref.WeakSet()
 
@@ -95,12 +100,18 @@ class Scheduler:
         self._queue: deque[Job] = deque()
         self._thread: threading.Thread | None = None
         # The running batch, touched by the worker thread only.
-        self._batch = KVBatch()
+        self._batch = KVBatch(
+            engine.max_batch_size,
+            engine.max_batch_tokens,
+            getattr(engine.model.config, "_attn_implementation", None) or "sdpa",
+        )
         # Set by shutdown(): queued and running jobs fail, later submits fail at once.
         self._closed = False
         self._requests = self._steps = self._prefills = self._joined = self._peak = 0
         self._prompt_tokens = 0
         self._sizes: Counter[int] = Counter()
+        # Jobs the worker took from the queue and has not put in the batch or answered yet.
+        self._taken: list[Job] = []
         _live.add(self)
 
     @property
@@ -213,6 +224,10 @@ class Scheduler:
                 )
             )
             self._fail_rows(error)
+            # Jobs taken from the queue but not in the batch yet would otherwise wait forever.
+            for job in self._taken:
+                job.fail(error)
+            self._taken = []
             with self._cond:
                 queued = list(self._queue)
                 self._queue.clear()
@@ -243,13 +258,40 @@ class Scheduler:
                     # next submit starts another.
                     self._thread = None
                     return
+            if not self._batch.rows:
+                self._settle()
+            with self._cond:
                 group, dropped = self._admissible()
+            # Held until they are in the batch or answered: a failure between the two fails
+            # them too (a report happens once, so failing an answered one again is harmless).
+            self._taken = [*group, *dropped]
             for job in dropped:
                 job.report()
             if group:
                 self._admit(group)
+            self._taken = []
             if self._batch.rows:
                 self._step()
+
+    def _settle(self) -> None:
+        """Before a batch starts: wait while requests are still arriving, so they share it.
+
+        Callers that submit one request each at the same moment (``compare``'s concurrent
+        requests, each tokenized on its own thread) arrive over a few milliseconds; starting
+        with the first alone would prefill the others one by one as they join. The wait ends
+        at the first quiet :data:`_SETTLE_GAP_S`, once a full batch is waiting, or after
+        :data:`_SETTLE_MAX_S`: a lone request waits one gap (counted in its latency).
+        """
+        deadline = time.perf_counter() + _SETTLE_MAX_S
+        with self._cond:
+            waiting = len(self._queue)
+        while waiting < self.engine.max_batch_size and time.perf_counter() < deadline:
+            time.sleep(_SETTLE_GAP_S)
+            with self._cond:
+                now = len(self._queue)
+            if now == waiting:
+                return
+            waiting = now
 
     def _admissible(self) -> tuple[list[Job], list[Job]]:
         """Take the waiting jobs that fit the batch now, in order (called holding the lock)."""
@@ -293,7 +335,7 @@ class Scheduler:
             return
         joined = len(self._batch.rows) > 0
         try:
-            self._batch.merge(group, prefilled)
+            self._batch.merge(group, prefilled, slab=bool(self.engine.mergeable))
         except Exception as exc:  # noqa: BLE001 - fail the rows it touched, not the thread
             # A layer may be half concatenated: the running rows cannot go on either.
             self._fail_rows(exc)
@@ -337,7 +379,6 @@ class Scheduler:
                 self._steps += 1
                 self._sizes[len(rows)] += 1
                 self._peak = max(self._peak, len(rows))
-            batch.rows = [rows[r] for r in keep]
             # Rows that leave are charged their share of choosing tokens, and answered now.
             for job in leaving:
                 job.compute_s += picked / len(rows)
@@ -345,6 +386,7 @@ class Scheduler:
             if not keep:
                 batch.clear()
                 return
+            # The batch retires the rows that left (``batch.rows``: the kept ones after it).
             engine.step(batch, keep, len(rows), tokens_t)
             elapsed = time.perf_counter() - start
             joules = engine.joules_since(reading)
