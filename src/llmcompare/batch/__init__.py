@@ -164,6 +164,9 @@ async def agenerate_many(
                     await _run_batches(runner, requests, todo[:1], 1, sink)
                     todo = todo[1:]
                 if _continuous_batching(runner):
+                    # Shortest first, as a backend orders its own batch: the rows that start
+                    # together need the least padding (results still land at their index).
+                    todo.sort(key=lambda i: _length(requests[i]))
                     await _run_each(runner, requests, todo, len(todo), sink, False)
                 else:
                     await _run_batches(runner, requests, todo, max(len(todo), 1), sink)
@@ -174,6 +177,11 @@ async def agenerate_many(
         if store is not None:
             store.close()
     return [r for r in results if r is not None]
+
+
+def _length(request: Request) -> int:
+    """A request's prompt length in characters: a proxy for its tokens, known before encoding."""
+    return sum(len(m.content) for m in request.messages)
 
 
 class _Sink:
