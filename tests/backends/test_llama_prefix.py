@@ -105,6 +105,33 @@ def test_greedy_answers_are_the_same_with_and_without_the_prefix_cache(
     assert _stats(plain).prefix_tokens_cached == 0
 
 
+def test_each_answer_says_how_many_prompt_tokens_the_prefix_cache_supplied(
+    llama: LlamaModel, plain: LlamaModel
+) -> None:
+    from llmcompare.comparison import compare
+
+    prompts = [OTHER_SHOTS + SHOTS + q for q in QUESTIONS[:2]]
+    llama.generate_batch(prompts[:1], max_tokens=1)  # the examples' blocks are in the cache
+    result = compare([llama], prompts, max_tokens=1, progress=False, cache=False, retry=None)
+    shared = _common([_prompt_ids(llama, p) for p in prompts])
+    for row in result.rows:
+        assert row.completion is not None
+        usage = row.completion.usage
+        # Whole blocks of the examples every prompt shares, never more than its prompt.
+        assert usage.cache_read_tokens % BLOCK == 0
+        assert shared // BLOCK * BLOCK - BLOCK <= usage.cache_read_tokens <= usage.input_tokens
+    # The report's cache-hit share is those tokens over the prompt tokens.
+    (summary,) = result.summaries
+    reused = sum(r.completion.usage.cache_read_tokens for r in result.rows if r.completion)
+    prompt = sum(len(_prompt_ids(llama, p)) for p in prompts)
+    assert summary.cache_hit_share == pytest.approx(reused / prompt)
+    assert summary.cache_hit_share > 0.5
+    # Without the cache nothing is supplied.
+    assert all(
+        r.unwrap().usage.cache_read_tokens == 0 for r in plain.generate_batch(prompts, max_tokens=1)
+    )
+
+
 def test_a_request_joining_a_running_row_reuses_its_prefix(
     llama: LlamaModel, plain: LlamaModel
 ) -> None:

@@ -243,7 +243,9 @@ class Engine:
                 from transformers.cache_utils import DynamicLayer
 
                 self.mergeable = all(type(layer) is DynamicLayer for layer in cache.layers)
-            shared = self._prefill_prefix(cache, prompts)
+            shared, reused = self._prefill_prefix(cache, prompts)
+            for job in jobs:
+                job.reused = reused
             width = max(len(p) for p in prompts) - shared
             ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
             own = torch.zeros((rows, width), dtype=torch.long)
@@ -275,7 +277,7 @@ class Engine:
         holes = [bool(shared) and len(p) - shared < width for p in prompts]
         return Prefilled(cache, mask, positions[:, -1:], logits, pads, holes)
 
-    def _prefill_prefix(self, cache: Any, prompts: list[list[int]]) -> int:
+    def _prefill_prefix(self, cache: Any, prompts: list[list[int]]) -> tuple[int, int]:
         """Fill ``cache`` with the prefix every prompt shares, once, then repeat it to each row.
 
         The prefix cache gives what it holds of that prefix; the rest is computed and kept in
@@ -283,7 +285,8 @@ class Engine:
         at least one token of its own, whose logits start its answer.
 
         Returns:
-            The length of the prefix in ``cache`` (0: none, the rows are prefilled whole).
+            The length of the prefix in ``cache`` (0: none, the rows are prefilled whole), and
+            how many of its tokens came from the prefix cache.
         """
         rows = len(prompts)
         first = prompts[0]
@@ -296,10 +299,10 @@ class Engine:
                 cache.update(keys, values, index)
             if rows == 1:
                 # The row computes the rest in one forward; prefill keeps its blocks after it.
-                return cached
+                return cached, cached
         elif rows == 1 or shared < _MIN_SHARED_PREFIX or shared * (rows - 1) < _MIN_PREFIX_SAVING:
             # Without the prefix cache an extra forward pays only for a prefix many rows share.
-            return 0
+            return 0, 0
         if shared > cached:
             device = self.device
             prefix = torch.tensor([first[cached:shared]], dtype=torch.long, device=device)
@@ -309,7 +312,7 @@ class Engine:
             store.store(first, shared, cache.layers)
         if rows > 1:
             cache.batch_repeat_interleave(rows)
-        return shared
+        return shared, cached
 
     def step(self, batch: KVBatch, keep: list[int], rows: int, tokens: torch.Tensor) -> None:
         """Run the next decoding forward: the kept rows' new tokens go in, their logits come out.
@@ -351,7 +354,13 @@ class Engine:
         return Completion(
             text=self.final_text(job),
             finish_reason=job.finish,
-            usage=Usage(input_tokens=len(job.prompt), output_tokens=len(job.out)),
+            # Prompt tokens the prefix cache supplied are reported as an API reports its prompt
+            # cache's: the report's cache-hit share reads them.
+            usage=Usage(
+                input_tokens=len(job.prompt),
+                output_tokens=len(job.out),
+                cache_read_tokens=job.reused,
+            ),
             model=self.model_id,
             response_model=self.response_model,
             request_id=request_id,

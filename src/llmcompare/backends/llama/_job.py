@@ -72,6 +72,7 @@ class Job:
         "prompt",
         "read_at",
         "request",
+        "reused",
         "since",
         "started_at",
         "stop_at",
@@ -127,6 +128,8 @@ class Job:
         self.stop_at: int | None = None
         self.text: str | None = None
         self.compute_s = 0.0
+        # Prompt tokens whose KV came from the prefix cache instead of being computed.
+        self.reused = 0
         # This row's share of the measured energy (None: not measurable here).
         self.energy_j: float | None = None
         # perf_counter() times: its computation started, its first token, its last token.
