@@ -23,7 +23,8 @@ from llmcompare.record._aggregate import item_scores_of
 from llmcompare.report import _svg
 from llmcompare.report._judging import grid_verdicts, judging_view
 from llmcompare.report._judging_svg import ranking_chart
-from llmcompare.report._tables import break_even_chart, chart_data, sweep_chart, view
+from llmcompare.report._sweeps import sweep_chart
+from llmcompare.report._tables import break_even_chart, chart_data, view
 
 if TYPE_CHECKING:
     import jinja2

@@ -53,7 +53,6 @@ __all__ = [
     "stamp",
     "summary_rows",
     "summary_table_rows",
-    "sweep_chart",
     "view",
 ]
 
@@ -623,44 +622,4 @@ def break_even_chart(found: BreakEven) -> Lines | None:
         series=tuple((line.model, tuple((x, line.monthly_usd(x)) for x in xs)) for line in (a, b)),
         marks=tuple(marks),
         notes=(found.sentence(), *found.assumptions),
-    )
-
-
-def sweep_chart(comparison: Comparison) -> Lines | None:
-    """Throughput against p95 latency, a line per swept model through its levels.
-
-    Each operating point is marked with its level; the target, when there is one, is in the
-    notes. None for a run without a sweep.
-    """
-    sweeps = [s for s in comparison.sweeps if any(x.latency_p95_s is not None for x in s.levels)]
-    if not sweeps:
-        return None
-    marks = []
-    for sweep in sweeps:
-        point = sweep.operating_point
-        if point is not None and point.latency_p95_s is not None:
-            marks.append(
-                (point.latency_p95_s, point.output_tokens_per_s, f"{point.level} in flight")
-            )
-    targets = {s.slo.text for s in sweeps if s.slo is not None}
-    return Lines(
-        title="Throughput against p95 latency, by requests in flight",
-        xlabel="latency p95 (s)",
-        ylabel="output tokens / s",
-        series=tuple(
-            (
-                s.model,
-                tuple(
-                    (x.latency_p95_s, x.output_tokens_per_s)
-                    for x in s.levels
-                    if x.latency_p95_s is not None
-                ),
-            )
-            for s in sweeps
-        ),
-        marks=tuple(marks),
-        notes=tuple(
-            f"marked: each model's operating point, the highest throughput meeting {t}"
-            for t in sorted(targets)
-        ),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from llmcompare.report._judging import judging_lines
+from llmcompare.report._sweeps import SWEEP_HEADER, operating_sentence, sweep_table
 from llmcompare.report._tables import view
 
 if TYPE_CHECKING:
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
 
     from llmcompare.record import Comparison, Row
 
-__all__ = ["print_report"]
+__all__ = ["print_report", "print_sweeps"]
 
 
 def _clip(text: str, width: int) -> str:
@@ -93,11 +94,24 @@ def print_report(
         console.print(f"[{style}]{escape(note.line)}[/{style}]")
     for line in judging_lines(comparison):
         console.print(escape(line))
-    for sweep in comparison.sweeps:
-        for line in sweep.lines():
-            console.print(escape(line))
+    print_sweeps(comparison, console)
     # The decision: the break-even sentence first, then the figures, each basis named.
     for i, line in enumerate(tables.decision_lines):
         bold = i < len(tables.break_evens)
         console.print(f"[bold]{escape(line)}[/bold]" if bold else escape(line))
     console.print(f"[dim]{escape(tables.stamp)}[/dim]")
+
+
+def print_sweeps(comparison: Comparison, console: Console) -> None:
+    """Each load sweep as a table (one row per level) and the operating point its target picks."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    for sweep in comparison.sweeps:
+        table = Table(title=f"Load sweep: {escape(sweep.model)}", title_justify="left")
+        for i, col in enumerate(SWEEP_HEADER):
+            table.add_column(col, justify="left" if i == len(SWEEP_HEADER) - 1 else "right")
+        for row in sweep_table(sweep):
+            table.add_row(*(escape(cell) for cell in row))
+        console.print(table)
+        console.print(escape(operating_sentence(sweep)))
