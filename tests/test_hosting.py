@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import platform
 import re
+import sys
 import time
+import types
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -247,6 +249,128 @@ def test_hosted_from_a_config_file_and_from_a_flag(tmp_path: Path) -> None:
     (flagged,) = models_from_flags([("-m", HOSTED), ("-O", "hosted=l4")])
     assert flagged.hosted is not None
     assert flagged.hosted.name.startswith("1x L4")
+
+
+class _FakeNvml(types.ModuleType):
+    """A stand-in for nvidia-ml-py's ``pynvml`` whose GPU energy counter is scripted.
+
+    The one place a fake is right: no GPU (and no NVIDIA driver) exists on the machines the
+    tests run on, and what is checked is llmcompare's arithmetic over the counter's readings,
+    not NVML. ``readings`` are the millijoules the counter gives, one per read (the last
+    repeats).
+    """
+
+    def __init__(self, readings: list[int]) -> None:
+        super().__init__("pynvml")
+        self.readings = readings
+        self.reads = 0
+        self.handles: list[int] = []
+
+    def nvmlInit(self) -> None:
+        pass
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> tuple[str, int]:
+        self.handles.append(index)
+        return ("gpu", index)
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: tuple[str, int]) -> int:
+        value = self.readings[min(self.reads, len(self.readings) - 1)]
+        self.reads += 1
+        return value
+
+
+def _served_and_api(server: Any, **kwargs: Any) -> Comparison:
+    from helpers.openai_server import ok
+    from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
+
+    options = ChatGPTOptions(base_url=server.url, api_key="sk-test-0")
+    server.script(*(ok("Paris is the capital", delay=0.02) for _ in range(12)))
+    with (
+        ChatGPTModel("meta-llama/Llama-3.1-8B-Instruct", options) as served,
+        ChatGPTModel("gpt-4o-mini", options) as api,
+    ):
+        return compare(
+            [served, api],
+            [f"question {i}" for i in range(6)],
+            cache=False,
+            progress=False,
+            concurrency=2,
+            **kwargs,
+        )
+
+
+def test_a_hosted_gpu_on_this_machine_is_measured_by_its_nvml_counter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from helpers.openai_server import OpenAIServer
+    from llmcompare.decision import figures
+
+    # Read once when asked for (is it there?), then before and after the model's turn.
+    nvml = _FakeNvml([9_000_000, 9_000_000, 9_000_000 + 7_200_000])
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    with OpenAIServer() as server:
+        record = _served_and_api(server, hosted={HOSTED: {"preset": "h100", "gpu": 0}})
+    assert nvml.handles == [0]
+    assert nvml.reads == 3
+    assert record.run.hosted[HOSTED].gpu == 0
+    rows = [r for r in record.rows if r.model == HOSTED and r.cost is not None]
+    assert len(rows) == 6
+    # The rows' energy is the counter's delta: 7,200,000 mJ = 7,200 J = 2 Wh = 0.002 kWh.
+    kwh = sum(r.cost.kwh for r in rows if r.cost.kwh is not None)
+    assert float(kwh) == pytest.approx(0.002, abs=1e-12)
+    assert all(r.cost.energy == "measured-nvml" for r in rows)
+    (figure,) = [f for f in figures(record) if f.model == HOSTED]
+    assert figure.wh_per_1k_requests == pytest.approx(2 / 6 * 1000)
+    assert figure.energy_basis == "measured by NVML on GPU 0"
+    assert "Wh per 1,000 requests (measured by NVML on GPU 0)" in figure.line()
+    found = record.break_even(HOSTED, "chatgpt:gpt-4o-mini")
+    assert any("(measured by NVML on GPU 0)" in a for a in found.assumptions)
+
+
+def test_a_hosted_model_without_a_gpu_names_its_stated_watts() -> None:
+    from helpers.openai_server import OpenAIServer
+    from llmcompare.decision import figures
+
+    with OpenAIServer() as server:
+        record = _served_and_api(server, hosted={HOSTED: "h100"})
+    (figure,) = [f for f in figures(record) if f.model == HOSTED]
+    assert figure.energy_basis == "stated 700 W x busy time"
+    found = record.break_even(HOSTED, "chatgpt:gpt-4o-mini")
+    assert any("(stated 700 W x busy time)" in a for a in found.assumptions)
+
+
+def test_a_hosted_gpu_nvml_cannot_read_is_refused_before_anything_is_sent(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from helpers.cli import run
+    from helpers.openai_server import OpenAIServer
+    from llmcompare.errors import ConfigurationError
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # nvidia-ml-py not installed
+    with OpenAIServer() as server:
+        with pytest.raises(ConfigurationError, match=r"GPU 0: nvidia-ml-py is not installed"):
+            _served_and_api(server, hosted={HOSTED: {"preset": "h100", "gpu": 0}})
+        # The command line, where nvidia-ml-py is installed but no NVIDIA driver is: one line.
+        prompts = tmp_path / "p.jsonl"
+        prompts.write_text('{"prompt": "q"}\n', encoding="utf-8")
+        out = run(
+            "compare",
+            str(prompts),
+            "-m",
+            HOSTED,
+            "-O",
+            f"base_url={server.url}",
+            "-O",
+            "hosted=h100",
+            "-O",
+            "hosted.gpu=0",
+            "--no-cache",
+            OPENAI_API_KEY="sk-test-0",
+        )
+        assert server.requests == []
+    assert out.returncode == 2
+    (line,) = out.stderr.splitlines()
+    assert line.startswith(f"llmcompare: error: {HOSTED}: hosted.gpu=0: NVML cannot ")
 
 
 # -- load sweeps -----------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from llmcompare.cost import GENERIC_CLOUD_VM, LocalHardware
+from llmcompare.cost._hosting import energy_basis
 from llmcompare.cost._units import per_thousand, plain, usd
 from llmcompare.record._aggregate import row_score
 
@@ -118,6 +119,8 @@ class Figure:
             or ``"paid per second of use"`` (a hosted model's machine time at its rate).
         estimated: Whether the dollars are estimated rather than priced.
         correct: Correct answers in the run (None for a model priced without sending).
+        energy_basis: Where a hosted model's watt-hours come from (``"measured by NVML on GPU
+            0"``, ``"stated 700 W x busy time"``); None for other models.
     """
 
     model: str
@@ -127,6 +130,7 @@ class Figure:
     basis: str
     estimated: bool = False
     correct: float | None = None
+    energy_basis: str | None = None
 
     def line(self, correct: str = "correct answers") -> str:
         """The figures as one line, each in plain decimals, the basis named once at the end."""
@@ -141,6 +145,7 @@ class Figure:
             ""
             if self.wh_per_1k_requests is None
             else f"; {plain(self.wh_per_1k_requests)} Wh per 1,000 requests"
+            + ("" if self.energy_basis is None else f" ({self.energy_basis})")
         )
         return f"{self.model}: {', '.join(parts)}{dollars}{energy}"
 
@@ -167,6 +172,7 @@ def figures(comparison: Comparison) -> list[Figure]:
                 basis="paid per second of use" if s.open_weights else "paid per token",
                 estimated=s.cost.status == "estimated",
                 correct=pc.correct,
+                energy_basis=_energy_basis(comparison, s),
             )
         )
     for w in comparison.what_if:
@@ -181,6 +187,14 @@ def figures(comparison: Comparison) -> list[Figure]:
             )
         )
     return out
+
+
+def _energy_basis(comparison: Comparison, s: ModelSummary) -> str | None:
+    """Where a hosted model's energy comes from (None for a model that is not hosted)."""
+    hardware = comparison.run.hosted.get(s.model)
+    if hardware is None:
+        return None
+    return energy_basis(hardware, hardware.gpu if s.cost.energy == "measured-nvml" else None)
 
 
 def per_correct(comparison: Comparison) -> list[PerCorrect]:
@@ -403,6 +417,7 @@ def _cost_line(
     default_hw: bool,
     served: _Served,
     swept: LoadLevel | None = None,
+    basis: str | None = None,
 ) -> tuple[CostLine | None, list[str]]:
     answered = s.succeeded
     if answered == 0:
@@ -463,7 +478,7 @@ def _cost_line(
         + ("that level" if swept is not None else "the run's concurrency")
         + " (peaks need spare machines)",
         f"{s.model}: energy {plain(per_thousand(kwh) * 1000)} Wh per 1,000 requests at "
-        f"{usd(hardware.usd_per_kwh)}/kWh (idle draw not counted)",
+        f"{usd(hardware.usd_per_kwh)}/kWh ({basis or 'idle draw not counted'})",
         f"{s.model}: {_per_1k(full_use)} if the machine is busy every hour it is paid for "
         "(paid per second of use)",
     ]
@@ -560,6 +575,7 @@ def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
             default_hw and own is None,
             _served(comparison, model),
             None if sweep is None else sweep.operating_point,
+            _energy_basis(comparison, by_model[model]),
         )
 
     a, notes_a = line(model_a)

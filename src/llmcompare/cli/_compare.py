@@ -223,7 +223,7 @@ _model_options = _options(
         multiple=True,
         metavar="KEY=VALUE",
         help="An option of the -m before it: a backend option (base_url, timeout, device, ...), "
-        "api_key_env (the variable holding its key), rpm, tpm, hosted or "
+        "api_key_env (the variable holding its key), rpm, tpm, hosted (hosted.gpu) or "
         "settings.NAME. VALUE is read as JSON when it parses, else as text.",
     ),
 )

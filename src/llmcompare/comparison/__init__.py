@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Unpack
 
-from llmcompare.comparison._hosting import host
+from llmcompare.comparison._hosting import check_hosted, host
 from llmcompare.comparison._inputs import DEFAULT_SETTINGS, Models, build_models, check_inputs
 from llmcompare.comparison._judging import check_judge, judge_runs
 from llmcompare.comparison._load import check_levels, plan_sweep, run_sweeps
@@ -182,6 +182,7 @@ def compare(
     )
     check_judge(judge, len(models))
     priced_only = check_what_if(what_if)
+    machines = check_hosted(hosted or {})
     built, owned = build_models(models)
     folder: RunFolder | None = None
     store: ResponseCache | None = None
@@ -193,7 +194,7 @@ def compare(
             )
             # Before anything is sent: a model past or near its shutdown date is warned about.
             shelf = shelf_lives({r.label: r.model for r in runs}, date.today())
-            host(runs, hosted or {}, tracker)
+            host(runs, machines, tracker)
             levels = check_levels(load) if load is not None else ()
             target = parse_slo(slo) if isinstance(slo, str) else slo
             if levels:

@@ -110,7 +110,7 @@ def build_record(
             for p in run.requests
         ]
         # A hosted model's answers cost machine time: their shares of its busy time.
-        made.extend(mine if run.hosted is None else hosted_rows(mine, run.hosted))
+        made.extend(mine if run.hosted is None else hosted_rows(run, mine))
     rows = tuple(made)
     labels = [r.label for r in runs]
     # Stamped before the statistics: the run ends with its last answer, not its bootstraps.

@@ -95,7 +95,11 @@ def run_models(
     """Run every model in turn: a local model's compute is never shared with another's."""
     saved = folder.answers() if folder is not None else {}
     for run in runs:
+        # A hosted server's GPU on this machine: its counter over the model's whole turn.
+        start = run.meter.read() if run.meter is not None else None
         run_model(run, sending, folder, store, saved)
+        if run.meter is not None and run.sent:
+            run.joules = run.meter.joules(start, run.meter.read())
 
 
 def run_model(
