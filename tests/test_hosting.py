@@ -146,6 +146,64 @@ def test_the_decision_names_each_cost_basis_and_says_the_break_even_first() -> N
     assert "Wh per 1,000 requests" in figures[0]
 
 
+def test_a_volume_beyond_an_api_models_stated_limits_is_said_in_the_decision(
+    tmp_path: Path,
+) -> None:
+    from rich.console import Console
+
+    from llmcompare.ratelimit import RateLimits
+
+    record = report_data.comparison()
+    # fake:api answers 5 requests of 1,000 input + 500 output tokens: 1,500 tokens a request.
+    limits = {"fake:api": RateLimits(rpm=10, tpm=21_000)}
+    record = record.model_copy(
+        update={"run": record.run.model_copy(update={"rate_limits": limits})}
+    )
+    found = record.break_even("fake:local", "fake:api", volume=640_000)
+    assert found.crossover == pytest.approx(584_000)
+    # Hand-computed: 584,000 / 43,200 minutes = 13.5 requests a minute, x 1,500 = 20,278
+    # tokens (under 21,000 tpm); 640,000 / 43,200 = 14.8 a minute, 22,222 tokens (over it).
+    assert found.limits == (
+        "at 584,000 requests a month fake:api needs 13.5 requests (20,278 tokens) a minute on "
+        "average (more at peak); its stated limit is 10 rpm: one key cannot serve it",
+        "at 640,000 requests a month fake:api needs 14.8 requests (22,222 tokens) a minute on "
+        "average (more at peak); its stated limits are 10 rpm and 21,000 tpm: one key cannot "
+        "serve it",
+    )
+    # Limits the volume keeps within say nothing.
+    roomy = {"fake:api": RateLimits(rpm=15)}
+    quiet = record.model_copy(update={"run": record.run.model_copy(update={"rate_limits": roomy})})
+    assert quiet.break_even("fake:local", "fake:api").limits == ()
+    # The terminal and the page say it under the break-even sentence.
+    console = Console(record=True, width=240)
+    print_report(record, console)
+    lines = console.export_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("break-even:"))
+    assert lines[first + 1] == f"rate limits: {found.limits[0]}"
+    page = write_html(record, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert f"rate limits: {found.limits[0]}" in page
+
+
+def test_each_models_stated_limits_reach_the_record(priced: Any) -> None:
+    from llmcompare.ratelimit import RateLimits
+
+    local, api = _models()
+    record = compare(
+        [local, api],
+        report_data.ITEMS[:2],
+        rpm=100_000,
+        limits={"fake:api": RateLimits(tpm=1_000_000)},
+        cache=False,
+        progress=False,
+    )
+    assert record.run.rate_limits == {
+        "fake:local": RateLimits(rpm=100_000),
+        "fake:api": RateLimits(tpm=1_000_000),
+    }
+    again = Comparison.model_validate_json(record.model_dump_json())
+    assert again.run.rate_limits == record.run.rate_limits
+
+
 # -- hosted models ---------------------------------------------------------------------------------
 
 HOSTED = "chatgpt:meta-llama/Llama-3.1-8B-Instruct"

@@ -30,7 +30,7 @@ from llmcompare.comparison._judging import check_judge, judge_runs
 from llmcompare.comparison._load import check_levels, plan_sweep, run_sweeps
 from llmcompare.comparison._plan import config_record, plan_record, plan_runs
 from llmcompare.comparison._record import build_record
-from llmcompare.comparison._run import Sending, close_all, open_cache, run_models
+from llmcompare.comparison._run import Sending, close_all, open_cache, run_models, stated_limits
 from llmcompare.comparison._shelf import ShelfLifeWarning, shelf_lives
 from llmcompare.comparison._what_if import check_what_if, price_what_if
 from llmcompare.cost import Budget, LocalHardware
@@ -221,7 +221,17 @@ def compare(
         finally:
             close_all(store if cache is True else None, owned)
         return build_record(
-            runs, inputs, hardware, started, ks, folder, judging, shelf, sweeps, estimates
+            runs,
+            inputs,
+            hardware,
+            started,
+            ks,
+            folder,
+            judging,
+            shelf,
+            sweeps,
+            estimates,
+            stated_limits(runs, sending),
         )
     finally:
         if folder is not None:

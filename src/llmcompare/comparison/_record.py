@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from llmcompare.comparison._plan import ModelRun, PlannedRequest
     from llmcompare.judges import Judging
     from llmcompare.prompts import PromptItem
+    from llmcompare.ratelimit import RateLimits
     from llmcompare.record import Sweep, WhatIf
     from llmcompare.runs import RunFolder
 
@@ -87,6 +88,7 @@ def build_record(
     shelf: Mapping[str, ShelfLife] | None = None,
     sweeps: tuple[Sweep, ...] = (),
     what_if: tuple[WhatIf, ...] = (),
+    limits: Mapping[str, RateLimits] | None = None,
 ) -> Comparison:
     """The typed record of the run: rows, summaries, pairwise differences and the run's stamp.
 
@@ -117,6 +119,8 @@ def build_record(
     stamp = _run_info(runs, inputs, hardware, started, pass_at, rows)
     if shelf:
         stamp = stamp.model_copy(update={"shelf_life": dict(shelf)})
+    if limits:
+        stamp = stamp.model_copy(update={"rate_limits": dict(limits)})
     summaries = _aggregate.summaries(
         labels,
         {r.label: r.model.info.open_weights or r.hosted is not None for r in runs},

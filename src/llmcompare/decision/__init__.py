@@ -7,6 +7,8 @@
   with its cost basis named (the report shows them after the break-even sentence).
 - :func:`break_even`: monthly dollars against monthly requests for two models, and the volume
   above which one costs less than the other (:class:`BreakEven`).
+- :func:`rate_limit_note`: when a volume needs more than an API model's stated rate limits
+  allow one key (each break-even checks its crossover, and any volume asked about).
 
 The cost model, stated once (every :class:`BreakEven` repeats it in its ``assumptions``):
 
@@ -29,17 +31,25 @@ The cost model, stated once (every :class:`BreakEven` repeats it in its ``assump
 - Because a machine is paid whole, the local line is a staircase: just after each added machine
   the API can be cheaper again. The crossover is the volume above which hosting stays cheaper
   **for good**; ``first_crossover`` is where it is first cheaper, when that is lower.
+- An API model's stated rate limits (``limits=``, a config's ``rpm``/``tpm``) cap what one key
+  serves: at a volume, it needs the volume over 30 days of minutes a minute on average (tokens
+  from the run's mean tokens a request), more at peak; the break-even says when that is more.
 - A machine rented per second of use instead (scaled to zero when idle) makes the local cost
   linear too: that figure, the **local cost per request at full use**, is given beside the
   crossover so a reader can judge either way.
+
+Its parts: ``_quality`` (per correct answer, the figures) and ``_break_even`` (the cost lines,
+the crossover, the rate limits).
 """
 
 from llmcompare.decision._break_even import (
     HOURS_PER_MONTH,
+    MINUTES_PER_MONTH,
     MONTH_BASIS,
     BreakEven,
     CostLine,
     break_even,
+    rate_limit_note,
     round_volume,
 )
 from llmcompare.decision._quality import (
@@ -54,6 +64,7 @@ from llmcompare.decision._quality import (
 
 __all__ = [
     "HOURS_PER_MONTH",
+    "MINUTES_PER_MONTH",
     "MONTH_BASIS",
     "BreakEven",
     "CostLine",
@@ -65,5 +76,6 @@ __all__ = [
     "figures",
     "per_correct",
     "per_judged_good",
+    "rate_limit_note",
     "round_volume",
 ]

@@ -19,10 +19,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HOURS_PER_MONTH",
+    "MINUTES_PER_MONTH",
     "MONTH_BASIS",
     "BreakEven",
     "CostLine",
     "break_even",
+    "rate_limit_note",
     "round_volume",
 ]
 
@@ -90,6 +92,9 @@ class BreakEven:
         machines: Machines the hosted model needs at the crossover (None without one).
         not_sent: A model of the pair priced without sending anything (``what_if``), whose
             figures are estimated, not sent; None when both ran.
+        limits: Where the decision's volume (the crossover, and the volume asked about) needs
+            more than an API model's stated rate limits: one sentence each
+            (:func:`rate_limit_note`).
     """
 
     model_a: str
@@ -102,6 +107,7 @@ class BreakEven:
     first_crossover: float | None = None
     machines: int | None = None
     not_sent: str | None = None
+    limits: tuple[str, ...] = ()
 
     def sentence(self) -> str:
         """The verdict in one sentence, for the report and the terminal."""
@@ -126,6 +132,43 @@ class BreakEven:
                 f"{other} costs less just after each added machine"
             )
         return f"{self.model_a} vs {self.model_b}: {self.reason}"
+
+
+MINUTES_PER_MONTH = 30 * 24 * 60
+"""The minutes a monthly volume is spread over to find the average rate a key must serve."""
+
+
+def rate_limit_note(comparison: Comparison, model: str, volume: float) -> str | None:
+    """What ``volume`` requests a month need of an API model's stated limits, when it is more.
+
+    The average is the volume over :data:`MINUTES_PER_MONTH` (peaks need more); tokens a minute
+    come from the run's measured mean tokens (input plus output) a request. None when the model
+    states no limits, is hosted, or its limits hold the average.
+
+    Example: "at 640,000 requests a month chatgpt:x needs 14.8 requests a minute on average
+    (more at peak); its stated limit is 10 rpm: one key cannot serve it".
+    """
+    limits = comparison.run.rate_limits.get(model)
+    s = next((x for x in comparison.summaries if x.model == model), None)
+    if limits is None or s is None or s.open_weights or s.succeeded == 0:
+        return None
+    per_minute = volume / MINUTES_PER_MONTH
+    tokens = per_minute * (s.usage.input_tokens + s.usage.output_tokens) / s.succeeded
+    over = []
+    if limits.rpm is not None and per_minute > limits.rpm:
+        over.append(f"{plain(limits.rpm)} rpm")
+    if limits.tpm is not None and tokens > limits.tpm:
+        over.append(f"{plain(limits.tpm)} tpm")
+    if not over:
+        return None
+    need = f"{plain(per_minute)} requests" + (
+        f" ({plain(tokens)} tokens)" if limits.tpm is not None else ""
+    )
+    stated = f"limits are {' and '.join(over)}" if len(over) > 1 else f"limit is {over[0]}"
+    return (
+        f"at {volume:,.0f} requests a month {model} needs {need} a minute on average "
+        f"(more at peak); its stated {stated}: one key cannot serve it"
+    )
 
 
 def round_volume(n: float) -> str:
@@ -306,13 +349,17 @@ def _crossover(fixed: CostLine, linear: CostLine) -> _Crossing:
     return _Crossing(None, None, None, reason)
 
 
-def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
+def break_even(
+    comparison: Comparison, model_a: str, model_b: str, volume: float | None = None
+) -> BreakEven:
     """Monthly cost of two models of a run against monthly requests, and where they cross.
 
     Args:
         comparison: The record.
         model_a: A model label of the run.
         model_b: Another one.
+        volume: A monthly volume to check against the API models' stated rate limits, besides
+            the crossover (see :func:`rate_limit_note`).
 
     Returns:
         The two cost lines, the crossover volume (or None and the reason), and the
@@ -367,6 +414,11 @@ def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
         machines: int | None = None,
     ) -> BreakEven:
         not_sent = next((m for m in (model_a, model_b) if m not in by_model), None)
+        notes = (
+            rate_limit_note(comparison, m, v)
+            for v in dict.fromkeys(x for x in (crossover, volume) if x is not None)
+            for m in (model_a, model_b)
+        )
         return BreakEven(
             model_a,
             model_b,
@@ -378,6 +430,7 @@ def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
             first,
             machines,
             not_sent,
+            tuple(n for n in notes if n is not None),
         )
 
     if a is None or b is None:

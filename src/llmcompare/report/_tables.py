@@ -166,11 +166,14 @@ class View:
     def decision_lines(self) -> list[str]:
         """The decision as the terminal says it, each cost basis named.
 
-        Each break-even sentence first, then each model's figures.
+        Each break-even sentence first (with any volume one API key cannot serve under it),
+        then each model's figures.
         """
-        return [f"{line} ({MONTH_BASIS})" for line in self.break_even_lines] + [
-            f.line(self.correct) for f in self.figures
-        ]
+        lines = []
+        for line, found in zip(self.break_even_lines, self.break_evens, strict=True):
+            # What one API key cannot serve, right under the sentence it qualifies.
+            lines += [f"{line} ({MONTH_BASIS})", *(f"rate limits: {n}" for n in found.limits)]
+        return lines + [f.line(self.correct) for f in self.figures]
 
 
 def view(comparison: Comparison) -> View:

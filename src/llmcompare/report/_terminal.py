@@ -96,9 +96,9 @@ def print_report(
         console.print(escape(line))
     print_sweeps(comparison, console)
     # The decision: the break-even sentence first, then the figures, each basis named.
-    for i, line in enumerate(tables.decision_lines):
-        bold = i < len(tables.break_evens)
-        console.print(f"[bold]{escape(line)}[/bold]" if bold else escape(line))
+    for line in tables.decision_lines:
+        style = {"break-even:": "bold", "rate limits:": "yellow"}.get(line.split(" ", 1)[0])
+        console.print(f"[{style}]{escape(line)}[/{style}]" if style else escape(line))
     console.print(f"[dim]{escape(tables.stamp)}[/dim]")
 
 
