@@ -634,6 +634,34 @@ def test_what_if_prices_the_items_offline_and_sends_nothing(
     assert "estimated, not sent" in page
 
 
+# A function has no compute time to cost: the open model is unpriced, as the test wants.
+@pytest.mark.filterwarnings("ignore::llmcompare.cost.UnpricedModelWarning")
+def test_the_stamp_names_the_price_date_and_source_of_a_model_priced_offline() -> None:
+    from llmcompare.cost import get_price
+    from llmcompare.report import stamp
+
+    # The only priced model is the what-if one.
+    record = compare(
+        [FunctionModel(lambda r: "Paris.", name="echo", open_weights=True)],
+        ["What is the capital of France?"],
+        what_if=["chatgpt:gpt-5.4-mini"],
+        hardware=report_data.HARDWARE,
+        cache=False,
+        progress=False,
+    )
+    price = get_price("chatgpt:gpt-5.4-mini")
+    assert price is not None
+    assert record.run.price_table_date == price.as_of
+    said = stamp(record)
+    assert "prices as of n/a" not in said
+    assert (
+        f"prices as of {price.as_of.isoformat()} (chatgpt:gpt-5.4-mini, estimated, not sent: "
+        f"{price.source}, {price.as_of.isoformat()})"
+    ) in said
+    found = record.break_even("fake:echo", "chatgpt:gpt-5.4-mini")
+    assert found.assumptions[-1].endswith(f"prices as of {price.as_of.isoformat()}")
+
+
 def test_the_hosting_guides_config_loads_and_is_the_example() -> None:
     from llmcompare.config import load_config
 

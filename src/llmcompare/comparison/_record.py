@@ -117,6 +117,10 @@ def build_record(
     labels = [r.label for r in runs]
     # Stamped before the statistics: the run ends with its last answer, not its bootstraps.
     stamp = _run_info(runs, inputs, hardware, started, pass_at, rows)
+    # A model priced offline used its table price too: the stamp's date covers it.
+    dates = [d for d in (stamp.price_table_date, *(w.price_date for w in what_if)) if d]
+    if dates:
+        stamp = stamp.model_copy(update={"price_table_date": min(dates)})
     if shelf:
         stamp = stamp.model_copy(update={"shelf_life": dict(shelf)})
     if limits:

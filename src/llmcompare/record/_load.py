@@ -121,6 +121,7 @@ class WhatIf(BaseModel):
             item re-tokenized with that tokenizer (their mean over the run's models).
         usd: What they would cost at the model's table prices.
         price_date: When those prices were checked.
+        price_source: Where those prices come from (the provider's pricing page).
     """
 
     model_config = _FROZEN
@@ -131,6 +132,7 @@ class WhatIf(BaseModel):
     output_tokens: int
     usd: Decimal
     price_date: date | None = None
+    price_source: str = ""
 
     @property
     def usd_per_request(self) -> float:

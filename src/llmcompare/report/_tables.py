@@ -422,6 +422,10 @@ def stamp(comparison: Comparison) -> str:
     prices = run.price_table_date.isoformat() if run.price_table_date else "n/a"
     if run.genai_prices:
         prices += f" (genai-prices {run.genai_prices} for models the table lacks)"
+    for w in comparison.what_if:
+        # A model priced offline: whose price, from where, checked when.
+        when = w.price_date.isoformat() if w.price_date else "n/a"
+        prices += f" ({w.model}, estimated, not sent: {w.price_source or 'table price'}, {when})"
     return (
         f"llmcompare {run.llmcompare_version} | models: {models} | hardware: {hardware} | "
         f"prices as of {prices} | {run.finished_at:%Y-%m-%d %H:%M:%S} UTC"
