@@ -634,6 +634,40 @@ def test_what_if_prices_the_items_offline_and_sends_nothing(
     assert "estimated, not sent" in page
 
 
+@pytest.mark.filterwarnings("ignore::llmcompare.cost.UnpricedModelWarning")
+@pytest.mark.filterwarnings("error::llmcompare.backends.chatgpt.TokenEstimateWarning")
+def test_what_if_counts_input_tokens_exactly_without_tiktokens_table_or_a_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tiktoken
+
+    from helpers.tiktoken_cache import seed_tiktoken_cache
+    from llmcompare.backends.chatgpt import _tokens
+    from llmcompare.testing import no_network
+
+    prompts = ["What is the capital of France?", "Name three primes.", "Déjà vu — 日本語 😀"]
+    # No tiktoken table anywhere (an empty cache, no encoder loaded yet) and no network.
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "empty"))
+    monkeypatch.setattr(_tokens, "_encoders", {})
+    with no_network():
+        record = compare(
+            [FunctionModel(lambda r: "Paris is the capital.", name="echo", open_weights=True)],
+            prompts,
+            what_if=["chatgpt:gpt-5.4-mini"],
+            cache=False,
+            progress=False,
+        )
+    (priced,) = record.what_if
+    # The truth, computed here with tiktoken's own o200k_base table (seeded offline).
+    (tmp_path / "seeded").mkdir()
+    assert seed_tiktoken_cache(tmp_path / "seeded")
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "seeded"))
+    enc = tiktoken.get_encoding("o200k_base")
+    assert priced.input_tokens == sum(3 + 1 + len(enc.encode_ordinary(p)) + 3 for p in prompts)
+    assert priced.output_tokens == 3 * len(enc.encode_ordinary("Paris is the capital."))
+
+
 # A function has no compute time to cost: the open model is unpriced, as the test wants.
 @pytest.mark.filterwarnings("ignore::llmcompare.cost.UnpricedModelWarning")
 def test_the_stamp_names_the_price_date_and_source_of_a_model_priced_offline() -> None:
