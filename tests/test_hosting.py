@@ -91,6 +91,68 @@ def test_a_fully_cached_rerun_decides_like_the_first_run(tmp_path: Path, priced:
     assert any(f"by an earlier run on {platform.node()} at " in a for a in found.assumptions)
 
 
+def test_a_rerun_over_a_cache_without_timings_says_why_and_refresh_measures(
+    tmp_path: Path,
+) -> None:
+    import json
+    import sqlite3
+
+    from helpers.cli import run
+    from helpers.openai_server import SlottedServer
+    from llmcompare.decision import UNTIMED_CACHE
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(f'{{"prompt": "q{i}"}}\n' for i in range(3)), encoding="utf-8")
+    env = {"LLMCOMPARE_CACHE_DIR": str(tmp_path / "cache"), "LLMCOMPARE_NO_NETWORK": "1"}
+    with SlottedServer(2, 0.01, "one two three four") as server:
+        args = (
+            "compare",
+            str(prompts),
+            "-m",
+            HOSTED,
+            "-O",
+            f"base_url={server.url}",
+            "-O",
+            "hosted=h100",
+            "--what-if",
+            "chatgpt:gpt-5.4-mini",
+            "--no-progress",
+        )
+        first = run(*args, OPENAI_API_KEY="sk-test-0", **env)
+        assert first.returncode == 0, first.stderr
+        # The cache as an older llmcompare wrote it: answers without their measurement.
+        with sqlite3.connect(tmp_path / "cache" / "responses.sqlite3") as db:
+            for key, stored in db.execute("SELECT key, completion FROM responses").fetchall():
+                old = json.loads(stored)
+                assert old.pop("measured_at")
+                assert old.pop("measured_on")
+                db.execute(
+                    "UPDATE responses SET completion = ? WHERE key = ?", (json.dumps(old), key)
+                )
+        sent = len(server.chat_requests)
+        again = run(*args, OPENAI_API_KEY="sk-test-0", **env)
+        assert len(server.chat_requests) == sent  # every answer from the cache
+        measured = run(*args, "--refresh", OPENAI_API_KEY="sk-test-0", **env)
+        assert len(server.chat_requests) == 2 * sent  # --refresh sent them again
+    assert again.returncode == 0, again.stderr
+    said = " ".join(again.stdout.split())
+    assert (
+        f"break-even: {HOSTED} vs chatgpt:gpt-5.4-mini: {HOSTED} cannot be costed ({UNTIMED_CACHE})"
+    ) in said
+    assert UNTIMED_CACHE == (
+        "answers from a cache written before timings were kept; rerun with --refresh "
+        "(refresh=True) to measure"
+    )
+    assert measured.returncode == 0, measured.stderr
+    said = " ".join(measured.stdout.split())
+    assert "cannot be costed" not in said
+    # Measured again: a verdict, whichever way the fresh timings make it go.
+    assert re.search(
+        r"break-even: (above ~[\d,]+ requests a month|\S+ vs \S+: \S+ costs less at every volume)",
+        said,
+    )
+
+
 def _exponent_record() -> Comparison:
     """The report record with figures that Python and Decimal write with an exponent."""
     record = report_data.comparison()

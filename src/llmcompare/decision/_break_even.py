@@ -21,6 +21,7 @@ __all__ = [
     "HOURS_PER_MONTH",
     "MINUTES_PER_MONTH",
     "MONTH_BASIS",
+    "UNTIMED_CACHE",
     "BreakEven",
     "CostLine",
     "break_even",
@@ -190,16 +191,29 @@ def _per_1k(x: float) -> str:
 
 @dataclass(frozen=True)
 class _Served:
-    """How a model's answers were served, from its rows: workers and the Batch API."""
+    """How a model's answers were served, from its rows: workers and the Batch API.
+
+    ``untimed``: every answer came from the cache and some carry no measurement (written by an
+    llmcompare that kept no timings), so the run has no throughput to cost hosting with.
+    """
 
     workers: tuple[str, ...]
     batched: int
     answered: int
+    untimed: bool = False
+
+
+UNTIMED_CACHE = (
+    "answers from a cache written before timings were kept; rerun with --refresh "
+    "(refresh=True) to measure"
+)
+"""Why a hosted model read back from an old cache cannot be costed, and what to do."""
 
 
 def _served(comparison: Comparison, model: str) -> _Served:
     workers: set[str] = set()
     batched = answered = 0
+    cached = unstamped = True
     for row in comparison.rows:
         c = row.completion
         if row.model != model or c is None:
@@ -208,7 +222,10 @@ def _served(comparison: Comparison, model: str) -> _Served:
         batched += c.batch_id is not None
         if c.worker is not None:
             workers.add(c.worker)
-    return _Served(tuple(sorted(workers)), batched, answered)
+        cached = cached and row.cached
+        unstamped = unstamped and c.measured_at is None
+    untimed = answered > 0 and cached and unstamped
+    return _Served(tuple(sorted(workers)), batched, answered, untimed)
 
 
 def _tier(served: _Served) -> str:
@@ -246,6 +263,8 @@ def _cost_line(
         ]
     tokens_per_s = s.output_tokens_per_s if swept is None else swept.output_tokens_per_s
     if not tokens_per_s or out_per_req <= 0:
+        if served.untimed:
+            return None, [f"{s.model}: {UNTIMED_CACHE}"]
         return None, [f"{s.model}: no measured throughput, so hosting it cannot be costed"]
     # A sweep's level is one machine's load; the run's own rate may be several workers'.
     workers = max(1, len(served.workers)) if swept is None else 1
@@ -435,7 +454,10 @@ def break_even(
 
     if a is None or b is None:
         missing = model_a if a is None else model_b
-        return result(None, None, f"{missing} cannot be costed (see the assumptions)")
+        # The one reason a reader can act on at once is said in the sentence itself.
+        said = notes_a if a is None else notes_b
+        why = UNTIMED_CACHE if said == [f"{missing}: {UNTIMED_CACHE}"] else "see the assumptions"
+        return result(None, None, f"{missing} cannot be costed ({why})")
     if a.local == b.local:
         kind = "hosted" if a.local else "API"
         if a.local:
