@@ -459,6 +459,47 @@ def test_a_hosted_model_without_a_gpu_names_its_stated_watts() -> None:
     assert any("(stated 700 W x busy time)" in a for a in found.assumptions)
 
 
+def test_a_presets_source_and_check_date_reach_the_record_and_every_cost_basis(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from rich.console import Console
+
+    from helpers.openai_server import OpenAIServer
+
+    root = Path(__file__).resolve().parents[1]
+    preset = json.loads((root / "src/llmcompare/cost/hosting.json").read_text("utf-8"))["h100"]
+    said = f"{preset['source']}; checked {preset['checked']}"
+    with OpenAIServer() as server:
+        record = _served_and_api(server, hosted={HOSTED: "h100"})
+    assert said in record.run.hosted[HOSTED].notes  # the record
+    rows = [r for r in record.rows if r.model == HOSTED and r.cost is not None]
+    assert all(said in r.cost.assumptions for r in rows)  # each row's cost
+    found = record.break_even(HOSTED, "chatgpt:gpt-4o-mini")
+    assert f"{HOSTED}: machine rates of {preset['name']} ({said})" in found.assumptions
+    console = Console(record=True, width=400)
+    print_report(record, console)
+    assert said in console.export_text()  # the terminal's cost basis note
+    page = write_html(record, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert f"<dt>hosted cost basis: {HOSTED}</dt>" in page
+    assert said in page
+
+
+def test_the_guides_preset_table_says_each_presets_price_source_and_check_date() -> None:
+    from llmcompare.cost import hosting_presets
+
+    root = Path(__file__).resolve().parents[1]
+    guide = (root / "docs" / "guides" / "hosting.md").read_text(encoding="utf-8")
+    for key, machine in hosting_presets().items():
+        source, checked = machine.notes.rsplit("; checked ", 1)
+        row = (
+            f"| `{key}` | {machine.name} | {machine.usd_per_hour} | {machine.watts} | {source} "
+            f"| {checked} |"
+        )
+        assert row in guide, row
+
+
 def test_a_hosted_gpu_nvml_cannot_read_is_refused_before_anything_is_sent(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

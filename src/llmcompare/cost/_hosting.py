@@ -180,9 +180,9 @@ def busy_costs(
                 g_co2=kwh * hardware.g_co2_per_kwh,
                 source=f"{hardware.name}: {hardware.notes}",
                 assumptions=(
-                    f"hosted on {hardware.name} at ${hardware.usd_per_hour}/h: its share of "
-                    "the time the server was busy with the run's requests, by latency; "
-                    f"energy {basis}"
+                    f"hosted on {hardware.name} at ${hardware.usd_per_hour}/h "
+                    f"({hardware.notes}): its share of the time the server was busy with the "
+                    f"run's requests, by latency; energy {basis}"
                 ),
                 energy="estimated" if measured is None else "measured-nvml",
             )

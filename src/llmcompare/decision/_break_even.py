@@ -314,6 +314,8 @@ def _cost_line(
     ]
     if default_hw:
         notes.append(f"{s.model}: default hardware rates ({hardware.notes})")
+    elif basis is not None:  # a hosted model: its machine's rates and where they come from
+        notes.append(f"{s.model}: machine rates of {hardware.name} ({hardware.notes})")
     return line, notes
 
 
