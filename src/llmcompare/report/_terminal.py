@@ -35,6 +35,9 @@ def _answer_cell(row: Row, answer_width: int) -> str:
     )
 
 
+# The break-even sentences stand out; what one API key cannot serve is a warning.
+_DECISION_MARKS = (("break-even:", "bold"), ("rate limits:", "yellow"))
+
 SAMPLE_ITEMS = 10
 """How many items' answers the terminal report shows by default: a sample, not 5,000 rows."""
 
@@ -96,9 +99,9 @@ def print_report(
         console.print(escape(line))
     print_sweeps(comparison, console)
     # The decision: the break-even sentence first, then the figures, each basis named.
-    for line in tables.decision_lines:
-        style = {"break-even:": "bold", "rate limits:": "yellow"}.get(line.split(" ", 1)[0])
-        console.print(f"[{style}]{escape(line)}[/{style}]" if style else escape(line))
+    for said in tables.decision_lines:
+        mark = next((m for p, m in _DECISION_MARKS if said.startswith(p)), None)
+        console.print(f"[{mark}]{escape(said)}[/{mark}]" if mark else escape(said))
     console.print(f"[dim]{escape(tables.stamp)}[/dim]")
 
 
