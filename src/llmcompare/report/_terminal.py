@@ -113,7 +113,8 @@ def print_sweeps(comparison: Comparison, console: Console) -> None:
     for sweep in comparison.sweeps:
         table = Table(title=f"Load sweep: {escape(sweep.model)}", title_justify="left")
         for i, col in enumerate(SWEEP_HEADER):
-            table.add_column(col, justify="left" if i == len(SWEEP_HEADER) - 1 else "right")
+            mark = i == len(SWEEP_HEADER) - 1  # "<- operating point", kept on one line
+            table.add_column(col, justify="left" if mark else "right", no_wrap=mark)
         for row in sweep_table(sweep):
             table.add_row(*(escape(cell) for cell in row))
         console.print(table)
