@@ -213,6 +213,7 @@ def test_a_volume_beyond_an_api_models_stated_limits_is_said_in_the_decision(
 ) -> None:
     from rich.console import Console
 
+    from llmcompare.decision import rate_limit_note
     from llmcompare.ratelimit import RateLimits
 
     record = report_data.comparison()
@@ -223,15 +224,20 @@ def test_a_volume_beyond_an_api_models_stated_limits_is_said_in_the_decision(
     )
     found = record.break_even("fake:local", "fake:api", volume=640_000)
     assert found.crossover == pytest.approx(584_000)
-    # Hand-computed: 584,000 / 43,200 minutes = 13.5 requests a minute, x 1,500 = 20,278
-    # tokens (under 21,000 tpm); 640,000 / 43,200 = 14.8 a minute, 22,222 tokens (over it).
+    # Hand-computed, a month of 730 hours (the break-even's) = 43,800 minutes: 584,000 /
+    # 43,800 = 13.3 requests a minute, x 1,500 = 20,000 tokens (under 21,000 tpm); 640,000 /
+    # 43,800 = 14.6 a minute, 21,918 tokens (over it).
     assert found.limits == (
-        "at 584,000 requests a month fake:api needs 13.5 requests (20,278 tokens) a minute on "
+        "at 584,000 requests a month fake:api needs 13.3 requests (20,000 tokens) a minute on "
         "average (more at peak); its stated limit is 10 rpm: one key cannot serve it",
-        "at 640,000 requests a month fake:api needs 14.8 requests (22,222 tokens) a minute on "
+        "at 640,000 requests a month fake:api needs 14.6 requests (21,918 tokens) a minute on "
         "average (more at peak); its stated limits are 10 rpm and 21,000 tpm: one key cannot "
         "serve it",
     )
+    # The month is the break-even's 730 hours: 438,000 requests a month are exactly 10 a
+    # minute, within 10 rpm (a 30-day month would make them 10.1, over it).
+    assert rate_limit_note(record, "fake:api", 438_000) is None
+    assert rate_limit_note(record, "fake:api", 438_001) is not None
     # Limits the volume keeps within say nothing.
     roomy = {"fake:api": RateLimits(rpm=15)}
     quiet = record.model_copy(update={"run": record.run.model_copy(update={"rate_limits": roomy})})

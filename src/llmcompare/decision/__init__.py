@@ -32,8 +32,9 @@ The cost model, stated once (every :class:`BreakEven` repeats it in its ``assump
   the API can be cheaper again. The crossover is the volume above which hosting stays cheaper
   **for good**; ``first_crossover`` is where it is first cheaper, when that is lower.
 - An API model's stated rate limits (``limits=``, a config's ``rpm``/``tpm``) cap what one key
-  serves: at a volume, it needs the volume over 30 days of minutes a minute on average (tokens
-  from the run's mean tokens a request), more at peak; the break-even says when that is more.
+  serves: at a volume, it needs the volume over a month's minutes (730 hours, the machine's
+  month) a minute on average (tokens from the run's mean tokens a request), more at peak; the
+  break-even says when that is more.
 - A machine rented per second of use instead (scaled to zero when idle) makes the local cost
   linear too: that figure, the **local cost per request at full use**, is given beside the
   crossover so a reader can judge either way.

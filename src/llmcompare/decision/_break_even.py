@@ -135,8 +135,9 @@ class BreakEven:
         return f"{self.model_a} vs {self.model_b}: {self.reason}"
 
 
-MINUTES_PER_MONTH = 30 * 24 * 60
-"""The minutes a monthly volume is spread over to find the average rate a key must serve."""
+MINUTES_PER_MONTH = HOURS_PER_MONTH * 60
+"""The minutes a monthly volume is spread over to find the average rate a key must serve: the
+same month as the machine's (:data:`HOURS_PER_MONTH`), so one decision has one month."""
 
 
 def rate_limit_note(comparison: Comparison, model: str, volume: float) -> str | None:
