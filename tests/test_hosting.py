@@ -405,7 +405,7 @@ class _FakeNvml(types.ModuleType):
         return value
 
 
-def _served_and_api(server: Any, **kwargs: Any) -> Comparison:
+def _served_and_api(server: Any, cache: bool | ResponseCache = False, **kwargs: Any) -> Comparison:
     from helpers.openai_server import ok
     from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
 
@@ -418,7 +418,7 @@ def _served_and_api(server: Any, **kwargs: Any) -> Comparison:
         return compare(
             [served, api],
             [f"question {i}" for i in range(6)],
-            cache=False,
+            cache=cache,
             progress=False,
             concurrency=2,
             **kwargs,
@@ -451,6 +451,33 @@ def test_a_hosted_gpu_on_this_machine_is_measured_by_its_nvml_counter(
     assert "Wh per 1,000 requests (measured by NVML on GPU 0)" in figure.line()
     found = record.break_even(HOSTED, "chatgpt:gpt-4o-mini")
     assert any("(measured by NVML on GPU 0)" in a for a in found.assumptions)
+
+
+def test_a_cached_rerun_of_a_measured_gpu_names_the_stated_watts_everywhere(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from helpers.openai_server import OpenAIServer
+    from llmcompare.decision import figures
+
+    monkeypatch.setitem(sys.modules, "pynvml", _FakeNvml([9_000_000, 9_000_000, 16_200_000]))
+    hosted = {HOSTED: {"preset": "h100", "gpu": 0}}
+    with OpenAIServer() as server:
+        first = _served_and_api(server, ResponseCache(tmp_path / "c.db"), hosted=hosted)
+        sent = len(server.chat_requests)
+        again = _served_and_api(server, ResponseCache(tmp_path / "c.db"), hosted=hosted)
+        assert len(server.chat_requests) == sent  # every answer from the cache
+    # The first run measured the GPU; the rerun sent nothing, so nothing was measured: its
+    # energy is the stated 700 W over the busy time, and every place says so.
+    assert {r.cost.energy for r in first.rows if r.model == HOSTED and r.cost} == {"measured-nvml"}
+    assert {r.cost.energy for r in again.rows if r.model == HOSTED and r.cost} == {"estimated"}
+    (figure,) = [f for f in figures(again) if f.model == HOSTED]
+    assert figure.energy_basis == "stated 700 W x busy time"
+    page = write_html(again, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "NVML" not in page
+    assert f"<dt>hosted cost basis: {HOSTED}</dt>" in page
+    assert "energy stated 700 W x busy time" in page
+    page = write_html(first, tmp_path / "first.html").read_text(encoding="utf-8")
+    assert "energy measured by NVML on GPU 0" in page
 
 
 def test_a_hosted_model_without_a_gpu_names_its_stated_watts() -> None:
