@@ -534,6 +534,16 @@ def test_the_guides_preset_table_says_each_presets_price_source_and_check_date()
         assert row in guide, row
 
 
+@pytest.mark.parametrize("gpu", [True, False, 0.5, "0"])
+def test_a_hosted_gpu_that_is_not_a_whole_number_is_refused_in_one_line(gpu: Any) -> None:
+    from llmcompare.cost import hosted_hardware
+    from llmcompare.errors import ConfigurationError
+
+    # -O hosted.gpu=true would otherwise measure GPU 1 (True is 1 to Python).
+    with pytest.raises((ConfigurationError, ValueError), match=r"gpu\s+Input should be"):
+        hosted_hardware({"preset": "h100", "gpu": gpu})
+
+
 def test_a_hosted_gpu_nvml_cannot_read_is_refused_before_anything_is_sent(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -265,7 +265,8 @@ class LocalHardware(BaseModel):
         "$0/kWh: electricity included in the hourly price; "
         "436 gCO2/kWh: world average 2022, Ember Global Electricity Review 2023"
     )
-    gpu: Annotated[int, Field(ge=0)] | None = None
+    # Strict: a bool is an int to Python, and "gpu = true" must not measure GPU 1.
+    gpu: Annotated[int, Field(ge=0, strict=True)] | None = None
 
 
 GENERIC_CLOUD_VM = LocalHardware()
