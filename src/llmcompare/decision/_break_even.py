@@ -194,8 +194,8 @@ def _per_1k(x: float) -> str:
 class _Served:
     """How a model's answers were served, from its rows: workers and the Batch API.
 
-    ``untimed``: every answer came from the cache and some carry no measurement (written by an
-    llmcompare that kept no timings), so the run has no throughput to cost hosting with.
+    ``untimed``: every answer came from the cache and none carries its measurement (written by
+    an llmcompare that kept no timings), so the run has no throughput to cost hosting with.
     """
 
     workers: tuple[str, ...]
