@@ -861,3 +861,26 @@ def test_the_hosting_guides_config_loads_and_is_the_example() -> None:
     )
     guide = (root / "docs" / "guides" / "hosting.md").read_text(encoding="utf-8")
     assert body in guide
+
+
+def test_a_sweep_level_whose_requests_all_failed_shows_no_latency_not_zero() -> None:
+    from llmcompare.record import LoadLevel, Sweep
+
+    failed = LoadLevel(
+        level=4,
+        requests=4,
+        errors=4,
+        wall_s=1.0,
+        requests_per_s=0.0,
+        output_tokens_per_s=0.0,
+        latency_p50_s=None,
+        latency_p95_s=None,
+    )
+    served = failed.model_copy(
+        update={"level": 1, "errors": 0, "latency_p50_s": 0.25, "latency_p95_s": 0.5}
+    )
+    (one, four) = Sweep(model="m", levels=(served, failed)).lines()
+    assert "latency p50 0.250 s p95 0.500 s, TTFT p95 -," in one
+    # Nothing was answered at 4 in flight: no latency, not a latency of 0.000 s.
+    assert "0.000" not in four
+    assert "latency p50 - p95 -, TTFT p95 -, errors 4" in four
