@@ -886,3 +886,18 @@ def test_a_sweep_level_whose_requests_all_failed_shows_no_latency_not_zero() -> 
     # Nothing was answered at 4 in flight: no latency, not a latency of 0.000 s.
     assert "0.000" not in four
     assert "latency p50 - p95 -, TTFT p95 -, errors 4" in four
+
+
+def test_a_level_given_twice_is_refused_before_anything_is_sent() -> None:
+    from llmcompare.errors import ConfigurationError
+
+    asked: list[str] = []
+
+    def answer(request: Request) -> str:
+        asked.append(request.messages[-1].content)
+        return "Paris."
+
+    model = FunctionModel(answer, name="echo", open_weights=True)
+    with pytest.raises(ConfigurationError, match=r"load=\[1, 4, 4\]: each level once \(\[4\]"):
+        compare([model], ["q"], load=[1, 4, 4], cache=False, progress=False)
+    assert asked == []
