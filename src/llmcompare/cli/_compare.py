@@ -368,11 +368,10 @@ def compare_cmd(
     --judge NAME has a judge model say which answer is better (both orders, by default), for
     each pair of models and item; repeat it for a panel. Its cost is reported on its own line.
     """
-    from rich.console import Console
-
     from llmcompare.report import print_report
+    from llmcompare.report._terminal import terminal_console
 
-    console = Console()
+    console = terminal_console()
     names = list(models)
     if not names and config is None:
         names, hints = default_models()

@@ -77,16 +77,14 @@ def loadtest_cmd(
     For example: llmcompare loadtest prompts.jsonl -m llama --load 1,4,16 --slo
     "latency_p95<=10" --out run (a served model: -m chatgpt:NAME -O base_url=URL -O hosted=h100).
     """
-    from rich.console import Console
-
-    from llmcompare.report._terminal import print_sweeps
+    from llmcompare.report._terminal import print_sweeps, terminal_console
 
     # Checked first, before any file is read or model loaded: a load test without levels.
     if load is None and not _file_levels(config):
         _fail("loadtest needs --load LEVELS, the levels of requests in flight (e.g. --load 1,4,16)")
     if not models and config is None:
         _fail("loadtest needs the models to sweep: -m MODEL (repeat), or -c FILE")
-    console = Console()
+    console = terminal_console()
 
     def show(result: Comparison, out: Path | None, formats: tuple[Format, ...]) -> None:
         print_sweeps(result, console)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from llmcompare.record import Comparison, Row
 
-__all__ = ["print_report", "print_sweeps"]
+__all__ = ["print_report", "print_sweeps", "terminal_console"]
 
 
 def _clip(text: str, width: int) -> str:
@@ -38,6 +38,18 @@ def _answer_cell(row: Row, answer_width: int) -> str:
 # The break-even sentences stand out; what one API key cannot serve is a warning.
 _DECISION_MARKS = (("break-even:", "bold"), ("rate limits:", "yellow"))
 
+
+def terminal_console() -> Console:
+    """The rich console the library prints on (stdout): text as given, no emoji codes.
+
+    Rich reads ``:name:`` as an emoji code, which ``rich.markup.escape`` leaves as it is: a
+    model id before a colon (``"chatgpt:x: ..."``) printed as ``"chatgpt❌ ..."``.
+    """
+    from rich.console import Console
+
+    return Console(emoji=False)
+
+
 SAMPLE_ITEMS = 10
 """How many items' answers the terminal report shows by default: a sample, not 5,000 rows."""
 
@@ -54,17 +66,17 @@ def print_report(
 
     Args:
         comparison: The record to show.
-        console: A rich console; by default one on stdout.
+        console: A rich console, used as it is; by default one on stdout that prints emoji
+            codes (``:x:``) as typed.
         answer_width: Characters of each answer to show.
         items: How many items' answers to show (the first ones); ``None`` shows every item.
         full_answers: Where every answer is, said under a sample (``"every answer is in
             run/comparison.csv"``); by default how to print them all.
     """
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = console or Console()
+    console = console or terminal_console()
     tables = view(comparison)
     table = Table(title="Models", title_justify="left")
     for i, col in enumerate(tables.header.strings()):
