@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from helpers.cli import run
 from helpers.openai_server import OpenAIServer, SlottedServer
 from llmcompare.record import Comparison
@@ -120,3 +122,35 @@ def test_loadtest_without_levels_is_refused_in_one_line_before_anything_is_sent(
         "llmcompare: error: loadtest needs --load LEVELS, the levels of requests in flight "
         "(e.g. --load 1,4,16)"
     ]
+
+
+def test_loadtest_takes_compares_run_options_as_compare_takes_them() -> None:
+    from llmcompare.cli import main
+
+    def params(command: str) -> dict[str | None, dict[str, object]]:
+        return {p.name: p.to_info_dict() for p in main.commands[command].params}
+
+    loadtest, compare = params("loadtest"), params("compare")
+    assert {"prompts", "load", "models", "options", "out_typed", "refresh"} <= set(loadtest)
+    # Each of loadtest's options is compare's: the same flags, type, default and help.
+    assert {name: compare.get(name) for name in loadtest} == loadtest
+
+
+@pytest.mark.parametrize(
+    ("flag", "said"),
+    [
+        (("--field", "bad"), "--field takes KEY=COLUMN (prompt=question), got 'bad'"),
+        (("--load", "0"), "--load '0': give levels of requests in flight, such as 1,4,16,64"),
+        (("-o", "max_tokens=5"), "--out 'max_tokens=5' looks like an option (KEY=VALUE)"),
+    ],
+)
+def test_a_bad_run_flag_is_refused_alike_by_compare_and_loadtest(
+    tmp_path: Path, flag: tuple[str, str], said: str
+) -> None:
+    prompts = str(_prompts(tmp_path, 1))
+    compare = run("compare", prompts, "-m", "fake", *flag)
+    loadtest = run("loadtest", prompts, "-m", "fake", "--load", "1", *flag)
+    for out in (compare, loadtest):
+        assert out.returncode == 2
+        assert out.stderr.startswith(f"llmcompare: error: {said}"), out.stderr
+    assert compare.stderr == loadtest.stderr

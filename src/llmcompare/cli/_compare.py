@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import inspect
 import os
 import re
 import sys
@@ -278,6 +280,22 @@ _sending_options = _options(
 """Where the run goes and how its requests are sent."""
 
 
+def with_run_flags(command: Callable[..., None]) -> Callable[..., None]:
+    """Call a run command with the shared option groups' values as one :class:`RunFlags`.
+
+    Put it under the click decorators. The command takes ``flags`` and then its own flags by
+    name; every other value click parsed is a field of RunFlags.
+    """
+    own = set(inspect.signature(command).parameters) - {"flags"}
+
+    @functools.wraps(command)
+    def run(**params: Any) -> None:
+        shared = {name: params.pop(name) for name in set(params) - own}
+        command(RunFlags(**shared), **params)
+
+    return run
+
+
 @click.command("compare", cls=_CompareCommand)
 @_source_options
 @_scoring_options
@@ -315,37 +333,15 @@ _sending_options = _options(
 )
 @click.option("--ray-address", help="The Ray cluster to join (default: start a local one).")
 @judge_options()
+@with_run_flags
 def compare_cmd(
-    prompts: str | None,
-    suite: str | None,
-    fields: Sequence[str],
-    template: str | None,
-    split: str | None,
-    limit: int | None,
+    flags: RunFlags,
     allow_code_execution: bool | None,
     pass_at: Sequence[int],
     scorers: Sequence[str],
-    load: str | None,
-    slo: str | None,
     what_if: Sequence[str],
-    config: Path | None,
-    models: Sequence[str],
-    options: Sequence[str],
     sweeps: Sequence[str],
-    out_typed: str | None,
-    formats: Sequence[str],
-    max_tokens: int | None,
-    temperature: float | None,
-    seed: int | None,
-    concurrency: int,
     samples: int,
-    budget_usd: Decimal | None,
-    rpm: float | None,
-    tpm: float | None,
-    progress: bool | None,
-    force_new: bool,
-    cache: bool,
-    refresh: bool,
     ray_workers: int | None,
     ray_address: str | None,
     judges: Sequence[str],
@@ -372,8 +368,8 @@ def compare_cmd(
     from llmcompare.report._terminal import terminal_console
 
     console = terminal_console()
-    names = list(models)
-    if not names and config is None:
+    names = list(flags.models)
+    if not names and flags.config is None:
         names, hints = default_models()
         for hint in hints:
             console.print(f"[yellow]{hint}[/yellow]")
@@ -389,59 +385,57 @@ def compare_cmd(
         lambda result, out, chosen: print_report(
             result, console, full_answers=_full_answers(out, chosen)
         ),
-        RunFlags(
-            prompts=prompts,
-            suite=suite,
-            config=config,
-            flags=_model_flags(names, options),
+        dataclasses.replace(
+            flags,
+            models=names,
+            samples=samples,
             sources={
-                "fields": _fields(fields, template),
-                "split": split,
-                "limit": limit,
                 "allow_code_execution": allow_code_execution,
                 "pass_at": list(pass_at) or None,
                 "scorers": list(scorers) or None,
-                "load": _levels(load),
-                "slo": slo,
                 "what_if": list(what_if) or None,
             },
-            settings=_settings(max_tokens, temperature, seed),
-            samples=samples,
-            concurrency=concurrency,
-            budget_usd=budget_usd,
-            rpm=rpm,
-            tpm=tpm,
-            out_typed=out_typed,
-            formats=formats,
             ray=(ray_workers, ray_address),
             sweeps=sweeps,
             judge=(judges, judge_mode, judge_rubric),
         ),
-        progress=progress,
-        force_new=force_new,
-        cache=cache,
-        refresh=refresh,
     )
 
 
 @dataclasses.dataclass(frozen=True)
 class RunFlags:
-    """A run command's flags, as :func:`run_command` builds its plan from them.
+    """A run command's flags as click parsed them; :func:`run_command` builds its plan from them.
+
+    The fields up to ``refresh`` are the option groups that ``compare`` and ``loadtest`` both
+    take (:func:`with_run_flags` gathers them); each command sets the rest, its own.
 
     Attributes:
         prompts: PROMPTS (None: --suite, else the file's, else the built-in suite).
         suite: --suite (with PROMPTS, refused).
+        fields: --field, as typed.
+        template: --template.
+        split: --split.
+        limit: --limit.
+        load: --load, as typed.
+        slo: --slo.
         config: The -c file.
-        flags: The -m and -O flags in command-line order.
-        sources: The config keys of the other flags (None: not given).
-        settings: --max-tokens, --temperature, --seed.
-        samples: --samples.
+        models: -m, in order.
+        options: -O, in order (each an option of the -m before it).
+        out_typed: --out, as typed.
+        formats: -f.
+        max_tokens: --max-tokens.
+        temperature: --temperature.
+        seed: --seed.
         concurrency: --concurrency.
         budget_usd: --budget-usd.
         rpm: --rpm.
         tpm: --tpm.
-        out_typed: --out as typed.
-        formats: -f.
+        progress: --progress/--no-progress (None: on a TTY).
+        force_new: --force-new.
+        cache: --cache/--no-cache.
+        refresh: --refresh.
+        samples: --samples.
+        sources: The config keys of compare's other flags (None: not given).
         ray: --ray-workers and --ray-address.
         sweeps: -S.
         judge: --judge, --judge-mode and --judge-rubric.
@@ -450,17 +444,30 @@ class RunFlags:
 
     prompts: str | None
     suite: str | None
+    fields: Sequence[str]
+    template: str | None
+    split: str | None
+    limit: int | None
+    load: str | None
+    slo: str | None
     config: Path | None
-    flags: Sequence[tuple[str, str]]
-    sources: dict[str, Any]
-    settings: dict[str, Any]
-    samples: int
+    models: Sequence[str]
+    options: Sequence[str]
+    out_typed: str | None
+    formats: Sequence[str]
+    max_tokens: int | None
+    temperature: float | None
+    seed: int | None
     concurrency: int
     budget_usd: Decimal | None
     rpm: float | None
     tpm: float | None
-    out_typed: str | None
-    formats: Sequence[str]
+    progress: bool | None
+    force_new: bool
+    cache: bool
+    refresh: bool
+    samples: int = 1
+    sources: dict[str, Any] = dataclasses.field(default_factory=dict)
     ray: tuple[int | None, str | None] = (None, None)
     sweeps: Sequence[str] = ()
     judge: tuple[Sequence[str], str | None, Path | None] = ((), None, None)
@@ -471,24 +478,30 @@ def run_command(
     console: Console,
     show: Callable[[Comparison, Path | None, tuple[Format, ...]], None],
     flags: RunFlags,
-    *,
-    progress: bool | None,
-    force_new: bool,
-    cache: bool,
-    refresh: bool,
 ) -> NoReturn:
     """Build the plan the flags ask for, run it, show its record and write the reports.
 
     Every check is made before anything is sent (a bad flag exits 2); ``show`` prints the
     record (compare's report, loadtest's sweep tables). Exits 0, or 1 when requests failed.
     """
+    # The flags' own checks (exit 2) first, in the order they are listed, then the plan's.
+    model_flags = _model_flags(flags.models, flags.options)
+    overrides = {
+        "fields": _fields(flags.fields, flags.template),
+        "split": flags.split,
+        "limit": flags.limit,
+        "load": _levels(flags.load),
+        "slo": flags.slo,
+        **flags.sources,
+        "settings": _settings(flags.max_tokens, flags.temperature, flags.seed),
+    }
     if flags.suite is not None and flags.prompts is not None:
         _fail(
             f"give PROMPTS or --suite, not both (got {flags.prompts!r} and --suite {flags.suite})"
         )
     out = None if flags.out_typed is None else _out_folder(flags.out_typed)
     # The file (if any), then the flags over it: one plan, whatever the models came from.
-    plan = _compare_plan(flags, out)
+    plan = _compare_plan(flags, out, model_flags, overrides)
     if out is None:
         out = plan.out
     else:
@@ -497,7 +510,12 @@ def run_command(
     chosen = _formats(flags.formats)
     try:
         with _warnings_shown(console):
-            result = plan.run(progress=progress, force_new=force_new, cache=cache, refresh=refresh)
+            result = plan.run(
+                progress=flags.progress,
+                force_new=flags.force_new,
+                cache=flags.cache,
+                refresh=flags.refresh,
+            )
     except (ConfigurationError, ValueError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -561,8 +579,17 @@ def _fields(fields: Sequence[str], template: str | None) -> dict[str, str] | Non
     return mapping or None
 
 
-def _compare_plan(flags: RunFlags, out: Path | None) -> ComparePlan:
-    """The config file with the flags given over it, built (nothing is sent); exit 2 if bad."""
+def _compare_plan(
+    flags: RunFlags,
+    out: Path | None,
+    model_flags: Sequence[tuple[str, str]],
+    overrides: dict[str, Any],
+) -> ComparePlan:
+    """The config file with the flags given over it, built (nothing is sent); exit 2 if bad.
+
+    ``model_flags`` are the -m and -O flags in command-line order; ``overrides`` the config
+    keys of the other flags as checked (None: not given).
+    """
     from click.core import ParameterSource
 
     from llmcompare.config import CompareConfig, judge_from_flags, load_config, models_from_flags
@@ -581,9 +608,8 @@ def _compare_plan(flags: RunFlags, out: Path | None) -> ComparePlan:
             # A load test times the models: the file's scorers, judge and what-if stay out.
             base = base.model_copy(update={"scorers": [], "judge": None, "what_if": []})
         return base.with_overrides(
-            models=models_from_flags(flags.flags, base) if flags.flags else None,
+            models=models_from_flags(model_flags, base) if model_flags else None,
             prompts=[chosen] if (chosen := flags.suite or flags.prompts) is not None else None,
-            settings=flags.settings,
             samples=flags.samples if given("samples") or config is None else None,
             concurrency=flags.concurrency if given("concurrency") or config is None else None,
             budget_usd=flags.budget_usd,
@@ -593,7 +619,7 @@ def _compare_plan(flags: RunFlags, out: Path | None) -> ComparePlan:
             executor=_ray_executor(base, *flags.ray),
             sweep=dict(parse_sweep_flag(flag) for flag in flags.sweeps),
             judge=judge_from_flags(*flags.judge, base.judge),
-            **flags.sources,
+            **overrides,
         ).build()
     except (LLMCompareError, LookupError, ValueError) as exc:
         _fail(str(exc))

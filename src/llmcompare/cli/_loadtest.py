@@ -8,25 +8,22 @@ folder is written as ``compare`` writes it, so ``llmcompare report RUN_DIR`` ren
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from decimal import Decimal
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from llmcompare.cli._common import _fail, _settings
+from llmcompare.cli._common import _fail
 from llmcompare.cli._compare import (
     RunFlags,
     _CompareCommand,
-    _fields,
-    _levels,
     _load_options,
-    _model_flags,
     _model_options,
     _sending_options,
     _source_options,
     run_command,
+    with_run_flags,
 )
 
 if TYPE_CHECKING:
@@ -41,32 +38,8 @@ __all__ = ["loadtest_cmd"]
 @_load_options
 @_model_options
 @_sending_options
-def loadtest_cmd(
-    prompts: str | None,
-    suite: str | None,
-    fields: Sequence[str],
-    template: str | None,
-    split: str | None,
-    limit: int | None,
-    load: str | None,
-    slo: str | None,
-    config: Path | None,
-    models: Sequence[str],
-    options: Sequence[str],
-    out_typed: str | None,
-    formats: Sequence[str],
-    max_tokens: int | None,
-    temperature: float | None,
-    seed: int | None,
-    concurrency: int,
-    budget_usd: Decimal | None,
-    rpm: float | None,
-    tpm: float | None,
-    progress: bool | None,
-    force_new: bool,
-    cache: bool,
-    refresh: bool,
-) -> None:
+@with_run_flags
+def loadtest_cmd(flags: RunFlags) -> None:
     """Sweep each model at the --load levels of requests in flight and find its operating point.
 
     A compare run that only sweeps: the items are answered once, then sent again at each
@@ -80,9 +53,9 @@ def loadtest_cmd(
     from llmcompare.report._terminal import print_sweeps, terminal_console
 
     # Checked first, before any file is read or model loaded: a load test without levels.
-    if load is None and not _file_levels(config):
+    if flags.load is None and not _file_levels(flags.config):
         _fail("loadtest needs --load LEVELS, the levels of requests in flight (e.g. --load 1,4,16)")
-    if not models and config is None:
+    if not flags.models and flags.config is None:
         _fail("loadtest needs the models to sweep: -m MODEL (repeat), or -c FILE")
     console = terminal_console()
 
@@ -91,36 +64,7 @@ def loadtest_cmd(
         if result.failed:
             console.print(f"[yellow]{result.failed} requests of the run failed[/yellow]")
 
-    run_command(
-        console,
-        show,
-        RunFlags(
-            prompts=prompts,
-            suite=suite,
-            config=config,
-            flags=_model_flags(models, options),
-            sources={
-                "fields": _fields(fields, template),
-                "split": split,
-                "limit": limit,
-                "load": _levels(load),
-                "slo": slo,
-            },
-            settings=_settings(max_tokens, temperature, seed),
-            samples=1,
-            concurrency=concurrency,
-            budget_usd=budget_usd,
-            rpm=rpm,
-            tpm=tpm,
-            out_typed=out_typed,
-            formats=formats,
-            only_sweeps=True,
-        ),
-        progress=progress,
-        force_new=force_new,
-        cache=cache,
-        refresh=refresh,
-    )
+    run_command(console, show, dataclasses.replace(flags, only_sweeps=True))
 
 
 def _file_levels(config: Path | None) -> bool:
