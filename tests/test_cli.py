@@ -369,6 +369,17 @@ def test_compare_prints_a_sample_of_the_answers_and_the_path_of_all(tmp_path: Pa
     assert (out / "comparison.csv").read_text().count("\nq") == 500
 
 
+def test_a_model_id_before_a_colon_prints_as_typed(prompts: Path, tmp_path: Path) -> None:
+    # "fake:x: ..." holds ":x:", an emoji code to rich (❌): compare and report print the id.
+    out = tmp_path / "run"
+    done = run("compare", str(prompts), "-m", "fake:x", "--out", str(out), "-f", "json")
+    again = run("report", str(out), "-f", "json")
+    for said in (done, again):
+        assert said.returncode == 0, said.stderr
+        assert "\nfake:x: no price known for fake:x\n" in said.stdout
+        assert "❌" not in said.stdout
+
+
 # issue 22, item 26
 def test_the_command_prints_each_warning_once_as_a_line_without_source(
     prompts: Path, tmp_path: Path

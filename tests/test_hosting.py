@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import platform
 import re
+import sys
 import time
+import types
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -89,6 +91,69 @@ def test_a_fully_cached_rerun_decides_like_the_first_run(tmp_path: Path, priced:
     assert any(f"by an earlier run on {platform.node()} at " in a for a in found.assumptions)
 
 
+def test_a_rerun_over_a_cache_without_timings_says_why_and_refresh_measures(
+    tmp_path: Path,
+) -> None:
+    import json
+    import sqlite3
+
+    from rich.console import Console
+
+    from helpers.openai_server import SlottedServer
+    from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
+    from llmcompare.decision import UNTIMED_CACHE
+
+    path = tmp_path / "cache" / "responses.sqlite3"
+
+    def said(server: Any, refresh: bool = False) -> str:
+        """The run's terminal report, as ``compare [--refresh]`` prints it, on one line."""
+        options = ChatGPTOptions(base_url=server.url, api_key="sk-test-0")
+        # Through the library, not three CLI processes: the same run, seconds faster.
+        with ChatGPTModel("meta-llama/Llama-3.1-8B-Instruct", options) as served:
+            record = compare(
+                [served],
+                [f"q{i}" for i in range(3)],
+                hosted={HOSTED: "h100"},
+                what_if=["chatgpt:gpt-5.4-mini"],
+                cache=ResponseCache(path),
+                refresh=refresh,
+                progress=False,
+            )
+        console = Console(record=True, width=400)
+        print_report(record, console)
+        return " ".join(console.export_text().split())
+
+    with SlottedServer(2, 0.01, "one two three four") as server:
+        said(server)
+        # The cache as an older llmcompare wrote it: answers without their measurement.
+        with sqlite3.connect(path) as db:
+            for key, stored in db.execute("SELECT key, completion FROM responses").fetchall():
+                old = json.loads(stored)
+                assert old.pop("measured_at")
+                assert old.pop("measured_on")
+                db.execute(
+                    "UPDATE responses SET completion = ? WHERE key = ?", (json.dumps(old), key)
+                )
+        sent = len(server.chat_requests)
+        again = said(server)
+        assert len(server.chat_requests) == sent  # every answer from the cache
+        measured = said(server, refresh=True)
+        assert len(server.chat_requests) == 2 * sent  # refresh sent them again
+    assert (
+        f"break-even: {HOSTED} vs chatgpt:gpt-5.4-mini: {HOSTED} cannot be costed ({UNTIMED_CACHE})"
+    ) in again
+    assert UNTIMED_CACHE == (
+        "answers from a cache written before timings were kept; rerun with --refresh "
+        "(refresh=True) to measure"
+    )
+    assert "cannot be costed" not in measured
+    # Measured again: a verdict, whichever way the fresh timings make it go.
+    assert re.search(
+        r"break-even: (above ~[\d,]+ requests a month|\S+ vs \S+: \S+ costs less at every volume)",
+        measured,
+    )
+
+
 def _exponent_record() -> Comparison:
     """The report record with figures that Python and Decimal write with an exponent."""
     record = report_data.comparison()
@@ -142,6 +207,70 @@ def test_the_decision_names_each_cost_basis_and_says_the_break_even_first() -> N
     assert figures[0].startswith("fake:local: $")
     assert "(paid per second of use); " in figures[0]
     assert "Wh per 1,000 requests" in figures[0]
+
+
+def test_a_volume_beyond_an_api_models_stated_limits_is_said_in_the_decision(
+    tmp_path: Path,
+) -> None:
+    from rich.console import Console
+
+    from llmcompare.decision import rate_limit_note
+    from llmcompare.ratelimit import RateLimits
+
+    record = report_data.comparison()
+    # fake:api answers 5 requests of 1,000 input + 500 output tokens: 1,500 tokens a request.
+    limits = {"fake:api": RateLimits(rpm=10, tpm=21_000)}
+    record = record.model_copy(
+        update={"run": record.run.model_copy(update={"rate_limits": limits})}
+    )
+    found = record.break_even("fake:local", "fake:api", volume=640_000)
+    assert found.crossover == pytest.approx(584_000)
+    # Hand-computed, a month of 730 hours (the break-even's) = 43,800 minutes: 584,000 /
+    # 43,800 = 13.3 requests a minute, x 1,500 = 20,000 tokens (under 21,000 tpm); 640,000 /
+    # 43,800 = 14.6 a minute, 21,918 tokens (over it).
+    assert found.limits == (
+        "at 584,000 requests a month fake:api needs 13.3 requests (20,000 tokens) a minute on "
+        "average (more at peak); its stated limit is 10 rpm: one key cannot serve it",
+        "at 640,000 requests a month fake:api needs 14.6 requests (21,918 tokens) a minute on "
+        "average (more at peak); its stated limits are 10 rpm and 21,000 tpm: one key cannot "
+        "serve it",
+    )
+    # The month is the break-even's 730 hours: 438,000 requests a month are exactly 10 a
+    # minute, within 10 rpm (a 30-day month would make them 10.1, over it).
+    assert rate_limit_note(record, "fake:api", 438_000) is None
+    assert rate_limit_note(record, "fake:api", 438_001) is not None
+    # Limits the volume keeps within say nothing.
+    roomy = {"fake:api": RateLimits(rpm=15)}
+    quiet = record.model_copy(update={"run": record.run.model_copy(update={"rate_limits": roomy})})
+    assert quiet.break_even("fake:local", "fake:api").limits == ()
+    # The terminal and the page say it under the break-even sentence.
+    console = Console(record=True, width=240)
+    print_report(record, console)
+    lines = console.export_text().splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("break-even:"))
+    assert lines[first + 1] == f"rate limits: {found.limits[0]}"
+    page = write_html(record, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert f"rate limits: {found.limits[0]}" in page
+
+
+def test_each_models_stated_limits_reach_the_record(priced: Any) -> None:
+    from llmcompare.ratelimit import RateLimits
+
+    local, api = _models()
+    record = compare(
+        [local, api],
+        report_data.ITEMS[:2],
+        rpm=100_000,
+        limits={"fake:api": RateLimits(tpm=1_000_000)},
+        cache=False,
+        progress=False,
+    )
+    assert record.run.rate_limits == {
+        "fake:local": RateLimits(rpm=100_000),
+        "fake:api": RateLimits(tpm=1_000_000),
+    }
+    again = Comparison.model_validate_json(record.model_dump_json())
+    assert again.run.rate_limits == record.run.rate_limits
 
 
 # -- hosted models ---------------------------------------------------------------------------------
@@ -249,6 +378,206 @@ def test_hosted_from_a_config_file_and_from_a_flag(tmp_path: Path) -> None:
     assert flagged.hosted.name.startswith("1x L4")
 
 
+class _FakeNvml(types.ModuleType):
+    """A stand-in for nvidia-ml-py's ``pynvml`` whose GPU energy counter is scripted.
+
+    The one place a fake is right: no GPU (and no NVIDIA driver) exists on the machines the
+    tests run on, and what is checked is llmcompare's arithmetic over the counter's readings,
+    not NVML. ``readings`` are the millijoules the counter gives, one per read (the last
+    repeats).
+    """
+
+    def __init__(self, readings: list[int]) -> None:
+        super().__init__("pynvml")
+        self.readings = readings
+        self.reads = 0
+        self.handles: list[int] = []
+
+    def nvmlInit(self) -> None:
+        pass
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> tuple[str, int]:
+        self.handles.append(index)
+        return ("gpu", index)
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: tuple[str, int]) -> int:
+        value = self.readings[min(self.reads, len(self.readings) - 1)]
+        self.reads += 1
+        return value
+
+
+def _served_and_api(server: Any, cache: bool | ResponseCache = False, **kwargs: Any) -> Comparison:
+    from helpers.openai_server import ok
+    from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
+
+    options = ChatGPTOptions(base_url=server.url, api_key="sk-test-0")
+    server.script(*(ok("Paris is the capital", delay=0.02) for _ in range(12)))
+    with (
+        ChatGPTModel("meta-llama/Llama-3.1-8B-Instruct", options) as served,
+        ChatGPTModel("gpt-4o-mini", options) as api,
+    ):
+        return compare(
+            [served, api],
+            [f"question {i}" for i in range(6)],
+            cache=cache,
+            progress=False,
+            concurrency=2,
+            **kwargs,
+        )
+
+
+def test_a_hosted_gpu_on_this_machine_is_measured_by_its_nvml_counter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from helpers.openai_server import OpenAIServer
+    from llmcompare.decision import figures
+
+    # Read once when asked for (is it there?), then before and after the model's turn.
+    nvml = _FakeNvml([9_000_000, 9_000_000, 9_000_000 + 7_200_000])
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    with OpenAIServer() as server:
+        record = _served_and_api(server, hosted={HOSTED: {"preset": "h100", "gpu": 0}})
+    assert nvml.handles == [0]
+    assert nvml.reads == 3
+    assert record.run.hosted[HOSTED].gpu == 0
+    rows = [r for r in record.rows if r.model == HOSTED and r.cost is not None]
+    assert len(rows) == 6
+    # The rows' energy is the counter's delta: 7,200,000 mJ = 7,200 J = 2 Wh = 0.002 kWh.
+    kwh = sum(r.cost.kwh for r in rows if r.cost.kwh is not None)
+    assert float(kwh) == pytest.approx(0.002, abs=1e-12)
+    assert all(r.cost.energy == "measured-nvml" for r in rows)
+    (figure,) = [f for f in figures(record) if f.model == HOSTED]
+    assert figure.wh_per_1k_requests == pytest.approx(2 / 6 * 1000)
+    assert figure.energy_basis == "measured by NVML on GPU 0"
+    assert "Wh per 1,000 requests (measured by NVML on GPU 0)" in figure.line()
+    found = record.break_even(HOSTED, "chatgpt:gpt-4o-mini")
+    assert any("(measured by NVML on GPU 0)" in a for a in found.assumptions)
+
+
+def test_a_cached_rerun_of_a_measured_gpu_names_the_stated_watts_everywhere(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from helpers.openai_server import OpenAIServer
+    from llmcompare.decision import figures
+
+    monkeypatch.setitem(sys.modules, "pynvml", _FakeNvml([9_000_000, 9_000_000, 16_200_000]))
+    hosted = {HOSTED: {"preset": "h100", "gpu": 0}}
+    with OpenAIServer() as server:
+        first = _served_and_api(server, ResponseCache(tmp_path / "c.db"), hosted=hosted)
+        sent = len(server.chat_requests)
+        again = _served_and_api(server, ResponseCache(tmp_path / "c.db"), hosted=hosted)
+        assert len(server.chat_requests) == sent  # every answer from the cache
+    # The first run measured the GPU; the rerun sent nothing, so nothing was measured: its
+    # energy is the stated 700 W over the busy time, and every place says so.
+    assert {r.cost.energy for r in first.rows if r.model == HOSTED and r.cost} == {"measured-nvml"}
+    assert {r.cost.energy for r in again.rows if r.model == HOSTED and r.cost} == {"estimated"}
+    (figure,) = [f for f in figures(again) if f.model == HOSTED]
+    assert figure.energy_basis == "stated 700 W x busy time"
+    page = write_html(again, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "NVML" not in page
+    assert f"<dt>hosted cost basis: {HOSTED}</dt>" in page
+    assert "energy stated 700 W x busy time" in page
+    page = write_html(first, tmp_path / "first.html").read_text(encoding="utf-8")
+    assert "energy measured by NVML on GPU 0" in page
+
+
+def test_a_hosted_model_without_a_gpu_names_its_stated_watts() -> None:
+    from helpers.openai_server import OpenAIServer
+    from llmcompare.decision import figures
+
+    with OpenAIServer() as server:
+        record = _served_and_api(server, hosted={HOSTED: "h100"})
+    (figure,) = [f for f in figures(record) if f.model == HOSTED]
+    assert figure.energy_basis == "stated 700 W x busy time"
+    found = record.break_even(HOSTED, "chatgpt:gpt-4o-mini")
+    assert any("(stated 700 W x busy time)" in a for a in found.assumptions)
+
+
+def test_a_presets_source_and_check_date_reach_the_record_and_every_cost_basis(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    from rich.console import Console
+
+    from helpers.openai_server import OpenAIServer
+
+    root = Path(__file__).resolve().parents[1]
+    preset = json.loads((root / "src/llmcompare/cost/hosting.json").read_text("utf-8"))["h100"]
+    said = f"{preset['source']}; checked {preset['checked']}"
+    with OpenAIServer() as server:
+        record = _served_and_api(server, hosted={HOSTED: "h100"})
+    assert said in record.run.hosted[HOSTED].notes  # the record
+    rows = [r for r in record.rows if r.model == HOSTED and r.cost is not None]
+    assert all(said in r.cost.assumptions for r in rows)  # each row's cost
+    found = record.break_even(HOSTED, "chatgpt:gpt-4o-mini")
+    assert f"{HOSTED}: machine rates of {preset['name']} ({said})" in found.assumptions
+    console = Console(record=True, width=400)
+    print_report(record, console)
+    assert said in console.export_text()  # the terminal's cost basis note
+    page = write_html(record, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert f"<dt>hosted cost basis: {HOSTED}</dt>" in page
+    assert said in page
+
+
+def test_the_guides_preset_table_says_each_presets_price_source_and_check_date() -> None:
+    from llmcompare.cost import hosting_presets
+
+    root = Path(__file__).resolve().parents[1]
+    guide = (root / "docs" / "guides" / "hosting.md").read_text(encoding="utf-8")
+    for key, machine in hosting_presets().items():
+        source, checked = machine.notes.rsplit("; checked ", 1)
+        row = (
+            f"| `{key}` | {machine.name} | {machine.usd_per_hour} | {machine.watts} | {source} "
+            f"| {checked} |"
+        )
+        assert row in guide, row
+
+
+@pytest.mark.parametrize("gpu", [True, False, 0.5, "0"])
+def test_a_hosted_gpu_that_is_not_a_whole_number_is_refused_in_one_line(gpu: Any) -> None:
+    from llmcompare.cost import hosted_hardware
+    from llmcompare.errors import ConfigurationError
+
+    # -O hosted.gpu=true would otherwise measure GPU 1 (True is 1 to Python).
+    with pytest.raises((ConfigurationError, ValueError), match=r"gpu\s+Input should be"):
+        hosted_hardware({"preset": "h100", "gpu": gpu})
+
+
+def test_a_hosted_gpu_nvml_cannot_read_is_refused_before_anything_is_sent(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from helpers.cli import run
+    from helpers.openai_server import OpenAIServer
+    from llmcompare.errors import ConfigurationError
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # nvidia-ml-py not installed
+    with OpenAIServer() as server:
+        with pytest.raises(ConfigurationError, match=r"GPU 0: nvidia-ml-py is not installed"):
+            _served_and_api(server, hosted={HOSTED: {"preset": "h100", "gpu": 0}})
+        # The command line, where nvidia-ml-py is installed but no NVIDIA driver is: one line.
+        prompts = tmp_path / "p.jsonl"
+        prompts.write_text('{"prompt": "q"}\n', encoding="utf-8")
+        out = run(
+            "compare",
+            str(prompts),
+            "-m",
+            HOSTED,
+            "-O",
+            f"base_url={server.url}",
+            "-O",
+            "hosted=h100",
+            "-O",
+            "hosted.gpu=0",
+            "--no-cache",
+            OPENAI_API_KEY="sk-test-0",
+        )
+        assert server.requests == []
+    assert out.returncode == 2
+    (line,) = out.stderr.splitlines()
+    assert line.startswith(f"llmcompare: error: {HOSTED}: hosted.gpu=0: NVML cannot ")
+
+
 # -- load sweeps -----------------------------------------------------------------------------------
 
 
@@ -264,7 +593,8 @@ def test_a_sweep_matches_a_server_of_n_slots_and_the_target_picks_its_level(
     # well inside the tolerance.
     slots, per_token, words = 4, 0.05, 10
     reply_s = per_token * words
-    items = [f"question {i}" for i in range(8)]
+    # Four items: level 1 sends four replies one after another (2 s), not eight (4 s).
+    items = [f"question {i}" for i in range(4)]
     levels = [1, 4, 8]
     with SlottedServer(slots, per_token, " ".join(["word"] * words)) as server:
         options = ChatGPTOptions(base_url=server.url, api_key="sk-test-0")
@@ -278,10 +608,11 @@ def test_a_sweep_matches_a_server_of_n_slots_and_the_target_picks_its_level(
                 cache=False,
                 concurrency=4,
             )
-        # The answers once, then each level's 8 requests (16 at level 8: twice the level).
-        assert len(server.chat_requests) == 8 + 8 + 8 + 16
+        # The answers once, then at each level the items, at least twice the level over:
+        # 4 at level 1, 8 at 4, 16 at 8.
+        assert len(server.chat_requests) == 4 + 4 + 8 + 16
     said = capsys.readouterr().err
-    assert "load sweep: 32 timed requests (1 models x levels 1, 4, 8" in said
+    assert "load sweep: 28 timed requests (1 models x levels 1, 4, 8" in said
     (sweep,) = record.sweeps
     assert [x.level for x in sweep.levels] == levels
     for x in sweep.levels:
@@ -452,6 +783,68 @@ def test_what_if_prices_the_items_offline_and_sends_nothing(
     assert "estimated, not sent" in page
 
 
+@pytest.mark.filterwarnings("ignore::llmcompare.cost.UnpricedModelWarning")
+@pytest.mark.filterwarnings("error::llmcompare.backends.chatgpt.TokenEstimateWarning")
+def test_what_if_counts_input_tokens_exactly_without_tiktokens_table_or_a_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tiktoken
+
+    from helpers.tiktoken_cache import seed_tiktoken_cache
+    from llmcompare.backends.chatgpt import _tokens
+    from llmcompare.testing import no_network
+
+    prompts = ["What is the capital of France?", "Name three primes.", "Déjà vu — 日本語 😀"]
+    # No tiktoken table anywhere (an empty cache, no encoder loaded yet) and no network.
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "empty"))
+    monkeypatch.setattr(_tokens, "_encoders", {})
+    with no_network():
+        record = compare(
+            [FunctionModel(lambda r: "Paris is the capital.", name="echo", open_weights=True)],
+            prompts,
+            what_if=["chatgpt:gpt-5.4-mini"],
+            cache=False,
+            progress=False,
+        )
+    (priced,) = record.what_if
+    # The truth, computed here with tiktoken's own o200k_base table (seeded offline).
+    (tmp_path / "seeded").mkdir()
+    assert seed_tiktoken_cache(tmp_path / "seeded")
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "seeded"))
+    enc = tiktoken.get_encoding("o200k_base")
+    assert priced.input_tokens == sum(3 + 1 + len(enc.encode_ordinary(p)) + 3 for p in prompts)
+    assert priced.output_tokens == 3 * len(enc.encode_ordinary("Paris is the capital."))
+
+
+# A function has no compute time to cost: the open model is unpriced, as the test wants.
+@pytest.mark.filterwarnings("ignore::llmcompare.cost.UnpricedModelWarning")
+def test_the_stamp_names_the_price_date_and_source_of_a_model_priced_offline() -> None:
+    from llmcompare.cost import get_price
+    from llmcompare.report import stamp
+
+    # The only priced model is the what-if one.
+    record = compare(
+        [FunctionModel(lambda r: "Paris.", name="echo", open_weights=True)],
+        ["What is the capital of France?"],
+        what_if=["chatgpt:gpt-5.4-mini"],
+        hardware=report_data.HARDWARE,
+        cache=False,
+        progress=False,
+    )
+    price = get_price("chatgpt:gpt-5.4-mini")
+    assert price is not None
+    assert record.run.price_table_date == price.as_of
+    said = stamp(record)
+    assert "prices as of n/a" not in said
+    assert (
+        f"prices as of {price.as_of.isoformat()} (chatgpt:gpt-5.4-mini, estimated, not sent: "
+        f"{price.source}, {price.as_of.isoformat()})"
+    ) in said
+    found = record.break_even("fake:echo", "chatgpt:gpt-5.4-mini")
+    assert found.assumptions[-1].endswith(f"prices as of {price.as_of.isoformat()}")
+
+
 def test_the_hosting_guides_config_loads_and_is_the_example() -> None:
     from llmcompare.config import load_config
 
@@ -470,3 +863,41 @@ def test_the_hosting_guides_config_loads_and_is_the_example() -> None:
     )
     guide = (root / "docs" / "guides" / "hosting.md").read_text(encoding="utf-8")
     assert body in guide
+
+
+def test_a_sweep_level_whose_requests_all_failed_shows_no_latency_not_zero() -> None:
+    from llmcompare.record import LoadLevel, Sweep
+
+    failed = LoadLevel(
+        level=4,
+        requests=4,
+        errors=4,
+        wall_s=1.0,
+        requests_per_s=0.0,
+        output_tokens_per_s=0.0,
+        latency_p50_s=None,
+        latency_p95_s=None,
+    )
+    served = failed.model_copy(
+        update={"level": 1, "errors": 0, "latency_p50_s": 0.25, "latency_p95_s": 0.5}
+    )
+    (one, four) = Sweep(model="m", levels=(served, failed)).lines()
+    assert "latency p50 0.250 s p95 0.500 s, TTFT p95 -," in one
+    # Nothing was answered at 4 in flight: no latency, not a latency of 0.000 s.
+    assert "0.000" not in four
+    assert "latency p50 - p95 -, TTFT p95 -, errors 4" in four
+
+
+def test_a_level_given_twice_is_refused_before_anything_is_sent() -> None:
+    from llmcompare.errors import ConfigurationError
+
+    asked: list[str] = []
+
+    def answer(request: Request) -> str:
+        asked.append(request.messages[-1].content)
+        return "Paris."
+
+    model = FunctionModel(answer, name="echo", open_weights=True)
+    with pytest.raises(ConfigurationError, match=r"load=\[1, 4, 4\]: each level once \(\[4\]"):
+        compare([model], ["q"], load=[1, 4, 4], cache=False, progress=False)
+    assert asked == []

@@ -493,3 +493,15 @@ def test_the_terminal_report_shows_a_sample_of_the_answers_and_where_the_rest_ar
     small = Console(record=True, width=200)
     print_report(report_data.large(4, models=("llama:a",)), small)
     assert "items shown" not in small.export_text()
+
+
+def test_the_terminal_report_prints_a_model_id_before_a_colon_as_typed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "chatgpt:x: $..." holds ":x:", an emoji code to rich (❌), which escaping leaves alone.
+    monkeypatch.setenv("COLUMNS", "200")
+    print_report(report_data.large(2, models=("chatgpt:x",)))
+    out = capsys.readouterr().out
+    assert "\nchatgpt:x: $" in out  # the cost line, the model id first
+    assert "chatgpt❌" not in out
+    assert "❌" not in out

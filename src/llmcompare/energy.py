@@ -1,23 +1,36 @@
 """Measured energy: the CPU packages' RAPL counters (Linux powercap) and NVIDIA GPUs' NVML counter.
 
+:func:`energy_counter` measures the device a backend computes on (None when it cannot);
+:func:`gpu_energy_counter` a GPU of this machine by its index, for a hosted model's server, and
+says in one line why it cannot.
+
 The cost math (:mod:`llmcompare.cost`) turns joules into kWh, dollars and CO2; this module only
 reads them. RAPL is machine-wide (everything on the CPU is measured, not only the model), often
 readable by root only, and absent in most VMs; NVML needs ``nvidia-ml-py`` and a Volta or later
-GPU. Every reader says None rather than guess.
+GPU. The readers a backend uses say None rather than guess.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from typing_extensions import Self
 
+from llmcompare.errors import ConfigurationError
 from llmcompare.types import EnergyMethod
 
-__all__ = ["POWERCAP_ROOT", "EnergyCounter", "EnergyMeter", "energy_counter", "read_energy_uj"]
+__all__ = [
+    "POWERCAP_ROOT",
+    "EnergyCounter",
+    "EnergyMeter",
+    "energy_counter",
+    "gpu_energy_counter",
+    "read_energy_uj",
+]
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
 """Where Linux exposes the RAPL counters."""
@@ -222,13 +235,47 @@ def energy_counter(device: str, root: Path = POWERCAP_ROOT) -> EnergyCounter | N
 
 def _nvml_counter(index: int) -> EnergyCounter | None:
     try:
-        import pynvml  # nvidia-ml-py: optional, and untyped
-
-        pynvml.nvmlInit()
-        handle = _nvml_handle(pynvml, index)
-        pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
-    except Exception:  # noqa: BLE001 - no library, no driver or an older GPU: no measurement
+        return _open_nvml(lambda pynvml: _nvml_handle(pynvml, index))
+    except ConfigurationError:  # no library, no driver or an older GPU: no measurement
         return None
+
+
+def gpu_energy_counter(index: int) -> EnergyCounter:
+    """The NVML energy counter of this machine's GPU ``index``, as ``nvidia-smi`` numbers it.
+
+    For a server on this machine (a hosted model's ``gpu``): its GPU is named as the machine
+    numbers it, not as this process's torch (``CUDA_VISIBLE_DEVICES``) would.
+
+    Args:
+        index: The GPU's index.
+
+    Returns:
+        A counter that has been read once.
+
+    Raises:
+        ConfigurationError: When it cannot be read, in one line saying why (nvidia-ml-py not
+            installed, no NVIDIA driver, no such GPU, a GPU without the counter).
+    """
+    return _open_nvml(lambda pynvml: pynvml.nvmlDeviceGetHandleByIndex(index), f"GPU {index}")
+
+
+def _open_nvml(handle_of: Callable[[Any], Any], gpu: str = "the GPU") -> EnergyCounter:
+    """NVML started, the handle ``handle_of`` finds, and its energy counter read once."""
+    try:
+        import pynvml  # nvidia-ml-py: optional, and untyped
+    except ImportError:
+        raise ConfigurationError(
+            f"NVML cannot measure {gpu}: nvidia-ml-py is not installed (pip install nvidia-ml-py)"
+        ) from None
+    try:
+        pynvml.nvmlInit()
+        handle = handle_of(pynvml)
+        pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+    except Exception as exc:  # noqa: BLE001 - NVMLError and its kin: said in one line
+        raise ConfigurationError(
+            f"NVML cannot read {gpu}'s energy counter ({type(exc).__name__}: {exc}): no NVIDIA "
+            "driver, no such GPU, or one older than Volta"
+        ) from None
     return _Nvml(pynvml, handle)
 
 

@@ -46,6 +46,7 @@ from llmcompare.backends.chatgpt import (
     ChatGPTOptions,
     ParameterDroppedWarning,
     TokenEstimateWarning,
+    count_text_tokens,
     parse_duration,
     parse_retry_after,
     quirks_for,
@@ -954,8 +955,12 @@ _COUNT = (
 )
 
 
-def test_token_count_falls_back_to_an_estimate_with_a_warning_offline(tmp_path: Path) -> None:
-    out = _run(_COUNT, {"TIKTOKEN_CACHE_DIR": str(tmp_path), "LLMCOMPARE_NO_NETWORK": "1"})
+def test_token_count_without_quicktok_falls_back_to_an_estimate_with_a_warning_offline(
+    tmp_path: Path,
+) -> None:
+    # As if quicktok-v1 were not installed: import quicktok fails.
+    hidden = "import sys\nsys.modules['quicktok'] = None\n"
+    out = _run(hidden + _COUNT, {"TIKTOKEN_CACHE_DIR": str(tmp_path), "LLMCOMPARE_NO_NETWORK": "1"})
     assert out.returncode == 0, out.stderr
     assert "TokenEstimateWarning" in out.stderr
     assert "network calls are switched off" in out.stderr  # no download was even tried
@@ -992,6 +997,87 @@ def test_token_count_is_exact_with_tiktoken(tmp_path: Path) -> None:
     assert "TokenEstimateWarning" not in out.stderr
     # "Hello world" is 2 tokens in both encodings; chat framing adds 3 + 1 (role) + 3 (reply).
     assert out.stdout.split() == ["9", "2", "9"]
+
+
+def _texts(n: int) -> list[str]:
+    """``n`` varied strings: words, numbers, code, whitespace runs, accents, CJK, emoji, and
+    text that looks like a special token (counted as text, as ``encode_ordinary`` does)."""
+    import random
+
+    rng = random.Random(0)
+    parts = [
+        "Hello",
+        "world",
+        " the",
+        "capital",
+        "of",
+        "France",
+        "is",
+        "Paris",
+        ".",
+        ",",
+        "!",
+        "?",
+        "12345",
+        "3.14159",
+        "1,000,000",
+        "  ",
+        "\n",
+        "\n\n",
+        "\t",
+        "def f(x):",
+        "return x**2",
+        '{"key": [1, 2]}',
+        "naïve",
+        "café",
+        "Straße",
+        "日本語",
+        "中文字符",
+        "한국어",
+        "😀",
+        "👩‍💻",
+        "<|endoftext|>",
+        "<|im_start|>",
+        "https://example.com/a?b=c",
+        "'s",
+        "'re",
+        "don't",
+        "UPPER",
+        "MiXeD",
+        "ÆØÅ",
+        "—",
+        "…",
+        "   leading",
+        "trailing   ",
+        "a" * 40,
+    ]
+    texts = ["".join(rng.choice(parts) for _ in range(rng.randint(1, 30))) for _ in range(n)]
+    # A lone surrogate (half an emoji, cut by a stream): not UTF-8, replaced as tiktoken does.
+    return [*texts, "lone \ud83d half", "\ude00 at the start"]
+
+
+def test_quicktok_counts_exactly_as_tiktoken_on_hundreds_of_strings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The offline counter's token ids are tiktoken's, the reference, for both encodings."""
+    import quicktok
+    import tiktoken
+
+    from llmcompare.backends.chatgpt import _tokens
+
+    assert seed_tiktoken_cache(tmp_path)
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))  # tiktoken's own tables, offline
+    monkeypatch.setattr(_tokens, "_encoders", {})
+    texts = _texts(400)
+    for name, model in (("o200k_base", "gpt-4o"), ("cl100k_base", "gpt-4")):
+        reference = tiktoken.get_encoding(name)
+        ours = quicktok.get_encoding(name)
+        for text in texts[:-2]:
+            assert ours.encode_ordinary(text) == reference.encode_ordinary(text), (name, text)
+        for text in texts:
+            assert count_text_tokens(model, text) == len(reference.encode_ordinary(text)), text
+    # The counts above were quicktok's (tiktoken's table was only the test's reference).
+    assert isinstance(_tokens._encoders["o200k_base"], _tokens._Bundled)
 
 
 def test_importing_the_backend_stays_light() -> None:

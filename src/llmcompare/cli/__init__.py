@@ -2,6 +2,7 @@
 
 Commands:
     compare   Run a prompt set on several models and report side by side.
+    loadtest  Sweep models at levels of requests in flight; each one's operating point.
     generate  Stream one answer from one model, then its usage and cost.
     models    List the registered models.
     prices    Show a model's prices, tier by tier, and where each comes from.
@@ -19,7 +20,8 @@ unknown model, missing configuration), 3 the disk is full (free space; an --out 
 Warnings (Python's and llmcompare's log warnings) are printed once each, as one
 ``llmcompare: warning: ...`` line.
 
-Each group of commands lives in its own private module: ``_compare``, ``_models`` (generate,
+Each group of commands lives in its own private module: ``_compare``, ``_loadtest`` (over
+``_compare``'s plumbing), ``_models`` (generate,
 models, plugins), ``_cache``, ``_saved`` (report, rescore) and ``_judge`` (rejudge,
 judge-audit, the ``--judge`` flags), over ``_common``.
 """
@@ -32,6 +34,7 @@ from llmcompare.cli._cache import cache_group
 from llmcompare.cli._common import _warnings_as_lines
 from llmcompare.cli._compare import compare_cmd, default_models
 from llmcompare.cli._judge import judge_audit_cmd, rejudge_cmd
+from llmcompare.cli._loadtest import loadtest_cmd
 from llmcompare.cli._models import generate_cmd, models_cmd, plugins_cmd
 from llmcompare.cli._prices import prices_cmd
 from llmcompare.cli._saved import report_cmd, rescore_cmd
@@ -48,6 +51,7 @@ def main() -> None:
 
 for _command in (
     compare_cmd,
+    loadtest_cmd,
     generate_cmd,
     models_cmd,
     plugins_cmd,

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import inspect
 import os
 import re
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -35,6 +37,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from llmcompare.config import CompareConfig, ComparePlan, ExecutorConfig
+    from llmcompare.record import Comparison
+    from llmcompare.report import Format
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 DEMO_WHAT_IF = "chatgpt:gpt-5.4-mini"
@@ -119,61 +125,181 @@ def _model_flags(models: Sequence[str], options: Sequence[str]) -> list[tuple[st
     return [("-m" if name == "models" else "-O", next(values[name])) for name in order]
 
 
+def _options(*decorators: Callable[[_F], _F]) -> Callable[[_F], _F]:
+    """Several click decorators as one, applied so that ``--help`` lists them in this order."""
+
+    def apply(f: _F) -> _F:
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return apply
+
+
+_source_options = _options(
+    click.argument("prompts", required=False),
+    click.option(
+        "--suite",
+        type=click.Choice(["builtin", "humaneval"]),
+        help="Run a named suite instead of PROMPTS (humaneval needs --allow-code-execution).",
+    ),
+    click.option(
+        "--field",
+        "fields",
+        multiple=True,
+        metavar="KEY=COLUMN",
+        help="For a dataset source: the column of an item field (prompt, reference, id, system, "
+        "tags); repeat for more.",
+    ),
+    click.option(
+        "--template", help='For a dataset source: the prompt from its columns, "Q: {question}".'
+    ),
+    click.option("--split", help="For a dataset source with several splits: the one to run."),
+    click.option("--limit", type=click.IntRange(min=1), help="Run only the first N items."),
+)
+"""Where the items come from: PROMPTS or --suite, and a dataset's columns."""
+
+_scoring_options = _options(
+    click.option(
+        "--allow-code-execution",
+        is_flag=True,
+        default=None,
+        help="Let code scorers (unit_tests, as HumanEval's) run the models' code, sandboxed: no "
+        "network, limits, a throwaway folder.",
+    ),
+    click.option(
+        "--scorer",
+        "scorers",
+        multiple=True,
+        metavar="NAME",
+        help="A scorer for every item (numeric, contains, exact, regex, json, unit_tests, ...); "
+        "repeat for more.",
+    ),
+    click.option(
+        "--pass-at",
+        "pass_at",
+        multiple=True,
+        type=click.IntRange(min=1),
+        metavar="K",
+        help="Report pass@K for code scorers (repeat; default 1 and --samples).",
+    ),
+)
+"""How compare scores the answers (loadtest scores nothing)."""
+
+_load_options = _options(
+    click.option(
+        "--load",
+        metavar="LEVELS",
+        help="Sweep these levels of requests in flight after the run (e.g. 1,4,16,64): timed, "
+        "never from the cache; each model's figures per level and its operating point.",
+    ),
+    click.option(
+        "--slo",
+        metavar="TARGET",
+        help="The sweep's latency target, seconds (e.g. ttft_p95<=1,latency_p95<=10): each "
+        "model's operating point is its highest throughput that meets it.",
+    ),
+)
+"""The load sweep: its levels and its latency target."""
+
+_model_options = _options(
+    click.option(
+        "-c",
+        "--config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="A comparison config file (TOML, or YAML with PyYAML); the flags given override it.",
+    ),
+    click.option(
+        "-m",
+        "--model",
+        "models",
+        multiple=True,
+        metavar="[LABEL=]NAME",
+        help="A model; repeat for more. LABEL=NAME names it (one model on two servers); with -c, "
+        "a LABEL of the file takes that model. Given, -m replaces the file's models.",
+    ),
+    click.option(
+        "-O",
+        "--option",
+        "options",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="An option of the -m before it: a backend option (base_url, timeout, device, ...), "
+        "api_key_env (the variable holding its key), rpm, tpm, hosted (hosted.gpu) or "
+        "settings.NAME. VALUE is read as JSON when it parses, else as text.",
+    ),
+)
+"""The models: a config file, and -m flags each followed by its own -O options."""
+
+_sending_options = _options(
+    click.option(
+        "-o",
+        "--out",
+        "out_typed",
+        # As typed (a str): "./a=b" says a folder, where a Path would make it "a=b".
+        type=click.Path(file_okay=False),
+        help="Report folder.",
+    ),
+    _format_option("Report formats to write with --out (default: json, csv, html)."),
+    click.option("--max-tokens", type=click.IntRange(min=1), help="Token limit per answer."),
+    click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature."),
+    click.option("--seed", type=int, help="Sampling seed."),
+    click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1)),
+    click.option(
+        "--budget-usd",
+        type=_Dollars(),
+        help="Refuse requests beyond this many dollars (0 or more).",
+    ),
+    click.option(
+        "--rpm",
+        type=click.FloatRange(min=0, min_open=True),
+        help="Requests per minute, at most, for each model.",
+    ),
+    click.option(
+        "--tpm",
+        type=click.FloatRange(min=0, min_open=True),
+        help="Tokens per minute (input plus output), at most, for each model.",
+    ),
+    click.option(
+        "--progress/--no-progress", default=None, help="Progress bar (default: on a TTY)."
+    ),
+    click.option(
+        "--force-new",
+        is_flag=True,
+        help="Start over in an --out folder that holds another comparison (it is refused "
+        "otherwise).",
+    ),
+    click.option(
+        "--cache/--no-cache",
+        default=True,
+        show_default=True,
+        help="Reuse answers from the response cache (LLMCOMPARE_CACHE_DIR, else the user cache).",
+    ),
+    click.option("--refresh", is_flag=True, help="Send every request again, even when cached."),
+)
+"""Where the run goes and how its requests are sent."""
+
+
+def with_run_flags(command: Callable[..., None]) -> Callable[..., None]:
+    """Call a run command with the shared option groups' values as one :class:`RunFlags`.
+
+    Put it under the click decorators. The command takes ``flags`` and then its own flags by
+    name; every other value click parsed is a field of RunFlags.
+    """
+    own = set(inspect.signature(command).parameters) - {"flags"}
+
+    @functools.wraps(command)
+    def run(**params: Any) -> None:
+        shared = {name: params.pop(name) for name in set(params) - own}
+        command(RunFlags(**shared), **params)
+
+    return run
+
+
 @click.command("compare", cls=_CompareCommand)
-@click.argument("prompts", required=False)
-@click.option(
-    "--suite",
-    type=click.Choice(["builtin", "humaneval"]),
-    help="Run a named suite instead of PROMPTS (humaneval needs --allow-code-execution).",
-)
-@click.option(
-    "--field",
-    "fields",
-    multiple=True,
-    metavar="KEY=COLUMN",
-    help="For a dataset source: the column of an item field (prompt, reference, id, system, "
-    "tags); repeat for more.",
-)
-@click.option(
-    "--template", help='For a dataset source: the prompt from its columns, "Q: {question}".'
-)
-@click.option("--split", help="For a dataset source with several splits: the one to run.")
-@click.option("--limit", type=click.IntRange(min=1), help="Run only the first N items.")
-@click.option(
-    "--allow-code-execution",
-    is_flag=True,
-    default=None,
-    help="Let code scorers (unit_tests, as HumanEval's) run the models' code, sandboxed: no "
-    "network, limits, a throwaway folder.",
-)
-@click.option(
-    "--scorer",
-    "scorers",
-    multiple=True,
-    metavar="NAME",
-    help="A scorer for every item (numeric, contains, exact, regex, json, unit_tests, ...); "
-    "repeat for more.",
-)
-@click.option(
-    "--pass-at",
-    "pass_at",
-    multiple=True,
-    type=click.IntRange(min=1),
-    metavar="K",
-    help="Report pass@K for code scorers (repeat; default 1 and --samples).",
-)
-@click.option(
-    "--load",
-    metavar="LEVELS",
-    help="Sweep these levels of requests in flight after the run (e.g. 1,4,16,64): timed, "
-    "never from the cache; each model's figures per level and its operating point.",
-)
-@click.option(
-    "--slo",
-    metavar="TARGET",
-    help="The sweep's latency target, seconds (e.g. ttft_p95<=1,latency_p95<=10): each "
-    "model's operating point is its highest throughput that meets it.",
-)
+@_source_options
+@_scoring_options
+@_load_options
 @click.option(
     "--what-if",
     "what_if",
@@ -182,31 +308,7 @@ def _model_flags(models: Sequence[str], options: Sequence[str]) -> list[tuple[st
     help="Price the items at MODEL's table prices without sending anything (repeat): input "
     "tokens counted offline, output estimated from the answers; marked 'estimated, not sent'.",
 )
-@click.option(
-    "-c",
-    "--config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="A comparison config file (TOML, or YAML with PyYAML); the flags given override it.",
-)
-@click.option(
-    "-m",
-    "--model",
-    "models",
-    multiple=True,
-    metavar="[LABEL=]NAME",
-    help="A model; repeat for more. LABEL=NAME names it (one model on two servers); with -c, "
-    "a LABEL of the file takes that model. Given, -m replaces the file's models.",
-)
-@click.option(
-    "-O",
-    "--option",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="An option of the -m before it: a backend option (base_url, timeout, device, ...), "
-    "api_key_env (the variable holding its key), rpm, tpm or settings.NAME. VALUE is read as "
-    "JSON when it parses, else as text.",
-)
+@_model_options
 @click.option(
     "-S",
     "--sweep",
@@ -216,19 +318,7 @@ def _model_flags(models: Sequence[str], options: Sequence[str]) -> list[tuple[st
     help="Run each model once per value of a setting or backend option, as its own column "
     "(-S reasoning_effort=low,high; -S temperature=0,0.7); repeat for more (combined).",
 )
-@click.option(
-    "-o",
-    "--out",
-    "out_typed",
-    # As typed (a str): "./a=b" says a folder, where a Path would make it "a=b".
-    type=click.Path(file_okay=False),
-    help="Report folder.",
-)
-@_format_option("Report formats to write with --out (default: json, csv, html).")
-@click.option("--max-tokens", type=click.IntRange(min=1), help="Token limit per answer.")
-@click.option("--temperature", type=click.FloatRange(0, 2), help="Sampling temperature.")
-@click.option("--seed", type=int, help="Sampling seed.")
-@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1))
+@_sending_options
 @click.option(
     "--samples",
     default=1,
@@ -237,69 +327,21 @@ def _model_flags(models: Sequence[str], options: Sequence[str]) -> list[tuple[st
     help="Run each item this many times per model (sample s gets seed base + s).",
 )
 @click.option(
-    "--budget-usd", type=_Dollars(), help="Refuse requests beyond this many dollars (0 or more)."
-)
-@click.option(
-    "--rpm",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Requests per minute, at most, for each model.",
-)
-@click.option(
-    "--tpm",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Tokens per minute (input plus output), at most, for each model.",
-)
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
-@click.option(
-    "--force-new",
-    is_flag=True,
-    help="Start over in an --out folder that holds another comparison (it is refused otherwise).",
-)
-@click.option(
-    "--cache/--no-cache",
-    default=True,
-    show_default=True,
-    help="Reuse answers from the response cache (LLMCOMPARE_CACHE_DIR, else the user cache).",
-)
-@click.option("--refresh", is_flag=True, help="Send every request again, even when cached.")
-@click.option(
     "--ray-workers",
     type=click.IntRange(min=1),
     help="Run each local model on this many Ray actors (pip install 'llmcompare[ray]').",
 )
 @click.option("--ray-address", help="The Ray cluster to join (default: start a local one).")
 @judge_options()
+@with_run_flags
 def compare_cmd(
-    prompts: str | None,
-    suite: str | None,
-    fields: Sequence[str],
-    template: str | None,
-    split: str | None,
-    limit: int | None,
+    flags: RunFlags,
     allow_code_execution: bool | None,
     pass_at: Sequence[int],
     scorers: Sequence[str],
-    load: str | None,
-    slo: str | None,
     what_if: Sequence[str],
-    config: Path | None,
-    models: Sequence[str],
-    options: Sequence[str],
     sweeps: Sequence[str],
-    out_typed: str | None,
-    formats: Sequence[str],
-    max_tokens: int | None,
-    temperature: float | None,
-    seed: int | None,
-    concurrency: int,
     samples: int,
-    budget_usd: Decimal | None,
-    rpm: float | None,
-    tpm: float | None,
-    progress: bool | None,
-    force_new: bool,
-    cache: bool,
-    refresh: bool,
     ray_workers: int | None,
     ray_address: str | None,
     judges: Sequence[str],
@@ -322,16 +364,12 @@ def compare_cmd(
     --judge NAME has a judge model say which answer is better (both orders, by default), for
     each pair of models and item; repeat it for a panel. Its cost is reported on its own line.
     """
-    from rich.console import Console
-
     from llmcompare.report import print_report
+    from llmcompare.report._terminal import terminal_console
 
-    console = Console()
-    if suite is not None and prompts is not None:
-        _fail(f"give PROMPTS or --suite, not both (got {prompts!r} and --suite {suite})")
-    out = None if out_typed is None else _out_folder(out_typed)
-    names = list(models)
-    if not names and config is None:
+    console = terminal_console()
+    names = list(flags.models)
+    if not names and flags.config is None:
         names, hints = default_models()
         for hint in hints:
             console.print(f"[yellow]{hint}[/yellow]")
@@ -342,42 +380,142 @@ def compare_cmd(
                 f"[yellow]{DEMO_WHAT_IF}: priced offline on the same items (estimated, not "
                 "sent); --what-if MODEL prices another[/yellow]"
             )
-    # The file (if any), then the flags over it: one plan, whatever the models came from.
-    plan = _compare_plan(
-        config,
-        _model_flags(names, options),
-        prompts=suite or prompts,
-        sources={
-            "fields": _fields(fields, template),
-            "split": split,
-            "limit": limit,
-            "allow_code_execution": allow_code_execution,
-            "pass_at": list(pass_at) or None,
-            "scorers": list(scorers) or None,
-            "load": _levels(load),
-            "slo": slo,
-            "what_if": list(what_if) or None,
-        },
-        settings=_settings(max_tokens, temperature, seed),
-        samples=samples,
-        concurrency=concurrency,
-        budget_usd=budget_usd,
-        rpm=rpm,
-        tpm=tpm,
-        out=out,
-        ray=(ray_workers, ray_address),
-        sweeps=sweeps,
-        judge=(judges, judge_mode, judge_rubric),
+    run_command(
+        console,
+        lambda result, out, chosen: print_report(
+            result, console, full_answers=_full_answers(out, chosen)
+        ),
+        dataclasses.replace(
+            flags,
+            models=names,
+            samples=samples,
+            sources={
+                "allow_code_execution": allow_code_execution,
+                "pass_at": list(pass_at) or None,
+                "scorers": list(scorers) or None,
+                "what_if": list(what_if) or None,
+            },
+            ray=(ray_workers, ray_address),
+            sweeps=sweeps,
+            judge=(judges, judge_mode, judge_rubric),
+        ),
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFlags:
+    """A run command's flags as click parsed them; :func:`run_command` builds its plan from them.
+
+    The fields up to ``refresh`` are the option groups that ``compare`` and ``loadtest`` both
+    take (:func:`with_run_flags` gathers them); each command sets the rest, its own.
+
+    Attributes:
+        prompts: PROMPTS (None: --suite, else the file's, else the built-in suite).
+        suite: --suite (with PROMPTS, refused).
+        fields: --field, as typed.
+        template: --template.
+        split: --split.
+        limit: --limit.
+        load: --load, as typed.
+        slo: --slo.
+        config: The -c file.
+        models: -m, in order.
+        options: -O, in order (each an option of the -m before it).
+        out_typed: --out, as typed.
+        formats: -f.
+        max_tokens: --max-tokens.
+        temperature: --temperature.
+        seed: --seed.
+        concurrency: --concurrency.
+        budget_usd: --budget-usd.
+        rpm: --rpm.
+        tpm: --tpm.
+        progress: --progress/--no-progress (None: on a TTY).
+        force_new: --force-new.
+        cache: --cache/--no-cache.
+        refresh: --refresh.
+        samples: --samples.
+        sources: The config keys of compare's other flags (None: not given).
+        ray: --ray-workers and --ray-address.
+        sweeps: -S.
+        judge: --judge, --judge-mode and --judge-rubric.
+        only_sweeps: The file's scorers, judge and what-if left out (``loadtest``).
+    """
+
+    prompts: str | None
+    suite: str | None
+    fields: Sequence[str]
+    template: str | None
+    split: str | None
+    limit: int | None
+    load: str | None
+    slo: str | None
+    config: Path | None
+    models: Sequence[str]
+    options: Sequence[str]
+    out_typed: str | None
+    formats: Sequence[str]
+    max_tokens: int | None
+    temperature: float | None
+    seed: int | None
+    concurrency: int
+    budget_usd: Decimal | None
+    rpm: float | None
+    tpm: float | None
+    progress: bool | None
+    force_new: bool
+    cache: bool
+    refresh: bool
+    samples: int = 1
+    sources: dict[str, Any] = dataclasses.field(default_factory=dict)
+    ray: tuple[int | None, str | None] = (None, None)
+    sweeps: Sequence[str] = ()
+    judge: tuple[Sequence[str], str | None, Path | None] = ((), None, None)
+    only_sweeps: bool = False
+
+
+def run_command(
+    console: Console,
+    show: Callable[[Comparison, Path | None, tuple[Format, ...]], None],
+    flags: RunFlags,
+) -> NoReturn:
+    """Build the plan the flags ask for, run it, show its record and write the reports.
+
+    Every check is made before anything is sent (a bad flag exits 2); ``show`` prints the
+    record (compare's report, loadtest's sweep tables). Exits 0, or 1 when requests failed.
+    """
+    # The flags' own checks (exit 2) first, in the order they are listed, then the plan's.
+    model_flags = _model_flags(flags.models, flags.options)
+    overrides = {
+        "fields": _fields(flags.fields, flags.template),
+        "split": flags.split,
+        "limit": flags.limit,
+        "load": _levels(flags.load),
+        "slo": flags.slo,
+        **flags.sources,
+        "settings": _settings(flags.max_tokens, flags.temperature, flags.seed),
+    }
+    if flags.suite is not None and flags.prompts is not None:
+        _fail(
+            f"give PROMPTS or --suite, not both (got {flags.prompts!r} and --suite {flags.suite})"
+        )
+    out = None if flags.out_typed is None else _out_folder(flags.out_typed)
+    # The file (if any), then the flags over it: one plan, whatever the models came from.
+    plan = _compare_plan(flags, out, model_flags, overrides)
     if out is None:
         out = plan.out
     else:
         # The folder as typed, as messages about it name it (the plan holds it absolute).
         plan = dataclasses.replace(plan, out=out)
-    chosen = _formats(formats)
+    chosen = _formats(flags.formats)
     try:
         with _warnings_shown(console):
-            result = plan.run(progress=progress, force_new=force_new, cache=cache, refresh=refresh)
+            result = plan.run(
+                progress=flags.progress,
+                force_new=flags.force_new,
+                cache=flags.cache,
+                refresh=flags.refresh,
+            )
     except (ConfigurationError, ValueError) as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -386,7 +524,7 @@ def compare_cmd(
         _os_error(exc, out)
     finally:
         plan.close()
-    print_report(result, console, full_answers=_full_answers(out, chosen))
+    show(result, out, chosen)
     if out is not None:
         _write_reports(result, out, chosen, console)
     sys.exit(EXIT_FAILURES if result.failed else EXIT_OK)
@@ -442,23 +580,16 @@ def _fields(fields: Sequence[str], template: str | None) -> dict[str, str] | Non
 
 
 def _compare_plan(
-    config: Path | None,
-    flags: Sequence[tuple[str, str]],
-    *,
-    prompts: str | None,
-    sources: dict[str, Any],
-    settings: dict[str, Any],
-    samples: int,
-    concurrency: int,
-    budget_usd: Decimal | None,
-    rpm: float | None,
-    tpm: float | None,
+    flags: RunFlags,
     out: Path | None,
-    ray: tuple[int | None, str | None] = (None, None),
-    sweeps: Sequence[str] = (),
-    judge: tuple[Sequence[str], str | None, Path | None] = ((), None, None),
+    model_flags: Sequence[tuple[str, str]],
+    overrides: dict[str, Any],
 ) -> ComparePlan:
-    """The config file with the flags given over it, built (nothing is sent); exit 2 if bad."""
+    """The config file with the flags given over it, built (nothing is sent); exit 2 if bad.
+
+    ``model_flags`` are the -m and -O flags in command-line order; ``overrides`` the config
+    keys of the other flags as checked (None: not given).
+    """
     from click.core import ParameterSource
 
     from llmcompare.config import CompareConfig, judge_from_flags, load_config, models_from_flags
@@ -470,22 +601,25 @@ def _compare_plan(
         # --samples and --concurrency have defaults: only a value typed in overrides the file.
         return ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
 
+    config = flags.config
     try:
         base = load_config(config) if config is not None else CompareConfig()
+        if flags.only_sweeps:
+            # A load test times the models: the file's scorers, judge and what-if stay out.
+            base = base.model_copy(update={"scorers": [], "judge": None, "what_if": []})
         return base.with_overrides(
-            models=models_from_flags(flags, base) if flags else None,
-            prompts=[prompts] if prompts is not None else None,
-            settings=settings,
-            samples=samples if given("samples") or config is None else None,
-            concurrency=concurrency if given("concurrency") or config is None else None,
-            budget_usd=budget_usd,
-            rpm=rpm,
-            tpm=tpm,
+            models=models_from_flags(model_flags, base) if model_flags else None,
+            prompts=[chosen] if (chosen := flags.suite or flags.prompts) is not None else None,
+            samples=flags.samples if given("samples") or config is None else None,
+            concurrency=flags.concurrency if given("concurrency") or config is None else None,
+            budget_usd=flags.budget_usd,
+            rpm=flags.rpm,
+            tpm=flags.tpm,
             out=out,
-            executor=_ray_executor(base, *ray),
-            sweep=dict(parse_sweep_flag(flag) for flag in sweeps),
-            judge=judge_from_flags(*judge, base.judge),
-            **sources,
+            executor=_ray_executor(base, *flags.ray),
+            sweep=dict(parse_sweep_flag(flag) for flag in flags.sweeps),
+            judge=judge_from_flags(*flags.judge, base.judge),
+            **overrides,
         ).build()
     except (LLMCompareError, LookupError, ValueError) as exc:
         _fail(str(exc))

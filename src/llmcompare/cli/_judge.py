@@ -124,12 +124,11 @@ def rejudge_cmd(
     command again to resume), and the record and the reports are written again with the new
     verdicts.
     """
-    from rich.console import Console
-
     from llmcompare.cli._saved import _load_run
     from llmcompare.report import print_report
+    from llmcompare.report._terminal import terminal_console
 
-    console = Console()
+    console = terminal_console()
     chosen = _formats(formats)
     record = _load_run(run_dir)
     judge = _judge(judges, judge_mode, judge_rubric)

@@ -48,11 +48,10 @@ def report_cmd(run_dir: Path, formats: Sequence[str], show: bool) -> None:
 
     Nothing is sent and nothing is re-scored: the record is read and rendered.
     """
-    from rich.console import Console
-
     from llmcompare.report import print_report
+    from llmcompare.report._terminal import terminal_console
 
-    console = Console()
+    console = terminal_console()
     chosen = _formats(formats or ("csv", "html"))
     result = _load_run(run_dir)
     if show:
@@ -93,12 +92,11 @@ def rescore_cmd(
     The record (comparison.json) and the reports are written again with the new scores,
     summaries and pairwise differences.
     """
-    from rich.console import Console
-
     from llmcompare.report import print_report
+    from llmcompare.report._terminal import terminal_console
     from llmcompare.scorers import scorer_from_name
 
-    console = Console()
+    console = terminal_console()
     chosen = _formats(formats)
     result = _load_run(run_dir)
     try:

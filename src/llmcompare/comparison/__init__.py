@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Unpack
 
-from llmcompare.comparison._hosting import host
+from llmcompare.comparison._hosting import check_hosted, host
 from llmcompare.comparison._inputs import DEFAULT_SETTINGS, Models, build_models, check_inputs
 from llmcompare.comparison._judging import check_judge, judge_runs
 from llmcompare.comparison._load import check_levels, plan_sweep, run_sweeps
 from llmcompare.comparison._plan import config_record, plan_record, plan_runs
 from llmcompare.comparison._record import build_record
-from llmcompare.comparison._run import Sending, close_all, open_cache, run_models
+from llmcompare.comparison._run import Sending, close_all, open_cache, run_models, stated_limits
 from llmcompare.comparison._shelf import ShelfLifeWarning, shelf_lives
 from llmcompare.comparison._what_if import check_what_if, price_what_if
 from llmcompare.cost import Budget, LocalHardware
@@ -182,6 +182,7 @@ def compare(
     )
     check_judge(judge, len(models))
     priced_only = check_what_if(what_if)
+    machines = check_hosted(hosted or {})
     built, owned = build_models(models)
     folder: RunFolder | None = None
     store: ResponseCache | None = None
@@ -193,7 +194,7 @@ def compare(
             )
             # Before anything is sent: a model past or near its shutdown date is warned about.
             shelf = shelf_lives({r.label: r.model for r in runs}, date.today())
-            host(runs, hosted or {}, tracker)
+            host(runs, machines, tracker)
             levels = check_levels(load) if load is not None else ()
             target = parse_slo(slo) if isinstance(slo, str) else slo
             if levels:
@@ -220,7 +221,17 @@ def compare(
         finally:
             close_all(store if cache is True else None, owned)
         return build_record(
-            runs, inputs, hardware, started, ks, folder, judging, shelf, sweeps, estimates
+            runs,
+            inputs,
+            hardware,
+            started,
+            ks,
+            folder,
+            judging,
+            shelf,
+            sweeps,
+            estimates,
+            stated_limits(runs, sending),
         )
     finally:
         if folder is not None:

@@ -35,13 +35,17 @@ __all__ = ["check_levels", "plan_sweep", "run_sweeps"]
 
 
 def check_levels(load: Sequence[int]) -> tuple[int, ...]:
-    """The levels as given, each a whole number of requests in flight, at least 1."""
+    """The levels as given, each a whole number of requests in flight, at least 1, once each."""
     levels = tuple(load)
     if not levels or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in levels):
         raise ConfigurationError(
             f"load={list(levels)!r}: give levels of requests in flight, whole numbers >= 1 "
             "(e.g. load=[1, 4, 16, 64])"
         )
+    # A level twice would be swept twice and marked twice as the operating point.
+    twice = sorted({x for x in levels if levels.count(x) > 1})
+    if twice:
+        raise ConfigurationError(f"load={list(levels)!r}: each level once ({twice} given twice)")
     return levels
 
 

@@ -27,6 +27,7 @@ from llmcompare.types import Completion, GenerationSettings, Request, Result, Se
 
 if TYPE_CHECKING:
     from llmcompare.comparison._run import Sending
+    from llmcompare.energy import EnergyCounter
     from llmcompare.executors import Executor
 
 __all__ = ["ModelRun", "PlannedRequest", "config_record", "plan_record", "plan_runs"]
@@ -69,6 +70,9 @@ class ModelRun:
         wall_s: The wall time of what this call sent to it.
         hosted: The machine it is served from, when it is a hosted model (costed from
             machine time, open weights in the record).
+        meter: The NVML counter of the hosted machine's GPU on this machine (``hosted.gpu``).
+        joules: What ``meter`` measured over the window in which this call sent the model its
+            requests (None: not measured).
     """
 
     label: str
@@ -77,6 +81,8 @@ class ModelRun:
     cacheable: bool = False
     wall_s: float = 0.0
     hosted: LocalHardware | None = None
+    meter: EnergyCounter | None = None
+    joules: float | None = None
 
     @property
     def sent(self) -> bool:

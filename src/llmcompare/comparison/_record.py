@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from llmcompare.comparison._plan import ModelRun, PlannedRequest
     from llmcompare.judges import Judging
     from llmcompare.prompts import PromptItem
+    from llmcompare.ratelimit import RateLimits
     from llmcompare.record import Sweep, WhatIf
     from llmcompare.runs import RunFolder
 
@@ -87,6 +88,7 @@ def build_record(
     shelf: Mapping[str, ShelfLife] | None = None,
     sweeps: tuple[Sweep, ...] = (),
     what_if: tuple[WhatIf, ...] = (),
+    limits: Mapping[str, RateLimits] | None = None,
 ) -> Comparison:
     """The typed record of the run: rows, summaries, pairwise differences and the run's stamp.
 
@@ -110,13 +112,19 @@ def build_record(
             for p in run.requests
         ]
         # A hosted model's answers cost machine time: their shares of its busy time.
-        made.extend(mine if run.hosted is None else hosted_rows(mine, run.hosted))
+        made.extend(mine if run.hosted is None else hosted_rows(run, mine))
     rows = tuple(made)
     labels = [r.label for r in runs]
     # Stamped before the statistics: the run ends with its last answer, not its bootstraps.
     stamp = _run_info(runs, inputs, hardware, started, pass_at, rows)
+    # A model priced offline used its table price too: the stamp's date covers it.
+    dates = [d for d in (stamp.price_table_date, *(w.price_date for w in what_if)) if d]
+    if dates:
+        stamp = stamp.model_copy(update={"price_table_date": min(dates)})
     if shelf:
         stamp = stamp.model_copy(update={"shelf_life": dict(shelf)})
+    if limits:
+        stamp = stamp.model_copy(update={"rate_limits": dict(limits)})
     summaries = _aggregate.summaries(
         labels,
         {r.label: r.model.info.open_weights or r.hosted is not None for r in runs},

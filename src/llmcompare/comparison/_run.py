@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from llmcompare.comparison._plan import ModelRun, PlannedRequest
     from llmcompare.executors import Executor
 
-__all__ = ["Sending", "close_all", "open_cache", "run_model", "run_models"]
+__all__ = ["Sending", "close_all", "open_cache", "run_model", "run_models", "stated_limits"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,17 @@ class Sending:
     progress: bool | None
     refresh: bool
     executor: Executor | None
+
+
+def stated_limits(runs: Sequence[ModelRun], sending: Sending) -> dict[str, RateLimits]:
+    """Each model's stated limits, by label: its own, else the run's shared ones (None left out)."""
+    out = {}
+    for run in runs:
+        own = sending.limits.get(run.label)
+        limits = own if own is not None else RateLimits(rpm=sending.rpm, tpm=sending.tpm)
+        if limits.rpm is not None or limits.tpm is not None:
+            out[run.label] = limits
+    return out
 
 
 def open_cache(cache: bool | ResponseCache) -> ResponseCache | None:
@@ -95,7 +106,11 @@ def run_models(
     """Run every model in turn: a local model's compute is never shared with another's."""
     saved = folder.answers() if folder is not None else {}
     for run in runs:
+        # A hosted server's GPU on this machine: its counter over the model's whole turn.
+        start = run.meter.read() if run.meter is not None else None
         run_model(run, sending, folder, store, saved)
+        if run.meter is not None and run.sent:
+            run.joules = run.meter.joules(start, run.meter.read())
 
 
 def run_model(

@@ -71,6 +71,7 @@ def price_what_if(runs: Sequence[ModelRun], models: Sequence[str]) -> tuple[What
                 output_tokens=out_n,
                 usd=usd,
                 price_date=price.as_of,
+                price_source=price.source,
             )
         )
     return tuple(out)

@@ -37,9 +37,9 @@ def models_from_flags(
     describes it. ``-O KEY=VALUE`` applies to the ``-m``
     before it: a backend option (``base_url``, ``timeout``, ``device``, ...; ``options.KEY``
     says so explicitly), or one of the model's own keys: ``api_key_env``, ``rpm``, ``tpm``,
-    ``hosted`` (a machine preset such as ``h100``, or its figures as JSON),
-    ``settings.NAME``. A value is read as JSON when it parses (``30``, ``true``, ``null``,
-    ``"text"``, ``[...]``), else as text.
+    ``hosted`` (a machine preset such as ``h100``, or its figures as JSON; ``hosted.gpu=0``
+    and the like set one field of it), ``settings.NAME``. A value is read as JSON when it
+    parses (``30``, ``true``, ``null``, ``"text"``, ``[...]``), else as text.
 
     Args:
         flags: ``("-m", value)`` and ``("-O", value)`` pairs, in the order given.
@@ -82,6 +82,8 @@ def models_from_flags(
         head, dot, rest = key.partition(".")
         if key in ("label", "name"):
             _flag_error(f"-O {value}", "give a label as -m LABEL=NAME")
+        elif key == "hosted" or (head == "hosted" and dot):
+            data["hosted"] = _hosted_flag(data.get("hosted"), rest if dot else None, parsed)
         elif key in _MODEL_FIELDS:
             data[key] = parsed
         elif head == "settings" and dot:
@@ -99,6 +101,19 @@ def models_from_flags(
         except ValidationError as exc:
             raise ConfigFileError(None, _problems(exc, None, f"-m {shown}")) from None
     return out
+
+
+def _hosted_flag(current: Any, field: str | None, value: Any) -> Any:
+    """``-O hosted=h100`` and ``-O hosted.gpu=0`` (any order) as one ``hosted`` value.
+
+    A machine named after fields were given keeps them (``{"preset": "h100", "gpu": 0}``).
+    """
+    if field is None:
+        if isinstance(current, dict) and isinstance(value, str):
+            return {**current, "preset": value}
+        return value
+    base = {"preset": current} if isinstance(current, str) else dict(current or {})
+    return {**base, field: value}
 
 
 def _flag_error(where: str, message: str) -> typing.NoReturn:

@@ -247,6 +247,9 @@ class LocalHardware(BaseModel):
         usd_per_kwh: What a kilowatt-hour of electricity costs on top of ``usd_per_hour``.
         g_co2_per_kwh: Grams of CO2-equivalent per kilowatt-hour of the grid it draws from.
         notes: Where the numbers come from.
+        gpu: For a hosted model whose server runs on this machine: the index of its GPU (as
+            ``nvidia-smi`` numbers them), whose NVML energy counter then measures the run's
+            energy instead of ``watts``. None: the stated watts.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -262,6 +265,8 @@ class LocalHardware(BaseModel):
         "$0/kWh: electricity included in the hourly price; "
         "436 gCO2/kWh: world average 2022, Ember Global Electricity Review 2023"
     )
+    # Strict: a bool is an int to Python, and "gpu = true" must not measure GPU 1.
+    gpu: Annotated[int, Field(ge=0, strict=True)] | None = None
 
 
 GENERIC_CLOUD_VM = LocalHardware()

@@ -6,13 +6,15 @@ vLLM, SGLang, TGI, llama.cpp or ``transformers serve`` server reached through th
 backend, or the in-process engine. Its requests are costed from machine time, never a token
 price: the time the server was busy with the run's requests (at least one in flight) at the
 stated rate, shared among the requests by their latency; its energy is the stated watts over
-that time.
+that time, or, with ``gpu = N`` (the server's GPU is on this machine), what that GPU's NVML
+energy counter measured over the run's window.
 
 - :func:`hosted_hardware`: a preset name or the user's figures as a
   :class:`~llmcompare.cost.LocalHardware` (figures given win over a named preset's).
 - :func:`hosting_presets`: the presets shipped as package data (``hosting.json``), each with
   its source and check date.
-- :func:`busy_costs`: each answer's share of the busy time, as a :class:`~llmcompare.cost.Cost`.
+- :func:`busy_costs`: each answer's share of the busy time, as a :class:`~llmcompare.cost.Cost`;
+  :func:`energy_basis` names where its energy comes from.
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ from llmcompare.types import Completion
 __all__ = [
     "busy_costs",
     "busy_seconds",
+    "energy_basis",
     "hosted_hardware",
     "hosting_presets",
     "machine_time_bound",
 ]
 
-_FIGURES = ("usd_per_hour", "watts", "usd_per_kwh", "g_co2_per_kwh", "name", "notes")
+_FIGURES = ("usd_per_hour", "watts", "usd_per_kwh", "g_co2_per_kwh", "name", "notes", "gpu")
 
 
 @cache
@@ -101,7 +104,8 @@ def hosted_hardware(spec: str | Mapping[str, Any] | LocalHardware) -> LocalHardw
         given.setdefault("usd_per_kwh", 0)
         given.setdefault("notes", "the user's figures")
         return LocalHardware.model_validate(given)
-    mine = [k for k in given if k not in ("name", "notes")]
+    # The GPU says where the server runs, not a figure of the machine's price or power.
+    mine = [k for k in given if k not in ("name", "notes", "gpu")]
     notes = base.notes + (f"; the user's {', '.join(mine)}" if mine else "")
     return LocalHardware.model_validate({**base.model_dump(), "notes": notes, **given})
 
@@ -135,18 +139,39 @@ def busy_seconds(done: Sequence[Completion]) -> float:
     return busy
 
 
-def busy_costs(done: Sequence[Completion], hardware: LocalHardware) -> list[Cost]:
+def energy_basis(hardware: LocalHardware, measured_on_gpu: int | None = None) -> str:
+    """Where a hosted model's energy comes from, as the costs and the decision name it.
+
+    ``"measured by NVML on GPU 0"`` (its counter over the run's window), else ``"stated 700 W
+    x busy time"``.
+    """
+    if measured_on_gpu is not None:
+        return f"measured by NVML on GPU {measured_on_gpu}"
+    return f"stated {hardware.watts} W x busy time"
+
+
+def busy_costs(
+    done: Sequence[Completion],
+    hardware: LocalHardware,
+    joules: float | None = None,
+    gpu: int | None = None,
+) -> list[Cost]:
     """Each answer's cost on a hosted machine: its share of the busy time at the stated rate.
 
     The busy time (:func:`busy_seconds`) is shared by latency, so the costs sum to the busy
-    time times ``usd_per_hour``; energy is ``watts`` over each share.
+    time times ``usd_per_hour``. Energy is ``watts`` over each share, or, when ``joules`` were
+    measured on GPU ``gpu`` (its NVML counter over the window these answers were served in),
+    those joules shared the same way: the rows' energy then sums to the counter's delta.
     """
     busy = Decimal(repr(busy_seconds(done)))
     total = sum((Decimal(repr(c.latency_s)) for c in done), Decimal(0))
+    measured = None if joules is None else Decimal(repr(joules)) / Decimal(3_600_000)
+    basis = energy_basis(hardware, None if measured is None else gpu)
     out = []
     for c in done:
-        share = busy * Decimal(repr(c.latency_s)) / total if total > 0 else Decimal(0)
-        kwh = share * hardware.watts / Decimal(3_600_000)
+        part = Decimal(repr(c.latency_s)) / total if total > 0 else Decimal(0)
+        share = busy * part
+        kwh = share * hardware.watts / Decimal(3_600_000) if measured is None else measured * part
         out.append(
             Cost(
                 usd=share * hardware.usd_per_hour / Decimal(3600) + kwh * hardware.usd_per_kwh,
@@ -155,10 +180,11 @@ def busy_costs(done: Sequence[Completion], hardware: LocalHardware) -> list[Cost
                 g_co2=kwh * hardware.g_co2_per_kwh,
                 source=f"{hardware.name}: {hardware.notes}",
                 assumptions=(
-                    f"hosted on {hardware.name} at ${hardware.usd_per_hour}/h: its share of "
-                    "the time the server was busy with the run's requests, by latency"
+                    f"hosted on {hardware.name} at ${hardware.usd_per_hour}/h "
+                    f"({hardware.notes}): its share of the time the server was busy with the "
+                    f"run's requests, by latency; energy {basis}"
                 ),
-                energy="estimated",
+                energy="estimated" if measured is None else "measured-nvml",
             )
         )
     return out

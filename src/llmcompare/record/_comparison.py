@@ -100,7 +100,7 @@ class Comparison(BaseModel):
         # Built once per record: a report looks up every (item, model) pair.
         return self.rows, {(r.item_id, r.model, r.sample): r for r in self.rows}
 
-    def break_even(self, model_a: str, model_b: str) -> BreakEven:
+    def break_even(self, model_a: str, model_b: str, volume: float | None = None) -> BreakEven:
         """Monthly dollars against monthly requests for two models, and where they cross.
 
         An API model costs the run's mean dollars per request (its mean tokens at its
@@ -111,6 +111,9 @@ class Comparison(BaseModel):
         Args:
             model_a: A model label of the run.
             model_b: Another one.
+            volume: A monthly volume to check against the API models' stated rate limits
+                (the crossover always is): the result's ``limits`` say when one key cannot
+                serve it.
 
         Returns:
             The crossover volume (requests a month), or None with the reason, and the
@@ -122,7 +125,7 @@ class Comparison(BaseModel):
         # Whitelisted facade import: decision reads the record, so it is imported on use.
         from llmcompare.decision import break_even
 
-        return break_even(self, model_a, model_b)
+        return break_even(self, model_a, model_b, volume)
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per item, model and sample, with the columns of the answers CSV.

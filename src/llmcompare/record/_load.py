@@ -91,15 +91,20 @@ class Sweep(BaseModel):
         out = []
         for x in self.levels:
             mark = "  <- operating point" if x.level == self.operating_level else ""
-            ttft = "-" if x.ttft_p95_s is None else f"{x.ttft_p95_s:.3f}"
             out.append(
                 f"{self.model} @ {x.level:>3} in flight: {x.requests_per_s:,.2f} req/s, "
-                f"{x.output_tokens_per_s:,.1f} tok/s, latency p50 {x.latency_p50_s or 0:.3f} s "
-                f"p95 {x.latency_p95_s or 0:.3f} s, TTFT p95 {ttft} s, errors {x.errors}{mark}"
+                f"{x.output_tokens_per_s:,.1f} tok/s, latency p50 {_seconds(x.latency_p50_s)} "
+                f"p95 {_seconds(x.latency_p95_s)}, TTFT p95 {_seconds(x.ttft_p95_s)}, "
+                f"errors {x.errors}{mark}"
             )
         if self.slo is not None and self.operating_level is None:
             out.append(f"{self.model}: no level meets {self.slo.text}")
         return out
+
+
+def _seconds(value: float | None) -> str:
+    # Not measured (every request of the level failed): "-", never a latency of 0.
+    return "-" if value is None else f"{value:.3f} s"
 
 
 def operating_level(levels: tuple[LoadLevel, ...], slo: Slo | None) -> int | None:
@@ -121,6 +126,7 @@ class WhatIf(BaseModel):
             item re-tokenized with that tokenizer (their mean over the run's models).
         usd: What they would cost at the model's table prices.
         price_date: When those prices were checked.
+        price_source: Where those prices come from (the provider's pricing page).
     """
 
     model_config = _FROZEN
@@ -131,6 +137,7 @@ class WhatIf(BaseModel):
     output_tokens: int
     usd: Decimal
     price_date: date | None = None
+    price_source: str = ""
 
     @property
     def usd_per_request(self) -> float:

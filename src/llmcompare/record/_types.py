@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llmcompare.cost import Cost, LocalHardware
 from llmcompare.errors import BackendError, redact
+from llmcompare.ratelimit import RateLimits
 from llmcompare.stats import Difference
 from llmcompare.types import Completion, ShelfLife, Usage, _valid_text
 
@@ -260,6 +261,9 @@ class RunInfo(BaseModel):
             shutdown date and where it comes from; models without one are left out.
         genai_prices: The version of pydantic's genai-prices that priced the models the
             built-in table lacks, when it priced any.
+        rate_limits: Each model's stated rate limits (its own ``limits=`` / config ``rpm`` and
+            ``tpm``, else the run's shared ones), by label; models without any are left out.
+            The decision says when a volume needs more than one key's limits allow.
     """
 
     model_config = FROZEN
@@ -284,3 +288,4 @@ class RunInfo(BaseModel):
     pass_at: tuple[int, ...] = ()
     shelf_life: dict[str, ShelfLife] = Field(default_factory=dict)
     genai_prices: str | None = None
+    rate_limits: dict[str, RateLimits] = Field(default_factory=dict)

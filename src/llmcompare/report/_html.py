@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from llmcompare.cost._units import plain, usd
 from llmcompare.decision import MONTH_BASIS, per_correct, per_judged_good
+from llmcompare.decision._quality import energy_basis_of
 from llmcompare.errors import ConfigurationError
 from llmcompare.record._aggregate import item_scores_of
 from llmcompare.report import _svg
 from llmcompare.report._judging import grid_verdicts, judging_view
 from llmcompare.report._judging_svg import ranking_chart
-from llmcompare.report._tables import break_even_chart, chart_data, sweep_chart, view
+from llmcompare.report._sweeps import sweep_chart
+from llmcompare.report._tables import break_even_chart, chart_data, view
 
 if TYPE_CHECKING:
     import jinja2
@@ -233,6 +235,8 @@ def context(comparison: Comparison) -> dict[str, Any]:
         "break_evens": [(found, _break_even_svg(found)) for found in tables.break_evens],
         "received": received,
         "summaries": {s.model: s for s in comparison.summaries},
+        # Named from the rows' energy, not the machine's gpu: a cached rerun measures nothing.
+        "hosted_energy": {s.model: energy_basis_of(comparison, s) for s in comparison.summaries},
         "settings": json.dumps(comparison.run.settings, indent=1, default=str),
         "data": script_json(grid),
     }

