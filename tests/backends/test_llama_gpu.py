@@ -11,10 +11,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from llmcompare import ConfigurationError
+from llmcompare.backends.llama import LlamaModel
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("llama_backend")]
 
@@ -74,3 +76,45 @@ def test_the_gpu_benchmark_runs_in_its_cpu_smoke_mode() -> None:
     row = lines[-2].split()
     assert row[0] == "tiny"
     assert row[-1] == "4/4"
+
+
+# What makes the host wait for the device: reading a tensor's values into Python.
+_READS = frozenset({"item", "tolist", "__bool__", "__int__", "__float__", "__index__", "cpu"})
+
+
+def test_a_decoding_step_reads_the_device_once(
+    llama: LlamaModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One read per step, the chosen tokens, is what keeps a GPU busy between steps (every
+    other read would stall the host until the GPU caught up). Counted on the CPU by watching
+    every torch call a step makes: with rows of different lengths (a padding mask), and with
+    rows leaving the batch (their slots refilled)."""
+    from torch.overrides import TorchFunctionMode
+
+    from llmcompare.backends.llama import _scheduler
+
+    reads: list[list[str]] = []
+
+    class Reads(TorchFunctionMode):
+        def __torch_function__(
+            self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+        ) -> Any:
+            name = getattr(func, "__name__", "")
+            if name in _READS:
+                reads[-1].append(name)
+            return func(*args, **(kwargs or {}))
+
+    decode = _scheduler.Scheduler._decode
+
+    def counted(self: Any, rows: Any) -> None:
+        reads.append([])
+        with Reads():  # the mode is the worker thread's own
+            decode(self, rows)
+
+    monkeypatch.setattr(_scheduler.Scheduler, "_decode", counted)
+    prompts = ["Hi", "Write a long poem about the sea and the sky.", "Count to three."]
+    results = llama.generate_batch(prompts, max_tokens=12, temperature=0)
+    lengths = sorted(r.unwrap().usage.output_tokens for r in results)
+    assert len(reads) == max(lengths)  # one step per token of the longest answer
+    assert lengths[0] < lengths[-1], "no row left the batch early: the retire path went unseen"
+    assert all(step == ["tolist"] for step in reads), reads

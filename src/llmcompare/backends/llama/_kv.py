@@ -298,7 +298,7 @@ class KVBatch:
         self.rows = [jobs[r] for r in order]
         last_pos = self.last_pos
         if len(order) < rows or order != list(range(len(order))):
-            index = torch.tensor(order, device=tokens.device)
+            index = _indices(order, tokens.device)
             last_pos, tokens = last_pos[index], tokens[index]
         last_pos = last_pos + 1
         self.last_pos = last_pos
@@ -344,7 +344,7 @@ class KVBatch:
         """Drop the rows not in ``keep``; the kept rows' old indices in their new order."""
         if not self._layers:
             assert self.last_pos is not None
-            index = torch.tensor(keep, device=self.last_pos.device)
+            index = _indices(keep, self.last_pos.device)
             self.cache.batch_select_indices(index)
             if self._mask is not None:
                 self._mask = self._mask[index]
@@ -359,9 +359,9 @@ class KVBatch:
         if gaps:
             cols = self._columns
             live = slice(cols.start, cols.end)
-            device = self._valid.device if self._valid is not None else None
-            dst = torch.tensor(gaps, device=device)
-            src = torch.tensor(movers, device=device)
+            assert self._valid is not None
+            dst = _indices(gaps, self._valid.device)
+            src = _indices(movers, self._valid.device)
             for layer in self._layers:
                 layer.slab_keys[dst, :, live] = layer.slab_keys[src, :, live]
                 layer.slab_values[dst, :, live] = layer.slab_values[src, :, live]
@@ -372,3 +372,14 @@ class KVBatch:
         # Columns before every kept row's first token leave the view (no copy).
         self._columns.start = min(self._first)
         return order
+
+
+def _indices(values: list[int], device: torch.device) -> torch.Tensor:
+    """Row indices on the device, without making the host wait for the device.
+
+    A copy from ordinary host memory to a GPU blocks the host until the GPU reaches it; from
+    pinned memory, asynchronously, it is queued behind the step like any kernel.
+    """
+    if device.type != "cuda":
+        return torch.tensor(values, device=device)
+    return torch.tensor(values, pin_memory=True).to(device, non_blocking=True)
