@@ -111,6 +111,9 @@ def test_a_decoding_step_reads_the_device_once(
         with Reads():  # the mode is the worker thread's own
             decode(self, rows)
 
+    # transformers' default attention: torch's scaled_dot_product_attention (FlashAttention
+    # kernels on a GPU in bfloat16), which takes the engine's ready-made 4-D decoding masks.
+    assert llama.hf_model.config._attn_implementation == "sdpa"
     monkeypatch.setattr(_scheduler.Scheduler, "_decode", counted)
     prompts = ["Hi", "Write a long poem about the sea and the sky.", "Count to three."]
     results = llama.generate_batch(prompts, max_tokens=12, temperature=0)
