@@ -192,14 +192,20 @@ class KVBatch:
         valid = self._valid
         assert valid is not None
         start = min(cols.start, end - width) if old else end - width
-        if start < cols.start:
-            # Columns newly in view: no old row has a token there (stale slots hold garbage).
-            valid[:old, start : cols.start] = False
+        # Columns newly in view that no row here wrote: the old rows' before the old start, the
+        # newcomers' before their prompts. They are masked out, and zeroed: a masked column
+        # still enters attention's arithmetic (weight 0), and 0 x NaN would be NaN.
+        unwritten = [(slice(0, old), slice(start, cols.start))]
+        unwritten.append((slice(old, old + len(group)), slice(start, end - width)))
+        valid[:old, start : cols.start] = False
         cols.start = start
         rows = slice(old, old + len(group))
         place = slice(end - width, end)
         for index, theirs in enumerate(new.cache.layers):
             layer = self._move(index, plan, theirs.keys) if plan else self._layers[index]
+            for who, where in unwritten:
+                layer.slab_keys[who, :, where].zero_()
+                layer.slab_values[who, :, where].zero_()
             layer.slab_keys[rows, :, place].copy_(theirs.keys)
             layer.slab_values[rows, :, place].copy_(theirs.values)
             # Its rows are in the slab: the prefill's copy goes now, layer by layer, so the
@@ -256,9 +262,9 @@ class KVBatch:
     def _move(self, index: int, plan: _Plan, like: torch.Tensor) -> SlabLayer:
         """Layer ``index`` of the planned slab, the live rows' keys and values moved into it."""
         shape = (plan.rows, like.shape[1], plan.cols, like.shape[3])
-        # Zeros, never empty memory: a masked column still enters attention's arithmetic
-        # (weight 0), and 0 x NaN would be NaN.
-        keys, values = like.new_zeros(shape), like.new_zeros(shape)
+        # Left unwritten (its pages are touched only as columns are written, as a growing cache's
+        # would be): every column is written, or zeroed by ``merge``, before it enters the view.
+        keys, values = like.new_empty(shape), like.new_empty(shape)
         old_rows = len(self.rows)
         if old_rows:
             cols = self._columns
