@@ -26,7 +26,7 @@ import torch
 
 from llmcompare.backends.llama._constrain import Grammars
 from llmcompare.backends.llama._job import Constraint, Job
-from llmcompare.backends.llama._kv import KVBatch, Prefilled
+from llmcompare.backends.llama._kv import KVBatch, KVShape, Prefilled
 from llmcompare.backends.llama._options import DEFAULT_MAX_TOKENS
 from llmcompare.backends.llama._prefix import BLOCK, PrefixCache
 from llmcompare.energy import EnergyCounter, energy_counter
@@ -100,6 +100,9 @@ class Engine:
         # Whether the model's KV cache can be padded and merged (plain growing layers, not
         # sliding windows): found at the first prefill. When not, newcomers wait for the end.
         self.mergeable: bool | None = None
+        # The KV cache's shape per layer, from the first prefill of a mergeable model: later
+        # batches that start fresh are prefilled straight into their slab (KVBatch.start).
+        self.kv_shape: KVShape | None = None
         # Fast tokenizers are not safe to call from two threads at once ("Already borrowed").
         self._tok_lock = threading.Lock()
         self.tokens_generated = 0
@@ -223,10 +226,15 @@ class Engine:
         logits: torch.Tensor = out.logits[:, -1, :]
         return logits
 
-    def prefill(self, jobs: list[Job]) -> Prefilled:
+    def prefill(self, jobs: list[Job], cache: Any = None) -> Prefilled:
         """Run the prompts: the shared prefix once, then every row's own part, left-padded.
 
         Each job is charged its share of the time and energy, by its prompt's length.
+
+        Args:
+            jobs: The newcomers.
+            cache: An empty cache to fill (a batch's slab, :meth:`KVBatch.start`); by default a
+                transformers ``DynamicCache``.
         """
         from transformers import DynamicCache
 
@@ -238,7 +246,9 @@ class Engine:
             reading = self.read_energy()
             for job in jobs:
                 job.started_at = start
-            cache = DynamicCache(config=self.model.config)
+            made = cache is None
+            if cache is None:
+                cache = DynamicCache(config=self.model.config)
             if self.mergeable is None:
                 from transformers.cache_utils import DynamicLayer
 
@@ -265,6 +275,9 @@ class Engine:
             if rows == 1 and self.mergeable and self.prefix_cache.capacity:
                 # One row has no padding: its whole prompt's KV is in the cache now.
                 self.prefix_cache.store(prompts[0], len(prompts[0]) - 1, cache.layers)
+            if made and self.mergeable and self.kv_shape is None:
+                keys = cache.layers[0].keys
+                self.kv_shape = KVShape(len(cache.layers), keys.shape[1], keys.shape[3], keys)
             elapsed = time.perf_counter() - start
             joules = self.joules_since(reading)
         total = sum(len(p) for p in prompts)
@@ -328,7 +341,6 @@ class Engine:
         batch.logits = self.forward(
             batch.cache, input_ids=ids, attention_mask=mask, position_ids=positions
         )
-        batch.advance()
 
     def completion(
         self, job: Job, request_id: str | None = None, *, since: float | None = None

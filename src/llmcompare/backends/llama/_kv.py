@@ -30,7 +30,7 @@ from transformers.cache_utils import Cache, DynamicLayer
 
 from llmcompare.backends.llama._job import Job
 
-__all__ = ["KVBatch", "Prefilled"]
+__all__ = ["KVBatch", "KVShape", "Prefilled"]
 
 
 class Prefilled(NamedTuple):
@@ -53,22 +53,38 @@ class Prefilled(NamedTuple):
     holes: list[bool]
 
 
+class KVShape(NamedTuple):
+    """A model's KV cache per layer, as its first prefill showed it.
+
+    Attributes:
+        layers: Layers with a KV cache.
+        heads: Key/value heads per layer.
+        head_dim: Values per head.
+        like: A tensor of the cache's dtype and device.
+    """
+
+    layers: int
+    heads: int
+    head_dim: int
+    like: torch.Tensor
+
+
 class _Columns:
-    """The live column range of a slab, shared by its layers: ``[start, end)`` holds the cache."""
+    """Where a slab's live columns start, shared by its layers (each layer keeps its own end)."""
 
-    __slots__ = ("end", "start")
+    __slots__ = ("start",)
 
-    def __init__(self, start: int, end: int) -> None:
+    def __init__(self, start: int) -> None:
         self.start = start
-        self.end = end
 
 
 class _Plan(NamedTuple):
-    """A slab about to replace the batch's: its size, how far the live columns move, its layers."""
+    """A slab about to replace the batch's: its size, its live columns' shift, start and end."""
 
     rows: int
     cols: int
     shift: int
+    end: int
     columns: _Columns
     layers: list[SlabLayer]
 
@@ -80,11 +96,15 @@ class SlabLayer(DynamicLayer):  # type: ignore[no-untyped-call]
     preallocated buffers ``slab_keys`` and ``slab_values``.
     """
 
-    def __init__(self, columns: _Columns, keys: torch.Tensor, values: torch.Tensor) -> None:
+    def __init__(
+        self, columns: _Columns, keys: torch.Tensor, values: torch.Tensor, end: int
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.columns = columns
         self.slab_keys = keys
         self.slab_values = values
+        # The column after the last one written: every layer's is the same between forwards.
+        self.end = end
         self.device = keys.device
         self.is_initialized = True
 
@@ -93,16 +113,23 @@ class SlabLayer(DynamicLayer):  # type: ignore[no-untyped-call]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Write the new tokens' keys and values at the end column; return the live view."""
         rows, width = key_states.shape[0], key_states.shape[-2]
-        start, end = self.columns.start, self.columns.end
+        start, end = self.columns.start, self.end
         self.slab_keys[:rows, :, end : end + width].copy_(key_states)
         self.slab_values[:rows, :, end : end + width].copy_(value_states)
-        self.keys = self.slab_keys[:rows, :, start : end + width]
-        self.values = self.slab_values[:rows, :, start : end + width]
+        self.end = end + width
+        self.keys = self.slab_keys[:rows, :, start : self.end]
+        self.values = self.slab_values[:rows, :, start : self.end]
         return self.keys, self.values
 
     def get_seq_length(self) -> int:
-        """Columns the cache holds before this step's tokens."""
-        return self.columns.end - self.columns.start
+        """Columns the cache holds before this forward's tokens."""
+        return self.end - self.columns.start
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        """Copy row 0's columns to the next ``repeats - 1`` rows (a prefix they all share)."""
+        live = slice(self.columns.start, self.end)
+        self.slab_keys[1:repeats, :, live] = self.slab_keys[:1, :, live]
+        self.slab_values[1:repeats, :, live] = self.slab_values[:1, :, live]
 
 
 class KVBatch:
@@ -128,12 +155,14 @@ class KVBatch:
         self.cache: Any = None
         self.last_pos: torch.Tensor | None = None
         self.logits: torch.Tensor | None = None
-        self._columns = _Columns(0, 0)
+        self._columns = _Columns(0)
         self._layers: list[SlabLayer] = []
         # Which columns of each slot hold a real token; the slab's attention mask.
         self._valid: torch.Tensor | None = None
         # Without a slab: the 2-D attention mask (None: no padding).
         self._mask: torch.Tensor | None = None
+        # A slab handed out by :meth:`start` for a prefill to fill.
+        self._started: Any = None
         # Each row's first real column (absolute), and whether it has padding after it.
         self._first: list[int] = []
         self._holes: list[bool] = []
@@ -142,7 +171,7 @@ class KVBatch:
         """Empty the batch: no row, no cache."""
         self.rows, self._first, self._holes, self._layers = [], [], [], []
         self.cache = self.last_pos = self.logits = self._valid = self._mask = None
-        self._columns = _Columns(0, 0)
+        self._columns = _Columns(0)
 
     @property
     def width(self) -> int:
@@ -150,8 +179,13 @@ class KVBatch:
         if not self.rows:
             return 0
         if self._layers:
-            return self._columns.end - self._columns.start
+            return self._end - self._columns.start
         return int(self.cache.get_seq_length())
+
+    @property
+    def _end(self) -> int:
+        """The column after the last one written (0 without a slab)."""
+        return self._layers[0].end if self._layers else 0
 
     @property
     def slots(self) -> tuple[int, int]:
@@ -162,6 +196,31 @@ class KVBatch:
         return int(shape[0]), int(shape[2])
 
     # -- newcomers ----------------------------------------------------------------------------
+
+    def start(self, group: list[Job], shape: KVShape | None) -> Any:
+        """A slab for a batch that starts with ``group``, for their prefill to fill in place.
+
+        An exact fit: the longest prompt plus the most new tokens any of them may take. Their
+        prefill then writes straight into it; :meth:`merge` takes it as the batch's without a
+        copy, and no second cache the size of theirs exists meanwhile.
+
+        Returns:
+            A transformers cache, or None (the batch is running, or the layers' shape is not
+            known yet): the prefill makes its own cache, which :meth:`merge` copies in.
+        """
+        if shape is None or self.rows:
+            return None
+        rows = len(group)
+        cols = max(len(j.prompt) for j in group) + max(j.max_new for j in group)
+        like = shape.like
+        size = (rows, shape.heads, cols, shape.head_dim)
+        columns = _Columns(0)
+        layers = [
+            SlabLayer(columns, like.new_empty(size), like.new_empty(size), 0)
+            for _ in range(shape.layers)
+        ]
+        self._started = Cache(layers=list(layers))
+        return self._started
 
     def merge(self, group: list[Job], new: Prefilled, *, slab: bool = True) -> None:
         """Add the prefilled newcomers to the batch (they become it when it is empty).
@@ -178,17 +237,20 @@ class KVBatch:
             self.rows = list(group)
             self._mask = None if not any(new.pads) and not any(new.holes) else new.mask
             return
+        started, self._started = self._started, None
+        if new.cache is started and not self.rows:
+            self._adopt(group, new)
+            return
         old = len(self.rows)
         width = int(new.mask.shape[1])
         # Decoding steps still to come: each row writes at most one column per token it adds.
         ahead = max(j.max_new - len(j.out) for j in [*self.rows, *group])
-        cols = self._columns
+        cols, end = self._columns, self._end
         rows_cap, cols_cap = self.slots
         plan = None
-        if old + len(group) > rows_cap or cols.end < width or cols.end + ahead > cols_cap:
+        if old + len(group) > rows_cap or end < width or end + ahead > cols_cap:
             plan = self._plan(old + len(group), width, ahead)
-            cols = plan.columns
-        end = cols.end
+            cols, end = plan.columns, plan.end
         valid = self._valid
         assert valid is not None
         start = min(cols.start, end - width) if old else end - width
@@ -228,6 +290,17 @@ class KVBatch:
             self.last_pos, self.logits = new.last_pos, new.logits
         self.rows.extend(group)
 
+    def _adopt(self, group: list[Job], new: Prefilled) -> None:
+        """Make the slab the newcomers were prefilled into (:meth:`start`) the batch's."""
+        layers = list(new.cache.layers)
+        rows, _, cols, _ = layers[0].slab_keys.shape
+        width = int(new.mask.shape[1])
+        self._layers, self.cache, self._columns = layers, new.cache, layers[0].columns
+        self._valid = torch.zeros((rows, cols), dtype=torch.bool, device=new.mask.device)
+        self._valid[:, :width] = new.mask.bool()
+        self._first, self._holes = list(new.pads), list(new.holes)
+        self.last_pos, self.logits, self.rows = new.last_pos, new.logits, list(group)
+
     def _plan(self, rows: int, width: int, ahead: int) -> _Plan:
         """A new slab's size for ``rows`` rows; its mask made, the live rows' moved into it.
 
@@ -238,8 +311,8 @@ class KVBatch:
         :meth:`_move` as the newcomers are copied in.
         """
         old_rows = len(self.rows)
-        cols = self._columns
-        live = cols.end - cols.start if old_rows else 0
+        cols, end = self._columns, self._end
+        live = end - cols.start if old_rows else 0
         span = max(live, width)
         new_rows, new_cols = rows, span + ahead
         if old_rows:
@@ -247,17 +320,15 @@ class KVBatch:
             if grown[0] * grown[1] <= self.max_tokens:
                 new_rows, new_cols = grown
         # The old rows keep their right alignment: their last column lands at ``span``.
-        shift = span - cols.end
+        shift = span - end
         device = self._valid.device if self._valid is not None else None
         valid = torch.zeros((new_rows, new_cols), dtype=torch.bool, device=device)
         if old_rows:
             assert self._valid is not None
-            valid[:old_rows, cols.start + shift : span] = self._valid[
-                :old_rows, cols.start : cols.end
-            ]
+            valid[:old_rows, cols.start + shift : span] = self._valid[:old_rows, cols.start : end]
             self._first = [f + shift for f in self._first]
         self._valid = valid
-        return _Plan(new_rows, new_cols, shift, _Columns(span - live, span), [])
+        return _Plan(new_rows, new_cols, shift, span, _Columns(span - live), [])
 
     def _move(self, index: int, plan: _Plan, like: torch.Tensor) -> SlabLayer:
         """Layer ``index`` of the planned slab, the live rows' keys and values moved into it."""
@@ -269,13 +340,13 @@ class KVBatch:
         if old_rows:
             cols = self._columns
             mine = self._layers[index]
-            src = slice(cols.start, cols.end)
-            dst = slice(cols.start + plan.shift, cols.end + plan.shift)
+            src = slice(cols.start, mine.end)
+            dst = slice(cols.start + plan.shift, mine.end + plan.shift)
             keys[:old_rows, :, dst].copy_(mine.slab_keys[:old_rows, :, src])
             values[:old_rows, :, dst].copy_(mine.slab_values[:old_rows, :, src])
             # The old layer's buffers go as soon as they are moved.
             mine.slab_keys = mine.slab_values = like.new_zeros(0)
-        layer = SlabLayer(plan.columns, keys, values)
+        layer = SlabLayer(plan.columns, keys, values, plan.end)
         plan.layers.append(layer)
         return layer
 
@@ -312,15 +383,15 @@ class KVBatch:
             if self._mask is not None:
                 self._mask = torch.cat([self._mask, self._mask.new_ones((len(order), 1))], dim=1)
             return self._mask, last_pos, tokens.reshape(-1, 1)
-        cols = self._columns
+        cols, end = self._columns, self._end
         valid = self._valid
         assert valid is not None
         count = len(order)
-        valid[:count, cols.end] = True
+        valid[:count, end] = True
         if not any(self._holes) and all(f == cols.start for f in self._first):
             return None, last_pos, tokens.reshape(-1, 1)
         return (
-            self._mask_of(valid[:count, cols.start : cols.end + 1]),
+            self._mask_of(valid[:count, cols.start : end + 1]),
             last_pos,
             tokens.reshape(-1, 1),
         )
@@ -341,11 +412,6 @@ class KVBatch:
             return blocked[:, None, None, :]
         return valid.long()
 
-    def advance(self) -> None:
-        """After a forward: its tokens are in the cache."""
-        if self._layers:
-            self._columns.end += 1
-
     def _retire(self, keep: list[int], rows: int) -> list[int]:
         """Drop the rows not in ``keep``; the kept rows' old indices in their new order."""
         if not self._layers:
@@ -363,8 +429,7 @@ class KVBatch:
         for gap, mover in zip(gaps, movers, strict=True):
             order[gap] = mover
         if gaps:
-            cols = self._columns
-            live = slice(cols.start, cols.end)
+            live = slice(self._columns.start, self._end)
             assert self._valid is not None
             dst = _indices(gaps, self._valid.device)
             src = _indices(movers, self._valid.device)
