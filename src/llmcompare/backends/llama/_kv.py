@@ -161,8 +161,6 @@ class KVBatch:
         self._valid: torch.Tensor | None = None
         # Without a slab: the 2-D attention mask (None: no padding).
         self._mask: torch.Tensor | None = None
-        # A slab handed out by :meth:`start` for a prefill to fill.
-        self._started: Any = None
         # Each row's first real column (absolute), and whether it has padding after it.
         self._first: list[int] = []
         self._holes: list[bool] = []
@@ -219,8 +217,7 @@ class KVBatch:
             SlabLayer(columns, like.new_empty(size), like.new_empty(size), 0)
             for _ in range(shape.layers)
         ]
-        self._started = Cache(layers=list(layers))
-        return self._started
+        return Cache(layers=list(layers))
 
     def merge(self, group: list[Job], new: Prefilled, *, slab: bool = True) -> None:
         """Add the prefilled newcomers to the batch (they become it when it is empty).
@@ -237,9 +234,8 @@ class KVBatch:
             self.rows = list(group)
             self._mask = None if not any(new.pads) and not any(new.holes) else new.mask
             return
-        started, self._started = self._started, None
-        if new.cache is started and not self.rows:
-            self._adopt(group, new)
+        if not self.rows and isinstance(new.cache.layers[0], SlabLayer):
+            self._adopt(group, new)  # prefilled in place: nothing to copy
             return
         old = len(self.rows)
         width = int(new.mask.shape[1])
