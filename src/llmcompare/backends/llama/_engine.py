@@ -277,7 +277,9 @@ class Engine:
                 self.prefix_cache.store(prompts[0], len(prompts[0]) - 1, cache.layers)
             if made and self.mergeable and self.kv_shape is None:
                 keys = cache.layers[0].keys
-                self.kv_shape = KVShape(len(cache.layers), keys.shape[1], keys.shape[3], keys)
+                # An empty tensor for the dtype and device: keys itself would stay alive.
+                like = keys.new_empty(0)
+                self.kv_shape = KVShape(len(cache.layers), keys.shape[1], keys.shape[3], like)
             elapsed = time.perf_counter() - start
             joules = self.joules_since(reading)
         total = sum(len(p) for p in prompts)

@@ -60,7 +60,7 @@ class KVShape(NamedTuple):
         layers: Layers with a KV cache.
         heads: Key/value heads per layer.
         head_dim: Values per head.
-        like: A tensor of the cache's dtype and device.
+        like: An empty tensor of the cache's dtype and device.
     """
 
     layers: int
