@@ -359,30 +359,31 @@ class KVBatch:
             tokens: Each of those rows' next input token, on the device.
 
         Returns:
-            The attention mask (None: no padding; a 4-D boolean mask with a slab, 2-D without),
+            The attention mask (None: no padding; in the form the attention takes, see
+            :meth:`_mask_of`, with a slab; 2-D without),
             each kept row's position for its new token ``(rows, 1)``, and the tokens ``(rows,
             1)``. ``self.rows`` lists the kept rows, in their new order, afterwards.
         """
         assert self.last_pos is not None
-        jobs = self.rows
-        # The kept rows from here on: a failure below fails these, not the rows that left.
-        self.rows = [jobs[r] for r in keep]
-        order = self._retire(keep, rows) if len(keep) < rows else list(range(rows))
-        self.rows = [jobs[r] for r in order]
         last_pos = self.last_pos
-        if len(order) < rows or order != list(range(len(order))):
+        if len(keep) < rows:
+            jobs = self.rows
+            # The kept rows from here on: a failure below fails these, not the rows that left.
+            self.rows = [jobs[r] for r in keep]
+            order = self._retire(keep, rows)
+            self.rows = [jobs[r] for r in order]
             index = _indices(order, tokens.device)
             last_pos, tokens = last_pos[index], tokens[index]
         last_pos = last_pos + 1
         self.last_pos = last_pos
+        count = len(keep)
         if not self._layers:
             if self._mask is not None:
-                self._mask = torch.cat([self._mask, self._mask.new_ones((len(order), 1))], dim=1)
+                self._mask = torch.cat([self._mask, self._mask.new_ones((count, 1))], dim=1)
             return self._mask, last_pos, tokens.reshape(-1, 1)
         cols, end = self._columns, self._end
         valid = self._valid
         assert valid is not None
-        count = len(order)
         valid[:count, end] = True
         if not any(self._holes) and all(f == cols.start for f in self._first):
             return None, last_pos, tokens.reshape(-1, 1)
