@@ -13,6 +13,7 @@ from llmcompare import compare
 from llmcompare.backends.fake import FunctionModel
 from llmcompare.config import ConfigFileError, judge_from_flags, load_config
 from llmcompare.judges import JudgePanel, PairwiseJudge, PointwiseJudge
+from llmcompare.ratelimit import RateLimits
 from llmcompare.report import write_html
 from llmcompare.types import Request
 
@@ -86,6 +87,63 @@ name = "fake"
     short = load_config(write(tmp_path, 'models = ["fake", "b=fake"]\njudge = "fake"\n'))
     assert short.judge is not None
     assert [m.name for m in short.judge.models] == ["fake"]
+
+
+@pytest.mark.filterwarnings("ignore::llmcompare.cost.UnpricedModelWarning")  # fake models
+def test_a_judge_models_own_limits_go_to_the_plan_and_the_record_under_its_name(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "p.jsonl").write_text('{"id": "q", "prompt": "Capital of France?"}\n')
+    config = load_config(
+        write(
+            tmp_path,
+            """
+models = ["fake", "b=fake"]
+prompts = "p.jsonl"
+rpm = 6000
+
+[judge]
+label = "referee"
+name = "fake"
+tpm = 1000000
+""",
+        )
+    )
+    with config.build() as plan:
+        # Its own tpm, and the shared rpm it does not set, under the judge's name.
+        assert plan.limits == {"referee": RateLimits(rpm=6000, tpm=1_000_000)}
+        result = plan.run(progress=False, cache=False)
+    assert result.judging is not None
+    assert result.judging.requests == 2  # both orders of the one pair
+    assert result.run.rate_limits == {
+        "fake:echo": RateLimits(rpm=6000),
+        "b": RateLimits(rpm=6000),
+        "referee": RateLimits(rpm=6000, tpm=1_000_000),
+    }
+
+
+def test_a_judge_named_like_a_model_with_other_limits_is_refused_at_its_line(
+    tmp_path: Path,
+) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            """models = ["fake", "b=fake"]
+
+[judge]
+label = "b"
+name = "fake"
+rpm = 60
+""",
+        )
+    )
+    with pytest.raises(ConfigFileError) as caught:
+        config.build()
+    assert "\n" not in str(caught.value)
+    assert str(caught.value).endswith(
+        "compare.toml:6: judge.rpm: the judge 'b' is named like a model of the run, so both "
+        "have one entry of limits: give them the same rpm and tpm, or give the judge a label"
+    )
 
 
 def test_a_judge_key_variable_that_is_not_set_is_refused_at_its_line(tmp_path: Path) -> None:

@@ -14,8 +14,11 @@ from hypothesis import strategies as st
 
 from helpers.cli import run
 from llmcompare import Request, compare
-from llmcompare.backends.fake import ScriptedModel
+from llmcompare.backends.fake import FunctionModel, ScriptedModel
+from llmcompare.config import load_config
 from llmcompare.errors import ConfigurationError
+from llmcompare.judges import JudgePanel, PairwiseJudge, judge_answers
+from llmcompare.prompts import PromptItem
 from llmcompare.ratelimit import RateLimiter, RateLimits, with_rate_limit
 
 
@@ -180,6 +183,138 @@ def test_compare_refuses_limits_it_cannot_apply() -> None:
             cache=False,
         )
     assert model.history == []  # refused before anything was sent
+
+
+# -- the judge's limits: the same owner, by the judge's name --------------------------------------
+
+
+A_IS_BETTER = json.dumps({"reasoning": "A is better.", "verdict": "A"})
+
+
+def long_waits(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "llmcompare.ratelimit"]
+
+
+@pytest.mark.filterwarnings("ignore::llmcompare.cost.UnpricedModelWarning")  # fake models
+@pytest.mark.filterwarnings("ignore:.*judge not cached:RuntimeWarning")  # fake judges
+def test_compare_gives_each_judge_its_own_limits_by_its_name_and_records_them(
+    virtual_time: VirtualTime, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    sent: dict[str, list[float]] = {"free": [], "strict": []}
+
+    def judge(name: str) -> PairwiseJudge:
+        def reply(request: Request) -> str:
+            sent[name].append(virtual_time.now)  # when the limiter let it go
+            return A_IS_BETTER
+
+        return PairwiseJudge(FunctionModel(reply, name=f"{name}-model"), name=name)
+
+    panel = JudgePanel([judge("free"), judge("strict")])
+    with caplog.at_level("WARNING", logger="llmcompare.ratelimit"):
+        result = compare(
+            {"a": ScriptedModel(default="yes"), "b": ScriptedModel(default="no")},
+            ["q"],  # one answer each: the models never wait, the judges ask twice (swapped)
+            rpm=0.5,
+            limits={"free": RateLimits(), "strict": RateLimits(rpm=0.25)},
+            judge=panel,
+            concurrency=1,
+            progress=False,
+            cache=False,
+            out=tmp_path / "run",
+        )
+    assert result.judging is not None
+    assert (result.judging.requests, result.judging.failed) == (4, 0)
+    # "free" has no limit of its own: the shared rpm=0.5 would have held its second request.
+    assert len(sent["free"]) == 2
+    assert sent["free"][1] == sent["free"][0]
+    # "strict" waited for its own limit, the only wait of the run, and was told so.
+    assert sent["strict"][1] - sent["strict"][0] == pytest.approx(4 * 61)
+    assert long_waits(caplog) == [
+        "fake:strict-model: the next request waits 4 min 4 s for the rate limit rpm=0.25 (one "
+        "request every 4 min 4 s)"
+    ]
+    # The record says what each model and judge was held to; the configuration, as given.
+    assert result.run.rate_limits == {
+        "a": RateLimits(rpm=0.5),
+        "b": RateLimits(rpm=0.5),
+        "strict": RateLimits(rpm=0.25),
+    }
+    config = json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))["config"]
+    assert config["limits"] == {
+        "free": {"rpm": None, "tpm": None},
+        "strict": {"rpm": 0.25, "tpm": None},
+    }
+
+
+@pytest.mark.filterwarnings("ignore::llmcompare.cost.UnpricedModelWarning")  # fake models
+def test_a_config_judges_own_limit_replaces_the_shared_one_instead_of_adding_to_it(
+    virtual_time: VirtualTime, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    (tmp_path / "p.jsonl").write_text('{"id": "q", "prompt": "Capital of France?"}\n')
+    (tmp_path / "compare.toml").write_text(
+        """
+prompts = "p.jsonl"
+rpm = 0.5
+concurrency = 1
+
+[[models]]
+name = "fake"
+options = { reply = "Paris." }
+
+[[models]]
+label = "b"
+name = "fake"
+options = { reply = "Lyon." }
+
+[judge]
+label = "referee"
+name = "fake"
+rpm = 600000
+""",
+        encoding="utf-8",
+    )
+    with (
+        load_config(tmp_path / "compare.toml").build() as plan,
+        caplog.at_level("WARNING", logger="llmcompare.ratelimit"),
+    ):
+        result = plan.run(progress=False, cache=False)
+        assert plan.judge is not None
+        judge = plan.judge.judges[0].model
+    assert result.judging is not None
+    # Held to its own 600,000 rpm alone: under the shared 0.5 as well, its second request
+    # would have waited two minutes.
+    assert long_waits(caplog) == []
+    assert virtual_time.now == 0.0
+    assert judge.history[1].messages != judge.history[0].messages  # both orders were sent
+    assert result.run.rate_limits["referee"] == RateLimits(rpm=600_000)
+
+
+def test_compare_refuses_limits_of_neither_a_model_nor_a_judge_before_sending() -> None:
+    a, b = ScriptedModel(default="yes", name="a"), ScriptedModel(default="no", name="b")
+    referee = ScriptedModel(default=A_IS_BETTER, name="referee")
+    judge = PairwiseJudge(referee, name="referee")
+    with pytest.raises(ConfigurationError) as caught:
+        compare(
+            [a, b],
+            ["q"],
+            limits={"nobody": RateLimits(rpm=1), "referee": RateLimits(rpm=1)},
+            judge=judge,
+            progress=False,
+            cache=False,
+        )
+    assert str(caught.value) == (
+        "limits name models that are not in this run, nor judges of it: ['nobody']; its "
+        "models: ['fake:a', 'fake:b']; its judges: ['referee']"
+    )
+    assert a.history == b.history == referee.history == []  # refused before anything was sent
+    answers = {("q", "x", 0): a.generate("q"), ("q", "y", 0): b.generate("q")}
+    with pytest.raises(
+        ConfigurationError, match=r"limits name judges that are not judging: \['x'\]"
+    ):
+        judge_answers(
+            judge, [PromptItem(id="q", prompt="q")], answers, ["x", "y"], limits={"x": RateLimits()}
+        )
+    assert referee.history == []
 
 
 @pytest.mark.parametrize("bad", [0, -1.5, float("nan"), True, "60"])

@@ -28,7 +28,7 @@ from llmcompare.comparison._hosting import check_hosted, host
 from llmcompare.comparison._inputs import DEFAULT_SETTINGS, Models, build_models, check_inputs
 from llmcompare.comparison._judging import check_judge, judge_runs
 from llmcompare.comparison._load import check_levels, plan_sweep, run_sweeps
-from llmcompare.comparison._plan import config_record, plan_record, plan_runs
+from llmcompare.comparison._plan import config_record, own_limits, plan_record, plan_runs
 from llmcompare.comparison._record import build_record
 from llmcompare.comparison._run import Sending, close_all, open_cache, run_models, stated_limits
 from llmcompare.comparison._shelf import ShelfLifeWarning, shelf_lives
@@ -106,11 +106,13 @@ def compare(
             pending request, bounded by its own limits (``max_batch_size``).
         retry: Retry policy for transient failures (the default: 4 attempts within 60 s);
             ``None`` retries nothing, as everywhere in llmcompare.
-        rpm: Requests-per-minute limit, applied to each model on its own.
-        tpm: Tokens-per-minute limit, applied to each model on its own.
-        limits: Each model's own limits, by label: they replace ``rpm`` and ``tpm`` for that
-            model (``RateLimits()``: none at all). The record's configuration keeps them as
-            given.
+        rpm: Requests-per-minute limit, applied to each model (and judge) on its own.
+        tpm: Tokens-per-minute limit, applied to each model (and judge) on its own.
+        limits: Each model's own limits, by label, and each judge's, by its ``name`` (a
+            judge named like a model of the run gets that model's entry): they replace
+            ``rpm`` and ``tpm`` for that model or judge (``RateLimits()``: none at all). The
+            record's configuration keeps them as given, and its ``run.rate_limits`` what each
+            model and judge was held to.
         budget: Limits on dollars, tokens or requests across the run, enforced before sending.
         hardware: Local cost assumptions (dollars per hour, watts, grid carbon) for open models;
             without it the generic cloud VM of :class:`~llmcompare.cost.LocalHardware` is
@@ -180,7 +182,7 @@ def compare(
     inputs = check_inputs(
         models, prompts, settings, scorers, samples, confidence, stats_seed, allow_code_execution
     )
-    check_judge(judge, len(models))
+    judges = check_judge(judge, len(models))
     priced_only = check_what_if(what_if)
     machines = check_hosted(hosted or {})
     built, owned = build_models(models)
@@ -189,9 +191,10 @@ def compare(
     judging: Judging | None = None
     try:
         try:
-            runs, ks, tracker, own = plan_runs(
-                built, inputs, overrides or {}, limits or {}, pass_at, budget, hardware, executor
+            runs, ks, tracker = plan_runs(
+                built, inputs, overrides or {}, pass_at, budget, hardware, executor
             )
+            own = own_limits(limits or {}, runs, judges)
             # Before anything is sent: a model past or near its shutdown date is warned about.
             shelf = shelf_lives({r.label: r.model for r in runs}, date.today())
             host(runs, machines, tracker)
@@ -231,7 +234,7 @@ def compare(
             shelf,
             sweeps,
             estimates,
-            stated_limits(runs, sending),
+            stated_limits(runs, judges, sending),
         )
     finally:
         if folder is not None:

@@ -1,8 +1,9 @@
 """Judging a comparison's answers: the judge sent through the same run as the models.
 
-The judge's requests use the run's sending settings, its cost tracker (so one budget covers
-models and judge), its response cache and its run folder (``judgments.jsonl`` beside
-``answers.jsonl``); its cost is kept in the record's ``judging``, apart from the models'.
+The judge's requests use the run's sending settings (each judge's own limits from
+``compare``'s ``limits=``, by its name), its cost tracker (so one budget covers models and
+judge), its response cache and its run folder (``judgments.jsonl`` beside ``answers.jsonl``);
+its cost is kept in the record's ``judging``, apart from the models'.
 """
 
 from __future__ import annotations
@@ -24,20 +25,25 @@ if TYPE_CHECKING:
 __all__ = ["check_judge", "judge_runs"]
 
 
-def check_judge(judge: object, models: int) -> None:
+def check_judge(judge: object, models: int) -> tuple[str, ...]:
     """Refuse, before anything is sent, a judge that cannot judge this run.
+
+    Returns:
+        The names of the judges that ask (a panel's members), by which ``limits=`` names
+        them; none without a judge.
 
     Raises:
         ConfigurationError: For something that is not a judge, or a pairwise judge of one model.
     """
     if judge is None:
-        return
+        return ()
     if not isinstance(judge, (PairwiseJudge, PointwiseJudge, JudgePanel)):
         raise ConfigurationError(
             f"judge must be a PairwiseJudge, a PointwiseJudge or a JudgePanel, got {judge!r:.80}"
         )
     if judge.mode == "pairwise" and models < 2:
         raise ConfigurationError("a pairwise judge needs two models or more to compare")
+    return tuple(j.name for j in judge.judges)
 
 
 def judge_runs(
@@ -50,6 +56,7 @@ def judge_runs(
     hardware: LocalHardware | None,
 ) -> Judging:
     """Judge every answer the models gave, through the run's own machinery."""
+    names = {j.name for j in judge.judges}
     answers = {
         (p.item_id, run.label, p.sample): p.result.completion
         for run in runs
@@ -68,6 +75,7 @@ def judge_runs(
         retry=sending.retry,
         rpm=sending.rpm,
         tpm=sending.tpm,
+        limits={name: own for name, own in sending.limits.items() if name in names},
         progress=sending.progress,
         refresh=sending.refresh,
         hardware=hardware,

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from llmcompare.energy import EnergyCounter
     from llmcompare.executors import Executor
 
-__all__ = ["ModelRun", "PlannedRequest", "config_record", "plan_record", "plan_runs"]
+__all__ = ["ModelRun", "PlannedRequest", "config_record", "own_limits", "plan_record", "plan_runs"]
 
 
 @dataclass
@@ -139,17 +139,15 @@ def plan_runs(
     built: Sequence[tuple[str, Model]],
     inputs: Inputs,
     overrides: Mapping[str, Settings],
-    limits: Mapping[str, RateLimits],
     pass_at: Sequence[int] | None,
     budget: Budget | None,
     hardware: LocalHardware | None,
     executor: Executor | None,
-) -> tuple[list[ModelRun], tuple[int, ...], CostTracker, dict[str, RateLimits]]:
-    """Every model's requests, pass@k's k values, the cost tracker and the models' own limits.
+) -> tuple[list[ModelRun], tuple[int, ...], CostTracker]:
+    """Every model's requests, pass@k's k values and the cost tracker.
 
     Raises:
-        ConfigurationError: For a model given twice, overrides or limits of models not in the
-            run, a limit that is not a :class:`~llmcompare.ratelimit.RateLimits`, a
+        ConfigurationError: For a model given twice, overrides of models not in the run, a
             pass@k that cannot be computed, a budget that cannot be enforced, a request a model
             cannot run.
     """
@@ -160,13 +158,17 @@ def plan_runs(
             f"each model must appear once; got {labels} (give a mapping of labels to "
             "models to compare one model twice)"
         )
-    own = _own_limits(overrides, limits, labels)
+    unknown = sorted(set(overrides) - set(labels))
+    if unknown:
+        raise ConfigurationError(
+            f"overrides name models that are not in this run: {unknown}; its models: {labels}"
+        )
     ks = _greedy_pass_at(pass_at, pass_at_ks(pass_at, inputs.samples), runs, inputs, overrides)
     tracker = _cost_tracker(budget, hardware, executor, runs)
     # Every request of every model is built (and so validated) before the first is sent.
     for run in runs:
         run.plan(inputs, overrides.get(run.label, {}))
-    return runs, ks, tracker, own
+    return runs, ks, tracker
 
 
 def _greedy_pass_at(
@@ -280,26 +282,33 @@ def config_record(
         else {"attempts": retry.attempts, "deadline_s": retry.deadline_s},
         "rpm": sending.rpm,
         "tpm": sending.tpm,
-        # Each model's own limits as given, beside the shared ones they replace.
+        # Each model's and judge's own limits as given, beside the shared ones they replace.
         "limits": {
             label: {"rpm": lim.rpm, "tpm": lim.tpm} for label, lim in sending.limits.items()
         },
     }
 
 
-def _own_limits(
-    overrides: Mapping[str, Settings],
-    limits: Mapping[str, RateLimits],
-    labels: Sequence[str],
+def own_limits(
+    limits: Mapping[str, RateLimits], runs: Sequence[ModelRun], judges: Sequence[str]
 ) -> dict[str, RateLimits]:
-    """The models' own limits, checked, once ``overrides`` and ``limits`` name only run models."""
+    """The models' and judges' own limits (``compare``'s ``limits=``), checked.
+
+    They may name the run's models, by label, and the judge's members, by name (a judge
+    named like a model has that model's entry).
+
+    Raises:
+        ConfigurationError: For a name of neither a model nor a judge of the run, or a limit
+            that is not a :class:`~llmcompare.ratelimit.RateLimits`.
+    """
+    labels = [r.label for r in runs]
+    unknown = sorted(set(limits) - {*labels, *judges})
+    if unknown:
+        raise ConfigurationError(
+            f"limits name models that are not in this run, nor judges of it: {unknown}; its "
+            f"models: {labels}; its judges: {list(judges) or 'none'}"
+        )
     own = dict(limits)
-    for name, by_label in (("overrides", overrides), ("limits", own)):
-        unknown = sorted(set(by_label) - set(labels))
-        if unknown:
-            raise ConfigurationError(
-                f"{name} name models that are not in this run: {unknown}; its models: {labels}"
-            )
     for label, value in own.items():
         if not isinstance(value, RateLimits):
             raise ConfigurationError(

@@ -48,7 +48,8 @@ class Sending:
         retry: The retry policy; None retries nothing.
         rpm: The requests-per-minute limit of each model.
         tpm: The tokens-per-minute limit of each model.
-        limits: Models' own limits by label, replacing ``rpm`` and ``tpm`` for them.
+        limits: Own limits by model label and by judge name, replacing ``rpm`` and ``tpm``
+            for them.
         tracker: Cost and budget across the whole run.
         progress: Show a progress bar; None: when stderr is a terminal.
         refresh: Send every request even when the cache has its answer.
@@ -65,15 +66,24 @@ class Sending:
     refresh: bool
     executor: Executor | None
 
+    def limits_of(self, name: str) -> RateLimits:
+        """The limits a model's (or judge's) requests go through: its own, else the shared ones."""
+        own = self.limits.get(name)
+        return own if own is not None else RateLimits(rpm=self.rpm, tpm=self.tpm)
 
-def stated_limits(runs: Sequence[ModelRun], sending: Sending) -> dict[str, RateLimits]:
-    """Each model's stated limits, by label: its own, else the run's shared ones (None left out)."""
+
+def stated_limits(
+    runs: Sequence[ModelRun], judges: Sequence[str], sending: Sending
+) -> dict[str, RateLimits]:
+    """Each model's and judge's stated limits, by name: its own, else the shared ones.
+
+    Those without any limit are left out; a judge named like a model is that model's entry.
+    """
     out = {}
-    for run in runs:
-        own = sending.limits.get(run.label)
-        limits = own if own is not None else RateLimits(rpm=sending.rpm, tpm=sending.tpm)
+    for name in dict.fromkeys([*(r.label for r in runs), *judges]):
+        limits = sending.limits_of(name)
         if limits.rpm is not None or limits.tpm is not None:
-            out[run.label] = limits
+            out[name] = limits
     return out
 
 
@@ -189,6 +199,7 @@ def _send(
     if remote is not None:
         _send_remote(run, todo, remote, sending, arrived)
         return
+    limits = sending.limits_of(run.label)
     start = time.perf_counter()
     # Batch API ids go to the run folder the moment they exist (llmcompare.runs._journal).
     with journal_in(folder.path if folder is not None else None, fresh=sending.refresh):
@@ -197,8 +208,8 @@ def _send(
             [run.requests[i].request for i in todo],
             concurrency=sending.concurrency,
             retry=sending.retry,
-            rpm=sending.limits[run.label].rpm if run.label in sending.limits else sending.rpm,
-            tpm=sending.limits[run.label].tpm if run.label in sending.limits else sending.tpm,
+            rpm=limits.rpm,
+            tpm=limits.tpm,
             tracker=sending.tracker,
             progress=sending.progress,
             # Streaming where the model streams and does not batch: each answer's time to

@@ -3,12 +3,15 @@
 :func:`build_judge` turns a :class:`~llmcompare.config.JudgeConfig` into a
 :class:`~llmcompare.judges.PairwiseJudge`, a :class:`~llmcompare.judges.PointwiseJudge` or a
 :class:`~llmcompare.judges.JudgePanel` (the flags' own config comes from
-:func:`~llmcompare.config.judge_from_flags`).
+:func:`~llmcompare.config.judge_from_flags`). A judge model's ``rpm`` / ``tpm`` are not applied
+to its model: ``judge_limits`` gives them to the plan's ``limits``, by the judge's name, so
+``compare`` owns every limit and the record states them.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -23,17 +26,20 @@ from llmcompare.judges import (
     PairwiseJudge,
     PointwiseJudge,
 )
-from llmcompare.ratelimit import with_rate_limit
+from llmcompare.ratelimit import RateLimits
 
 if TYPE_CHECKING:
     from llmcompare.config._schema import CompareConfig, ModelConfig
     from llmcompare.model import Model
 
-__all__ = ["build_judge"]
+__all__ = ["build_judge", "judge_limits", "own_limits"]
 
 
 def build_judge(config: CompareConfig) -> Judge | JudgePanel | None:
     """The config's judge, built (its models too: close them with the plan).
+
+    Its models' ``rpm`` / ``tpm`` are not applied here: the plan's ``limits`` hold them, by
+    judge name, for ``compare`` to apply.
 
     Raises:
         ConfigFileError: For a judge model that cannot be built (an unset key variable, an
@@ -80,6 +86,51 @@ def build_judge(config: CompareConfig) -> Judge | JudgePanel | None:
         for model in built:
             model.close()
         raise ConfigFileError(config.path, [_problem(config, ["judge"], exc.message)]) from None
+
+
+def own_limits(config: CompareConfig, m: ModelConfig) -> RateLimits | None:
+    """A model's (or judge model's) own limits, the shared one where it sets only one.
+
+    None where it sets neither: the shared ``rpm`` / ``tpm`` apply to it as they are.
+    """
+    if m.rpm is None and m.tpm is None:
+        return None
+    return RateLimits(
+        rpm=config.rpm if m.rpm is None else m.rpm, tpm=config.tpm if m.tpm is None else m.tpm
+    )
+
+
+def judge_limits(
+    config: CompareConfig, models: Mapping[str, RateLimits], labels: Collection[str]
+) -> dict[str, RateLimits]:
+    """Each judge model's own limits, by its judge name (those without any left out).
+
+    Args:
+        config: The config.
+        models: The models' own limits, by label.
+        labels: The labels of the run's models.
+
+    Raises:
+        ConfigFileError: For a judge named like a model of the run whose limits differ from
+            the model's: one name is one entry of ``compare``'s ``limits``.
+    """
+    out: dict[str, RateLimits] = {}
+    for k, m in enumerate(() if config.judge is None else config.judge.models):
+        own = own_limits(config, m)
+        if own is None:
+            continue
+        name = m.label or m.name
+        if name in labels and models.get(name) != own:
+            message = (
+                f"the judge {name!r} is named like a model of the run, so both have one entry "
+                "of limits: give them the same rpm and tpm, or give the judge a label"
+            )
+            key = "rpm" if m.rpm is not None else "tpm"
+            raise ConfigFileError(
+                config.path, [_problem(config, ["judge", "models", k, key], message)]
+            )
+        out[name] = own
+    return out
 
 
 def _rubric(config: CompareConfig, name: str) -> str:
@@ -143,6 +194,4 @@ def _model(config: CompareConfig, k: int, m: ModelConfig) -> Model:
         raise ConfigFileError(config.path, [_problem(config, loc, str(exc))]) from None
     finally:
         options.clear()  # the key is held by the model only
-    if m.rpm is not None or m.tpm is not None:
-        model = with_rate_limit(model, rpm=m.rpm, tpm=m.tpm)
     return model

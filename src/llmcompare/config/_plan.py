@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from pydantic import ValidationError
 
-from llmcompare.config._judge import build_judge
+from llmcompare.config._judge import build_judge, judge_limits, own_limits
 from llmcompare.config._problems import ConfigFileError, Problem, _message
 from llmcompare.cost import Budget, LocalHardware
 from llmcompare.errors import LLMCompareError
@@ -51,9 +51,9 @@ class ComparePlan:
         settings: The shared settings.
         rpm: The shared requests-per-minute limit, for each model without limits of its own.
         tpm: The same for tokens per minute.
-        limits: Each model's own limits, by label (models without any are left out): they
-            replace ``rpm`` and ``tpm`` for that model; where it sets only one, the other is
-            the shared one.
+        limits: Each model's own limits, by label, and each judge model's, by its judge name
+            (those without any are left out): they replace ``rpm`` and ``tpm`` for that model
+            or judge; where it sets only one, the other is the shared one.
         samples: How many times each item runs on each model.
         concurrency: Requests in flight per API model.
         budget: Limits across the run, enforced before sending.
@@ -195,13 +195,15 @@ def build_plan(config: CompareConfig) -> ComparePlan:
     # Before the models, so a missing Ray leaves nothing to close.
     executor = None if config.executor is None else config.executor.build()
     built = _models(config)
+    by_label = list(zip(built, config.models, strict=True))
     try:
+        models = {label: own for label, m in by_label if (own := own_limits(config, m)) is not None}
+        limits = {**models, **judge_limits(config, models, built)}
         judge = build_judge(config)
     except BaseException:
         for model in built.values():
             model.close()
         raise
-    by_label = list(zip(built, config.models, strict=True))
     return ComparePlan(
         config=config,
         models=built,
@@ -211,14 +213,7 @@ def build_plan(config: CompareConfig) -> ComparePlan:
         settings=config.settings.as_settings(),
         rpm=config.rpm,
         tpm=config.tpm,
-        limits={
-            label: RateLimits(
-                rpm=config.rpm if m.rpm is None else m.rpm,
-                tpm=config.tpm if m.tpm is None else m.tpm,
-            )
-            for label, m in by_label
-            if m.rpm is not None or m.tpm is not None
-        },
+        limits=limits,
         samples=config.samples,
         concurrency=config.concurrency,
         budget=config.budget,

@@ -21,6 +21,7 @@ from llmcompare.judges._judge import Judge, JudgePanel, PairwiseJudge, Pointwise
 from llmcompare.judges._send import Reply, Sending, ask
 from llmcompare.judges._store import JudgmentsFile
 from llmcompare.judges._types import Call, Grade, Judging, Outcome, PairVerdict
+from llmcompare.ratelimit import RateLimits
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.stats import fleiss_kappa
 from llmcompare.types import Completion, Request, Usage
@@ -56,6 +57,7 @@ def judge_answers(
     retry: RetryPolicy | None = DEFAULT_POLICY,
     rpm: float | None = None,
     tpm: float | None = None,
+    limits: Mapping[str, RateLimits] | None = None,
     progress: bool | None = None,
     refresh: bool = False,
     hardware: LocalHardware | None = None,
@@ -80,8 +82,11 @@ def judge_answers(
         out: The run folder for ``judgments.jsonl``, or None.
         concurrency: Requests in flight per judge model.
         retry: The retry policy; None retries nothing.
-        rpm: Requests per minute, at most, per judge model.
-        tpm: Tokens per minute, at most, per judge model.
+        rpm: Requests per minute, at most, per judge model without limits of its own.
+        tpm: Tokens per minute, at most, per judge model without limits of its own.
+        limits: Each judge's own limits, by its ``name``: they replace ``rpm`` and ``tpm``
+            for that judge (``RateLimits()``: none at all), as ``compare``'s ``limits=`` do
+            for its models.
         progress: Show a progress bar; None: when stderr is a terminal.
         refresh: Ask again even when the cache has the reply.
         hardware: The cost basis of a local judge model.
@@ -92,13 +97,17 @@ def judge_answers(
         The verdicts (and grades), each pair's figures, the panel's agreement, the judges' cost.
 
     Raises:
-        ConfigurationError: For a pairwise judge with fewer than two models, or a judge model
+        ConfigurationError: For a pairwise judge with fewer than two models, ``limits`` naming
+            no judge of it or not a :class:`~llmcompare.ratelimit.RateLimits`, or a judge model
             that refuses its requests' setup (nothing was sent).
     """
     if judge.mode == "pairwise" and len(models) < 2:
         raise ConfigurationError("a pairwise judge needs two models or more to compare")
+    own = _own_limits(judge, limits or {})
     store = JudgmentsFile(out) if out is not None else None
-    sending = Sending(tracker, cache, store, concurrency, retry, rpm, tpm, progress, refresh)
+    sending = Sending(
+        tracker, cache, store, concurrency, retry, rpm, tpm, own, progress=progress, refresh=refresh
+    )
     run = _Run(items, answers, list(models), hardware)
     vote = judge.vote if isinstance(judge, JudgePanel) else None
     if judge.mode == "pairwise":
@@ -332,6 +341,24 @@ def _higher(a: float | None, b: float | None) -> Outcome | None:
     if a is None or b is None:
         return None
     return "a" if a > b else "b" if a < b else "tie"
+
+
+def _own_limits(
+    judge: Judge | JudgePanel, limits: Mapping[str, RateLimits]
+) -> dict[str, RateLimits]:
+    """The judges' own limits, checked: each names a judge and is a RateLimits."""
+    names = [j.name for j in members(judge)]
+    unknown = sorted(set(limits) - set(names))
+    if unknown:
+        raise ConfigurationError(
+            f"limits name judges that are not judging: {unknown}; the judges: {names}"
+        )
+    for name, value in limits.items():
+        if not isinstance(value, RateLimits):
+            raise ConfigurationError(
+                f"limits[{name!r}] must be a RateLimits(rpm=..., tpm=...), got {value!r}"
+            )
+    return dict(limits)
 
 
 def _agreement(

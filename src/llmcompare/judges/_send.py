@@ -3,20 +3,22 @@
 :func:`ask` takes one judge model's requests and answers each from, in turn, the run folder's
 ``judgments.jsonl`` (what this run already asked), the response cache (what any run asked), and
 only then the judge, through :func:`~llmcompare.batch.generate_many`: concurrency, retry, rate
-limits and the run's :class:`~llmcompare.cost.CostTracker` (a budget reserves each request's
-worst case before it is sent). Each reply is written to the folder and the cache the moment it
+limits (the judge's own, else the shared ones) and the run's
+:class:`~llmcompare.cost.CostTracker` (a budget reserves each request's worst case before it is
+sent). Each reply is written to the folder and the cache the moment it
 arrives. Requests with the same key (the same content) are asked once.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llmcompare.batch import generate_many
 from llmcompare.errors import LLMCompareError, redact
+from llmcompare.ratelimit import RateLimits
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.runs import model_identity, request_key
 from llmcompare.types import Completion, Request, Result
@@ -40,8 +42,9 @@ class Sending:
         store: The run folder's ``judgments.jsonl``, or None.
         concurrency: Requests in flight per judge model.
         retry: The retry policy; None retries nothing.
-        rpm: Requests per minute, at most, per judge model.
-        tpm: Tokens per minute, at most, per judge model.
+        rpm: Requests per minute, at most, per judge model without limits of its own.
+        tpm: Tokens per minute, at most, per judge model without limits of its own.
+        limits: Judges' own limits by judge name, replacing ``rpm`` and ``tpm`` for them.
         progress: Show a progress bar; None: when stderr is a terminal.
         refresh: Ask the judge even when the cache has its reply.
     """
@@ -53,8 +56,14 @@ class Sending:
     retry: RetryPolicy | None = DEFAULT_POLICY
     rpm: float | None = None
     tpm: float | None = None
+    limits: Mapping[str, RateLimits] = field(default_factory=dict)
     progress: bool | None = None
     refresh: bool = False
+
+    def limits_of(self, judge: str) -> RateLimits:
+        """The limits ``judge``'s requests go through: its own, else the shared ones."""
+        own = self.limits.get(judge)
+        return own if own is not None else RateLimits(rpm=self.rpm, tpm=self.tpm)
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,7 @@ def ask(
 
     Args:
         model: The judge model.
-        judge: The judge's name, written with each reply.
+        judge: The judge's name, written with each reply (and its limits' key in ``sending``).
         asked: Each request with its sample index (a request asked again on purpose, to see
             whether the judge repeats itself, is the same request as another sample).
         sending: How to send.
@@ -115,13 +124,14 @@ def ask(
     todo = [key for key in unique if key not in got]
     if todo:
         arrived = _Arrivals(model, judge, todo, got, store, cache, sending.refresh)
+        limits = sending.limits_of(judge)
         generate_many(
             model,
             [unique[key] for key in todo],
             concurrency=sending.concurrency,
             retry=sending.retry,
-            rpm=sending.rpm,
-            tpm=sending.tpm,
+            rpm=limits.rpm,
+            tpm=limits.tpm,
             tracker=sending.tracker,
             progress=sending.progress,
             on_result=arrived,

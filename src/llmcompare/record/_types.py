@@ -262,8 +262,9 @@ class RunInfo(BaseModel):
         genai_prices: The version of pydantic's genai-prices that priced the models the
             built-in table lacks, when it priced any.
         rate_limits: Each model's stated rate limits (its own ``limits=`` / config ``rpm`` and
-            ``tpm``, else the run's shared ones), by label; models without any are left out.
-            The decision says when a volume needs more than one key's limits allow.
+            ``tpm``, else the run's shared ones), by label, and the judge's, by its name;
+            those without any are left out. The decision says when a volume needs more than
+            one key's limits allow.
     """
 
     model_config = FROZEN
