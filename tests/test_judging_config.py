@@ -142,7 +142,7 @@ rpm = 60
     assert "\n" not in str(caught.value)
     assert str(caught.value).endswith(
         "compare.toml:6: judge.rpm: the judge 'b' is named like a model of the run, so both "
-        "have one entry of limits: give them the same rpm and tpm, or give the judge a label"
+        "have one entry of limits: give them the same rpm and tpm, or the judge a label of its own"
     )
 
 

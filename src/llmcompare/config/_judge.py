@@ -123,7 +123,7 @@ def judge_limits(
         if name in labels and models.get(name) != own:
             message = (
                 f"the judge {name!r} is named like a model of the run, so both have one entry "
-                "of limits: give them the same rpm and tpm, or give the judge a label"
+                "of limits: give them the same rpm and tpm, or the judge a label of its own"
             )
             key = "rpm" if m.rpm is not None else "tpm"
             raise ConfigFileError(
