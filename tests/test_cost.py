@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from functools import reduce
+from pathlib import Path
 
 import pydantic
 import pytest
@@ -42,6 +44,7 @@ from llmcompare.cost import (
     register_price,
     reset_prices,
 )
+from llmcompare.record import Comparison
 from llmcompare.retry import RetryPolicy
 from llmcompare.testing import no_wait
 
@@ -652,6 +655,61 @@ def test_a_dollar_budget_bounds_what_timed_out_requests_may_be_billed() -> None:
     assert billed <= spent <= budget.max_usd  # type: ignore[operator]
 
 
+def charge_of(messages: Sequence[str], max_tokens: int) -> Decimal:
+    """What a budget charges an attempt that timed out, by hand: its worst case.
+
+    The input bound (UTF-8 bytes of each message, plus 8 tokens a message and 32 a request) at
+    gpt-4o-mini's $0.15 per million input tokens, and max_tokens at $0.60 per million.
+    """
+    bound = 32 + sum(8 + len(m.encode()) for m in messages)
+    return (bound * Decimal("0.15") + max_tokens * Decimal("0.60")) / 10**6
+
+
+def test_a_resumed_run_counts_what_its_timed_out_requests_were_charged(tmp_path: Path) -> None:
+    prompts = [" ".join(f"word{i}x{j}" for j in range(300)) for i in range(20)]
+    budget = Budget(max_usd=Decimal("0.003"))  # room for five attempts at most
+    largest = max(charge_of([p], 256) for p in prompts)  # compare's max_tokens: 256
+    out = tmp_path / "run"
+    with OpenAIServer() as server, no_wait():
+        server.default = ok(delay=5)  # every reply comes long after the client gave up
+        model = ChatGPTModel("gpt-4o-mini", ChatGPTOptions(base_url=server.url, timeout=0.1))
+
+        def run(budget: Budget) -> Comparison:
+            return compare(
+                [model], prompts, budget=budget, concurrency=1, out=out, cache=False, progress=False
+            )
+
+        # The first process stops after two attempts, with money left in the budget, as a
+        # Ctrl-C would leave it: charged failures in the run folder, the rest never sent. (A
+        # budget is not part of a run's plan: the next call resumes the same run.)
+        first = run(Budget(max_usd=budget.max_usd, max_requests=2))
+        assert len(server.chat_requests) == 2
+        resumed = run(budget)
+        bodies = [r.body for r in server.chat_requests]
+        charges = [
+            charge_of([m["content"] for m in b["messages"]], b["max_tokens"]) for b in bodies
+        ]
+        # A third process reads both processes' rows back, each once: a budget with room for
+        # exactly one more attempt sends exactly one.
+        run(Budget(max_usd=sum(charges) + largest))
+        third = len(server.chat_requests) - len(bodies)
+    assert all(r.error is not None for r in (*first.rows, *resumed.rows))  # no reply arrived
+    # Every attempt the server received from the first two processes fits in the budget...
+    assert len(bodies) > 2
+    assert sum(charges) <= budget.max_usd  # type: ignore[operator]
+    # ...and the resumed run used it: no room is left for the largest attempt.
+    assert budget.max_usd - sum(charges) < largest  # type: ignore[operator]
+    # The resumed record's spending is every charge, the first process's included.
+    assert resumed.summaries[0].cost.usd == sum(charges)
+    assert sum(r.cost.usd for r in resumed.rows if r.cost is not None) == sum(charges)
+    assert third == 1
+    # The rows say what each failure was charged: the first, one request timed out twice.
+    lines = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
+    written = [Decimal(x["error"]["charged_usd"]) for x in lines if "charged_usd" in x["error"]]
+    assert written[0] == charges[0] + charges[1]
+    assert sum(written[:-1]) == sum(charges)
+
+
 # issue 22, item 2
 def test_an_answer_after_a_timed_out_attempt_costs_that_attempt_too() -> None:
     tracker = CostTracker(Budget(max_usd="1"))
@@ -703,6 +761,24 @@ def test_without_a_budget_a_request_that_may_be_billed_is_still_charged() -> Non
     assert timeout.charged_usd == worst == tracker.spent_usd
     assert refused.charged_usd is None  # an error status is not billed
     assert (tracker.total.failed, tracker.total.unanswered) == (2, 1)
+
+
+def test_a_charge_read_back_counts_as_an_unanswered_request_and_its_dollars() -> None:
+    tracker = CostTracker(Budget(max_usd="0.001", max_requests=2))
+    tracker.record_unanswered("chatgpt:gpt-4o-mini", Decimal("0.0004"))
+    total = tracker.total
+    assert (total.requests, total.failed, total.unanswered) == (1, 1, 1)
+    assert total.cost.usd == tracker.spent_usd == Decimal("0.0004")
+    assert total.cost.status == "estimated"
+    assert "may be billed" in total.cost.assumptions
+    assert tracker.by_model["chatgpt:gpt-4o-mini"].unanswered == 1
+    assert tracker.remaining_usd == Decimal("0.0006")
+    model = tracker.wrap(ScriptedModel(default="ok", name="gpt-4o-mini"))
+    model.generate("hi", max_tokens=5)
+    with pytest.raises(BudgetExceeded, match="max_requests=2"):
+        model.generate("hi", max_tokens=5)
+    with pytest.raises(ValueError, match="finite number of dollars"):
+        tracker.record_unanswered("chatgpt:gpt-4o-mini", Decimal(-1))
 
 
 # issue 22, item 6

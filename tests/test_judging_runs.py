@@ -26,6 +26,7 @@ from llmcompare.cost import Budget
 from llmcompare.judges import PairwiseJudge
 from llmcompare.record import Comparison
 from llmcompare.report import print_report
+from llmcompare.testing import no_wait
 from llmcompare.types import Request
 from test_runs import start
 
@@ -150,6 +151,46 @@ def judge_over(server: OpenAIServer, **options: object) -> PairwiseJudge:
         "chatgpt:gpt-4.1", base_url=server.url, api_key="sk-test-judge-key-123456", **options
     )
     return PairwiseJudge(gpt)
+
+
+def test_a_resumed_run_counts_what_its_timed_out_judge_requests_were_charged(
+    tmp_path: Path,
+) -> None:
+    x, y = fixed("gpt-4o-mini", "yes"), fixed("gpt-4.1-mini", "no")
+    budget = Budget(max_usd=Decimal("0.1"))
+    out = tmp_path / "run"
+    with OpenAIServer() as server, no_wait():
+        server.default = ok(verdict("A"), delay=5)  # every reply comes after the judge gave up
+        judge = judge_over(server, timeout=0.1)
+
+        def run(budget: Budget) -> Comparison:
+            return compare(
+                [x, y], PROMPTS, judge=judge, budget=budget, concurrency=1, out=out, cache=False
+            )
+
+        with judge.model:
+            # The first process stops after the models' answers and two judge attempts, as a
+            # Ctrl-C would leave it (a budget is not part of a run's plan: the next call
+            # resumes the same run).
+            run(Budget(max_usd=budget.max_usd, max_requests=2 * len(PROMPTS) + 2))
+            assert len(server.chat_requests) == 2
+            resumed = run(budget)
+        bodies = [r.body for r in server.chat_requests]
+    # What the budget charged each attempt that timed out, by hand: its input bound (UTF-8
+    # bytes of each message, plus 8 tokens a message and 32 a request) at gpt-4.1's $2 per
+    # million input tokens, and its max_tokens at $8 per million.
+    charges = [
+        (
+            (32 + sum(8 + len(m["content"].encode()) for m in b["messages"])) * Decimal(2)
+            + b["max_tokens"] * Decimal(8)
+        )
+        / 10**6
+        for b in bodies
+    ]
+    answers_usd = sum(r.cost.usd for r in resumed.rows if r.cost is not None)
+    assert len(bodies) > 2  # the resumed run asked the judge what still fit
+    assert answers_usd + sum(charges) <= budget.max_usd  # type: ignore[operator]
+    assert budget.max_usd - answers_usd - sum(charges) < max(charges)  # type: ignore[operator]
 
 
 @pytest.mark.slow

@@ -523,6 +523,47 @@ def test_a_budget_counts_the_answers_a_resumed_run_read_back(tmp_path: Path) -> 
     assert all(r.completion for r in resumed.rows)
 
 
+def test_a_resumed_budget_counts_the_charged_failures_of_this_runs_requests_only(
+    tmp_path: Path,
+) -> None:
+    from decimal import Decimal
+
+    from llmcompare.cost import Budget
+
+    asked_for: list[str] = []
+
+    def answer(request: llmcompare.Request) -> str:
+        asked_for.append(request.messages[-1].content)
+        return "ok"
+
+    out = tmp_path / "run"
+    model = FunctionModel(answer, name="gpt-4o-mini")
+    compare([model], ["q0", "q1"], out=out, cache=False, progress=False)
+    answers_file = out / "answers.jsonl"
+    lines = [json.loads(line) for line in answers_file.read_text().splitlines()]
+    # As an earlier process would have left them: a failure of q1's request that may have been
+    # billed, and one of another request (a row of another plan) on the same row.
+    error = {"type": "llmcompare.errors.BackendError", "message": "timed out", "retryable": True}
+    mine = {**lines[1], "error": {**error, "charged_usd": "0.25"}}
+    other = {**mine, "request": "0" * 64, "error": {**error, "charged_usd": "100"}}
+    for line in (mine, other):
+        del line["completion"], line["cached"]
+    answers_file.write_text("\n".join(json.dumps(line) for line in (lines[0], mine, other)) + "\n")
+    (out / "comparison.json").unlink()
+    resumed = compare(
+        [model], ["q0", "q1"], out=out, cache=False, progress=False, budget=Budget(max_usd="1")
+    )
+    # q1's charge counts (its row costs it) and the other request's does not: q1 fit the
+    # budget and was asked again.
+    assert asked_for == ["q0", "q1", "q1"]
+    q1 = resumed.rows[1]
+    assert q1.completion is not None
+    assert q1.cost is not None
+    assert q1.completion.unanswered_usd == Decimal("0.25")
+    assert Decimal("0.25") < q1.cost.usd < Decimal("0.26")
+    assert "may be billed" in q1.cost.assumptions
+
+
 # issue 22, item 1
 def test_a_run_folder_line_never_fails_to_encode(tmp_path: Path) -> None:
     def fail(request: llmcompare.Request) -> str:

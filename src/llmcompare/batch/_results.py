@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from llmcompare.errors import ConfigurationError, redact
+from llmcompare.errors import BackendError, ConfigurationError, redact
 from llmcompare.retry import is_retryable
 from llmcompare.types import Completion, Request, Result
 
@@ -41,14 +41,19 @@ def line_hash(model_id: str, request: Request) -> str:
 def error_record(error: BaseException) -> dict[str, Any]:
     """A failure as a results line (and a run folder's row) records it: type, message, retryable.
 
-    The message is redacted: no key or token reaches a file.
+    The message is redacted: no key or token reaches a file. A failure that may be billed (a
+    timeout) also records what a cost tracker charged for it (``charged_usd``, a decimal
+    string), so that a resumed run's budget counts it.
     """
     cls = type(error)
-    return {
+    record: dict[str, Any] = {
         "type": f"{cls.__module__}.{cls.__qualname__}",
         "message": redact(str(error)),
         "retryable": is_retryable(error),
     }
+    if isinstance(error, BackendError) and error.charged_usd is not None:
+        record["charged_usd"] = str(error.charged_usd)
+    return record
 
 
 class ResultsFile:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from llmcompare._version import __version__
@@ -47,6 +48,8 @@ class PlannedRequest:
         cached: Whether the answer came from the response cache (now, or in the run that
             recorded it).
         sent: Whether this call sent it (rather than reading its answer back).
+        charged_before: What earlier runs on the run folder were charged for its failures
+            that may be billed (a timeout, a cut stream), one per failed row read back.
     """
 
     item_id: str
@@ -56,6 +59,7 @@ class PlannedRequest:
     result: Result | None = None
     cached: bool = False
     sent: bool = False
+    charged_before: tuple[Decimal, ...] = ()
 
 
 @dataclass

@@ -12,6 +12,7 @@ import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from llmcompare._version import __version__
@@ -200,11 +201,15 @@ def _row(
     result = planned.result
     assert result is not None  # every request has its answer or failure by now
     seed = result.request.seed
+    # What earlier runs on the folder were charged for it (timeouts) is part of its cost.
+    before = sum(planned.charged_before, Decimal(0)) if planned.charged_before else None
     if result.completion is None:
         error = result.error
         assert error is not None
         # A failure that may be billed (a timeout) was charged: the row says what, and why.
         charged = error.charged_usd if isinstance(error, BackendError) else None
+        if before is not None:
+            charged = before + (charged or 0)
         return Row(
             item_id=item.id,
             model=label,
@@ -214,6 +219,9 @@ def _row(
             cost=None if charged is None else unanswered_cost(charged),
         )
     completion = result.completion
+    if before is not None:
+        earlier = completion.unanswered_usd or 0
+        completion = completion.model_copy(update={"unanswered_usd": earlier + before})
     return Row(
         item_id=item.id,
         model=label,

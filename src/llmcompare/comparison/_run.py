@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from llmcompare.batch import generate_many
@@ -115,10 +116,11 @@ def run_models(
 ) -> None:
     """Run every model in turn: a local model's compute is never shared with another's."""
     saved = folder.answers() if folder is not None else {}
+    charged = folder.charges() if folder is not None else {}
     for run in runs:
         # A hosted server's GPU on this machine: its counter over the model's whole turn.
         start = run.meter.read() if run.meter is not None else None
-        run_model(run, sending, folder, store, saved)
+        run_model(run, sending, folder, store, saved, charged)
         if run.meter is not None and run.sent:
             run.joules = run.meter.joules(start, run.meter.read())
 
@@ -129,27 +131,40 @@ def run_model(
     folder: RunFolder | None,
     store: ResponseCache | None,
     saved: Mapping[tuple[str, str, int], Answer],
+    charged: Mapping[tuple[str, str, int], Sequence[tuple[str, Decimal]]],
 ) -> None:
     """One model's turn: its answers read back, then taken from the cache, then sent."""
     if folder is not None or store is not None:
         run.name_requests(warn=store is not None)
-    _resume(run, saved)
-    # Answers read back were paid for by this comparison: the budget counts them.
+    _resume(run, saved, charged)
+    # Answers read back were paid for by this comparison, and failures read back that may be
+    # billed (a timeout) were charged, even those a later attempt answered: the budget counts
+    # them all, each row once.
     for planned in run.requests:
         done = planned.result
         if done is not None and done.completion is not None and not planned.cached:
             sending.tracker.record(done.completion)
+        for usd in planned.charged_before:
+            sending.tracker.record_unanswered(run.model.id, usd)
     if store is not None and not sending.refresh and run.cacheable:
         _from_cache(run, store, folder)
     _send(run, sending, folder, store if run.cacheable else None)
 
 
-def _resume(run: ModelRun, saved: Mapping[tuple[str, str, int], Answer]) -> None:
-    """Take the answers a run folder already holds for exactly these requests."""
+def _resume(
+    run: ModelRun,
+    saved: Mapping[tuple[str, str, int], Answer],
+    charged: Mapping[tuple[str, str, int], Sequence[tuple[str, Decimal]]],
+) -> None:
+    """Take the answers, and the charges of failures, a run folder holds for these requests."""
     for i, planned in enumerate(run.requests):
-        answer = saved.get((run.label, planned.item_id, planned.sample))
+        where = (run.label, planned.item_id, planned.sample)
+        answer = saved.get(where)
         if answer is not None and answer.request == planned.key:
             run.answer(i, answer.completion).cached = answer.cached
+        planned.charged_before = tuple(
+            usd for request, usd in charged.get(where, ()) if request == planned.key
+        )
 
 
 def _from_cache(run: ModelRun, store: ResponseCache, folder: RunFolder | None) -> None:

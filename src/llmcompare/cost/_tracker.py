@@ -284,6 +284,28 @@ class CostTracker:
         """
         return self._settle(None, completion, energy_j).as_cost()
 
+    def record_unanswered(self, model_id: str, usd: Decimal) -> None:
+        """Add a request that failed without :meth:`wrap` and was charged as maybe billed.
+
+        Under :meth:`wrap` a request that reached the provider and gave no answer (a timeout,
+        a cut stream) is charged its worst case (the error's ``charged_usd``). A comparison
+        resumed on its run folder adds so what its failed rows were charged: the budget then
+        bounds what every process of the run sent. It counts as :meth:`record` counts an
+        answer read back: a request (``requests``, ``failed``, ``unanswered``; towards
+        ``max_requests``) and its dollars spent. A row records no tokens: ``max_tokens`` does
+        not count them.
+
+        Args:
+            model_id: The model's id.
+            usd: The dollars it was charged.
+
+        Raises:
+            ValueError: When ``usd`` is negative or not finite.
+        """
+        if not usd.is_finite() or usd < 0:
+            raise ValueError(f"{model_id}: a charge must be a finite number of dollars >= 0")
+        self._release(None, model_id, (0, usd))
+
     def wrap(self, model: Model) -> Model:
         """A model whose every call goes through this tracker.
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llmcompare.batch import generate_many
-from llmcompare.errors import LLMCompareError, redact
+from llmcompare.errors import BackendError, LLMCompareError, redact
 from llmcompare.ratelimit import RateLimits
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.runs import model_identity, request_key
@@ -114,6 +114,12 @@ def ask(
             if sending.tracker is not None and not found.cached:
                 # Asked and paid for by this run before it stopped: the budget counts it.
                 sending.tracker.record(found.completion)
+    if store is not None and sending.tracker is not None:
+        # Failures that may be billed (a timeout) were charged: counted too, each line once.
+        charged = store.charges()
+        for key in unique:
+            for usd in charged.get(key, ()):
+                sending.tracker.record_unanswered(model.id, usd)
     cache = sending.cache if identity is not None else None
     if cache is not None and not sending.refresh:
         for key in unique:
@@ -173,11 +179,14 @@ class _Arrivals:
         key = self.todo[result.index]
         completion = result.completion
         if completion is None:
-            assert result.error is not None
-            error = describe(result.error)
+            failure = result.error
+            assert failure is not None
+            error = describe(failure)
             self.got[key] = Reply(None, error=error)
             if self.store is not None:
-                self.store.write(key, self.judge, error=error)
+                # A timeout may be billed: what it was charged is kept for a resumed budget.
+                charged = failure.charged_usd if isinstance(failure, BackendError) else None
+                self.store.write(key, self.judge, error=error, charged_usd=charged)
             return
         self.got[key] = Reply(completion)
         if self.store is not None:

@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -53,16 +54,7 @@ class JudgmentsFile:
     def read(self) -> dict[str, Saved]:
         """The replies written so far, by request key; failures and damaged lines left out."""
         found: dict[str, Saved] = {}
-        if not self.path.exists():
-            return found
-        data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            # Cut short by a kill: drop the piece, or the next line would be glued to it.
-            cut = data.rfind(b"\n") + 1
-            logger.warning("%s: a line cut short at its end was dropped", self.path)
-            os.truncate(self.path, cut)
-            data = data[:cut]
-        for number, raw in enumerate(data.splitlines(), 1):
+        for number, raw in enumerate(self._lines(), 1):
             try:
                 line = json.loads(raw.decode("utf-8"))
                 if "completion" in line:
@@ -72,6 +64,37 @@ class JudgmentsFile:
                 logger.warning("%s:%d: damaged line skipped (%s)", self.path, number, exc)
         return found
 
+    def charges(self) -> dict[str, list[Decimal]]:
+        """What the failures written so far were charged as maybe billed, by request key.
+
+        One entry per failed line that says so (a timeout: ``charged_usd``), whether or not a
+        later line answered the request; damaged lines are skipped (:meth:`read` warns).
+        """
+        found: dict[str, list[Decimal]] = {}
+        for raw in self._lines():
+            try:
+                line = json.loads(raw.decode("utf-8"))
+                usd = Decimal(str(line["charged_usd"])) if "charged_usd" in line else None
+                key = str(line["key"])
+            except (ValueError, KeyError, TypeError, InvalidOperation):
+                continue
+            if usd is not None and usd.is_finite() and usd >= 0:
+                found.setdefault(key, []).append(usd)
+        return found
+
+    def _lines(self) -> list[bytes]:
+        """The file's lines (none when it does not exist), a line cut short at its end dropped."""
+        if not self.path.exists():
+            return []
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            # Cut short by a kill: drop the piece, or the next line would be glued to it.
+            cut = data.rfind(b"\n") + 1
+            logger.warning("%s: a line cut short at its end was dropped", self.path)
+            os.truncate(self.path, cut)
+            data = data[:cut]
+        return data.splitlines()
+
     def write(
         self,
         key: str,
@@ -80,14 +103,21 @@ class JudgmentsFile:
         completion: Completion | None = None,
         error: str | None = None,
         cached: bool = False,
+        charged_usd: Decimal | None = None,
     ) -> None:
-        """Append one reply (or failure) and flush it: it survives a kill from here on."""
+        """Append one reply (or failure) and flush it: it survives a kill from here on.
+
+        ``charged_usd``: what a failure that may be billed (a timeout) was charged, read back
+        by :meth:`charges`.
+        """
         line: dict[str, Any] = {"key": key, "judge": judge}
         if completion is not None:
             line["completion"] = completion.model_dump(mode="json")
             line["cached"] = cached
         else:
             line["error"] = error
+            if charged_usd is not None:
+                line["charged_usd"] = str(charged_usd)
         text = json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n"
         # Opened, written and closed per reply: the line is the OS's once this returns, so a
         # kill loses at most the requests in flight. A judge reply takes far longer than an open.

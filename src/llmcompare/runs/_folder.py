@@ -10,9 +10,11 @@ Layout:
 - ``comparison.json`` and the reports: written at the end.
 
 Running the same comparison on the same folder sends only what is missing: answers already in
-``answers.jsonl`` are read back with their original timings, failures are sent again. A folder
-made by another comparison is refused, naming what differs, unless ``force_new``; so is a folder
-of another run folder format (written by another version of llmcompare).
+``answers.jsonl`` are read back with their original timings, failures are sent again (what a
+failure that may be billed was charged still counts against the budget: see
+:meth:`RunFolder.charges`). A folder made by another comparison is refused, naming what
+differs, unless ``force_new``; so is a folder of another run folder format (written by another
+version of llmcompare).
 
 One run at a time: a run holds a lock on its folder (``.llmcompare-lock``, an OS file lock that
 the system releases when the process ends, however it ends) from the moment it opens the folder
@@ -32,6 +34,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
@@ -163,17 +166,7 @@ class RunFolder:
         """
         found: dict[tuple[str, str, int], Answer] = {}
         file = self.path / ANSWERS_FILE
-        if not file.exists():
-            return found
-        data = file.read_bytes()
-        if data and not data.endswith(b"\n"):
-            # A line cut short by a kill: cut it off, or the next answer appended would be
-            # glued to it and lost as well.
-            cut = data.rfind(b"\n") + 1
-            logger.warning("%s: a line cut short at its end was dropped", file)
-            os.truncate(file, cut)
-            data = data[:cut]
-        for number, raw in enumerate(data.splitlines(), 1):
+        for number, raw in enumerate(self._lines(), 1):
             if not raw.strip():
                 continue
             try:
@@ -191,6 +184,46 @@ class RunFolder:
                 continue
             found[key] = answer
         return found
+
+    def charges(self) -> dict[tuple[str, str, int], list[tuple[str, Decimal]]]:
+        """What the failures recorded so far were charged, by (model label, item id, sample).
+
+        A request that reached the provider and gave no answer (a timeout, a cut stream) may
+        be billed: its failure line says what the cost tracker charged for it
+        (``charged_usd``). Each such line gives one (request key, dollars) pair, in the order
+        written, whether or not a later line answered the request: that money was spent all
+        the same. Damaged lines are skipped (:meth:`answers` warns about them).
+        """
+        found: dict[tuple[str, str, int], list[tuple[str, Decimal]]] = {}
+        for raw in self._lines():
+            try:
+                record = json.loads(raw.decode("utf-8"))
+                charged = record["error"].get("charged_usd")
+                if charged is None:
+                    continue
+                usd = Decimal(str(charged))
+                key = (str(record["model"]), str(record["item"]), int(record["sample"]))
+                request = str(record["request"])
+            except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation):
+                continue  # an answer, or damage
+            if usd.is_finite() and usd >= 0:
+                found.setdefault(key, []).append((request, usd))
+        return found
+
+    def _lines(self) -> list[bytes]:
+        """The lines of ``answers.jsonl`` (none when it does not exist), a cut last line dropped."""
+        file = self.path / ANSWERS_FILE
+        if not file.exists():
+            return []
+        data = file.read_bytes()
+        if data and not data.endswith(b"\n"):
+            # A line cut short by a kill: cut it off, or the next answer appended would be
+            # glued to it and lost as well.
+            cut = data.rfind(b"\n") + 1
+            logger.warning("%s: a line cut short at its end was dropped", file)
+            os.truncate(file, cut)
+            data = data[:cut]
+        return data.splitlines()
 
     def record(
         self,
