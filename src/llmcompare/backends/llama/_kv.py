@@ -8,13 +8,13 @@ start:end + 1]``. Nothing is concatenated per step (transformers' ``DynamicCache
 ``model.generate`` uses, copies the whole cache at every step).
 
 Rows are right-aligned at ``end``: a shorter row's columns before its first token are masked out,
-and positions count real tokens only, so padding never changes an answer. A batch that starts fresh
-is prefilled straight into its slab, its rows' own tokens packed into sequences without padding
-where that pays (:func:`packed_inputs`, :func:`packing_pays`). Newcomers are
-prefilled on their own (``_engine.py``) and copied into free slots: a copy the size of their
-prompts, not of the batch. A finished row's slot is taken by the last live row (one row's KV
-copied), so the live rows are always the first ``rows`` slots and no step computes a finished
-row. Columns that every live row starts after are skipped by moving ``start``: no copy.
+and positions count real tokens only, so padding never changes an answer. A batch that starts
+fresh is prefilled straight into its slab, its rows' own tokens packed into sequences without
+padding where that pays (:func:`packed_inputs`, :func:`packing_pays`). Newcomers are prefilled
+on their own (``_engine.py``) and copied into free slots: a copy the size of their prompts, not
+of the batch. A finished row's slot is taken by the last live row (one row's KV copied), so the
+live rows are always the first ``rows`` slots and no step computes a finished row. Columns that
+every live row starts after are skipped by moving ``start``: no copy.
 
 A model whose cache is not plain growing layers (sliding windows) keeps the cache of its
 prefill instead, and newcomers wait for the batch to end (the scheduler checks
