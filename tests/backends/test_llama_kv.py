@@ -181,3 +181,39 @@ def test_a_slot_reused_after_its_row_left_never_shows_the_old_rows_tokens() -> N
     assert results["narrow"] == [_truth(model, *narrow)]
     assert results["wide"] == [_truth(model, *wide)]
     assert tiny.scheduler.stats.joined == 2
+
+
+@pytest.mark.parametrize("kind", ["full", "eager"])
+@pytest.mark.parametrize(
+    ("shared", "lengths", "forwards"),
+    [
+        (0, [2, 7, 12, 17, 22], [60]),
+        (32, [2, 7, 12, 17, 22], [60]),
+        # One long prompt among short ones: alone in its forward, the short ones in another.
+        (0, [400, 10, 10, 10, 10], [400, 40]),
+    ],
+)
+def test_a_fresh_batch_computes_each_prompt_token_once_and_gets_the_tokens_alone(
+    kind: str, shared: int, lengths: list[int], forwards: list[int]
+) -> None:
+    model = _model(kind)
+    tiny = _Engine(model)
+    # The first prefill shows the engine its KV shape; later fresh batches go into a slab.
+    tiny.run([tiny.job(0, _prompt(99, 5), 2)])
+    head = _prompt(50, shared)
+    # Prompts of unequal length after a head they share (32 tokens x 4 more rows: the engine
+    # computes it once), or none.
+    cases = [(head + _prompt(i, n), 10 - i) for i, n in enumerate(lengths)]
+    fed: list[int] = []
+    hook = model.model.embed_tokens.register_forward_hook(
+        lambda _module, args, _out: fed.append(int(args[0].numel()))
+    )
+    try:
+        out = tiny.run([tiny.job(i, p, n) for i, (p, n) in enumerate(cases)])
+    finally:
+        hook.remove()
+    assert out == [_truth(model, p, n) for p, n in cases]
+    # Counted by hand: each row's own tokens once, after the shared head once; none of
+    # padding (a padded prefill computes 5 rows x the longest).
+    prefills = ([shared] if shared else []) + forwards
+    assert fed[: len(prefills)] == prefills

@@ -26,7 +26,16 @@ import torch
 
 from llmcompare.backends.llama._constrain import Grammars
 from llmcompare.backends.llama._job import Constraint, Job
-from llmcompare.backends.llama._kv import KVBatch, KVShape, Prefilled
+from llmcompare.backends.llama._kv import (
+    PACKABLE,
+    KVBatch,
+    KVShape,
+    Prefilled,
+    SlabLayer,
+    packed_inputs,
+    packing_pays,
+    packs,
+)
 from llmcompare.backends.llama._options import DEFAULT_MAX_TOKENS
 from llmcompare.backends.llama._prefix import BLOCK, PrefixCache
 from llmcompare.energy import EnergyCounter, energy_counter
@@ -93,6 +102,9 @@ class Engine:
         self._keep: dict[str, int] = {"logits_to_keep": 1} if supports and supports() else {}
         # The keyword the forward takes the KV cache by, found once per model.
         self._cache_arg = _cache_argument(model)
+        # Which attention the model runs (config._attn_implementation): a prefill into a slab
+        # is packed where it takes a ready 4-D mask (see _kv.packed_inputs).
+        self.attention: str = getattr(config, "_attn_implementation", None) or "sdpa"
         # Builds a request's per-row constraint (a grammar for structured output, say) when
         # ``job`` is given none; None: no request is constrained. See :class:`Job`.
         # By default a request's response_format becomes a JSON-schema constraint.
@@ -266,12 +278,15 @@ class Engine:
             mask = torch.cat([torch.ones((rows, shared), dtype=torch.long), own], dim=1).to(device)
             # Positions count real tokens only, so padding never shifts a row's positions.
             positions = (mask.cumsum(-1) - 1).clamp_(min=0)
-            logits = self.forward(
-                cache,
-                input_ids=ids.to(device),
-                attention_mask=mask,
-                position_ids=positions[:, shared:],
-            )
+            if self._packable(cache, prompts, shared):
+                logits = self._prefill_packed(cache, [p[shared:] for p in prompts], shared)
+            else:
+                logits = self.forward(
+                    cache,
+                    input_ids=ids.to(device),
+                    attention_mask=mask,
+                    position_ids=positions[:, shared:],
+                )
             if rows == 1 and self.mergeable and self.prefix_cache.capacity:
                 # One row has no padding: its whole prompt's KV is in the cache now.
                 self.prefix_cache.store(prompts[0], len(prompts[0]) - 1, cache.layers)
@@ -291,6 +306,52 @@ class Engine:
         pads = [0 if shared else width - len(p) for p in prompts]
         holes = [bool(shared) and len(p) - shared < width for p in prompts]
         return Prefilled(cache, mask, positions[:, -1:], logits, pads, holes)
+
+    def _packable(self, cache: Any, prompts: list[list[int]], shared: int) -> bool:
+        """Whether a prefill into ``cache`` runs packed: into a slab, where it costs less.
+
+        Padded, every row computes the longest row's tokens; packed, each real token is
+        computed once, but every pack reads the weights again and its attention spans the
+        whole pack: :func:`~llmcompare.backends.llama._kv.packing_pays` weighs the two.
+        """
+        return (
+            self.attention in PACKABLE
+            and isinstance(cache.layers[0], SlabLayer)
+            and packing_pays([len(p) - shared for p in prompts], shared)
+        )
+
+    def _prefill_packed(self, cache: Any, tails: list[list[int]], shared: int) -> torch.Tensor:
+        """Prefill the rows' own tokens packed into sequences, no padding (``packed_inputs``).
+
+        Returns:
+            Each row's logits for its first new token, ``(rows, vocabulary)``.
+        """
+        dtype = cache.layers[0].slab_keys.dtype
+        end = shared + max(len(t) for t in tails)
+        logits: list[torch.Tensor] = []
+        try:
+            for pack in packs([len(t) for t in tails]):
+                ids, positions, mask, last, packing = packed_inputs(
+                    tails[pack], pack.start, shared, end, self.attention, dtype, self.device
+                )
+                for layer in cache.layers:
+                    # Every pack attends to the shared prefix alone before its own tokens.
+                    layer.end, layer.packing = cache.layers[0].columns.start + shared, packing
+                keep = {"logits_to_keep": last} if self._keep else {}
+                out = self.model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    use_cache=True,
+                    return_dict=True,
+                    **{self._cache_arg: cache},
+                    **keep,
+                )
+                logits.append(out.logits[0] if keep else out.logits[0, last])
+        finally:
+            for layer in cache.layers:
+                layer.end, layer.packing = end, None
+        return torch.cat(logits)
 
     def _prefill_prefix(self, cache: Any, prompts: list[list[int]]) -> tuple[int, int]:
         """Fill ``cache`` with the prefix every prompt shares, once, then repeat it to each row.

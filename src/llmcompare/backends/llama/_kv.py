@@ -8,11 +8,13 @@ start:end + 1]``. Nothing is concatenated per step (transformers' ``DynamicCache
 ``model.generate`` uses, copies the whole cache at every step).
 
 Rows are right-aligned at ``end``: a shorter row's columns before its first token are masked out,
-and positions count real tokens only, so padding never changes an answer. Newcomers are
-prefilled on their own (``_engine.py``) and copied into free slots: a copy the size of their
-prompts, not of the batch. A finished row's slot is taken by the last live row (one row's KV
-copied), so the live rows are always the first ``rows`` slots and no step computes a finished
-row. Columns that every live row starts after are skipped by moving ``start``: no copy.
+and positions count real tokens only, so padding never changes an answer. A batch that starts
+fresh is prefilled straight into its slab, its rows' own tokens packed into sequences without
+padding where that pays (:func:`packed_inputs`, :func:`packing_pays`). Newcomers are prefilled
+on their own (``_engine.py``) and copied into free slots: a copy the size of their prompts, not
+of the batch. A finished row's slot is taken by the last live row (one row's KV copied), so the
+live rows are always the first ``rows`` slots and no step computes a finished row. Columns that
+every live row starts after are skipped by moving ``start``: no copy.
 
 A model whose cache is not plain growing layers (sliding windows) keeps the cache of its
 prefill instead, and newcomers wait for the batch to end (the scheduler checks
@@ -30,7 +32,19 @@ from transformers.cache_utils import Cache, DynamicLayer
 
 from llmcompare.backends.llama._job import Job
 
-__all__ = ["KVBatch", "KVShape", "Prefilled"]
+__all__ = [
+    "PACKABLE",
+    "PACK_TOKENS",
+    "KVBatch",
+    "KVShape",
+    "Packing",
+    "Prefilled",
+    "SlabLayer",
+    "attention_mask",
+    "packed_inputs",
+    "packing_pays",
+    "packs",
+]
 
 
 class Prefilled(NamedTuple):
@@ -67,6 +81,27 @@ class KVShape(NamedTuple):
     heads: int
     head_dim: int
     like: torch.Tensor
+
+
+class Packing(NamedTuple):
+    """One packed prefill: the rows' own tokens as one sequence, each written to its row's slot.
+
+    Attributes:
+        slots: Each packed token's row, ``(tokens,)``.
+        columns: Each packed token's column in its row, ``(tokens,)``.
+        prefix: Columns, from the slab's start, of the prefix every row holds already.
+        end: The column after every row's last token (rows are right-aligned there).
+        first: The first packed row's slot (the packed rows are consecutive).
+        rows: The rows the slab's view holds after this forward (the packed ones and those
+            before them).
+    """
+
+    slots: torch.Tensor
+    columns: torch.Tensor
+    prefix: int
+    end: int
+    first: int
+    rows: int
 
 
 class _Columns:
@@ -107,11 +142,15 @@ class SlabLayer(DynamicLayer):  # type: ignore[no-untyped-call]
         self.end = end
         self.device = keys.device
         self.is_initialized = True
+        # Set for the one forward of a packed prefill (Engine.prefill), None otherwise.
+        self.packing: Packing | None = None
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Write the new tokens' keys and values at the end column; return the live view."""
+        if self.packing is not None:
+            return self._write_packed(key_states, value_states, self.packing)
         rows, width = key_states.shape[0], key_states.shape[-2]
         start, end = self.columns.start, self.end
         self.slab_keys[:rows, :, end : end + width].copy_(key_states)
@@ -120,6 +159,31 @@ class SlabLayer(DynamicLayer):  # type: ignore[no-untyped-call]
         self.keys = self.slab_keys[:rows, :, start : self.end]
         self.values = self.slab_values[:rows, :, start : self.end]
         return self.keys, self.values
+
+    def _write_packed(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, packing: Packing
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write each packed token's key and value to its row's slot and column.
+
+        Returns the keys and values the packed tokens attend over: the shared prefix (row 0's
+        copy), then the packed tokens themselves, as one sequence; the mask of
+        :func:`packed_inputs` keeps each token to the prefix and its own row.
+        """
+        start = self.columns.start
+        rows, own = slice(packing.first, packing.rows), slice(start + packing.prefix, packing.end)
+        for slab, states in ((self.slab_keys, key_states), (self.slab_values, value_states)):
+            # A shorter row's columns before its tokens are masked out, and zeroed: a masked
+            # column still enters attention's arithmetic (weight 0), and 0 x NaN would be NaN.
+            slab[rows, :, own].zero_()
+            # (tokens, heads, dim): the layout indexing by (slot, :, column) selects.
+            slab[packing.slots, :, packing.columns] = states[0].transpose(0, 1)
+        prefix = slice(start, start + packing.prefix)
+        keys = torch.cat([self.slab_keys[:1, :, prefix], key_states], dim=2)
+        values = torch.cat([self.slab_values[:1, :, prefix], value_states], dim=2)
+        self.end = packing.end
+        self.keys = self.slab_keys[: packing.rows, :, start : self.end]
+        self.values = self.slab_values[: packing.rows, :, start : self.end]
+        return keys, values
 
     def get_seq_length(self) -> int:
         """Columns the cache holds before this forward's tokens."""
@@ -400,13 +464,9 @@ class KVBatch:
         rebuild it from a 2-D mask at every step. Others (flash attention, which unpads) get the
         2-D mask transformers expects.
         """
-        if self.attention == "sdpa":
-            return valid[:, None, None, :]
-        if self.attention == "eager":
+        if self.attention in PACKABLE:
             dtype = self._layers[0].slab_keys.dtype
-            blocked = torch.zeros(valid.shape, dtype=dtype, device=valid.device)
-            blocked.masked_fill_(~valid, torch.finfo(dtype).min)
-            return blocked[:, None, None, :]
+            return attention_mask(valid[:, None, :], self.attention, dtype)
         return valid.long()
 
     def _retire(self, keep: list[int], rows: int) -> list[int]:
@@ -440,6 +500,121 @@ class KVBatch:
         # Columns before every kept row's first token leave the view (no copy).
         self._columns.start = min(self._first)
         return order
+
+
+# Attention implementations that take a ready 4-D mask: a packed prefill needs one.
+PACKABLE = ("sdpa", "eager")
+
+
+def attention_mask(allowed: torch.Tensor, attention: str, dtype: torch.dtype) -> torch.Tensor:
+    """A 4-D attention mask ``(rows, 1, queries, keys)`` from ``allowed`` ``(rows, queries, keys)``.
+
+    SDPA takes it as booleans (True: attend); eager attention adds it to the scores (0 or the
+    dtype's minimum). Handed to transformers ready, it is used as it is.
+    """
+    if attention == "sdpa":
+        return allowed[:, None]
+    blocked = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    blocked.masked_fill_(~allowed, torch.finfo(dtype).min)
+    return blocked[:, None]
+
+
+def packed_inputs(
+    tails: list[list[int]],
+    first: int,
+    prefix: int,
+    end: int,
+    attention: str,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Packing]:
+    """The inputs of one packed prefill: some rows' own tokens in one sequence, no padding.
+
+    A batch's prompts differ in length; prefilled as a padded batch, each row computes up to the
+    longest one's tokens. Packed, the forward computes each real token once: each attends to
+    the shared ``prefix`` (already in the slab) and to its own row's earlier tokens, and its key
+    and value go straight to its row's slot, right-aligned at ``end`` like a padded prefill's.
+
+    Args:
+        tails: The rows' own tokens (after the prefix), rows ``first``, ``first + 1``, ...
+        first: The slot of the first of these rows.
+        prefix: Columns of the prefix every row already holds.
+        end: The column after every row's last token, the batch's longest row's.
+        attention: The model's attention implementation (the mask's form).
+        dtype: The KV cache's dtype (an additive mask's).
+        device: Where the model runs.
+
+    Returns:
+        The token ids ``(1, tokens)``, their positions ``(1, tokens)``, the attention mask
+        ``(1, 1, tokens, prefix + tokens)``, each row's last token's index in the sequence
+        (whose logits start its answer), and the :class:`Packing` for the slab's layers.
+    """
+    lengths = torch.tensor([len(t) for t in tails])
+    total = int(lengths.sum())
+    rows = torch.repeat_interleave(torch.arange(len(tails)), lengths)
+    ends = lengths.cumsum(0)
+    # Each token's offset within its row.
+    offset = torch.arange(total) - (ends - lengths)[rows]
+    columns = end - lengths[rows] + offset
+    index = torch.arange(total)
+    own = (rows[:, None] == rows[None, :]) & (index[None, :] <= index[:, None])
+    allowed = torch.cat([torch.ones((total, prefix), dtype=torch.bool), own], dim=1)
+    ids = torch.tensor([[token for tail in tails for token in tail]], dtype=torch.long)
+    slots = (first + rows).to(device)
+    packing = Packing(slots, columns.to(device), prefix, end, first, first + len(tails))
+    return (
+        ids.to(device),
+        (prefix + offset).unsqueeze(0).to(device),
+        attention_mask(allowed[None].to(device), attention, dtype),
+        (ends - 1).to(device),
+        packing,
+    )
+
+
+# The cost of a prefill forward, in the time of one token's matrix products (measured on a
+# CPU, one thread, SmolLM2-135M in float32): reading the weights once costs about 48 tokens,
+# one query attending to one key about 1/3000 of a token.
+_WEIGHTS_COST = 48.0
+_KEY_COST = 1 / 3000
+# A packed prefill's sequences hold at most this many tokens: each pack reads the weights again
+# while its attention grows with the square of its length (all of it is computed, most of it
+# masked); about sqrt(48 x 3000) tokens balances the two.
+PACK_TOKENS = 384
+
+
+def packs(lengths: list[int], budget: int = PACK_TOKENS) -> list[slice]:
+    """Consecutive rows grouped into packs of at most ``budget`` tokens (a longer row: alone).
+
+    A packed forward's attention spans all of its tokens (the mask keeps each to its own row),
+    so its cost grows with the square of the pack's length: packs are kept short.
+    """
+    out: list[slice] = []
+    start, size = 0, 0
+    for row, n in enumerate(lengths):
+        if size and size + n > budget:
+            out.append(slice(start, row))
+            start, size = row, 0
+        size += n
+    out.append(slice(start, len(lengths)))
+    return out
+
+
+def packing_pays(tails: list[int], prefix: int) -> bool:
+    """Whether rows of ``tails`` tokens after a shared ``prefix`` prefill faster packed.
+
+    Padded, every row computes the longest row's tokens in one forward; packed, each real token
+    once, in :func:`packs` that each read the weights again and attend across the whole pack.
+    """
+    padded = _prefill_cost([max(tails)] * len(tails), prefix)
+    packed = sum(_prefill_cost([sum(tails[pack])], prefix) for pack in packs(tails))
+    return packed < padded
+
+
+def _prefill_cost(rows: list[int], prefix: int) -> float:
+    """One prefill forward's cost over ``rows`` of that many tokens each, after ``prefix``."""
+    tokens = sum(rows)
+    keys = prefix + max(rows)
+    return _WEIGHTS_COST + tokens + tokens * keys * _KEY_COST
 
 
 def _indices(values: list[int], device: torch.device) -> torch.Tensor:

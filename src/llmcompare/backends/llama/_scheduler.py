@@ -100,11 +100,7 @@ class Scheduler:
         self._queue: deque[Job] = deque()
         self._thread: threading.Thread | None = None
         # The running batch, touched by the worker thread only.
-        self._batch = KVBatch(
-            engine.max_batch_size,
-            engine.max_batch_tokens,
-            getattr(engine.model.config, "_attn_implementation", None) or "sdpa",
-        )
+        self._batch = KVBatch(engine.max_batch_size, engine.max_batch_tokens, engine.attention)
         # Set by shutdown(): queued and running jobs fail, later submits fail at once.
         self._closed = False
         self._requests = self._steps = self._prefills = self._joined = self._peak = 0
