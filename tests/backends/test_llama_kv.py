@@ -191,11 +191,28 @@ def test_a_slot_reused_after_its_row_left_never_shows_the_old_rows_tokens() -> N
         (32, [2, 7, 12, 17, 22], [60]),
         # One long prompt among short ones: alone in its forward, the short ones in another.
         (0, [400, 10, 10, 10, 10], [400, 40]),
+        (32, [400, 10, 10, 10, 10], [400, 40]),
     ],
 )
 def test_a_fresh_batch_computes_each_prompt_token_once_and_gets_the_tokens_alone(
-    kind: str, shared: int, lengths: list[int], forwards: list[int]
+    kind: str,
+    shared: int,
+    lengths: list[int],
+    forwards: list[int],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from llmcompare.backends.llama._kv import SlabLayer
+
+    made = SlabLayer.__init__
+
+    def poisoned(self: Any, *args: Any, **kwargs: Any) -> None:
+        # A new slab's memory is not initialized: here it holds NaN, so a column attention
+        # reads that nothing wrote (masked or not: 0 x NaN is NaN) changes the answer.
+        made(self, *args, **kwargs)
+        self.slab_keys.fill_(float("nan"))
+        self.slab_values.fill_(float("nan"))
+
+    monkeypatch.setattr(SlabLayer, "__init__", poisoned)
     model = _model(kind)
     tiny = _Engine(model)
     # The first prefill shows the engine its KV shape; later fresh batches go into a slab.
@@ -217,3 +234,16 @@ def test_a_fresh_batch_computes_each_prompt_token_once_and_gets_the_tokens_alone
     # padding (a padded prefill computes 5 rows x the longest).
     prefills = ([shared] if shared else []) + forwards
     assert fed[: len(prefills)] == prefills
+
+
+def test_prompts_of_one_length_are_never_packed_and_one_long_prompt_is_packed_alone() -> None:
+    from llmcompare.backends.llama._kv import PACK_TOKENS, packing_pays, packs
+
+    # Equal lengths: packing saves no token and adds attention across rows.
+    for rows, length in [(2, 5), (16, 40), (64, 100), (4, 2000)]:
+        assert not packing_pays([length] * rows, 0)
+        assert not packing_pays([length] * rows, 600)
+    # One long prompt among 15 short ones: padding would compute 16 x 1000 tokens.
+    assert packing_pays([1000] + [40] * 15, 24)
+    assert packs([1000] + [40] * 15) == [slice(0, 1), slice(1, 10), slice(10, 16)]
+    assert PACK_TOKENS == 384  # 9 x 40 = 360 fits a pack, 10 x 40 does not

@@ -315,7 +315,10 @@ class Engine:
         whole pack: :func:`~llmcompare.backends.llama._kv.packing_pays` weighs the two.
         """
         return (
-            self.attention in PACKABLE
+            # Its costs were measured on a CPU; on a GPU one padded forward is cheap and the
+            # packed mask rules out the flash kernels: packing waits for a measurement there.
+            self.device.type == "cpu"
+            and self.attention in PACKABLE
             and isinstance(cache.layers[0], SlabLayer)
             and packing_pays([len(p) - shared for p in prompts], shared)
         )
@@ -327,6 +330,8 @@ class Engine:
             Each row's logits for its first new token, ``(rows, vocabulary)``.
         """
         dtype = cache.layers[0].slab_keys.dtype
+        # A fresh slab (KVBatch.start): its columns count from 0, the prefix first.
+        assert cache.layers[0].columns.start == 0
         end = shared + max(len(t) for t in tails)
         logits: list[torch.Tensor] = []
         try:
@@ -336,7 +341,7 @@ class Engine:
                 )
                 for layer in cache.layers:
                     # Every pack attends to the shared prefix alone before its own tokens.
-                    layer.end, layer.packing = cache.layers[0].columns.start + shared, packing
+                    layer.end, layer.packing = shared, packing
                 keep = {"logits_to_keep": last} if self._keep else {}
                 out = self.model(
                     input_ids=ids,

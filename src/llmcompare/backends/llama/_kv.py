@@ -86,6 +86,8 @@ class KVShape(NamedTuple):
 class Packing(NamedTuple):
     """One packed prefill: the rows' own tokens as one sequence, each written to its row's slot.
 
+    Into a fresh slab, whose columns count from 0: columns here are the slab's own.
+
     Attributes:
         slots: Each packed token's row, ``(tokens,)``.
         columns: Each packed token's column in its row, ``(tokens,)``.
@@ -169,20 +171,18 @@ class SlabLayer(DynamicLayer):  # type: ignore[no-untyped-call]
         copy), then the packed tokens themselves, as one sequence; the mask of
         :func:`packed_inputs` keeps each token to the prefix and its own row.
         """
-        start = self.columns.start
-        rows, own = slice(packing.first, packing.rows), slice(start + packing.prefix, packing.end)
+        rows, own = slice(packing.first, packing.rows), slice(packing.prefix, packing.end)
         for slab, states in ((self.slab_keys, key_states), (self.slab_values, value_states)):
             # A shorter row's columns before its tokens are masked out, and zeroed: a masked
             # column still enters attention's arithmetic (weight 0), and 0 x NaN would be NaN.
             slab[rows, :, own].zero_()
             # (tokens, heads, dim): the layout indexing by (slot, :, column) selects.
             slab[packing.slots, :, packing.columns] = states[0].transpose(0, 1)
-        prefix = slice(start, start + packing.prefix)
-        keys = torch.cat([self.slab_keys[:1, :, prefix], key_states], dim=2)
-        values = torch.cat([self.slab_values[:1, :, prefix], value_states], dim=2)
+        keys = torch.cat([self.slab_keys[:1, :, : packing.prefix], key_states], dim=2)
+        values = torch.cat([self.slab_values[:1, :, : packing.prefix], value_states], dim=2)
         self.end = packing.end
-        self.keys = self.slab_keys[: packing.rows, :, start : self.end]
-        self.values = self.slab_values[: packing.rows, :, start : self.end]
+        self.keys = self.slab_keys[: packing.rows, :, : self.end]
+        self.values = self.slab_values[: packing.rows, :, : self.end]
         return keys, values
 
     def get_seq_length(self) -> int:
