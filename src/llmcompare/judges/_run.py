@@ -12,9 +12,11 @@ import os
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from llmcompare.cost import Cost, LocalHardware, cost_of
+from llmcompare.cost._cost import unanswered_cost
 from llmcompare.errors import ConfigurationError
 from llmcompare.judges._figures import pair_figures, vote_of
 from llmcompare.judges._judge import Judge, JudgePanel, PairwiseJudge, PointwiseJudge, Vote
@@ -142,10 +144,16 @@ def judge_answers(
 def call_of(
     judge: Judge, reply: Reply, hardware: LocalHardware | None, first: str | None = None
 ) -> Call:
-    """One request's record: the verdict or grade read from the reply, or why there is none."""
-    completion = reply.completion
+    """One request's record: the verdict or grade read from the reply, or why there is none.
+
+    Its cost holds what failed attempts were charged as maybe billed (``reply.charged_usd``),
+    an estimate, as a compared model's row does: the record's judging cost is then what the
+    budget counted.
+    """
+    completion, charged = reply.completion, reply.charged_usd
     if completion is None:
-        return Call(judge=judge.name, first=first, error=reply.error)
+        cost = None if charged is None else unanswered_cost(charged)
+        return Call(judge=judge.name, first=first, error=reply.error, cost=cost)
     if isinstance(judge, PairwiseJudge):
         said, reasoning, error = judge.read(completion)
         grade = None
@@ -161,8 +169,16 @@ def call_of(
         error=error,
         cached=reply.cached,
         usage=completion.usage,
-        cost=cost_of(completion, hardware=hardware),
+        cost=cost_of(_with_charges(completion, charged), hardware=hardware),
     )
+
+
+def _with_charges(completion: Completion, charged: Decimal | None) -> Completion:
+    """The completion with earlier charged attempts added to those it holds."""
+    if charged is None:
+        return completion
+    earlier = completion.unanswered_usd or Decimal(0)
+    return completion.model_copy(update={"unanswered_usd": earlier + charged})
 
 
 def panel_vote(votes: Sequence[Outcome | None], vote: Vote) -> Outcome | None:
