@@ -23,7 +23,7 @@ from llmcompare.judges._judge import Judge, JudgePanel, PairwiseJudge, Pointwise
 from llmcompare.judges._send import Reply, Sending, ask
 from llmcompare.judges._store import JudgmentsFile
 from llmcompare.judges._types import Call, Grade, Judging, Outcome, PairVerdict
-from llmcompare.ratelimit import RateLimits
+from llmcompare.ratelimit import RateLimits, check_limits
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.stats import fleiss_kappa
 from llmcompare.types import Completion, Request, Usage
@@ -105,7 +105,12 @@ def judge_answers(
     """
     if judge.mode == "pairwise" and len(models) < 2:
         raise ConfigurationError("a pairwise judge needs two models or more to compare")
-    own = _own_limits(judge, limits or {})
+    names = [j.name for j in members(judge)]
+    own = check_limits(
+        limits,
+        names,
+        lambda unknown: f"limits name judges that are not judging: {unknown}; the judges: {names}",
+    )
     store = JudgmentsFile(out) if out is not None else None
     sending = Sending(
         tracker, cache, store, concurrency, retry, rpm, tpm, own, progress=progress, refresh=refresh
@@ -357,24 +362,6 @@ def _higher(a: float | None, b: float | None) -> Outcome | None:
     if a is None or b is None:
         return None
     return "a" if a > b else "b" if a < b else "tie"
-
-
-def _own_limits(
-    judge: Judge | JudgePanel, limits: Mapping[str, RateLimits]
-) -> dict[str, RateLimits]:
-    """The judges' own limits, checked: each names a judge and is a RateLimits."""
-    names = [j.name for j in members(judge)]
-    unknown = sorted(set(limits) - set(names))
-    if unknown:
-        raise ConfigurationError(
-            f"limits name judges that are not judging: {unknown}; the judges: {names}"
-        )
-    for name, value in limits.items():
-        if not isinstance(value, RateLimits):
-            raise ConfigurationError(
-                f"limits[{name!r}] must be a RateLimits(rpm=..., tpm=...), got {value!r}"
-            )
-    return dict(limits)
 
 
 def _agreement(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmcompare.batch import generate_many
 from llmcompare.errors import BackendError, LLMCompareError, redact
-from llmcompare.ratelimit import RateLimits
+from llmcompare.ratelimit import RateLimits, limits_of
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.runs import model_identity, request_key
 from llmcompare.types import Completion, Request, Result
@@ -60,11 +60,6 @@ class Sending:
     limits: Mapping[str, RateLimits] = field(default_factory=dict)
     progress: bool | None = None
     refresh: bool = False
-
-    def limits_of(self, judge: str) -> RateLimits:
-        """The limits ``judge``'s requests go through: its own, else the shared ones."""
-        own = self.limits.get(judge)
-        return own if own is not None else RateLimits(rpm=self.rpm, tpm=self.tpm)
 
 
 @dataclass(frozen=True)
@@ -139,7 +134,7 @@ def ask(
     todo = [key for key in unique if key not in got]
     if todo:
         arrived = _Arrivals(model, judge, todo, got, store, cache, sending.refresh)
-        limits = sending.limits_of(judge)
+        limits = limits_of(judge, sending.limits, sending.rpm, sending.tpm)
         generate_many(
             model,
             [unique[key] for key in todo],
