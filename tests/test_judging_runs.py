@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -22,8 +22,9 @@ from helpers.cli import run
 from helpers.openai_server import OpenAIServer, ok, slow
 from llmcompare import compare
 from llmcompare.backends.fake import FunctionModel, ScriptedModel
-from llmcompare.cost import Budget
-from llmcompare.judges import PairwiseJudge
+from llmcompare.cost import Budget, CostTracker
+from llmcompare.judges import JudgePanel, PairwiseJudge, judge_answers
+from llmcompare.prompts import PromptItem
 from llmcompare.record import Comparison
 from llmcompare.report import print_report
 from llmcompare.testing import no_wait
@@ -175,22 +176,80 @@ def test_a_resumed_run_counts_what_its_timed_out_judge_requests_were_charged(
             run(Budget(max_usd=budget.max_usd, max_requests=2 * len(PROMPTS) + 2))
             assert len(server.chat_requests) == 2
             resumed = run(budget)
-        bodies = [r.body for r in server.chat_requests]
-    # What the budget charged each attempt that timed out, by hand: its input bound (UTF-8
-    # bytes of each message, plus 8 tokens a message and 32 a request) at gpt-4.1's $2 per
-    # million input tokens, and its max_tokens at $8 per million.
-    charges = [
-        (
-            (32 + sum(8 + len(m["content"].encode()) for m in b["messages"])) * Decimal(2)
-            + b["max_tokens"] * Decimal(8)
-        )
-        / 10**6
-        for b in bodies
-    ]
-    answers_usd = sum(r.cost.usd for r in resumed.rows if r.cost is not None)
+            bodies = [r.body for r in server.chat_requests]
+            charges = [judge_charge(b) for b in bodies]
+            answers_usd = sum(r.cost.usd for r in resumed.rows if r.cost is not None)
+            # A third process reads both processes' charges back, each once: a budget with
+            # room for exactly one more attempt sends exactly one.
+            third_record = run(Budget(max_usd=answers_usd + sum(charges) + max(charges)))
+            third = [r.body for r in server.chat_requests][len(bodies) :]
     assert len(bodies) > 2  # the resumed run asked the judge what still fit
     assert answers_usd + sum(charges) <= budget.max_usd  # type: ignore[operator]
     assert budget.max_usd - answers_usd - sum(charges) < max(charges)  # type: ignore[operator]
+    # The record's judging cost is what the budget spent on the judge: every charge, the
+    # first process's included, an estimate (no reply arrived to say what was billed).
+    assert resumed.judging is not None
+    assert resumed.judging.cost.usd == sum(charges)
+    assert resumed.judging.cost.status == "estimated"
+    assert resumed.judging.cost_line().startswith("judging: ~$")
+    assert len(third) == 1
+    assert third_record.judging is not None
+    assert third_record.judging.cost.usd == sum(charges) + judge_charge(third[0])
+
+
+@pytest.mark.parametrize("answered", [False, True], ids=["timed-out", "answered"])
+def test_a_panel_of_one_judge_model_counts_each_request_once(
+    tmp_path: Path, answered: bool
+) -> None:
+    # Two members asking the same model the same request: one key in judgments.jsonl.
+    items = [PromptItem(id="q", prompt=PROMPTS[0])]
+    x, y = fixed("gpt-4o-mini", "yes"), fixed("gpt-4.1-mini", "no")
+    answers = {("q", "x", 0): x.generate(PROMPTS[0]), ("q", "y", 0): y.generate(PROMPTS[0])}
+    tracker = CostTracker(Budget(max_usd=Decimal(1)))
+    with OpenAIServer() as server:
+        server.default = ok(verdict("A"), delay=0 if answered else 5)
+        gpt = llmcompare.get_model(
+            "chatgpt:gpt-4.1", base_url=server.url, api_key="sk-test-judge-key-123456", timeout=1
+        )
+        panel = JudgePanel(
+            [PairwiseJudge(gpt, swap=False, name=n) for n in ("one", "two")], vote="majority"
+        )
+        with gpt:
+            judging = judge_answers(
+                panel,
+                items,
+                answers,
+                ["x", "y"],
+                tracker=tracker,
+                out=tmp_path,
+                retry=None,
+                progress=False,
+            )
+        bodies = [r.body for r in server.chat_requests]
+    calls = judging.verdicts[0].calls
+    if answered:
+        # The second member takes the first's reply from the run folder, as from a cache:
+        # asked once, paid once.
+        assert len(bodies) == 1
+        assert [(c.said, c.cached) for c in calls] == [("A", False), ("A", True)]
+        assert calls[0].cost is not None
+        assert tracker.spent_usd == calls[0].cost.usd > 0
+    else:
+        # Each member asked, and timed out: two charges, each counted once, each its call's.
+        assert len(bodies) == 2
+        assert all(c.error is not None for c in calls)
+        assert tracker.spent_usd == sum(judge_charge(b) for b in bodies)
+        assert judging.cost.usd == tracker.spent_usd
+
+
+def judge_charge(body: dict[str, Any]) -> Decimal:
+    """What a budget charges a judge attempt that timed out, by hand: its worst case.
+
+    Its input bound (UTF-8 bytes of each message, plus 8 tokens a message and 32 a request)
+    at gpt-4.1's $2 per million input tokens, and its max_tokens at $8 per million.
+    """
+    bound = 32 + sum(8 + len(m["content"].encode()) for m in body["messages"])
+    return (bound * Decimal(2) + body["max_tokens"] * Decimal(8)) / 10**6
 
 
 @pytest.mark.slow

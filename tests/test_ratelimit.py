@@ -289,6 +289,50 @@ rpm = 600000
     assert result.run.rate_limits["referee"] == RateLimits(rpm=600_000)
 
 
+@pytest.mark.filterwarnings("ignore::llmcompare.cost.UnpricedModelWarning")  # fake models
+def test_a_config_judge_rejudging_a_record_is_held_to_its_own_limit(
+    virtual_time: VirtualTime, tmp_path: Path
+) -> None:
+    record = compare(
+        {"a": ScriptedModel(default="yes"), "b": ScriptedModel(default="no")},
+        ["q"],
+        progress=False,
+        cache=False,
+    )
+    (tmp_path / "p.jsonl").write_text('{"id": "q", "prompt": "q"}\n')
+    (tmp_path / "compare.toml").write_text(
+        f"""
+prompts = "p.jsonl"
+
+[[models]]
+label = "a"
+name = "fake"
+rpm = 600000
+
+[[models]]
+label = "b"
+name = "fake"
+
+[judge]
+label = "strict"
+name = "fake"
+rpm = 0.25
+options = {{ reply = '{A_IS_BETTER}' }}
+""",
+        encoding="utf-8",
+    )
+    with load_config(tmp_path / "compare.toml").build() as plan:
+        assert plan.judge is not None
+        # The plan's limits as they are: the models' entries are the record's, not the judge's.
+        assert set(plan.limits) == {"a", "strict"}
+        judged = record.rejudge(plan.judge, limits=plan.limits, cache=False, progress=False)
+        asked = len(plan.judge.judges[0].model.history)
+    assert judged.judging is not None
+    assert (judged.judging.requests, judged.judging.failed, asked) == (2, 0, 2)  # both orders
+    # The second request waited for the judge's own rpm=0.25: one request every 4 min 4 s.
+    assert virtual_time.now == pytest.approx(4 * 61)
+
+
 def test_compare_refuses_limits_of_neither_a_model_nor_a_judge_before_sending() -> None:
     a, b = ScriptedModel(default="yes", name="a"), ScriptedModel(default="no", name="b")
     referee = ScriptedModel(default=A_IS_BETTER, name="referee")
@@ -306,6 +350,8 @@ def test_compare_refuses_limits_of_neither_a_model_nor_a_judge_before_sending() 
         "limits name models that are not in this run, nor judges of it: ['nobody']; its "
         "models: ['fake:a', 'fake:b']; its judges: ['referee']"
     )
+    with pytest.raises(ConfigurationError, match=r"^limits must map names to RateLimits"):
+        compare([a, b], ["q"], limits=[RateLimits()], progress=False, cache=False)  # type: ignore[arg-type]
     assert a.history == b.history == referee.history == []  # refused before anything was sent
     answers = {("q", "x", 0): a.generate("q"), ("q", "y", 0): b.generate("q")}
     with pytest.raises(

@@ -5,7 +5,8 @@ the limiter sits inside a retry) first takes capacity from a :class:`RateLimiter
 and its estimated tokens when a tokens-per-minute limit is set, corrected with the real usage once
 the answer is in. Share one limiter between models that share a provider's limit (one API key).
 :class:`RateLimits` holds one model's limits, as :func:`~llmcompare.comparison.compare` takes them
-per model (``limits=``).
+per model (``limits=``): :func:`check_limits` checks such a mapping, :func:`limits_of` picks a
+model's own limits or the shared ones.
 
 Example:
     >>> from llmcompare.backends.fake import ScriptedModel
@@ -23,14 +24,15 @@ import math
 import numbers
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
+from llmcompare.errors import ConfigurationError
 from llmcompare.model import Model
 from llmcompare.types import Completion, Request
 from llmcompare.wrapper import ModelWrapper
 
-__all__ = ["RateLimiter", "RateLimits", "with_rate_limit"]
+__all__ = ["RateLimiter", "RateLimits", "check_limits", "limits_of", "with_rate_limit"]
 
 
 log = logging.getLogger("llmcompare.ratelimit")
@@ -96,6 +98,67 @@ class RateLimits:
     def __post_init__(self) -> None:
         _check_limit("rpm", self.rpm)
         _check_limit("tpm", self.tpm)
+
+
+def check_limits(
+    limits: Mapping[str, RateLimits] | None,
+    known: Collection[str],
+    unknown: Callable[[list[str]], str],
+) -> dict[str, RateLimits]:
+    """A ``limits=`` argument (own limits by name), checked before anything is sent.
+
+    Example:
+        >>> from llmcompare.ratelimit import RateLimits, check_limits
+        >>> check_limits({"a": RateLimits(rpm=60)}, ["a", "b"], lambda names: f"no {names}")
+        {'a': RateLimits(rpm=60, tpm=None)}
+
+    Args:
+        limits: The limits by name; None: none.
+        known: The names they may hold.
+        unknown: The refusal of names outside ``known``, given them sorted.
+
+    Returns:
+        The limits, as a new dict.
+
+    Raises:
+        ConfigurationError: For a name outside ``known``, or a value that is not a
+            :class:`RateLimits`.
+    """
+    if limits is None:
+        return {}
+    if not isinstance(limits, Mapping):
+        raise ConfigurationError(
+            f"limits must map names to RateLimits(rpm=..., tpm=...), got {limits!r:.80}"
+        )
+    strangers = sorted(set(limits) - set(known))
+    if strangers:
+        raise ConfigurationError(unknown(strangers))
+    for name, value in limits.items():
+        if not isinstance(value, RateLimits):
+            raise ConfigurationError(
+                f"limits[{name!r}] must be a RateLimits(rpm=..., tpm=...), got {value!r}"
+            )
+    return dict(limits)
+
+
+def limits_of(
+    name: str, limits: Mapping[str, RateLimits], rpm: float | None, tpm: float | None
+) -> RateLimits:
+    """The limits ``name``'s requests go through: its own in ``limits``, else the shared ones.
+
+    Example:
+        >>> from llmcompare.ratelimit import RateLimits, limits_of
+        >>> limits_of("b", {"a": RateLimits()}, 60, None)
+        RateLimits(rpm=60, tpm=None)
+
+    Args:
+        name: A model's label, or a judge's name.
+        limits: Own limits by name (``RateLimits()``: none at all).
+        rpm: The shared requests-per-minute limit, or None.
+        tpm: The shared tokens-per-minute limit, or None.
+    """
+    own = limits.get(name)
+    return own if own is not None else RateLimits(rpm=rpm, tpm=tpm)
 
 
 class _Bucket:

@@ -22,6 +22,7 @@ from llmcompare.errors import ConfigurationError, LLMCompareError
 if TYPE_CHECKING:
     from llmcompare.cost import Budget
     from llmcompare.judges import Judge, JudgePanel
+    from llmcompare.ratelimit import RateLimits
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -54,19 +55,23 @@ def judge_options(*, required: bool = False) -> Callable[[_F], _F]:
 
 def _judge(
     names: Sequence[str], mode: str | None, rubric: Path | None, *, swap: bool = True
-) -> Judge | JudgePanel:
-    """The judge the flags name, built; exit 2 if it cannot be."""
+) -> tuple[Judge | JudgePanel, dict[str, RateLimits]]:
+    """The judge the flags name, built, with its models' own limits; exit 2 if it cannot be."""
     from llmcompare.config import CompareConfig, build_judge, judge_from_flags
+    from llmcompare.config._judge import judge_limits
 
     try:
         config = judge_from_flags(names, mode, rubric, None)
         if config is not None and not swap:
             config = config.model_copy(update={"swap": False})
-        judge = build_judge(CompareConfig(judge=config))
+        whole = CompareConfig(judge=config)
+        judge = build_judge(whole)
+        # build_judge leaves its models' rpm / tpm to the caller (compare's limits=).
+        limits = judge_limits(whole, {}, ())
     except (LLMCompareError, LookupError, ValueError) as exc:
         _fail(str(exc))
     assert judge is not None  # --judge is required here
-    return judge
+    return judge, limits
 
 
 def _close(judge: Judge | JudgePanel) -> None:
@@ -131,7 +136,7 @@ def rejudge_cmd(
     console = terminal_console()
     chosen = _formats(formats)
     record = _load_run(run_dir)
-    judge = _judge(judges, judge_mode, judge_rubric)
+    judge, limits = _judge(judges, judge_mode, judge_rubric)
     try:
         judged = record.rejudge(
             judge,
@@ -139,6 +144,7 @@ def rejudge_cmd(
             cache=cache,
             budget=_budget(budget_usd),
             concurrency=concurrency,
+            limits=limits,
             progress=progress,
             refresh=refresh,
         )
@@ -186,7 +192,7 @@ def judge_audit_cmd(
 
     if judge_mode == "pointwise":
         _fail("judge-audit compares pairwise verdicts: leave out --judge-mode pointwise")
-    judge = _judge(judges, judge_mode, judge_rubric, swap=swap)
+    judge, _ = _judge(judges, judge_mode, judge_rubric, swap=swap)  # --judge sets no limits
     assert isinstance(judge, (PairwiseJudge, JudgePanel))  # pairwise: checked above
     try:
         found = audit(

@@ -28,7 +28,7 @@ from llmcompare.comparison._hosting import check_hosted, host
 from llmcompare.comparison._inputs import DEFAULT_SETTINGS, Models, build_models, check_inputs
 from llmcompare.comparison._judging import check_judge, judge_runs
 from llmcompare.comparison._load import check_levels, plan_sweep, run_sweeps
-from llmcompare.comparison._plan import config_record, own_limits, plan_record, plan_runs
+from llmcompare.comparison._plan import config_record, plan_record, plan_runs
 from llmcompare.comparison._record import build_record
 from llmcompare.comparison._run import Sending, close_all, open_cache, run_models, stated_limits
 from llmcompare.comparison._shelf import ShelfLifeWarning, shelf_lives
@@ -36,7 +36,7 @@ from llmcompare.comparison._what_if import check_what_if, price_what_if
 from llmcompare.cost import Budget, LocalHardware
 from llmcompare.judges import Judge, JudgePanel, Judging
 from llmcompare.prompts import PromptItem
-from llmcompare.ratelimit import RateLimits
+from llmcompare.ratelimit import RateLimits, check_limits
 from llmcompare.record import Comparison, Slo, parse_slo
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.runs import RunFolder
@@ -194,7 +194,16 @@ def compare(
             runs, ks, tracker = plan_runs(
                 built, inputs, overrides or {}, pass_at, budget, hardware, executor
             )
-            own = own_limits(limits or {}, runs, judges)
+            labels = [r.label for r in runs]
+            # A judge named like a model has that model's entry: one name, one entry.
+            own = check_limits(
+                limits,
+                [*labels, *judges],
+                lambda unknown: (
+                    f"limits name models that are not in this run, nor judges of it: {unknown}; "
+                    f"its models: {labels}; its judges: {list(judges) or 'none'}"
+                ),
+            )
             # Before anything is sent: a model past or near its shutdown date is warned about.
             shelf = shelf_lives({r.label: r.model for r in runs}, date.today())
             host(runs, machines, tracker)

@@ -19,7 +19,6 @@ from llmcompare.comparison._inputs import Inputs, pass_at_ks
 from llmcompare.cost import Budget, CostTracker, LocalHardware
 from llmcompare.errors import ConfigurationError, user_stacklevel
 from llmcompare.model import Model, ModelBase
-from llmcompare.ratelimit import RateLimits
 from llmcompare.runs import model_identity, request_key
 from llmcompare.runs._folder import fingerprint
 from llmcompare.schema import check_formats
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
     from llmcompare.energy import EnergyCounter
     from llmcompare.executors import Executor
 
-__all__ = ["ModelRun", "PlannedRequest", "config_record", "own_limits", "plan_record", "plan_runs"]
+__all__ = ["ModelRun", "PlannedRequest", "config_record", "plan_record", "plan_runs"]
 
 
 @dataclass
@@ -291,34 +290,6 @@ def config_record(
             label: {"rpm": lim.rpm, "tpm": lim.tpm} for label, lim in sending.limits.items()
         },
     }
-
-
-def own_limits(
-    limits: Mapping[str, RateLimits], runs: Sequence[ModelRun], judges: Sequence[str]
-) -> dict[str, RateLimits]:
-    """The models' and judges' own limits (``compare``'s ``limits=``), checked.
-
-    They may name the run's models, by label, and the judge's members, by name (a judge
-    named like a model has that model's entry).
-
-    Raises:
-        ConfigurationError: For a name of neither a model nor a judge of the run, or a limit
-            that is not a :class:`~llmcompare.ratelimit.RateLimits`.
-    """
-    labels = [r.label for r in runs]
-    unknown = sorted(set(limits) - {*labels, *judges})
-    if unknown:
-        raise ConfigurationError(
-            f"limits name models that are not in this run, nor judges of it: {unknown}; its "
-            f"models: {labels}; its judges: {list(judges) or 'none'}"
-        )
-    own = dict(limits)
-    for label, value in own.items():
-        if not isinstance(value, RateLimits):
-            raise ConfigurationError(
-                f"limits[{label!r}] must be a RateLimits(rpm=..., tpm=...), got {value!r}"
-            )
-    return own
 
 
 def _settings_record(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from llmcompare.batch._results import error_record
 from llmcompare.cost import CostTracker
 from llmcompare.errors import LLMCompareError, user_stacklevel
 from llmcompare.model import Model, _native_batching, _native_streaming
-from llmcompare.ratelimit import RateLimits
+from llmcompare.ratelimit import RateLimits, limits_of
 from llmcompare.retry import RetryPolicy
 from llmcompare.runs import ResponseCache
 from llmcompare.runs._folder import Answer, RunFolder
@@ -67,11 +67,6 @@ class Sending:
     refresh: bool
     executor: Executor | None
 
-    def limits_of(self, name: str) -> RateLimits:
-        """The limits a model's (or judge's) requests go through: its own, else the shared ones."""
-        own = self.limits.get(name)
-        return own if own is not None else RateLimits(rpm=self.rpm, tpm=self.tpm)
-
 
 def stated_limits(
     runs: Sequence[ModelRun], judges: Sequence[str], sending: Sending
@@ -82,7 +77,7 @@ def stated_limits(
     """
     out = {}
     for name in dict.fromkeys([*(r.label for r in runs), *judges]):
-        limits = sending.limits_of(name)
+        limits = limits_of(name, sending.limits, sending.rpm, sending.tpm)
         if limits.rpm is not None or limits.tpm is not None:
             out[name] = limits
     return out
@@ -214,7 +209,7 @@ def _send(
     if remote is not None:
         _send_remote(run, todo, remote, sending, arrived)
         return
-    limits = sending.limits_of(run.label)
+    limits = limits_of(run.label, sending.limits, sending.rpm, sending.tpm)
     start = time.perf_counter()
     # Batch API ids go to the run folder the moment they exist (llmcompare.runs._journal).
     with journal_in(folder.path if folder is not None else None, fresh=sending.refresh):

@@ -5,7 +5,8 @@
 :class:`~llmcompare.judges.JudgePanel` (the flags' own config comes from
 :func:`~llmcompare.config.judge_from_flags`). A judge model's ``rpm`` / ``tpm`` are not applied
 to its model: ``judge_limits`` gives them to the plan's ``limits``, by the judge's name, so
-``compare`` owns every limit and the record states them.
+``compare`` owns every limit and the record states them (``Comparison.rejudge`` takes them as
+its ``limits=``).
 """
 
 from __future__ import annotations
@@ -32,14 +33,17 @@ if TYPE_CHECKING:
     from llmcompare.config._schema import CompareConfig, ModelConfig
     from llmcompare.model import Model
 
-__all__ = ["build_judge", "judge_limits", "own_limits"]
+__all__ = ["build_judge", "judge_limits", "model_limits"]
 
 
 def build_judge(config: CompareConfig) -> Judge | JudgePanel | None:
     """The config's judge, built (its models too: close them with the plan).
 
-    Its models' ``rpm`` / ``tpm`` are not applied here: the plan's ``limits`` hold them, by
-    judge name, for ``compare`` to apply.
+    Its models' ``rpm`` / ``tpm`` are not applied here: they go to the plan's ``limits``
+    (:meth:`CompareConfig.build <llmcompare.config.CompareConfig.build>`), by judge name, which
+    ``compare`` applies. A judge used outside ``compare`` is held to them by passing those
+    limits on: ``record.rejudge(judge, limits=plan.limits)``
+    (:meth:`~llmcompare.record.Comparison.rejudge`); without them it sends unlimited.
 
     Raises:
         ConfigFileError: For a judge model that cannot be built (an unset key variable, an
@@ -88,7 +92,7 @@ def build_judge(config: CompareConfig) -> Judge | JudgePanel | None:
         raise ConfigFileError(config.path, [_problem(config, ["judge"], exc.message)]) from None
 
 
-def own_limits(config: CompareConfig, m: ModelConfig) -> RateLimits | None:
+def model_limits(config: CompareConfig, m: ModelConfig) -> RateLimits | None:
     """A model's (or judge model's) own limits, the shared one where it sets only one.
 
     None where it sets neither: the shared ``rpm`` / ``tpm`` apply to it as they are.
@@ -116,7 +120,7 @@ def judge_limits(
     """
     out: dict[str, RateLimits] = {}
     for k, m in enumerate(() if config.judge is None else config.judge.models):
-        own = own_limits(config, m)
+        own = model_limits(config, m)
         if own is None:
             continue
         name = m.label or m.name

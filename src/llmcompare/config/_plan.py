@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from pydantic import ValidationError
 
-from llmcompare.config._judge import build_judge, judge_limits, own_limits
+from llmcompare.config._judge import build_judge, judge_limits, model_limits
 from llmcompare.config._problems import ConfigFileError, Problem, _message
 from llmcompare.cost import Budget, LocalHardware
 from llmcompare.errors import LLMCompareError
@@ -197,7 +197,9 @@ def build_plan(config: CompareConfig) -> ComparePlan:
     built = _models(config)
     by_label = list(zip(built, config.models, strict=True))
     try:
-        models = {label: own for label, m in by_label if (own := own_limits(config, m)) is not None}
+        models = {
+            label: own for label, m in by_label if (own := model_limits(config, m)) is not None
+        }
         limits = {**models, **judge_limits(config, models, built)}
         judge = build_judge(config)
     except BaseException:

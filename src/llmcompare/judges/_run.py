@@ -12,16 +12,18 @@ import os
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from llmcompare.cost import Cost, LocalHardware, cost_of
+from llmcompare.cost._cost import unanswered_cost
 from llmcompare.errors import ConfigurationError
 from llmcompare.judges._figures import pair_figures, vote_of
 from llmcompare.judges._judge import Judge, JudgePanel, PairwiseJudge, PointwiseJudge, Vote
 from llmcompare.judges._send import Reply, Sending, ask
 from llmcompare.judges._store import JudgmentsFile
 from llmcompare.judges._types import Call, Grade, Judging, Outcome, PairVerdict
-from llmcompare.ratelimit import RateLimits
+from llmcompare.ratelimit import RateLimits, check_limits
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.stats import fleiss_kappa
 from llmcompare.types import Completion, Request, Usage
@@ -103,7 +105,12 @@ def judge_answers(
     """
     if judge.mode == "pairwise" and len(models) < 2:
         raise ConfigurationError("a pairwise judge needs two models or more to compare")
-    own = _own_limits(judge, limits or {})
+    names = [j.name for j in members(judge)]
+    own = check_limits(
+        limits,
+        names,
+        lambda unknown: f"limits name judges that are not judging: {unknown}; the judges: {names}",
+    )
     store = JudgmentsFile(out) if out is not None else None
     sending = Sending(
         tracker, cache, store, concurrency, retry, rpm, tpm, own, progress=progress, refresh=refresh
@@ -142,10 +149,16 @@ def judge_answers(
 def call_of(
     judge: Judge, reply: Reply, hardware: LocalHardware | None, first: str | None = None
 ) -> Call:
-    """One request's record: the verdict or grade read from the reply, or why there is none."""
-    completion = reply.completion
+    """One request's record: the verdict or grade read from the reply, or why there is none.
+
+    Its cost holds what failed attempts were charged as maybe billed (``reply.charged_usd``),
+    an estimate, as a compared model's row does: the record's judging cost is then what the
+    budget counted.
+    """
+    completion, charged = reply.completion, reply.charged_usd
     if completion is None:
-        return Call(judge=judge.name, first=first, error=reply.error)
+        cost = None if charged is None else unanswered_cost(charged)
+        return Call(judge=judge.name, first=first, error=reply.error, cost=cost)
     if isinstance(judge, PairwiseJudge):
         said, reasoning, error = judge.read(completion)
         grade = None
@@ -161,8 +174,16 @@ def call_of(
         error=error,
         cached=reply.cached,
         usage=completion.usage,
-        cost=cost_of(completion, hardware=hardware),
+        cost=cost_of(_with_charges(completion, charged), hardware=hardware),
     )
+
+
+def _with_charges(completion: Completion, charged: Decimal | None) -> Completion:
+    """The completion with earlier charged attempts added to those it holds."""
+    if charged is None:
+        return completion
+    earlier = completion.unanswered_usd or Decimal(0)
+    return completion.model_copy(update={"unanswered_usd": earlier + charged})
 
 
 def panel_vote(votes: Sequence[Outcome | None], vote: Vote) -> Outcome | None:
@@ -341,24 +362,6 @@ def _higher(a: float | None, b: float | None) -> Outcome | None:
     if a is None or b is None:
         return None
     return "a" if a > b else "b" if a < b else "tie"
-
-
-def _own_limits(
-    judge: Judge | JudgePanel, limits: Mapping[str, RateLimits]
-) -> dict[str, RateLimits]:
-    """The judges' own limits, checked: each names a judge and is a RateLimits."""
-    names = [j.name for j in members(judge)]
-    unknown = sorted(set(limits) - set(names))
-    if unknown:
-        raise ConfigurationError(
-            f"limits name judges that are not judging: {unknown}; the judges: {names}"
-        )
-    for name, value in limits.items():
-        if not isinstance(value, RateLimits):
-            raise ConfigurationError(
-                f"limits[{name!r}] must be a RateLimits(rpm=..., tpm=...), got {value!r}"
-            )
-    return dict(limits)
 
 
 def _agreement(

@@ -1,24 +1,25 @@
 """Judge requests sent as requests like any other: the run folder, the cache, then the judge.
 
 :func:`ask` takes one judge model's requests and answers each from, in turn, the run folder's
-``judgments.jsonl`` (what this run already asked), the response cache (what any run asked), and
-only then the judge, through :func:`~llmcompare.batch.generate_many`: concurrency, retry, rate
-limits (the judge's own, else the shared ones) and the run's
-:class:`~llmcompare.cost.CostTracker` (a budget reserves each request's worst case before it is
-sent). Each reply is written to the folder and the cache the moment it
-arrives. Requests with the same key (the same content) are asked once.
+``judgments.jsonl`` (what this run already asked: this judge, or another member of its panel
+with the same request), the response cache (what any run asked), and only then the judge,
+through :func:`~llmcompare.batch.generate_many`: concurrency, retry, rate limits (the judge's
+own, else the shared ones) and the run's :class:`~llmcompare.cost.CostTracker` (a budget
+reserves each request's worst case before it is sent). Each reply is written to the folder and
+the cache the moment it arrives. Requests with the same key (the same content) are asked once.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from llmcompare.batch import generate_many
 from llmcompare.errors import BackendError, LLMCompareError, redact
-from llmcompare.ratelimit import RateLimits
+from llmcompare.ratelimit import RateLimits, limits_of
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.runs import model_identity, request_key
 from llmcompare.types import Completion, Request, Result
@@ -60,11 +61,6 @@ class Sending:
     progress: bool | None = None
     refresh: bool = False
 
-    def limits_of(self, judge: str) -> RateLimits:
-        """The limits ``judge``'s requests go through: its own, else the shared ones."""
-        own = self.limits.get(judge)
-        return own if own is not None else RateLimits(rpm=self.rpm, tpm=self.tpm)
-
 
 @dataclass(frozen=True)
 class Reply:
@@ -74,11 +70,15 @@ class Reply:
         completion: The reply.
         error: Why the request failed (type and redacted message), when it did.
         cached: Whether the reply was read back rather than asked now.
+        charged_usd: What failed attempts of the request were charged as maybe billed (a
+            timeout) that ``completion`` does not hold: a failure's own charge, and those
+            of earlier processes on the run folder; None: nothing was charged.
     """
 
     completion: Completion | None
     error: str | None = None
     cached: bool = False
+    charged_usd: Decimal | None = None
 
 
 def describe(error: BaseException) -> str:
@@ -105,21 +105,25 @@ def ask(
     for key, (request, _) in zip(keys, asked, strict=True):
         unique.setdefault(key, request)
     got: dict[str, Reply] = {}
-    store = sending.store
+    store, tracker = sending.store, sending.tracker
     saved = store.read() if store is not None else {}
+    # Another panel member's reply to the same request is taken as from a cache: it paid.
+    others = {key: found for (who, key), found in saved.items() if who != judge}
+    # Failures that may be billed (a timeout) were charged: this judge's, each line once.
+    charged = store.charges() if store is not None else {}
+    before = {key: charged[(judge, key)] for key in unique if (judge, key) in charged}
     for key in unique:
-        found = saved.get(key)
-        if found is not None:
-            got[key] = Reply(found.completion, cached=found.cached)
-            if sending.tracker is not None and not found.cached:
+        own = saved.get((judge, key))
+        if own is not None:
+            got[key] = Reply(own.completion, cached=own.cached)
+            if tracker is not None and not own.cached:
                 # Asked and paid for by this run before it stopped: the budget counts it.
-                sending.tracker.record(found.completion)
-    if store is not None and sending.tracker is not None:
-        # Failures that may be billed (a timeout) were charged: counted too, each line once.
-        charged = store.charges()
-        for key in unique:
-            for usd in charged.get(key, ()):
-                sending.tracker.record_unanswered(model.id, usd)
+                tracker.record(own.completion)
+        elif (other := others.get(key)) is not None:
+            got[key] = Reply(other.completion, cached=True)
+        if tracker is not None:
+            for usd in before.get(key, ()):
+                tracker.record_unanswered(model.id, usd)
     cache = sending.cache if identity is not None else None
     if cache is not None and not sending.refresh:
         for key in unique:
@@ -130,7 +134,7 @@ def ask(
     todo = [key for key in unique if key not in got]
     if todo:
         arrived = _Arrivals(model, judge, todo, got, store, cache, sending.refresh)
-        limits = sending.limits_of(judge)
+        limits = limits_of(judge, sending.limits, sending.rpm, sending.tpm)
         generate_many(
             model,
             [unique[key] for key in todo],
@@ -142,7 +146,14 @@ def ask(
             progress=sending.progress,
             on_result=arrived,
         )
-    return [got[key] for key in keys]
+    return [_charged(got[key], before.get(key, ())) for key in keys]
+
+
+def _charged(reply: Reply, before: Sequence[Decimal]) -> Reply:
+    """The reply with what earlier processes were charged for its request added."""
+    if not before:
+        return reply
+    return replace(reply, charged_usd=sum(before, reply.charged_usd or Decimal(0)))
 
 
 def _identity(model: Model) -> dict[str, Any] | None:
@@ -182,10 +193,11 @@ class _Arrivals:
             failure = result.error
             assert failure is not None
             error = describe(failure)
-            self.got[key] = Reply(None, error=error)
+            # A timeout may be billed: what it was charged is its cost, and is kept for a
+            # resumed budget.
+            charged = failure.charged_usd if isinstance(failure, BackendError) else None
+            self.got[key] = Reply(None, error=error, charged_usd=charged)
             if self.store is not None:
-                # A timeout may be billed: what it was charged is kept for a resumed budget.
-                charged = failure.charged_usd if isinstance(failure, BackendError) else None
                 self.store.write(key, self.judge, error=error, charged_usd=charged)
             return
         self.got[key] = Reply(completion)

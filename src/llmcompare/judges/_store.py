@@ -1,11 +1,12 @@
 """``judgments.jsonl``: every judge reply in a run folder, written the moment it arrives.
 
 It sits beside the run's ``answers.jsonl``. One JSON line per reply (or failure), named by its
-request's key (:func:`~llmcompare.runs.request_key` of the judge model and the judge request),
-flushed at once: a run killed while judging loses at most the requests in flight, and the next
-run reads the rest back instead of asking again. A key is the request's whole content (the
-question, both answers in their order, the rubric), so a reply is reused only for exactly the
-same request; a line cut short by a kill, or damaged, is skipped and its request asked again.
+judge and its request's key (:func:`~llmcompare.runs.request_key` of the judge model and the
+judge request), flushed at once: a run killed while judging loses at most the requests in
+flight, and the next run reads the rest back instead of asking again. A key is the request's
+whole content (the question, both answers in their order, the rubric), so a reply is reused
+only for exactly the same request; a line cut short by a kill, or damaged, is skipped and its
+request asked again.
 """
 
 from __future__ import annotations
@@ -51,35 +52,41 @@ class JudgmentsFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 
-    def read(self) -> dict[str, Saved]:
-        """The replies written so far, by request key; failures and damaged lines left out."""
-        found: dict[str, Saved] = {}
+    def read(self) -> dict[tuple[str, str], Saved]:
+        """The replies written so far, by (judge, request key); failures, damaged lines left out.
+
+        By judge too: panel members asking one model the same request share its key, and a
+        reply is paid for by the member that asked it.
+        """
+        found: dict[tuple[str, str], Saved] = {}
         for number, raw in enumerate(self._lines(), 1):
             try:
                 line = json.loads(raw.decode("utf-8"))
                 if "completion" in line:
                     completion = Completion.model_validate(line["completion"])
-                    found[str(line["key"])] = Saved(completion, bool(line.get("cached")))
+                    where = (str(line["judge"]), str(line["key"]))
+                    found[where] = Saved(completion, bool(line.get("cached")))
             except (ValueError, KeyError, TypeError, ValidationError) as exc:
                 logger.warning("%s:%d: damaged line skipped (%s)", self.path, number, exc)
         return found
 
-    def charges(self) -> dict[str, list[Decimal]]:
-        """What the failures written so far were charged as maybe billed, by request key.
+    def charges(self) -> dict[tuple[str, str], list[Decimal]]:
+        """What the failures written so far were charged as maybe billed, by (judge, key).
 
         One entry per failed line that says so (a timeout: ``charged_usd``), whether or not a
-        later line answered the request; damaged lines are skipped (:meth:`read` warns).
+        later line answered the request; damaged lines are skipped (:meth:`read` warns). By
+        judge too, as :meth:`read`: each member's failures are its own.
         """
-        found: dict[str, list[Decimal]] = {}
+        found: dict[tuple[str, str], list[Decimal]] = {}
         for raw in self._lines():
             try:
                 line = json.loads(raw.decode("utf-8"))
                 usd = Decimal(str(line["charged_usd"])) if "charged_usd" in line else None
-                key = str(line["key"])
+                where = (str(line["judge"]), str(line["key"]))
             except (ValueError, KeyError, TypeError, InvalidOperation):
                 continue
             if usd is not None and usd.is_finite() and usd >= 0:
-                found.setdefault(key, []).append(usd)
+                found.setdefault(where, []).append(usd)
         return found
 
     def _lines(self) -> list[bytes]:

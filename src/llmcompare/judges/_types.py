@@ -53,7 +53,8 @@ class Call(BaseModel):
         cached: Whether the reply came from the response cache (or a run folder) rather than
             from the judge now: its cost was paid by the run that asked it.
         usage: The request's tokens.
-        cost: What the request cost, when it was answered.
+        cost: What the request cost: its answer, and any attempt charged as maybe billed
+            (a timeout; an estimate), this process's or an earlier one's on the run folder.
     """
 
     model_config = _FROZEN
@@ -251,7 +252,7 @@ class Judging(BaseModel):
         cached: Replies that came from the cache or the run folder.
         failed: Requests that gave no verdict.
         usage: The judges' tokens.
-        cost: The judges' cost.
+        cost: The judges' cost, failed attempts charged as maybe billed included.
         confidence: The level of every interval.
     """
 

@@ -8,7 +8,7 @@ rescore`` use only this package, the scorers and :mod:`llmcompare.report`).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from llmcompare.decision import BreakEven
+    from llmcompare.ratelimit import RateLimits
 
 __all__ = ["Comparison"]
 
@@ -269,6 +270,7 @@ class Comparison(BaseModel):
         retry: RetryPolicy | None = DEFAULT_POLICY,
         rpm: float | None = None,
         tpm: float | None = None,
+        limits: Mapping[str, RateLimits] | None = None,
         progress: bool | None = None,
         refresh: bool = False,
     ) -> Comparison:
@@ -286,8 +288,12 @@ class Comparison(BaseModel):
             budget: Limits on the judge's dollars, tokens or requests.
             concurrency: Requests in flight per judge model.
             retry: The retry policy; None retries nothing.
-            rpm: Requests per minute, at most, per judge model.
-            tpm: Tokens per minute, at most, per judge model.
+            rpm: Requests per minute, at most, per judge model without limits of its own.
+            tpm: Tokens per minute, at most, per judge model without limits of its own.
+            limits: Own limits by name, as ``compare``'s ``limits=``: a judge's replace ``rpm``
+                and ``tpm`` for it (``RateLimits()``: none at all). Entries of the record's
+                models are allowed and unused (none is asked), so a config's plan's
+                ``limits`` pass as they are.
             progress: Show a progress bar; None: when stderr is a terminal.
             refresh: Ask the judge again even when the cache has its reply.
 
@@ -295,13 +301,20 @@ class Comparison(BaseModel):
             A new record: the same answers and scores, this judge's ``judging``.
 
         Raises:
-            ConfigurationError: For a pairwise judge of a one-model run (nothing was sent).
+            ConfigurationError: For a pairwise judge of a one-model run, or ``limits`` naming
+                neither a judge nor a model of the record, or not a
+                :class:`~llmcompare.ratelimit.RateLimits` (nothing was sent).
         """
         answers = {
             (r.item_id, r.model, r.sample): r.completion
             for r in self.rows
             if r.completion is not None
         }
+        # A plan's limits hold the models' entries too: not the judge's (a judge named like a
+        # model has that entry).
+        models = set(self.run.models) - {j.name for j in judge.judges}
+        if isinstance(limits, Mapping):
+            limits = {name: own for name, own in limits.items() if name not in models}
         store = ResponseCache() if cache is True else (cache or None)
         try:
             judging = judge_answers(
@@ -316,6 +329,7 @@ class Comparison(BaseModel):
                 retry=retry,
                 rpm=rpm,
                 tpm=tpm,
+                limits=limits,
                 progress=progress,
                 refresh=refresh,
                 hardware=self.run.hardware,
