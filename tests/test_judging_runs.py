@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import llmcompare
-from helpers.cli import run
+from helpers.cli import run, start
 from helpers.openai_server import OpenAIServer, ok, slow
 from llmcompare import compare
 from llmcompare.backends.fake import FunctionModel, ScriptedModel
@@ -29,7 +29,6 @@ from llmcompare.record import Comparison
 from llmcompare.report import print_report
 from llmcompare.testing import no_wait
 from llmcompare.types import Request
-from test_runs import start
 
 if TYPE_CHECKING:
     from llmcompare.backends.llama import LlamaModel
@@ -242,6 +241,40 @@ def test_a_panel_of_one_judge_model_counts_each_request_once(
         assert judging.cost.usd == tracker.spent_usd
 
 
+def test_an_identical_request_is_sent_once_and_its_cost_counted_once() -> None:
+    # Two models with the same answer: shown in both orders, the judge's two prompts are one.
+    items = [PromptItem(id="q", prompt=PROMPTS[0])]
+    x, y = fixed("gpt-4o-mini", "Same."), fixed("gpt-4.1-mini", "Same.")
+    answers = {("q", "x", 0): x.generate(PROMPTS[0]), ("q", "y", 0): y.generate(PROMPTS[0])}
+    tracker = CostTracker()
+    with OpenAIServer() as server:
+        server.default = ok(verdict("A"))
+        gpt = llmcompare.get_model(
+            "chatgpt:gpt-4.1", base_url=server.url, api_key="sk-test-judge-key-123456"
+        )
+        with gpt:
+            judging = judge_answers(
+                PairwiseJudge(gpt, swap=True),
+                items,
+                answers,
+                ["x", "y"],
+                tracker=tracker,
+                retry=None,
+                progress=False,
+            )
+        sent = len(server.chat_requests)
+    calls = judging.verdicts[0].calls
+    assert sent == 1
+    assert [c.repeat for c in calls] == [False, True]
+    # "A" in both orders: the first answer shown, whichever it was: a tie, inconsistent.
+    assert [c.said for c in calls] == ["A", "A"]
+    assert judging.verdicts[0].inconsistent
+    assert judging.requests == 1
+    assert judging.usage == calls[0].usage
+    assert calls[0].cost is not None
+    assert judging.cost.usd == calls[0].cost.usd == tracker.spent_usd > 0
+
+
 def judge_charge(body: dict[str, Any]) -> Decimal:
     """What a budget charges a judge attempt that timed out, by hand: its worst case.
 
@@ -334,7 +367,8 @@ def test_a_run_killed_while_judging_resumes_without_asking_the_judge_twice(
     with OpenAIServer() as models, OpenAIServer() as judges:
         write_config(config, models.url, judges.url)
         judges.default = slow(0.25, ok(verdict("A")))  # slow enough to be killed halfway
-        first = start(["compare", "-c", str(config), "--out", str(out), "--no-progress"], judges)
+        args = ["compare", "-c", str(config), "--out", str(out), "--no-progress"]
+        first = start(args, judges.url)
         deadline = time.monotonic() + 120
         while len(judges.chat_requests) < 5:
             assert time.monotonic() < deadline, "judging never got going"

@@ -176,3 +176,22 @@ def test_no_import_circle_between_modules() -> None:
             visit(v)
     found = [" <-> ".join(c) for c in circles]
     assert found == [], "\n".join(found)
+
+
+def test_no_test_module_imports_another() -> None:
+    # What tests share lives in tests/helpers (servers, the CLI runner, record builders): a test
+    # module importing another runs that module's imports and fixtures where nobody expects.
+    tests = Path(__file__).resolve().parent
+    modules = {p.stem for p in tests.rglob("test_*.py")}
+    found = []
+    for path in sorted(tests.rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            found += [f"{path.relative_to(tests)}: {n}" for n in names if n in modules]
+    assert not found, found

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import llmcompare
-from helpers.cli import EXE, cli_env, run
+from helpers.cli import EXE, cli_env, run, start
 from helpers.openai_server import OpenAIServer, ok, slow
 from llmcompare import compare
 from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
@@ -44,18 +44,6 @@ def prompts(tmp_path: Path) -> Path:
 def asked(server: OpenAIServer) -> Counter[str]:
     """How often each prompt reached the server."""
     return Counter(r.body["messages"][-1]["content"] for r in server.chat_requests)
-
-
-def start(args: list[str], server: OpenAIServer) -> subprocess.Popen[str]:
-    env = cli_env()
-    command = [EXE, *args] if EXE else [sys.executable, "-m", "llmcompare", *args]
-    return subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**env, "OPENAI_BASE_URL": server.url, "COLUMNS": "160"},
-    )
 
 
 def wait_for_requests(server: OpenAIServer, n: int, timeout: float = 60.0) -> None:
@@ -102,7 +90,7 @@ def test_a_killed_run_resumes_without_asking_anything_twice(prompts: Path, tmp_p
     out = tmp_path / "run"
     with OpenAIServer() as server:
         server.default = slow(0.25)  # slow enough to be killed halfway
-        first = start(compare_args(prompts, out), server)
+        first = start(compare_args(prompts, out), server.url)
         wait_for_requests(server, 5)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
@@ -128,7 +116,7 @@ def test_ctrl_c_stops_at_once_keeps_what_is_done_and_says_how_to_resume(
     out = tmp_path / "run"
     with OpenAIServer() as server:
         server.default = slow(0.3)
-        process = start(compare_args(prompts, out), server)
+        process = start(compare_args(prompts, out), server.url)
         wait_for_requests(server, 4)
         process.send_signal(signal.SIGINT)
         # The timeout guards against a hang; that it stopped early is shown below by what it
@@ -588,7 +576,7 @@ def test_two_runs_on_one_folder_never_both_pay(prompts: Path, tmp_path: Path) ->
     with OpenAIServer() as server:
         server.default = slow(0.05)
         # No response cache: only the run folder's lock can keep the second run from paying.
-        both = [start(compare_args(prompts, out, "--no-cache"), server) for _ in range(2)]
+        both = [start(compare_args(prompts, out, "--no-cache"), server.url) for _ in range(2)]
         ended = [p.communicate(timeout=300) for p in both]
         counts = asked(server)
     codes = [p.returncode for p in both]

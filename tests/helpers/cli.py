@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 
-__all__ = ["EXE", "cli_env", "run"]
+__all__ = ["EXE", "cli_env", "run", "start"]
 
 EXE = shutil.which("llmcompare") or ""
 
@@ -37,4 +37,19 @@ def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         check=False,
         timeout=1200,
         env={**base, "COLUMNS": "160", **env},
+    )
+
+
+def start(args: list[str], base_url: str) -> subprocess.Popen[str]:
+    """Start ``llmcompare *args`` against the OpenAI-compatible server at ``base_url``.
+
+    For a test that stops or kills the run part way; the output is captured as text.
+    """
+    command = [EXE, *args] if EXE else [sys.executable, "-m", "llmcompare", *args]
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**cli_env(), "OPENAI_BASE_URL": base_url, "COLUMNS": "160"},
     )

@@ -137,9 +137,9 @@ def judge_answers(
         ),
         agreement=agreement,
         agreement_n=agreed,
-        requests=len(calls),
-        cached=sum(1 for c in calls if c.cached),
-        failed=sum(1 for c in calls if c.error is not None),
+        requests=sum(1 for c in calls if not c.repeat),
+        cached=sum(1 for c in calls if c.cached and not c.repeat),
+        failed=sum(1 for c in calls if c.error is not None and not c.repeat),
         usage=sum((c.usage for c in calls), Usage()),
         cost=sum((c.cost for c in calls if c.cost is not None), Cost()),
         confidence=confidence,
@@ -157,14 +157,18 @@ def call_of(
     """
     completion, charged = reply.completion, reply.charged_usd
     if completion is None:
-        cost = None if charged is None else unanswered_cost(charged)
-        return Call(judge=judge.name, first=first, error=reply.error, cost=cost)
+        cost = None if charged is None or reply.repeat else unanswered_cost(charged)
+        return Call(
+            judge=judge.name, first=first, error=reply.error, cost=cost, repeat=reply.repeat
+        )
     if isinstance(judge, PairwiseJudge):
         said, reasoning, error = judge.read(completion)
         grade = None
     else:
         grade, reasoning, error = judge.read(completion)
         said = None
+    # A repeat was sent once: its tokens and cost are on the first call of it.
+    repeat = reply.repeat
     return Call(
         judge=judge.name,
         first=first,
@@ -173,8 +177,9 @@ def call_of(
         reasoning=reasoning,
         error=error,
         cached=reply.cached,
-        usage=completion.usage,
-        cost=cost_of(_with_charges(completion, charged), hardware=hardware),
+        usage=Usage() if repeat else completion.usage,
+        cost=None if repeat else cost_of(_with_charges(completion, charged), hardware=hardware),
+        repeat=repeat,
     )
 
 

@@ -73,12 +73,15 @@ class Reply:
         charged_usd: What failed attempts of the request were charged as maybe billed (a
             timeout) that ``completion`` does not hold: a failure's own charge, and those
             of earlier processes on the run folder; None: nothing was charged.
+        repeat: The same request as an earlier one of the same call (two identical answers
+            shown in both orders, or graded alike): sent once, its cost counted there.
     """
 
     completion: Completion | None
     error: str | None = None
     cached: bool = False
     charged_usd: Decimal | None = None
+    repeat: bool = False
 
 
 def describe(error: BaseException) -> str:
@@ -146,7 +149,12 @@ def ask(
             progress=sending.progress,
             on_result=arrived,
         )
-    return [_charged(got[key], before.get(key, ())) for key in keys]
+    replies = [_charged(got[key], before.get(key, ())) for key in keys]
+    first = {key: i for i, key in reversed(list(enumerate(keys)))}
+    return [
+        reply if first[key] == i else replace(reply, repeat=True)
+        for i, (key, reply) in enumerate(zip(keys, replies, strict=True))
+    ]
 
 
 def _charged(reply: Reply, before: Sequence[Decimal]) -> Reply:

@@ -55,6 +55,9 @@ class Call(BaseModel):
         usage: The request's tokens.
         cost: What the request cost: its answer, and any attempt charged as maybe billed
             (a timeout; an estimate), this process's or an earlier one's on the run folder.
+        repeat: The same request as an earlier call of this judge (an identical prompt: two
+            identical answers shown in both orders, or graded alike). It was sent once: its
+            tokens and cost are on that call, and here ``usage`` is empty and ``cost`` None.
     """
 
     model_config = _FROZEN
@@ -68,6 +71,7 @@ class Call(BaseModel):
     cached: bool = False
     usage: Usage = Usage()
     cost: Cost | None = None
+    repeat: bool = False
 
 
 class PairVerdict(BaseModel):
@@ -248,7 +252,8 @@ class Judging(BaseModel):
         agreement: A panel's agreement beyond chance (Fleiss' kappa) over the verdicts every
             judge gave; None for one judge, or when undefined.
         agreement_n: How many verdicts (or grades) that is over.
-        requests: Requests asked of the judges (read back ones included).
+        requests: Requests asked of the judges (read back ones included; an identical request
+            repeated within a judging, sent once, counts once).
         cached: Replies that came from the cache or the run folder.
         failed: Requests that gave no verdict.
         usage: The judges' tokens.
