@@ -505,3 +505,28 @@ def test_the_terminal_report_prints_a_model_id_before_a_colon_as_typed(
     assert "\nchatgpt:x: $" in out  # the cost line, the model id first
     assert "chatgpt❌" not in out
     assert "❌" not in out
+
+
+def test_reports_cut_short_by_a_full_disk_leave_the_earlier_ones_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    from llmcompare.report import write_report
+
+    record = report_data.comparison()
+    written = write_report(record, tmp_path, ["json", "csv", "html"])
+    before = {p.name: p.read_bytes() for p in written}
+    # Another run's record, to be written over them when the disk fills up.
+    other = record.model_copy(update={"rows": record.rows[:1]})
+
+    def full(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    for fmt in ("json", "csv", "html"):
+        with pytest.raises(OSError, match="No space left"):
+            write_report(other, tmp_path, [fmt])
+    # Every file as it was, and no temporary file left beside them.
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

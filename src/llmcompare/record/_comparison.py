@@ -23,7 +23,7 @@ from llmcompare.record import _aggregate
 from llmcompare.record._load import Sweep, WhatIf
 from llmcompare.record._types import FROZEN, ModelSummary, Pairwise, Row, RunInfo
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
-from llmcompare.runs import ResponseCache
+from llmcompare.runs import ResponseCache, write_whole
 from llmcompare.scorers import Scorer
 
 if TYPE_CHECKING:
@@ -40,20 +40,6 @@ class _DamagedRecord(ConfigurationError, ValueError):
 
     A ``ValueError`` too, as pydantic's validation error was: code that caught that still does.
     """
-
-
-def _sync_folder(folder: Path) -> None:
-    """Sync a folder's entries to disk (the rename of a file in it), where the OS allows it."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # Windows cannot open a folder: its renames are durable enough
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # a file system that cannot sync folders: the rename still happened
-    finally:
-        os.close(fd)
 
 
 class Comparison(BaseModel):
@@ -191,20 +177,7 @@ class Comparison(BaseModel):
         Raises:
             OSError: When it cannot be written (the earlier file is left as it was).
         """
-        p = Path(path)
-        data = self.model_dump_json(indent=2).encode("utf-8")
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        _sync_folder(p.parent)
-        return p
+        return write_whole(path, self.model_dump_json(indent=2).encode("utf-8"))
 
     @classmethod
     def load(cls, path: str | Path) -> Comparison:

@@ -13,6 +13,7 @@ with ``'`` instead, as OWASP recommends against CSV injection.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from llmcompare.errors import ConfigurationError
+from llmcompare.runs import write_whole
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -142,13 +144,12 @@ def _cell(value: object) -> object:
 
 
 def _write(path: str | Path, header: Sequence[str], records: Iterable[Iterable[object]]) -> Path:
-    """Write a header and rows; None is an empty cell, and no cell is a formula."""
-    p = Path(path)
-    with p.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows([_cell(v) for v in record] for record in records)
-    return p
+    """Write a header and rows, whole or not at all; None is an empty cell, no cell a formula."""
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(header)
+    writer.writerows([_cell(v) for v in record] for record in records)
+    return write_whole(path, text.getvalue().encode("utf-8"))
 
 
 def write_csv(comparison: Comparison, path: str | Path) -> Path:

@@ -26,6 +26,7 @@ from llmcompare.report._judging import grid_verdicts, judging_view
 from llmcompare.report._judging_svg import ranking_chart
 from llmcompare.report._sweeps import sweep_chart
 from llmcompare.report._tables import break_even_chart, chart_data, view
+from llmcompare.runs import write_whole
 
 if TYPE_CHECKING:
     import jinja2
@@ -276,9 +277,7 @@ def write_html(comparison: Comparison, path: str | Path) -> Path:
     Raises:
         ConfigurationError: When Jinja2 is not installed (``pip install 'llmcompare[report]'``).
     """
-    p = Path(path)
-    p.write_text(render(comparison), encoding="utf-8")
-    return p
+    return write_whole(path, render(comparison).encode("utf-8"))
 
 
 def render(comparison: Comparison) -> str:

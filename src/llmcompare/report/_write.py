@@ -10,6 +10,7 @@ from llmcompare.errors import ConfigurationError
 from llmcompare.report._csv import write_csv, write_pairs_csv, write_summary_csv
 from llmcompare.report._html import write_html
 from llmcompare.report._plot import charts
+from llmcompare.runs import write_whole
 
 if TYPE_CHECKING:
     from llmcompare.record import Comparison
@@ -48,9 +49,7 @@ def write_report(
             written.append(write_html(comparison, out / "report.html"))
         elif fmt in ("png", "svg"):
             for name, data in charts(comparison, fmt=fmt).items():
-                p = out / f"{name}.{fmt}"
-                p.write_bytes(data)
-                written.append(p)
+                written.append(write_whole(out / f"{name}.{fmt}", data))
         else:
             raise ConfigurationError(f"unknown report format {fmt!r}; use {', '.join(FORMATS)}")
     return written

@@ -34,6 +34,7 @@ from llmcompare.runs._cache import (
     request_key,
 )
 from llmcompare.runs._folder import ANSWERS_FILE, RUN_FILE, Answer, RunFolder
+from llmcompare.runs._whole import write_whole
 
 __all__ = [
     "ANSWERS_FILE",
@@ -47,4 +48,5 @@ __all__ = [
     "default_cache_path",
     "model_identity",
     "request_key",
+    "write_whole",
 ]

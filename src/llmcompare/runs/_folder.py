@@ -41,6 +41,7 @@ from typing import IO, Any
 from pydantic import ValidationError
 
 from llmcompare.errors import ConfigurationError
+from llmcompare.runs._whole import write_whole
 from llmcompare.types import Completion
 
 __all__ = ["ANSWERS_FILE", "LOCK_WAIT_S", "RUN_FILE", "Answer", "RunFolder", "fingerprint"]
@@ -154,9 +155,8 @@ class RunFolder:
                     (self.path / name).unlink(missing_ok=True)
         if not self.resumed:
             record = {"format": _FORMAT, "fingerprint": digest, "plan": plan, "config": config}
-            tmp = run_file.with_name(RUN_FILE + ".tmp")
-            tmp.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
-            os.replace(tmp, run_file)
+            text = json.dumps(record, indent=2, default=str) + "\n"
+            write_whole(run_file, text.encode("utf-8"))
 
     def answers(self) -> dict[tuple[str, str, int], Answer]:
         """The answers recorded so far, by (model label, item id, sample); failures left out.
