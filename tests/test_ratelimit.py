@@ -423,3 +423,31 @@ def test_the_command_refuses_a_limit_under_one_a_day_before_sending(flags: list[
     (line,) = done.stderr.splitlines()
     assert line.startswith("llmcompare: error: ")
     assert "rpm=1e-09 is less than one a day" in line
+
+
+@pytest.mark.filterwarnings("ignore::llmcompare.cost.UnpricedModelWarning")  # fake models
+def test_a_judge_audit_is_held_to_its_rate_limit(virtual_time: VirtualTime) -> None:
+    from llmcompare.judges import audit
+
+    referee = ScriptedModel(default=A_IS_BETTER, name="referee")
+    rows = [{"question": "q", "answer_a": "yes", "answer_b": "no", "human": "a"}]
+    found = audit(
+        PairwiseJudge(referee),
+        rows,
+        self_consistency=False,
+        rpm=0.25,
+        cache=False,
+        progress=False,
+    )
+    assert (found.requests, len(referee.history)) == (2, 2)  # both orders
+    # The second request waited for rpm=0.25: one request every 4 min 4 s.
+    assert virtual_time.now == pytest.approx(4 * 61)
+
+
+def test_the_judge_commands_refuse_a_rate_limit_of_zero(tmp_path: Path) -> None:
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text('{"question": "q", "answer_a": "y", "answer_b": "n", "human": "a"}\n')
+    for args in (["rejudge", str(tmp_path)], ["judge-audit", str(labelled)]):
+        refused = run(*args, "--judge", "fake", "--rpm", "0")
+        assert refused.returncode == 2
+        assert "--rpm" in refused.stderr

@@ -80,13 +80,23 @@ def _close(judge: Judge | JudgePanel) -> None:
 
 
 def _sending_options(f: _F) -> _F:
-    """How the judge's requests are sent: budget, concurrency, cache, progress bar."""
+    """How the judge's requests are sent: budget, concurrency, rate limits, cache, progress."""
     for option in reversed(
         [
             click.option(
                 "--budget-usd", type=click.FloatRange(min=0), help="Most dollars the judge spends."
             ),
             click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1)),
+            click.option(
+                "--rpm",
+                type=click.FloatRange(min=0, min_open=True),
+                help="Requests per minute, at most, for each judge model.",
+            ),
+            click.option(
+                "--tpm",
+                type=click.FloatRange(min=0, min_open=True),
+                help="Tokens per minute, at most, for each judge model.",
+            ),
             click.option(
                 "--cache/--no-cache", default=True, show_default=True, help="Reuse cached replies."
             ),
@@ -118,6 +128,8 @@ def rejudge_cmd(
     judge_rubric: Path | None,
     budget_usd: float | None,
     concurrency: int,
+    rpm: float | None,
+    tpm: float | None,
     cache: bool,
     progress: bool | None,
     refresh: bool,
@@ -144,6 +156,8 @@ def rejudge_cmd(
             cache=cache,
             budget=_budget(budget_usd),
             concurrency=concurrency,
+            rpm=rpm,
+            tpm=tpm,
             limits=limits,
             progress=progress,
             refresh=refresh,
@@ -179,6 +193,8 @@ def judge_audit_cmd(
     self_consistency: bool,
     budget_usd: float | None,
     concurrency: int,
+    rpm: float | None,
+    tpm: float | None,
     cache: bool,
     progress: bool | None,
 ) -> None:
@@ -202,6 +218,8 @@ def judge_audit_cmd(
             cache=cache,
             budget=_budget(budget_usd),
             concurrency=concurrency,
+            rpm=rpm,
+            tpm=tpm,
             progress=progress,
         )
     except (ConfigurationError, ValueError) as exc:

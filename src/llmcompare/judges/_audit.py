@@ -120,6 +120,8 @@ def audit(
     budget: Budget | None = None,
     concurrency: int = 8,
     retry: RetryPolicy | None = DEFAULT_POLICY,
+    rpm: float | None = None,
+    tpm: float | None = None,
     progress: bool | None = None,
     confidence: float = 0.95,
     seed: int = 0,
@@ -140,6 +142,8 @@ def audit(
         budget: Limits on the judge's dollars, tokens or requests.
         concurrency: Requests in flight.
         retry: The retry policy; None retries nothing.
+        rpm: Requests per minute, at most, per judge model.
+        tpm: Tokens per minute, at most, per judge model.
         progress: Show a progress bar; None: when stderr is a terminal.
         confidence: The level of the kappa's interval.
         seed: Seeds its bootstrap.
@@ -154,7 +158,7 @@ def audit(
     distinct = list(dict.fromkeys((q, a, b) for q, a, b, _ in rows))
     store = ResponseCache() if cache is True else (cache or None)
     tracker = CostTracker(budget)
-    sending = Sending(tracker, store, None, concurrency, retry, progress=progress)
+    sending = Sending(tracker, store, None, concurrency, retry, rpm, tpm, progress=progress)
     try:
         per_pair = _judge_pairs(judge, distinct, sending, self_consistency)
     finally:
