@@ -45,6 +45,19 @@ def _format_option(help_text: str) -> Callable[[_F], _F]:
     )
 
 
+def _rate_limit_options(who: str) -> list[Callable[[_F], _F]]:
+    """The ``--rpm`` and ``--tpm`` options, limits for each of ``who`` (models, judge models)."""
+    rate = click.FloatRange(min=0, min_open=True)
+    return [
+        click.option("--rpm", type=rate, help=f"Requests per minute, at most, for each {who}."),
+        click.option(
+            "--tpm",
+            type=rate,
+            help=f"Tokens per minute (input plus output), at most, for each {who}.",
+        ),
+    ]
+
+
 def _run_dir_argument() -> Callable[[_F], _F]:
     """The ``RUN_DIR`` argument of the commands that read a saved run."""
     return click.argument("run_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))

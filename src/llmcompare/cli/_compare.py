@@ -26,6 +26,7 @@ from llmcompare.cli._common import (
     _formats,
     _full_answers,
     _os_error,
+    _rate_limit_options,
     _resume_command,
     _settings,
     _write_reports,
@@ -250,16 +251,7 @@ _sending_options = _options(
         type=_Dollars(),
         help="Refuse requests beyond this many dollars (0 or more).",
     ),
-    click.option(
-        "--rpm",
-        type=click.FloatRange(min=0, min_open=True),
-        help="Requests per minute, at most, for each model.",
-    ),
-    click.option(
-        "--tpm",
-        type=click.FloatRange(min=0, min_open=True),
-        help="Tokens per minute (input plus output), at most, for each model.",
-    ),
+    *_rate_limit_options("model"),
     click.option(
         "--progress/--no-progress", default=None, help="Progress bar (default: on a TTY)."
     ),

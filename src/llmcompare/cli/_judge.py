@@ -14,6 +14,7 @@ from llmcompare.cli._common import (
     _fail,
     _format_option,
     _formats,
+    _rate_limit_options,
     _run_dir_argument,
     _write_reports,
 )
@@ -87,16 +88,7 @@ def _sending_options(f: _F) -> _F:
                 "--budget-usd", type=click.FloatRange(min=0), help="Most dollars the judge spends."
             ),
             click.option("--concurrency", default=8, show_default=True, type=click.IntRange(min=1)),
-            click.option(
-                "--rpm",
-                type=click.FloatRange(min=0, min_open=True),
-                help="Requests per minute, at most, for each judge model.",
-            ),
-            click.option(
-                "--tpm",
-                type=click.FloatRange(min=0, min_open=True),
-                help="Tokens per minute, at most, for each judge model.",
-            ),
+            *_rate_limit_options("judge model"),
             click.option(
                 "--cache/--no-cache", default=True, show_default=True, help="Reuse cached replies."
             ),
