@@ -201,18 +201,7 @@ def test_a_fresh_batch_computes_each_prompt_token_once_and_gets_the_tokens_alone
     forwards: list[int],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from llmcompare.backends.llama._kv import SlabLayer
-
-    made = SlabLayer.__init__
-
-    def poisoned(self: Any, *args: Any, **kwargs: Any) -> None:
-        # A new slab's memory is not initialized: here it holds NaN, so a column attention
-        # reads that nothing wrote (masked or not: 0 x NaN is NaN) changes the answer.
-        made(self, *args, **kwargs)
-        self.slab_keys.fill_(float("nan"))
-        self.slab_values.fill_(float("nan"))
-
-    monkeypatch.setattr(SlabLayer, "__init__", poisoned)
+    _poison_new_slabs(monkeypatch)
     model = _model(kind)
     tiny = _Engine(model)
     # The first prefill shows the engine its KV shape; later fresh batches go into a slab.
@@ -247,3 +236,64 @@ def test_prompts_of_one_length_are_never_packed_and_one_long_prompt_is_packed_al
     assert packing_pays([1000] + [40] * 15, 24)
     assert packs([1000] + [40] * 15) == [slice(0, 1), slice(1, 10), slice(10, 16)]
     assert PACK_TOKENS == 384  # 9 x 40 = 360 fits a pack, 10 x 40 does not
+
+
+def _poison_new_slabs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every slab a prefill fills from here on holds NaN until written.
+
+    A new slab's memory is not initialized: with NaN in it, a column that attention reads but
+    nothing wrote (masked or not: 0 x NaN is NaN) changes the answer.
+    """
+    from llmcompare.backends.llama._kv import KVBatch
+
+    made = KVBatch.start
+
+    def poisoned(self: Any, *args: Any, **kwargs: Any) -> Any:
+        cache = made(self, *args, **kwargs)
+        for layer in [] if cache is None else cache.layers:
+            layer.slab_keys.fill_(float("nan"))
+            layer.slab_values.fill_(float("nan"))
+        return cache
+
+    monkeypatch.setattr(KVBatch, "start", poisoned)
+
+
+def test_newcomers_arriving_together_join_packed_and_get_the_tokens_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _poison_new_slabs(monkeypatch)
+    model = _model("full")
+    tiny = _Engine(model)
+    tiny.run([tiny.job(0, _prompt(99, 5), 2)])  # the first prefill: the KV shape
+    running = (_prompt(300, 6), 200)
+    # One long prompt and four short ones, submitted together while the batch runs.
+    lengths = [400, 10, 10, 10, 10]
+    joiners = [(_prompt(301 + i, n), 8) for i, n in enumerate(lengths)]
+    fed: list[int] = []
+    hook = model.model.embed_tokens.register_forward_hook(
+        lambda _module, args, _out: fed.append(int(args[0].numel()))
+    )
+    results: dict[str, list[list[int]]] = {}
+
+    def first() -> None:
+        results["running"] = tiny.run([tiny.job(0, *running)])
+
+    try:
+        thread = threading.Thread(target=first)
+        thread.start()
+        steps = tiny.scheduler.stats.steps
+        deadline = time.monotonic() + 60  # only ends a hang: nothing here is timed
+        while tiny.scheduler.stats.steps < steps + 3:
+            assert time.monotonic() < deadline, "the running batch never stepped"
+            time.sleep(0.001)
+        results["joiners"] = tiny.run([tiny.job(i, p, n) for i, (p, n) in enumerate(joiners)])
+        thread.join(60)
+    finally:
+        hook.remove()
+    assert results["running"] == [_truth(model, *running)]
+    assert results["joiners"] == [_truth(model, p, n) for p, n in joiners]
+    assert tiny.scheduler.stats.joined == len(joiners)
+    # Their prefill, counted by hand: the long prompt alone, the four short ones in one pack
+    # (a padded prefill would compute 5 x 400); a decoding step feeds at most 6 tokens.
+    at = fed.index(400)
+    assert fed[at : at + 2] == [400, 40]

@@ -260,20 +260,24 @@ class KVBatch:
     # -- newcomers ----------------------------------------------------------------------------
 
     def start(self, group: list[Job], shape: KVShape | None) -> Any:
-        """A slab for a batch that starts with ``group``, for their prefill to fill in place.
+        """A slab for ``group``'s prefill to fill in place.
 
-        An exact fit: the longest prompt plus the most new tokens any of them may take. Their
-        prefill then writes straight into it; :meth:`merge` takes it as the batch's without a
-        copy, and no second cache the size of theirs exists meanwhile.
+        For a batch that starts with them, an exact fit: the longest prompt plus the most new
+        tokens any of them may take; :meth:`merge` takes it as the batch's without a copy, and
+        no second cache the size of theirs exists meanwhile. For newcomers to a running batch,
+        their prompts' size: :meth:`merge` copies their rows in. Either way the prefill can run
+        packed, without padding (``_engine.py``).
 
         Returns:
-            A transformers cache, or None (the batch is running, or the layers' shape is not
-            known yet): the prefill makes its own cache, which :meth:`merge` copies in.
+            A transformers cache, or None (the layers' shape is not known yet): the prefill
+            makes its own cache, which :meth:`merge` copies in.
         """
-        if shape is None or self.rows:
+        if shape is None:
             return None
         rows = len(group)
-        cols = max(len(j.prompt) for j in group) + max(j.max_new for j in group)
+        cols = max(len(j.prompt) for j in group)
+        if not self.rows:
+            cols += max(j.max_new for j in group)
         like = shape.like
         size = (rows, shape.heads, cols, shape.head_dim)
         columns = _Columns(0)
@@ -333,6 +337,8 @@ class KVBatch:
             # Its rows are in the slab: the prefill's copy goes now, layer by layer, so the
             # two never both hold the whole cache (the peak memory stays the slab's).
             theirs.keys = theirs.values = None
+            if isinstance(theirs, SlabLayer):
+                theirs.slab_keys = theirs.slab_values = layer.slab_keys.new_empty(0)
         if plan:
             self._layers = plan.layers
             self.cache = Cache(layers=list(plan.layers))

@@ -324,7 +324,7 @@ class Scheduler:
     def _admit(self, group: list[Job]) -> None:
         """Prefill the newcomers, then merge them into the running batch."""
         try:
-            # A batch that starts fresh is prefilled straight into its slab.
+            # Into a slab: the batch's own when it starts fresh, else the newcomers' own.
             prefilled = self.engine.prefill(group, self._batch.start(group, self.engine.kv_shape))
         except Exception as exc:  # noqa: BLE001 - the newcomers fail, the batch runs on
             for job in group:
