@@ -149,12 +149,14 @@ def ask(
             progress=sending.progress,
             on_result=arrived,
         )
-    replies = [_charged(got[key], before.get(key, ())) for key in keys]
-    first = {key: i for i, key in reversed(list(enumerate(keys)))}
-    return [
-        reply if first[key] == i else replace(reply, repeat=True)
-        for i, (key, reply) in enumerate(zip(keys, replies, strict=True))
-    ]
+    replies: list[Reply] = []
+    seen: set[str] = set()
+    for key in keys:
+        reply = _charged(got[key], before.get(key, ()))
+        # A key seen before in this call is the same request: sent, and counted, once.
+        replies.append(replace(reply, repeat=True) if key in seen else reply)
+        seen.add(key)
+    return replies
 
 
 def _charged(reply: Reply, before: Sequence[Decimal]) -> Reply:
