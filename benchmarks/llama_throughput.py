@@ -888,7 +888,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"INFO  batch-1 token / bandwidth bound {over_bound:5.2f}x  (the weights read once: "
         f"{bound * 1000:.1f} ms; the bare model's step is {raw_step / bound:.2f}x that, its "
-        f"compute and transformers' per-layer work; llmcompare adds {step_ratio:.2f}x on top)"
+        f"compute and transformers' per-layer work; llmcompare's token is {step_ratio:.2f}x it)"
     )
     missed = sum(not ok for _, ok in checks)
     print(

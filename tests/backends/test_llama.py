@@ -204,6 +204,36 @@ def test_hub_id_respects_the_no_network_switch(
 # -- answers and exact usage -------------------------------------------------------------------
 
 
+def test_few_row_products_are_measured_once_and_keep_the_greedy_answers(
+    llama: LlamaModel, llama_cache: Path
+) -> None:
+    import torch
+
+    from llmcompare.backends.llama._products import FewRowsLinear
+
+    linears = [m for m in llama.hf_model.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 30 * 7 + 1  # q, k, v, o, gate, up, down in 30 layers; the head
+    assert all(type(m) is FewRowsLinear for m in linears)
+    measured = linears[0].transposed_rows
+    # Measured on this machine by the session's load and kept for every later load.
+    record = json.loads((llama_cache / "llama" / "few-row-products.json").read_text())
+    assert sorted(measured) in record.values()
+
+    def answers(rows: frozenset[int]) -> list[str]:
+        for m in linears:
+            m.transposed_rows = rows
+        alone = [llama.generate(p, max_tokens=24).text for p in PROMPTS[:3]]
+        together = [r.unwrap().text for r in llama.generate_batch(PROMPTS[:3], max_tokens=24)]
+        return alone + together
+
+    try:
+        # 1 to 3 rows transposed (whatever this machine chose), against transformers' products.
+        assert answers(frozenset({1, 2, 3})) == answers(frozenset())
+    finally:
+        for m in linears:
+            m.transposed_rows = measured
+
+
 def test_greedy_answer_and_usage_match_the_tokenizer(llama: LlamaModel) -> None:
     import torch
 

@@ -33,6 +33,7 @@ from llmcompare.backends._network import check_network
 from llmcompare.backends.llama._engine import Engine
 from llmcompare.backends.llama._locate import Source, default_cache_dir, file_sha256
 from llmcompare.backends.llama._options import LlamaOptions
+from llmcompare.backends.llama._products import few_rows, install
 from llmcompare.backends.llama._scheduler import Scheduler
 from llmcompare.errors import ConfigurationError
 
@@ -363,6 +364,8 @@ def load(model_id: str, source: Source, options: LlamaOptions) -> Loaded:
             model, tokenizer = _from_hub(model_id, source.location, dtype, options)
     model.to(device)
     model.eval()
+    if device.type == "cpu":
+        install(model, few_rows(model, options.cache_dir or default_cache_dir()))
     engine = Engine(
         model_id,
         model,

@@ -1,0 +1,121 @@
+"""Few-row matrix products on a CPU: computed either way, measured once per machine and kept.
+
+The real model's use of them (its greedy answers against transformers' own products) is in
+test_llama.py; here, small ``nn.Linear`` stacks, against float64 products computed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from llmcompare.backends.llama._products import (  # noqa: E402 - after the import check
+    CANDIDATE_ROWS,
+    FewRowsLinear,
+    choose,
+    few_rows,
+    install,
+)
+
+FILE = Path("llama") / "few-row-products.json"
+
+
+def _stack() -> Any:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Linear(48, 96, bias=False), torch.nn.Linear(96, 40), torch.nn.Linear(40, 48)
+    )
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 9])
+def test_every_row_count_gives_the_product_whichever_way_it_is_computed(rows: int) -> None:
+    stack = _stack()
+    weights = [m.weight.detach().clone() for m in stack]
+    assert install(stack, frozenset({1, 2, 3})) == 3
+    assert all(type(m) is FewRowsLinear for m in stack)
+    x = torch.randn(rows, 1, 48)
+    with torch.inference_mode():
+        got = stack(x)
+    # By hand, in float64: the three products, the two biases.
+    want = x.double()
+    for m, w in zip(stack, weights, strict=True):
+        want = want @ w.double().T + (0 if m.bias is None else m.bias.double())
+    assert got.shape == (rows, 1, 48)
+    assert torch.allclose(got.double(), want, rtol=1e-4, atol=1e-5)
+
+
+def test_the_chosen_row_counts_take_the_transposed_way_and_the_others_the_plain_one() -> None:
+    stack = _stack()
+    first = stack[1]
+    install(stack, frozenset({2}))
+    w, b = first.weight.detach(), first.bias.detach()
+    with torch.inference_mode():
+        for rows in (1, 2, 3):
+            x = torch.randn(rows, 96)
+            transposed = (w @ x.T).T + b
+            plain = torch.nn.functional.linear(x, w, b)
+            # Bit for bit: the way taken is the one chosen for this row count.
+            assert torch.equal(first(x), transposed if rows == 2 else plain)
+
+
+def test_rows_are_chosen_where_the_transposed_way_takes_at_most_90_percent() -> None:
+    plain = {1: 1.0, 2: 2.0, 3: 3.0, 4: 4.0}
+    transposed = {1: 0.5, 2: 1.8, 3: 2.71, 4: 5.0, 9: 0.1}
+    # 2: exactly 90%; 3: 90.3%; 9 was not measured the plain way.
+    assert choose(plain, transposed) == frozenset({1, 2})
+
+
+def test_the_choice_is_measured_once_and_read_back_by_every_later_load(tmp_path: Path) -> None:
+    first = few_rows(_stack(), tmp_path)
+    assert first <= set(CANDIDATE_ROWS)
+    record = json.loads((tmp_path / FILE).read_text())
+    (key, rows), *more = record.items()
+    assert not more
+    assert rows == sorted(first)
+    assert f"torch {torch.__version__} | {torch.get_num_threads()} threads | float32" in key
+    # A later load takes what the file says (here edited by hand), without measuring again.
+    record[key] = [3, 7]
+    (tmp_path / FILE).write_text(json.dumps(record))
+    assert few_rows(_stack(), tmp_path) == frozenset({3, 7})
+    # Other shapes are another entry; the first one is kept.
+    few_rows(torch.nn.Sequential(torch.nn.Linear(8, 8)), tmp_path)
+    kept = json.loads((tmp_path / FILE).read_text())
+    assert len(kept) == 2
+    assert kept[key] == [3, 7]
+
+
+def test_a_damaged_record_is_measured_again_and_rewritten(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / FILE).parent.mkdir(parents=True)
+    (tmp_path / FILE).write_text("{not json")
+    with caplog.at_level(logging.WARNING, logger="llmcompare.llama"):
+        rows = few_rows(_stack(), tmp_path)
+    assert "unreadable" in caplog.text
+    assert sorted(rows) == next(iter(json.loads((tmp_path / FILE).read_text()).values()))
+
+
+def test_an_unwritable_cache_only_means_measuring_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")  # a file where the cache directory should be
+    with caplog.at_level(logging.WARNING, logger="llmcompare.llama"):
+        assert few_rows(_stack(), blocker) <= set(CANDIDATE_ROWS)
+    assert "could not save" in caplog.text
+
+
+def test_a_model_without_plain_linear_layers_is_left_alone(tmp_path: Path) -> None:
+    # A subclass (a quantized layer, say) computes its product its own way.
+    quantized = type("Quantized", (torch.nn.Linear,), {})
+    model = torch.nn.Sequential(quantized(4, 4))
+    assert few_rows(model, tmp_path) == frozenset()
+    assert install(model, frozenset({1})) == 0
+    assert type(model[0]) is quantized
+    assert not (tmp_path / FILE).exists()
