@@ -119,3 +119,12 @@ def test_a_model_without_plain_linear_layers_is_left_alone(tmp_path: Path) -> No
     assert install(model, frozenset({1})) == 0
     assert type(model[0]) is quantized
     assert not (tmp_path / FILE).exists()
+
+
+def test_measuring_leaves_the_processs_random_state_as_it_was(tmp_path: Path) -> None:
+    stack = _stack()
+    torch.manual_seed(5)
+    few_rows(stack, tmp_path)
+    after = torch.rand(4)
+    torch.manual_seed(5)
+    assert torch.equal(after, torch.rand(4))
