@@ -331,6 +331,26 @@ options = {{ reply = '{A_IS_BETTER}' }}
     assert (judged.judging.requests, judged.judging.failed, asked) == (2, 0, 2)  # both orders
     # The second request waited for the judge's own rpm=0.25: one request every 4 min 4 s.
     assert virtual_time.now == pytest.approx(4 * 61)
+    # The record states the judge's limit; the models' stay as the record had them (none).
+    assert record.run.rate_limits == {}
+    assert judged.run.rate_limits == {"strict": RateLimits(rpm=0.25)}
+
+
+@pytest.mark.filterwarnings("ignore::llmcompare.cost.UnpricedModelWarning")  # fake models
+def test_a_rejudged_record_states_the_new_judges_limits_instead_of_the_old_ones(
+    virtual_time: VirtualTime,
+) -> None:
+    models = {"a": ScriptedModel(default="yes"), "b": ScriptedModel(default="no")}
+    old = PairwiseJudge(ScriptedModel(default=A_IS_BETTER), name="old")
+    own = {"a": RateLimits(rpm=6000), "old": RateLimits(tpm=90_000)}
+    record = compare(models, ["q"], judge=old, limits=own, progress=False, cache=False)
+    assert record.run.rate_limits == own
+    new = PairwiseJudge(ScriptedModel(default=A_IS_BETTER), name="new")
+    shared = record.rejudge(new, rpm=3000, cache=False, progress=False)
+    assert shared.run.rate_limits == {"a": RateLimits(rpm=6000), "new": RateLimits(rpm=3000)}
+    unlimited = record.rejudge(new, cache=False, progress=False)
+    assert unlimited.run.rate_limits == {"a": RateLimits(rpm=6000)}
+    assert record.run.rate_limits == own  # the first record is left as it was
 
 
 def test_compare_refuses_limits_of_neither_a_model_nor_a_judge_before_sending() -> None:

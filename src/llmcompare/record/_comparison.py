@@ -19,6 +19,7 @@ from llmcompare.cost import Budget, CostTracker
 from llmcompare.errors import ConfigurationError, LLMCompareError
 from llmcompare.judges import Judge, JudgePanel, Judging, Ranking, judge_answers, ranking
 from llmcompare.prompts import PromptItem
+from llmcompare.ratelimit import limits_of
 from llmcompare.record import _aggregate
 from llmcompare.record._load import Sweep, WhatIf
 from llmcompare.record._types import FROZEN, ModelSummary, Pairwise, Row, RunInfo
@@ -271,7 +272,8 @@ class Comparison(BaseModel):
             refresh: Ask the judge again even when the cache has its reply.
 
         Returns:
-            A new record: the same answers and scores, this judge's ``judging``.
+            A new record: the same answers and scores, this judge's ``judging``, and in
+            ``run.rate_limits`` this judge's limits instead of the earlier judge's.
 
         Raises:
             ConfigurationError: For a pairwise judge of a one-model run, or ``limits`` naming
@@ -312,7 +314,16 @@ class Comparison(BaseModel):
         finally:
             if cache is True and store is not None:
                 store.close()
-        return self.model_copy(update={"judging": judging})
+        # The limits the record states: the models' as they were, this judge's (its own, else
+        # the shared ones) instead of the earlier judge's. A judge named like a model is that
+        # model's entry, as in ``compare``.
+        stated = {n: own for n, own in self.run.rate_limits.items() if n in self.run.models}
+        for name in (j.name for j in judge.judges):
+            held = limits_of(name, limits or {}, rpm, tpm)
+            if name not in stated and (held.rpm is not None or held.tpm is not None):
+                stated[name] = held
+        run = self.run.model_copy(update={"rate_limits": stated})
+        return self.model_copy(update={"judging": judging, "run": run})
 
     def ranking(self, *, resamples: int = 1000) -> Ranking:
         """The judged run's ranking: Bradley-Terry scores and the win-rate matrix.
