@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from functools import reduce
 from pathlib import Path
+from typing import Any
 
 import pydantic
 import pytest
@@ -25,6 +27,7 @@ from llmcompare import (
     ModelBase,
     ModelInfo,
     Request,
+    Result,
     Usage,
 )
 from llmcompare.backends.chatgpt import ChatGPTModel, ChatGPTOptions
@@ -655,30 +658,49 @@ def test_a_dollar_budget_bounds_what_timed_out_requests_may_be_billed() -> None:
     assert billed <= spent <= budget.max_usd  # type: ignore[operator]
 
 
+def bound_of(messages: Sequence[str]) -> int:
+    """A request's input bound, by hand: UTF-8 bytes of each message, 8 a message, 32 a request."""
+    return 32 + sum(8 + len(m.encode()) for m in messages)
+
+
 def charge_of(messages: Sequence[str], max_tokens: int) -> Decimal:
     """What a budget charges an attempt that timed out, by hand: its worst case.
 
-    The input bound (UTF-8 bytes of each message, plus 8 tokens a message and 32 a request) at
-    gpt-4o-mini's $0.15 per million input tokens, and max_tokens at $0.60 per million.
+    The input bound at gpt-4o-mini's $0.15 per million input tokens, and max_tokens at $0.60
+    per million.
     """
-    bound = 32 + sum(8 + len(m.encode()) for m in messages)
-    return (bound * Decimal("0.15") + max_tokens * Decimal("0.60")) / 10**6
+    return (bound_of(messages) * Decimal("0.15") + max_tokens * Decimal("0.60")) / 10**6
 
 
-def test_a_resumed_run_counts_what_its_timed_out_requests_were_charged(tmp_path: Path) -> None:
-    prompts = [" ".join(f"word{i}x{j}" for j in range(300)) for i in range(20)]
-    budget = Budget(max_usd=Decimal("0.003"))  # room for five attempts at most
-    largest = max(charge_of([p], 256) for p in prompts)  # compare's max_tokens: 256
-    out = tmp_path / "run"
+LONG_PROMPTS = [" ".join(f"word{i}x{j}" for j in range(300)) for i in range(20)]
+
+
+@contextlib.contextmanager
+def timing_out(out: Path) -> Iterator[tuple[OpenAIServer, Callable[[Budget], Comparison]]]:
+    """A server whose every reply comes long after the client gave up, and a run on ``out``."""
     with OpenAIServer() as server, no_wait():
-        server.default = ok(delay=5)  # every reply comes long after the client gave up
+        server.default = ok(delay=5)
         model = ChatGPTModel("gpt-4o-mini", ChatGPTOptions(base_url=server.url, timeout=0.1))
 
         def run(budget: Budget) -> Comparison:
             return compare(
-                [model], prompts, budget=budget, concurrency=1, out=out, cache=False, progress=False
+                [model],
+                LONG_PROMPTS,
+                budget=budget,
+                concurrency=1,
+                out=out,
+                cache=False,
+                progress=False,
             )
 
+        yield server, run
+
+
+def test_a_resumed_run_counts_what_its_timed_out_requests_were_charged(tmp_path: Path) -> None:
+    budget = Budget(max_usd=Decimal("0.003"))  # room for five attempts at most
+    largest = max(charge_of([p], 256) for p in LONG_PROMPTS)  # compare's max_tokens: 256
+    out = tmp_path / "run"
+    with timing_out(out) as (server, run):
         # The first process stops after two attempts, with money left in the budget, as a
         # Ctrl-C would leave it: charged failures in the run folder, the rest never sent. (A
         # budget is not part of a run's plan: the next call resumes the same run.)
@@ -710,6 +732,69 @@ def test_a_resumed_run_counts_what_its_timed_out_requests_were_charged(tmp_path:
     assert sum(written[:-1]) == sum(charges)
 
 
+def tokens_of(body: dict[str, Any]) -> int:
+    """The tokens a budget charges an attempt that timed out, by hand: its worst case."""
+    return bound_of([m["content"] for m in body["messages"]]) + int(body["max_tokens"])
+
+
+def test_a_resumed_runs_token_budget_counts_the_tokens_its_timed_out_requests_were_charged(
+    tmp_path: Path,
+) -> None:
+    largest = max(bound_of([p]) + 256 for p in LONG_PROMPTS)  # compare's max_tokens: 256
+    out = tmp_path / "run"
+    with timing_out(out) as (server, run):
+        run(Budget(max_requests=2))  # stopped after two attempts, both timed out
+        bodies = [r.body for r in server.chat_requests]
+        spent = sum(tokens_of(b) for b in bodies)
+        # Room for exactly one more attempt next to the two charged (counted afresh: four).
+        run(Budget(max_tokens=spent + largest))
+        sent = len(server.chat_requests)
+    assert len(bodies) == 2
+    assert sent == 3
+    lines = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
+    assert sum(x["error"].get("charged_tokens", 0) for x in lines) == spent + tokens_of(
+        server.chat_requests[2].body
+    )
+
+
+def test_generate_many_resumed_from_its_results_file_counts_what_the_earlier_run_spent(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "results.jsonl"
+    with OpenAIServer() as server, no_wait():
+        server.script(ok("one", prompt_tokens=11, completion_tokens=3), ok("late", delay=5))
+        model = ChatGPTModel("gpt-4o-mini", ChatGPTOptions(base_url=server.url, timeout=0.1))
+
+        def run(budget: Budget) -> tuple[list[Result], CostTracker]:
+            tracker = CostTracker(budget)
+            results = generate_many(
+                model,
+                ["a", "b", "c"],
+                concurrency=1,
+                retry=None,
+                tracker=tracker,
+                results_file=file,
+                max_tokens=10,
+                progress=False,
+            )
+            return results, tracker
+
+        first, _ = run(Budget(max_requests=2))  # a answered, b timed out, c refused
+        assert [r.ok for r in first] == [True, False, False]
+        assert len(server.chat_requests) == 2
+        server.default = ok("again", prompt_tokens=11, completion_tokens=3)
+        # Three requests in all: the two the first run sent count, so one more is sent.
+        second, tracker = run(Budget(max_requests=3))
+        assert len(server.chat_requests) == 3
+    assert second[0].unwrap().text == "one"  # read back, not sent again
+    assert [r.ok for r in second[1:]] == [True, False]
+    assert isinstance(second[2].error, BudgetExceeded)
+    answer = (11 * Decimal("0.15") + 3 * Decimal("0.60")) / 10**6
+    # Spent: the answer read back, b's charge (its worst case), and b's answer now.
+    assert tracker.spent_usd == 2 * answer + charge_of(["b"], 10)
+    assert (tracker.total.requests, tracker.total.unanswered) == (3, 1)
+
+
 # issue 22, item 2
 def test_an_answer_after_a_timed_out_attempt_costs_that_attempt_too() -> None:
     tracker = CostTracker(Budget(max_usd="1"))
@@ -732,6 +817,7 @@ def test_an_answer_after_a_timed_out_attempt_costs_that_attempt_too() -> None:
     assert done.text == "in time"
     worst = (input_token_bound(Request.of("hi")) * Decimal("0.15") + 10 * Decimal("0.6")) / 10**6
     assert done.unanswered_usd == worst
+    assert done.unanswered_tokens == input_token_bound(Request.of("hi")) + 10
     assert (
         cost_of(done).usd == worst + cost_of(done.model_copy(update={"unanswered_usd": None})).usd
     )

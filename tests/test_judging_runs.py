@@ -194,6 +194,11 @@ def test_a_resumed_run_counts_what_its_timed_out_judge_requests_were_charged(
     assert len(third) == 1
     assert third_record.judging is not None
     assert third_record.judging.cost.usd == sum(charges) + judge_charge(third[0])
+    # Each failed line keeps the tokens it was charged (towards max_tokens), every attempt's.
+    lines = [json.loads(line) for line in (out / "judgments.jsonl").read_text().splitlines()]
+    assert sum(line.get("charged_tokens", 0) for line in lines) == sum(
+        judge_bound(b) + b["max_tokens"] for b in [*bodies, *third]
+    )
 
 
 @pytest.mark.parametrize("answered", [False, True], ids=["timed-out", "answered"])
@@ -281,8 +286,12 @@ def judge_charge(body: dict[str, Any]) -> Decimal:
     Its input bound (UTF-8 bytes of each message, plus 8 tokens a message and 32 a request)
     at gpt-4.1's $2 per million input tokens, and its max_tokens at $8 per million.
     """
-    bound = 32 + sum(8 + len(m["content"].encode()) for m in body["messages"])
-    return (bound * Decimal(2) + body["max_tokens"] * Decimal(8)) / 10**6
+    return (judge_bound(body) * Decimal(2) + body["max_tokens"] * Decimal(8)) / 10**6
+
+
+def judge_bound(body: dict[str, Any]) -> int:
+    """A judge request's input bound, by hand: UTF-8 bytes, 8 a message, 32 a request."""
+    return 32 + sum(8 + len(m["content"].encode()) for m in body["messages"])
 
 
 @pytest.mark.slow

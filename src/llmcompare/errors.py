@@ -202,11 +202,13 @@ class BackendError(LLMCompareError):
         charged_usd: Dollars a :class:`~llmcompare.cost.CostTracker` counted for the request
             because it may be billed (its worst case), summed over its attempts; None when
             nothing was charged.
+        charged_tokens: The tokens counted with ``charged_usd`` (towards ``max_tokens``).
     """
 
     # Class defaults: an error rebuilt from another version's pickle has them too.
     maybe_billed: bool = False
     charged_usd: Decimal | None = None
+    charged_tokens: int | None = None
 
     def __init__(
         self, message: str, *, model_id: str, retryable: bool = False, maybe_billed: bool = False

@@ -414,6 +414,9 @@ class Completion(BaseModel):
             provider and gave no answer (a timeout, a cut stream): the provider may bill them,
             so a :class:`~llmcompare.cost.CostTracker` counts each at its worst case, and so
             does this answer's cost. None when there were none.
+        unanswered_tokens: The tokens those attempts were charged (their input bound and
+            ``max_tokens``): a resumed run's ``max_tokens`` budget counts them. None with
+            ``unanswered_usd``.
         measured_at: When the answer arrived (UTC), stamped by a comparison: the cache and the
             run folder keep it, so a rerun answered from them reports this measurement.
         measured_on: Where it was timed (the host name of the machine that sent it).
@@ -447,6 +450,7 @@ class Completion(BaseModel):
     ttft_visible_s: Annotated[float, Field(ge=0.0)] | None = None
     replaced_chars: Annotated[int, Field(ge=0)] = 0
     unanswered_usd: Annotated[Decimal, Field(ge=0)] | None = None
+    unanswered_tokens: Annotated[int, Field(ge=0)] | None = None
     measured_at: datetime | None = None
     measured_on: str | None = None
 

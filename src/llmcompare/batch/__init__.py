@@ -117,7 +117,9 @@ async def agenerate_many(
         progress: Show a progress bar on stderr; None shows it when stderr is a terminal.
         results_file: A JSONL file to write each finished request to, and to resume from:
             requests that succeeded in an earlier run with the same model, prompts and settings
-            are not sent again (failed ones are).
+            are not sent again (failed ones are). With a ``tracker``, what the earlier runs
+            spent (those answers, and failures charged as maybe billed) counts towards its
+            budget: the budget bounds every process of the run.
         stream: Read each answer as a stream, so its time to first token (``ttft_s``) is
             measured; the completion is the same. (A model with its own batching is driven
             through its batches, which report each row's first token anyway.)
@@ -145,6 +147,15 @@ async def agenerate_many(
     if store is not None:
         for index, result in store.load(requests).items():
             results[index] = result
+        if tracker is not None:
+            # What earlier processes of this run spent counts towards the budget: the answers
+            # read back, and the failures charged as maybe billed (a timeout).
+            for done in results:
+                if done is not None and done.completion is not None:
+                    tracker.record(done.completion)
+            for charges in store.charged.values():
+                for usd, tokens in charges:
+                    tracker.record_unanswered(model.id, usd, tokens)
     todo = [i for i, r in enumerate(results) if r is None]
     bar = Progress(len(requests), len(requests) - len(todo), progress, model.id)
     sink = _Sink(results, store, bar, on_result)
@@ -312,7 +323,8 @@ def generate_many(
         tracker: Record costs and enforce its budget (refused requests get a
             :class:`~llmcompare.BudgetExceeded` result).
         progress: Show a progress bar on stderr; None shows it when stderr is a terminal.
-        results_file: A JSONL file to write each finished request to, and to resume from.
+        results_file: A JSONL file to write each finished request to, and to resume from (with
+            a ``tracker``, what earlier runs on it spent counts towards its budget).
         stream: Read each answer as a stream, to measure its time to first token.
         on_result: Called with each result the moment it finishes.
         **settings: Generation settings applied to every prompt.

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -43,7 +44,7 @@ def error_record(error: BaseException) -> dict[str, Any]:
 
     The message is redacted: no key or token reaches a file. A failure that may be billed (a
     timeout) also records what a cost tracker charged for it (``charged_usd``, a decimal
-    string), so that a resumed run's budget counts it.
+    string, and ``charged_tokens``), so that a resumed run's budget counts it.
     """
     cls = type(error)
     record: dict[str, Any] = {
@@ -53,6 +54,7 @@ def error_record(error: BaseException) -> dict[str, Any]:
     }
     if isinstance(error, BackendError) and error.charged_usd is not None:
         record["charged_usd"] = str(error.charged_usd)
+        record["charged_tokens"] = error.charged_tokens or 0
     return record
 
 
@@ -62,10 +64,15 @@ class ResultsFile:
     def __init__(self, path: str | os.PathLike[str], model_id: str, requests: Sequence[Request]):
         self.path = Path(path)
         self.hashes = [line_hash(model_id, r) for r in requests]
+        self.charged: dict[int, list[tuple[Decimal, int]]] = {}
+        """What failures read back were charged as maybe billed (dollars, tokens), by index."""
         self._file: TextIO | None = None
 
     def load(self, requests: Sequence[Request]) -> dict[int, Result]:
         """Read finished results, then rewrite the file with only them (damaged lines dropped).
+
+        A failure that was charged as maybe billed (a timeout) is kept too, and its charge
+        put in :attr:`charged`: its request runs again, but the money may have been spent.
 
         A damaged line (cut short by a kill in mid-write, not UTF-8, not JSON, or not a valid
         record) is logged as a warning and skipped: its request simply runs again.
@@ -101,8 +108,14 @@ class ResultsFile:
                         f"results file {self.path} holds results of other requests (line "
                         f"{number}, index {index}); give another file or delete it to start over"
                     )
-                if "completion" not in record or index in done:
-                    continue  # failures run again; a duplicate line changes nothing
+                if "completion" not in record:
+                    # Failures run again; one that was charged stays on record.
+                    if (charge := _charge(record.get("error"))) is not None:
+                        self.charged.setdefault(index, []).append(charge)
+                        kept.append(line)
+                    continue
+                if index in done:
+                    continue  # a duplicate line changes nothing
                 try:
                     completion = Completion.model_validate(record["completion"])
                 except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
@@ -154,6 +167,18 @@ class ResultsFile:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _charge(error: object) -> tuple[Decimal, int] | None:
+    """A failure line's charge (dollars, tokens), if it says one (see :func:`error_record`)."""
+    if not isinstance(error, dict) or "charged_usd" not in error:
+        return None
+    try:
+        usd = Decimal(str(error["charged_usd"]))
+        tokens = int(error.get("charged_tokens", 0))
+    except (ValueError, TypeError, InvalidOperation):
+        return None
+    return (usd, tokens) if usd.is_finite() and usd >= 0 and tokens >= 0 else None
 
 
 def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -48,7 +48,8 @@ class PlannedRequest:
             recorded it).
         sent: Whether this call sent it (rather than reading its answer back).
         charged_before: What earlier runs on the run folder were charged for its failures
-            that may be billed (a timeout, a cut stream), one per failed row read back.
+            that may be billed (a timeout, a cut stream), one (dollars, tokens) per failed row
+            read back.
     """
 
     item_id: str
@@ -58,7 +59,7 @@ class PlannedRequest:
     result: Result | None = None
     cached: bool = False
     sent: bool = False
-    charged_before: tuple[Decimal, ...] = ()
+    charged_before: tuple[tuple[Decimal, int], ...] = ()
 
 
 @dataclass

@@ -202,7 +202,11 @@ def _row(
     assert result is not None  # every request has its answer or failure by now
     seed = result.request.seed
     # What earlier runs on the folder were charged for it (timeouts) is part of its cost.
-    before = sum(planned.charged_before, Decimal(0)) if planned.charged_before else None
+    before = (
+        sum((usd for usd, _ in planned.charged_before), Decimal(0))
+        if planned.charged_before
+        else None
+    )
     if result.completion is None:
         error = result.error
         assert error is not None

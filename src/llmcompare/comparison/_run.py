@@ -126,7 +126,7 @@ def run_model(
     folder: RunFolder | None,
     store: ResponseCache | None,
     saved: Mapping[tuple[str, str, int], Answer],
-    charged: Mapping[tuple[str, str, int], Sequence[tuple[str, Decimal]]],
+    charged: Mapping[tuple[str, str, int], Sequence[tuple[str, Decimal, int]]],
 ) -> None:
     """One model's turn: its answers read back, then taken from the cache, then sent."""
     if folder is not None or store is not None:
@@ -139,8 +139,8 @@ def run_model(
         done = planned.result
         if done is not None and done.completion is not None and not planned.cached:
             sending.tracker.record(done.completion)
-        for usd in planned.charged_before:
-            sending.tracker.record_unanswered(run.model.id, usd)
+        for usd, tokens in planned.charged_before:
+            sending.tracker.record_unanswered(run.model.id, usd, tokens)
     if store is not None and not sending.refresh and run.cacheable:
         _from_cache(run, store, folder)
     _send(run, sending, folder, store if run.cacheable else None)
@@ -149,7 +149,7 @@ def run_model(
 def _resume(
     run: ModelRun,
     saved: Mapping[tuple[str, str, int], Answer],
-    charged: Mapping[tuple[str, str, int], Sequence[tuple[str, Decimal]]],
+    charged: Mapping[tuple[str, str, int], Sequence[tuple[str, Decimal, int]]],
 ) -> None:
     """Take the answers, and the charges of failures, a run folder holds for these requests."""
     for i, planned in enumerate(run.requests):
@@ -158,7 +158,9 @@ def _resume(
         if answer is not None and answer.request == planned.key:
             run.answer(i, answer.completion).cached = answer.cached
         planned.charged_before = tuple(
-            usd for request, usd in charged.get(where, ()) if request == planned.key
+            (usd, tokens)
+            for request, usd, tokens in charged.get(where, ())
+            if request == planned.key
         )
 
 

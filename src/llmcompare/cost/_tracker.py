@@ -284,27 +284,31 @@ class CostTracker:
         """
         return self._settle(None, completion, energy_j).as_cost()
 
-    def record_unanswered(self, model_id: str, usd: Decimal) -> None:
+    def record_unanswered(self, model_id: str, usd: Decimal, tokens: int = 0) -> None:
         """Add a request that failed without :meth:`wrap` and was charged as maybe billed.
 
         Under :meth:`wrap` a request that reached the provider and gave no answer (a timeout,
-        a cut stream) is charged its worst case (the error's ``charged_usd``). A comparison
-        resumed on its run folder adds so what its failed rows were charged: the budget then
-        bounds what every process of the run sent. It counts as :meth:`record` counts an
-        answer read back: a request (``requests``, ``failed``, ``unanswered``; towards
-        ``max_requests``) and its dollars spent. A row records no tokens: ``max_tokens`` does
-        not count them.
+        a cut stream) is charged its worst case (the error's ``charged_usd`` and
+        ``charged_tokens``). A run resumed from its files (a comparison's run folder,
+        :func:`~llmcompare.batch.generate_many`'s results file, a judge's judgments) adds so
+        what its failed rows were charged: the budget then bounds what every process of the
+        run sent. It counts as :meth:`record` counts an answer read back: a request
+        (``requests``, ``failed``, ``unanswered``; towards ``max_requests``), its dollars
+        and its tokens spent.
 
         Args:
             model_id: The model's id.
             usd: The dollars it was charged.
+            tokens: The tokens it was charged (towards ``max_tokens``).
 
         Raises:
-            ValueError: When ``usd`` is negative or not finite.
+            ValueError: When ``usd`` is negative or not finite, or ``tokens`` negative.
         """
         if not usd.is_finite() or usd < 0:
             raise ValueError(f"{model_id}: a charge must be a finite number of dollars >= 0")
-        self._release(None, model_id, (0, usd))
+        if tokens < 0:
+            raise ValueError(f"{model_id}: a charge must be a number of tokens >= 0")
+        self._release(None, model_id, (tokens, usd))
 
     def wrap(self, model: Model) -> Model:
         """A model whose every call goes through this tracker.
@@ -534,7 +538,13 @@ class CostTracker:
                     self._local_rate[reservation.model_id] = rate
             self._unhold(reservation)
             self._sent += 1
-            self._spent_tokens += completion.usage.input_tokens + completion.usage.output_tokens
+            # Earlier attempts' charged tokens are on an answer read back (``record``); under
+            # ``wrap`` each attempt settles on its own and they are not.
+            self._spent_tokens += (
+                completion.usage.input_tokens
+                + completion.usage.output_tokens
+                + (completion.unanswered_tokens or 0)
+            )
             self._spent_usd += cost.usd
             self._sum(completion.model).add(completion, cost)
             self._total.add(completion, cost)
@@ -573,7 +583,7 @@ class CostTracker:
         backend marks its error ``maybe_billed``) may be billed in full, so it is charged
         what its reservation held (input bound plus ``max_tokens``), never $0: a budget then
         bounds what a run of timeouts can cost, and the retry that would pass it is refused.
-        The charge goes on the error (``charged_usd``) for its row.
+        The charge goes on the error (``charged_usd``, ``charged_tokens``) for its row.
         """
         charge = None
         if isinstance(error, BackendError) and error.maybe_billed:
@@ -582,6 +592,7 @@ class CostTracker:
             if usd is not None:
                 charge = (tokens, usd)
                 error.charged_usd = usd
+                error.charged_tokens = tokens
         self._release(reservation, model_id, charge)
 
     # -- context manager -----------------------------------------------------------------------

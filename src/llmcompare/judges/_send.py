@@ -125,8 +125,8 @@ def ask(
         elif (other := others.get(key)) is not None:
             got[key] = Reply(other.completion, cached=True)
         if tracker is not None:
-            for usd in before.get(key, ()):
-                tracker.record_unanswered(model.id, usd)
+            for usd, tokens in before.get(key, ()):
+                tracker.record_unanswered(model.id, usd, tokens)
     cache = sending.cache if identity is not None else None
     if cache is not None and not sending.refresh:
         for key in unique:
@@ -159,11 +159,12 @@ def ask(
     return replies
 
 
-def _charged(reply: Reply, before: Sequence[Decimal]) -> Reply:
+def _charged(reply: Reply, before: Sequence[tuple[Decimal, int]]) -> Reply:
     """The reply with what earlier processes were charged for its request added."""
     if not before:
         return reply
-    return replace(reply, charged_usd=sum(before, reply.charged_usd or Decimal(0)))
+    usd = sum((usd for usd, _ in before), reply.charged_usd or Decimal(0))
+    return replace(reply, charged_usd=usd)
 
 
 def _identity(model: Model) -> dict[str, Any] | None:
@@ -206,9 +207,12 @@ class _Arrivals:
             # A timeout may be billed: what it was charged is its cost, and is kept for a
             # resumed budget.
             charged = failure.charged_usd if isinstance(failure, BackendError) else None
+            tokens = (failure.charged_tokens or 0) if isinstance(failure, BackendError) else 0
             self.got[key] = Reply(None, error=error, charged_usd=charged)
             if self.store is not None:
-                self.store.write(key, self.judge, error=error, charged_usd=charged)
+                self.store.write(
+                    key, self.judge, error=error, charged_usd=charged, charged_tokens=tokens
+                )
             return
         self.got[key] = Reply(completion)
         if self.store is not None:

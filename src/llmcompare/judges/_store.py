@@ -70,23 +70,26 @@ class JudgmentsFile:
                 logger.warning("%s:%d: damaged line skipped (%s)", self.path, number, exc)
         return found
 
-    def charges(self) -> dict[tuple[str, str], list[Decimal]]:
+    def charges(self) -> dict[tuple[str, str], list[tuple[Decimal, int]]]:
         """What the failures written so far were charged as maybe billed, by (judge, key).
 
-        One entry per failed line that says so (a timeout: ``charged_usd``), whether or not a
-        later line answered the request; damaged lines are skipped (:meth:`read` warns). By
-        judge too, as :meth:`read`: each member's failures are its own.
+        One (dollars, tokens) per failed line that says so (a timeout: ``charged_usd``),
+        whether or not a later line answered the request; damaged lines are skipped
+        (:meth:`read` warns). By judge too, as :meth:`read`: each member's failures are its
+        own.
         """
-        found: dict[tuple[str, str], list[Decimal]] = {}
+        found: dict[tuple[str, str], list[tuple[Decimal, int]]] = {}
         for raw in self._lines():
             try:
                 line = json.loads(raw.decode("utf-8"))
                 usd = Decimal(str(line["charged_usd"])) if "charged_usd" in line else None
+                # A line written before tokens were recorded says none.
+                tokens = int(line.get("charged_tokens", 0))
                 where = (str(line["judge"]), str(line["key"]))
-            except (ValueError, KeyError, TypeError, InvalidOperation):
+            except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation):
                 continue
-            if usd is not None and usd.is_finite() and usd >= 0:
-                found.setdefault(where, []).append(usd)
+            if usd is not None and usd.is_finite() and usd >= 0 and tokens >= 0:
+                found.setdefault(where, []).append((usd, tokens))
         return found
 
     def _lines(self) -> list[bytes]:
@@ -111,11 +114,12 @@ class JudgmentsFile:
         error: str | None = None,
         cached: bool = False,
         charged_usd: Decimal | None = None,
+        charged_tokens: int = 0,
     ) -> None:
         """Append one reply (or failure) and flush it: it survives a kill from here on.
 
-        ``charged_usd``: what a failure that may be billed (a timeout) was charged, read back
-        by :meth:`charges`.
+        ``charged_usd`` and ``charged_tokens``: what a failure that may be billed (a timeout)
+        was charged, read back by :meth:`charges`.
         """
         line: dict[str, Any] = {"key": key, "judge": judge}
         if completion is not None:
@@ -125,6 +129,7 @@ class JudgmentsFile:
             line["error"] = error
             if charged_usd is not None:
                 line["charged_usd"] = str(charged_usd)
+                line["charged_tokens"] = charged_tokens
         text = json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n"
         # Opened, written and closed per reply: the line is the OS's once this returns, so a
         # kill loses at most the requests in flight. A judge reply takes far longer than an open.

@@ -199,6 +199,7 @@ class _Run:
     __slots__ = (
         "attempts",
         "charged",
+        "charged_tokens",
         "first",
         "last",
         "model_id",
@@ -220,12 +221,14 @@ class _Run:
         # Dollars a cost tracker under this wrapper charged for failed attempts that may be
         # billed (BackendError.charged_usd): they belong to the request's answer or error.
         self.charged: Decimal | None = None
+        self.charged_tokens = 0
 
     def failed(self, error: BaseException) -> None:
         """Note a failed attempt: what it was charged, and that it is the last error so far."""
         self.last = error
         if isinstance(error, BackendError) and error.charged_usd is not None:
             self.charged = (self.charged or Decimal(0)) + error.charged_usd
+            self.charged_tokens += error.charged_tokens or 0
 
     def gave_up(self, error: Exception) -> Exception:
         """The error a retried call ends with, carrying every attempt's charge.
@@ -240,6 +243,7 @@ class _Run:
             self.failed(error)
         if isinstance(error, BackendError) and self.charged is not None:
             error.charged_usd = self.charged
+            error.charged_tokens = self.charged_tokens
         return error
 
     def begin(self) -> None:
@@ -434,6 +438,9 @@ class _RetryingModel(ModelWrapper[_Run]):
         if ticket.charged is not None:
             # Earlier attempts that may be billed are part of what this answer cost.
             update["unanswered_usd"] = (completion.unanswered_usd or 0) + ticket.charged
+            update["unanswered_tokens"] = (completion.unanswered_tokens or 0) + (
+                ticket.charged_tokens
+            )
         return completion.model_copy(update=update)
 
 

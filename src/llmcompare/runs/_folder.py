@@ -185,16 +185,16 @@ class RunFolder:
             found[key] = answer
         return found
 
-    def charges(self) -> dict[tuple[str, str, int], list[tuple[str, Decimal]]]:
+    def charges(self) -> dict[tuple[str, str, int], list[tuple[str, Decimal, int]]]:
         """What the failures recorded so far were charged, by (model label, item id, sample).
 
         A request that reached the provider and gave no answer (a timeout, a cut stream) may
         be billed: its failure line says what the cost tracker charged for it
-        (``charged_usd``). Each such line gives one (request key, dollars) pair, in the order
-        written, whether or not a later line answered the request: that money was spent all
-        the same. Damaged lines are skipped (:meth:`answers` warns about them).
+        (``charged_usd``, ``charged_tokens``). Each such line gives one (request key, dollars,
+        tokens), in the order written, whether or not a later line answered the request: that
+        money was spent all the same. Damaged lines are skipped (:meth:`answers` warns about them).
         """
-        found: dict[tuple[str, str, int], list[tuple[str, Decimal]]] = {}
+        found: dict[tuple[str, str, int], list[tuple[str, Decimal, int]]] = {}
         for raw in self._lines():
             try:
                 record = json.loads(raw.decode("utf-8"))
@@ -202,12 +202,14 @@ class RunFolder:
                 if charged is None:
                     continue
                 usd = Decimal(str(charged))
+                # A line written before tokens were recorded says none.
+                tokens = int(record["error"].get("charged_tokens", 0))
                 key = (str(record["model"]), str(record["item"]), int(record["sample"]))
                 request = str(record["request"])
             except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation):
                 continue  # an answer, or damage
-            if usd.is_finite() and usd >= 0:
-                found.setdefault(key, []).append((request, usd))
+            if usd.is_finite() and usd >= 0 and tokens >= 0:
+                found.setdefault(key, []).append((request, usd, tokens))
         return found
 
     def _lines(self) -> list[bytes]:
