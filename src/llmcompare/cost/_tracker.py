@@ -538,13 +538,9 @@ class CostTracker:
                     self._local_rate[reservation.model_id] = rate
             self._unhold(reservation)
             self._sent += 1
-            # Earlier attempts' charged tokens are on an answer read back (``record``); under
-            # ``wrap`` each attempt settles on its own and they are not.
-            self._spent_tokens += (
-                completion.usage.input_tokens
-                + completion.usage.output_tokens
-                + (completion.unanswered_tokens or 0)
-            )
+            # An answer read back (``record``) holds its earlier attempts' charged tokens.
+            usage, earlier = completion.usage, completion.unanswered_tokens or 0
+            self._spent_tokens += usage.input_tokens + usage.output_tokens + earlier
             self._spent_usd += cost.usd
             self._sum(completion.model).add(completion, cost)
             self._total.add(completion, cost)
