@@ -795,6 +795,24 @@ def test_generate_many_resumed_from_its_results_file_counts_what_the_earlier_run
     assert (tracker.total.requests, tracker.total.unanswered) == (3, 1)
 
 
+@pytest.mark.filterwarnings("ignore::llmcompare.cost.UnpricedModelWarning")  # a fake model
+def test_one_tracker_resuming_its_own_results_file_counts_each_request_once(
+    tmp_path: Path,
+) -> None:
+    tracker = CostTracker(Budget(max_requests=3))
+    model = ScriptedModel(default="ok")
+    file = tmp_path / "results.jsonl"
+    generate_many(model, ["a", "b"], tracker=tracker, results_file=file, progress=False)
+    # Again, one more prompt, the same tracker (a notebook's retry): a and b are read back,
+    # already counted by this tracker; c is the third request and fits.
+    again = generate_many(
+        model, ["a", "b", "c"], tracker=tracker, results_file=file, progress=False
+    )
+    assert [r.ok for r in again] == [True, True, True]
+    assert len(model.history) == 3
+    assert tracker.total.requests == 3
+
+
 # issue 22, item 2
 def test_an_answer_after_a_timed_out_attempt_costs_that_attempt_too() -> None:
     tracker = CostTracker(Budget(max_usd="1"))

@@ -532,7 +532,7 @@ def test_a_resumed_budget_counts_the_charged_failures_of_this_runs_requests_only
     # As an earlier process would have left them: a failure of q1's request that may have been
     # billed, and one of another request (a row of another plan) on the same row.
     error = {"type": "llmcompare.errors.BackendError", "message": "timed out", "retryable": True}
-    mine = {**lines[1], "error": {**error, "charged_usd": "0.25"}}
+    mine = {**lines[1], "error": {**error, "charged_usd": "0.25", "charged_tokens": 700}}
     other = {**mine, "request": "0" * 64, "error": {**error, "charged_usd": "100"}}
     for line in (mine, other):
         del line["completion"], line["cached"]
@@ -548,6 +548,7 @@ def test_a_resumed_budget_counts_the_charged_failures_of_this_runs_requests_only
     assert q1.completion is not None
     assert q1.cost is not None
     assert q1.completion.unanswered_usd == Decimal("0.25")
+    assert q1.completion.unanswered_tokens == 700
     assert Decimal("0.25") < q1.cost.usd < Decimal("0.26")
     assert "may be billed" in q1.cost.assumptions
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +129,25 @@ def test_measuring_leaves_the_processs_random_state_as_it_was(tmp_path: Path) ->
     after = torch.rand(4)
     torch.manual_seed(5)
     assert torch.equal(after, torch.rand(4))
+
+
+def test_a_process_measuring_is_waited_for_and_its_choice_taken(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from llmcompare.runs import exclusive
+
+    (tmp_path / FILE).parent.mkdir(parents=True)
+    got: list[frozenset[int]] = []
+    with caplog.at_level(logging.INFO, logger="llmcompare.llama"):
+        # This test plays the other process: it holds the lock while "measuring".
+        with exclusive(tmp_path / FILE.with_suffix(".lock"), 0):
+            waiter = threading.Thread(target=lambda: got.append(few_rows(_stack(), tmp_path)))
+            waiter.start()
+            waiter.join(0.5)  # it cannot finish while the lock is held
+            assert waiter.is_alive()
+            few_rows(_stack(), tmp_path / "elsewhere")  # for the key of these shapes here
+            (key,) = json.loads((tmp_path / "elsewhere" / FILE).read_text())
+            (tmp_path / FILE).write_text(json.dumps({key: [3, 7]}))
+        waiter.join()
+    assert got == [frozenset({3, 7})]
+    assert caplog.text.count("measured") == 1  # elsewhere, by this test

@@ -35,7 +35,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import weakref
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from typing_extensions import Unpack
@@ -119,7 +121,7 @@ async def agenerate_many(
             requests that succeeded in an earlier run with the same model, prompts and settings
             are not sent again (failed ones are). With a ``tracker``, what the earlier runs
             spent (those answers, and failures charged as maybe billed) counts towards its
-            budget: the budget bounds every process of the run.
+            budget, once per tracker: its dollars and tokens bound every process of the run.
         stream: Read each answer as a stream, so its time to first token (``ttft_s``) is
             measured; the completion is the same. (A model with its own batching is driven
             through its batches, which report each row's first token anyway.)
@@ -147,9 +149,10 @@ async def agenerate_many(
     if store is not None:
         for index, result in store.load(requests).items():
             results[index] = result
-        if tracker is not None:
-            # What earlier processes of this run spent counts towards the budget: the answers
-            # read back, and the failures charged as maybe billed (a timeout).
+        if tracker is not None and _first_look(tracker, store.path):
+            # What earlier runs spent counts towards the budget: the answers read back, and
+            # the failures charged as maybe billed (a timeout). Once per tracker and file: what
+            # a tracker read or wrote there before it has counted already.
             for done in results:
                 if done is not None and done.completion is not None:
                     tracker.record(done.completion)
@@ -193,6 +196,21 @@ async def agenerate_many(
 def _length(request: Request) -> int:
     """A request's prompt length in characters: a proxy for its tokens, known before encoding."""
     return sum(len(m.content) for m in request.messages)
+
+
+# The results files each tracker has counted: a tracker resuming a file a second time (a retry
+# in the same notebook) finds there only what it counted then or wrote since.
+_COUNTED: weakref.WeakKeyDictionary[CostTracker, set[Path]] = weakref.WeakKeyDictionary()
+
+
+def _first_look(tracker: CostTracker, path: Path) -> bool:
+    """Whether ``tracker`` meets the results file at ``path`` for the first time (noted)."""
+    seen = _COUNTED.setdefault(tracker, set())
+    where = path.resolve()
+    if where in seen:
+        return False
+    seen.add(where)
+    return True
 
 
 class _Sink:

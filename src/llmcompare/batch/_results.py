@@ -175,7 +175,7 @@ def _charge(error: object) -> tuple[Decimal, int] | None:
         return None
     try:
         usd = Decimal(str(error["charged_usd"]))
-        tokens = int(error.get("charged_tokens", 0))
+        tokens = int(error.get("charged_tokens") or 0)
     except (ValueError, TypeError, InvalidOperation):
         return None
     return (usd, tokens) if usd.is_finite() and usd >= 0 and tokens >= 0 else None

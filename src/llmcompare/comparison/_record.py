@@ -224,8 +224,12 @@ def _row(
         )
     completion = result.completion
     if before is not None:
-        earlier = completion.unanswered_usd or 0
-        completion = completion.model_copy(update={"unanswered_usd": earlier + before})
+        tokens = sum(t for _, t in planned.charged_before)
+        update = {
+            "unanswered_usd": (completion.unanswered_usd or 0) + before,
+            "unanswered_tokens": (completion.unanswered_tokens or 0) + tokens,
+        }
+        completion = completion.model_copy(update=update)
     return Row(
         item_id=item.id,
         model=label,

@@ -178,17 +178,20 @@ def call_of(
         error=error,
         cached=reply.cached,
         usage=Usage() if repeat else completion.usage,
-        cost=None if repeat else cost_of(_with_charges(completion, charged), hardware=hardware),
+        cost=None if repeat else cost_of(_with_charges(completion, reply), hardware=hardware),
         repeat=repeat,
     )
 
 
-def _with_charges(completion: Completion, charged: Decimal | None) -> Completion:
-    """The completion with earlier charged attempts added to those it holds."""
-    if charged is None:
+def _with_charges(completion: Completion, reply: Reply) -> Completion:
+    """The completion with the reply's earlier charged attempts added to those it holds."""
+    if reply.charged_usd is None:
         return completion
-    earlier = completion.unanswered_usd or Decimal(0)
-    return completion.model_copy(update={"unanswered_usd": earlier + charged})
+    update = {
+        "unanswered_usd": (completion.unanswered_usd or Decimal(0)) + reply.charged_usd,
+        "unanswered_tokens": (completion.unanswered_tokens or 0) + reply.charged_tokens,
+    }
+    return completion.model_copy(update=update)
 
 
 def panel_vote(votes: Sequence[Outcome | None], vote: Vote) -> Outcome | None:

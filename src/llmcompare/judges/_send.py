@@ -73,6 +73,7 @@ class Reply:
         charged_usd: What failed attempts of the request were charged as maybe billed (a
             timeout) that ``completion`` does not hold: a failure's own charge, and those
             of earlier processes on the run folder; None: nothing was charged.
+        charged_tokens: The tokens charged with ``charged_usd``.
         repeat: The same request as an earlier one of the same call (two identical answers
             shown in both orders, or graded alike): sent once, its cost counted there.
     """
@@ -81,6 +82,7 @@ class Reply:
     error: str | None = None
     cached: bool = False
     charged_usd: Decimal | None = None
+    charged_tokens: int = 0
     repeat: bool = False
 
 
@@ -164,7 +166,8 @@ def _charged(reply: Reply, before: Sequence[tuple[Decimal, int]]) -> Reply:
     if not before:
         return reply
     usd = sum((usd for usd, _ in before), reply.charged_usd or Decimal(0))
-    return replace(reply, charged_usd=usd)
+    tokens = sum((tokens for _, tokens in before), reply.charged_tokens)
+    return replace(reply, charged_usd=usd, charged_tokens=tokens)
 
 
 def _identity(model: Model) -> dict[str, Any] | None:
@@ -208,7 +211,7 @@ class _Arrivals:
             # resumed budget.
             charged = failure.charged_usd if isinstance(failure, BackendError) else None
             tokens = (failure.charged_tokens or 0) if isinstance(failure, BackendError) else 0
-            self.got[key] = Reply(None, error=error, charged_usd=charged)
+            self.got[key] = Reply(None, error=error, charged_usd=charged, charged_tokens=tokens)
             if self.store is not None:
                 self.store.write(
                     key, self.judge, error=error, charged_usd=charged, charged_tokens=tokens

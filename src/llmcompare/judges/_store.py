@@ -84,7 +84,7 @@ class JudgmentsFile:
                 line = json.loads(raw.decode("utf-8"))
                 usd = Decimal(str(line["charged_usd"])) if "charged_usd" in line else None
                 # A line written before tokens were recorded says none.
-                tokens = int(line.get("charged_tokens", 0))
+                tokens = int(line.get("charged_tokens") or 0)
                 where = (str(line["judge"]), str(line["key"]))
             except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation):
                 continue

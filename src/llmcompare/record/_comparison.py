@@ -273,7 +273,9 @@ class Comparison(BaseModel):
 
         Returns:
             A new record: the same answers and scores, this judge's ``judging``, and in
-            ``run.rate_limits`` this judge's limits instead of the earlier judge's.
+            ``run.rate_limits`` this judge's limits instead of the earlier judge's (a judge
+            named like a model of the record leaves that model's entry as it was: the
+            decision reads the models' limits).
 
         Raises:
             ConfigurationError: For a pairwise judge of a one-model run, or ``limits`` naming

@@ -34,6 +34,7 @@ from llmcompare.runs._cache import (
     request_key,
 )
 from llmcompare.runs._folder import ANSWERS_FILE, RUN_FILE, Answer, RunFolder
+from llmcompare.runs._lock import exclusive
 from llmcompare.runs._whole import write_whole
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "ResponseCache",
     "RunFolder",
     "default_cache_path",
+    "exclusive",
     "model_identity",
     "request_key",
     "write_whole",

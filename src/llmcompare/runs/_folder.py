@@ -29,7 +29,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -41,6 +40,7 @@ from typing import IO, Any
 from pydantic import ValidationError
 
 from llmcompare.errors import ConfigurationError
+from llmcompare.runs._lock import try_lock
 from llmcompare.runs._whole import write_whole
 from llmcompare.types import Completion
 
@@ -203,7 +203,7 @@ class RunFolder:
                     continue
                 usd = Decimal(str(charged))
                 # A line written before tokens were recorded says none.
-                tokens = int(record["error"].get("charged_tokens", 0))
+                tokens = int(record["error"].get("charged_tokens") or 0)
                 key = (str(record["model"]), str(record["item"]), int(record["sample"]))
                 request = str(record["request"])
             except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation):
@@ -300,7 +300,7 @@ def _hold(path: Path) -> IO[str]:
             f"--out {path.parent}: cannot write there ({exc.strerror or exc})"
         ) from None
     deadline = time.monotonic() + LOCK_WAIT_S
-    while not _try_lock(file):
+    while not try_lock(file):
         if time.monotonic() > deadline:
             holder = _holder(file)
             file.close()
@@ -316,26 +316,6 @@ def _hold(path: Path) -> IO[str]:
     file.write(json.dumps({"pid": os.getpid(), "since": time.time()}) + "\n")
     file.flush()
     return file
-
-
-def _try_lock(file: IO[str]) -> bool:
-    """Take an exclusive OS lock on the file without waiting; False when another holds it."""
-    if sys.platform == "win32":  # no flock: lock the first byte of the file instead
-        import msvcrt
-
-        try:
-            file.seek(0)
-            msvcrt.locking(file.fileno(), msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-    import fcntl
-
-    try:
-        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
 
 
 def _holder(file: IO[str]) -> str:

@@ -12,8 +12,9 @@ Which way wins is a property of the CPU, its BLAS and the thread count, so it is
 assumed: :func:`few_rows` times both ways on the model's own weights for 1 to 8 rows and keeps
 the row counts where the transposed way took at most 90% of the plain one's time. The choice is
 saved in the cache directory, keyed by the CPU, torch, the thread count, the dtype and the
-weights' shapes, so it is measured once per machine and every later load makes the same choice:
-the answers of a rerun are computed the same way. One row is computed as two (the row twice):
+weights' shapes, so it is measured once per machine (by one process at a time: others loading
+meanwhile wait, then take its choice) and every later load makes the same choice: the answers
+of a rerun are computed the same way. One row is computed as two (the row twice):
 the transposed product's one-row kernel is the slow one.
 """
 
@@ -32,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from llmcompare.runs import write_whole
+from llmcompare.runs import exclusive, write_whole
 
 __all__ = ["CANDIDATE_ROWS", "FewRowsLinear", "choose", "few_rows", "install", "measure"]
 
@@ -49,6 +50,8 @@ _MARGIN = 0.9
 # measured on its first layers only, so that measuring stays a few seconds).
 _PASS_BYTES = 512 * 2**20
 _ROUNDS = 2
+# Another process measuring the same machine is waited for, then its choice is taken.
+_LOCK_WAIT_S = 120.0
 
 
 class FewRowsLinear(nn.Linear):
@@ -79,10 +82,12 @@ def transposed_product(
     rows = flat.shape[0]
     if rows == 1:
         flat = torch.cat((flat, flat))
-    out = torch.mm(weight, flat.t()).t()[:rows]
-    if bias is not None:
-        out = out + bias
-    return out.contiguous().reshape(*x.shape[:-1], weight.shape[0])
+    if bias is None:
+        out = torch.mm(weight, flat.t())
+    else:
+        # The bias added inside the product, as functional.linear does: rounded once in bf16.
+        out = torch.addmm(bias.unsqueeze(1), weight, flat.t())
+    return out.t()[:rows].contiguous().reshape(*x.shape[:-1], weight.shape[0])
 
 
 def choose(plain: Mapping[int, float], transposed: Mapping[int, float]) -> frozenset[int]:
@@ -173,9 +178,29 @@ def few_rows(model: nn.Module, cache_root: Path) -> frozenset[int]:
         return frozenset()
     key = _key(linears)
     file = cache_root / "llama" / _FILE
+    saved = _saved(file, key)
+    if saved is not None:
+        return saved
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        # One process at a time measures: processes starting together on a new machine (Ray
+        # workers, xdist) then all take the first one's choice, and compute alike.
+        with exclusive(file.with_suffix(".lock"), _LOCK_WAIT_S):
+            saved = _saved(file, key)
+            return saved if saved is not None else _measure_and_save(linears, file, key)
+    except OSError as exc:
+        log.warning("could not lock %s (%s); measuring unlocked", file, exc)
+        return _measure_and_save(linears, file, key)
+
+
+def _saved(file: Path, key: str) -> frozenset[int] | None:
     saved = _read(file).get(key)
     if isinstance(saved, list) and all(isinstance(n, int) for n in saved):
         return frozenset(saved)
+    return None
+
+
+def _measure_and_save(linears: Sequence[nn.Linear], file: Path, key: str) -> frozenset[int]:
     start = time.perf_counter()
     plain, transposed = measure(_measured_weights(linears))
     rows = choose(plain, transposed)
@@ -185,7 +210,6 @@ def few_rows(model: nn.Module, cache_root: Path) -> frozenset[int]:
         sorted(rows) or "no",
     )
     try:
-        file.parent.mkdir(parents=True, exist_ok=True)
         record = _read(file)
         record[key] = sorted(rows)
         write_whole(file, json.dumps(record, indent=1, sort_keys=True).encode())
