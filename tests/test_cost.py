@@ -813,6 +813,42 @@ def test_one_tracker_resuming_its_own_results_file_counts_each_request_once(
     assert tracker.total.requests == 3
 
 
+@pytest.mark.filterwarnings("ignore::llmcompare.cost.UnpricedModelWarning")  # on purpose
+def test_an_unpriced_models_timeouts_are_charged_their_tokens_and_a_token_budget_holds(
+    tmp_path: Path,
+) -> None:
+    attempt = bound_of(["hi"]) + 10  # its worst case: the input bound and max_tokens
+    file = tmp_path / "results.jsonl"
+    with OpenAIServer() as server, no_wait():
+        server.default = ok(delay=5)  # every reply comes long after the client gave up
+        # A self-hosted model behind an OpenAI-compatible server: no price in any table.
+        model = ChatGPTModel("my-own-llama", ChatGPTOptions(base_url=server.url, timeout=0.1))
+
+        def run(tokens: int) -> Result:
+            (result,) = generate_many(
+                model,
+                ["hi"],
+                retry=RetryPolicy(attempts=5),
+                tracker=CostTracker(Budget(max_tokens=tokens)),
+                results_file=file,
+                max_tokens=10,
+                progress=False,
+            )
+            return result
+
+        # Room for two and a half attempts: two are sent, the third would pass the budget.
+        first = run(2 * attempt + attempt // 2)
+        assert len(server.chat_requests) == 2
+        # Resumed with room for exactly one more attempt next to the two charged.
+        run(3 * attempt)
+        assert len(server.chat_requests) == 3
+    assert isinstance(first.error, BackendError)
+    assert (first.error.charged_tokens, first.error.charged_usd) == (2 * attempt, None)
+    lines = [json.loads(line) for line in file.read_text().splitlines()]
+    assert [x["error"].get("charged_tokens") for x in lines] == [2 * attempt, attempt]
+    assert all("charged_usd" not in x["error"] for x in lines)
+
+
 # issue 22, item 2
 def test_an_answer_after_a_timed_out_attempt_costs_that_attempt_too() -> None:
     tracker = CostTracker(Budget(max_usd="1"))

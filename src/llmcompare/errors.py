@@ -202,7 +202,8 @@ class BackendError(LLMCompareError):
         charged_usd: Dollars a :class:`~llmcompare.cost.CostTracker` counted for the request
             because it may be billed (its worst case), summed over its attempts; None when
             nothing was charged.
-        charged_tokens: The tokens counted with ``charged_usd`` (towards ``max_tokens``).
+        charged_tokens: The tokens counted for it (towards ``max_tokens``), summed over its
+            attempts: a model without a price is charged these alone (``charged_usd`` None).
     """
 
     # Class defaults: an error rebuilt from another version's pickle has them too.

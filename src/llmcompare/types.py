@@ -415,8 +415,8 @@ class Completion(BaseModel):
             so a :class:`~llmcompare.cost.CostTracker` counts each at its worst case, and so
             does this answer's cost. None when there were none.
         unanswered_tokens: The tokens those attempts were charged (their input bound and
-            ``max_tokens``): a resumed run's ``max_tokens`` budget counts them. None with
-            ``unanswered_usd``.
+            ``max_tokens``), a model without a price's too: a resumed run's ``max_tokens``
+            budget counts them. None when there were none.
         measured_at: When the answer arrived (UTC), stamped by a comparison: the cache and the
             run folder keep it, so a rerun answered from them reports this measurement.
         measured_on: Where it was timed (the host name of the machine that sent it).

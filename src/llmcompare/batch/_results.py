@@ -15,12 +15,13 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
 from llmcompare.errors import BackendError, ConfigurationError, redact
 from llmcompare.retry import is_retryable
+from llmcompare.runs import read_charge
 from llmcompare.types import Completion, Request, Result
 
 __all__ = ["ResultsFile", "error_record", "line_hash", "read_results"]
@@ -52,9 +53,11 @@ def error_record(error: BaseException) -> dict[str, Any]:
         "message": redact(str(error)),
         "retryable": is_retryable(error),
     }
-    if isinstance(error, BackendError) and error.charged_usd is not None:
-        record["charged_usd"] = str(error.charged_usd)
-        record["charged_tokens"] = error.charged_tokens or 0
+    if isinstance(error, BackendError) and error.charged_tokens:
+        # Dollars only where the model has a price; tokens always.
+        if error.charged_usd is not None:
+            record["charged_usd"] = str(error.charged_usd)
+        record["charged_tokens"] = error.charged_tokens
     return record
 
 
@@ -64,7 +67,7 @@ class ResultsFile:
     def __init__(self, path: str | os.PathLike[str], model_id: str, requests: Sequence[Request]):
         self.path = Path(path)
         self.hashes = [line_hash(model_id, r) for r in requests]
-        self.charged: dict[int, list[tuple[Decimal, int]]] = {}
+        self.charged: dict[int, list[tuple[Decimal | None, int]]] = {}
         """What failures read back were charged as maybe billed (dollars, tokens), by index."""
         self._file: TextIO | None = None
 
@@ -169,16 +172,11 @@ class ResultsFile:
             self._file = None
 
 
-def _charge(error: object) -> tuple[Decimal, int] | None:
+def _charge(error: object) -> tuple[Decimal | None, int] | None:
     """A failure line's charge (dollars, tokens), if it says one (see :func:`error_record`)."""
-    if not isinstance(error, dict) or "charged_usd" not in error:
+    if not isinstance(error, dict):
         return None
-    try:
-        usd = Decimal(str(error["charged_usd"]))
-        tokens = int(error.get("charged_tokens") or 0)
-    except (ValueError, TypeError, InvalidOperation):
-        return None
-    return (usd, tokens) if usd.is_finite() and usd >= 0 and tokens >= 0 else None
+    return read_charge(error.get("charged_usd"), error.get("charged_tokens"))
 
 
 def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

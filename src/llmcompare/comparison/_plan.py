@@ -59,7 +59,7 @@ class PlannedRequest:
     result: Result | None = None
     cached: bool = False
     sent: bool = False
-    charged_before: tuple[tuple[Decimal, int], ...] = ()
+    charged_before: tuple[tuple[Decimal | None, int], ...] = ()
 
 
 @dataclass

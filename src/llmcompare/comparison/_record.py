@@ -202,11 +202,9 @@ def _row(
     assert result is not None  # every request has its answer or failure by now
     seed = result.request.seed
     # What earlier runs on the folder were charged for it (timeouts) is part of its cost.
-    before = (
-        sum((usd for usd, _ in planned.charged_before), Decimal(0))
-        if planned.charged_before
-        else None
-    )
+    dollars = [usd for usd, _ in planned.charged_before if usd is not None]
+    before = sum(dollars, Decimal(0)) if dollars else None  # None: none, or unpriced
+    tokens_before = sum(tokens for _, tokens in planned.charged_before)
     if result.completion is None:
         error = result.error
         assert error is not None
@@ -223,12 +221,12 @@ def _row(
             cost=None if charged is None else unanswered_cost(charged),
         )
     completion = result.completion
+    update: dict[str, object] = {}
     if before is not None:
-        tokens = sum(t for _, t in planned.charged_before)
-        update = {
-            "unanswered_usd": (completion.unanswered_usd or 0) + before,
-            "unanswered_tokens": (completion.unanswered_tokens or 0) + tokens,
-        }
+        update["unanswered_usd"] = (completion.unanswered_usd or 0) + before
+    if tokens_before:
+        update["unanswered_tokens"] = (completion.unanswered_tokens or 0) + tokens_before
+    if update:
         completion = completion.model_copy(update=update)
     return Row(
         item_id=item.id,

@@ -126,7 +126,7 @@ def run_model(
     folder: RunFolder | None,
     store: ResponseCache | None,
     saved: Mapping[tuple[str, str, int], Answer],
-    charged: Mapping[tuple[str, str, int], Sequence[tuple[str, Decimal, int]]],
+    charged: Mapping[tuple[str, str, int], Sequence[tuple[str, Decimal | None, int]]],
 ) -> None:
     """One model's turn: its answers read back, then taken from the cache, then sent."""
     if folder is not None or store is not None:
@@ -149,7 +149,7 @@ def run_model(
 def _resume(
     run: ModelRun,
     saved: Mapping[tuple[str, str, int], Answer],
-    charged: Mapping[tuple[str, str, int], Sequence[tuple[str, Decimal, int]]],
+    charged: Mapping[tuple[str, str, int], Sequence[tuple[str, Decimal | None, int]]],
 ) -> None:
     """Take the answers, and the charges of failures, a run folder holds for these requests."""
     for i, planned in enumerate(run.requests):

@@ -284,7 +284,7 @@ class CostTracker:
         """
         return self._settle(None, completion, energy_j).as_cost()
 
-    def record_unanswered(self, model_id: str, usd: Decimal, tokens: int = 0) -> None:
+    def record_unanswered(self, model_id: str, usd: Decimal | None, tokens: int = 0) -> None:
         """Add a request that failed without :meth:`wrap` and was charged as maybe billed.
 
         Under :meth:`wrap` a request that reached the provider and gave no answer (a timeout,
@@ -298,13 +298,13 @@ class CostTracker:
 
         Args:
             model_id: The model's id.
-            usd: The dollars it was charged.
+            usd: The dollars it was charged (None: an unpriced model, charged tokens only).
             tokens: The tokens it was charged (towards ``max_tokens``).
 
         Raises:
             ValueError: When ``usd`` is negative or not finite, or ``tokens`` negative.
         """
-        if not usd.is_finite() or usd < 0:
+        if usd is not None and (not usd.is_finite() or usd < 0):
             raise ValueError(f"{model_id}: a charge must be a finite number of dollars >= 0")
         if tokens < 0:
             raise ValueError(f"{model_id}: a charge must be a number of tokens >= 0")
@@ -550,16 +550,17 @@ class CostTracker:
         self,
         reservation: Reservation | None,
         model_id: str,
-        charge: tuple[int, Decimal] | None = None,
+        charge: tuple[int, Decimal | None] | None = None,
     ) -> None:
         """A failed request: its reservation given back, or, ``charge``d, spent."""
+        # A charge's dollars are None for an unpriced model: its tokens count all the same.
         charged = None if charge is None else charge[1]
         with self._lock:
             self._unhold(reservation)
             self._sent += 1
             if charge is not None:
                 self._spent_tokens += charge[0]
-                self._spent_usd += charge[1]
+                self._spent_usd += charged or 0
             self._sum(model_id).fail(charged)
             self._total.fail(charged)
 
@@ -577,18 +578,19 @@ class CostTracker:
 
         A request that reached the provider before it failed (a timeout, a cut stream: the
         backend marks its error ``maybe_billed``) may be billed in full, so it is charged
-        what its reservation held (input bound plus ``max_tokens``), never $0: a budget then
-        bounds what a run of timeouts can cost, and the retry that would pass it is refused.
+        what its reservation held (input bound plus ``max_tokens``; dollars only where the
+        model has a price), never nothing: a budget then bounds what a run of timeouts can
+        cost, and the retry that would pass it is refused.
         The charge goes on the error (``charged_usd``, ``charged_tokens``) for its row.
         """
         charge = None
         if isinstance(error, BackendError) and error.maybe_billed:
             default = self.budget.default_max_tokens if self.budget else DEFAULT_MAX_TOKENS
             tokens, usd = worst_case(model_id, request, default, batch=batch, tier=tier)
-            if usd is not None:
-                charge = (tokens, usd)
-                error.charged_usd = usd
-                error.charged_tokens = tokens
+            # Unpriced, its tokens are charged all the same: a max_tokens budget holds.
+            charge = (tokens, usd)
+            error.charged_usd = usd
+            error.charged_tokens = tokens
         self._release(reservation, model_id, charge)
 
     # -- context manager -----------------------------------------------------------------------

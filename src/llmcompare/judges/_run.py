@@ -185,13 +185,12 @@ def call_of(
 
 def _with_charges(completion: Completion, reply: Reply) -> Completion:
     """The completion with the reply's earlier charged attempts added to those it holds."""
-    if reply.charged_usd is None:
-        return completion
-    update = {
-        "unanswered_usd": (completion.unanswered_usd or Decimal(0)) + reply.charged_usd,
-        "unanswered_tokens": (completion.unanswered_tokens or 0) + reply.charged_tokens,
-    }
-    return completion.model_copy(update=update)
+    update: dict[str, object] = {}
+    if reply.charged_usd is not None:
+        update["unanswered_usd"] = (completion.unanswered_usd or Decimal(0)) + reply.charged_usd
+    if reply.charged_tokens:
+        update["unanswered_tokens"] = (completion.unanswered_tokens or 0) + reply.charged_tokens
+    return completion.model_copy(update=update) if update else completion
 
 
 def panel_vote(votes: Sequence[Outcome | None], vote: Vote) -> Outcome | None:

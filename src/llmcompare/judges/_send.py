@@ -161,11 +161,14 @@ def ask(
     return replies
 
 
-def _charged(reply: Reply, before: Sequence[tuple[Decimal, int]]) -> Reply:
+def _charged(reply: Reply, before: Sequence[tuple[Decimal | None, int]]) -> Reply:
     """The reply with what earlier processes were charged for its request added."""
     if not before:
         return reply
-    usd = sum((usd for usd, _ in before), reply.charged_usd or Decimal(0))
+    dollars = [usd for usd, _ in before if usd is not None]
+    if reply.charged_usd is not None:
+        dollars.append(reply.charged_usd)
+    usd = sum(dollars, Decimal(0)) if dollars else None  # None: an unpriced judge
     tokens = sum((tokens for _, tokens in before), reply.charged_tokens)
     return replace(reply, charged_usd=usd, charged_tokens=tokens)
 

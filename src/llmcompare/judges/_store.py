@@ -16,12 +16,13 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from llmcompare.runs import read_charge
 from llmcompare.types import Completion
 
 __all__ = ["JUDGMENTS_FILE", "JudgmentsFile", "Saved"]
@@ -70,26 +71,24 @@ class JudgmentsFile:
                 logger.warning("%s:%d: damaged line skipped (%s)", self.path, number, exc)
         return found
 
-    def charges(self) -> dict[tuple[str, str], list[tuple[Decimal, int]]]:
+    def charges(self) -> dict[tuple[str, str], list[tuple[Decimal | None, int]]]:
         """What the failures written so far were charged as maybe billed, by (judge, key).
 
-        One (dollars, tokens) per failed line that says so (a timeout: ``charged_usd``),
-        whether or not a later line answered the request; damaged lines are skipped
-        (:meth:`read` warns). By judge too, as :meth:`read`: each member's failures are its
-        own.
+        One (dollars or None when unpriced, tokens) per failed line that says so (a timeout:
+        see :func:`~llmcompare.runs.read_charge`), whether or not a later line answered the
+        request; damaged lines are skipped (:meth:`read` warns). By judge too, as
+        :meth:`read`: each member's failures are its own.
         """
-        found: dict[tuple[str, str], list[tuple[Decimal, int]]] = {}
+        found: dict[tuple[str, str], list[tuple[Decimal | None, int]]] = {}
         for raw in self._lines():
             try:
                 line = json.loads(raw.decode("utf-8"))
-                usd = Decimal(str(line["charged_usd"])) if "charged_usd" in line else None
-                # A line written before tokens were recorded says none.
-                tokens = int(line.get("charged_tokens") or 0)
+                charge = read_charge(line.get("charged_usd"), line.get("charged_tokens"))
                 where = (str(line["judge"]), str(line["key"]))
-            except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation):
+            except (ValueError, KeyError, TypeError, AttributeError):
                 continue
-            if usd is not None and usd.is_finite() and usd >= 0 and tokens >= 0:
-                found.setdefault(where, []).append((usd, tokens))
+            if charge is not None:
+                found.setdefault(where, []).append(charge)
         return found
 
     def _lines(self) -> list[bytes]:
@@ -129,6 +128,7 @@ class JudgmentsFile:
             line["error"] = error
             if charged_usd is not None:
                 line["charged_usd"] = str(charged_usd)
+            if charged_tokens:
                 line["charged_tokens"] = charged_tokens
         text = json.dumps(line, separators=(",", ":"), ensure_ascii=False) + "\n"
         # Opened, written and closed per reply: the line is the OS's once this returns, so a

@@ -226,8 +226,9 @@ class _Run:
     def failed(self, error: BaseException) -> None:
         """Note a failed attempt: what it was charged, and that it is the last error so far."""
         self.last = error
-        if isinstance(error, BackendError) and error.charged_usd is not None:
-            self.charged = (self.charged or Decimal(0)) + error.charged_usd
+        if isinstance(error, BackendError):
+            if error.charged_usd is not None:
+                self.charged = (self.charged or Decimal(0)) + error.charged_usd
             self.charged_tokens += error.charged_tokens or 0
 
     def gave_up(self, error: Exception) -> Exception:
@@ -241,7 +242,7 @@ class _Run:
             error = self.last
         elif error is not self.last:
             self.failed(error)
-        if isinstance(error, BackendError) and self.charged is not None:
+        if isinstance(error, BackendError) and self.charged_tokens:
             error.charged_usd = self.charged
             error.charged_tokens = self.charged_tokens
         return error
@@ -438,9 +439,9 @@ class _RetryingModel(ModelWrapper[_Run]):
         if ticket.charged is not None:
             # Earlier attempts that may be billed are part of what this answer cost.
             update["unanswered_usd"] = (completion.unanswered_usd or 0) + ticket.charged
-            update["unanswered_tokens"] = (completion.unanswered_tokens or 0) + (
-                ticket.charged_tokens
-            )
+        if ticket.charged_tokens:
+            earlier = completion.unanswered_tokens or 0
+            update["unanswered_tokens"] = earlier + ticket.charged_tokens
         return completion.model_copy(update=update)
 
 

@@ -33,6 +33,7 @@ from llmcompare.runs._cache import (
     model_identity,
     request_key,
 )
+from llmcompare.runs._charges import read_charge
 from llmcompare.runs._folder import ANSWERS_FILE, RUN_FILE, Answer, RunFolder
 from llmcompare.runs._lock import exclusive
 from llmcompare.runs._whole import write_whole
@@ -49,6 +50,7 @@ __all__ = [
     "default_cache_path",
     "exclusive",
     "model_identity",
+    "read_charge",
     "request_key",
     "write_whole",
 ]

@@ -33,13 +33,14 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
 from pydantic import ValidationError
 
 from llmcompare.errors import ConfigurationError
+from llmcompare.runs._charges import read_charge
 from llmcompare.runs._lock import try_lock
 from llmcompare.runs._whole import write_whole
 from llmcompare.types import Completion
@@ -185,31 +186,29 @@ class RunFolder:
             found[key] = answer
         return found
 
-    def charges(self) -> dict[tuple[str, str, int], list[tuple[str, Decimal, int]]]:
+    def charges(self) -> dict[tuple[str, str, int], list[tuple[str, Decimal | None, int]]]:
         """What the failures recorded so far were charged, by (model label, item id, sample).
 
         A request that reached the provider and gave no answer (a timeout, a cut stream) may
         be billed: its failure line says what the cost tracker charged for it
-        (``charged_usd``, ``charged_tokens``). Each such line gives one (request key, dollars,
-        tokens), in the order written, whether or not a later line answered the request: that
-        money was spent all the same. Damaged lines are skipped (:meth:`answers` warns about them).
+        (``charged_usd``, ``charged_tokens``: see :func:`~llmcompare.runs.read_charge`). Each
+        such line gives one (request key, dollars or None when unpriced, tokens), in the order
+        written, whether or not a later line answered the request: that money was spent all
+        the same. Damaged lines are skipped (:meth:`answers` warns about them).
         """
-        found: dict[tuple[str, str, int], list[tuple[str, Decimal, int]]] = {}
+        found: dict[tuple[str, str, int], list[tuple[str, Decimal | None, int]]] = {}
         for raw in self._lines():
             try:
                 record = json.loads(raw.decode("utf-8"))
-                charged = record["error"].get("charged_usd")
-                if charged is None:
+                error = record["error"]
+                charge = read_charge(error.get("charged_usd"), error.get("charged_tokens"))
+                if charge is None:
                     continue
-                usd = Decimal(str(charged))
-                # A line written before tokens were recorded says none.
-                tokens = int(record["error"].get("charged_tokens") or 0)
                 key = (str(record["model"]), str(record["item"]), int(record["sample"]))
                 request = str(record["request"])
-            except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation):
+            except (ValueError, KeyError, TypeError, AttributeError):
                 continue  # an answer, or damage
-            if usd.is_finite() and usd >= 0 and tokens >= 0:
-                found.setdefault(key, []).append((request, usd, tokens))
+            found.setdefault(key, []).append((request, *charge))
         return found
 
     def _lines(self) -> list[bytes]:
