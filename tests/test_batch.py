@@ -701,3 +701,16 @@ def test_a_bare_string_is_refused_by_generate_many_before_anything_is_sent() -> 
     with pytest.raises(TypeError, match=r"pass a list of prompts"):
         asyncio.run(agenerate_many(model, "hello"))  # type: ignore[arg-type]
     assert sent == []
+
+
+def test_a_failure_charged_dollars_alone_keeps_them_on_its_results_line() -> None:
+    from decimal import Decimal
+
+    from llmcompare.batch._results import error_record
+    from llmcompare.errors import BackendError
+
+    # As a plugin, or a pickle from before tokens were kept, leaves it: dollars, no tokens.
+    error = BackendError("timed out", model_id="chatgpt:gpt-4o-mini", maybe_billed=True)
+    error.charged_usd = Decimal("0.5")
+    line = error_record(error)
+    assert (line["charged_usd"], line["charged_tokens"]) == ("0.5", 0)

@@ -811,6 +811,14 @@ def test_one_tracker_resuming_its_own_results_file_counts_each_request_once(
     assert [r.ok for r in again] == [True, True, True]
     assert len(model.history) == 3
     assert tracker.total.requests == 3
+    # Another process (its own tracker) answers d and e in the same file meanwhile: the first
+    # tracker, resuming once more, counts those two it had not seen, and no more.
+    prompts = ["a", "b", "c", "d", "e"]
+    generate_many(model, prompts, tracker=CostTracker(), results_file=file, progress=False)
+    assert len(model.history) == 5
+    generate_many(model, prompts, tracker=tracker, results_file=file, progress=False)
+    assert len(model.history) == 5
+    assert tracker.total.requests == 5
 
 
 @pytest.mark.filterwarnings("ignore::llmcompare.cost.UnpricedModelWarning")  # on purpose

@@ -201,7 +201,7 @@ class BackendError(LLMCompareError):
             connection that never opened is not billed.
         charged_usd: Dollars a :class:`~llmcompare.cost.CostTracker` counted for the request
             because it may be billed (its worst case), summed over its attempts; None when
-            nothing was charged.
+            nothing was charged, or the model has no price.
         charged_tokens: The tokens counted for it (towards ``max_tokens``), summed over its
             attempts: a model without a price is charged these alone (``charged_usd`` None).
     """

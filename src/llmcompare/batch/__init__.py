@@ -36,6 +36,7 @@ import asyncio
 import concurrent.futures
 import os
 import weakref
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,7 +56,7 @@ from llmcompare.model import (
 from llmcompare.ratelimit import with_rate_limit
 from llmcompare.retry import RetryPolicy, with_retry
 from llmcompare.schema import check_formats
-from llmcompare.types import Prompt, Request, Result, Settings
+from llmcompare.types import Completion, Prompt, Request, Result, Settings
 
 if TYPE_CHECKING:
     from llmcompare.cost import CostTracker
@@ -121,7 +122,8 @@ async def agenerate_many(
             requests that succeeded in an earlier run with the same model, prompts and settings
             are not sent again (failed ones are). With a ``tracker``, what the earlier runs
             spent (those answers, and failures charged as maybe billed) counts towards its
-            budget, once per tracker: its dollars and tokens bound every process of the run.
+            budget, each line once per tracker: its dollars and tokens bound every process of
+            the run.
         stream: Read each answer as a stream, so its time to first token (``ttft_s``) is
             measured; the completion is the same. (A model with its own batching is driven
             through its batches, which report each row's first token anyway.)
@@ -149,16 +151,8 @@ async def agenerate_many(
     if store is not None:
         for index, result in store.load(requests).items():
             results[index] = result
-        if tracker is not None and _first_look(tracker, store.path):
-            # What earlier runs spent counts towards the budget: the answers read back, and
-            # the failures charged as maybe billed (a timeout). Once per tracker and file: what
-            # a tracker read or wrote there before it has counted already.
-            for done in results:
-                if done is not None and done.completion is not None:
-                    tracker.record(done.completion)
-            for charges in store.charged.values():
-                for usd, tokens in charges:
-                    tracker.record_unanswered(model.id, usd, tokens)
+        if tracker is not None:
+            _count_spent(tracker, store, model.id)
     todo = [i for i, r in enumerate(results) if r is None]
     bar = Progress(len(requests), len(requests) - len(todo), progress, model.id)
     sink = _Sink(results, store, bar, on_result)
@@ -198,19 +192,34 @@ def _length(request: Request) -> int:
     return sum(len(m.content) for m in request.messages)
 
 
-# The results files each tracker has counted: a tracker resuming a file a second time (a retry
-# in the same notebook) finds there only what it counted then or wrote since.
-_COUNTED: weakref.WeakKeyDictionary[CostTracker, set[Path]] = weakref.WeakKeyDictionary()
+# The lines of each results file each tracker has counted (read back, or written while it
+# counted their requests itself): a tracker resuming a file again (a retry in the same
+# notebook) counts only the lines it has not, those another process wrote meanwhile included.
+_COUNTED: weakref.WeakKeyDictionary[CostTracker, dict[Path, Counter[str]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _first_look(tracker: CostTracker, path: Path) -> bool:
-    """Whether ``tracker`` meets the results file at ``path`` for the first time (noted)."""
-    seen = _COUNTED.setdefault(tracker, set())
-    where = path.resolve()
-    if where in seen:
-        return False
-    seen.add(where)
-    return True
+def _count_spent(tracker: CostTracker, store: ResultsFile, model_id: str) -> None:
+    """Count towards ``tracker`` what the file's lines spent that it has not counted yet.
+
+    An answer read back counts as :meth:`~llmcompare.cost.CostTracker.record` counts it, a
+    failure charged as maybe billed (a timeout) as ``record_unanswered`` does; a line is
+    known by its text, and identical lines each count.
+    """
+    seen = _COUNTED.setdefault(tracker, {}).setdefault(store.path.resolve(), Counter())
+    now: Counter[str] = Counter()
+    for line, spent in store.spent:
+        now[line] += 1
+        if now[line] <= seen[line]:
+            continue
+        if isinstance(spent, Completion):
+            tracker.record(spent)
+        else:
+            tracker.record_unanswered(model_id, *spent)
+    seen |= now
+    # What this call writes, the tracker counts as it is sent.
+    store.on_line = lambda line: seen.update((line,))
 
 
 class _Sink:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
@@ -53,11 +53,11 @@ def error_record(error: BaseException) -> dict[str, Any]:
         "message": redact(str(error)),
         "retryable": is_retryable(error),
     }
-    if isinstance(error, BackendError) and error.charged_tokens:
+    if isinstance(error, BackendError) and (error.charged_usd is not None or error.charged_tokens):
         # Dollars only where the model has a price; tokens always.
         if error.charged_usd is not None:
             record["charged_usd"] = str(error.charged_usd)
-        record["charged_tokens"] = error.charged_tokens
+        record["charged_tokens"] = error.charged_tokens or 0
     return record
 
 
@@ -67,8 +67,11 @@ class ResultsFile:
     def __init__(self, path: str | os.PathLike[str], model_id: str, requests: Sequence[Request]):
         self.path = Path(path)
         self.hashes = [line_hash(model_id, r) for r in requests]
-        self.charged: dict[int, list[tuple[Decimal | None, int]]] = {}
-        """What failures read back were charged as maybe billed (dollars, tokens), by index."""
+        self.spent: list[tuple[str, Completion | tuple[Decimal | None, int]]] = []
+        """Each line read back that spent money, with what it spent: an answer, or what a
+        failure was charged as maybe billed (dollars, or None when unpriced, and tokens)."""
+        self.on_line: Callable[[str], None] | None = None
+        """Called with each line :meth:`write` writes."""
         self._file: TextIO | None = None
 
     def load(self, requests: Sequence[Request]) -> dict[int, Result]:
@@ -114,7 +117,7 @@ class ResultsFile:
                 if "completion" not in record:
                     # Failures run again; one that was charged stays on record.
                     if (charge := _charge(record.get("error"))) is not None:
-                        self.charged.setdefault(index, []).append(charge)
+                        self.spent.append((line, charge))
                         kept.append(line)
                     continue
                 if index in done:
@@ -124,6 +127,7 @@ class ResultsFile:
                 except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
                     self._skip(number, f"invalid completion: {self._first_error(exc)}")
                     continue
+                self.spent.append((line, completion))
                 done[index] = Result(index, requests[index], completion=completion)
                 kept.append(line)
             tmp = self.path.with_name(self.path.name + ".tmp")
@@ -161,9 +165,12 @@ class ResultsFile:
             assert result.error is not None
             record["error"] = error_record(result.error)
         assert self._file is not None
+        line = json.dumps(record, separators=(",", ":"))
         # One write and a flush per result: a kill loses at most the line being written.
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._file.write(line + "\n")
         self._file.flush()
+        if self.on_line is not None:
+            self.on_line(line)
 
     def close(self) -> None:
         """Close the file."""

@@ -98,7 +98,8 @@ class Budget(BaseModel):
     rest becomes available again. A request that failed after it reached the provider (a timeout
     while waiting for the answer, a cut stream: the backend marks its error ``maybe_billed``)
     may be billed all the same, so its reservation is charged, not given back (the row and the
-    error's ``charged_usd`` say so). :func:`~llmcompare.batch.generate_many` and
+    error's ``charged_usd`` and ``charged_tokens`` say so; a model without a price, or a tier
+    without one, is charged the tokens alone). :func:`~llmcompare.batch.generate_many` and
     :func:`~llmcompare.compare` put the tracker under the retries: every attempt is checked
     and charged, so a retry never passes a limit. For API models, under any concurrency the
     totals never pass a limit, as long as providers respect ``max_tokens``.

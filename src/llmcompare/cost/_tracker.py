@@ -56,8 +56,8 @@ class Totals(BaseModel):
             that went through the tracker counts).
         failed: Requests sent that raised an error.
         refused: Requests refused by the budget (not sent).
-        unanswered: Failed requests that reached the provider and may be billed (a timeout,
-            a cut stream): charged at their worst case, in ``cost``.
+        unanswered: Failed requests of priced models that reached the provider and may be
+            billed (a timeout, a cut stream): charged at their worst case, in ``cost``.
         usage: Summed token usage of the successful requests.
         cost: Summed cost of the successful requests and of the unanswered ones.
     """
@@ -293,8 +293,8 @@ class CostTracker:
         :func:`~llmcompare.batch.generate_many`'s results file, a judge's judgments) adds so
         what its failed rows were charged: the budget then bounds what every process of the
         run sent. It counts as :meth:`record` counts an answer read back: a request
-        (``requests``, ``failed``, ``unanswered``; towards ``max_requests``), its dollars
-        and its tokens spent.
+        (``requests``, ``failed``, priced ones ``unanswered``; towards ``max_requests``), its
+        dollars and its tokens spent.
 
         Args:
             model_id: The model's id.

@@ -72,8 +72,9 @@ class Reply:
         cached: Whether the reply was read back rather than asked now.
         charged_usd: What failed attempts of the request were charged as maybe billed (a
             timeout) that ``completion`` does not hold: a failure's own charge, and those
-            of earlier processes on the run folder; None: nothing was charged.
-        charged_tokens: The tokens charged with ``charged_usd``.
+            of earlier processes on the run folder; None: no dollars were charged (none,
+            or an unpriced judge).
+        charged_tokens: The tokens those attempts were charged (an unpriced judge's too).
         repeat: The same request as an earlier one of the same call (two identical answers
             shown in both orders, or graded alike): sent once, its cost counted there.
     """

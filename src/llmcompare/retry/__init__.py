@@ -242,9 +242,9 @@ class _Run:
             error = self.last
         elif error is not self.last:
             self.failed(error)
-        if isinstance(error, BackendError) and self.charged_tokens:
+        if isinstance(error, BackendError) and (self.charged is not None or self.charged_tokens):
             error.charged_usd = self.charged
-            error.charged_tokens = self.charged_tokens
+            error.charged_tokens = self.charged_tokens or None
         return error
 
     def begin(self) -> None:

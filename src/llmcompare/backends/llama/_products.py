@@ -185,7 +185,13 @@ def few_rows(model: nn.Module, cache_root: Path) -> frozenset[int]:
         file.parent.mkdir(parents=True, exist_ok=True)
         # One process at a time measures: processes starting together on a new machine (Ray
         # workers, xdist) then all take the first one's choice, and compute alike.
-        with exclusive(file.with_suffix(".lock"), _LOCK_WAIT_S):
+        with exclusive(file.with_suffix(".lock"), _LOCK_WAIT_S) as held:
+            if not held:
+                log.warning(
+                    "%s: another process held the lock for %.0f s; measuring anyway",
+                    file,
+                    _LOCK_WAIT_S,
+                )
             saved = _saved(file, key)
             return saved if saved is not None else _measure_and_save(linears, file, key)
     except OSError as exc:
