@@ -45,7 +45,8 @@ def error_record(error: BaseException) -> dict[str, Any]:
 
     The message is redacted: no key or token reaches a file. A failure that may be billed (a
     timeout) also records what a cost tracker charged for it (``charged_usd``, a decimal
-    string, and ``charged_tokens``), so that a resumed run's budget counts it.
+    string, where the model has a price, and ``charged_tokens``), so that a resumed run's
+    budget counts it.
     """
     cls = type(error)
     record: dict[str, Any] = {
@@ -77,8 +78,9 @@ class ResultsFile:
     def load(self, requests: Sequence[Request]) -> dict[int, Result]:
         """Read finished results, then rewrite the file with only them (damaged lines dropped).
 
-        A failure that was charged as maybe billed (a timeout) is kept too, and its charge
-        put in :attr:`charged`: its request runs again, but the money may have been spent.
+        A failure that was charged as maybe billed (a timeout) is kept too, its charge in
+        :attr:`spent` with the answers: its request runs again, but the money may have been
+        spent.
 
         A damaged line (cut short by a kill in mid-write, not UTF-8, not JSON, or not a valid
         record) is logged as a warning and skipped: its request simply runs again.
