@@ -24,7 +24,7 @@ import math
 import numbers
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from llmcompare.errors import ConfigurationError
@@ -32,7 +32,14 @@ from llmcompare.model import Model
 from llmcompare.types import Completion, Request
 from llmcompare.wrapper import ModelWrapper
 
-__all__ = ["RateLimiter", "RateLimits", "check_limits", "limits_of", "with_rate_limit"]
+__all__ = [
+    "RateLimiter",
+    "RateLimits",
+    "check_limits",
+    "limits_of",
+    "stated_limits",
+    "with_rate_limit",
+]
 
 
 log = logging.getLogger("llmcompare.ratelimit")
@@ -139,6 +146,26 @@ def check_limits(
                 f"limits[{name!r}] must be a RateLimits(rpm=..., tpm=...), got {value!r}"
             )
     return dict(limits)
+
+
+def stated_limits(
+    names: Iterable[str], limits: Mapping[str, RateLimits], rpm: float | None, tpm: float | None
+) -> dict[str, RateLimits]:
+    """The limits each of ``names`` was held to (:func:`limits_of`), those with any only.
+
+    What a record states (``run.rate_limits``): a name without any limit is left out.
+
+    Example:
+        >>> from llmcompare.ratelimit import RateLimits, stated_limits
+        >>> stated_limits(["a", "b"], {"a": RateLimits()}, 60, None)
+        {'b': RateLimits(rpm=60, tpm=None)}
+    """
+    out = {}
+    for name in dict.fromkeys(names):
+        held = limits_of(name, limits, rpm, tpm)
+        if held.rpm is not None or held.tpm is not None:
+            out[name] = held
+    return out
 
 
 def limits_of(

@@ -30,13 +30,13 @@ from llmcompare.comparison._judging import check_judge, judge_runs
 from llmcompare.comparison._load import check_levels, plan_sweep, run_sweeps
 from llmcompare.comparison._plan import config_record, plan_record, plan_runs
 from llmcompare.comparison._record import build_record
-from llmcompare.comparison._run import Sending, close_all, open_cache, run_models, stated_limits
+from llmcompare.comparison._run import Sending, close_all, open_cache, run_models
 from llmcompare.comparison._shelf import ShelfLifeWarning, shelf_lives
 from llmcompare.comparison._what_if import check_what_if, price_what_if
 from llmcompare.cost import Budget, LocalHardware
 from llmcompare.judges import Judge, JudgePanel, Judging
 from llmcompare.prompts import PromptItem
-from llmcompare.ratelimit import RateLimits, check_limits
+from llmcompare.ratelimit import RateLimits, check_limits, stated_limits
 from llmcompare.record import Comparison, Slo, parse_slo
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
 from llmcompare.runs import RunFolder
@@ -243,7 +243,8 @@ def compare(
             shelf,
             sweeps,
             estimates,
-            stated_limits(runs, judges, sending),
+            # A judge named like a model is that model's entry.
+            stated_limits([*labels, *judges], sending.limits, sending.rpm, sending.tpm),
         )
     finally:
         if folder is not None:

@@ -12,7 +12,6 @@ import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timezone
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from llmcompare._version import __version__
@@ -27,7 +26,7 @@ from llmcompare.cost import (
 from llmcompare.cost._cost import unanswered_cost
 from llmcompare.errors import BackendError, ConfigurationError
 from llmcompare.record import Comparison, ErrorInfo, ModelSummary, Row, RunInfo, _aggregate
-from llmcompare.runs import ANSWERS_FILE
+from llmcompare.runs import ANSWERS_FILE, add_charge, sum_charges
 from llmcompare.scorers import scorer_name
 from llmcompare.types import ShelfLife
 
@@ -202,9 +201,7 @@ def _row(
     assert result is not None  # every request has its answer or failure by now
     seed = result.request.seed
     # What earlier runs on the folder were charged for it (timeouts) is part of its cost.
-    dollars = [usd for usd, _ in planned.charged_before if usd is not None]
-    before = sum(dollars, Decimal(0)) if dollars else None  # None: none, or unpriced
-    tokens_before = sum(tokens for _, tokens in planned.charged_before)
+    before, tokens_before = sum_charges(planned.charged_before)  # dollars None: unpriced
     if result.completion is None:
         error = result.error
         assert error is not None
@@ -221,13 +218,7 @@ def _row(
             cost=None if charged is None else unanswered_cost(charged),
         )
     completion = result.completion
-    update: dict[str, object] = {}
-    if before is not None:
-        update["unanswered_usd"] = (completion.unanswered_usd or 0) + before
-    if tokens_before:
-        update["unanswered_tokens"] = (completion.unanswered_tokens or 0) + tokens_before
-    if update:
-        completion = completion.model_copy(update=update)
+    completion = add_charge(completion, before, tokens_before)
     return Row(
         item_id=item.id,
         model=label,

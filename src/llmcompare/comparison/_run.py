@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from llmcompare.comparison._plan import ModelRun, PlannedRequest
     from llmcompare.executors import Executor
 
-__all__ = ["Sending", "close_all", "open_cache", "run_model", "run_models", "stated_limits"]
+__all__ = ["Sending", "close_all", "open_cache", "run_model", "run_models"]
 
 
 @dataclass(frozen=True)
@@ -66,21 +66,6 @@ class Sending:
     progress: bool | None
     refresh: bool
     executor: Executor | None
-
-
-def stated_limits(
-    runs: Sequence[ModelRun], judges: Sequence[str], sending: Sending
-) -> dict[str, RateLimits]:
-    """Each model's and judge's stated limits, by name: its own, else the shared ones.
-
-    Those without any limit are left out; a judge named like a model is that model's entry.
-    """
-    out = {}
-    for name in dict.fromkeys([*(r.label for r in runs), *judges]):
-        limits = limits_of(name, sending.limits, sending.rpm, sending.tpm)
-        if limits.rpm is not None or limits.tpm is not None:
-            out[name] = limits
-    return out
 
 
 def open_cache(cache: bool | ResponseCache) -> ResponseCache | None:

@@ -12,7 +12,6 @@ import os
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from llmcompare.cost import Cost, LocalHardware, cost_of
@@ -25,6 +24,7 @@ from llmcompare.judges._store import JudgmentsFile
 from llmcompare.judges._types import Call, Grade, Judging, Outcome, PairVerdict
 from llmcompare.ratelimit import RateLimits, check_limits
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
+from llmcompare.runs import add_charge
 from llmcompare.stats import fleiss_kappa
 from llmcompare.types import Completion, Request, Usage
 
@@ -167,6 +167,8 @@ def call_of(
     else:
         grade, reasoning, error = judge.read(completion)
         said = None
+    # Earlier attempts' charges (``reply.charged_usd``) are part of what it cost.
+    charged_too = add_charge(completion, reply.charged_usd, reply.charged_tokens)
     # A repeat was sent once: its tokens and cost are on the first call of it.
     repeat = reply.repeat
     return Call(
@@ -178,19 +180,9 @@ def call_of(
         error=error,
         cached=reply.cached,
         usage=Usage() if repeat else completion.usage,
-        cost=None if repeat else cost_of(_with_charges(completion, reply), hardware=hardware),
+        cost=None if repeat else cost_of(charged_too, hardware=hardware),
         repeat=repeat,
     )
-
-
-def _with_charges(completion: Completion, reply: Reply) -> Completion:
-    """The completion with the reply's earlier charged attempts added to those it holds."""
-    update: dict[str, object] = {}
-    if reply.charged_usd is not None:
-        update["unanswered_usd"] = (completion.unanswered_usd or Decimal(0)) + reply.charged_usd
-    if reply.charged_tokens:
-        update["unanswered_tokens"] = (completion.unanswered_tokens or 0) + reply.charged_tokens
-    return completion.model_copy(update=update) if update else completion
 
 
 def panel_vote(votes: Sequence[Outcome | None], vote: Vote) -> Outcome | None:

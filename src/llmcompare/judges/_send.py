@@ -21,7 +21,7 @@ from llmcompare.batch import generate_many
 from llmcompare.errors import BackendError, LLMCompareError, redact
 from llmcompare.ratelimit import RateLimits, limits_of
 from llmcompare.retry import DEFAULT_POLICY, RetryPolicy
-from llmcompare.runs import model_identity, request_key
+from llmcompare.runs import model_identity, request_key, sum_charges
 from llmcompare.types import Completion, Request, Result
 
 if TYPE_CHECKING:
@@ -166,11 +166,7 @@ def _charged(reply: Reply, before: Sequence[tuple[Decimal | None, int]]) -> Repl
     """The reply with what earlier processes were charged for its request added."""
     if not before:
         return reply
-    dollars = [usd for usd, _ in before if usd is not None]
-    if reply.charged_usd is not None:
-        dollars.append(reply.charged_usd)
-    usd = sum(dollars, Decimal(0)) if dollars else None  # None: an unpriced judge
-    tokens = sum((tokens for _, tokens in before), reply.charged_tokens)
+    usd, tokens = sum_charges([*before, (reply.charged_usd, reply.charged_tokens)])
     return replace(reply, charged_usd=usd, charged_tokens=tokens)
 
 

@@ -19,7 +19,7 @@ from llmcompare.cost import Budget, CostTracker
 from llmcompare.errors import ConfigurationError, LLMCompareError
 from llmcompare.judges import Judge, JudgePanel, Judging, Ranking, judge_answers, ranking
 from llmcompare.prompts import PromptItem
-from llmcompare.ratelimit import limits_of
+from llmcompare.ratelimit import stated_limits
 from llmcompare.record import _aggregate
 from llmcompare.record._load import Sweep, WhatIf
 from llmcompare.record._types import FROZEN, ModelSummary, Pairwise, Row, RunInfo
@@ -319,11 +319,10 @@ class Comparison(BaseModel):
         # The limits the record states: the models' as they were, this judge's (its own, else
         # the shared ones) instead of the earlier judge's. A judge named like a model is that
         # model's entry, as in ``compare``.
-        stated = {n: own for n, own in self.run.rate_limits.items() if n in self.run.models}
-        for name in (j.name for j in judge.judges):
-            held = limits_of(name, limits or {}, rpm, tpm)
-            if name not in stated and (held.rpm is not None or held.tpm is not None):
-                stated[name] = held
+        ran = self.run.models
+        stated = {n: own for n, own in self.run.rate_limits.items() if n in ran}
+        judges = [j.name for j in judge.judges if j.name not in ran]
+        stated |= stated_limits(judges, limits or {}, rpm, tpm)
         run = self.run.model_copy(update={"rate_limits": stated})
         return self.model_copy(update={"judging": judging, "run": run})
 

@@ -43,6 +43,7 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 from llmcompare.errors import BackendError, BudgetExceeded, ProviderHTTPError, redact
 from llmcompare.model import Model
 from llmcompare.retry._after import parse_retry_after
+from llmcompare.runs import add_charge
 from llmcompare.types import Completion, Request
 from llmcompare.wrapper import ModelWrapper, Outputs, _shifted
 
@@ -435,14 +436,11 @@ class _RetryingModel(ModelWrapper[_Run]):
     def _after(self, request: Request, completion: Completion, ticket: _Run) -> Completion:
         if ticket.attempts == 1:
             return completion
-        update: dict[str, object] = {"attempts": ticket.attempts, "retry_wait_s": ticket.waited}
-        if ticket.charged is not None:
-            # Earlier attempts that may be billed are part of what this answer cost.
-            update["unanswered_usd"] = (completion.unanswered_usd or 0) + ticket.charged
-        if ticket.charged_tokens:
-            earlier = completion.unanswered_tokens or 0
-            update["unanswered_tokens"] = earlier + ticket.charged_tokens
-        return completion.model_copy(update=update)
+        retried = completion.model_copy(
+            update={"attempts": ticket.attempts, "retry_wait_s": ticket.waited}
+        )
+        # Earlier attempts that may be billed are part of what this answer cost.
+        return add_charge(retried, ticket.charged, ticket.charged_tokens)
 
 
 def with_retry(model: Model, policy: RetryPolicy = DEFAULT_POLICY) -> Model:

@@ -33,7 +33,7 @@ from llmcompare.runs._cache import (
     model_identity,
     request_key,
 )
-from llmcompare.runs._charges import read_charge
+from llmcompare.runs._charges import add_charge, read_charge, sum_charges
 from llmcompare.runs._folder import ANSWERS_FILE, RUN_FILE, Answer, RunFolder
 from llmcompare.runs._lock import exclusive
 from llmcompare.runs._whole import write_whole
@@ -47,10 +47,12 @@ __all__ = [
     "CacheInfo",
     "ResponseCache",
     "RunFolder",
+    "add_charge",
     "default_cache_path",
     "exclusive",
     "model_identity",
     "read_charge",
     "request_key",
+    "sum_charges",
     "write_whole",
 ]

@@ -8,9 +8,12 @@ counts each such line once towards its budget.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["read_charge"]
+from llmcompare.types import Completion
+
+__all__ = ["add_charge", "read_charge", "sum_charges"]
 
 
 def read_charge(usd: object, tokens: object) -> tuple[Decimal | None, int] | None:
@@ -28,3 +31,24 @@ def read_charge(usd: object, tokens: object) -> tuple[Decimal | None, int] | Non
     if (dollars is not None and (not dollars.is_finite() or dollars < 0)) or count < 0:
         return None
     return dollars, count
+
+
+def sum_charges(charges: Iterable[tuple[Decimal | None, int]]) -> tuple[Decimal | None, int]:
+    """Charges (dollars or None when unpriced, tokens) summed; dollars None when none had any."""
+    dollars: Decimal | None = None
+    tokens = 0
+    for usd, count in charges:
+        if usd is not None:
+            dollars = usd if dollars is None else dollars + usd
+        tokens += count
+    return dollars, tokens
+
+
+def add_charge(completion: Completion, usd: Decimal | None, tokens: int) -> Completion:
+    """The answer with earlier attempts' charge added to its ``unanswered_usd`` and ``_tokens``."""
+    update: dict[str, object] = {}
+    if usd is not None:
+        update["unanswered_usd"] = (completion.unanswered_usd or 0) + usd
+    if tokens:
+        update["unanswered_tokens"] = (completion.unanswered_tokens or 0) + tokens
+    return completion.model_copy(update=update) if update else completion
